@@ -1,0 +1,33 @@
+# agentorch -- PGXS build.
+#
+#   make && make install       build and install into the PostgreSQL found by pg_config
+#   make unit                  build the PostgreSQL-free core's unit tests (plain + sanitized)
+#   scripts/test.sh            everything the CI runs (see README)
+
+EXTENSION   = agentorch
+EXTVERSION  = 0.1.0
+MODULE_big  = agentorch
+OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c src/core/*.c))
+DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA        = $(wildcard sql/$(EXTENSION)--*--*.sql)
+EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql build
+
+PKGS        = libcurl json-c yaml-0.1 libpcre2-8
+PG_CPPFLAGS = -Isrc -Isrc/core $(shell pkg-config --cflags $(PKGS))
+SHLIB_LINK  = $(shell pkg-config --libs $(PKGS))
+PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(AO_CFLAGS)
+
+PG_CONFIG  ?= pg_config
+PGXS       := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The install script: the editable source plus the JSON Schema documents of
+# schemas/, so the validators read exactly the files in the repository.
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(wildcard schemas/*.schema.json) scripts/gen_schemas_sql.sh
+	{ cat sql/$(EXTENSION).sql; sh scripts/gen_schemas_sql.sh schemas/*.schema.json; } > $@
+
+unit:
+	$(MAKE) -C test/unit
+	$(MAKE) -C test/unit SANITIZE=1
+
+.PHONY: unit

@@ -1,0 +1,70 @@
+/*-------------------------------------------------------------------------
+ *
+ * ao_json_schema.h
+ *	  JSON Schema (draft-07) validation for agentorch's PostgreSQL-free core.
+ *
+ * The validator works directly on json-c trees. Regular expressions
+ * ("pattern", "patternProperties") are compiled with PCRE2 in UTF mode,
+ * without Unicode properties so that \d and \w stay ASCII as in ECMA-262.
+ * "format" is treated as an annotation. Only references inside the schema
+ * document are supported: "#..." JSON pointers, "$id"-named subschemas
+ * (absolute or "#name"), and relative references resolved against "$id"
+ * base URIs; anything that would need fetching another document is a
+ * "remote $ref" and is refused.
+ *
+ * Problems are reported through ao_problem_fn (see ao_core.h): for
+ * ao_json_schema_validate the path is a JSON pointer into the instance,
+ * for ao_json_schema_check a JSON pointer into the schema.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/core/ao_json_schema.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AO_JSON_SCHEMA_H
+#define AO_JSON_SCHEMA_H
+
+#include <stdbool.h>
+
+#include <json-c/json.h>
+
+#include "ao_core.h"
+
+/*
+ * Validation stops descending after this many nested schema evaluations
+ * and reports "schema recursion too deep"; a "$ref" cycle that comes back
+ * to the same schema for the same instance value is reported immediately.
+ */
+#define AO_JSON_SCHEMA_MAX_DEPTH 256
+
+/*
+ * Validate instance against a draft-07 schema. "#..." $refs resolve against
+ * schema (the root). Reports each problem through cb (which may be NULL to
+ * only count) with path = JSON pointer into the instance ("" = root) and a
+ * lower-case message. Returns the number of problems (0 = valid).
+ */
+extern int	ao_json_schema_validate(json_object *schema, json_object *instance,
+									ao_problem_fn cb, void *arg);
+
+/*
+ * Check that a schema is usable: it is an object or boolean, keywords have
+ * the right types, patterns compile, $refs resolve inside the document and
+ * do not form a pure $ref cycle. Remote references are refused with
+ * "remote $ref \"...\" is not supported". path = JSON pointer into the
+ * schema. Returns the number of problems (0 = usable).
+ */
+extern int	ao_json_schema_check(json_object *schema, ao_problem_fn cb, void *arg);
+
+/* Convenience wrapper: true when ao_json_schema_validate finds no problem. */
+extern bool ao_json_schema_is_valid(json_object *schema, json_object *instance);
+
+/*
+ * JSON Schema equality: same type and value, where numbers compare by
+ * mathematical value (1 == 1.0), arrays element-wise and objects
+ * regardless of member order. JSON null may be NULL or a null object.
+ */
+extern bool ao_json_equal(json_object *a, json_object *b);
+
+#endif							/* AO_JSON_SCHEMA_H */
