@@ -214,6 +214,10 @@ js_emit(js_ctx *ctx, const char *path, const char *msg)
 /* Format a message and emit it at the current path. */
 static void
 js_vreport(js_ctx *ctx, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0)));
+
+static void
+js_vreport(js_ctx *ctx, const char *fmt, va_list ap)
 {
 	va_list		ap2;
 	int			n;
@@ -755,13 +759,16 @@ ao_json_equal(json_object *a, json_object *b)
 			{
 				if (json_object_object_length(a) != json_object_object_length(b))
 					return false;
-				json_object_object_foreach(a, key, val)
 				{
-					json_object *other;
+					/* the iteration macro declares variables: give it a block */
+					json_object_object_foreach(a, key, val)
+					{
+						json_object *other;
 
-					if (!json_object_object_get_ex(b, key, &other) ||
-						!ao_json_equal(val, other))
-						return false;
+						if (!json_object_object_get_ex(b, key, &other) ||
+							!ao_json_equal(val, other))
+							return false;
+					}
 				}
 				return true;
 			}
@@ -1172,12 +1179,14 @@ js_collect(js_ctx *ctx, json_object *node, const char *base, int depth)
 
 		if (!json_object_is_type(map, json_type_object))
 			continue;
-		json_object_object_foreach(map, key, sub)
 		{
-			size_t		mark = js_path_push(ctx, maps[k], key);
+			json_object_object_foreach(map, key, sub)
+			{
+				size_t		mark = js_path_push(ctx, maps[k], key);
 
-			js_collect(ctx, sub, base, depth + 1);
-			ao_buf_truncate(&ctx->path, mark);
+				js_collect(ctx, sub, base, depth + 1);
+				ao_buf_truncate(&ctx->path, mark);
+			}
 		}
 	}
 }
@@ -1880,11 +1889,13 @@ js_validate_object(js_ctx *ctx, json_object *schema, json_object *inst,
 				JS_STEP(false);
 				continue;
 			}
-			json_object_object_foreach(inst, key, val)
 			{
-				/* re stays valid: regexes are individually allocated */
-				if (js_regex_match(ctx, re, key, strlen(key)) == 1)
-					JS_STEP(js_validate_member(ctx, sub, key, val, base));
+				json_object_object_foreach(inst, key, val)
+				{
+					/* re stays valid: regexes are individually allocated */
+					if (js_regex_match(ctx, re, key, strlen(key)) == 1)
+						JS_STEP(js_validate_member(ctx, sub, key, val, base));
+				}
 			}
 		}
 	}
@@ -2540,8 +2551,10 @@ js_check_node(js_ctx *ctx, json_object *node, const char *base, int depth)
 			js_check_fail_at(ctx, maps[k], "%s must be an object", maps[k]);
 			continue;
 		}
-		json_object_object_foreach(kw, key, sub)
-			js_check_sub(ctx, sub, maps[k], key, NULL, base, depth);
+		{
+			json_object_object_foreach(kw, key, sub)
+				js_check_sub(ctx, sub, maps[k], key, NULL, base, depth);
+		}
 	}
 
 	if (json_object_object_get_ex(node, "patternProperties", &kw))

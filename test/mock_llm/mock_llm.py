@@ -24,6 +24,7 @@ import struct
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -350,6 +351,7 @@ class Req:
         self.tools = []              # [(name, schema)]
         self.forced_tool = None      # name when a specific tool is forced
         self.tool_required = False
+        self.tools_disabled = False   # tool_choice none
         self.structured = False
         self.schema = None
         self.max_tokens = None
@@ -365,7 +367,7 @@ class Req:
             self._parse_openai(body, msgs)
         else:
             self._parse_anthropic(body, msgs)
-        self.has_tools = bool(self.tools)
+        self.has_tools = bool(self.tools) and not self.tools_disabled
         if self.forced_tool:
             self.tool_required = True
             self.structured = True
@@ -387,6 +389,8 @@ class Req:
         tc = body.get("tool_choice", body.get("function_call"))
         if tc == "required":
             self.tool_required = True
+        elif tc == "none":
+            self.tools_disabled = True
         elif isinstance(tc, dict):
             fn = tc.get("function") if isinstance(tc.get("function"), dict) else tc
             if isinstance(fn.get("name"), str):
@@ -424,6 +428,8 @@ class Req:
                 self.forced_tool = tc["name"]
             elif tc.get("type") == "any":
                 self.tool_required = True
+            elif tc.get("type") == "none":
+                self.tools_disabled = True
         of = body.get("output_format")
         if not isinstance(of, dict) and isinstance(body.get("output_config"), dict):
             of = body["output_config"].get("format")
@@ -696,7 +702,7 @@ class State:
                 "by_provider": {}, "concurrent_current": getattr(self, "stats", {}).get("concurrent_current", 0),
                 "concurrent_max": 0, "faults_injected": 0, "faults_by_kind": {},
                 "streams_started": 0, "streams_completed": 0, "client_disconnects": 0,
-                "auth_failures": 0, "bad_requests": 0,
+                "auth_failures": 0, "bad_requests": 0, "internal_errors": 0,
                 "last_request_had_key": None, "last_auth_header": None,
                 "last_model": None, "last_rule": None, "resets": getattr(self, "stats", {}).get("resets", -1) + 1,
             }
@@ -760,6 +766,9 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "mock-llm/" + VERSION
     sys_version = ""
     timeout = 300  # idle keep-alive connections are closed after this
+
+    def version_string(self):
+        return self.server_version
 
     # quiet by default; never logs headers (so never an API key)
     def log_message(self, fmt, *args):
@@ -961,6 +970,15 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except StreamDone:
             pass
+        except Exception as e:  # a bug in the mock: say so loudly, keep serving
+            st.bump("internal_errors")
+            traceback.print_exc()
+            self.close_connection = True
+            if self._status is None:
+                try:
+                    self._error(500, "mock_llm internal error: %s: %s" % (type(e).__name__, e))
+                except ClientGone:
+                    pass
         finally:
             if api:
                 st.leave()
@@ -1159,11 +1177,14 @@ class Handler(BaseHTTPRequestHandler):
                 self._anthropic_stream(req, plan, opts)
             st.bump("streams_completed")
         else:
+            raw = {}
             if req.provider == "openai":
                 obj = self._openai_body(req, plan)
             else:
-                obj = self._anthropic_body(req, plan)
+                obj = self._anthropic_body(req, plan, raw)
             body = dumps(obj)
+            for placeholder, text in raw.items():   # Anthropic tool input that is not JSON
+                body = body.replace(placeholder, text)
             if fkind == "invalid_json" and not plan.used_broken:
                 body = body[:max(1, len(body) * 2 // 3)]
             data = body.encode("utf-8")
@@ -1268,25 +1289,27 @@ class Handler(BaseHTTPRequestHandler):
         self._end_chunks()
 
     # ---------------- Anthropic wire format
-    def _anthropic_blocks(self, plan):
+    def _anthropic_blocks(self, plan, raw):
         blocks = []
         if plan.pieces or not plan.tool_calls:
             blocks.append({"type": "text", "text": plan.text})
-        for t in plan.tool_calls:
+        for i, t in enumerate(plan.tool_calls):
             try:
                 inp = json.loads(t["args"]) if t["args"] else {}
             except json.JSONDecodeError:
-                inp = None  # only reachable with invalid_json; caller breaks the body anyway
+                # invalid_json / json_text: splice the broken text in verbatim later
+                inp = "@@MOCK_RAW_INPUT_%d@@" % i
+                raw[dumps(inp)] = t["args"]
             blocks.append({"type": "tool_use", "id": t["id"], "name": t["name"], "input": inp})
         return blocks
 
-    def _anthropic_body(self, req, plan):
+    def _anthropic_body(self, req, plan, raw):
         return {
             "id": "msg_mock%06d" % self.state.next_id(),
             "type": "message",
             "role": "assistant",
             "model": plan.model,
-            "content": self._anthropic_blocks(plan),
+            "content": self._anthropic_blocks(plan, raw),
             "stop_reason": FINISH_TO_ANTHROPIC.get(plan.finish, plan.finish),
             "stop_sequence": None,
             "usage": {"input_tokens": plan.prompt_tokens, "output_tokens": plan.completion_tokens,

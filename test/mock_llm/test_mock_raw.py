@@ -640,6 +640,12 @@ def t_fault_malformed(p):
     datas = [json.loads(e["data"]) for e in sse_events(r.body)]
     pj = "".join(d["delta"]["partial_json"] for d in datas if d["type"] == "content_block_delta")
     T.ok(not _is_json(pj) and datas[-1]["type"] == "message_stop", "invalid_json + Anthropic forced tool: partial_json assembles to broken JSON")
+    r = req(p, "POST", AN_PATH, an_body("analyse", tools=[tool], tool_choice={"type": "tool", "name": "emit_analysis"}),
+            {"X-Mock-Fault": "invalid_json"})
+    T.ok(r.status == 200 and not _is_json(r.body.decode()) and b'"input":{"summary":' in r.body,
+         "invalid_json + Anthropic forced tool (non-stream): body broken inside the tool_use input", r.body[-120:])
+    r = req(p, "POST", OA_PATH, oa_body("weather?", tools=[WEATHER_TOOL_OA], tool_choice="none"))
+    T.ok(r.json()["choices"][0]["message"]["content"].startswith("Echo:"), "tool_choice none: has_tools rules do not match")
     r = req(p, "POST", OA_PATH, oa_body("x"), {"X-Mock-Scenario": "broken_json"})
     T.ok(not _is_json(r.json()["choices"][0]["message"]["content"]), "json_text reply can script broken JSON directly")
     r = req(p, "POST", OA_PATH, oa_body("please say hello", stream=True), {"X-Mock-Fault": "stream_error"})
@@ -846,6 +852,7 @@ def main():
             run(name, fn, p)
     finally:
         m.stop()
+    T.ok("Traceback" not in "".join(m.err), "mock stderr has no tracebacks after all wire tests", "".join(m.err)[-3000:])
     run("auth", t_auth)
     run("strict_demo", t_strict_and_demo)
     run("load", t_load)

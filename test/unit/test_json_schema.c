@@ -290,6 +290,13 @@ test_strings(void)
 		   "$ matches only at the very end (ECMA-262)");
 	VALID("{\"pattern\":\"^a\\u0000b$\"}", "\"a\\u0000b\"", "pattern and subject with NUL");
 	VALID("{\"pattern\":\"^[a-z]+$\"}", "42", "pattern ignores non-strings");
+	VALID("{\"pattern\":\"a\"}", "\"\xff\xfe" "a\"", "invalid UTF-8 subject is searched safely");
+	EXPECT("{\"pattern\":\"^.a$\"}", "\"\xff" "a\"", "[] does not match pattern \"^.a$\"",
+		   "invalid UTF-8 never matches \".\"");
+	EXPECT("{\"pattern\":\"\xff\"}", "\"x\"",
+		   "[] invalid regular expression \"\xff\" in pattern: "
+		   "UTF-8 error: illegal byte (0xfe or 0xff) at offset 0",
+		   "invalid UTF-8 pattern is reported");
 	EXPECT("{\"pattern\":\"(\"}", "\"x\"",
 		   "[] invalid regular expression \"(\" in pattern: "
 		   "missing closing parenthesis at offset 1",
