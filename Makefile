@@ -21,10 +21,12 @@ PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# The install script: the editable source plus the JSON Schema documents of
+# The install script: the editable sources (data model, state layer, run
+# API) plus the JSON Schema documents of
 # schemas/, so the validators read exactly the files in the repository.
-sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(wildcard schemas/*.schema.json) scripts/gen_schemas_sql.sh
-	{ cat sql/$(EXTENSION).sql; sh scripts/gen_schemas_sql.sh schemas/*.schema.json; } > $@
+INSTALL_SOURCES = sql/$(EXTENSION).sql sql/$(EXTENSION)_state.sql sql/$(EXTENSION)_api.sql
+sql/$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_SOURCES) $(wildcard schemas/*.schema.json) scripts/gen_schemas_sql.sh
+	{ cat $(INSTALL_SOURCES); sh scripts/gen_schemas_sql.sh schemas/*.schema.json; } > $@
 
 unit:
 	$(MAKE) -C test/unit

@@ -121,8 +121,10 @@ CREATE TABLE agentorch.runs (
     prompt_tokens     bigint NOT NULL DEFAULT 0,
     completion_tokens bigint NOT NULL DEFAULT 0,
     cost              numeric NOT NULL DEFAULT 0,
+    compensating      boolean NOT NULL DEFAULT false,
     last_chunk_seq    bigint NOT NULL DEFAULT 0,
     last_event_seq    bigint NOT NULL DEFAULT 0,
+    last_checkpoint   bigint NOT NULL DEFAULT 0,
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
     started_at        timestamptz,
     finished_at       timestamptz,
@@ -145,6 +147,8 @@ CREATE TABLE agentorch.steps (
     priority          int NOT NULL DEFAULT 0,
     attempt           int NOT NULL DEFAULT 0,
     max_attempts      int NOT NULL DEFAULT 1 CHECK (max_attempts >= 1),
+    network           boolean NOT NULL DEFAULT false,  -- llm / http: leased, never in a transaction
+    item              jsonb,                           -- loop iteration value (${item})
     input             jsonb,
     output            jsonb,
     error             jsonb,
@@ -163,7 +167,7 @@ CREATE TABLE agentorch.steps (
     PRIMARY KEY (run_id, step_id)
 );
 -- The claim query's index: ready steps by priority, then not_before.
-CREATE INDEX steps_ready ON agentorch.steps (priority DESC, not_before NULLS FIRST)
+CREATE INDEX steps_ready ON agentorch.steps (network, priority DESC, not_before NULLS FIRST)
     WHERE status = 'ready';
 -- Lease recovery: running steps whose lease expired.
 CREATE INDEX steps_leased ON agentorch.steps (lease_until) WHERE status = 'running';

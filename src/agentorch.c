@@ -18,18 +18,25 @@
  */
 #include "agentorch.h"
 
+#include <limits.h>
+
 #include "miscadmin.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
 
 int			ao_max_definition_size = 1024 * 1024;
+int			ao_loop_max_iterations = 100;
+int			ao_retry_max_attempts = 3;
+char	   *ao_http_allowed_hosts = NULL;
+int			ao_chunk_buffer_size = 64;
+int			ao_flush_interval_ms = 10;
 
 void		_PG_init(void);
 
 /*
- * Define the settings. Nothing here may fail after a partial registration:
- * GUC definitions are idempotent per backend.
+ * Define the settings; under shared_preload_libraries also request shared
+ * memory and register the launcher (worker.c).
  */
 void
 _PG_init(void)
@@ -45,5 +52,79 @@ _PG_init(void)
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("agentorch.max_workers",
+							"Executor processes per database (each takes a max_worker_processes slot).",
+							NULL, &ao_max_workers, 2, 1, 16, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("agentorch.databases",
+							   "Databases served by executors (comma-separated); empty means every database with the extension.",
+							   NULL, &ao_databases, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.poll_interval",
+							"Longest an idle executor sleeps before looking for work (a safety net; executors are woken at commit).",
+							NULL, &ao_poll_interval_ms, 1000, 10, 60000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.launcher_naptime",
+							"How often the launcher looks for new databases.",
+							NULL, &ao_launcher_naptime_ms, 10000, 100, 3600000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.batch_size",
+							"Steps an executor claims and completes per transaction.",
+							NULL, &ao_batch_size, 64, 1, 10000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.lease",
+							"Lease of a network step; a step whose lease expires is retried.",
+							NULL, &ao_lease_ms, 30000, 100, 86400000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.step_timeout",
+							"Default step timeout (0 = none); a step's or tool's own timeout wins.",
+							NULL, &ao_step_timeout_ms, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.query_timeout",
+							"Statement timeout of the built-in database.query tool.",
+							NULL, &ao_query_timeout_ms, 30000, 1, INT_MAX, PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.max_result_rows",
+							"Most rows a sql tool or database.query may return.",
+							NULL, &ao_max_result_rows, 10000, 1, 10000000, PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.loop_max_iterations",
+							"Default max_iterations of loop steps.",
+							NULL, &ao_loop_max_iterations, 100, 1, 1000000, PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.retry_max_attempts",
+							"Default attempts of a step (a step's or tool's retry.max_attempts wins).",
+							NULL, &ao_retry_max_attempts, 3, 1, 100, PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.retry_initial_backoff",
+							"Delay before the second attempt of a step.",
+							NULL, &ao_retry_initial_ms, 100, 0, 3600000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomRealVariable("agentorch.retry_multiplier",
+							 "Growth of the retry delay per attempt.",
+							 NULL, &ao_retry_multiplier, 2.0, 1.0, 100.0, PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.retry_max_backoff",
+							"Longest retry delay.",
+							NULL, &ao_retry_max_ms, 10000, 0, 86400000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomRealVariable("agentorch.retry_jitter",
+							 "Fraction of a retry delay drawn at random (0..1).",
+							 NULL, &ao_retry_jitter, 0.2, 0.0, 1.0, PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomStringVariable("agentorch.http_allowed_hosts",
+							   "Hosts (host or host:port, comma-separated) http tools may call; empty means none.",
+							   NULL, &ao_http_allowed_hosts, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.chunk_buffer_size",
+							"Chunks buffered before a flush of streamed output.",
+							NULL, &ao_chunk_buffer_size, 64, 1, 100000, PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.flush_interval",
+							"Longest time streamed chunks wait before they are written; at most one NOTIFY per run per interval.",
+							NULL, &ao_flush_interval_ms, 10, 1, 10000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("agentorch");
+
+	if (process_shared_preload_libraries_in_progress)
+		ao_worker_init();
+	else
+		ao_worker_init_backend();
 }

@@ -18,7 +18,9 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "nodes/pg_list.h"
 #include "utils/jsonb.h"
+#include "utils/palloc.h"
 
 /*
  * PostgreSQL declares a SQL-callable C function named json_object (in
@@ -36,8 +38,26 @@
 
 #include "ao_core.h"
 
-/* settings (agentorch.c) */
+/* settings (agentorch.c defines them; the owning file is named) */
 extern int	ao_max_definition_size;
+extern int	ao_loop_max_iterations;
+extern int	ao_max_workers;			/* worker.c */
+extern char *ao_databases;
+extern int	ao_poll_interval_ms;
+extern int	ao_launcher_naptime_ms;
+extern int	ao_batch_size;			/* executor.c */
+extern int	ao_lease_ms;
+extern int	ao_step_timeout_ms;
+extern int	ao_query_timeout_ms;
+extern int	ao_max_result_rows;
+extern int	ao_retry_initial_ms;
+extern double ao_retry_multiplier;
+extern int	ao_retry_max_ms;
+extern double ao_retry_jitter;
+extern int	ao_retry_max_attempts;
+extern char *ao_http_allowed_hosts;
+extern int	ao_chunk_buffer_size;
+extern int	ao_flush_interval_ms;
 
 /*
  * json-c bridge (pg_json.c). json-c objects are malloc'd; every object the
@@ -76,5 +96,39 @@ extern ao_problems *ao_workflow_problems(Jsonb *definition, json_object **normal
 /* graph rendering (api_graph.c) */
 extern text *ao_render_graph(const char *definition, const char *title, const char *format,
 							 const char *(*status) (void *arg, const char *step_id), void *arg);
+
+/* templates (template_pg.c) */
+extern Jsonb *ao_render_jsonb(Jsonb *tmpl, Jsonb *context);
+
+/* tools (runner_tool.c) */
+typedef struct AoTool
+{
+	char	   *name;
+	char	   *kind;			/* sql, function, http, builtin */
+	json_object *spec;
+	json_object *input_schema;	/* NULL when none */
+	json_object *policy;		/* NULL when none */
+} AoTool;
+
+extern AoTool *ao_lookup_tool(const char *name);
+extern Jsonb *ao_run_tool_as_owner(AoTool *t, Jsonb *input, MemoryContext into);
+
+/* executor (executor.c) */
+extern void ao_executor_startup(int index);
+extern int	ao_process_ready_steps(int max, Oid only_role, List **runs);
+extern void ao_notify_runs(List *runs);
+extern int	ao_executor_run_batch(Oid only_role, long *sleep_ms);
+extern void ao_executor_maintenance(void);
+
+/* workers and shared state (worker.c) */
+extern void ao_worker_init(void);
+extern void ao_worker_init_backend(void);
+extern bool ao_shmem_ready(void);
+extern void ao_wake_at_commit(void);
+extern void ao_wait_for_progress(long timeout_ms);
+extern void ao_announce_progress(bool wake_siblings);
+extern void ao_count_steps(uint64 done, uint64 failed);
+extern void ao_shared_metrics(uint64 *steps_done, uint64 *steps_failed, uint64 *commits,
+							  int *executors);
 
 #endif							/* AGENTORCH_H */

@@ -39,7 +39,13 @@ static const struct
 	{NULL, NULL}
 };
 
-/* Append text escaped for a quoted Mermaid label (quotes and markup). */
+/*
+ * Append text escaped for a quoted Mermaid label. Mermaid decodes "#name;"
+ * and "#123;" entity codes and then shows the label as HTML, so besides
+ * the quote that would end the string, '#' (else "#quot;" in the text
+ * would turn into a quote), '&' (else "&lt;" would turn into "<") and the
+ * markup characters are written as entity codes.
+ */
 static void
 append_mermaid_text(ao_buf *out, const char *s)
 {
@@ -49,6 +55,12 @@ append_mermaid_text(ao_buf *out, const char *s)
 		{
 			case '"':
 				ao_buf_append(out, "#quot;");
+				break;
+			case '#':
+				ao_buf_append(out, "#35;");
+				break;
+			case '&':
+				ao_buf_append(out, "#amp;");
 				break;
 			case '<':
 				ao_buf_append(out, "#lt;");

@@ -20,6 +20,7 @@
  */
 #include "ao_workflow.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,13 @@ ao_workflow_normalize(json_object *def, const char **base_path)
 	json_object *body;
 	json_object *steps;
 
+	/* a JSON null document is NULL in json-c, which deep copy refuses */
+	if (def == NULL)
+	{
+		if (base_path)
+			*base_path = "";
+		return NULL;
+	}
 	if (json_object_deep_copy(def, &copy, NULL) != 0)
 		abort();
 	body = ao_workflow_body(copy);
@@ -343,13 +351,18 @@ forward_problem(void *arg, const char *path, const char *message)
 	problem((check_ctx *) arg, path, message);
 }
 
-/* A branch target must be a top-level step other than the branch itself. */
+/*
+ * A branch target must be a top-level step other than the branch itself,
+ * and only a top-level branch can choose: the implicit edge from a nested
+ * branch would make a top-level step depend on a nested one.
+ */
 static void
 check_branch_target(void *arg, const char *path, const char *target)
 {
 	edge_ctx   *e = arg;
 	check_ctx  *ctx = e->check;
 	int			t = ao_wf_steps_find(e->steps, target);
+	const ao_wf_step *b = &e->steps->steps[e->branch];
 	ao_buf		m;
 
 	ao_buf_init(&m);
@@ -360,6 +373,9 @@ check_branch_target(void *arg, const char *path, const char *target)
 	else if (e->steps->steps[t].parent >= 0)
 		ao_buf_printf(&m, "branch target \"%s\" is a nested step; choose its top-level parent instead",
 					  target);
+	else if (b->parent >= 0)
+		ao_buf_printf(&m, "branch \"%s\" is a nested step and cannot choose \"%s\"; only a top-level branch can choose steps",
+					  b->id, target);
 	if (m.len)
 		problem(ctx, path, m.data);
 	ao_buf_free(&m);
@@ -573,6 +589,7 @@ ao_workflow_check(json_object *normalized, json_object *schema,
 	for (size_t i = 0; i < ctx.steps.n; i++)
 	{
 		ao_wf_step *s = &ctx.steps.steps[i];
+		json_object *v;
 
 		ctx.nodes[i].id = s->id;
 		ctx.nodes[i].deps = s->deps;
@@ -586,15 +603,26 @@ ao_workflow_check(json_object *normalized, json_object *schema,
 			problem(&ctx, p.data,
 					"a nested step cannot declare depends_on; it starts with its parent");
 		}
-		for (size_t d = 0; d < s->ndeps && s->parent < 0; d++)
+		/*
+		 * Only the declared depends_on: s->deps also holds the implicit
+		 * branch edges, which have no path (check_branch_target reports a
+		 * nested branch).
+		 */
+		if (s->parent < 0 && json_object_object_get_ex(s->obj, "depends_on", &v) &&
+			json_object_is_type(v, json_type_array))
 		{
-			int			t = ao_wf_steps_find(&ctx.steps, s->deps[d]);
-
-			if (t >= 0 && ctx.steps.steps[t].parent >= 0)
+			for (size_t d = 0; d < json_object_array_length(v); d++)
 			{
-				ao_buf_reset(&p);
-				ao_buf_printf(&p, "%s/depends_on/%zu", s->path, d);
-				problem(&ctx, p.data, "cannot depend on a nested step; depend on its top-level parent instead");
+				json_object *dep = json_object_array_get_idx(v, d);
+				int			t = json_object_is_type(dep, json_type_string) ?
+					ao_wf_steps_find(&ctx.steps, json_object_get_string(dep)) : -1;
+
+				if (t >= 0 && ctx.steps.steps[t].parent >= 0)
+				{
+					ao_buf_reset(&p);
+					ao_buf_printf(&p, "%s/depends_on/%zu", s->path, d);
+					problem(&ctx, p.data, "cannot depend on a nested step; depend on its top-level parent instead");
+				}
 			}
 		}
 		if (s->type && strcmp(s->type, "branch") == 0)
@@ -640,33 +668,51 @@ ao_workflow_check(json_object *normalized, json_object *schema,
 	return ctx.problems;
 }
 
-/* See ao_workflow.h. */
+/*
+ * See ao_workflow.h. A string must match the schema's duration grammar,
+ * [0-9]+(.[0-9]+)?(ms|s|m|h), checked here before strtod, which alone would
+ * also take signs, spaces, exponents, hex, "inf" and "nan".
+ */
 double
 ao_duration_ms(json_object *value)
 {
 	const char *s;
-	char	   *end;
+	const char *p;
+	double		unit;
 	double		n;
 
 	if (json_object_is_type(value, json_type_int) ||
 		json_object_is_type(value, json_type_double))
 	{
-		n = json_object_get_double(value);
-		return n < 0 ? -1 : n * 1000.0;
+		n = json_object_get_double(value) * 1000.0;
+		return (n >= 0 && isfinite(n)) ? n : -1;
 	}
 	if (!json_object_is_type(value, json_type_string))
 		return -1;
 	s = json_object_get_string(value);
-	n = strtod(s, &end);
-	if (end == s || n < 0)
+	for (p = s; *p >= '0' && *p <= '9'; p++)
+		;
+	if (p == s)
 		return -1;
-	if (strcmp(end, "ms") == 0)
-		return n;
-	if (strcmp(end, "s") == 0)
-		return n * 1000.0;
-	if (strcmp(end, "m") == 0)
-		return n * 60000.0;
-	if (strcmp(end, "h") == 0)
-		return n * 3600000.0;
-	return -1;
+	if (*p == '.')
+	{
+		const char *frac = ++p;
+
+		for (; *p >= '0' && *p <= '9'; p++)
+			;
+		if (p == frac)
+			return -1;
+	}
+	if (strcmp(p, "ms") == 0)
+		unit = 1.0;
+	else if (strcmp(p, "s") == 0)
+		unit = 1000.0;
+	else if (strcmp(p, "m") == 0)
+		unit = 60000.0;
+	else if (strcmp(p, "h") == 0)
+		unit = 3600000.0;
+	else
+		return -1;
+	n = strtod(s, NULL) * unit;
+	return isfinite(n) ? n : -1;
 }

@@ -1,0 +1,860 @@
+-- agentorch_state.sql -- the state layer: run and step transitions.
+--
+-- Part of the install script (the Makefile concatenates it after
+-- agentorch.sql). These functions are the only code that changes run
+-- state. Every transition writes its event row (and a status chunk) in the
+-- same transaction, so a transition is never half-done; the callers (the
+-- executor, the SQL API) commit. They run as the extension owner: EXECUTE
+-- is revoked from PUBLIC at the end of this file, and the C API functions
+-- switch to the owner before calling them.
+--
+-- Lock order, which keeps workers, cancel and submit_input deadlock-free:
+-- executors claim ready steps with SKIP LOCKED (never waiting) and then
+-- lock the run row (agentorch._lock_run), several runs in id order.
+-- Everything else locks the run row first, and touches rows of steps that
+-- may be ready (and so claimed by an executor) only with SKIP LOCKED: a
+-- claimed step is settled by its executor once it holds the run lock.
+--
+-- Step states (see src/README.md for the diagram):
+--   pending -> ready -> running -> succeeded | failed | skipped | cancelled
+--   ready -> waiting (user_input) -> succeeded | failed | cancelled
+--   running -> ready (retry with not_before, or an expired lease)
+--   succeeded -> compensated (saga compensation after a run failure)
+
+-------------------------------------------------------------------------------
+-- Sequences, events, chunks, notifications
+-------------------------------------------------------------------------------
+
+-- Lock a run's row for the rest of the transaction; returns its status.
+CREATE FUNCTION agentorch._lock_run(p_run bigint) RETURNS agentorch.run_status
+LANGUAGE sql AS $$
+    SELECT status FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run FOR UPDATE
+$$;
+
+-- Append an event with the run's next event seq.
+CREATE FUNCTION agentorch._event(p_run bigint, p_step text, p_kind text, p_data jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE sql AS $$
+    WITH s AS (
+        UPDATE agentorch.runs SET last_event_seq = last_event_seq OPERATOR(pg_catalog.+) 1
+        WHERE id OPERATOR(pg_catalog.=) p_run RETURNING last_event_seq)
+    INSERT INTO agentorch.events (run_id, seq, kind, step_id, data)
+    SELECT p_run, s.last_event_seq, p_kind, p_step, p_data FROM s
+    RETURNING seq
+$$;
+
+-- Append a chunk with the run's next chunk seq (gap-free: the seq counter
+-- lives on the run row, updated under its lock).
+CREATE FUNCTION agentorch._chunk(p_run bigint, p_step text, p_attempt int,
+                                 p_kind agentorch.chunk_kind, p_content text, p_data jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE sql AS $$
+    WITH s AS (
+        UPDATE agentorch.runs SET last_chunk_seq = last_chunk_seq OPERATOR(pg_catalog.+) 1
+        WHERE id OPERATOR(pg_catalog.=) p_run RETURNING last_chunk_seq)
+    INSERT INTO agentorch.chunks (run_id, seq, step_id, attempt, kind, content, data)
+    SELECT p_run, s.last_chunk_seq, p_step, COALESCE(p_attempt, 0), p_kind, p_content, p_data FROM s
+    RETURNING seq
+$$;
+
+-- A status chunk and an event for one step transition.
+CREATE FUNCTION agentorch._step_transition(p_run bigint, p_step text, p_status agentorch.step_status,
+                                           p_attempt int, p_event text, p_data jsonb DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM agentorch._event(p_run, p_step, p_event, p_data);
+    PERFORM agentorch._chunk(p_run, p_step, p_attempt, 'status', p_step || ': ' || p_status::text,
+                             pg_catalog.jsonb_build_object('step_id', p_step, 'status', p_status,
+                                                           'attempt', p_attempt)
+                             OPERATOR(pg_catalog.||) COALESCE(p_data, '{}'));
+END
+$$;
+
+-- NOTIFY agentorch_run_<id> once: the payload names the last chunk seq and
+-- carries its content when it fits under the NOTIFY limit. Called once per
+-- run per transaction by whoever commits the transition (coalescing).
+CREATE FUNCTION agentorch._notify_run(p_run bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    c record;
+    payload text;
+BEGIN
+    SELECT ch.seq, ch.kind, ch.content INTO c
+    FROM agentorch.runs r JOIN agentorch.chunks ch
+      ON ch.run_id OPERATOR(pg_catalog.=) r.id AND ch.seq OPERATOR(pg_catalog.=) r.last_chunk_seq
+    WHERE r.id OPERATOR(pg_catalog.=) p_run;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    payload := pg_catalog.jsonb_build_object('run_id', p_run, 'seq', c.seq, 'kind', c.kind,
+                                             'content', c.content)::text;
+    IF pg_catalog.octet_length(payload) OPERATOR(pg_catalog.>) 7900 THEN
+        payload := pg_catalog.jsonb_build_object('run_id', p_run, 'seq', c.seq, 'kind', c.kind,
+                                                 'truncated', true)::text;
+    END IF;
+    PERFORM pg_catalog.pg_notify('agentorch_run_' OPERATOR(pg_catalog.||) p_run, payload);
+END
+$$;
+
+-- Lifecycle notification on agentorch_events.
+CREATE FUNCTION agentorch._notify_lifecycle(p_run bigint, p_event text, p_status agentorch.run_status)
+RETURNS void LANGUAGE sql AS $$
+    SELECT pg_catalog.pg_notify('agentorch_events',
+        pg_catalog.jsonb_build_object('run_id', p_run, 'event', p_event, 'status', p_status)::text)
+$$;
+
+-------------------------------------------------------------------------------
+-- Context of templates and conditions
+-------------------------------------------------------------------------------
+
+-- {input, memory, steps: {<id>: {output, status, error}}} of a run, plus
+-- item/index inside a loop iteration. Loop iterations are not steps of
+-- their own in the context; their loop's output is the array.
+CREATE FUNCTION agentorch._context(p_run bigint, p_item jsonb DEFAULT NULL, p_index int DEFAULT NULL)
+RETURNS jsonb LANGUAGE sql STABLE AS $$
+    SELECT pg_catalog.jsonb_build_object(
+        'input', r.input, 'memory', r.memory,
+        'steps', COALESCE((SELECT pg_catalog.jsonb_object_agg(s.step_id,
+                                    pg_catalog.jsonb_build_object('output', s.output, 'status', s.status,
+                                                                  'error', s.error))
+                           FROM agentorch.steps s
+                           WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.iteration IS NULL), '{}'))
+        OPERATOR(pg_catalog.||) CASE WHEN p_index IS NULL THEN '{}'::jsonb
+                ELSE pg_catalog.jsonb_build_object('item', p_item, 'index', p_index) END
+    FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) p_run
+$$;
+
+-------------------------------------------------------------------------------
+-- Materialization
+-------------------------------------------------------------------------------
+
+-- Is a step spec network work (llm, or a tool of kind http)?
+CREATE FUNCTION agentorch._is_network(p_spec jsonb) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT p_spec->>'type' OPERATOR(pg_catalog.=) 'llm'
+        OR (p_spec->>'type' OPERATOR(pg_catalog.=) 'tool' AND EXISTS (
+                SELECT 1 FROM agentorch.tools t
+                WHERE t.name OPERATOR(pg_catalog.=) (p_spec->>'tool') AND t.kind OPERATOR(pg_catalog.=) 'http'))
+$$;
+
+-- Attempts a step may make: step retry, else tool policy, else the setting.
+CREATE FUNCTION agentorch._max_attempts(p_spec jsonb) RETURNS int
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE((p_spec->'retry'->>'max_attempts')::int,
+                    (SELECT (t.policy->'retry'->>'max_attempts')::int FROM agentorch.tools t
+                     WHERE t.name OPERATOR(pg_catalog.=) (p_spec->>'tool')),
+                    pg_catalog.current_setting('agentorch.retry_max_attempts')::int)
+$$;
+
+-- Insert the top-level steps of a (normalised) workflow body. Branch
+-- targets get an implicit dependency on their branch. Workflow defaults
+-- (retry, timeout, model) are merged into each step's spec.
+CREATE FUNCTION agentorch._materialize(p_run bigint, p_body jsonb, p_priority int) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO agentorch.steps (run_id, step_id, kind, spec, depends_on, ord, priority,
+                                 max_attempts, network)
+    SELECT p_run, e.s->>'id', (e.s->>'type')::agentorch.step_kind, e.spec,
+           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(COALESCE(e.s->'depends_on', '[]')))
+           OPERATOR(pg_catalog.||)
+           ARRAY(SELECT b->>'id' FROM pg_catalog.jsonb_array_elements(p_body->'steps') b
+                 WHERE b->>'type' OPERATOR(pg_catalog.=) 'branch'
+                   AND (pg_catalog.jsonb_path_exists(b, '$.cases[*].then[*] ? (@ == $id)',
+                                                     pg_catalog.jsonb_build_object('id', e.s->>'id'))
+                        OR COALESCE(b->'else', '[]') OPERATOR(pg_catalog.?) (e.s->>'id'))),
+           e.ord::int, p_priority, agentorch._max_attempts(e.spec), agentorch._is_network(e.spec)
+    FROM (SELECT s, ord, COALESCE(p_body->'defaults', '{}') OPERATOR(pg_catalog.||) s AS spec
+          FROM pg_catalog.jsonb_array_elements(p_body->'steps') WITH ORDINALITY AS x(s, ord)) e
+$$;
+
+-- Create a run and its steps; returns the run id. For an idempotency key
+-- already used by this owner, returns the existing run instead.
+CREATE FUNCTION agentorch._create_run(p_owner oid, p_orchestration agentorch.orchestration_type,
+                                      p_workflow text, p_version int, p_hash text, p_body jsonb,
+                                      p_input jsonb, p_options jsonb, p_selection jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_run bigint;
+    v_key text := p_options->>'idempotency_key';
+    v_priority int := COALESCE((p_options->>'priority')::int, 0);
+BEGIN
+    INSERT INTO agentorch.runs (orchestration, status, workflow_name, workflow_version, definition_hash,
+                                selection, input, options, priority, owner, idempotency_key,
+                                trace_id, started_at, deadline, memory, parent_id)
+    VALUES (p_orchestration, 'running', p_workflow, p_version, p_hash, p_selection, p_input, p_options,
+            v_priority, p_owner, v_key, p_options->>'traceparent', pg_catalog.now(),
+            pg_catalog.now() OPERATOR(pg_catalog.+) (p_options->>'timeout')::interval,
+            COALESCE(p_body->'memory', '{}'), (p_options->>'parent_id')::bigint)
+    ON CONFLICT (owner, idempotency_key) DO NOTHING
+    RETURNING id INTO v_run;
+    IF v_run IS NULL THEN
+        SELECT id INTO v_run FROM agentorch.runs
+        WHERE owner OPERATOR(pg_catalog.=) p_owner AND idempotency_key OPERATOR(pg_catalog.=) v_key;
+        RETURN v_run;
+    END IF;
+
+    IF p_orchestration OPERATOR(pg_catalog.=) 'simple' THEN
+        PERFORM agentorch._materialize(v_run, pg_catalog.jsonb_build_object('steps',
+            pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                'id', 'main', 'type', 'llm',
+                'prompt', p_input->'prompt', 'system', p_input->'system', 'messages', p_input->'messages',
+                'model', COALESCE(p_input->'model', p_options->'model'),
+                'response_schema', p_input->'response_schema', 'tools', p_input->'tools')))), v_priority);
+    ELSE
+        PERFORM agentorch._materialize(v_run, p_body, v_priority);
+    END IF;
+
+    PERFORM agentorch._event(v_run, NULL, 'run_started',
+                             pg_catalog.jsonb_build_object('orchestration', p_orchestration,
+                                                           'workflow', p_workflow, 'version', p_version));
+    PERFORM agentorch._chunk(v_run, NULL, 0, 'status', 'run started',
+                             pg_catalog.jsonb_build_object('status', 'running'));
+    PERFORM agentorch._promote(v_run);
+    PERFORM agentorch._notify_lifecycle(v_run, 'run_started', 'running');
+    PERFORM agentorch._notify_run(v_run);
+    RETURN v_run;
+END
+$$;
+
+-------------------------------------------------------------------------------
+-- Readiness
+-------------------------------------------------------------------------------
+
+-- Move pending top-level steps whose dependencies are all done: to ready
+-- when at least one dependency succeeded (or there are none), to skipped
+-- when all were skipped -- so skipping propagates down a chain, and a join
+-- after a branch runs with whichever side was taken. Repeats until stable.
+CREATE FUNCTION agentorch._promote(p_run bigint) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    n_skipped int;
+    n_total int := 0;
+BEGIN
+    LOOP
+        n_skipped := 0;
+        FOR r IN
+            WITH cand AS (
+                SELECT s.step_id,
+                       pg_catalog.count(d.step_id) AS n,
+                       COALESCE(pg_catalog.bool_and(d.status OPERATOR(pg_catalog.=) ANY
+                                ('{succeeded,skipped,compensated}'::agentorch.step_status[])), true) AS done,
+                       COALESCE(pg_catalog.bool_or(d.status OPERATOR(pg_catalog.=) ANY
+                                ('{succeeded,compensated}'::agentorch.step_status[])), false) AS any_ok
+                FROM agentorch.steps s
+                LEFT JOIN agentorch.steps d
+                  ON d.run_id OPERATOR(pg_catalog.=) s.run_id
+                 AND d.step_id OPERATOR(pg_catalog.=) ANY (s.depends_on)
+                WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.status OPERATOR(pg_catalog.=) 'pending'
+                  AND s.parent_step_id IS NULL AND NOT s.spec OPERATOR(pg_catalog.?) 'compensates'
+                GROUP BY s.step_id)
+            UPDATE agentorch.steps s
+               SET status = CASE WHEN c.n OPERATOR(pg_catalog.=) 0 OR c.any_ok
+                                 THEN 'ready'::agentorch.step_status ELSE 'skipped' END,
+                   finished_at = CASE WHEN c.n OPERATOR(pg_catalog.=) 0 OR c.any_ok
+                                      THEN NULL ELSE pg_catalog.now() END
+            FROM cand c
+            WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.step_id OPERATOR(pg_catalog.=) c.step_id
+              AND c.done
+            RETURNING s.step_id, s.status
+        LOOP
+            n_total := n_total OPERATOR(pg_catalog.+) 1;
+            IF r.status OPERATOR(pg_catalog.=) 'skipped' THEN
+                n_skipped := n_skipped OPERATOR(pg_catalog.+) 1;
+                PERFORM agentorch._step_transition(p_run, r.step_id, 'skipped', 0, 'step_skipped',
+                                                   '{"reason": "no dependency succeeded"}');
+            END IF;
+        END LOOP;
+        EXIT WHEN n_skipped OPERATOR(pg_catalog.=) 0;
+    END LOOP;
+    RETURN n_total;
+END
+$$;
+
+-------------------------------------------------------------------------------
+-- Step completion
+-------------------------------------------------------------------------------
+
+-- Record a step's final outcome (succeeded, failed, skipped, cancelled) and
+-- move the run on: children report to their parent, a failed top-level
+-- step fails the run, anything else promotes dependents and may finish
+-- the run.
+CREATE FUNCTION agentorch._finish_step(p_run bigint, p_step text, p_status agentorch.step_status,
+                                       p_output jsonb DEFAULT NULL, p_error jsonb DEFAULT NULL,
+                                       p_usage jsonb DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    s agentorch.steps;
+BEGIN
+    UPDATE agentorch.steps
+       SET status = p_status, output = p_output, error = p_error, finished_at = pg_catalog.now(),
+           lease_until = NULL, worker = NULL,
+           started_at = COALESCE(started_at, pg_catalog.now()),
+           prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage->>'prompt_tokens')::bigint, 0),
+           completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage->>'completion_tokens')::bigint, 0),
+           cost = cost OPERATOR(pg_catalog.+) COALESCE((p_usage->>'cost')::numeric, 0)
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_step
+    RETURNING * INTO s;
+    IF p_usage IS NOT NULL THEN
+        UPDATE agentorch.runs
+           SET prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage->>'prompt_tokens')::bigint, 0),
+               completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage->>'completion_tokens')::bigint, 0),
+               cost = cost OPERATOR(pg_catalog.+) COALESCE((p_usage->>'cost')::numeric, 0)
+         WHERE id OPERATOR(pg_catalog.=) p_run;
+    END IF;
+
+    PERFORM agentorch._step_transition(p_run, p_step, p_status, s.attempt, 'step_' OPERATOR(pg_catalog.||) p_status::text,
+        CASE WHEN p_status OPERATOR(pg_catalog.=) 'failed' THEN pg_catalog.jsonb_build_object('error', p_error)
+             ELSE NULL END);
+    IF p_status OPERATOR(pg_catalog.=) 'succeeded' THEN
+        UPDATE agentorch.runs SET last_checkpoint = last_checkpoint OPERATOR(pg_catalog.+) 1
+         WHERE id OPERATOR(pg_catalog.=) p_run;
+        INSERT INTO agentorch.checkpoints (run_id, seq, step_id, state)
+        SELECT p_run, r.last_checkpoint, p_step,
+               pg_catalog.jsonb_build_object('step_id', p_step, 'output', p_output, 'memory', r.memory)
+        FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) p_run;
+    END IF;
+
+    IF s.spec OPERATOR(pg_catalog.?) 'compensates' THEN
+        -- a compensation action: mark what it undid, then start the next one
+        IF p_status OPERATOR(pg_catalog.=) 'succeeded' THEN
+            UPDATE agentorch.steps SET status = 'compensated'
+             WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) (s.spec->>'compensates');
+            PERFORM agentorch._event(p_run, s.spec->>'compensates', 'step_compensated');
+        END IF;
+        UPDATE agentorch.steps SET status = 'ready'
+         WHERE run_id OPERATOR(pg_catalog.=) p_run AND status OPERATOR(pg_catalog.=) 'pending'
+           AND spec OPERATOR(pg_catalog.?) 'compensates'
+           AND ord OPERATOR(pg_catalog.=) (SELECT pg_catalog.min(ord) FROM agentorch.steps
+                                          WHERE run_id OPERATOR(pg_catalog.=) p_run
+                                            AND status OPERATOR(pg_catalog.=) 'pending'
+                                            AND spec OPERATOR(pg_catalog.?) 'compensates');
+        PERFORM agentorch._maybe_finish(p_run);
+    ELSIF s.parent_step_id IS NOT NULL THEN
+        PERFORM agentorch._child_finished(p_run, s.parent_step_id);
+    ELSIF p_status OPERATOR(pg_catalog.=) 'failed' THEN
+        PERFORM agentorch._fail_run(p_run, pg_catalog.jsonb_build_object(
+            'message', 'step ' OPERATOR(pg_catalog.||) p_step OPERATOR(pg_catalog.||) ' failed: '
+                       OPERATOR(pg_catalog.||) COALESCE(p_error->>'message', 'unknown error'),
+            'step_id', p_step, 'error', p_error));
+    ELSE
+        PERFORM agentorch._promote(p_run);
+        PERFORM agentorch._maybe_finish(p_run);
+    END IF;
+END
+$$;
+
+-- A branch decided: the targets not chosen are skipped before the branch
+-- succeeds, so promotion readies only the chosen ones.
+CREATE FUNCTION agentorch._finish_branch(p_run bigint, p_step text, p_output jsonb, p_unchosen text[])
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN UPDATE agentorch.steps SET status = 'skipped', finished_at = pg_catalog.now()
+              WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) ANY (p_unchosen)
+                AND status OPERATOR(pg_catalog.=) 'pending'
+             RETURNING step_id
+    LOOP
+        PERFORM agentorch._step_transition(p_run, r.step_id, 'skipped', 0, 'step_skipped',
+                                           pg_catalog.jsonb_build_object('reason', 'not chosen by ' OPERATOR(pg_catalog.||) p_step));
+    END LOOP;
+    PERFORM agentorch._finish_step(p_run, p_step, 'succeeded', p_output);
+END
+$$;
+
+-- Schedule another attempt after a failure: ready again at p_not_before.
+CREATE FUNCTION agentorch._retry_step(p_run bigint, p_step text, p_error jsonb, p_delay_ms double precision)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_attempt int;
+BEGIN
+    UPDATE agentorch.steps
+       SET status = 'ready', error = p_error, lease_until = NULL, worker = NULL,
+           not_before = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => p_delay_ms OPERATOR(pg_catalog./) 1000.0)
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_step
+    RETURNING attempt INTO v_attempt;
+    PERFORM agentorch._step_transition(p_run, p_step, 'ready', v_attempt, 'step_retrying',
+        pg_catalog.jsonb_build_object('error', p_error, 'delay_ms', p_delay_ms));
+END
+$$;
+
+-- A user_input step starts waiting (with an optional deadline).
+CREATE FUNCTION agentorch._wait_for_input(p_run bigint, p_step text, p_prompt text, p_timeout_ms double precision)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_attempt int;
+BEGIN
+    UPDATE agentorch.steps
+       SET status = 'waiting', started_at = pg_catalog.now(), input = pg_catalog.jsonb_build_object('prompt', p_prompt),
+           not_before = CASE WHEN p_timeout_ms OPERATOR(pg_catalog.>) 0
+                             THEN pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => p_timeout_ms OPERATOR(pg_catalog./) 1000.0) END
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_step
+    RETURNING attempt INTO v_attempt;
+    PERFORM agentorch._step_transition(p_run, p_step, 'waiting', v_attempt, 'input_requested',
+                                       pg_catalog.jsonb_build_object('prompt', p_prompt));
+    PERFORM agentorch._notify_lifecycle(p_run, 'input_requested', 'waiting');
+    PERFORM agentorch._maybe_finish(p_run);
+END
+$$;
+
+-------------------------------------------------------------------------------
+-- Parallel and loop children
+-------------------------------------------------------------------------------
+
+-- Start a parallel or loop step: create its children (ready) and keep the
+-- parent running until they finish. For for_each, p_items is the rendered
+-- array; a while loop evaluates its condition here for iteration 0.
+-- Children that already succeeded (a resumed run) are kept.
+CREATE FUNCTION agentorch._start_children(p_run bigint, p_step text, p_items jsonb DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    p agentorch.steps;
+    n int;
+BEGIN
+    UPDATE agentorch.steps SET status = 'running', started_at = pg_catalog.now(), lease_until = NULL
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_step
+    RETURNING * INTO p;
+    PERFORM agentorch._step_transition(p_run, p_step, 'running', p.attempt, 'step_started');
+
+    IF p.kind OPERATOR(pg_catalog.=) 'parallel' THEN
+        INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, priority, max_attempts,
+                                     network, parent_step_id, plan_version)
+        SELECT p_run, c.s->>'id', (c.s->>'type')::agentorch.step_kind, c.s, 'ready', c.ord::int,
+               p.priority, agentorch._max_attempts(c.s), agentorch._is_network(c.s), p_step, p.plan_version
+        FROM pg_catalog.jsonb_array_elements(p.spec->'steps') WITH ORDINALITY AS c(s, ord)
+        ON CONFLICT (run_id, step_id) DO NOTHING;
+    ELSIF p.spec OPERATOR(pg_catalog.?) 'for_each' THEN
+        INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, priority, max_attempts,
+                                     network, parent_step_id, iteration, item, plan_version)
+        SELECT p_run, (p.spec->'step'->>'id') OPERATOR(pg_catalog.||) '#' OPERATOR(pg_catalog.||) (i.ord OPERATOR(pg_catalog.-) 1),
+               (p.spec->'step'->>'type')::agentorch.step_kind, p.spec->'step', 'ready', i.ord::int,
+               p.priority, agentorch._max_attempts(p.spec->'step'), agentorch._is_network(p.spec->'step'),
+               p_step, (i.ord OPERATOR(pg_catalog.-) 1)::int, i.item, p.plan_version
+        FROM pg_catalog.jsonb_array_elements(p_items) WITH ORDINALITY AS i(item, ord)
+        ON CONFLICT (run_id, step_id) DO NOTHING;
+    ELSE
+        PERFORM agentorch._next_iteration(p_run, p);
+    END IF;
+
+    SELECT pg_catalog.count(*) INTO n FROM agentorch.steps
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND parent_step_id OPERATOR(pg_catalog.=) p_step;
+    IF n OPERATOR(pg_catalog.=) 0 THEN
+        PERFORM agentorch._finish_step(p_run, p_step, 'succeeded', '[]');
+    ELSE
+        PERFORM agentorch._child_finished(p_run, p_step);
+    END IF;
+END
+$$;
+
+-- While loops: add the next iteration if the condition holds for it and
+-- max_iterations allows. The condition sees the run context plus index
+-- (the next iteration's number) and last (the previous iteration's output).
+CREATE FUNCTION agentorch._next_iteration(p_run bigint, p agentorch.steps) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_index int;
+    v_last jsonb;
+    v_ctx jsonb;
+BEGIN
+    SELECT pg_catalog.count(*)::int, (pg_catalog.array_agg(output ORDER BY iteration DESC))[1]
+      INTO v_index, v_last
+      FROM agentorch.steps
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND parent_step_id OPERATOR(pg_catalog.=) p.step_id;
+    IF v_index OPERATOR(pg_catalog.>=) COALESCE((p.spec->>'max_iterations')::int,
+                                                pg_catalog.current_setting('agentorch.loop_max_iterations')::int) THEN
+        RETURN false;
+    END IF;
+    v_ctx := agentorch._context(p_run) OPERATOR(pg_catalog.||)
+             pg_catalog.jsonb_build_object('index', v_index, 'last', v_last);
+    IF NOT COALESCE(pg_catalog.jsonb_path_match(v_ctx, (p.spec->>'while')::jsonpath, '{}', true), false) THEN
+        RETURN false;
+    END IF;
+    INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, priority, max_attempts,
+                                 network, parent_step_id, iteration, item, plan_version)
+    VALUES (p_run, (p.spec->'step'->>'id') OPERATOR(pg_catalog.||) '#' OPERATOR(pg_catalog.||) v_index,
+            (p.spec->'step'->>'type')::agentorch.step_kind, p.spec->'step', 'ready', v_index OPERATOR(pg_catalog.+) 1,
+            p.priority, agentorch._max_attempts(p.spec->'step'), agentorch._is_network(p.spec->'step'),
+            p.step_id, v_index, v_last, p.plan_version);
+    RETURN true;
+END
+$$;
+
+-- A child of a parallel or loop finished: fail the parent on a failed
+-- child, start the next while-iteration, or finish the parent with the
+-- array of child outputs once all are done.
+CREATE FUNCTION agentorch._child_finished(p_run bigint, p_parent text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    p agentorch.steps;
+    failed agentorch.steps;
+    n_open int;
+BEGIN
+    SELECT * INTO p FROM agentorch.steps
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_parent;
+    IF p.status OPERATOR(pg_catalog.<>) 'running' THEN
+        RETURN;
+    END IF;
+    SELECT * INTO failed FROM agentorch.steps
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND parent_step_id OPERATOR(pg_catalog.=) p_parent
+       AND status OPERATOR(pg_catalog.=) ANY ('{failed,cancelled}'::agentorch.step_status[])
+     ORDER BY ord LIMIT 1;
+    IF FOUND THEN
+        PERFORM agentorch._cancel_open_steps(p_run, p_parent);
+        PERFORM agentorch._finish_step(p_run, p_parent, 'failed', NULL,
+            pg_catalog.jsonb_build_object('message', 'step ' OPERATOR(pg_catalog.||) failed.step_id OPERATOR(pg_catalog.||) ' '
+                                                     OPERATOR(pg_catalog.||) failed.status::text OPERATOR(pg_catalog.||) ': '
+                                                     OPERATOR(pg_catalog.||) COALESCE(failed.error->>'message', 'no error recorded'),
+                                          'step_id', failed.step_id, 'error', failed.error));
+        RETURN;
+    END IF;
+    SELECT pg_catalog.count(*) INTO n_open FROM agentorch.steps
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND parent_step_id OPERATOR(pg_catalog.=) p_parent
+       AND status OPERATOR(pg_catalog.<>) ALL ('{succeeded,skipped}'::agentorch.step_status[]);
+    IF n_open OPERATOR(pg_catalog.>) 0 THEN
+        RETURN;
+    END IF;
+    IF p.kind OPERATOR(pg_catalog.=) 'loop' AND p.spec OPERATOR(pg_catalog.?) 'while'
+       AND agentorch._next_iteration(p_run, p) THEN
+        RETURN;
+    END IF;
+    PERFORM agentorch._finish_step(p_run, p_parent, 'succeeded',
+        (SELECT COALESCE(pg_catalog.jsonb_agg(c.output ORDER BY c.ord), '[]') FROM agentorch.steps c
+          WHERE c.run_id OPERATOR(pg_catalog.=) p_run AND c.parent_step_id OPERATOR(pg_catalog.=) p_parent));
+END
+$$;
+
+-------------------------------------------------------------------------------
+-- Run completion, failure, compensation, cancel, resume
+-------------------------------------------------------------------------------
+
+-- The output of a finished run: the workflow's output template when it
+-- declares one, else the terminal top-level steps' outputs by step id (a
+-- simple run: its one step's output).
+CREATE FUNCTION agentorch._run_output(p_run bigint) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    r agentorch.runs;
+    tmpl jsonb;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF r.orchestration OPERATOR(pg_catalog.=) 'simple' THEN
+        RETURN (SELECT output FROM agentorch.steps WHERE run_id OPERATOR(pg_catalog.=) p_run
+                                                      AND step_id OPERATOR(pg_catalog.=) 'main');
+    END IF;
+    IF r.workflow_name IS NOT NULL THEN
+        SELECT COALESCE(w.definition->'workflow', w.definition)->'output' INTO tmpl
+          FROM agentorch.workflows w
+         WHERE w.name OPERATOR(pg_catalog.=) r.workflow_name AND w.version OPERATOR(pg_catalog.=) r.workflow_version;
+    ELSE
+        tmpl := r.plan->'output';
+    END IF;
+    IF tmpl IS NOT NULL THEN
+        RETURN agentorch._render(tmpl, agentorch._context(p_run));
+    END IF;
+    RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.step_id, s.output), '{}')
+              FROM agentorch.steps s
+             WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.parent_step_id IS NULL
+               AND s.status OPERATOR(pg_catalog.=) 'succeeded' AND NOT s.spec OPERATOR(pg_catalog.?) 'compensates'
+               AND NOT EXISTS (SELECT 1 FROM agentorch.steps d
+                                WHERE d.run_id OPERATOR(pg_catalog.=) p_run AND d.parent_step_id IS NULL
+                                  AND s.step_id OPERATOR(pg_catalog.=) ANY (d.depends_on)));
+END
+$$;
+
+-- Close a run: final status, output or error, the final chunk and event.
+CREATE FUNCTION agentorch._close_run(p_run bigint, p_status agentorch.run_status,
+                                     p_output jsonb, p_error jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE agentorch.runs SET status = p_status, output = p_output, error = p_error,
+                              finished_at = pg_catalog.now()
+     WHERE id OPERATOR(pg_catalog.=) p_run;
+    PERFORM agentorch._event(p_run, NULL, 'run_' OPERATOR(pg_catalog.||) p_status::text,
+                             pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('error', p_error)));
+    PERFORM agentorch._chunk(p_run, NULL, 0, 'final',
+        CASE WHEN p_status OPERATOR(pg_catalog.=) 'succeeded'
+             THEN CASE WHEN pg_catalog.jsonb_typeof(p_output) OPERATOR(pg_catalog.=) 'string'
+                       THEN p_output #>> '{}' ELSE p_output::text END
+             ELSE COALESCE(p_error->>'message', p_error::text) END,
+        pg_catalog.jsonb_build_object('status', p_status, 'output', p_output, 'error', p_error));
+    PERFORM agentorch._notify_lifecycle(p_run, 'run_' OPERATOR(pg_catalog.||) p_status::text, p_status);
+END
+$$;
+
+-- After a transition: finish the run when no step is open, or keep its
+-- status in line (waiting while only user input is awaited).
+CREATE FUNCTION agentorch._maybe_finish(p_run bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r agentorch.runs;
+    n_active int;
+    n_waiting int;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.<>) 'waiting'),
+           pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.=) 'waiting')
+      INTO n_active, n_waiting
+      FROM agentorch.steps
+     WHERE run_id OPERATOR(pg_catalog.=) p_run
+       AND status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running,waiting}'::agentorch.step_status[]);
+    IF n_active OPERATOR(pg_catalog.+) n_waiting OPERATOR(pg_catalog.>) 0 THEN
+        IF n_active OPERATOR(pg_catalog.=) 0 AND r.status OPERATOR(pg_catalog.=) 'running' THEN
+            UPDATE agentorch.runs SET status = 'waiting' WHERE id OPERATOR(pg_catalog.=) p_run;
+        ELSIF n_active OPERATOR(pg_catalog.>) 0 AND r.status OPERATOR(pg_catalog.=) 'waiting' THEN
+            UPDATE agentorch.runs SET status = 'running' WHERE id OPERATOR(pg_catalog.=) p_run;
+        END IF;
+        RETURN;
+    END IF;
+    IF r.compensating THEN
+        PERFORM agentorch._close_run(p_run, 'failed', NULL, r.error);
+    ELSE
+        PERFORM agentorch._close_run(p_run, 'succeeded', agentorch._run_output(p_run), NULL);
+    END IF;
+END
+$$;
+
+-- Cancel the open steps of a run (or only the children of p_parent). Rows
+-- an executor holds are skipped: it settles them when it gets the run lock.
+CREATE FUNCTION agentorch._cancel_open_steps(p_run bigint, p_parent text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN UPDATE agentorch.steps s SET status = 'cancelled', finished_at = pg_catalog.now(),
+                                         lease_until = NULL, worker = NULL
+              WHERE (s.run_id, s.step_id) IN (
+                    SELECT c.run_id, c.step_id FROM agentorch.steps c
+                     WHERE c.run_id OPERATOR(pg_catalog.=) p_run
+                       AND (p_parent IS NULL OR c.parent_step_id OPERATOR(pg_catalog.=) p_parent)
+                       AND c.status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running,waiting}'::agentorch.step_status[])
+                     FOR UPDATE SKIP LOCKED)
+             RETURNING s.step_id, s.attempt
+    LOOP
+        PERFORM agentorch._step_transition(p_run, r.step_id, 'cancelled', r.attempt, 'step_cancelled');
+    END LOOP;
+END
+$$;
+
+-- A run failed: open steps are cancelled; if succeeded steps declared
+-- compensation, their compensating actions run one at a time in reverse
+-- order of completion before the run is closed as failed.
+CREATE FUNCTION agentorch._fail_run(p_run bigint, p_error jsonb) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    n_comp int;
+    v_status agentorch.run_status;
+BEGIN
+    SELECT status INTO v_status FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF v_status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) THEN
+        RETURN;
+    END IF;
+    PERFORM agentorch._cancel_open_steps(p_run, NULL);
+
+    INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, max_attempts, network)
+    SELECT p_run, s.step_id OPERATOR(pg_catalog.||) ':compensate', 'tool',
+           pg_catalog.jsonb_build_object('id', s.step_id OPERATOR(pg_catalog.||) ':compensate', 'type', 'tool',
+                                         'tool', s.spec->'compensate'->'tool',
+                                         'input', COALESCE(s.spec->'compensate'->'input', '{}'),
+                                         'compensates', s.step_id),
+           CASE WHEN pg_catalog.row_number() OVER w OPERATOR(pg_catalog.=) 1
+                THEN 'ready'::agentorch.step_status ELSE 'pending' END,
+           (100000 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER w)::int,
+           agentorch._max_attempts(s.spec->'compensate'),
+           agentorch._is_network(pg_catalog.jsonb_build_object('type', 'tool', 'tool', s.spec->'compensate'->'tool'))
+      FROM agentorch.steps s
+     WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.status OPERATOR(pg_catalog.=) 'succeeded'
+       AND s.spec OPERATOR(pg_catalog.?) 'compensate'
+    WINDOW w AS (ORDER BY s.finished_at DESC, s.ord DESC)
+    ON CONFLICT (run_id, step_id) DO NOTHING;
+    GET DIAGNOSTICS n_comp = ROW_COUNT;
+
+    IF n_comp OPERATOR(pg_catalog.>) 0 THEN
+        UPDATE agentorch.runs SET compensating = true, error = p_error, status = 'running'
+         WHERE id OPERATOR(pg_catalog.=) p_run;
+        PERFORM agentorch._event(p_run, NULL, 'run_compensating', pg_catalog.jsonb_build_object('error', p_error));
+    ELSE
+        PERFORM agentorch._close_run(p_run, 'failed', NULL, p_error);
+    END IF;
+END
+$$;
+
+-- Cancel a run: open steps are cancelled (steps that a worker holds are
+-- skipped here and cancelled by the worker when it sees the run), the run
+-- closes as cancelled. Returns false for a run that already finished.
+CREATE FUNCTION agentorch._cancel(p_run bigint, p_reason text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_status agentorch.run_status := agentorch._lock_run(p_run);
+    r record;
+BEGIN
+    IF v_status IS NULL OR v_status OPERATOR(pg_catalog.<>) ALL ('{pending,running,waiting}'::agentorch.run_status[]) THEN
+        RETURN false;
+    END IF;
+    PERFORM agentorch._cancel_open_steps(p_run, NULL);
+    PERFORM agentorch._close_run(p_run, 'cancelled', NULL,
+        pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('message', 'cancelled', 'reason', p_reason)));
+    PERFORM agentorch._notify_run(p_run);
+    RETURN true;
+END
+$$;
+
+-- Resume a failed or cancelled run from its last checkpoint: steps that
+-- succeeded keep their outputs; the others start over.
+CREATE FUNCTION agentorch._resume(p_run bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_status agentorch.run_status := agentorch._lock_run(p_run);
+BEGIN
+    IF v_status IS NULL OR v_status OPERATOR(pg_catalog.<>) ALL ('{failed,cancelled}'::agentorch.run_status[]) THEN
+        RETURN false;
+    END IF;
+    DELETE FROM agentorch.steps
+     WHERE (run_id, step_id) IN (
+           SELECT run_id, step_id FROM agentorch.steps
+            WHERE run_id OPERATOR(pg_catalog.=) p_run
+              AND (spec OPERATOR(pg_catalog.?) 'compensates'
+                   OR (parent_step_id IS NOT NULL AND status OPERATOR(pg_catalog.<>) 'succeeded'))
+           FOR UPDATE SKIP LOCKED);
+    UPDATE agentorch.steps SET status = 'succeeded'
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND status OPERATOR(pg_catalog.=) 'compensated';
+    UPDATE agentorch.steps
+       SET status = 'pending', attempt = 0, error = NULL, output = NULL, not_before = NULL,
+           lease_until = NULL, worker = NULL, started_at = NULL, finished_at = NULL
+     WHERE (run_id, step_id) IN (
+           SELECT run_id, step_id FROM agentorch.steps
+            WHERE run_id OPERATOR(pg_catalog.=) p_run AND parent_step_id IS NULL
+              AND status OPERATOR(pg_catalog.<>) 'succeeded'
+           FOR UPDATE SKIP LOCKED);
+    UPDATE agentorch.runs SET status = 'running', error = NULL, output = NULL, finished_at = NULL,
+                              compensating = false
+     WHERE id OPERATOR(pg_catalog.=) p_run;
+    PERFORM agentorch._event(p_run, NULL, 'run_resumed',
+        pg_catalog.jsonb_build_object('checkpoint', (SELECT last_checkpoint FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run)));
+    PERFORM agentorch._chunk(p_run, NULL, 0, 'status', 'run resumed', '{"status": "running"}');
+    PERFORM agentorch._promote(p_run);
+    -- parents whose children all succeeded already can finish at once
+    PERFORM agentorch._maybe_finish(p_run);
+    PERFORM agentorch._notify_lifecycle(p_run, 'run_resumed', 'running');
+    PERFORM agentorch._notify_run(p_run);
+    RETURN true;
+END
+$$;
+
+-- Deliver the answer of a waiting user_input step. Exactly one of two
+-- concurrent submissions wins (the run row lock serialises them; the
+-- second sees the step no longer waiting and gets false). An answer that
+-- violates the step's schema is an ERROR and changes nothing.
+CREATE FUNCTION agentorch._submit_input(p_run bigint, p_step text, p_value jsonb) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_status agentorch.run_status := agentorch._lock_run(p_run);
+    s agentorch.steps;
+    problems text;
+BEGIN
+    IF v_status IS NULL THEN
+        RAISE EXCEPTION 'run % does not exist', p_run USING ERRCODE = 'undefined_object';
+    END IF;
+    SELECT * INTO s FROM agentorch.steps
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_step;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'run % has no step "%"', p_run, p_step USING ERRCODE = 'undefined_object';
+    END IF;
+    IF s.kind OPERATOR(pg_catalog.<>) 'user_input' THEN
+        RAISE EXCEPTION 'step "%" of run % is a % step, not user_input', p_step, p_run, s.kind
+            USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF s.status OPERATOR(pg_catalog.<>) 'waiting' THEN
+        RETURN false;
+    END IF;
+    IF s.spec OPERATOR(pg_catalog.?) 'schema' THEN
+        SELECT pg_catalog.string_agg(CASE WHEN v.path OPERATOR(pg_catalog.=) '' THEN '/' ELSE v.path END
+                                     OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) v.message, E'\n')
+          INTO problems FROM agentorch.validate_json(p_value, s.spec->'schema') v;
+        IF problems IS NOT NULL THEN
+            RAISE EXCEPTION 'input for step "%" does not match its schema', p_step
+                USING ERRCODE = 'invalid_parameter_value', DETAIL = problems;
+        END IF;
+    END IF;
+    PERFORM agentorch._finish_step(p_run, p_step, 'succeeded', p_value);
+    PERFORM agentorch._notify_run(p_run);
+    RETURN true;
+END
+$$;
+
+-- Maintenance, run by the executor about once per second: expired leases
+-- of network steps go back to ready (or fail when attempts are spent),
+-- user_input steps past their timeout fail, runs past their deadline fail.
+-- Returns the runs it touched (to notify and wake).
+CREATE FUNCTION agentorch._recover(p_max int DEFAULT 100) RETURNS SETOF bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    st agentorch.steps;
+BEGIN
+    FOR r IN SELECT s.run_id, s.step_id
+               FROM agentorch.steps s
+              WHERE (s.status OPERATOR(pg_catalog.=) 'running' AND s.lease_until OPERATOR(pg_catalog.<) pg_catalog.now())
+                 OR (s.status OPERATOR(pg_catalog.=) 'waiting' AND s.not_before OPERATOR(pg_catalog.<) pg_catalog.now())
+              ORDER BY s.run_id
+              LIMIT p_max
+    LOOP
+        -- the run first (lock order), without waiting for a busy run
+        PERFORM 1 FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) r.run_id FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
+        SELECT * INTO st FROM agentorch.steps
+         WHERE run_id OPERATOR(pg_catalog.=) r.run_id AND step_id OPERATOR(pg_catalog.=) r.step_id
+           AND ((status OPERATOR(pg_catalog.=) 'running' AND lease_until OPERATOR(pg_catalog.<) pg_catalog.now())
+             OR (status OPERATOR(pg_catalog.=) 'waiting' AND not_before OPERATOR(pg_catalog.<) pg_catalog.now()))
+        FOR UPDATE;
+        CONTINUE WHEN NOT FOUND;
+        IF st.status OPERATOR(pg_catalog.=) 'waiting' THEN
+            PERFORM agentorch._finish_step(st.run_id, st.step_id, 'failed', NULL,
+                '{"message": "timed out waiting for input", "sqlstate": "57014"}');
+        ELSIF st.attempt OPERATOR(pg_catalog.<) st.max_attempts THEN
+            PERFORM agentorch._retry_step(st.run_id, st.step_id,
+                '{"message": "lease expired: the worker running this step stopped"}', 0);
+        ELSE
+            PERFORM agentorch._finish_step(st.run_id, st.step_id, 'failed', NULL,
+                '{"message": "lease expired and no attempts are left"}');
+        END IF;
+        RETURN NEXT r.run_id;
+    END LOOP;
+    FOR r IN SELECT id FROM agentorch.runs
+              WHERE status OPERATOR(pg_catalog.=) ANY ('{running,waiting}'::agentorch.run_status[])
+                AND NOT compensating AND deadline OPERATOR(pg_catalog.<) pg_catalog.now()
+              ORDER BY id LIMIT p_max
+              FOR UPDATE SKIP LOCKED
+    LOOP
+        PERFORM agentorch._fail_run(r.id, '{"message": "run deadline exceeded", "sqlstate": "57014"}');
+        RETURN NEXT r.id;
+    END LOOP;
+END
+$$;
+
+-- Delete finished runs (and, by cascade, their steps, events, chunks,
+-- checkpoints and plans) older than the given age. Returns the count.
+CREATE FUNCTION agentorch._purge(p_older_than interval, p_owner oid) RETURNS bigint
+LANGUAGE sql AS $$
+    WITH d AS (
+        DELETE FROM agentorch.runs
+         WHERE status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,cancelled}'::agentorch.run_status[])
+           AND finished_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) p_older_than
+           AND (p_owner IS NULL OR owner OPERATOR(pg_catalog.=) p_owner)
+        RETURNING 1)
+    SELECT pg_catalog.count(*) FROM d
+$$;
+
+DO $do$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'agentorch'::regnamespace
+                AND p.proname OPERATOR(pg_catalog.~~) E'\\_%'
+                AND p.proname OPERATOR(pg_catalog.<>) '_current_role'   -- used by RLS policies
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$do$;

@@ -1,0 +1,696 @@
+/*-------------------------------------------------------------------------
+ *
+ * api_run.c
+ *	  SQL API of runs: start, run_workflow, wait, follow, cancel, resume,
+ *	  submit_input, graph, purge and metrics.
+ *
+ * The coordinator's entry points. Each function checks its arguments,
+ * decides what the caller may do -- reading runs as the caller, so
+ * row-level security hides other roles' runs, which therefore "do not
+ * exist" -- and then switches to the extension owner to call the state
+ * layer, recording the caller as the run's owner. Work is announced to
+ * the executors at commit (a rolled-back start wakes nobody).
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/api_run.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "agentorch.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "ao_json_schema.h"
+#include "ao_workflow.h"
+
+PG_FUNCTION_INFO_V1(ao_sql_start);
+PG_FUNCTION_INFO_V1(ao_sql_run_workflow);
+PG_FUNCTION_INFO_V1(ao_sql_wait);
+PG_FUNCTION_INFO_V1(ao_sql_follow);
+PG_FUNCTION_INFO_V1(ao_sql_cancel);
+PG_FUNCTION_INFO_V1(ao_sql_resume);
+PG_FUNCTION_INFO_V1(ao_sql_submit_input);
+PG_FUNCTION_INFO_V1(ao_sql_graph);
+PG_FUNCTION_INFO_V1(ao_sql_purge);
+PG_FUNCTION_INFO_V1(ao_sql_metrics);
+
+/* Milliseconds of an interval (months as 30 days). */
+static int64
+interval_ms(Interval *iv)
+{
+	return iv->time / 1000 + (int64) iv->day * 86400000 + (int64) iv->month * 30 * 86400000;
+}
+
+/* A workflow definition: latest version, or the given one. */
+typedef struct StoredWorkflow
+{
+	int			version;
+	char	   *hash;
+	Jsonb	   *definition;
+} StoredWorkflow;
+
+/* Load a workflow as the caller; ERROR when it does not exist. */
+static StoredWorkflow
+load_workflow(const char *name, int version)
+{
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	StoredWorkflow w = {0};
+	MemoryContext caller = CurrentMemoryContext;
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(version);
+	if (version <= 0)
+		nulls[1] = 'n';
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT version, definition_hash, definition FROM agentorch.workflows "
+							  "WHERE name OPERATOR(pg_catalog.=) $1 AND ($2 IS NULL OR version OPERATOR(pg_catalog.=) $2) "
+							  "ORDER BY version DESC LIMIT 1",
+							  2, types, values, nulls, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		w.version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		w.hash = SPI_getvalue(tup, desc, 2);
+		w.definition = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	if (w.definition == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 version > 0 ? errmsg("workflow \"%s\" has no version %d", name, version)
+				 : errmsg("workflow \"%s\" does not exist", name),
+				 errhint("Register it with agentorch.register_workflow().")));
+	return w;
+}
+
+/* Check run options whose errors would otherwise surface as cryptic casts. */
+static void
+check_options(json_object *options)
+{
+	json_object *v;
+
+	if (!json_object_is_type(options, json_type_object))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("run options must be a JSON object")));
+	if (json_object_object_get_ex(options, "priority", &v) && !json_object_is_type(v, json_type_int))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"priority\" must be an integer")));
+	if (json_object_object_get_ex(options, "idempotency_key", &v) &&
+		(!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0 ||
+		 json_object_get_string_len(v) > 200))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"idempotency_key\" must be a string of 1 to 200 characters")));
+	if (json_object_object_get_ex(options, "timeout", &v))
+	{
+		if (!json_object_is_type(v, json_type_string))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"timeout\" must be an interval such as \"5 minutes\"")));
+		(void) DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
+								   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	}
+}
+
+/*
+ * Create a run as the caller. body is the normalised workflow body (fixed)
+ * or NULL (simple). Returns the run id (an existing one for a repeated
+ * idempotency key).
+ */
+static int64
+create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
+		   Jsonb *body, Jsonb *input, Jsonb *options, const char *selection)
+{
+	Oid			caller = GetUserId();
+	Oid			save_uid;
+	int			save_sec;
+	Oid			types[9] = {OIDOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	int64		run;
+
+	values[0] = ObjectIdGetDatum(caller);
+	values[1] = CStringGetTextDatum(orchestration);
+	if (workflow)
+	{
+		values[2] = CStringGetTextDatum(workflow);
+		values[3] = Int32GetDatum(w->version);
+		values[4] = CStringGetTextDatum(w->hash);
+	}
+	else
+		nulls[2] = nulls[3] = nulls[4] = 'n';
+	if (body)
+		values[5] = JsonbPGetDatum(body);
+	else
+		nulls[5] = 'n';
+	values[6] = JsonbPGetDatum(input);
+	values[7] = JsonbPGetDatum(options);
+	values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(selection));
+
+	ao_become_extension_owner(&save_uid, &save_sec);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT agentorch._create_run($1, $2::agentorch.orchestration_type, $3, $4, $5, $6, $7, $8, $9)",
+							  9, types, values, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "agentorch: could not create the run");
+	run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	ao_restore_user(save_uid, save_sec);
+	ao_wake_at_commit();
+	return run;
+}
+
+/*
+ * The common path of start() and run_workflow(): choose the orchestration,
+ * load and check what it needs, create the run.
+ */
+static int64
+start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *options)
+{
+	json_object *in = ao_json_from_jsonb(input);
+	json_object *opts = ao_json_from_jsonb(options);
+	const char *selection;
+
+	ao_check_size(VARSIZE(input), "run input");
+	check_options(opts);
+
+	if (orchestration == NULL)
+	{
+		/* the rules every selector starts from: a named workflow is fixed, a prompt is simple */
+		if (workflow)
+		{
+			orchestration = "fixed";
+			selection = "{\"orchestration\": \"fixed\", \"confidence\": 1, \"source\": \"rules\", \"reason\": \"a workflow was named\"}";
+		}
+		else
+		{
+			orchestration = "simple";
+			selection = "{\"orchestration\": \"simple\", \"confidence\": 1, \"source\": \"rules\", \"reason\": \"no workflow was named\"}";
+		}
+	}
+	else
+		selection = psprintf("{\"orchestration\": \"%s\", \"confidence\": 1, \"source\": \"caller\"}", orchestration);
+
+	if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s orchestration is not available in this version", orchestration),
+				 errhint("Use \"fixed\" with a registered workflow, or \"simple\".")));
+
+	if (strcmp(orchestration, "fixed") == 0)
+	{
+		json_object *version = NULL;
+		StoredWorkflow w;
+		json_object *def;
+		json_object *normalized;
+		json_object *body;
+		json_object *schema;
+
+		if (workflow == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a fixed run needs a workflow name")));
+		json_object_object_get_ex(opts, "version", &version);
+		w = load_workflow(workflow, version ? json_object_get_int(version) : 0);
+		def = ao_json_from_jsonb(w.definition);
+		normalized = ao_json_own(ao_workflow_normalize(def, NULL));
+		body = ao_workflow_body(normalized);
+		if (json_object_object_get_ex(body, "input_schema", &schema))
+		{
+			ao_problems *p = ao_problems_new();
+
+			if (ao_json_schema_validate(schema, in, ao_problems_add, p) > 0)
+				ao_problems_raise(p, ERRCODE_INVALID_PARAMETER_VALUE,
+								  psprintf("input does not match the input_schema of workflow \"%s\"", workflow));
+		}
+		return create_run("fixed", workflow, &w, ao_jsonb_from_json(body), input, options, selection);
+	}
+
+	/* simple: one llm step from the input */
+	if (!json_object_is_type(in, json_type_object) ||
+		(!json_object_object_get_ex(in, "prompt", NULL) && !json_object_object_get_ex(in, "messages", NULL)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a simple run needs an input with \"prompt\" or \"messages\""),
+				 errhint("For example agentorch.start('{\"prompt\": \"Hello\"}').")));
+	return create_run("simple", NULL, NULL, NULL, input, options, selection);
+}
+
+/* start(input, orchestration DEFAULT NULL, workflow DEFAULT NULL, options DEFAULT '{}') */
+Datum
+ao_sql_start(PG_FUNCTION_ARGS)
+{
+	char	   *orchestration = NULL;
+	char	   *workflow = NULL;
+	Jsonb	   *options;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run input must not be null")));
+	if (!PG_ARGISNULL(1))
+		orchestration = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1)));
+	if (!PG_ARGISNULL(2))
+		workflow = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	options = PG_ARGISNULL(3) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
+		: PG_GETARG_JSONB_P(3);
+	PG_RETURN_INT64(start_run(PG_GETARG_JSONB_P(0), orchestration, workflow, options));
+}
+
+/* run_workflow(name, input DEFAULT '{}', options DEFAULT '{}') */
+Datum
+ao_sql_run_workflow(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *empty = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("workflow name must not be null")));
+	PG_RETURN_INT64(start_run(PG_ARGISNULL(1) ? empty : PG_GETARG_JSONB_P(1), "fixed",
+							  text_to_cstring(PG_GETARG_TEXT_PP(0)),
+							  PG_ARGISNULL(2) ? empty : PG_GETARG_JSONB_P(2)));
+}
+
+/*
+ * The owner of a run the caller can see (row-level security applies), or
+ * ERROR "does not exist". Also checks the caller may act for the owner.
+ */
+static Oid
+visible_run_owner(int64 run)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	Oid			owner = InvalidOid;
+	bool		isnull;
+
+	values[0] = Int64GetDatum(run);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT owner FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("run %lld does not exist", (long long) run)));
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("run %lld belongs to another role", (long long) run)));
+	return owner;
+}
+
+/* Call a boolean state-layer function on a run as the extension owner. */
+static bool
+state_bool(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	Oid			save_uid;
+	int			save_sec;
+	bool		isnull;
+	bool		result;
+
+	ao_become_extension_owner(&save_uid, &save_sec);
+	SPI_connect();
+	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "agentorch: %s failed", sql);
+	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	ao_restore_user(save_uid, save_sec);
+	if (result)
+		ao_wake_at_commit();
+	return result;
+}
+
+/* cancel(run_id, reason DEFAULT NULL) RETURNS boolean */
+Datum
+ao_sql_cancel(PG_FUNCTION_ARGS)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	visible_run_owner(PG_GETARG_INT64(0));
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_ARGISNULL(1) ? CStringGetTextDatum("") : PG_GETARG_DATUM(1);
+	PG_RETURN_BOOL(state_bool("SELECT agentorch._cancel($1, NULLIF($2, ''))", 2, types, values));
+}
+
+/* resume(run_id) RETURNS boolean */
+Datum
+ao_sql_resume(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	visible_run_owner(PG_GETARG_INT64(0));
+	values[0] = PG_GETARG_DATUM(0);
+	PG_RETURN_BOOL(state_bool("SELECT agentorch._resume($1)", 1, types, values));
+}
+
+/* submit_input(run_id, step_id, value) RETURNS boolean */
+Datum
+ao_sql_submit_input(PG_FUNCTION_ARGS)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, JSONBOID};
+	Datum		values[3];
+
+	visible_run_owner(PG_GETARG_INT64(0));
+	ao_check_size(VARSIZE(PG_GETARG_JSONB_P(2)), "input value");
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = PG_GETARG_DATUM(2);
+	PG_RETURN_BOOL(state_bool("SELECT agentorch._submit_input($1, $2, $3)", 3, types, values));
+}
+
+/*
+ * wait(run_id, timeout) RETURNS agentorch.runs: the run once it has
+ * finished or is waiting for input, or as it is when the timeout passes.
+ * Each look is a fresh snapshot (READ COMMITTED); between looks the
+ * session sleeps until an executor announces progress.
+ */
+Datum
+ao_sql_wait(PG_FUNCTION_ARGS)
+{
+	int64		run = PG_GETARG_INT64(0);
+	int64		timeout_ms = interval_ms(PG_GETARG_INTERVAL_P(1));
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(run);
+	for (;;)
+	{
+		char	   *status;
+		long		remaining;
+
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT r.*, r.status::text FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1",
+								  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("run %lld does not exist", (long long) run)));
+		status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, SPI_tuptable->tupdesc->natts);
+		remaining = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+		if (strcmp(status, "running") != 0 && strcmp(status, "pending") != 0)
+			remaining = 0;
+		if (remaining <= 0)
+		{
+			TupleDesc	rettype;
+			HeapTuple	tup;
+			Datum		result;
+			int			natts;
+			Datum	   *vals;
+			bool	   *nulls;
+
+			if (get_call_result_type(fcinfo, NULL, &rettype) != TYPEFUNC_COMPOSITE)
+				elog(ERROR, "agentorch.wait must return a composite");
+			natts = rettype->natts;
+			vals = palloc(sizeof(Datum) * SPI_tuptable->tupdesc->natts);
+			nulls = palloc(sizeof(bool) * SPI_tuptable->tupdesc->natts);
+			heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, vals, nulls);
+			tup = heap_form_tuple(BlessTupleDesc(rettype), vals, nulls);
+			(void) natts;
+			result = SPI_datumTransfer(HeapTupleGetDatum(tup), false, -1);
+			SPI_finish();
+			return result;
+		}
+		SPI_finish();
+		ao_wait_for_progress(Min(remaining, 1000));
+	}
+}
+
+/* State of a follow() call across its value-per-call invocations. */
+typedef struct FollowState
+{
+	int64		run;
+	int64		last_seq;
+	TimestampTz deadline;
+	bool		done;
+	List	   *buffered;		/* HeapTuples in multi_call_memory_ctx */
+} FollowState;
+
+/*
+ * follow(run_id, after_seq, timeout) RETURNS SETOF agentorch.chunks: the
+ * run's chunks as they are committed, value per call, so a cursor or
+ * psql's FETCH_COUNT shows them live. Ends after the final chunk or when
+ * the timeout passes. Each poll is a fresh snapshot.
+ */
+Datum
+ao_sql_follow(PG_FUNCTION_ARGS)
+{
+	FuncCallContext *funcctx;
+	FollowState *st;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext old;
+		TupleDesc	tupdesc;
+
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "agentorch.follow must return a composite");
+		funcctx->tuple_desc = BlessTupleDesc(tupdesc);
+		st = palloc0(sizeof(FollowState));
+		st->run = PG_GETARG_INT64(0);
+		st->last_seq = PG_GETARG_INT64(1);
+		st->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   interval_ms(PG_GETARG_INTERVAL_P(2)));
+		funcctx->user_fctx = st;
+		MemoryContextSwitchTo(old);
+		visible_run_owner(st->run);
+	}
+	funcctx = SRF_PERCALL_SETUP();
+	st = funcctx->user_fctx;
+
+	while (st->buffered == NIL && !st->done)
+	{
+		Oid			types[2] = {INT8OID, INT8OID};
+		Datum		values[2];
+		bool		finished = false;
+		long		remaining;
+
+		values[0] = Int64GetDatum(st->run);
+		values[1] = Int64GetDatum(st->last_seq);
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT c.*, (SELECT r.status::text FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1) "
+								  "FROM agentorch.chunks c WHERE c.run_id OPERATOR(pg_catalog.=) $1 AND c.seq OPERATOR(pg_catalog.>) $2 "
+								  "ORDER BY c.seq LIMIT 1000",
+								  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "agentorch: could not read chunks");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			Datum	   *vals = palloc(sizeof(Datum) * desc->natts);
+			bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+			MemoryContext old;
+			HeapTuple	tup;
+			char	   *kind;
+
+			heap_deform_tuple(SPI_tuptable->vals[i], desc, vals, nulls);
+			kind = SPI_getvalue(SPI_tuptable->vals[i], desc, 5);
+			old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+			tup = heap_form_tuple(funcctx->tuple_desc, vals, nulls);
+			st->buffered = lappend(st->buffered, tup);
+			MemoryContextSwitchTo(old);
+			st->last_seq = DatumGetInt64(vals[1]);
+			if (kind && strcmp(kind, "final") == 0)
+			{
+				finished = true;
+				break;
+			}
+		}
+		SPI_finish();
+		if (finished)
+			st->done = true;
+		if (st->buffered != NIL)
+			break;
+		remaining = (long) ((st->deadline - GetCurrentTimestamp()) / 1000);
+		if (remaining <= 0)
+		{
+			st->done = true;
+			break;
+		}
+		ao_wait_for_progress(Min(remaining, 1000));
+	}
+
+	if (st->buffered != NIL)
+	{
+		HeapTuple	tup = linitial(st->buffered);
+
+		st->buffered = list_delete_first(st->buffered);
+		SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tup));
+	}
+	SRF_RETURN_DONE(funcctx);
+}
+
+/* Status callback of graph(): look a step up in the fetched list. */
+typedef struct StepStatuses
+{
+	int			n;
+	char	  **ids;
+	char	  **statuses;
+} StepStatuses;
+
+static const char *
+status_of(void *arg, const char *step_id)
+{
+	StepStatuses *s = arg;
+
+	for (int i = 0; i < s->n; i++)
+		if (strcmp(s->ids[i], step_id) == 0)
+			return s->statuses[i];
+	return NULL;
+}
+
+/* graph(run_id, format DEFAULT 'mermaid'): the run's DAG with each step's status. */
+Datum
+ao_sql_graph(PG_FUNCTION_ARGS)
+{
+	int64		run = PG_GETARG_INT64(0);
+	char	   *format = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	char	   *definition = NULL;
+	StepStatuses st = {0};
+	MemoryContext caller = CurrentMemoryContext;
+
+	visible_run_owner(run);
+	values[0] = Int64GetDatum(run);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT COALESCE(w.definition, r.plan, "
+							  "  pg_catalog.jsonb_build_object('steps', (SELECT pg_catalog.jsonb_agg(s.spec ORDER BY s.ord) "
+							  "     FROM agentorch.steps s WHERE s.run_id OPERATOR(pg_catalog.=) r.id AND s.parent_step_id IS NULL)))::text "
+							  "FROM agentorch.runs r LEFT JOIN agentorch.workflows w "
+							  "  ON w.name OPERATOR(pg_catalog.=) r.workflow_name AND w.version OPERATOR(pg_catalog.=) r.workflow_version "
+							  "WHERE r.id OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		definition = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		MemoryContextSwitchTo(spi);
+	}
+	if (SPI_execute_with_args("SELECT step_id, status::text FROM agentorch.steps WHERE run_id OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, true, 0) == SPI_OK_SELECT)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		st.n = (int) SPI_processed;
+		st.ids = palloc(sizeof(char *) * (st.n + 1));
+		st.statuses = palloc(sizeof(char *) * (st.n + 1));
+		for (int i = 0; i < st.n; i++)
+		{
+			st.ids[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+			st.statuses[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		}
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	if (definition == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("run %lld has no definition", (long long) run)));
+	PG_RETURN_TEXT_P(ao_render_graph(definition, psprintf("run %lld", (long long) run), format,
+									 status_of, &st));
+}
+
+/*
+ * purge(older_than): delete finished runs older than the interval -- all
+ * runs for a superuser, the caller's own otherwise.
+ */
+Datum
+ao_sql_purge(PG_FUNCTION_ARGS)
+{
+	Oid			types[2] = {INTERVALOID, OIDOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	Oid			save_uid;
+	int			save_sec;
+	bool		isnull;
+	int64		n;
+
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = ObjectIdGetDatum(GetUserId());
+	if (superuser())
+		nulls[1] = 'n';
+	ao_become_extension_owner(&save_uid, &save_sec);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT agentorch._purge($1, $2)", 2, types, values, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "agentorch: purge failed");
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	ao_restore_user(save_uid, save_sec);
+	PG_RETURN_INT64(n);
+}
+
+/*
+ * metrics(): counters of this server's executors (shared memory) and the
+ * state of the runs the caller can see.
+ */
+Datum
+ao_sql_metrics(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	uint64		done,
+				failed,
+				commits;
+	int			executors;
+
+	InitMaterializedSRF(fcinfo, 0);
+	ao_shared_metrics(&done, &failed, &commits, &executors);
+	{
+		const char *names[] = {"executors", "steps_done_total", "steps_failed_total", "executor_commits_total"};
+		double		vals[] = {executors, (double) done, (double) failed, (double) commits};
+
+		for (int i = 0; i < 4; i++)
+		{
+			Datum		v[2];
+			bool		n[2] = {false, false};
+
+			v[0] = CStringGetTextDatum(names[i]);
+			v[1] = Float8GetDatum(vals[i]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+		}
+	}
+	SPI_connect();
+	if (SPI_execute("SELECT 'runs_' || s::text, (SELECT pg_catalog.count(*) FROM agentorch.runs r WHERE r.status = s)::float8 "
+					"FROM pg_catalog.unnest(enum_range(NULL::agentorch.run_status)) s "
+					"UNION ALL SELECT 'steps_ready', pg_catalog.count(*)::float8 FROM agentorch.steps WHERE status = 'ready' "
+					"UNION ALL SELECT 'steps_running', pg_catalog.count(*)::float8 FROM agentorch.steps WHERE status = 'running' "
+					"UNION ALL SELECT 'steps_waiting', pg_catalog.count(*)::float8 FROM agentorch.steps WHERE status = 'waiting'",
+					true, 0) == SPI_OK_SELECT)
+	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			Datum		v[2];
+			bool		n[2];
+
+			v[0] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &n[0]);
+			v[1] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &n[1]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+		}
+	}
+	SPI_finish();
+	return (Datum) 0;
+}

@@ -1,0 +1,917 @@
+/*-------------------------------------------------------------------------
+ *
+ * executor.c
+ *	  The executor: claims ready steps, runs them by kind, and hands each
+ *	  outcome to the state layer (sql/agentorch_state.sql).
+ *
+ * Transactional steps (sql and function tools, database.query, branch,
+ * parallel, loop, user_input) are claimed, executed and completed in one
+ * transaction: each step runs in its own subtransaction, so one failure
+ * does not roll back its neighbours, and one commit completes many steps
+ * exactly once. A crash before the commit leaves them ready again. Steps
+ * that a completion makes ready are picked up in the same transaction
+ * (up to the batch size), so a chain of transactional steps costs one
+ * commit, not one per step.
+ *
+ * Network steps (llm, http tools) are never run inside a transaction;
+ * they are leased and driven by the network layer.
+ *
+ * Tools run as the run's owner: inside the step's subtransaction the user
+ * is switched with SECURITY_LOCAL_USERID_CHANGE and
+ * SECURITY_RESTRICTED_OPERATION, and a GUC nest level is unwound
+ * afterwards, the way PostgreSQL runs maintenance work as a table owner;
+ * aborting the subtransaction restores everything on error.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/executor.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "agentorch.h"
+
+#include "access/xact.h"
+#include "common/pg_prng.h"
+#include "storage/latch.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+
+#include "ao_backoff.h"
+#include "ao_json_schema.h"
+#include "ao_workflow.h"
+
+/* settings */
+int			ao_batch_size = 64;
+int			ao_lease_ms = 30000;
+int			ao_step_timeout_ms = 0;
+int			ao_query_timeout_ms = 30000;
+int			ao_max_result_rows = 10000;
+int			ao_retry_initial_ms = 100;
+double		ao_retry_multiplier = 2.0;
+int			ao_retry_max_ms = 10000;
+double		ao_retry_jitter = 0.2;
+
+static int	executor_id = 0;
+
+/* A claimed step, as the claim query returns it. */
+typedef struct Claimed
+{
+	int64		run_id;
+	char	   *step_id;
+	char	   *kind;
+	Jsonb	   *spec;
+	int			attempt;
+	int			max_attempts;
+	Jsonb	   *item;			/* NULL outside loops */
+	int			iteration;		/* -1 outside loops */
+	Oid			owner;
+} Claimed;
+
+/* The outcome of running one step. */
+typedef struct Outcome
+{
+	bool		ok;
+	Jsonb	   *output;			/* on success */
+	Jsonb	   *error;			/* on failure: {message, sqlstate, detail, hint} */
+	bool		retryable;
+} Outcome;
+
+/* Remember which executor this is (used as steps.worker). */
+void
+ao_executor_startup(int index)
+{
+	executor_id = index + 1;
+}
+
+/*-------------------------------------------------------------------------
+ * SPI helpers (all within an SPI connection opened by the caller)
+ *-------------------------------------------------------------------------
+ */
+
+/*
+ * Run a statement with parameters; ERRORs with the statement when the
+ * result code is not the expected one (0: any success).
+ */
+static int
+spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (expected == 0 ? ret < 0 : ret != expected)
+		elog(ERROR, "agentorch: unexpected SPI result %d for: %s", ret, sql);
+	return ret;
+}
+
+/* Call a state-layer function that takes (run bigint, step text, ...). */
+static void
+state_call(const char *sql, int64 run, const char *step, int nextra, Oid *extra_types,
+		   Datum *extra_values, const char *extra_nulls)
+{
+	Oid			types[8] = {INT8OID, TEXTOID};
+	Datum		values[8];
+	char		nulls[8];
+
+	values[0] = Int64GetDatum(run);
+	values[1] = CStringGetTextDatum(step);
+	nulls[0] = nulls[1] = ' ';
+	for (int i = 0; i < nextra; i++)
+	{
+		types[2 + i] = extra_types[i];
+		values[2 + i] = extra_values[i];
+		nulls[2 + i] = extra_nulls ? extra_nulls[i] : ' ';
+	}
+	spi_exec(sql, 2 + nextra, types, values, nulls, 0);
+}
+
+/* Append a run id to a list of palloc'd int64 unless it is there already. */
+static List *
+lappend_int64_unique(List *list, int64 value)
+{
+	ListCell   *lc;
+	int64	   *p;
+
+	foreach(lc, list)
+		if (*(int64 *) lfirst(lc) == value)
+			return list;
+	p = palloc(sizeof(int64));
+	*p = value;
+	return lappend(list, p);
+}
+
+/* A jsonb Datum from C text. */
+static Datum
+jsonb_datum(const char *text)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
+}
+
+/* Copy a jsonb result column out of SPI memory into the caller's context. */
+static Jsonb *
+spi_jsonb(int row, int col, MemoryContext into)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+	MemoryContext old;
+	Jsonb	   *result;
+
+	if (isnull)
+		return NULL;
+	old = MemoryContextSwitchTo(into);
+	result = DatumGetJsonbPCopy(d);
+	MemoryContextSwitchTo(old);
+	return result;
+}
+
+/* Error jsonb from an ErrorData. */
+static Jsonb *
+error_jsonb(ErrorData *edata)
+{
+	json_object *o = ao_json_own(json_object_new_object());
+
+	json_object_object_add(o, "message", json_object_new_string(edata->message ? edata->message : "error"));
+	json_object_object_add(o, "sqlstate", json_object_new_string(unpack_sql_state(edata->sqlerrcode)));
+	if (edata->detail)
+		json_object_object_add(o, "detail", json_object_new_string(edata->detail));
+	if (edata->hint)
+		json_object_object_add(o, "hint", json_object_new_string(edata->hint));
+	return ao_jsonb_from_json(o);
+}
+
+/* Error jsonb from a message (and an optional detail). */
+static Jsonb *
+message_jsonb(const char *sqlstate, const char *message, const char *detail)
+{
+	json_object *o = ao_json_own(json_object_new_object());
+
+	json_object_object_add(o, "message", json_object_new_string(message));
+	json_object_object_add(o, "sqlstate", json_object_new_string(sqlstate));
+	if (detail)
+		json_object_object_add(o, "detail", json_object_new_string(detail));
+	return ao_jsonb_from_json(o);
+}
+
+/*
+ * Errors worth another attempt: not syntax or access rule violations
+ * (class 42), not data exceptions (22) or integrity violations (23), not
+ * our own invalid-parameter errors; timeouts, serialization failures,
+ * resource shortages and the like are.
+ */
+static bool
+retryable_sqlstate(int sqlerrcode)
+{
+	char	   *s = unpack_sql_state(sqlerrcode);
+
+	return strncmp(s, "42", 2) != 0 && strncmp(s, "22", 2) != 0 &&
+		strncmp(s, "23", 2) != 0 && strncmp(s, "0A", 2) != 0 && strncmp(s, "P0", 2) != 0;
+}
+
+/*-------------------------------------------------------------------------
+ * Templates and conditions
+ *-------------------------------------------------------------------------
+ */
+
+/* The template context of a step: the run's context plus item/index. */
+static Jsonb *
+step_context(Claimed *c, MemoryContext into)
+{
+	Oid			types[3] = {INT8OID, JSONBOID, INT4OID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(c->run_id);
+	if (c->iteration >= 0)
+	{
+		values[1] = c->item ? JsonbPGetDatum(c->item) : jsonb_datum("null");
+		values[2] = Int32GetDatum(c->iteration);
+	}
+	else
+		nulls[1] = nulls[2] = 'n';
+	spi_exec("SELECT agentorch._context($1, $2, $3)", 3, types, values, nulls, SPI_OK_SELECT);
+	return spi_jsonb(0, 1, into);
+}
+
+/* Evaluate a jsonpath predicate against the context (null counts as false). */
+static bool
+condition_holds(Jsonb *context, const char *condition)
+{
+	Oid			types[2] = {JSONBOID, TEXTOID};
+	Datum		values[2];
+	bool		isnull;
+	Datum		d;
+
+	values[0] = JsonbPGetDatum(context);
+	values[1] = CStringGetTextDatum(condition);
+	spi_exec("SELECT pg_catalog.jsonb_path_match($1, $2::jsonpath, '{}', true)",
+			 2, types, values, NULL, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull && DatumGetBool(d);
+}
+
+/* Member of the step spec as an owned json-c object (borrowed member), or NULL. */
+static json_object *
+spec_member(json_object *spec, const char *key)
+{
+	json_object *v;
+
+	if (json_object_object_get_ex(spec, key, &v))
+		return v;
+	return NULL;
+}
+
+/*-------------------------------------------------------------------------
+ * Running steps
+ *-------------------------------------------------------------------------
+ */
+
+/* Timeout of a step in ms: the step's own, else the tool policy's, else the setting. */
+static int
+step_timeout_ms(json_object *spec, json_object *policy)
+{
+	json_object *t = spec_member(spec, "timeout");
+	double		ms = -1;
+
+	if (t)
+		ms = ao_duration_ms(t);
+	if (ms < 0 && policy && (t = spec_member(policy, "timeout")))
+		ms = ao_duration_ms(t);
+	if (ms < 0)
+		ms = ao_step_timeout_ms;
+	return ms > INT_MAX ? INT_MAX : (int) ms;
+}
+
+/*
+ * Run a tool step as the run's owner inside a subtransaction. Returns the
+ * outcome; never ERRORs for failures of the tool itself.
+ */
+static Outcome
+run_tool(Claimed *c, json_object *spec, Jsonb *input)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	const char *tool = json_object_get_string(spec_member(spec, "tool"));
+	volatile Outcome out = {0};
+	AoTool	   *t;
+
+	t = ao_lookup_tool(tool);
+	if (t == NULL)
+	{
+		out.error = message_jsonb("42704", psprintf("tool \"%s\" does not exist", tool), NULL);
+		return out;
+	}
+	if (t->input_schema)
+	{
+		ao_problems *p = ao_problems_new();
+		json_object *in = ao_json_from_jsonb(input);
+
+		if (ao_json_schema_validate(t->input_schema, in, ao_problems_add, p) > 0)
+		{
+			StringInfoData d;
+
+			initStringInfo(&d);
+			for (size_t i = 0; i < p->n; i++)
+				appendStringInfo(&d, "%s%s: %s", i ? "\n" : "", p->paths[i][0] ? p->paths[i] : "/",
+								 p->messages[i]);
+			out.error = message_jsonb("22023", psprintf("input of tool \"%s\" does not match its input_schema", tool),
+									  d.data);
+			return out;
+		}
+	}
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(c->owner)))
+	{
+		out.error = message_jsonb("42704", "the role that started this run no longer exists", NULL);
+		return out;
+	}
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		Oid			save_uid;
+		int			save_sec;
+		int			nest;
+		int			timeout = step_timeout_ms(spec, t->policy);
+		Jsonb	   *result;
+
+		GetUserIdAndSecContext(&save_uid, &save_sec);
+		SetUserIdAndSecContext(c->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		nest = NewGUCNestLevel();
+		if (timeout > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, timeout);
+		result = ao_run_tool_as_owner(t, input, caller);
+		if (timeout > 0)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+		AtEOXact_GUC(false, nest);
+		SetUserIdAndSecContext(save_uid, save_sec);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		out.ok = true;
+		out.output = result;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		out.ok = false;
+		out.error = error_jsonb(edata);
+		out.retryable = retryable_sqlstate(edata->sqlerrcode);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return out;
+}
+
+/* Render a template member of the spec against the context (missing = JSON null). */
+static Jsonb *
+render_member(json_object *spec, const char *key, Jsonb *context)
+{
+	json_object *v = spec_member(spec, key);
+
+	if (v == NULL)
+		return NULL;
+	return ao_render_jsonb(ao_jsonb_from_json(v), context);
+}
+
+/* Record a tool outcome: success, another attempt, or failure. */
+static void
+settle(Claimed *c, Outcome *o, json_object *spec)
+{
+	if (o->ok)
+	{
+		Oid			t[1] = {JSONBOID};
+		Datum		v[1];
+
+		v[0] = JsonbPGetDatum(o->output);
+		state_call("SELECT agentorch._finish_step($1, $2, 'succeeded', $3)", c->run_id, c->step_id,
+				   1, t, v, NULL);
+		ao_count_steps(1, 0);
+	}
+	else if (o->retryable && c->attempt + 1 < c->max_attempts)
+	{
+		Oid			t[2] = {JSONBOID, FLOAT8OID};
+		Datum		v[2];
+		json_object *retry = spec_member(spec, "retry");
+		json_object *backoff = retry ? spec_member(retry, "backoff") : NULL;
+		ao_backoff	b;
+
+		b.initial_ms = ao_retry_initial_ms;
+		b.multiplier = ao_retry_multiplier;
+		b.max_ms = ao_retry_max_ms;
+		b.jitter = ao_retry_jitter;
+		if (backoff)
+		{
+			json_object *x;
+
+			if ((x = spec_member(backoff, "initial")) && ao_duration_ms(x) >= 0)
+				b.initial_ms = ao_duration_ms(x);
+			if ((x = spec_member(backoff, "multiplier")))
+				b.multiplier = json_object_get_double(x);
+			if ((x = spec_member(backoff, "max")) && ao_duration_ms(x) >= 0)
+				b.max_ms = ao_duration_ms(x);
+			if ((x = spec_member(backoff, "jitter")))
+				b.jitter = json_object_get_double(x);
+		}
+		v[0] = JsonbPGetDatum(o->error);
+		v[1] = Float8GetDatum(ao_backoff_delay_ms(&b, c->attempt + 1, pg_prng_double(&pg_global_prng_state)));
+		state_call("SELECT agentorch._retry_step($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
+	}
+	else
+	{
+		Oid			t[1] = {JSONBOID};
+		Datum		v[1];
+
+		v[0] = JsonbPGetDatum(o->error);
+		state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $3)", c->run_id, c->step_id,
+				   1, t, v, NULL);
+		ao_count_steps(0, 1);
+	}
+}
+
+/* A branch: the first case whose condition holds chooses its steps, else "else". */
+static void
+run_branch(Claimed *c, json_object *spec, Jsonb *context)
+{
+	json_object *cases = spec_member(spec, "cases");
+	json_object *chosen = NULL;
+	int			chosen_case = -1;
+	json_object *all = ao_json_own(json_object_new_array());
+	json_object *unchosen = ao_json_own(json_object_new_array());
+	json_object *output = ao_json_own(json_object_new_object());
+	Oid			t[2] = {JSONBOID, TEXTARRAYOID};
+	Datum		v[2];
+
+	for (size_t i = 0; cases && i < json_object_array_length(cases); i++)
+	{
+		json_object *cs = json_object_array_get_idx(cases, i);
+		json_object *then = spec_member(cs, "then");
+
+		for (size_t j = 0; then && j < json_object_array_length(then); j++)
+			json_object_array_add(all, json_object_get(json_object_array_get_idx(then, j)));
+		if (chosen == NULL &&
+			condition_holds(context, json_object_get_string(spec_member(cs, "when"))))
+		{
+			chosen = then;
+			chosen_case = (int) i + 1;
+		}
+	}
+	if (spec_member(spec, "else"))
+	{
+		json_object *els = spec_member(spec, "else");
+
+		for (size_t j = 0; j < json_object_array_length(els); j++)
+			json_object_array_add(all, json_object_get(json_object_array_get_idx(els, j)));
+		if (chosen == NULL)
+			chosen = els;
+	}
+	for (size_t i = 0; i < json_object_array_length(all); i++)
+	{
+		const char *id = json_object_get_string(json_object_array_get_idx(all, i));
+		bool		is_chosen = false;
+
+		for (size_t j = 0; chosen && j < json_object_array_length(chosen); j++)
+			is_chosen = is_chosen || strcmp(id, json_object_get_string(json_object_array_get_idx(chosen, j))) == 0;
+		if (!is_chosen)
+			json_object_array_add(unchosen, json_object_new_string(id));
+	}
+	json_object_object_add(output, "case", chosen_case > 0 ? json_object_new_int(chosen_case) :
+						   (chosen ? json_object_new_string("else") : NULL));
+	json_object_object_add(output, "chosen", chosen ? json_object_get(chosen) : json_object_new_array());
+
+	{
+		int			n = (int) json_object_array_length(unchosen);
+		Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
+
+		for (int i = 0; i < n; i++)
+			elems[i] = CStringGetTextDatum(json_object_get_string(json_object_array_get_idx(unchosen, i)));
+		v[1] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	}
+	v[0] = ao_jsonb_datum_from_json(output);
+	state_call("SELECT agentorch._finish_branch($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
+	ao_count_steps(1, 0);
+}
+
+/* Fail a step for a reason found before it ran (no retry). */
+static void
+fail_step(Claimed *c, const char *sqlstate, const char *message, const char *detail)
+{
+	Outcome		o = {0};
+
+	o.error = message_jsonb(sqlstate, message, detail);
+	settle(c, &o, NULL);
+}
+
+/* Start a loop: for_each renders its array; while decides in the state layer. */
+static void
+run_loop(Claimed *c, json_object *spec, Jsonb *context)
+{
+	Oid			t[1] = {JSONBOID};
+	Datum		v[1] = {(Datum) 0};
+	char		nulls[1] = {'n'};
+	json_object *max = spec_member(spec, "max_iterations");
+	int			limit = max ? json_object_get_int(max) : ao_loop_max_iterations;
+
+	if (spec_member(spec, "for_each"))
+	{
+		Jsonb	   *items = render_member(spec, "for_each", context);
+
+		if (items == NULL || !JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
+		{
+			fail_step(c, "22023", "for_each must produce an array", NULL);
+			return;
+		}
+		if ((int) JB_ROOT_COUNT(items) > limit)
+		{
+			fail_step(c, "54000", psprintf("for_each produced %u items, more than max_iterations (%d)",
+										   JB_ROOT_COUNT(items), limit), NULL);
+			return;
+		}
+		v[0] = JsonbPGetDatum(items);
+		nulls[0] = ' ';
+	}
+	state_call("SELECT agentorch._start_children($1, $2, $3)", c->run_id, c->step_id, 1, t, v, nulls);
+}
+
+/* A user_input step starts waiting for submit_input. */
+static void
+run_user_input(Claimed *c, json_object *spec, Jsonb *context)
+{
+	Oid			t[2] = {TEXTOID, FLOAT8OID};
+	Datum		v[2];
+	Jsonb	   *prompt = render_member(spec, "prompt", context);
+	json_object *timeout = spec_member(spec, "timeout");
+	char	   *text = prompt ? JsonbToCString(NULL, &prompt->root, VARSIZE(prompt)) : "";
+
+	/* a rendered string prompt is shown without its JSON quotes */
+	if (prompt && JB_ROOT_IS_SCALAR(prompt))
+	{
+		json_object *p = ao_json_from_jsonb(prompt);
+
+		if (json_object_is_type(p, json_type_string))
+			text = pstrdup(json_object_get_string(p));
+	}
+	v[0] = CStringGetTextDatum(text);
+	v[1] = Float8GetDatum(timeout ? ao_duration_ms(timeout) : 0);
+	state_call("SELECT agentorch._wait_for_input($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
+}
+
+/*
+ * Run one claimed step of a run whose lock we hold. Its outcome is
+ * recorded through the state layer before returning.
+ */
+static void
+run_step(Claimed *c)
+{
+	MemoryContext stepcxt = AllocSetContextCreate(CurrentMemoryContext, "agentorch step",
+												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(stepcxt);
+	json_object *spec = ao_json_from_jsonb(c->spec);
+	json_object *when = spec_member(spec, "when");
+	Jsonb	   *context = step_context(c, stepcxt);
+
+	pgstat_report_activity(STATE_RUNNING, psprintf("agentorch: run %lld step %s",
+												   (long long) c->run_id, c->step_id));
+
+	/*
+	 * The attempt begins, counted in this transaction -- unless an earlier
+	 * step of this batch has meanwhile failed or finished the run.
+	 */
+	{
+		Oid			t[1] = {INT4OID};
+		Datum		v[1];
+
+		v[0] = Int32GetDatum(executor_id);
+		state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3 "
+				   "WHERE run_id = $1 AND step_id = $2 AND status = 'ready' "
+				   "  AND EXISTS (SELECT 1 FROM agentorch.runs r WHERE r.id = $1 AND r.status IN ('running', 'waiting'))",
+				   c->run_id, c->step_id, 1, t, v, NULL);
+		if (SPI_processed == 0)
+		{
+			state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
+					   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
+					   c->run_id, c->step_id, 0, NULL, NULL, NULL);
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(stepcxt);
+			return;
+		}
+	}
+
+	if (when && !condition_holds(context, json_object_get_string(when)))
+	{
+		state_call("SELECT agentorch._finish_step($1, $2, 'skipped', NULL, '{\"reason\": \"when condition is false\"}')",
+				   c->run_id, c->step_id, 0, NULL, NULL, NULL);
+	}
+	else if (strcmp(c->kind, "tool") == 0)
+	{
+		Jsonb	   *input = render_member(spec, "input", context);
+		Outcome		o;
+
+		if (input == NULL)
+			input = DatumGetJsonbP(jsonb_datum("{}"));
+		{
+			Oid			t[1] = {JSONBOID};
+			Datum		v[1];
+
+			v[0] = JsonbPGetDatum(input);
+			state_call("UPDATE agentorch.steps SET input = $3 WHERE run_id = $1 AND step_id = $2",
+					   c->run_id, c->step_id, 1, t, v, NULL);
+		}
+		o = run_tool(c, spec, input);
+		settle(c, &o, spec);
+	}
+	else if (strcmp(c->kind, "branch") == 0)
+		run_branch(c, spec, context);
+	else if (strcmp(c->kind, "parallel") == 0)
+		state_call("SELECT agentorch._start_children($1, $2, NULL)", c->run_id, c->step_id, 0, NULL, NULL, NULL);
+	else if (strcmp(c->kind, "loop") == 0)
+		run_loop(c, spec, context);
+	else if (strcmp(c->kind, "user_input") == 0)
+		run_user_input(c, spec, context);
+	else
+		fail_step(c, "0A000", psprintf("steps of kind %s cannot run in a transaction", c->kind), NULL);
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(stepcxt);
+}
+
+/*
+ * Claim up to max ready transactional steps (SKIP LOCKED), ordered by run
+ * so runs are locked in id order. With only_role valid, only runs whose
+ * owner that role has the privileges of (agentorch.work()).
+ */
+static List *
+claim(int max, Oid only_role, MemoryContext into)
+{
+	Oid			types[2] = {INT4OID, OIDOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	List	   *claimed = NIL;
+
+	values[0] = Int32GetDatum(max);
+	values[1] = ObjectIdGetDatum(only_role);
+	if (!OidIsValid(only_role))
+		nulls[1] = 'n';
+	spi_exec("SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
+			 "       COALESCE(c.iteration, -1), c.owner FROM ("
+			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner "
+			 "    FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
+			 "   WHERE s.status = 'ready' AND NOT s.network "
+			 "     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp()) "
+			 "     AND ($2::oid IS NULL OR pg_catalog.pg_has_role($2::oid, r.owner, 'USAGE')) "
+			 "   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST "
+			 "   LIMIT $1 FOR UPDATE OF s SKIP LOCKED) c "
+			 "ORDER BY c.run_id, c.step_id",
+			 2, types, values, nulls, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(into);
+		Claimed    *c = palloc0(sizeof(Claimed));
+		bool		isnull;
+
+		c->run_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		c->step_id = SPI_getvalue(tup, desc, 2);
+		c->kind = SPI_getvalue(tup, desc, 3);
+		c->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		c->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		c->iteration = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+		c->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
+		MemoryContextSwitchTo(old);
+		c->spec = spi_jsonb((int) i, 4, into);
+		c->item = spi_jsonb((int) i, 7, into);
+		claimed = lappend(claimed, c);
+	}
+	return claimed;
+}
+
+/*
+ * Process ready transactional steps in the current transaction (the
+ * caller has an SPI connection and an active snapshot): claim, lock each
+ * run, run its steps, and repeat for steps that became ready, until max
+ * steps were processed or none is ready. Runs touched are appended to
+ * *runs (for notifications). Returns the number of steps processed.
+ */
+int
+ao_process_ready_steps(int max, Oid only_role, List **runs)
+{
+	int			processed = 0;
+
+	while (processed < max)
+	{
+		List	   *claimed = claim(max - processed, only_role, CurrentMemoryContext);
+		ListCell   *lc;
+		int64		locked_run = 0;
+		bool		run_active = false;
+
+		if (claimed == NIL)
+			break;
+		foreach(lc, claimed)
+		{
+			Claimed    *c = lfirst(lc);
+
+			if (c->run_id != locked_run)
+			{
+				Oid			t[1] = {INT8OID};
+				Datum		v[1];
+				bool		isnull;
+				char	   *status;
+
+				v[0] = Int64GetDatum(c->run_id);
+				spi_exec("SELECT agentorch._lock_run($1)::text", 1, t, v, NULL, SPI_OK_SELECT);
+				status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+				(void) isnull;
+				run_active = status && (strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0);
+				locked_run = c->run_id;
+				*runs = lappend_int64_unique(*runs, c->run_id);
+			}
+			if (run_active)
+				run_step(c);
+			else
+				state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
+						   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
+						   c->run_id, c->step_id, 0, NULL, NULL, NULL);
+			processed++;
+		}
+		list_free_deep(claimed);
+	}
+	return processed;
+}
+
+/* NOTIFY each touched run once (coalesced per transaction). */
+void
+ao_notify_runs(List *runs)
+{
+	ListCell   *lc;
+
+	foreach(lc, runs)
+	{
+		Oid			t[1] = {INT8OID};
+		Datum		v[1];
+
+		v[0] = Int64GetDatum(*(int64 *) lfirst(lc));
+		spi_exec("SELECT agentorch._notify_run($1)", 1, t, v, NULL, SPI_OK_SELECT);
+	}
+}
+
+/*
+ * One executor batch in its own transaction (worker_spi's call sequence).
+ * Returns the number of steps processed; *sleep_ms is how long the caller
+ * may sleep before ready steps with a not_before come due.
+ */
+int
+ao_executor_run_batch(Oid only_role, long *sleep_ms)
+{
+	int			n;
+	List	   *runs = NIL;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "agentorch: claiming steps");
+
+	n = ao_process_ready_steps(ao_batch_size, only_role, &runs);
+	ao_notify_runs(runs);
+
+	*sleep_ms = ao_poll_interval_ms;
+	if (n == 0)
+	{
+		bool		isnull;
+		Datum		d;
+
+		spi_exec("SELECT (EXTRACT(EPOCH FROM pg_catalog.min(not_before) - pg_catalog.clock_timestamp()) * 1000)::int8 "
+				 "FROM agentorch.steps WHERE status = 'ready' AND NOT network AND not_before IS NOT NULL",
+				 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			*sleep_ms = Max(1, Min(DatumGetInt64(d) + 1, ao_poll_interval_ms));
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (n > 0)
+		ao_announce_progress(n >= ao_batch_size);
+	return n;
+}
+
+/*
+ * Maintenance in its own transaction: expired leases, input timeouts and
+ * run deadlines (agentorch._recover).
+ */
+void
+ao_executor_maintenance(void)
+{
+	List	   *runs = NIL;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "agentorch: maintenance");
+	spi_exec("SELECT r FROM agentorch._recover() r", 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		runs = lappend_int64_unique(runs, run);
+	}
+	ao_notify_runs(runs);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (runs != NIL)
+		ao_announce_progress(true);
+}
+
+/*
+ * agentorch.work(max_steps, timeout): run ready transactional steps in the
+ * calling session and transaction, for runs the caller may act for.
+ * Waits for steps whose retry delay comes due within the timeout.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_work);
+Datum
+ao_sql_work(PG_FUNCTION_ARGS)
+{
+	int32		max_steps = PG_GETARG_INT32(0);
+	Interval   *timeout = PG_GETARG_INTERVAL_P(1);
+	int64		timeout_ms = (int64) (timeout->time / 1000 + (int64) timeout->day * 86400000 +
+									  (int64) timeout->month * 30 * 86400000);
+	TimestampTz start = GetCurrentTimestamp();
+	Oid			caller = GetUserId();
+	Oid			only_role = superuser() ? InvalidOid : caller;
+	Oid			save_uid;
+	int			save_sec;
+	int			done = 0;
+	List	   *runs = NIL;
+
+	if (max_steps <= 0)
+		PG_RETURN_INT32(0);
+	ao_become_extension_owner(&save_uid, &save_sec);
+	SPI_connect();
+	while (done < max_steps)
+	{
+		int			n = ao_process_ready_steps(Min(ao_batch_size, max_steps - done), only_role, &runs);
+		long		elapsed;
+		bool		isnull;
+		Datum		d;
+		int64		due_ms;
+
+		done += n;
+		elapsed = (long) ((GetCurrentTimestamp() - start) / 1000);
+		if (elapsed >= timeout_ms)
+			break;
+		if (n > 0)
+			continue;
+		/* nothing ready now: wait for a retry that comes due before the timeout */
+		spi_exec("SELECT (EXTRACT(EPOCH FROM pg_catalog.min(s.not_before) - pg_catalog.clock_timestamp()) * 1000)::int8 "
+				 "FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
+				 "WHERE s.status = 'ready' AND NOT s.network "
+				 "  AND ($1::oid IS NULL OR pg_catalog.pg_has_role($1::oid, r.owner, 'USAGE'))",
+				 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only_role)},
+				 OidIsValid(only_role) ? " " : "n", SPI_OK_SELECT);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull)
+			break;
+		due_ms = DatumGetInt64(d);
+		if (due_ms > timeout_ms - elapsed)
+			break;
+		if (due_ms > 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 (long) due_ms + 1, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	ao_notify_runs(runs);
+	SPI_finish();
+	ao_restore_user(save_uid, save_sec);
+	if (done > 0)
+		ao_wake_at_commit();
+	PG_RETURN_INT32(done);
+}

@@ -1,0 +1,798 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  Background workers: shared state, the launcher, and the per-database
+ *	  executors; plus the wake-up path from committing sessions.
+ *
+ * The launcher (one static worker) scans pg_database and keeps executors
+ * running in every database that has the extension, the way TimescaleDB's
+ * launcher keeps one scheduler per database. It cannot read another
+ * database's catalogs, so it starts executor 0 as a probe: the probe
+ * connects, and if agentorch is not installed it records that in shared
+ * memory and exits; the launcher asks again only after
+ * agentorch.launcher_naptime or when CREATE EXTENSION wakes it. Once
+ * executor 0 finds the extension, the launcher starts the others, up to
+ * agentorch.max_workers per database.
+ *
+ * Executors sleep on their latch. A session that commits new or newly
+ * ready work sets the latches of its database's executors (a transaction
+ * callback, at commit only, so a rolled-back start wakes nobody); a timed
+ * wake (agentorch.poll_interval) is only a safety net and also drives
+ * lease recovery. After every commit that changed run state the executor
+ * broadcasts a condition variable on which wait() and follow() sleep.
+ *
+ * DROP DATABASE (and ALTER DATABASE ... RENAME, CREATE DATABASE from a
+ * template) cannot proceed while an executor is connected, so a
+ * ProcessUtility hook stops that database's executors and pauses their
+ * relaunch for the duration of the statement.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/worker.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "agentorch.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+PGDLLEXPORT void ao_launcher_main(Datum arg);
+PGDLLEXPORT void ao_executor_main(Datum arg);
+
+#define AO_MAX_DATABASES	64
+#define AO_MAX_EXECUTORS	16
+
+/* One database the launcher knows about. */
+typedef struct AoDbSlot
+{
+	Oid			dboid;			/* InvalidOid = free slot */
+	bool		has_extension;	/* set by executor 0 when it finds agentorch */
+	bool		no_extension;	/* set by executor 0 when it does not */
+	TimestampTz probe_after;	/* when to probe again after no_extension */
+	TimestampTz paused_until;	/* DROP/RENAME DATABASE in progress */
+	int			pids[AO_MAX_EXECUTORS];
+	Latch	   *latches[AO_MAX_EXECUTORS];
+} AoDbSlot;
+
+typedef struct AoShared
+{
+	LWLock	   *lock;			/* protects dbs[] */
+	Latch	   *launcher_latch;
+	pg_atomic_uint32 rescan;	/* CREATE EXTENSION happened somewhere */
+	pg_atomic_uint64 steps_done;	/* counters shown by metrics() */
+	pg_atomic_uint64 steps_failed;
+	pg_atomic_uint64 commits;
+	ConditionVariable progress;	/* broadcast after state changes commit */
+	AoDbSlot	dbs[AO_MAX_DATABASES];
+} AoShared;
+
+static AoShared *ao_shared = NULL;
+
+/* settings */
+int			ao_max_workers = 2;
+char	   *ao_databases = NULL;
+int			ao_poll_interval_ms = 1000;
+int			ao_launcher_naptime_ms = 10000;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
+
+/* this backend's pending wake requests, flushed at commit */
+static bool wake_pending = false;
+static bool launcher_wake_pending = false;
+static bool xact_callback_registered = false;
+
+/* executor identity */
+static int	my_executor_index = -1;
+static int	my_slot = -1;
+
+/* Request our shared memory and LWLock (shmem_request_hook, PG15+). */
+static void
+ao_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(AoShared)));
+	RequestNamedLWLockTranche("agentorch", 1);
+}
+
+/* Create or attach to the shared state, under AddinShmemInitLock. */
+static void
+ao_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ao_shared = ShmemInitStruct("agentorch", sizeof(AoShared), &found);
+	if (!found)
+	{
+		memset(ao_shared, 0, sizeof(AoShared));
+		ao_shared->lock = &(GetNamedLWLockTranche("agentorch"))->lock;
+		pg_atomic_init_u32(&ao_shared->rescan, 0);
+		pg_atomic_init_u64(&ao_shared->steps_done, 0);
+		pg_atomic_init_u64(&ao_shared->steps_failed, 0);
+		pg_atomic_init_u64(&ao_shared->commits, 0);
+		ConditionVariableInit(&ao_shared->progress);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Is shared memory available (the library was preloaded)? */
+bool
+ao_shmem_ready(void)
+{
+	return ao_shared != NULL;
+}
+
+/* Find the slot of a database, or -1. Caller holds ao_shared->lock. */
+static int
+slot_of(Oid dboid)
+{
+	for (int i = 0; i < AO_MAX_DATABASES; i++)
+		if (ao_shared->dbs[i].dboid == dboid)
+			return i;
+	return -1;
+}
+
+/*
+ * Commit callback: deliver the wake-ups this transaction asked for. Runs
+ * at commit only, so work started in a transaction that rolls back wakes
+ * nobody.
+ */
+static void
+ao_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	{
+		if (ao_shared != NULL && wake_pending)
+		{
+			Latch	   *latches[AO_MAX_EXECUTORS];
+			int			n = 0;
+
+			LWLockAcquire(ao_shared->lock, LW_SHARED);
+			{
+				int			s = slot_of(MyDatabaseId);
+
+				for (int i = 0; s >= 0 && i < AO_MAX_EXECUTORS; i++)
+					if (ao_shared->dbs[s].latches[i] != NULL &&
+						ao_shared->dbs[s].pids[i] != MyProcPid)
+						latches[n++] = ao_shared->dbs[s].latches[i];
+			}
+			LWLockRelease(ao_shared->lock);
+			for (int i = 0; i < n; i++)
+				SetLatch(latches[i]);
+			ConditionVariableBroadcast(&ao_shared->progress);
+		}
+		if (ao_shared != NULL && launcher_wake_pending)
+		{
+			pg_atomic_write_u32(&ao_shared->rescan, 1);
+			LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
+			{
+				int			s = slot_of(MyDatabaseId);
+
+				if (s >= 0)
+				{
+					ao_shared->dbs[s].no_extension = false;
+					ao_shared->dbs[s].probe_after = 0;
+				}
+			}
+			LWLockRelease(ao_shared->lock);
+			if (ao_shared->launcher_latch)
+				SetLatch(ao_shared->launcher_latch);
+		}
+	}
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		wake_pending = launcher_wake_pending = false;
+}
+
+/* Make sure the commit callback is registered in this backend. */
+static void
+ensure_xact_callback(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(ao_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
+/*
+ * Ask for this database's executors to be woken when the current
+ * transaction commits (new runs, new input, cancel, resume).
+ */
+void
+ao_wake_at_commit(void)
+{
+	ensure_xact_callback();
+	wake_pending = true;
+}
+
+/* SQL: agentorch._wake_launcher(), run by the install script. */
+PG_FUNCTION_INFO_V1(ao_sql_wake_launcher);
+Datum
+ao_sql_wake_launcher(PG_FUNCTION_ARGS)
+{
+	ensure_xact_callback();
+	launcher_wake_pending = true;
+	PG_RETURN_VOID();
+}
+
+/*
+ * Sleep until run state may have changed (an executor committed) or
+ * timeout_ms passed. Without shared memory, a short timed sleep.
+ */
+void
+ao_wait_for_progress(long timeout_ms)
+{
+	if (ao_shared == NULL)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Min(timeout_ms, 10), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	else
+	{
+		ConditionVariablePrepareToSleep(&ao_shared->progress);
+		(void) ConditionVariableTimedSleep(&ao_shared->progress, timeout_ms, PG_WAIT_EXTENSION);
+		ConditionVariableCancelSleep();
+	}
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* After a commit that changed run state: wake waiters and siblings. */
+void
+ao_announce_progress(bool wake_siblings)
+{
+	if (ao_shared == NULL)
+		return;
+	pg_atomic_fetch_add_u64(&ao_shared->commits, 1);
+	ConditionVariableBroadcast(&ao_shared->progress);
+	if (wake_siblings && my_slot >= 0)
+	{
+		for (int i = 0; i < AO_MAX_EXECUTORS; i++)
+		{
+			Latch	   *l = ao_shared->dbs[my_slot].latches[i];
+
+			if (l != NULL && i != my_executor_index)
+				SetLatch(l);
+		}
+	}
+}
+
+/* Count finished steps for metrics(). */
+void
+ao_count_steps(uint64 done, uint64 failed)
+{
+	if (ao_shared == NULL)
+		return;
+	if (done)
+		pg_atomic_fetch_add_u64(&ao_shared->steps_done, done);
+	if (failed)
+		pg_atomic_fetch_add_u64(&ao_shared->steps_failed, failed);
+}
+
+/* Shared counters and worker counts for metrics(). */
+void
+ao_shared_metrics(uint64 *steps_done, uint64 *steps_failed, uint64 *commits, int *executors)
+{
+	*steps_done = *steps_failed = *commits = 0;
+	*executors = 0;
+	if (ao_shared == NULL)
+		return;
+	*steps_done = pg_atomic_read_u64(&ao_shared->steps_done);
+	*steps_failed = pg_atomic_read_u64(&ao_shared->steps_failed);
+	*commits = pg_atomic_read_u64(&ao_shared->commits);
+	LWLockAcquire(ao_shared->lock, LW_SHARED);
+	{
+		int			s = slot_of(MyDatabaseId);
+
+		for (int i = 0; s >= 0 && i < AO_MAX_EXECUTORS; i++)
+			if (ao_shared->dbs[s].pids[i] != 0)
+				(*executors)++;
+	}
+	LWLockRelease(ao_shared->lock);
+}
+
+/*
+ * Stop the executors of a database and keep the launcher from restarting
+ * them for a while, so DROP DATABASE and friends can proceed. Waits up to
+ * 10 seconds for them to exit.
+ */
+static void
+stop_database_executors(Oid dboid, int pause_seconds)
+{
+	int			s;
+
+	if (ao_shared == NULL || !OidIsValid(dboid))
+		return;
+	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
+	s = slot_of(dboid);
+	if (s >= 0)
+	{
+		ao_shared->dbs[s].paused_until =
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), pause_seconds * 1000);
+		for (int i = 0; i < AO_MAX_EXECUTORS; i++)
+			if (ao_shared->dbs[s].pids[i] != 0)
+				kill(ao_shared->dbs[s].pids[i], SIGTERM);
+	}
+	LWLockRelease(ao_shared->lock);
+	if (s < 0)
+		return;
+	for (int tries = 0; tries < 1000; tries++)
+	{
+		bool		any = false;
+
+		LWLockAcquire(ao_shared->lock, LW_SHARED);
+		for (int i = 0; i < AO_MAX_EXECUTORS; i++)
+			any = any || ao_shared->dbs[s].pids[i] != 0;
+		LWLockRelease(ao_shared->lock);
+		if (!any)
+			break;
+		pg_usleep(10000L);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* Let the launcher serve a database again after a paused statement. */
+static void
+unpause_database(Oid dboid)
+{
+	int			s;
+
+	if (ao_shared == NULL || !OidIsValid(dboid))
+		return;
+	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
+	s = slot_of(dboid);
+	if (s >= 0)
+		ao_shared->dbs[s].paused_until = 0;
+	LWLockRelease(ao_shared->lock);
+	if (ao_shared->launcher_latch)
+		SetLatch(ao_shared->launcher_latch);
+}
+
+/*
+ * ProcessUtility hook: statements that need a database without other
+ * connections first stop our executors there.
+ */
+static void
+ao_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				   ProcessUtilityContext context, ParamListInfo params,
+				   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	volatile Oid paused = InvalidOid;
+
+	if (ao_shared != NULL)
+	{
+		const char *dbname = NULL;
+
+		if (IsA(parsetree, DropdbStmt))
+			dbname = ((DropdbStmt *) parsetree)->dbname;
+		else if (IsA(parsetree, RenameStmt) &&
+				 ((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+			dbname = ((RenameStmt *) parsetree)->subname;
+		else if (IsA(parsetree, CreatedbStmt))
+		{
+			ListCell   *lc;
+
+			foreach(lc, ((CreatedbStmt *) parsetree)->options)
+			{
+				DefElem    *d = lfirst(lc);
+
+				if (strcmp(d->defname, "template") == 0)
+					dbname = defGetString(d);
+			}
+			if (dbname == NULL)
+				dbname = "template1";
+		}
+		if (dbname)
+		{
+			paused = get_database_oid(dbname, true);
+			stop_database_executors(paused, 60);
+		}
+	}
+
+	PG_TRY();
+	{
+		if (prev_process_utility_hook)
+			prev_process_utility_hook(pstmt, queryString, readOnlyTree, context,
+									  params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		unpause_database(paused);
+	}
+	PG_END_TRY();
+}
+
+/* Register the launcher (postmaster, from _PG_init under preload). */
+static void
+register_launcher(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "agentorch");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "ao_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "agentorch launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "agentorch launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Preload-time setup: hooks and the launcher. */
+void
+ao_worker_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ao_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ao_shmem_startup;
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = ao_process_utility;
+	register_launcher();
+}
+
+/* Hook for every backend that loads the module late (no preload). */
+void
+ao_worker_init_backend(void)
+{
+	prev_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = ao_process_utility;
+}
+
+/*-------------------------------------------------------------------------
+ * Launcher
+ *-------------------------------------------------------------------------
+ */
+
+typedef struct LaunchedExecutor
+{
+	Oid			dboid;
+	int			index;
+	BackgroundWorkerHandle *handle;
+} LaunchedExecutor;
+
+static LaunchedExecutor launched[AO_MAX_DATABASES * AO_MAX_EXECUTORS];
+static int	nlaunched = 0;
+
+/* Is dbname allowed by agentorch.databases (empty = all)? */
+static bool
+database_allowed(const char *dbname)
+{
+	char	   *raw;
+	List	   *names;
+	ListCell   *lc;
+	bool		ok = false;
+
+	if (ao_databases == NULL || ao_databases[0] == '\0')
+		return true;
+	raw = pstrdup(ao_databases);
+	if (!SplitIdentifierString(raw, ',', &names))
+		return false;
+	foreach(lc, names)
+		ok = ok || strcmp((char *) lfirst(lc), dbname) == 0;
+	return ok;
+}
+
+/* Start executor index of a database; false if no slot was available. */
+static bool
+launch_executor(Oid dboid, int index)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher restarts it */
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "agentorch");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "ao_executor_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "agentorch executor %d for database %u", index, dboid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "agentorch executor");
+	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+	memcpy(worker.bgw_extra, &index, sizeof(int));
+	worker.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		return false;
+	launched[nlaunched].dboid = dboid;
+	launched[nlaunched].index = index;
+	launched[nlaunched].handle = handle;
+	nlaunched++;
+	return true;
+}
+
+/* Is executor (dboid, index) known to be running (or starting)? */
+static bool
+executor_alive(Oid dboid, int index)
+{
+	for (int i = 0; i < nlaunched; i++)
+	{
+		pid_t		pid;
+
+		if (launched[i].dboid != dboid || launched[i].index != index)
+			continue;
+		if (GetBackgroundWorkerPid(launched[i].handle, &pid) != BGWH_STOPPED)
+			return true;
+		/* forget the stopped one */
+		pfree(launched[i].handle);
+		launched[i] = launched[--nlaunched];
+		return false;
+	}
+	return false;
+}
+
+/* One pass: make sure every served database has its executors. */
+static void
+launcher_scan(void)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	List	   *dbs = NIL;
+	ListCell   *lc;
+	TimestampTz now = GetCurrentTimestamp();
+	bool		rescan = pg_atomic_exchange_u32(&ao_shared->rescan, 0) != 0;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (!db->datallowconn || db->datistemplate || db->datconnlimit == -2)
+			continue;
+		if (!database_allowed(NameStr(db->datname)))
+			continue;
+		dbs = lappend_oid(dbs, db->oid);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+
+	foreach(lc, dbs)
+	{
+		Oid			dboid = lfirst_oid(lc);
+		int			s;
+		bool		has_ext;
+		bool		probe;
+
+		LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
+		s = slot_of(dboid);
+		if (s < 0)
+		{
+			s = slot_of(InvalidOid);
+			if (s >= 0)
+			{
+				memset(&ao_shared->dbs[s], 0, sizeof(AoDbSlot));
+				ao_shared->dbs[s].dboid = dboid;
+			}
+		}
+		if (s < 0)
+		{
+			LWLockRelease(ao_shared->lock);
+			ereport(LOG, (errmsg("agentorch: more than %d databases, database %u is not served",
+								 AO_MAX_DATABASES, dboid)));
+			continue;
+		}
+		if (rescan)
+		{
+			ao_shared->dbs[s].no_extension = false;
+			ao_shared->dbs[s].probe_after = 0;
+		}
+		has_ext = ao_shared->dbs[s].has_extension;
+		probe = !ao_shared->dbs[s].no_extension || now >= ao_shared->dbs[s].probe_after;
+		if (ao_shared->dbs[s].paused_until > now)
+			probe = has_ext = false;
+		LWLockRelease(ao_shared->lock);
+
+		if ((has_ext || probe) && !executor_alive(dboid, 0))
+			launch_executor(dboid, 0);
+		for (int i = 1; has_ext && i < Min(ao_max_workers, AO_MAX_EXECUTORS); i++)
+			if (!executor_alive(dboid, i))
+				launch_executor(dboid, i);
+	}
+	list_free(dbs);
+}
+
+/* Launcher main: scan, then sleep until woken or the naptime passes. */
+void
+ao_launcher_main(Datum arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("agentorch launcher");
+
+	ao_shared->launcher_latch = MyLatch;
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		launcher_scan();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ao_launcher_naptime_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*-------------------------------------------------------------------------
+ * Executor
+ *-------------------------------------------------------------------------
+ */
+
+/* On exit: clear our pid and latch from the slot. */
+static void
+executor_detach(int code, Datum arg)
+{
+	if (my_slot < 0)
+		return;
+	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
+	if (ao_shared->dbs[my_slot].pids[my_executor_index] == MyProcPid)
+	{
+		ao_shared->dbs[my_slot].pids[my_executor_index] = 0;
+		ao_shared->dbs[my_slot].latches[my_executor_index] = NULL;
+	}
+	LWLockRelease(ao_shared->lock);
+	if (ao_shared->launcher_latch)
+		SetLatch(ao_shared->launcher_latch);
+}
+
+/* Record whether this database has the extension; wake the launcher on news. */
+static void
+set_extension_state(bool present)
+{
+	bool		changed;
+
+	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
+	changed = ao_shared->dbs[my_slot].has_extension != present;
+	ao_shared->dbs[my_slot].has_extension = present;
+	ao_shared->dbs[my_slot].no_extension = !present;
+	if (!present)
+		ao_shared->dbs[my_slot].probe_after =
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ao_launcher_naptime_ms * 6);
+	LWLockRelease(ao_shared->lock);
+	if (changed && ao_shared->launcher_latch)
+		SetLatch(ao_shared->launcher_latch);
+}
+
+/* Is the extension installed in this database? (in a transaction) */
+static bool
+extension_installed(void)
+{
+	return OidIsValid(get_extension_oid("agentorch", true));
+}
+
+/*
+ * Executor main: worker_spi's skeleton. Each loop iteration does bounded
+ * work in short transactions (see executor.c) and sleeps on the latch when
+ * there is nothing to do.
+ */
+void
+ao_executor_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+	MemoryContext scratch;
+	TimestampTz last_maintenance = 0;
+
+	memcpy(&my_executor_index, MyBgworkerEntry->bgw_extra, sizeof(int));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("agentorch executor");
+
+	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
+	my_slot = slot_of(dboid);
+	if (my_slot >= 0)
+	{
+		ao_shared->dbs[my_slot].pids[my_executor_index] = MyProcPid;
+		ao_shared->dbs[my_slot].latches[my_executor_index] = MyLatch;
+	}
+	LWLockRelease(ao_shared->lock);
+	if (my_slot < 0)
+		proc_exit(0);
+	before_shmem_exit(executor_detach, (Datum) 0);
+
+	StartTransactionCommand();
+	if (!extension_installed())
+	{
+		CommitTransactionCommand();
+		set_extension_state(false);
+		proc_exit(0);
+	}
+	CommitTransactionCommand();
+	set_extension_state(true);
+
+	scratch = AllocSetContextCreate(TopMemoryContext, "agentorch executor scratch",
+									ALLOCSET_DEFAULT_SIZES);
+	ao_executor_startup(my_executor_index);
+
+	for (;;)
+	{
+		int			done;
+		TimestampTz now;
+		long		sleep_ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/* a dropped extension ends this executor (the launcher will not restart it) */
+		StartTransactionCommand();
+		if (!extension_installed())
+		{
+			CommitTransactionCommand();
+			set_extension_state(false);
+			proc_exit(0);
+		}
+		CommitTransactionCommand();
+
+		now = GetCurrentTimestamp();
+		if (TimestampDifferenceExceeds(last_maintenance, now, 1000))
+		{
+			MemoryContextSwitchTo(scratch);
+			ao_executor_maintenance();
+			last_maintenance = now;
+			MemoryContextReset(scratch);
+		}
+
+		MemoryContextSwitchTo(scratch);
+		done = ao_executor_run_batch(InvalidOid, &sleep_ms);
+		MemoryContextReset(scratch);
+		if (done > 0)
+			continue;			/* more may be ready: loop without sleeping */
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(1, Min(sleep_ms, ao_poll_interval_ms)), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
