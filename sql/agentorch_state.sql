@@ -285,7 +285,7 @@ DECLARE
 BEGIN
     UPDATE agentorch.steps
        SET status = p_status, output = p_output, error = p_error, finished_at = pg_catalog.now(),
-           lease_until = NULL, worker = NULL,
+           lease_until = NULL, worker = NULL, crashes = 0,
            started_at = COALESCE(started_at, pg_catalog.now()),
            prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage->>'prompt_tokens')::bigint, 0),
            completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage->>'completion_tokens')::bigint, 0),
@@ -367,7 +367,7 @@ DECLARE
     v_attempt int;
 BEGIN
     UPDATE agentorch.steps
-       SET status = 'ready', error = p_error, lease_until = NULL, worker = NULL,
+       SET status = 'ready', error = p_error, lease_until = NULL, worker = NULL, crashes = 0,
            not_before = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => p_delay_ms OPERATOR(pg_catalog./) 1000.0)
      WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_step
     RETURNING attempt INTO v_attempt;
@@ -587,19 +587,23 @@ DECLARE
     r agentorch.runs;
     n_active int;
     n_waiting int;
+    n_open int;
 BEGIN
     SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
     IF r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) THEN
         RETURN;
     END IF;
-    SELECT pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.<>) 'waiting'),
-           pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.=) 'waiting')
-      INTO n_active, n_waiting
+    -- active: ready or running; pending steps wait for those or for input
+    SELECT pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.=) ANY ('{ready,running}'::agentorch.step_status[])),
+           pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.=) 'waiting'),
+           pg_catalog.count(*)
+      INTO n_active, n_waiting, n_open
       FROM agentorch.steps
      WHERE run_id OPERATOR(pg_catalog.=) p_run
        AND status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running,waiting}'::agentorch.step_status[]);
-    IF n_active OPERATOR(pg_catalog.+) n_waiting OPERATOR(pg_catalog.>) 0 THEN
-        IF n_active OPERATOR(pg_catalog.=) 0 AND r.status OPERATOR(pg_catalog.=) 'running' THEN
+    IF n_open OPERATOR(pg_catalog.>) 0 THEN
+        IF n_active OPERATOR(pg_catalog.=) 0 AND n_waiting OPERATOR(pg_catalog.>) 0
+           AND r.status OPERATOR(pg_catalog.=) 'running' THEN
             UPDATE agentorch.runs SET status = 'waiting' WHERE id OPERATOR(pg_catalog.=) p_run;
         ELSIF n_active OPERATOR(pg_catalog.>) 0 AND r.status OPERATOR(pg_catalog.=) 'waiting' THEN
             UPDATE agentorch.runs SET status = 'running' WHERE id OPERATOR(pg_catalog.=) p_run;

@@ -64,6 +64,18 @@ double		ao_retry_jitter = 0.2;
 
 static int	executor_id = 0;
 
+/*
+ * Crash-loop protection. A transactional step runs inside the transaction
+ * that completes it, so if it crashes the server, nothing of the attempt
+ * is committed and the restarted executor would run it again, forever.
+ * So after every start an executor is "careful" for its first batch_size
+ * steps: it commits crashes = crashes + 1 on a step before running it
+ * (completion resets it), and a step with AO_MAX_CRASHES recorded crashes
+ * fails instead of running again.
+ */
+#define AO_MAX_CRASHES 3
+static int	careful_left = 0;
+
 /* A claimed step, as the claim query returns it. */
 typedef struct Claimed
 {
@@ -92,6 +104,7 @@ void
 ao_executor_startup(int index)
 {
 	executor_id = index + 1;
+	careful_left = ao_batch_size;
 }
 
 /*-------------------------------------------------------------------------
@@ -782,6 +795,48 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 {
 	int			n;
 	List	   *runs = NIL;
+	int			max = ao_batch_size;
+
+	if (careful_left > 0)
+	{
+		careful_left--;
+		max = 1;
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "agentorch: recording a careful attempt");
+		spi_exec("WITH c AS (SELECT run_id, step_id, crashes FROM agentorch.steps "
+				 "            WHERE status = 'ready' AND NOT network "
+				 "              AND (not_before IS NULL OR not_before <= pg_catalog.clock_timestamp()) "
+				 "            ORDER BY network, priority DESC, not_before NULLS FIRST "
+				 "            LIMIT 1 FOR UPDATE SKIP LOCKED) "
+				 "SELECT c.run_id, c.step_id, c.crashes, agentorch._lock_run(c.run_id) FROM c",
+				 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			int64		run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			char	   *step = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			int			crashes = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+
+			if (crashes >= AO_MAX_CRASHES)
+			{
+				state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, "
+						   "'{\"message\": \"the step stopped the executor repeatedly and will not run again\", \"sqlstate\": \"XX000\"}')",
+						   run, step, 0, NULL, NULL, NULL);
+				runs = lappend_int64_unique(runs, run);
+				ao_notify_runs(runs);
+				runs = NIL;
+			}
+			else
+				state_call("UPDATE agentorch.steps SET crashes = crashes + 1 WHERE run_id = $1 AND step_id = $2",
+						   run, step, 0, NULL, NULL, NULL);
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -789,7 +844,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "agentorch: claiming steps");
 
-	n = ao_process_ready_steps(ao_batch_size, only_role, &runs);
+	n = ao_process_ready_steps(max, only_role, &runs);
 	ao_notify_runs(runs);
 
 	*sleep_ms = ao_poll_interval_ms;
