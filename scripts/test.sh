@@ -7,11 +7,11 @@
 # among them), pg_regress, pg_isolation_regress, TAP (prove) and the mock
 # LLM server's wire tests. Servers are throwaway clusters run as the
 # postgres OS user. Ends with "N passed, N failed"; exits non-zero on any
-# failure. Usage: scripts/test.sh [suite...]   (unit regress isolation tap mock)
+# failure. Usage: scripts/test.sh [suite...]   (unit regress isolation tap mock graphs)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SUITES=${*:-unit regress isolation tap mock}
+SUITES=${*:-unit regress isolation tap mock graphs}
 TOTAL_PASS=0
 TOTAL_FAIL=0
 SUMMARY=()
@@ -90,7 +90,7 @@ suite_isolation() {
     [ -z "$specs" ] && { record isolation 0 1; echo "no isolation specs"; return; }
     log="$WORK/isolation.log"
     ao_as_pg "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
-        --temp-instance="$WORK/isolation-instance" --temp-config="$WORK/src/test/agentorch-test.conf" \
+        --temp-instance="$WORK/isolation-instance" --temp-config="$WORK/src/test/agentorch-isolation.conf" \
         --inputdir="$WORK/src/test/isolation" --outputdir="$WORK/isolation" --bindir="$PG_BIN" \
         --load-extension=agentorch --dbname=isolation_regression $specs >"$log" 2>&1
     local rc=$?
@@ -137,6 +137,15 @@ suite_mock() {
         p=$((p + cp)); f=$((f + cf)); [ "$cf" -gt 0 ] && tail -30 "$out"
     fi
     record mock $p $f
+}
+
+suite_graphs() {
+    ao_log "graph rendering (Graphviz dot and the Mermaid parser)"
+    local out="$WORK/graphs.tap"
+    bash "$AO_REPO/test/graph_render/run.sh" >"$out" 2>&1; local rc=$?
+    read -r p f < <(count_tap "$out"); [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    [ "$f" -gt 0 ] && tail -30 "$out"
+    record graphs "$p" "$f"
 }
 
 for s in $SUITES; do "suite_$s"; done

@@ -180,6 +180,17 @@ count_prefixed(const char *text, const char *prefix)
 	return n;
 }
 
+/* Number of occurrences of needle in text. */
+static int
+count_substr(const char *text, const char *needle)
+{
+	int			n = 0;
+
+	for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	return n;
+}
+
 /* Statuses of a run: every known one, an unknown one, and steps without. */
 static const char *
 run_status(void *arg, const char *id)
@@ -300,7 +311,9 @@ test_status(void)
 	expect_line(out.data, "  n8 [shape=hexagon, label=\"poll\\nloop while $.done\\npaused-by-martians\"];",
 				1, "dot status: unknown status shown, not filled");
 	expect_line(out.data, "  n11 [shape=box, label=\"end-it\\ntool: t4\"];", 1, "dot status: none, plain node");
-	UNIT_OK(count_prefixed(out.data, "  n") - 13 == 9 && strstr(out.data, "fillcolor=\"#d7ccc8\"") != NULL,
+	/* the node defaults line and the nine steps with a known status */
+	UNIT_OK(count_substr(out.data, "\", fillcolor=\"#") == 1 + 9 &&
+			strstr(out.data, "fillcolor=\"#d7ccc8\"") != NULL,
 			"dot status: nine nodes filled (cancelled among them)");
 	input_free(&in);
 	ao_buf_free(&out);
@@ -315,7 +328,7 @@ test_escaping(void)
 	ao_buf_init(&out);
 	input_make(&in,
 			   "steps:\n"
-			   "  - {id: a-b, type: tool, tool: 'say \"hi\" <b>x</b> & #quot; \\\\n'}\n"
+			   "  - {id: a-b, type: tool, tool: 'say \"hi\" <b>x</b> & #quot; \\n'}\n"
 			   "  - {id: c_d, type: llm, model: \"one\\ntwo\", prompt: p, depends_on: [a-b]}\n"
 			   "  - {id: e, type: loop, while: '$.s == \"x\"', step: {id: f, type: tool, tool: t}}\n"
 			   "  - {id: g, kind: tool, tool: t, depends_on: [nope, e]}\n"
@@ -329,7 +342,7 @@ test_escaping(void)
 	expect_line(out.data, "  n4[\"g<br/>tool: t\"]", 1, "mermaid: kind synonym gives the type");
 	expect_line(out.data, "  n5[\"h<br/>?\"]", 1, "mermaid: a step without a type is a box marked ?");
 	expect_line(out.data, "  n2 --> n4", 1, "mermaid: known dependency drawn");
-	UNIT_OK(count_prefixed(out.data, "  n") == 6 + 3, "mermaid: unknown dependency skipped");
+	UNIT_OK(strstr(out.data, "n-1") == NULL, "mermaid: unknown dependency skipped");
 	UNIT_OK(strstr(out.data, "title") == NULL, "mermaid: the title is not part of a flowchart");
 
 	render(&in, "title \"q\" \\ back", "dot", NULL, &out);
@@ -341,7 +354,7 @@ test_escaping(void)
 				"dot label: quotes in a condition");
 	expect_line(out.data, "  n5 [shape=box, label=\"h\\n?\"];", 1, "dot: a step without a type is a box marked ?");
 	expect_line(out.data, "  n2 -> n4;", 1, "dot: known dependency drawn");
-	UNIT_OK(count_prefixed(out.data, "  n") == 6 + 3, "dot: unknown dependency skipped");
+	UNIT_OK(strstr(out.data, "n-1") == NULL, "dot: unknown dependency skipped");
 
 	render(&in, NULL, "dot", NULL, &out);
 	UNIT_OK(strncmp(out.data, "digraph \"workflow\" {\n", 21) == 0, "dot: NULL title is \"workflow\"");
