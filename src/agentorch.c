@@ -121,6 +121,14 @@ _PG_init(void)
 							NULL, &ao_flush_interval_ms, 10, 1, 10000, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("agentorch.max_requests",
+							"Concurrent HTTP requests (LLM calls and http tools) per executor.",
+							NULL, &ao_max_requests, 256, 1, 10000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.max_response_size",
+							"Largest HTTP response body kept, in bytes.",
+							NULL, &ao_max_response_size, 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("agentorch");
 
 	if (process_shared_preload_libraries_in_progress)

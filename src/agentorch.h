@@ -58,6 +58,8 @@ extern int	ao_retry_max_attempts;
 extern char *ao_http_allowed_hosts;
 extern int	ao_chunk_buffer_size;
 extern int	ao_flush_interval_ms;
+extern int	ao_max_requests;		/* runner_net.c */
+extern int	ao_max_response_size;
 
 /*
  * json-c bridge (pg_json.c). json-c objects are malloc'd; every object the

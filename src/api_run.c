@@ -21,6 +21,7 @@
 #include "agentorch.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -404,12 +405,25 @@ ao_sql_wait(PG_FUNCTION_ARGS)
 		long		remaining;
 
 		SPI_connect();
-		if (SPI_execute_with_args("SELECT r.*, r.status::text FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1",
+		if (SPI_execute_with_args("SELECT r.*, r.xmin, r.status::text FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1",
 								  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("run %lld does not exist", (long long) run)));
 		status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, SPI_tuptable->tupdesc->natts);
+		{
+			bool		isnull;
+			TransactionId xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+																	 SPI_tuptable->tupdesc->natts - 1, &isnull));
+
+			/* executors cannot see a run before its transaction commits */
+			if (strcmp(status, "running") == 0 && TransactionIdIsCurrentTransactionId(xmin))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("run %lld was started in this transaction and cannot run before it commits",
+								(long long) run),
+						 errhint("Commit, then call agentorch.wait(); or run it here with agentorch.work().")));
+		}
 		remaining = (long) ((deadline - GetCurrentTimestamp()) / 1000);
 		if (strcmp(status, "running") != 0 && strcmp(status, "pending") != 0)
 			remaining = 0;

@@ -103,7 +103,7 @@ typedef struct Outcome
 void
 ao_executor_startup(int index)
 {
-	executor_id = index + 1;
+	executor_id = MyProcPid;	/* steps.worker: the pid holding a step */
 	careful_left = ao_batch_size;
 }
 

@@ -65,6 +65,8 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "ao_net.h"
+
 PGDLLEXPORT void ao_launcher_main(Datum arg);
 PGDLLEXPORT void ao_executor_main(Datum arg);
 
@@ -492,6 +494,7 @@ typedef struct LaunchedExecutor
 } LaunchedExecutor;
 
 static LaunchedExecutor launched[AO_MAX_DATABASES * AO_MAX_EXECUTORS];
+static MemoryContext launcher_cxt = NULL;	/* reset after every scan */
 static int	nlaunched = 0;
 
 /* Is dbname allowed by agentorch.databases (empty = all)? */
@@ -531,8 +534,15 @@ launch_executor(Oid dboid, int index)
 	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
 	memcpy(worker.bgw_extra, &index, sizeof(int));
 	worker.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-		return false;
+	{
+		/* the handle must outlive the scan's memory context */
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		bool		ok = RegisterDynamicBackgroundWorker(&worker, &handle);
+
+		MemoryContextSwitchTo(old);
+		if (!ok)
+			return false;
+	}
 	launched[nlaunched].dboid = dboid;
 	launched[nlaunched].index = index;
 	launched[nlaunched].handle = handle;
@@ -571,6 +581,7 @@ launcher_scan(void)
 	ListCell   *lc;
 	TimestampTz now = GetCurrentTimestamp();
 	bool		rescan = pg_atomic_exchange_u32(&ao_shared->rescan, 0) != 0;
+	MemoryContext scan_cxt = CurrentMemoryContext;	/* outlives the transaction */
 
 	StartTransactionCommand();
 	(void) GetTransactionSnapshot();
@@ -584,11 +595,31 @@ launcher_scan(void)
 			continue;
 		if (!database_allowed(NameStr(db->datname)))
 			continue;
-		dbs = lappend_oid(dbs, db->oid);
+		{
+			MemoryContext old = MemoryContextSwitchTo(scan_cxt);
+
+			dbs = lappend_oid(dbs, db->oid);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
+
+	/* forget databases that are gone */
+	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < AO_MAX_DATABASES; i++)
+	{
+		bool		busy = false;
+
+		if (!OidIsValid(ao_shared->dbs[i].dboid) || list_member_oid(dbs, ao_shared->dbs[i].dboid))
+			continue;
+		for (int j = 0; j < AO_MAX_EXECUTORS; j++)
+			busy = busy || ao_shared->dbs[i].pids[j] != 0;
+		if (!busy)
+			ao_shared->dbs[i].dboid = InvalidOid;
+	}
+	LWLockRelease(ao_shared->lock);
 
 	foreach(lc, dbs)
 	{
@@ -646,6 +677,7 @@ ao_launcher_main(Datum arg)
 	pgstat_report_appname("agentorch launcher");
 
 	ao_shared->launcher_latch = MyLatch;
+	launcher_cxt = AllocSetContextCreate(TopMemoryContext, "agentorch launcher", ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -654,7 +686,9 @@ ao_launcher_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		MemoryContextSwitchTo(launcher_cxt);
 		launcher_scan();
+		MemoryContextReset(launcher_cxt);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 ao_launcher_naptime_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -756,6 +790,8 @@ ao_executor_main(Datum arg)
 	for (;;)
 	{
 		int			done;
+		int			started;
+		dlist_head	finished;
 		TimestampTz now;
 		long		sleep_ms;
 
@@ -788,11 +824,24 @@ ao_executor_main(Datum arg)
 		MemoryContextSwitchTo(scratch);
 		done = ao_executor_run_batch(InvalidOid, &sleep_ms);
 		MemoryContextReset(scratch);
-		if (done > 0)
+
+		/* network steps: claim (committed first), then drive the requests */
+		MemoryContextSwitchTo(scratch);
+		started = ao_net_steps_claim();
+		dlist_init(&finished);
+		ao_net_poll(&finished);
+		ao_net_steps_settle(&finished);
+		ao_net_steps_heartbeat();
+		MemoryContextReset(scratch);
+		if (done > 0 || started > 0)
 			continue;			/* more may be ready: loop without sleeping */
 
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(1, Min(sleep_ms, ao_poll_interval_ms)), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		MemoryContextSwitchTo(scratch);
+		dlist_init(&finished);
+		(void) ao_net_wait(Max(1, Min(Min(sleep_ms, ao_poll_interval_ms), ao_net_steps_next_flush_ms())),
+						   &finished);
+		ao_net_steps_settle(&finished);
+		ao_net_steps_flush();
+		MemoryContextReset(scratch);
 	}
 }

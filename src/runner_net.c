@@ -1,0 +1,749 @@
+/*-------------------------------------------------------------------------
+ *
+ * runner_net.c
+ *	  Network steps (http tools, and llm steps through llm.c): leased,
+ *	  driven by the HTTP engine (net.c), never inside a transaction.
+ *
+ * The life of a network step in an executor:
+ *   claim   -- a short transaction moves it ready -> running with a lease
+ *              (lease_until, worker = this pid), counts the attempt and
+ *              records its rendered input; it commits BEFORE any byte is
+ *              sent, so after a crash the attempt is known (TimescaleDB's
+ *              "commit attempt started first").
+ *   run     -- its request(s) go through the shared curl multi handle;
+ *              the lease is extended while they run (heartbeat), and a step
+ *              that is no longer ours (cancelled, lease lost) is abandoned.
+ *   settle  -- a short transaction records the outcome for all requests
+ *              that finished together: success, another attempt after a
+ *              backoff (honouring Retry-After), or failure. The outcome is
+ *              recorded only if the step is still running under our lease.
+ * A crash anywhere leaves a running step whose lease expires; maintenance
+ * (agentorch._recover) makes it ready again or fails it when its
+ * attempts are spent.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/runner_net.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "agentorch.h"
+
+#include <curl/curl.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "ao_backoff.h"
+#include "ao_net.h"
+#include "ao_workflow.h"
+
+/* settings */
+int			ao_max_requests = 256;
+int			ao_max_response_size = 10 * 1024 * 1024;
+
+/* A network step this executor is running. */
+typedef struct NetStep
+{
+	dlist_node	node;
+	MemoryContext cxt;			/* everything of this step */
+	int64		run_id;
+	char	   *step_id;
+	int			attempt;		/* this attempt's number (1-based) */
+	int			max_attempts;
+	Oid			owner;
+	json_object *spec;			/* the step spec */
+	AoRequest	req;
+	AoNetKind  *kind;			/* how this kind of step runs */
+	void	   *state;			/* the kind's own state */
+	/* outcome, set when finished */
+	bool		finished;
+	bool		ok;
+	Jsonb	   *output;
+	Jsonb	   *error;
+	bool		retryable;
+	double		retry_after_ms;
+	Jsonb	   *usage;
+} NetStep;
+
+static dlist_head running_steps = DLIST_STATIC_INIT(running_steps);
+static int	nrunning = 0;
+static TimestampTz last_heartbeat = 0;
+
+/* The step whose request this is. */
+static NetStep *
+step_of(AoRequest *r)
+{
+	return (NetStep *) r->arg;
+}
+
+/* Run a statement in the current SPI connection; ERROR on failure. */
+static void
+spi_run(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+	if (SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0) < 0)
+		elog(ERROR, "agentorch: failed: %s", sql);
+}
+
+/* An error jsonb {message, sqlstate, detail?}. */
+Jsonb *
+ao_error_jsonb(const char *sqlstate, const char *message, const char *detail)
+{
+	json_object *o = ao_json_own(json_object_new_object());
+
+	json_object_object_add(o, "message", json_object_new_string(message));
+	json_object_object_add(o, "sqlstate", json_object_new_string(sqlstate));
+	if (detail)
+		json_object_object_add(o, "detail", json_object_new_string(detail));
+	return ao_jsonb_from_json(o);
+}
+
+/* Finish a step's attempt with a permanent failure (before or after its request). */
+void
+ao_net_step_fail(void *step, const char *sqlstate, const char *message, const char *detail)
+{
+	NetStep    *s = step;
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+
+	s->finished = true;
+	s->ok = false;
+	s->retryable = false;
+	s->error = ao_error_jsonb(sqlstate, message, detail);
+	MemoryContextSwitchTo(old);
+}
+
+/*-------------------------------------------------------------------------
+ * http tools
+ *-------------------------------------------------------------------------
+ */
+
+/* Prepare the request of an http tool step; false when it cannot run. */
+static bool
+http_prepare(void *step, Jsonb *input, Jsonb *context)
+{
+	NetStep    *s = step;
+	json_object *tool_name = NULL;
+	AoTool	   *t;
+	const char *url;
+	const char *method;
+	char	   *host;
+	json_object *headers;
+
+	json_object_object_get_ex(s->spec, "tool", &tool_name);
+	t = ao_lookup_tool(json_object_get_string(tool_name));
+	if (t == NULL || strcmp(t->kind, "http") != 0)
+	{
+		ao_net_step_fail(s, "42704", psprintf("http tool \"%s\" does not exist", json_object_get_string(tool_name)), NULL);
+		return false;
+	}
+	url = json_object_get_string(json_object_object_get(t->spec, "url"));
+	method = json_object_object_get(t->spec, "method")
+		? json_object_get_string(json_object_object_get(t->spec, "method")) : "POST";
+	if (!ao_net_url_allowed(url, ao_http_allowed_hosts, &host))
+	{
+		ao_net_step_fail(s, "42501", psprintf("host %s of tool \"%s\" is not allowed", host ? host : url, t->name),
+						 "HTTP targets must be listed in agentorch.http_allowed_hosts (empty means none).");
+		return false;
+	}
+	s->req.url = pstrdup(url);
+	s->req.method = pstrdup(method);
+	if (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0)
+	{
+		s->req.request_body = JsonbToCString(NULL, &input->root, VARSIZE(input));
+		s->req.request_headers = curl_slist_append(s->req.request_headers, "Content-Type: application/json");
+	}
+	if (json_object_object_get_ex(t->spec, "headers", &headers))
+	{
+		json_object_object_foreach(headers, k, v)
+		{
+			char	   *h = psprintf("%s: %s", k, json_object_get_string(v));
+
+			s->req.request_headers = curl_slist_append(s->req.request_headers, h);
+		}
+	}
+	if (s->spec && json_object_object_get_ex(s->spec, "timeout", NULL))
+		s->req.total_timeout_ms = (long) ao_duration_ms(json_object_object_get(s->spec, "timeout"));
+	else if (t->policy && json_object_object_get_ex(t->policy, "timeout", NULL))
+		s->req.total_timeout_ms = (long) ao_duration_ms(json_object_object_get(t->policy, "timeout"));
+	else
+		s->req.total_timeout_ms = ao_step_timeout_ms > 0 ? ao_step_timeout_ms : 60000;
+	return true;
+}
+
+/* Settle an http response: {status, headers, body} or a classified failure. */
+static void
+http_finish(void *step)
+{
+	NetStep    *s = step;
+	AoRequest  *r = &s->req;
+	json_object *out;
+	json_object *hdrs;
+	json_object *body = NULL;
+	char	   *ctype;
+
+	s->finished = true;
+	if (r->error)
+	{
+		s->ok = false;
+		s->retryable = !r->too_large;
+		s->error = ao_error_jsonb("08000", psprintf("http request failed: %s", r->error), NULL);
+		return;
+	}
+	out = ao_json_own(json_object_new_object());
+	hdrs = json_object_new_object();
+	{
+		/* headers: one "name: value" per line; later duplicates win */
+		char	   *all = pstrdup(r->headers.data ? r->headers.data : "");
+		char	   *save = NULL;
+
+		for (char *line = strtok_r(all, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save))
+		{
+			char	   *colon = strchr(line, ':');
+
+			if (colon == NULL || strncmp(line, "HTTP/", 5) == 0)
+				continue;
+			*colon = '\0';
+			for (char *c = line; *c; c++)
+				*c = pg_tolower((unsigned char) *c);
+			colon++;
+			while (*colon == ' ')
+				colon++;
+			json_object_object_add(hdrs, line, json_object_new_string(colon));
+		}
+	}
+	ctype = ao_net_header(r, "Content-Type");
+	if (ctype && strstr(ctype, "json") && r->body.len > 0)
+	{
+		json_tokener *tok = json_tokener_new();
+
+		body = json_tokener_parse_ex(tok, r->body.data, (int) r->body.len + 1);
+		if (json_tokener_get_error(tok) != json_tokener_success)
+		{
+			if (body)
+				json_object_put(body);
+			body = NULL;
+		}
+		json_tokener_free(tok);
+	}
+	if (body == NULL)
+		body = json_object_new_string_len(r->body.data ? r->body.data : "", (int) r->body.len);
+	json_object_object_add(out, "status", json_object_new_int((int) r->status));
+	json_object_object_add(out, "headers", hdrs);
+	json_object_object_add(out, "body", body);
+
+	if (r->status >= 200 && r->status < 300)
+	{
+		s->ok = true;
+		s->output = ao_jsonb_from_json(out);
+		return;
+	}
+	s->ok = false;
+	s->retryable = r->status == 429 || r->status >= 500 || r->status == 408;
+	{
+		char	   *ra = ao_net_header(r, "Retry-After");
+
+		if (ra)
+			s->retry_after_ms = atof(ra) * 1000.0;
+	}
+	s->error = ao_error_jsonb(r->status >= 500 ? "58000" : "22000",
+							  psprintf("http tool returned status %ld", r->status),
+							  pnstrdup(r->body.data ? r->body.data : "", Min(r->body.len, 500)));
+}
+
+static AoNetKind http_kind = {"http", http_prepare, NULL, http_finish, NULL};
+
+/*-------------------------------------------------------------------------
+ * Claim, heartbeat, settle
+ *-------------------------------------------------------------------------
+ */
+
+/* Which kind runs a network step spec. */
+static AoNetKind *
+kind_of(json_object *spec)
+{
+	json_object *type = NULL;
+
+	json_object_object_get_ex(spec, "type", &type);
+	if (type && strcmp(json_object_get_string(type), "llm") == 0)
+		return ao_llm_kind();
+	return &http_kind;
+}
+
+/*
+ * Claim ready network steps up to the free request capacity and start
+ * them. The claim commits before any request is sent. Returns the number
+ * of steps started.
+ */
+int
+ao_net_steps_claim(void)
+{
+	int			capacity = ao_max_requests - nrunning;
+	List	   *claimed = NIL;
+	ListCell   *lc;
+	List	   *runs = NIL;
+
+	if (capacity <= 0)
+		return 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "agentorch: claiming network steps");
+	{
+		Oid			types[2] = {INT4OID, INT4OID};
+		Datum		values[2];
+
+		values[0] = Int32GetDatum(capacity);
+		values[1] = Int32GetDatum(ao_lease_ms);
+		spi_run("WITH c AS ("
+				"  SELECT s.run_id, s.step_id FROM agentorch.steps s"
+				"   WHERE s.status = 'ready' AND s.network"
+				"     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp())"
+				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
+				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
+				"SELECT c.run_id, c.step_id, r.status::text, s.spec::text, s.attempt + 1, s.max_attempts, r.owner,"
+				"       agentorch._context(c.run_id, s.item, s.iteration)::text "
+				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
+				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
+				" ORDER BY c.run_id",
+				2, types, values, NULL);
+	}
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext cxt = AllocSetContextCreate(ao_net_context(), "agentorch network step",
+												  ALLOCSET_SMALL_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		NetStep    *s = palloc0(sizeof(NetStep));
+		bool		isnull;
+		char	   *status = SPI_getvalue(tup, desc, 3);
+		char	   *spec = SPI_getvalue(tup, desc, 4);
+		char	   *context = SPI_getvalue(tup, desc, 8);
+
+		s->cxt = cxt;
+		s->run_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		s->step_id = SPI_getvalue(tup, desc, 2);
+		s->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		s->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
+		s->spec = ao_json_from_cstring(spec, strlen(spec), "step spec");
+		s->kind = kind_of(s->spec);
+		s->req.arg = s;
+		s->req.max_bytes = (size_t) ao_max_response_size;
+		s->req.idle_timeout_ms = 60000;
+		/* context travels as text so it is independent of SPI memory */
+		s->state = pstrdup(context);
+		if (strcmp(status, "running") != 0 && strcmp(status, "waiting") != 0)
+			s->finished = true; /* run no longer active: settle as cancelled */
+		MemoryContextSwitchTo(old);
+		claimed = lappend(claimed, s);
+	}
+
+	foreach(lc, claimed)
+	{
+		NetStep    *s = lfirst(lc);
+		Oid			types[4] = {INT8OID, TEXTOID, INT4OID, INT4OID};
+		Datum		values[4];
+		Jsonb	   *context;
+		Jsonb	   *input;
+		MemoryContext old;
+
+		values[0] = Int64GetDatum(s->run_id);
+		values[1] = CStringGetTextDatum(s->step_id);
+		spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
+		runs = lappend(runs, s);
+		if (s->finished)
+		{
+			spi_run("SELECT agentorch._finish_step($1, $2, 'cancelled')", 2, types, values, NULL);
+			continue;
+		}
+		old = MemoryContextSwitchTo(s->cxt);
+		context = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum((char *) s->state)));
+		s->state = NULL;
+		input = json_object_object_get(s->spec, "input")
+			? ao_render_jsonb(ao_jsonb_from_json(json_object_object_get(s->spec, "input")), context)
+			: DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+		if (s->kind->prepare(s, input, context))
+			s->req.arg = s;
+		MemoryContextSwitchTo(old);
+
+		values[2] = Int32GetDatum(ao_lease_ms);
+		values[3] = Int32GetDatum(MyProcPid);
+		spi_run("UPDATE agentorch.steps SET status = 'running', attempt = attempt + 1, "
+				"  started_at = pg_catalog.now(), worker = $4, "
+				"  lease_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3 / 1000.0) "
+				"WHERE run_id = $1 AND step_id = $2",
+				4, types, values, NULL);
+		{
+			Oid			t2[3] = {INT8OID, TEXTOID, JSONBOID};
+			Datum		v2[3];
+
+			v2[0] = values[0];
+			v2[1] = values[1];
+			v2[2] = JsonbPGetDatum(input);
+			spi_run("UPDATE agentorch.steps SET input = $3 WHERE run_id = $1 AND step_id = $2", 3, t2, v2, NULL);
+			spi_run("SELECT agentorch._step_transition($1, $2, 'running', (SELECT attempt FROM agentorch.steps "
+					" WHERE run_id = $1 AND step_id = $2), 'step_started')", 2, t2, v2, NULL);
+		}
+	}
+	{
+		/* one notification per touched run */
+		List	   *ids = NIL;
+
+		foreach(lc, runs)
+		{
+			NetStep    *s = lfirst(lc);
+			int64	   *p = palloc(sizeof(int64));
+			ListCell   *lc2;
+			bool		seen = false;
+
+			foreach(lc2, ids)
+				seen = seen || *(int64 *) lfirst(lc2) == s->run_id;
+			if (seen)
+				continue;
+			*p = s->run_id;
+			ids = lappend(ids, p);
+		}
+		ao_notify_runs(ids);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	/* committed: now the requests may go out */
+	foreach(lc, claimed)
+	{
+		NetStep    *s = lfirst(lc);
+
+		if (s->finished && s->error == NULL && !s->ok)
+		{
+			MemoryContextDelete(s->cxt);	/* cancelled before it began */
+			continue;
+		}
+		dlist_push_tail(&running_steps, &s->node);
+		nrunning++;
+		if (!s->finished && s->req.url && !ao_net_start(&s->req))
+			ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+	}
+	return list_length(claimed);
+}
+
+/* Let a kind start another request for the same step (tool-calling loops). */
+bool
+ao_net_step_restart(void *step)
+{
+	NetStep    *s = step;
+
+	ao_net_release(&s->req);
+	s->req.easy = NULL;
+	if (!ao_net_start(&s->req))
+	{
+		ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+		return false;
+	}
+	return true;
+}
+
+/* Delay before the next attempt: backoff, but at least Retry-After. */
+static double
+retry_delay_ms(NetStep *s)
+{
+	ao_backoff	b;
+	double		d;
+
+	b.initial_ms = ao_retry_initial_ms;
+	b.multiplier = ao_retry_multiplier;
+	b.max_ms = ao_retry_max_ms;
+	b.jitter = ao_retry_jitter;
+	d = ao_backoff_delay_ms(&b, s->attempt, pg_prng_double(&pg_global_prng_state));
+	return Max(d, s->retry_after_ms);
+}
+
+/*
+ * Record the outcome of every finished network step in one transaction.
+ * Requests that finished are handed to their kind first (which may start
+ * a follow-up request instead of finishing). Returns the number settled.
+ */
+int
+ao_net_steps_settle(dlist_head *done)
+{
+	dlist_mutable_iter it;
+	List	   *finished = NIL;
+	List	   *runs = NIL;
+	ListCell   *lc;
+
+	/* requests that completed: let the kind interpret them */
+	dlist_foreach_modify(it, done)
+	{
+		AoRequest  *r = dlist_container(AoRequest, node, it.cur);
+		NetStep    *s = step_of(r);
+		MemoryContext old = MemoryContextSwitchTo(s->cxt);
+
+		dlist_delete(&r->node);
+		s->kind->finish(s);
+		MemoryContextSwitchTo(old);
+	}
+	dlist_foreach_modify(it, &running_steps)
+	{
+		NetStep    *s = dlist_container(NetStep, node, it.cur);
+
+		if (s->finished)
+		{
+			dlist_delete(&s->node);
+			nrunning--;
+			finished = lappend(finished, s);
+		}
+	}
+	if (finished == NIL)
+		return 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "agentorch: recording network results");
+	foreach(lc, finished)
+	{
+		NetStep    *s = lfirst(lc);
+		Oid			types[5] = {INT8OID, TEXTOID, INT4OID, INT4OID, JSONBOID};
+		Datum		values[5];
+		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+		values[0] = Int64GetDatum(s->run_id);
+		values[1] = CStringGetTextDatum(s->step_id);
+		values[2] = Int32GetDatum(s->attempt);
+		values[3] = Int32GetDatum(MyProcPid);
+		spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
+		/* still ours? (not cancelled, lease not lost to another executor) */
+		spi_run("SELECT 1 FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'running' "
+				"AND attempt = $3 AND worker = $4 FOR UPDATE", 4, types, values, NULL);
+		if (SPI_processed == 1)
+		{
+			int64	   *p = palloc(sizeof(int64));
+
+			*p = s->run_id;
+			runs = lappend(runs, p);
+			if (s->usage)
+			{
+				values[4] = JsonbPGetDatum(s->usage);
+				spi_run("UPDATE agentorch.steps SET prompt_tokens = prompt_tokens + COALESCE(($5->>'prompt_tokens')::bigint, 0), "
+						"  completion_tokens = completion_tokens + COALESCE(($5->>'completion_tokens')::bigint, 0), "
+						"  cost = cost + COALESCE(($5->>'cost')::numeric, 0) "
+						"WHERE run_id = $1 AND step_id = $2", 5, types, values, NULL);
+				spi_run("UPDATE agentorch.runs SET prompt_tokens = prompt_tokens + COALESCE(($5->>'prompt_tokens')::bigint, 0), "
+						"  completion_tokens = completion_tokens + COALESCE(($5->>'completion_tokens')::bigint, 0), "
+						"  cost = cost + COALESCE(($5->>'cost')::numeric, 0) "
+						"WHERE id = $1 AND $2 IS NOT NULL AND $3 IS NOT NULL AND $4 IS NOT NULL", 5, types, values, NULL);
+			}
+			if (s->kind->before_settle)
+				s->kind->before_settle(s);
+			if (s->ok)
+			{
+				values[4] = JsonbPGetDatum(s->output);
+				spi_run("SELECT agentorch._finish_step($1, $2, 'succeeded', $5) WHERE $3 IS NOT NULL AND $4 IS NOT NULL",
+						5, types, values, NULL);
+				ao_count_steps(1, 0);
+			}
+			else if (s->retryable && s->attempt < s->max_attempts)
+			{
+				Oid			t2[4] = {INT8OID, TEXTOID, JSONBOID, FLOAT8OID};
+				Datum		v2[4];
+
+				v2[0] = values[0];
+				v2[1] = values[1];
+				v2[2] = JsonbPGetDatum(s->error);
+				v2[3] = Float8GetDatum(retry_delay_ms(s));
+				spi_run("SELECT agentorch._retry_step($1, $2, $3, $4)", 4, t2, v2, NULL);
+			}
+			else
+			{
+				values[4] = JsonbPGetDatum(s->error);
+				spi_run("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $5) WHERE $3 IS NOT NULL AND $4 IS NOT NULL",
+						5, types, values, NULL);
+				ao_count_steps(0, 1);
+			}
+		}
+		(void) nulls;
+	}
+	ao_notify_runs(runs);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	ao_announce_progress(true);
+
+	foreach(lc, finished)
+	{
+		NetStep    *s = lfirst(lc);
+
+		ao_net_release(&s->req);
+		if (s->kind->release)
+			s->kind->release(s);
+		MemoryContextDelete(s->cxt);
+	}
+	return list_length(finished);
+}
+
+/*
+ * Extend the leases of our running network steps (every lease/3) and
+ * abandon the ones that are no longer ours (cancelled, failed run, lost
+ * lease).
+ */
+void
+ao_net_steps_heartbeat(void)
+{
+	dlist_mutable_iter it;
+	TimestampTz now = GetCurrentTimestamp();
+	StringInfoData keys;
+	bool		any = false;
+
+	if (nrunning == 0 || !TimestampDifferenceExceeds(last_heartbeat, now, ao_lease_ms / 3))
+		return;
+	last_heartbeat = now;
+	initStringInfo(&keys);
+	dlist_foreach_modify(it, &running_steps)
+	{
+		NetStep    *s = dlist_container(NetStep, node, it.cur);
+
+		if (s->finished)
+			continue;
+		appendStringInfo(&keys, "%s(%lld,%s)", any ? "," : "", (long long) s->run_id,
+						 quote_literal_cstr(s->step_id));
+		any = true;
+	}
+	if (!any)
+		return;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	{
+		Oid			types[2] = {INT4OID, INT4OID};
+		Datum		values[2];
+		char	   *sql = psprintf("UPDATE agentorch.steps SET lease_until = pg_catalog.clock_timestamp() "
+								   "  + pg_catalog.make_interval(secs => $1 / 1000.0) "
+								   "WHERE (run_id, step_id) IN (VALUES %s) AND status = 'running' AND worker = $2 "
+								   "RETURNING run_id, step_id", keys.data);
+
+		values[0] = Int32GetDatum(ao_lease_ms);
+		values[1] = Int32GetDatum(MyProcPid);
+		spi_run(sql, 2, types, values, NULL);
+		dlist_foreach_modify(it, &running_steps)
+		{
+			NetStep    *s = dlist_container(NetStep, node, it.cur);
+			bool		still = s->finished;
+
+			for (uint64 i = 0; !still && i < SPI_processed; i++)
+			{
+				bool		isnull;
+				int64		run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+				char	   *step = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+				still = run == s->run_id && strcmp(step, s->step_id) == 0;
+			}
+			if (!still)
+			{
+				/* not ours any more: stop its request; nothing is recorded */
+				dlist_delete(&s->node);
+				nrunning--;
+				ao_net_abandon(&s->req);
+				if (s->kind->release)
+					s->kind->release(s);
+				MemoryContextDelete(s->cxt);
+			}
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* Flush buffered stream chunks of running steps (llm.c buffers them). */
+void
+ao_net_steps_flush(void)
+{
+	ao_llm_flush_all();
+}
+
+/* Milliseconds until the next chunk flush is due (or a large number). */
+long
+ao_net_steps_next_flush_ms(void)
+{
+	return ao_llm_next_flush_ms();
+}
+
+/* Step identity for kinds (llm.c). */
+int64
+ao_net_step_run(void *step)
+{
+	return ((NetStep *) step)->run_id;
+}
+
+const char *
+ao_net_step_id(void *step)
+{
+	return ((NetStep *) step)->step_id;
+}
+
+int
+ao_net_step_attempt(void *step)
+{
+	return ((NetStep *) step)->attempt;
+}
+
+json_object *
+ao_net_step_spec(void *step)
+{
+	return ((NetStep *) step)->spec;
+}
+
+AoRequest *
+ao_net_step_request(void *step)
+{
+	return &((NetStep *) step)->req;
+}
+
+void	  **
+ao_net_step_state(void *step)
+{
+	return &((NetStep *) step)->state;
+}
+
+/* Finish a step successfully (kinds call this from finish). */
+void
+ao_net_step_succeed(void *step, Jsonb *output, Jsonb *usage)
+{
+	NetStep    *s = step;
+
+	s->finished = true;
+	s->ok = true;
+	s->output = output;
+	s->usage = usage;
+}
+
+/* Finish a step's attempt with a failure that may be retried. */
+void
+ao_net_step_fail_retryable(void *step, const char *sqlstate, const char *message,
+						   const char *detail, double retry_after_ms, Jsonb *usage)
+{
+	NetStep    *s = step;
+
+	s->finished = true;
+	s->ok = false;
+	s->retryable = true;
+	s->retry_after_ms = retry_after_ms;
+	s->usage = usage;
+	s->error = ao_error_jsonb(sqlstate, message, detail);
+}

@@ -1,0 +1,427 @@
+/*
+ * ao_bench.c -- the timing client of test/bench/engine_bench.sh.
+ *
+ * A small libpq program, so that what is timed is the database and not a
+ * shell: one process, unix-socket connections, CLOCK_MONOTONIC, select()
+ * on the sockets. Modes (CONNINFO is a libpq connection string):
+ *
+ *   ao_bench CONNINFO throughput WORKFLOW NRUNS STEPS_PER_RUN TIMEOUT_S
+ *       Starts NRUNS runs of WORKFLOW in one transaction (one statement,
+ *       SELECT agentorch.run_workflow(...) FROM generate_series), then
+ *       waits until every one of them has finished (agentorch.wait on
+ *       the highest unfinished id, repeated). Reports runs/s and steps/s
+ *       from just before the start statement to the moment the last run
+ *       is seen finished, plus executor commits and WAL bytes per step.
+ *
+ *   ao_bench CONNINFO latency WORKFLOW N
+ *       N times, sequentially: run_workflow (its own autocommit
+ *       transaction) then agentorch.wait on it; times start -> finished.
+ *
+ *   ao_bench CONNINFO listen WORKFLOW N
+ *       A second connection LISTENs on agentorch_events; N times: send
+ *       run_workflow on the first connection and time, from just before
+ *       the send, the arrival at the listener of run_started (the first
+ *       status notification of the run) and of run_succeeded; the next
+ *       start is sent only after the run finished.
+ *
+ * Every mode prints human-readable lines and one "RESULT key=value ..."
+ * line that the shell script parses. Exit status 0 unless something
+ * failed (a run not succeeding is reported, not fatal).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+static void
+die(PGconn *conn, const char *what)
+{
+	fprintf(stderr, "ao_bench: %s: %s", what, conn ? PQerrorMessage(conn) : "\n");
+	exit(2);
+}
+
+static PGconn *
+connect_or_die(const char *conninfo)
+{
+	PGconn	   *conn = PQconnectdb(conninfo);
+
+	if (PQstatus(conn) != CONNECTION_OK)
+		die(conn, "connect");
+	return conn;
+}
+
+/* Run a statement with text parameters; die unless it returns tuples or succeeds. */
+static PGresult *
+exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult   *r = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+	{
+		fprintf(stderr, "ao_bench: %s\n", sql);
+		die(conn, "query failed");
+	}
+	return r;
+}
+
+/* First column of the first row of a statement, as a malloc'd string (or NULL). */
+static char *
+exec_value(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	PGresult   *r = exec(conn, sql, nparams, params);
+	char	   *v = NULL;
+
+	if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+		v = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest-rank percentile of a sorted array. */
+static double
+pct(const double *sorted, int n, double p)
+{
+	int			k;
+
+	if (n == 0)
+		return 0;
+	k = (int) (p / 100.0 * n + 0.999999) - 1;
+	if (k < 0)
+		k = 0;
+	if (k >= n)
+		k = n - 1;
+	return sorted[k];
+}
+
+static void
+stats(const char *label, double *v, int n, const char *key)
+{
+	double		sum = 0;
+
+	qsort(v, n, sizeof(double), cmp_double);
+	for (int i = 0; i < n; i++)
+		sum += v[i];
+	printf("  %-44s n=%d  median %.2f ms  p95 %.2f ms  min %.2f  max %.2f  mean %.2f\n",
+		   label, n, pct(v, n, 50), pct(v, n, 95), n ? v[0] : 0, n ? v[n - 1] : 0, n ? sum / n : 0);
+	printf("RESULT %s_median_ms=%.3f %s_p95_ms=%.3f %s_n=%d\n", key, pct(v, n, 50), key, pct(v, n, 95), key, n);
+}
+
+/* Executor commits so far (agentorch.metrics) and the current WAL position in bytes. */
+static void
+counters(PGconn *conn, double *commits, double *wal)
+{
+	PGresult   *r = exec(conn,
+						 "SELECT (SELECT value FROM agentorch.metrics() WHERE name = 'executor_commits_total'), "
+						 "       pg_current_wal_lsn() - '0/0'::pg_lsn", 0, NULL);
+
+	*commits = atof(PQgetvalue(r, 0, 0));
+	*wal = atof(PQgetvalue(r, 0, 1));
+	PQclear(r);
+}
+
+static int
+mode_throughput(PGconn *conn, const char *wf, int nruns, int steps_per_run, int timeout_s)
+{
+	char		nbuf[32];
+	const char *p[2];
+	PGresult   *r;
+	char		lo[32],
+				hi[32];
+	double		t0,
+				t_started,
+				t1,
+				c0,
+				c1,
+				w0,
+				w1,
+				elapsed;
+	int			finished_all = 0;
+	long		succeeded,
+				failed,
+				unfinished;
+
+	counters(conn, &c0, &w0);
+	snprintf(nbuf, sizeof nbuf, "%d", nruns);
+	p[0] = wf;
+	p[1] = nbuf;
+	t0 = now_ms();
+	r = exec(conn, "SELECT min(id), max(id) FROM "
+			 "(SELECT agentorch.run_workflow($1) AS id FROM generate_series(1, $2::int)) s", 2, p);
+	t_started = now_ms();
+	snprintf(lo, sizeof lo, "%s", PQgetvalue(r, 0, 0));
+	snprintf(hi, sizeof hi, "%s", PQgetvalue(r, 0, 1));
+	PQclear(r);
+
+	/* wait on the highest unfinished run until none is left (bounded) */
+	for (;;)
+	{
+		char	   *open;
+		const char *q[3] = {lo, hi, NULL};
+
+		open = exec_value(conn, "SELECT max(id) FROM agentorch.runs WHERE id BETWEEN $1 AND $2 "
+						  "AND status IN ('pending', 'running')", 2, q);
+		if (open == NULL)
+		{
+			finished_all = 1;
+			break;
+		}
+		if (now_ms() - t0 > timeout_s * 1000.0)
+		{
+			free(open);
+			break;
+		}
+		q[0] = open;
+		free(exec_value(conn, "SELECT (agentorch.wait($1::bigint, '5s')).status", 1, q));
+		free(open);
+	}
+	t1 = now_ms();
+	counters(conn, &c1, &w1);
+	{
+		const char *q[2] = {lo, hi};
+
+		r = exec(conn, "SELECT count(*) FILTER (WHERE status = 'succeeded'), "
+				 "count(*) FILTER (WHERE status IN ('failed', 'cancelled')), "
+				 "count(*) FILTER (WHERE status IN ('pending', 'running', 'waiting')) "
+				 "FROM agentorch.runs WHERE id BETWEEN $1 AND $2", 2, q);
+		succeeded = atol(PQgetvalue(r, 0, 0));
+		failed = atol(PQgetvalue(r, 0, 1));
+		unfinished = atol(PQgetvalue(r, 0, 2));
+		PQclear(r);
+	}
+	elapsed = (t1 - t0) / 1000.0;
+	printf("  %s: %d runs x %d steps, started in %.0f ms, all finished after %.2f s%s\n",
+		   wf, nruns, steps_per_run, t_started - t0, elapsed, finished_all ? "" : " (TIMED OUT)");
+	printf("  %s: %ld succeeded, %ld failed/cancelled, %ld unfinished\n", wf, succeeded, failed, unfinished);
+	printf("  %s: %.0f runs/s, %.0f steps/s; %.0f executor commits (%.1f steps/commit), %.0f WAL bytes/step\n",
+		   wf, succeeded / elapsed, succeeded * (double) steps_per_run / elapsed, c1 - c0,
+		   (c1 - c0) > 0 ? succeeded * (double) steps_per_run / (c1 - c0) : 0,
+		   succeeded ? (w1 - w0) / (succeeded * (double) steps_per_run) : 0);
+	printf("RESULT runs_per_s=%.1f steps_per_s=%.1f elapsed_s=%.3f start_ms=%.1f succeeded=%ld failed=%ld "
+		   "unfinished=%ld commits=%.0f wal_bytes=%.0f\n",
+		   succeeded / elapsed, succeeded * (double) steps_per_run / elapsed, elapsed, t_started - t0,
+		   succeeded, failed, unfinished, c1 - c0, w1 - w0);
+	return 0;
+}
+
+static int
+mode_latency(PGconn *conn, const char *wf, int n)
+{
+	double	   *total = calloc(n, sizeof(double));
+	double	   *start = calloc(n, sizeof(double));
+	int			ok = 0,
+				bad = 0;
+	char	   *first = NULL,
+			   *last = NULL;
+
+	for (int i = 0; i < n; i++)
+	{
+		const char *p[1] = {wf};
+		double		t0,
+					t1,
+					t2;
+		char	   *id,
+				   *status;
+
+		t0 = now_ms();
+		id = exec_value(conn, "SELECT agentorch.run_workflow($1)", 1, p);
+		t1 = now_ms();
+		p[0] = id;
+		status = exec_value(conn, "SELECT (agentorch.wait($1::bigint, '10s')).status", 1, p);
+		t2 = now_ms();
+		if (status && strcmp(status, "succeeded") == 0)
+		{
+			total[ok] = t2 - t0;
+			start[ok] = t1 - t0;
+			ok++;
+		}
+		else
+			bad++;
+		free(status);
+		if (!first)
+			first = strdup(id);
+		free(last);
+		last = id;
+	}
+	stats("start -> finished (run_workflow + wait)", total, ok, "e2e");
+	stats("  of which the start call (its commit)", start, ok, "start");
+	if (bad)
+		printf("  %d runs did not succeed within 10 s\n", bad);
+	printf("RESULT first_id=%s last_id=%s failed=%d\n", first, last, bad);
+	return 0;
+}
+
+/* Parse {"event": ..., "run_id": N, ...}; returns run id or -1. */
+static long long
+payload_run(const char *payload)
+{
+	const char *p = strstr(payload, "\"run_id\":");
+
+	return p ? atoll(p + 9) : -1;
+}
+
+static int
+mode_listen(const char *conninfo, const char *wf, int n)
+{
+	PGconn	   *starter = connect_or_die(conninfo);
+	PGconn	   *listener = connect_or_die(conninfo);
+	double	   *first = calloc(n, sizeof(double));
+	double	   *done = calloc(n, sizeof(double));
+	double	   *ret = calloc(n, sizeof(double));
+	int			nfirst = 0,
+				ndone = 0,
+				misses = 0;
+
+	PQclear(exec(listener, "LISTEN agentorch_events", 0, NULL));
+	for (int i = 0; i < n; i++)
+	{
+		const char *p[1] = {wf};
+		double		t0 = now_ms();
+		double		t_ret = -1,
+					t_first = -1,
+					t_done = -1;
+		long long	run = -1;
+		/* notifications that arrive before we know the run id */
+		long long	early_run[8];
+		double		early_t[8];
+		int			early_done[8];
+		int			nearly = 0;
+
+		if (!PQsendQueryParams(starter, "SELECT agentorch.run_workflow($1)", 1, NULL, p, NULL, NULL, 0))
+			die(starter, "send");
+		while (t_ret < 0 || t_first < 0 || t_done < 0)
+		{
+			fd_set		rfds;
+			struct timeval tv = {0, 100000};
+			int			fs = PQsocket(starter),
+						fl = PQsocket(listener);
+
+			if (now_ms() - t0 > 10000)
+				break;
+			FD_ZERO(&rfds);
+			if (t_ret < 0)
+				FD_SET(fs, &rfds);
+			FD_SET(fl, &rfds);
+			if (select((fs > fl ? fs : fl) + 1, &rfds, NULL, NULL, &tv) < 0 && errno != EINTR)
+				die(NULL, "select");
+			if (t_ret < 0 && FD_ISSET(fs, &rfds))
+			{
+				if (!PQconsumeInput(starter))
+					die(starter, "consume");
+				while (!PQisBusy(starter))
+				{
+					PGresult   *r = PQgetResult(starter);
+
+					if (r == NULL)
+						break;
+					if (PQresultStatus(r) != PGRES_TUPLES_OK)
+						die(starter, "run_workflow");
+					run = atoll(PQgetvalue(r, 0, 0));
+					t_ret = now_ms();
+					PQclear(r);
+					for (int k = 0; k < nearly; k++)
+						if (early_run[k] == run)
+						{
+							if (early_done[k])
+								t_done = early_t[k];
+							else if (t_first < 0)
+								t_first = early_t[k];
+						}
+				}
+			}
+			if (FD_ISSET(fl, &rfds))
+			{
+				PGnotify   *nt;
+				double		t = now_ms();
+
+				if (!PQconsumeInput(listener))
+					die(listener, "consume");
+				while ((nt = PQnotifies(listener)) != NULL)
+				{
+					long long	nr = payload_run(nt->extra);
+					int			is_done = strstr(nt->extra, "run_succeeded") || strstr(nt->extra, "run_failed");
+					int			is_start = strstr(nt->extra, "run_started") != NULL;
+
+					if (run < 0 && (is_done || is_start) && nearly < 8)
+					{
+						early_run[nearly] = nr;
+						early_t[nearly] = t;
+						early_done[nearly] = is_done;
+						nearly++;
+					}
+					else if (nr == run && is_start && t_first < 0)
+						t_first = t;
+					else if (nr == run && is_done)
+						t_done = t;
+					PQfreemem(nt);
+				}
+			}
+		}
+		if (t_ret < 0)
+			die(starter, "no answer to run_workflow within 10 s");
+		while (PQgetResult(starter) != NULL)
+			;
+		ret[i] = t_ret - t0;
+		if (t_first >= 0)
+			first[nfirst++] = t_first - t0;
+		else
+			misses++;
+		if (t_done >= 0)
+			done[ndone++] = t_done - t0;
+	}
+	stats("start -> run_started notification (LISTEN)", first, nfirst, "first");
+	stats("start -> run_succeeded notification (LISTEN)", done, ndone, "done");
+	stats("start call returned (for comparison)", ret, n, "ret");
+	if (misses)
+		printf("  %d starts without a run_started notification within 10 s\n", misses);
+	PQfinish(starter);
+	PQfinish(listener);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	PGconn	   *conn;
+
+	if (argc < 4)
+	{
+		fprintf(stderr, "usage: ao_bench CONNINFO throughput WF NRUNS STEPS_PER_RUN TIMEOUT_S\n"
+				"       ao_bench CONNINFO latency WF N\n"
+				"       ao_bench CONNINFO listen WF N\n");
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(argv[2], "listen") == 0 && argc == 5)
+		return mode_listen(argv[1], argv[3], atoi(argv[4]));
+	conn = connect_or_die(argv[1]);
+	if (strcmp(argv[2], "throughput") == 0 && argc == 7)
+		return mode_throughput(conn, argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
+	if (strcmp(argv[2], "latency") == 0 && argc == 5)
+		return mode_latency(conn, argv[3], atoi(argv[4]));
+	fprintf(stderr, "ao_bench: bad arguments\n");
+	return 2;
+}
