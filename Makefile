@@ -33,3 +33,15 @@ unit:
 	$(MAKE) -C test/unit SANITIZE=1
 
 .PHONY: unit
+
+# agentorch-follow: a libpq client that prints a run's stream live.
+FOLLOW = build/agentorch-follow
+all: $(FOLLOW)
+$(FOLLOW): src/bin/agentorch-follow.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq
+install: install-follow
+install-follow: $(FOLLOW)
+	$(INSTALL_PROGRAM) $(FOLLOW) '$(DESTDIR)$(bindir)/agentorch-follow'
+.PHONY: install-follow

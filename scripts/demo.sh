@@ -55,3 +55,53 @@ echo
 echo "=== an invalid definition is refused with every problem listed"
 "${PSQL[@]}" -c "SELECT agentorch.register_workflow('broken', '{\"steps\": [{\"id\": \"a\", \"type\": \"tool\", \"tool\": \"nope\", \"depends_on\": [\"b\"]}, {\"id\": \"b\", \"type\": \"tool\", \"tool\": \"database.query\", \"depends_on\": [\"a\"]}]}')" 2>&1 || true
 "${PSQL[@]}" -c "SELECT count(*) AS stored_broken FROM agentorch.workflows WHERE name = 'broken'"
+
+# Run the samples in the background executors and print their streams live.
+FOLLOW="$AO_REPO/build/agentorch-follow"
+start_run() {   # start_run SQL-expression -> prints the run id (committed)
+    "${PSQL[@]}" -At -c "SELECT $1"
+}
+follow() {      # follow RUN_ID: prints tokens and transitions as they commit
+    "$FOLLOW" -t 60 "$1" "host=$PGHOST port=$PGPORT user=postgres dbname=postgres" || true
+}
+wait_waiting() {  # wait until the run waits for input
+    "${PSQL[@]}" -At -c "SELECT status FROM agentorch.wait($1, '30s')" >/dev/null
+}
+
+echo
+echo "=== run: regional-report (loop over regions, one sql tool call per region)"
+id=$(start_run "agentorch.run_workflow('regional-report')")
+follow "$id"
+
+echo
+echo "=== run: order-triage for a large order (branch -> user_input; we answer it)"
+id=$(start_run "agentorch.run_workflow('order-triage', '{\"order_id\": 2}')")
+follow "$id" & fpid=$!
+wait_waiting "$id"
+echo
+echo "--- submitting {\"approved\": true} for step manual_review"
+"${PSQL[@]}" -At -c "SELECT agentorch.submit_input($id, 'manual_review', '{\"approved\": true, \"comment\": \"checked\"}')" >/dev/null
+wait $fpid
+
+echo
+echo "=== run: order-triage for a small order (branch -> auto_approve, a sql tool that updates a table)"
+id=$(start_run "agentorch.run_workflow('order-triage', '{\"order_id\": 1}')")
+follow "$id"
+"${PSQL[@]}" -c "SELECT id, customer, amount, status FROM samples.orders ORDER BY id"
+
+echo
+echo "=== run: expense-approval (user_input with a schema: a bad answer is refused, a good one continues)"
+id=$(start_run "agentorch.run_workflow('expense-approval', '{\"amount\": 120, \"employee\": \"ann\"}')")
+follow "$id" & fpid=$!
+wait_waiting "$id"
+echo
+"${PSQL[@]}" -c "SELECT agentorch.submit_input($id, 'ask_manager', '{\"approved\": \"maybe\"}')" 2>&1 | sed 's/^/    /' || true
+"${PSQL[@]}" -At -c "SELECT agentorch.submit_input($id, 'ask_manager', '{\"approved\": false, \"comment\": \"over budget\"}')" >/dev/null
+wait $fpid
+echo
+echo "--- the run's graph with each step's status"
+"${PSQL[@]}" -At -c "SELECT agentorch.graph($id)"
+
+echo
+echo "=== all runs"
+"${PSQL[@]}" -c "SELECT id, workflow_name, status, left(COALESCE(output::text, error::text), 70) AS result FROM agentorch.runs ORDER BY id"

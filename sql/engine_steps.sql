@@ -122,8 +122,8 @@ SELECT status, error->>'message' AS message FROM agentorch.wait(:r, '20s');
 SELECT step_id, status, attempt, error->>'message' AS message, error->>'sqlstate' AS sqlstate
   FROM agentorch.steps WHERE run_id = :r;
 SELECT count(*) AS sneaky_rows FROM eng_s.log WHERE note = 'sneaky';
-SELECT agentorch.run_workflow('eng_s-query', '{"query": "SELECT g FROM generate_series(1, 10000) g"}') AS r \gset
-SELECT status, jsonb_array_length(output->'q') AS rows FROM agentorch.wait(:r, '20s');
+-- more than agentorch.max_result_rows (10000) rows fail the step (results of
+-- exactly 10000 rows are in engine_results, last in the schedule)
 SELECT agentorch.run_workflow('eng_s-query', '{"query": "SELECT g FROM generate_series(1, 10001) g"}') AS r \gset
 SELECT status FROM agentorch.wait(:r, '20s');
 SELECT step_id, status, error->>'message' AS message, error->>'hint' AS hint, error->>'sqlstate' AS sqlstate
