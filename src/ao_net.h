@@ -82,6 +82,9 @@ extern void ao_net_step_fail_retryable(void *step, const char *sqlstate, const c
 									   const char *detail, double retry_after_ms, Jsonb *usage);
 extern void ao_net_step_succeed(void *step, Jsonb *output, Jsonb *usage);
 extern bool ao_net_step_restart(void *step);
+extern void ao_net_step_defer(void *step, long wait_ms);
+extern bool ao_net_step_admit(void *step, const char *policy_name, json_object *limits_json,
+							  double expected_tokens);
 extern int64 ao_net_step_run(void *step);
 extern const char *ao_net_step_id(void *step);
 extern int	ao_net_step_attempt(void *step);

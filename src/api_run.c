@@ -32,6 +32,7 @@
 #include "utils/timestamp.h"
 
 #include "ao_json_schema.h"
+#include "ao_policy.h"
 #include "ao_workflow.h"
 
 PG_FUNCTION_INFO_V1(ao_sql_start);
@@ -687,6 +688,7 @@ ao_sql_metrics(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 		}
 	}
+	ao_policy_metrics(rsinfo->setResult, rsinfo->setDesc);
 	SPI_connect();
 	if (SPI_execute("SELECT 'runs_' || s::text, (SELECT pg_catalog.count(*) FROM agentorch.runs r WHERE r.status = s)::float8 "
 					"FROM pg_catalog.unnest(enum_range(NULL::agentorch.run_status)) s "

@@ -32,6 +32,8 @@
 
 #include <curl/curl.h>
 
+#include <limits.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
@@ -44,6 +46,7 @@
 
 #include "ao_backoff.h"
 #include "ao_net.h"
+#include "ao_policy.h"
 #include "ao_workflow.h"
 
 /* settings */
@@ -72,6 +75,12 @@ typedef struct NetStep
 	bool		retryable;
 	double		retry_after_ms;
 	Jsonb	   *usage;
+	bool		deferred;		/* not run: ready again after defer_ms, attempt not spent */
+	long		defer_ms;
+	/* the policy target the request counts against (policy.c) */
+	char	   *policy_name;
+	AoLimits	limits;
+	bool		policy_acquired;
 } NetStep;
 
 static dlist_head running_steps = DLIST_STATIC_INIT(running_steps);
@@ -120,6 +129,47 @@ ao_net_step_fail(void *step, const char *sqlstate, const char *message, const ch
 	MemoryContextSwitchTo(old);
 }
 
+/* Defer a step: not run now, ready again after wait_ms, no attempt spent. */
+void
+ao_net_step_defer(void *step, long wait_ms)
+{
+	NetStep    *s = step;
+
+	s->finished = true;
+	s->deferred = true;
+	s->defer_ms = wait_ms;
+}
+
+/*
+ * Ask the policies of a target (bulkhead, rate limit, breaker) whether
+ * the step may send its request now. On "no" the step is deferred (limits)
+ * or failed retryably (open breaker) and false is returned.
+ */
+bool
+ao_net_step_admit(void *step, const char *policy_name, json_object *limits_json,
+				  double expected_tokens)
+{
+	NetStep    *s = step;
+	long		wait_ms;
+	AoDecision	d;
+
+	s->policy_name = pstrdup(policy_name);
+	ao_policy_limits_from_json(limits_json, &s->limits);
+	d = ao_policy_acquire(s->policy_name, &s->limits, expected_tokens, &wait_ms);
+	if (d == AO_ALLOW)
+	{
+		s->policy_acquired = true;
+		return true;
+	}
+	if (d == AO_DEFER)
+		ao_net_step_defer(s, wait_ms);
+	else
+		ao_net_step_fail_retryable(s, "57P03", psprintf("circuit breaker of %s is open", policy_name),
+								   "Too many consecutive failures; requests resume after the cooldown.",
+								   (double) wait_ms, NULL);
+	return false;
+}
+
 /*-------------------------------------------------------------------------
  * http tools
  *-------------------------------------------------------------------------
@@ -153,6 +203,8 @@ http_prepare(void *step, Jsonb *input, Jsonb *context)
 						 "HTTP targets must be listed in agentorch.http_allowed_hosts (empty means none).");
 		return false;
 	}
+	if (!ao_net_step_admit(s, psprintf("tool:%s", t->name), t->policy, 0))
+		return false;
 	s->req.url = pstrdup(url);
 	s->req.method = pstrdup(method);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0)
@@ -426,7 +478,7 @@ ao_net_steps_claim(void)
 	{
 		NetStep    *s = lfirst(lc);
 
-		if (s->finished && s->error == NULL && !s->ok)
+		if (s->finished && s->error == NULL && !s->ok && !s->deferred)
 		{
 			MemoryContextDelete(s->cxt);	/* cancelled before it began */
 			continue;
@@ -548,7 +600,19 @@ ao_net_steps_settle(dlist_head *done)
 			}
 			if (s->kind->before_settle)
 				s->kind->before_settle(s);
-			if (s->ok)
+			if (s->deferred)
+			{
+				Oid			t2[3] = {INT8OID, TEXTOID, INT4OID};
+				Datum		v2[3];
+
+				v2[0] = values[0];
+				v2[1] = values[1];
+				v2[2] = Int32GetDatum((int) Min(s->defer_ms, INT_MAX));
+				spi_run("UPDATE agentorch.steps SET status = 'ready', attempt = attempt - 1, lease_until = NULL, "
+						"  worker = NULL, not_before = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3 / 1000.0) "
+						"WHERE run_id = $1 AND step_id = $2", 3, t2, v2, NULL);
+			}
+			else if (s->ok)
 			{
 				values[4] = JsonbPGetDatum(s->output);
 				spi_run("SELECT agentorch._finish_step($1, $2, 'succeeded', $5) WHERE $3 IS NOT NULL AND $4 IS NOT NULL",
@@ -587,6 +651,23 @@ ao_net_steps_settle(dlist_head *done)
 	{
 		NetStep    *s = lfirst(lc);
 
+		if (s->policy_acquired)
+		{
+			double		tokens = 0;
+
+			if (s->usage)
+			{
+				json_object *u = ao_json_from_jsonb(s->usage);
+				json_object *v;
+
+				if (json_object_object_get_ex(u, "prompt_tokens", &v))
+					tokens += json_object_get_double(v);
+				if (json_object_object_get_ex(u, "completion_tokens", &v))
+					tokens += json_object_get_double(v);
+			}
+			/* only failures of the target (transport, 429, 5xx) count against its breaker */
+			ao_policy_release(s->policy_name, &s->limits, s->ok || !s->retryable, tokens);
+		}
 		ao_net_release(&s->req);
 		if (s->kind->release)
 			s->kind->release(s);
@@ -659,6 +740,8 @@ ao_net_steps_heartbeat(void)
 				dlist_delete(&s->node);
 				nrunning--;
 				ao_net_abandon(&s->req);
+				if (s->policy_acquired)
+					ao_policy_release(s->policy_name, &s->limits, true, 0);
 				if (s->kind->release)
 					s->kind->release(s);
 				MemoryContextDelete(s->cxt);

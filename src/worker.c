@@ -66,6 +66,7 @@
 #include "utils/varlena.h"
 
 #include "ao_net.h"
+#include "ao_policy.h"
 
 PGDLLEXPORT void ao_launcher_main(Datum arg);
 PGDLLEXPORT void ao_executor_main(Datum arg);
@@ -124,8 +125,8 @@ ao_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(AoShared)));
-	RequestNamedLWLockTranche("agentorch", 1);
+	RequestAddinShmemSpace(MAXALIGN(sizeof(AoShared)) + ao_policy_shmem_size());
+	RequestNamedLWLockTranche("agentorch", 2);
 }
 
 /* Create or attach to the shared state, under AddinShmemInitLock. */
@@ -148,6 +149,7 @@ ao_shmem_startup(void)
 		pg_atomic_init_u64(&ao_shared->commits, 0);
 		ConditionVariableInit(&ao_shared->progress);
 	}
+	ao_policy_shmem_init(&(GetNamedLWLockTranche("agentorch"))[1].lock);
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -1,0 +1,313 @@
+/*-------------------------------------------------------------------------
+ *
+ * policy.c
+ *	  Circuit breaker, bulkhead and rate limit per model or tool, with
+ *	  their state in shared memory so every executor of the server sees
+ *	  the same limits; metrics() shows it.
+ *
+ *	  circuit breaker: after failure_threshold consecutive failures the
+ *	    target is open for cooldown; then one request may probe
+ *	    (half-open): its success closes the breaker, its failure re-opens.
+ *	  bulkhead: at most max_concurrency requests in flight.
+ *	  rate limit: token buckets of requests per minute (rpm) and tokens
+ *	    per minute (tpm); a request that would exceed them waits (the step
+ *	    is deferred, not failed).
+ *
+ * Without shared memory (no preload) every check allows: in-session work
+ * has no neighbours to protect.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/policy.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "agentorch.h"
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+#include "ao_policy.h"
+#include "ao_workflow.h"
+
+#define AO_MAX_TARGETS 256
+
+typedef struct AoTarget
+{
+	Oid			dboid;
+	char		name[128];		/* "model:fast", "tool:weather" */
+	int			consecutive_failures;
+	TimestampTz open_until;		/* 0 = closed */
+	bool		probing;		/* half-open probe in flight */
+	int			in_flight;
+	double		rpm_tokens;
+	double		tpm_tokens;
+	TimestampTz refilled_at;
+	uint64		requests;
+	uint64		failures;
+	uint64		rejected;		/* breaker open */
+	uint64		deferred;		/* bulkhead full or rate limited */
+} AoTarget;
+
+typedef struct AoPolicyShared
+{
+	LWLock	   *lock;
+	int			ntargets;
+	AoTarget	targets[AO_MAX_TARGETS];
+} AoPolicyShared;
+
+static AoPolicyShared *policy = NULL;
+
+/* Shared memory size (requested by worker.c). */
+Size
+ao_policy_shmem_size(void)
+{
+	return MAXALIGN(sizeof(AoPolicyShared));
+}
+
+/* Create or attach (called under AddinShmemInitLock by worker.c). */
+void
+ao_policy_shmem_init(LWLock *lock)
+{
+	bool		found;
+
+	policy = ShmemInitStruct("agentorch policies", sizeof(AoPolicyShared), &found);
+	if (!found)
+	{
+		memset(policy, 0, sizeof(AoPolicyShared));
+		policy->lock = lock;
+	}
+}
+
+/* Find or create the state of a target; caller holds the lock exclusively. */
+static AoTarget *
+target(const char *name, const AoLimits *lim)
+{
+	for (int i = 0; i < policy->ntargets; i++)
+		if (policy->targets[i].dboid == MyDatabaseId && strcmp(policy->targets[i].name, name) == 0)
+			return &policy->targets[i];
+	if (policy->ntargets == AO_MAX_TARGETS)
+		return NULL;
+	{
+		AoTarget   *t = &policy->targets[policy->ntargets++];
+
+		memset(t, 0, sizeof(*t));
+		t->dboid = MyDatabaseId;
+		strlcpy(t->name, name, sizeof(t->name));
+		t->rpm_tokens = lim->rpm > 0 ? lim->rpm : 0;
+		t->tpm_tokens = lim->tpm > 0 ? lim->tpm : 0;
+		t->refilled_at = GetCurrentTimestamp();
+		return t;
+	}
+}
+
+/* Refill the token buckets for the time passed. */
+static void
+refill(AoTarget *t, const AoLimits *lim, TimestampTz now)
+{
+	double		minutes = (double) (now - t->refilled_at) / (60.0 * USECS_PER_SEC);
+
+	if (lim->rpm > 0)
+		t->rpm_tokens = Min(lim->rpm, t->rpm_tokens + minutes * lim->rpm);
+	if (lim->tpm > 0)
+		t->tpm_tokens = Min(lim->tpm, t->tpm_tokens + minutes * lim->tpm);
+	t->refilled_at = now;
+}
+
+/*
+ * May a request to the target start now? Returns AO_ALLOW (and counts it
+ * in flight), AO_DEFER with *wait_ms (bulkhead full or rate limited), or
+ * AO_REJECT (breaker open; *wait_ms until it may probe).
+ */
+AoDecision
+ao_policy_acquire(const char *name, const AoLimits *lim, double expected_tokens, long *wait_ms)
+{
+	AoTarget   *t;
+	TimestampTz now = GetCurrentTimestamp();
+	AoDecision	d = AO_ALLOW;
+
+	*wait_ms = 0;
+	if (policy == NULL)
+		return AO_ALLOW;
+	LWLockAcquire(policy->lock, LW_EXCLUSIVE);
+	t = target(name, lim);
+	if (t == NULL)
+	{
+		LWLockRelease(policy->lock);
+		return AO_ALLOW;
+	}
+	refill(t, lim, now);
+	if (t->open_until != 0)
+	{
+		if (now < t->open_until || t->probing)
+		{
+			d = AO_REJECT;
+			*wait_ms = t->probing ? 1000 : (long) ((t->open_until - now) / 1000) + 1;
+			t->rejected++;
+		}
+		else
+			t->probing = true;	/* half-open: this request probes */
+	}
+	if (d == AO_ALLOW && lim->max_concurrency > 0 && t->in_flight >= lim->max_concurrency)
+	{
+		d = AO_DEFER;
+		*wait_ms = 50;
+	}
+	if (d == AO_ALLOW && lim->rpm > 0 && t->rpm_tokens < 1)
+	{
+		d = AO_DEFER;
+		*wait_ms = (long) ((1 - t->rpm_tokens) / lim->rpm * 60000.0) + 1;
+	}
+	if (d == AO_ALLOW && lim->tpm > 0 && expected_tokens > 0 && t->tpm_tokens < Min(expected_tokens, lim->tpm))
+	{
+		d = AO_DEFER;
+		*wait_ms = (long) ((Min(expected_tokens, lim->tpm) - t->tpm_tokens) / lim->tpm * 60000.0) + 1;
+	}
+	if (d == AO_ALLOW)
+	{
+		t->in_flight++;
+		t->requests++;
+		if (lim->rpm > 0)
+			t->rpm_tokens -= 1;
+	}
+	else if (d == AO_DEFER)
+	{
+		t->deferred++;
+		if (t->probing && t->open_until != 0 && now >= t->open_until)
+			t->probing = false;
+	}
+	LWLockRelease(policy->lock);
+	return d;
+}
+
+/*
+ * A request that was allowed finished: success closes the breaker,
+ * failure counts toward opening it; tokens used come off the tpm bucket.
+ */
+void
+ao_policy_release(const char *name, const AoLimits *lim, bool success, double tokens_used)
+{
+	AoTarget   *t;
+
+	if (policy == NULL)
+		return;
+	LWLockAcquire(policy->lock, LW_EXCLUSIVE);
+	t = target(name, lim);
+	if (t != NULL)
+	{
+		if (t->in_flight > 0)
+			t->in_flight--;
+		if (lim->tpm > 0 && tokens_used > 0)
+			t->tpm_tokens -= tokens_used;
+		if (success)
+		{
+			t->consecutive_failures = 0;
+			t->open_until = 0;
+			t->probing = false;
+		}
+		else
+		{
+			t->failures++;
+			t->consecutive_failures++;
+			if (t->probing || (lim->failure_threshold > 0 && t->consecutive_failures >= lim->failure_threshold))
+				t->open_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), lim->cooldown_ms > 0 ? lim->cooldown_ms : 30000);
+			t->probing = false;
+		}
+	}
+	LWLockRelease(policy->lock);
+}
+
+/* Is the target's breaker open right now (for choosing a fallback)? */
+bool
+ao_policy_is_open(const char *name)
+{
+	bool		open = false;
+
+	if (policy == NULL)
+		return false;
+	LWLockAcquire(policy->lock, LW_SHARED);
+	for (int i = 0; i < policy->ntargets; i++)
+		if (policy->targets[i].dboid == MyDatabaseId && strcmp(policy->targets[i].name, name) == 0)
+			open = policy->targets[i].open_until != 0 &&
+				(GetCurrentTimestamp() < policy->targets[i].open_until || policy->targets[i].probing);
+	LWLockRelease(policy->lock);
+	return open;
+}
+
+/* Append the policy state of this database's targets to a metrics() result. */
+void
+ao_policy_metrics(Tuplestorestate *ts, TupleDesc desc)
+{
+	if (policy == NULL)
+		return;
+	LWLockAcquire(policy->lock, LW_SHARED);
+	for (int i = 0; i < policy->ntargets; i++)
+	{
+		AoTarget   *t = &policy->targets[i];
+		struct
+		{
+			const char *suffix;
+			double		value;
+		}			m[] = {
+			{"breaker_open", (t->open_until != 0 && GetCurrentTimestamp() < t->open_until) ? 1 : 0},
+			{"consecutive_failures", t->consecutive_failures},
+			{"in_flight", t->in_flight},
+			{"requests_total", (double) t->requests},
+			{"failures_total", (double) t->failures},
+			{"rejected_total", (double) t->rejected},
+			{"deferred_total", (double) t->deferred},
+		};
+
+		if (t->dboid != MyDatabaseId)
+			continue;
+		for (int j = 0; j < (int) lengthof(m); j++)
+		{
+			Datum		v[2];
+			bool		n[2] = {false, false};
+
+			v[0] = CStringGetTextDatum(psprintf("%s.%s", t->name, m[j].suffix));
+			v[1] = Float8GetDatum(m[j].value);
+			tuplestore_putvalues(ts, desc, v, n);
+		}
+	}
+	LWLockRelease(policy->lock);
+}
+
+/* Read limits from a model spec or tool policy object (missing = unlimited). */
+void
+ao_policy_limits_from_json(json_object *o, AoLimits *lim)
+{
+	json_object *v;
+	json_object *sub;
+
+	memset(lim, 0, sizeof(*lim));
+	lim->failure_threshold = 5;
+	lim->cooldown_ms = 30000;
+	if (o == NULL)
+		return;
+	if (json_object_object_get_ex(o, "max_concurrency", &v))
+		lim->max_concurrency = json_object_get_int(v);
+	if (json_object_object_get_ex(o, "rate_limit", &sub))
+	{
+		if (json_object_object_get_ex(sub, "rpm", &v))
+			lim->rpm = json_object_get_double(v);
+		if (json_object_object_get_ex(sub, "tpm", &v))
+			lim->tpm = json_object_get_double(v);
+	}
+	if (json_object_object_get_ex(o, "circuit_breaker", &sub))
+	{
+		if (json_object_object_get_ex(sub, "failure_threshold", &v))
+			lim->failure_threshold = json_object_get_int(v);
+		if (json_object_object_get_ex(sub, "cooldown", &v))
+		{
+			double		ms = ao_duration_ms(v);
+
+			if (ms >= 0)
+				lim->cooldown_ms = (long) ms;
+		}
+	}
+}
