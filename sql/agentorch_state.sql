@@ -55,6 +55,27 @@ RETURNS bigint LANGUAGE sql AS $$
     RETURNING seq
 $$;
 
+-- Append streamed chunks of one step in one statement (one seq range, one
+-- multi-row insert): the flush path of llm steps. Nothing is appended to a
+-- run that is no longer active. Returns the last seq, or NULL.
+CREATE FUNCTION agentorch._append_chunks(p_run bigint, p_step text, p_attempt int,
+                                         p_kinds agentorch.chunk_kind[], p_contents text[], p_datas jsonb[])
+RETURNS bigint LANGUAGE sql AS $$
+    WITH s AS (
+        UPDATE agentorch.runs
+           SET last_chunk_seq = last_chunk_seq OPERATOR(pg_catalog.+) pg_catalog.cardinality(p_kinds)
+         WHERE id OPERATOR(pg_catalog.=) p_run
+           AND status OPERATOR(pg_catalog.=) ANY ('{running,waiting}'::agentorch.run_status[])
+        RETURNING last_chunk_seq OPERATOR(pg_catalog.-) pg_catalog.cardinality(p_kinds) AS base),
+    ins AS (
+        INSERT INTO agentorch.chunks (run_id, seq, step_id, attempt, kind, content, data)
+        SELECT p_run, s.base OPERATOR(pg_catalog.+) u.ord, p_step, p_attempt, u.k, u.c, u.d
+          FROM s, ROWS FROM (pg_catalog.unnest(p_kinds), pg_catalog.unnest(p_contents),
+                             pg_catalog.unnest(p_datas)) WITH ORDINALITY AS u(k, c, d, ord)
+        RETURNING seq)
+    SELECT pg_catalog.max(seq) FROM ins
+$$;
+
 -- A status chunk and an event for one step transition.
 CREATE FUNCTION agentorch._step_transition(p_run bigint, p_step text, p_status agentorch.step_status,
                                            p_attempt int, p_event text, p_data jsonb DEFAULT NULL)

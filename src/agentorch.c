@@ -31,6 +31,7 @@ int			ao_retry_max_attempts = 3;
 char	   *ao_http_allowed_hosts = NULL;
 int			ao_chunk_buffer_size = 64;
 int			ao_flush_interval_ms = 10;
+char	   *ao_default_model = NULL;
 
 void		_PG_init(void);
 
@@ -128,6 +129,10 @@ _PG_init(void)
 							"Largest HTTP response body kept, in bytes.",
 							NULL, &ao_max_response_size, 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024,
 							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("agentorch.default_model",
+							   "Logical model (agentorch.models) of llm steps that name none.",
+							   NULL, &ao_default_model, "", PGC_USERSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("agentorch");
 

@@ -58,6 +58,7 @@ extern int	ao_retry_max_attempts;
 extern char *ao_http_allowed_hosts;
 extern int	ao_chunk_buffer_size;
 extern int	ao_flush_interval_ms;
+extern char *ao_default_model;
 extern int	ao_max_requests;		/* runner_net.c */
 extern int	ao_max_response_size;
 
@@ -121,6 +122,8 @@ extern int	ao_process_ready_steps(int max, Oid only_role, List **runs);
 extern void ao_notify_runs(List *runs);
 extern int	ao_executor_run_batch(Oid only_role, long *sleep_ms);
 extern void ao_executor_maintenance(void);
+extern bool ao_call_tool_as(Oid run_owner, const char *tool, Jsonb *input, Jsonb **output,
+							Jsonb **error);
 
 /* workers and shared state (worker.c) */
 extern void ao_worker_init(void);

@@ -51,6 +51,7 @@ extern MemoryContext ao_net_context(void);
 extern int	ao_net_active(void);
 extern bool ao_net_start(AoRequest *r);
 extern void ao_net_release(AoRequest *r);
+extern void ao_net_reset_transfer(AoRequest *r);
 extern void ao_net_abandon(AoRequest *r);
 extern bool ao_net_wait(long timeout_ms, dlist_head *done);
 extern void ao_net_poll(dlist_head *done);
@@ -89,6 +90,9 @@ extern int64 ao_net_step_run(void *step);
 extern const char *ao_net_step_id(void *step);
 extern int	ao_net_step_attempt(void *step);
 extern json_object *ao_net_step_spec(void *step);
+extern json_object *ao_net_step_run_options(void *step);
+extern Oid	ao_net_step_owner(void *step);
+extern bool ao_net_step_last_attempt(void *step);
 extern AoRequest *ao_net_step_request(void *step);
 extern void **ao_net_step_state(void *step);
 

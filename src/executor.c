@@ -308,11 +308,10 @@ step_timeout_ms(json_object *spec, json_object *policy)
  * outcome; never ERRORs for failures of the tool itself.
  */
 static Outcome
-run_tool(Claimed *c, json_object *spec, Jsonb *input)
+run_tool_as(Oid run_owner, const char *tool, json_object *spec, Jsonb *input)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	const char *tool = json_object_get_string(spec_member(spec, "tool"));
 	volatile Outcome out = {0};
 	AoTool	   *t;
 
@@ -340,7 +339,12 @@ run_tool(Claimed *c, json_object *spec, Jsonb *input)
 			return out;
 		}
 	}
-	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(c->owner)))
+	if (strcmp(t->kind, "http") == 0)
+	{
+		out.error = message_jsonb("0A000", psprintf("http tool \"%s\" cannot run inside a transaction", tool), NULL);
+		return out;
+	}
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(run_owner)))
 	{
 		out.error = message_jsonb("42704", "the role that started this run no longer exists", NULL);
 		return out;
@@ -353,13 +357,15 @@ run_tool(Claimed *c, json_object *spec, Jsonb *input)
 		Oid			save_uid;
 		int			save_sec;
 		int			nest;
-		int			timeout = step_timeout_ms(spec, t->policy);
+		int			timeout = spec ? step_timeout_ms(spec, t->policy) : ao_step_timeout_ms;
 		Jsonb	   *result;
 
 		GetUserIdAndSecContext(&save_uid, &save_sec);
-		SetUserIdAndSecContext(c->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+		SetUserIdAndSecContext(run_owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
 		nest = NewGUCNestLevel();
+		if (strcmp(t->kind, "builtin") == 0 && (timeout <= 0 || timeout > ao_query_timeout_ms))
+			timeout = ao_query_timeout_ms;
 		if (timeout > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, timeout);
 		result = ao_run_tool_as_owner(t, input, caller);
@@ -391,6 +397,21 @@ run_tool(Claimed *c, json_object *spec, Jsonb *input)
 	}
 	PG_END_TRY();
 	return out;
+}
+
+/*
+ * Run a transactional tool for an LLM's function call as the run's owner
+ * (caller: in a transaction with an SPI connection). Returns true with
+ * *output, or false with *error.
+ */
+bool
+ao_call_tool_as(Oid run_owner, const char *tool, Jsonb *input, Jsonb **output, Jsonb **error)
+{
+	Outcome		o = run_tool_as(run_owner, tool, NULL, input);
+
+	*output = o.output;
+	*error = o.error;
+	return o.ok;
 }
 
 /* Render a template member of the spec against the context (missing = JSON null). */
@@ -647,7 +668,7 @@ run_step(Claimed *c)
 			state_call("UPDATE agentorch.steps SET input = $3 WHERE run_id = $1 AND step_id = $2",
 					   c->run_id, c->step_id, 1, t, v, NULL);
 		}
-		o = run_tool(c, spec, input);
+		o = run_tool_as(c->owner, json_object_get_string(spec_member(spec, "tool")), spec, input);
 		settle(c, &o, spec);
 	}
 	else if (strcmp(c->kind, "branch") == 0)

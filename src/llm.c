@@ -1,10 +1,31 @@
 /*-------------------------------------------------------------------------
  *
  * llm.c
- *	  llm steps: the network-step kind that talks to LLM providers.
+ *	  llm steps: the network-step kind that talks to LLM providers
+ *	  (OpenAI-compatible chat completions, Anthropic Messages), streaming.
  *
- * Until the provider layer lands, an llm step fails at once with a clear
- * error instead of waiting forever.
+ * The router: a step's model is its own "model", else the run's
+ * options.model, else agentorch.default_model; a logical model
+ * (agentorch.models) names provider, base URL, model id, the NAME of the
+ * server environment variable holding the key (the key itself is read
+ * from the environment when the request is built, goes only into a
+ * request header, and is never stored, logged or put in an error), prices
+ * and an ordered fallback list. A fallback is used when the model's
+ * circuit breaker is open, or when its last attempt failed retryably.
+ *
+ * Streaming: response bytes go to the core's decoder (ao_llm.c), whose
+ * callbacks buffer chunks -- token (consecutive text deltas coalesced),
+ * json_partial for structured output, tool_call -- and the executor
+ * flushes them every agentorch.flush_interval in one transaction with one
+ * multi-row insert and one NOTIFY per run. A retried attempt starts with a
+ * status chunk {"reset": true} so readers drop the earlier attempt's
+ * tokens.
+ *
+ * Turns: a reply with tool calls runs the calls as the run's owner
+ * (registered transactional tools, input validated against their
+ * input_schema), appends the results and asks again, up to max_turns. A
+ * structured reply is validated against response_schema; an invalid one
+ * gets one repair turn, then the step fails.
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -15,36 +36,862 @@
  */
 #include "agentorch.h"
 
-#include "ao_net.h"
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <time.h>
 
-/* Refuse: no provider layer in this build. */
-static bool
-llm_prepare(void *step, Jsonb *input, Jsonb *context)
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "ao_json_schema.h"
+#include "ao_llm.h"
+#include "ao_net.h"
+#include "ao_policy.h"
+#include "ao_workflow.h"
+
+#define AO_LLM_DEFAULT_MAX_TURNS 8
+
+/* A chunk waiting to be written. */
+typedef struct PendingChunk
 {
-	ao_net_step_fail(step, "0A000", "llm steps are not available in this build", NULL);
-	return false;
+	const char *kind;			/* token, tool_call, json_partial, status */
+	StringInfoData content;
+	char	   *data;			/* jsonb text or NULL */
+} PendingChunk;
+
+/* The state of one llm step (in the step's memory context). */
+typedef struct LlmState
+{
+	void	   *step;
+	dlist_node	node;			/* in all_llm_steps */
+	/* the model in use */
+	char	   *model_name;
+	ao_llm_provider provider;
+	char	   *base_url;
+	char	   *model_id;
+	char	   *api_key_env;
+	char	   *anthropic_version;
+	json_object *model_spec;
+	List	   *fallbacks;		/* remaining fallback model names */
+	ao_llm_price price;
+	/* the conversation */
+	json_object *call;			/* provider-neutral call description */
+	json_object *response_schema;	/* NULL unless structured */
+	ao_llm_toolmap *toolmap;	/* malloc'd (core) */
+	int			turn;
+	int			max_turns;
+	bool		repaired;
+	/* the current request */
+	ao_llm_decoder *decoder;	/* malloc'd (core) */
+	ao_llm_spec spec;
+	struct curl_slist *headers;
+	/* totals over turns */
+	int64		prompt_tokens;
+	int64		completion_tokens;
+	double		cost;
+	/* chunks not yet written */
+	List	   *pending;
+	bool		reset_sent;
+	TimestampTz last_flush;
+} LlmState;
+
+static dlist_head all_llm_steps = DLIST_STATIC_INIT(all_llm_steps);
+
+/* The state of a step. */
+static LlmState *
+state_of(void *step)
+{
+	return (LlmState *) *ao_net_step_state(step);
+}
+
+/* Queue a chunk; consecutive token/json_partial deltas are coalesced. */
+static void
+queue_chunk(LlmState *st, const char *kind, const char *content, size_t len, const char *data)
+{
+	PendingChunk *last = st->pending ? llast(st->pending) : NULL;
+	PendingChunk *c;
+
+	if (!st->reset_sent && ao_net_step_attempt(st->step) > 1)
+	{
+		st->reset_sent = true;
+		queue_chunk(st, "status", "reset", 5,
+					psprintf("{\"reset\": true, \"step_id\": \"%s\", \"attempt\": %d}",
+							 ao_net_step_id(st->step), ao_net_step_attempt(st->step)));
+		last = llast(st->pending);
+	}
+	st->reset_sent = true;
+	if (last && data == NULL && last->data == NULL && strcmp(last->kind, kind) == 0 &&
+		(strcmp(kind, "token") == 0 || strcmp(kind, "json_partial") == 0))
+	{
+		appendBinaryStringInfo(&last->content, content, (int) len);
+		return;
+	}
+	c = palloc0(sizeof(PendingChunk));
+	c->kind = kind;
+	initStringInfo(&c->content);
+	appendBinaryStringInfo(&c->content, content, (int) len);
+	c->data = data ? pstrdup(data) : NULL;
+	st->pending = lappend(st->pending, c);
+}
+
+/* Decoder callbacks: they run inside curl's write callback, so they only queue. */
+static void
+on_text(void *arg, const char *delta, size_t len)
+{
+	queue_chunk((LlmState *) arg, "token", delta, len, NULL);
 }
 
 static void
-llm_finish(void *step)
+on_json_partial(void *arg, const char *delta, size_t len, const char *so_far, size_t so_far_len)
 {
+	queue_chunk((LlmState *) arg, "json_partial", delta, len, NULL);
 }
 
-static AoNetKind llm_kind = {"llm", llm_prepare, NULL, llm_finish, NULL};
+static void
+on_tool_call_done(void *arg, size_t index, const ao_llm_tool_call *call)
+{
+	LlmState   *st = arg;
+	json_object *d = json_object_new_object();
+	char	   *text;
 
+	json_object_object_add(d, "id", json_object_new_string(call->id ? call->id : ""));
+	json_object_object_add(d, "name", json_object_new_string(call->name ? call->name : ""));
+	json_object_object_add(d, "arguments", call->arguments ? json_object_get(call->arguments)
+						   : json_object_new_string(call->arguments_text ? call->arguments_text : ""));
+	text = pstrdup(json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN));
+	queue_chunk(st, "tool_call", call->name ? call->name : "", strlen(call->name ? call->name : ""), text);
+	json_object_put(d);
+}
+
+/* curl write callback hook: bytes of the current response to the decoder. */
+static void
+on_data(AoRequest *r, const char *data, size_t len)
+{
+	LlmState   *st = state_of(r->arg);
+	MemoryContext old;
+
+	if (st == NULL || st->decoder == NULL || r->status >= 300)
+		return;
+	old = MemoryContextSwitchTo(GetMemoryChunkContext(st));
+	(void) ao_llm_decoder_feed(st->decoder, data, len);
+	MemoryContextSwitchTo(old);
+}
+
+/* Reset callback: free the core objects of a step's state. */
+static void
+release_core(void *arg)
+{
+	LlmState   *st = arg;
+
+	if (st->decoder)
+		ao_llm_decoder_free(st->decoder);
+	st->decoder = NULL;
+	if (st->toolmap)
+		ao_llm_toolmap_free(st->toolmap);
+	st->toolmap = NULL;
+	if (st->headers)
+		curl_slist_free_all(st->headers);
+	st->headers = NULL;
+}
+
+/*
+ * Load a logical model (in a transaction). Returns false when it does not
+ * exist. Reads as the extension owner: specs are not readable by ordinary
+ * roles, and the executor is the owner anyway.
+ */
+static bool
+load_model(LlmState *st, const char *name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		found = false;
+	MemoryContext caller = CurrentMemoryContext;
+
+	values[0] = CStringGetTextDatum(name);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT provider, spec::text FROM agentorch.models WHERE name = $1",
+							  1, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		char	   *provider = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *spec = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		json_object *v;
+
+		found = true;
+		st->model_name = pstrdup(name);
+		(void) ao_llm_provider_parse(provider, &st->provider);
+		st->model_spec = ao_json_from_cstring(spec, strlen(spec), "model spec");
+		st->base_url = pstrdup(json_object_get_string(json_object_object_get(st->model_spec, "base_url")));
+		st->model_id = pstrdup(json_object_get_string(json_object_object_get(st->model_spec, "model")));
+		st->api_key_env = json_object_object_get_ex(st->model_spec, "api_key_env", &v)
+			? pstrdup(json_object_get_string(v)) : NULL;
+		st->anthropic_version = json_object_object_get_ex(st->model_spec, "anthropic_version", &v)
+			? pstrdup(json_object_get_string(v)) : NULL;
+		ao_llm_price_init(&st->price, 0, 0);
+		if (json_object_object_get_ex(st->model_spec, "prices", &v))
+			(void) ao_llm_price_from_json(v, &st->price, NULL, NULL);
+		if (st->fallbacks == NIL && json_object_object_get_ex(st->model_spec, "fallback", &v))
+			for (size_t i = 0; i < json_object_array_length(v); i++)
+				st->fallbacks = lappend(st->fallbacks,
+										pstrdup(json_object_get_string(json_object_array_get_idx(v, i))));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return found;
+}
+
+/* The text of a string-or-other JSON value (strings without quotes). */
+static char *
+value_text(json_object *v)
+{
+	if (v == NULL)
+		return pstrdup("null");
+	if (json_object_is_type(v, json_type_string))
+		return pstrdup(json_object_get_string(v));
+	return pstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/*
+ * Build the provider-neutral call from the rendered spec and input:
+ * prompt/system/messages at the top level or inside input; any other
+ * input keys (the design notes' input.context) are given to the model
+ * after the prompt.
+ */
+static json_object *
+build_call(LlmState *st, json_object *spec, json_object *input)
+{
+	json_object *call = json_object_new_object();
+	json_object *v;
+	json_object *messages = json_object_new_array();
+	StringInfoData prompt;
+	StringInfoData extra;
+	const char *sources_keys[] = {"system", "temperature", "max_tokens"};
+
+	initStringInfo(&prompt);
+	initStringInfo(&extra);
+	json_object_object_add(call, "model", json_object_new_string(st->model_id));
+	for (int i = 0; i < (int) lengthof(sources_keys); i++)
+	{
+		if (json_object_object_get_ex(spec, sources_keys[i], &v) ||
+			(json_object_is_type(input, json_type_object) &&
+			 json_object_object_get_ex(input, sources_keys[i], &v)))
+			json_object_object_add(call, sources_keys[i], json_object_get(v));
+	}
+	if ((json_object_object_get_ex(spec, "messages", &v) ||
+		 (json_object_is_type(input, json_type_object) && json_object_object_get_ex(input, "messages", &v))) &&
+		json_object_is_type(v, json_type_array))
+	{
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			json_object_array_add(messages, json_object_get(json_object_array_get_idx(v, i)));
+	}
+	if (json_object_object_get_ex(spec, "prompt", &v) ||
+		(json_object_is_type(input, json_type_object) && json_object_object_get_ex(input, "prompt", &v)))
+		appendStringInfoString(&prompt, value_text(v));
+	if (json_object_is_type(input, json_type_object))
+	{
+		json_object_object_foreach(input, key, val)
+		{
+			if (strcmp(key, "prompt") == 0 || strcmp(key, "system") == 0 || strcmp(key, "messages") == 0 ||
+				strcmp(key, "temperature") == 0 || strcmp(key, "max_tokens") == 0)
+				continue;
+			appendStringInfo(&extra, "\n\n%s:\n%s", key, value_text(val));
+		}
+	}
+	if (prompt.len > 0 || extra.len > 0)
+	{
+		json_object *m = json_object_new_object();
+
+		json_object_object_add(m, "role", json_object_new_string("user"));
+		json_object_object_add(m, "content", json_object_new_string(psprintf("%s%s", prompt.data, extra.data)));
+		json_object_array_add(messages, m);
+	}
+	json_object_object_add(call, "messages", messages);
+	json_object_object_add(call, "stream", json_object_new_boolean(true));
+	if (json_object_object_get_ex(spec, "response_schema", &v))
+	{
+		json_object_object_add(call, "response_schema", json_object_get(v));
+		st->response_schema = v;
+	}
+	return call;
+}
+
+/*
+ * Add the step's tools to the call: each registered tool becomes a
+ * function with its input_schema. Returns false (step failed) when one
+ * does not exist.
+ */
+static bool
+add_tools(LlmState *st, json_object *spec)
+{
+	json_object *names;
+	json_object *tools;
+
+	if (!json_object_object_get_ex(spec, "tools", &names) || json_object_array_length(names) == 0)
+		return true;
+	tools = json_object_new_array();
+	for (size_t i = 0; i < json_object_array_length(names); i++)
+	{
+		const char *name = json_object_get_string(json_object_array_get_idx(names, i));
+		AoTool	   *t = ao_lookup_tool(name);
+		json_object *tool;
+
+		if (t == NULL)
+		{
+			json_object_put(tools);
+			ao_net_step_fail(st->step, "42704", psprintf("tool \"%s\" does not exist", name), NULL);
+			return false;
+		}
+		tool = json_object_new_object();
+		json_object_object_add(tool, "name", json_object_new_string(name));
+		json_object_object_add(tool, "description", json_object_new_string(psprintf("agentorch tool %s (%s)", name, t->kind)));
+		json_object_object_add(tool, "input_schema", t->input_schema ? json_object_get(t->input_schema)
+							   : json_tokener_parse("{\"type\": \"object\"}"));
+		json_object_array_add(tools, tool);
+	}
+	json_object_object_add(st->call, "tools", tools);
+	return true;
+}
+
+/* Choose the model: the step's, the run's, the default; a fallback when its breaker is open. */
+static bool
+choose_model(LlmState *st, json_object *spec)
+{
+	json_object *v;
+	const char *name = NULL;
+
+	if (json_object_object_get_ex(spec, "model", &v))
+		name = json_object_get_string(v);
+	else if (json_object_object_get_ex(ao_net_step_run_options(st->step), "model", &v))
+		name = json_object_get_string(v);
+	else if (ao_default_model && ao_default_model[0])
+		name = ao_default_model;
+	if (name == NULL)
+	{
+		ao_net_step_fail(st->step, "22023", "the llm step names no model",
+						 "Give the step a \"model\", pass options {\"model\": ...}, or set agentorch.default_model.");
+		return false;
+	}
+	if (!load_model(st, name))
+	{
+		ao_net_step_fail(st->step, "42704", psprintf("model \"%s\" is not registered", name),
+						 "Register it with agentorch.register_model().");
+		return false;
+	}
+	while (ao_policy_is_open(psprintf("model:%s", st->model_name)) && st->fallbacks != NIL)
+	{
+		char	   *next = linitial(st->fallbacks);
+
+		st->fallbacks = list_delete_first(st->fallbacks);
+		if (!load_model(st, next))
+			continue;
+	}
+	return true;
+}
+
+/*
+ * Build and configure the request of the current turn from st->call.
+ * Returns false when the step failed (bad call, header injection).
+ */
+static bool
+prepare_request(LlmState *st)
+{
+	AoRequest  *r = ao_net_step_request(st->step);
+	json_object *body = NULL;
+	ao_problems problems;
+	ao_llm_headers h;
+	const char *key = st->api_key_env ? getenv(st->api_key_env) : NULL;
+	ao_llm_callbacks cb = {0};
+	size_t		len;
+	const char *text;
+
+	json_object_object_add(st->call, "model", json_object_new_string(st->model_id));
+	ao_problems_init(&problems);
+	if (ao_llm_build_request(st->provider, st->call, st->toolmap, NULL, &body, &st->spec,
+							 ao_problems_add, &problems) > 0)
+	{
+		StringInfoData d;
+
+		initStringInfo(&d);
+		for (size_t i = 0; i < problems.n; i++)
+			appendStringInfo(&d, "%s%s: %s", i ? "\n" : "", problems.paths[i], problems.messages[i]);
+		ao_problems_free(&problems);
+		ao_net_step_fail(st->step, "22023", "could not build the LLM request", d.data);
+		return false;
+	}
+	ao_problems_free(&problems);
+	text = ao_llm_body_text(body, &len);
+	r->request_body = pnstrdup(text, len);
+	json_object_put(body);
+
+	if (st->headers)
+		curl_slist_free_all(st->headers);
+	st->headers = NULL;
+	if (!ao_llm_build_headers(st->provider, key ? key : "", st->anthropic_version, true, &h))
+	{
+		ao_net_step_fail(st->step, "22023", "the API key or version contains control characters", NULL);
+		return false;
+	}
+	for (size_t i = 0; i < h.n; i++)
+		st->headers = curl_slist_append(st->headers, h.lines[i]);
+	ao_llm_headers_free(&h);
+	/* the request gets its own copy: the engine frees it with the request */
+	if (r->request_headers)
+		curl_slist_free_all(r->request_headers);
+	r->request_headers = NULL;
+	{
+		struct curl_slist *copy = NULL;
+
+		for (struct curl_slist *l = st->headers; l; l = l->next)
+			copy = curl_slist_append(copy, l->data);
+		r->request_headers = copy;
+	}
+	r->url = psprintf("%s%s", st->base_url, ao_llm_endpoint_path(st->provider));
+	r->method = "POST";
+	r->on_data = on_data;
+
+	if (st->decoder)
+		ao_llm_decoder_free(st->decoder);
+	cb.text = on_text;
+	cb.json_partial = on_json_partial;
+	cb.tool_call_done = on_tool_call_done;
+	st->decoder = ao_llm_decoder_new(&st->spec, st->toolmap, &cb, st, NULL);
+	return true;
+}
+
+/* prepare: everything for the first turn (inside the claim transaction). */
+static bool
+llm_prepare(void *step, Jsonb *input, Jsonb *context)
+{
+	json_object *spec = ao_net_step_spec(step);
+	LlmState   *st = palloc0(sizeof(LlmState));
+	MemoryContextCallback *cb = palloc0(sizeof(MemoryContextCallback));
+	json_object *rendered_spec;
+	json_object *v;
+	AoRequest  *r = ao_net_step_request(step);
+
+	st->step = step;
+	*ao_net_step_state(step) = st;
+	cb->func = release_core;
+	cb->arg = st;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+	st->toolmap = ao_llm_toolmap_new();
+	st->max_turns = json_object_object_get_ex(spec, "max_turns", &v) ? json_object_get_int(v)
+		: AO_LLM_DEFAULT_MAX_TURNS;
+	dlist_push_tail(&all_llm_steps, &st->node);
+
+	/* prompt, system and messages may hold ${...} too */
+	rendered_spec = ao_json_from_jsonb(ao_render_jsonb(ao_jsonb_from_json(spec), context));
+	if (!choose_model(st, rendered_spec))
+		return false;
+	st->call = ao_json_own(build_call(st, rendered_spec, ao_json_from_jsonb(input)));
+	if (!add_tools(st, rendered_spec))
+		return false;
+	if (!ao_net_step_admit(step, psprintf("model:%s", st->model_name), st->model_spec, 0))
+		return false;
+	r->total_timeout_ms = json_object_object_get_ex(spec, "timeout", &v) ? (long) ao_duration_ms(v)
+		: (ao_step_timeout_ms > 0 ? ao_step_timeout_ms : 300000);
+	r->idle_timeout_ms = 60000;
+	return prepare_request(st);
+}
+
+/* Append a message to the conversation. */
+static void
+add_message(LlmState *st, json_object *msg)
+{
+	json_object *messages = json_object_object_get(st->call, "messages");
+
+	json_object_array_add(messages, msg);
+}
+
+/*
+ * Run the tool calls of a reply as the run's owner, in one short
+ * transaction, and append the tool results to the conversation.
+ */
+static void
+run_tool_calls(LlmState *st, const ao_llm_result *res)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "agentorch: running tool calls of an llm step");
+	for (size_t i = 0; i < res->n_tool_calls; i++)
+	{
+		const ao_llm_tool_call *call = &res->tool_calls[i];
+		json_object *msg = json_object_new_object();
+		Jsonb	   *output = NULL;
+		Jsonb	   *error = NULL;
+		bool		ok;
+		json_object *result;
+
+		if (!call->known)
+		{
+			ok = false;
+			error = ao_error_jsonb("42704", psprintf("unknown tool \"%s\"", call->wire_name), NULL);
+		}
+		else if (call->arguments == NULL)
+		{
+			ok = false;
+			error = ao_error_jsonb("22P02", "the arguments are not a JSON object", NULL);
+		}
+		else
+			ok = ao_call_tool_as(ao_net_step_owner(st->step), call->name,
+								 ao_jsonb_from_json(call->arguments), &output, &error);
+		result = ao_json_from_jsonb(ok ? output : error);
+		json_object_object_add(msg, "role", json_object_new_string("tool"));
+		json_object_object_add(msg, "tool_call_id", json_object_new_string(call->id));
+		json_object_object_add(msg, "content", json_object_get(result));
+		json_object_object_add(msg, "is_error", json_object_new_boolean(!ok));
+		add_message(st, msg);
+		{
+			json_object *d = json_object_new_object();
+
+			json_object_object_add(d, "id", json_object_new_string(call->id));
+			json_object_object_add(d, "name", json_object_new_string(call->name));
+			json_object_object_add(d, ok ? "result" : "error", json_object_get(result));
+			queue_chunk(st, "tool_call", call->name, strlen(call->name),
+						json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN));
+			json_object_put(d);
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* The usage and cost so far, as the step's usage jsonb. */
+static Jsonb *
+usage_jsonb(LlmState *st)
+{
+	json_object *u = ao_json_own(json_object_new_object());
+
+	json_object_object_add(u, "prompt_tokens", json_object_new_int64(st->prompt_tokens));
+	json_object_object_add(u, "completion_tokens", json_object_new_int64(st->completion_tokens));
+	/* costs are money: a fixed number of decimals, not binary noise */
+	json_object_object_add(u, "cost", json_object_new_double_s(st->cost, psprintf("%.10f", st->cost)));
+	return ao_jsonb_from_json(u);
+}
+
+/* Count a reply's usage. */
+static void
+add_usage(LlmState *st, const ao_llm_result *res)
+{
+	if (res->usage.input_tokens > 0)
+		st->prompt_tokens += res->usage.input_tokens;
+	if (res->usage.output_tokens > 0)
+		st->completion_tokens += res->usage.output_tokens;
+	st->cost += ao_llm_cost(&st->price, &res->usage);
+}
+
+/* Start the next request of the conversation (another turn). */
+static void
+next_turn(LlmState *st)
+{
+	st->turn++;
+	if (prepare_request(st))
+		(void) ao_net_step_restart(st->step);
+}
+
+/* A failure that a fallback model may still rescue. */
+static void
+fail_or_fallback(LlmState *st, const ao_llm_error *e)
+{
+	if (e->retryable && ao_net_step_last_attempt(st->step) && st->fallbacks != NIL)
+	{
+		char	   *next = linitial(st->fallbacks);
+
+		st->fallbacks = list_delete_first(st->fallbacks);
+		/* loading the model needs a transaction */
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (load_model(st, next))
+		{
+			PopActiveSnapshot();
+			CommitTransactionCommand();
+			queue_chunk(st, "status", "fallback", 8,
+						psprintf("{\"fallback\": true, \"model\": \"%s\"}", next));
+			if (prepare_request(st))
+				(void) ao_net_step_restart(st->step);
+			return;
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	if (e->retryable)
+		ao_net_step_fail_retryable(st->step, e->http_status >= 500 ? "58000" : "08000", e->message, NULL,
+								   e->retry_after_ms > 0 ? e->retry_after_ms : 0, usage_jsonb(st));
+	else
+		ao_net_step_fail(st->step, "22000", e->message, NULL);
+}
+
+/* finish: the request of a turn completed. */
+static void
+llm_finish(void *step)
+{
+	LlmState   *st = state_of(step);
+	AoRequest  *r = ao_net_step_request(step);
+	ao_llm_result res;
+	ao_llm_error e;
+
+	if (st == NULL)
+	{
+		ao_net_step_fail(step, "XX000", "llm step has no state", NULL);
+		return;
+	}
+	memset(&res, 0, sizeof(res));
+	if (r->error && r->status == 0)
+	{
+		ao_llm_classify_transport(r->result, r->error, &e);
+		fail_or_fallback(st, &e);
+		return;
+	}
+	if (r->status >= 300)
+	{
+		char	   *ra = ao_net_header(r, "Retry-After");
+
+		ao_llm_classify_http(st->provider, r->status, r->body.data, r->body.len, ra,
+							 (double) time(NULL), &e);
+		fail_or_fallback(st, &e);
+		return;
+	}
+	(void) ao_llm_decoder_finish(st->decoder);
+	ao_llm_decoder_take_result(st->decoder, &res);
+	add_usage(st, &res);
+	if (r->error && res.error.kind == AO_LLM_ERR_NONE)
+	{
+		ao_llm_classify_transport(r->result, r->error, &e);
+		ao_llm_result_free(&res);
+		fail_or_fallback(st, &e);
+		return;
+	}
+	if (res.error.kind != AO_LLM_ERR_NONE && res.error.kind != AO_LLM_ERR_OUTPUT)
+	{
+		e = res.error;
+		if (e.kind == AO_LLM_ERR_PROTOCOL || e.kind == AO_LLM_ERR_TRUNCATED)
+			e.retryable = true;
+		ao_llm_result_free(&res);
+		fail_or_fallback(st, &e);
+		return;
+	}
+
+	/* tool calls: run them and ask again */
+	if (res.n_tool_calls > 0 && !(st->spec.structured && st->provider == AO_LLM_ANTHROPIC && res.structured))
+	{
+		if (st->turn + 1 >= st->max_turns)
+		{
+			ao_llm_result_free(&res);
+			ao_net_step_fail(step, "54000", psprintf("the model still asked for tools after %d turns", st->max_turns),
+							 "Raise the step's max_turns if the conversation needs more.");
+			return;
+		}
+		add_message(st, ao_llm_result_to_json(&res));
+		run_tool_calls(st, &res);
+		ao_llm_result_free(&res);
+		next_turn(st);
+		return;
+	}
+
+	if (st->response_schema)
+	{
+		ao_problems problems;
+		StringInfoData d;
+
+		ao_problems_init(&problems);
+		if (res.structured == NULL)
+			ao_problems_add(&problems, "", res.error.kind == AO_LLM_ERR_OUTPUT ? res.error.message
+							: "the reply holds no JSON value");
+		else
+			(void) ao_json_schema_validate(st->response_schema, res.structured, ao_problems_add, &problems);
+		if (problems.n > 0)
+		{
+			initStringInfo(&d);
+			for (size_t i = 0; i < problems.n; i++)
+				appendStringInfo(&d, "%s%s: %s", i ? "\n" : "", problems.paths[i][0] ? problems.paths[i] : "/",
+								 problems.messages[i]);
+			ao_problems_free(&problems);
+			if (!st->repaired)
+			{
+				json_object *msg = json_object_new_object();
+
+				st->repaired = true;
+				add_message(st, ao_llm_result_to_json(&res));
+				json_object_object_add(msg, "role", json_object_new_string("user"));
+				json_object_object_add(msg, "content", json_object_new_string(
+					psprintf("Your reply does not match the required JSON schema:\n%s\nReply again with only a JSON value that matches the schema.", d.data)));
+				add_message(st, msg);
+				queue_chunk(st, "status", "repair", 6, "{\"repair\": true}");
+				ao_llm_result_free(&res);
+				next_turn(st);
+				return;
+			}
+			ao_llm_result_free(&res);
+			ao_net_step_fail(step, "22023", "the model's structured output does not match response_schema", d.data);
+			return;
+		}
+		ao_problems_free(&problems);
+		ao_net_step_succeed(step, ao_jsonb_from_json(ao_json_own(json_object_get(res.structured))), usage_jsonb(st));
+		ao_llm_result_free(&res);
+		return;
+	}
+
+	{
+		json_object *text = ao_json_own(json_object_new_string_len(res.text ? res.text : "", (int) res.text_len));
+
+		ao_net_step_succeed(step, ao_jsonb_from_json(text), usage_jsonb(st));
+	}
+	ao_llm_result_free(&res);
+}
+
+/*
+ * Write a step's queued chunks (caller: in a transaction with an SPI
+ * connection). Returns true when something was written.
+ */
+static bool
+flush_step(LlmState *st)
+{
+	int			n = list_length(st->pending);
+	Datum	   *kinds;
+	Datum	   *contents;
+	Datum	   *datas;
+	bool	   *dnulls;
+	ListCell   *lc;
+	int			i = 0;
+	Oid			types[6] = {INT8OID, TEXTOID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[6];
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	if (n == 0)
+		return false;
+	kinds = palloc(sizeof(Datum) * n);
+	contents = palloc(sizeof(Datum) * n);
+	datas = palloc(sizeof(Datum) * n);
+	dnulls = palloc(sizeof(bool) * n);
+	foreach(lc, st->pending)
+	{
+		PendingChunk *c = lfirst(lc);
+
+		kinds[i] = CStringGetTextDatum(c->kind);
+		contents[i] = CStringGetTextDatum(c->content.data);
+		datas[i] = c->data ? CStringGetTextDatum(c->data) : (Datum) 0;
+		dnulls[i] = c->data == NULL;
+		i++;
+	}
+	dims[0] = n;
+	values[0] = Int64GetDatum(ao_net_step_run(st->step));
+	values[1] = CStringGetTextDatum(ao_net_step_id(st->step));
+	values[2] = Int32GetDatum(ao_net_step_attempt(st->step));
+	values[3] = PointerGetDatum(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_array(contents, n, TEXTOID, -1, false, TYPALIGN_INT));
+	values[5] = PointerGetDatum(construct_md_array(datas, dnulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	if (SPI_execute_with_args("SELECT agentorch._append_chunks($1, $2, $3, $4::agentorch.chunk_kind[], $5, $6::jsonb[])",
+							  6, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "agentorch: could not append chunks");
+	list_free_deep(st->pending);
+	st->pending = NIL;
+	st->last_flush = GetCurrentTimestamp();
+	return true;
+}
+
+/* before_settle: the last chunks commit together with the outcome. */
+static void
+llm_before_settle(void *step)
+{
+	LlmState   *st = state_of(step);
+
+	if (st)
+		(void) flush_step(st);
+}
+
+/* release: forget the step (its memory goes with the step's context). */
+static void
+llm_release(void *step)
+{
+	LlmState   *st = state_of(step);
+
+	if (st)
+		dlist_delete(&st->node);
+}
+
+static AoNetKind llm_kind = {"llm", llm_prepare, llm_before_settle, llm_finish, llm_release};
+
+/* The llm step kind (runner_net.c dispatches on it). */
 AoNetKind *
 ao_llm_kind(void)
 {
 	return &llm_kind;
 }
 
+/*
+ * Flush the queued chunks of every running llm step in one transaction
+ * (one multi-row insert per step, one NOTIFY per run).
+ */
 void
 ao_llm_flush_all(void)
 {
+	dlist_iter	it;
+	bool		any = false;
+	List	   *runs = NIL;
+
+	dlist_foreach(it, &all_llm_steps)
+	{
+		LlmState   *st = dlist_container(LlmState, node, it.cur);
+
+		any = any || st->pending != NIL;
+	}
+	if (!any)
+		return;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "agentorch: writing streamed chunks");
+	dlist_foreach(it, &all_llm_steps)
+	{
+		LlmState   *st = dlist_container(LlmState, node, it.cur);
+
+		if (flush_step(st))
+		{
+			int64	   *p = palloc(sizeof(int64));
+
+			*p = ao_net_step_run(st->step);
+			runs = lappend(runs, p);
+		}
+	}
+	ao_notify_runs(runs);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	ao_announce_progress(false);
 }
 
+/* Milliseconds until queued chunks should be flushed. */
 long
 ao_llm_next_flush_ms(void)
 {
-	return 3600000;
+	dlist_iter	it;
+	long		next = 3600000;
+
+	dlist_foreach(it, &all_llm_steps)
+	{
+		LlmState   *st = dlist_container(LlmState, node, it.cur);
+
+		if (st->pending != NIL)
+		{
+			long		since = (long) ((GetCurrentTimestamp() - st->last_flush) / 1000);
+
+			next = Min(next, Max(0, ao_flush_interval_ms - since));
+		}
+	}
+	return next;
 }

@@ -240,6 +240,33 @@ ao_net_release(AoRequest *r)
 	ao_buf_free(&r->headers);
 }
 
+/*
+ * Forget the transfer of a finished request but keep what the caller set
+ * (URL, body, headers), so the same request can be started again.
+ */
+void
+ao_net_reset_transfer(AoRequest *r)
+{
+	if (r->in_active)
+	{
+		dlist_delete(&r->node);
+		r->in_active = false;
+		nactive--;
+	}
+	if (r->easy)
+	{
+		curl_multi_remove_handle(multi, r->easy);
+		curl_easy_cleanup(r->easy);
+		r->easy = NULL;
+	}
+	ao_buf_free(&r->body);
+	ao_buf_free(&r->headers);
+	r->too_large = false;
+	r->status = 0;
+	r->result = 0;
+	r->error = NULL;
+}
+
 /* Abandon a request in flight (cancelled step, lost lease). */
 void
 ao_net_abandon(AoRequest *r)

@@ -64,6 +64,7 @@ typedef struct NetStep
 	int			max_attempts;
 	Oid			owner;
 	json_object *spec;			/* the step spec */
+	json_object *run_options;	/* the run's options */
 	AoRequest	req;
 	AoNetKind  *kind;			/* how this kind of step runs */
 	void	   *state;			/* the kind's own state */
@@ -363,7 +364,7 @@ ao_net_steps_claim(void)
 				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
 				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
 				"SELECT c.run_id, c.step_id, r.status::text, s.spec::text, s.attempt + 1, s.max_attempts, r.owner,"
-				"       agentorch._context(c.run_id, s.item, s.iteration)::text "
+				"       agentorch._context(c.run_id, s.item, s.iteration)::text, r.options::text "
 				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
 				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
 				" ORDER BY c.run_id",
@@ -381,6 +382,7 @@ ao_net_steps_claim(void)
 		char	   *status = SPI_getvalue(tup, desc, 3);
 		char	   *spec = SPI_getvalue(tup, desc, 4);
 		char	   *context = SPI_getvalue(tup, desc, 8);
+		char	   *options = SPI_getvalue(tup, desc, 9);
 
 		s->cxt = cxt;
 		s->run_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
@@ -389,6 +391,7 @@ ao_net_steps_claim(void)
 		s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		s->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
 		s->spec = ao_json_from_cstring(spec, strlen(spec), "step spec");
+		s->run_options = ao_json_from_cstring(options, strlen(options), "run options");
 		s->kind = kind_of(s->spec);
 		s->req.arg = s;
 		s->req.max_bytes = (size_t) ao_max_response_size;
@@ -497,8 +500,7 @@ ao_net_step_restart(void *step)
 {
 	NetStep    *s = step;
 
-	ao_net_release(&s->req);
-	s->req.easy = NULL;
+	ao_net_reset_transfer(&s->req);
 	if (!ao_net_start(&s->req))
 	{
 		ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
@@ -790,6 +792,24 @@ json_object *
 ao_net_step_spec(void *step)
 {
 	return ((NetStep *) step)->spec;
+}
+
+json_object *
+ao_net_step_run_options(void *step)
+{
+	return ((NetStep *) step)->run_options;
+}
+
+Oid
+ao_net_step_owner(void *step)
+{
+	return ((NetStep *) step)->owner;
+}
+
+bool
+ao_net_step_last_attempt(void *step)
+{
+	return ((NetStep *) step)->attempt >= ((NetStep *) step)->max_attempts;
 }
 
 AoRequest *

@@ -745,6 +745,70 @@ extension_installed(void)
 }
 
 /*
+ * One iteration of the executor loop: maintenance (about once a second),
+ * a batch of transactional steps, network steps (claim, drive, settle),
+ * chunk flushes, and the sleep when there is nothing to do.
+ */
+static void
+executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p)
+{
+	int			done;
+	int			started;
+	dlist_head	finished;
+	TimestampTz now;
+	long		sleep_ms;
+
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+
+	/* a dropped extension ends this executor (the launcher will not restart it) */
+	StartTransactionCommand();
+	if (!extension_installed())
+	{
+		CommitTransactionCommand();
+		set_extension_state(false);
+		proc_exit(0);
+	}
+	CommitTransactionCommand();
+
+	now = GetCurrentTimestamp();
+	if (TimestampDifferenceExceeds((*last_maintenance_p), now, 1000))
+	{
+		MemoryContextSwitchTo(scratch);
+		ao_executor_maintenance();
+		(*last_maintenance_p) = now;
+		MemoryContextReset(scratch);
+	}
+
+	MemoryContextSwitchTo(scratch);
+	done = ao_executor_run_batch(InvalidOid, &sleep_ms);
+	MemoryContextReset(scratch);
+
+	/* network steps: claim (committed first), then drive the requests */
+	MemoryContextSwitchTo(scratch);
+	started = ao_net_steps_claim();
+	dlist_init(&finished);
+	ao_net_poll(&finished);
+	ao_net_steps_settle(&finished);
+	ao_net_steps_heartbeat();
+	MemoryContextReset(scratch);
+	if (done > 0 || started > 0)
+		return;			/* more may be ready: loop without sleeping */
+
+	MemoryContextSwitchTo(scratch);
+	dlist_init(&finished);
+	(void) ao_net_wait(Max(1, Min(Min(sleep_ms, ao_poll_interval_ms), ao_net_steps_next_flush_ms())),
+					   &finished);
+	ao_net_steps_settle(&finished);
+	ao_net_steps_flush();
+	MemoryContextReset(scratch);
+}
+
+/*
  * Executor main: worker_spi's skeleton. Each loop iteration does bounded
  * work in short transactions (see executor.c) and sleeps on the latch when
  * there is nothing to do.
@@ -754,7 +818,7 @@ ao_executor_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
 	MemoryContext scratch;
-	TimestampTz last_maintenance = 0;
+	static TimestampTz last_maintenance = 0;
 
 	memcpy(&my_executor_index, MyBgworkerEntry->bgw_extra, sizeof(int));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -791,59 +855,30 @@ ao_executor_main(Datum arg)
 
 	for (;;)
 	{
-		int			done;
-		int			started;
-		dlist_head	finished;
-		TimestampTz now;
-		long		sleep_ms;
-
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
+		/*
+		 * One iteration is one unit of work. An ERROR inside it is logged
+		 * and the iteration abandoned (its transaction rolled back); steps
+		 * it held become ready again or are recovered when their lease
+		 * expires. The short sleep keeps a persistent error from spinning.
+		 */
+		PG_TRY();
 		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
+			executor_iteration(scratch, &last_maintenance);
 		}
-
-		/* a dropped extension ends this executor (the launcher will not restart it) */
-		StartTransactionCommand();
-		if (!extension_installed())
+		PG_CATCH();
 		{
-			CommitTransactionCommand();
-			set_extension_state(false);
-			proc_exit(0);
-		}
-		CommitTransactionCommand();
-
-		now = GetCurrentTimestamp();
-		if (TimestampDifferenceExceeds(last_maintenance, now, 1000))
-		{
-			MemoryContextSwitchTo(scratch);
-			ao_executor_maintenance();
-			last_maintenance = now;
+			HOLD_INTERRUPTS();
+			EmitErrorReport();
+			FlushErrorState();
+			AbortOutOfAnyTransaction();
+			SPI_finish();
+			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(scratch);
+			RESUME_INTERRUPTS();
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1000, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
 		}
-
-		MemoryContextSwitchTo(scratch);
-		done = ao_executor_run_batch(InvalidOid, &sleep_ms);
-		MemoryContextReset(scratch);
-
-		/* network steps: claim (committed first), then drive the requests */
-		MemoryContextSwitchTo(scratch);
-		started = ao_net_steps_claim();
-		dlist_init(&finished);
-		ao_net_poll(&finished);
-		ao_net_steps_settle(&finished);
-		ao_net_steps_heartbeat();
-		MemoryContextReset(scratch);
-		if (done > 0 || started > 0)
-			continue;			/* more may be ready: loop without sleeping */
-
-		MemoryContextSwitchTo(scratch);
-		dlist_init(&finished);
-		(void) ao_net_wait(Max(1, Min(Min(sleep_ms, ao_poll_interval_ms), ao_net_steps_next_flush_ms())),
-						   &finished);
-		ao_net_steps_settle(&finished);
-		ao_net_steps_flush();
-		MemoryContextReset(scratch);
+		PG_END_TRY();
 	}
 }
