@@ -633,6 +633,40 @@ fail_or_fallback(LlmState *st, const ao_llm_error *e)
 		ao_net_step_fail(st->step, "22000", e->message, NULL);
 }
 
+/*
+ * The output of a plain-text reply: a reply that is exactly a JSON object
+ * or array (as models asked for JSON in the prompt often answer) becomes
+ * that value, so later steps can reference its members
+ * (${analyze.output.summary}); any other text stays a JSON string. The
+ * token chunks keep the text as streamed either way.
+ */
+static json_object *
+text_output(const char *text, size_t len)
+{
+	size_t		start = 0;
+	size_t		end = len;
+
+	while (start < len && (text[start] == ' ' || text[start] == '\n' || text[start] == '\r' || text[start] == '\t'))
+		start++;
+	while (end > start && (text[end - 1] == ' ' || text[end - 1] == '\n' || text[end - 1] == '\r' || text[end - 1] == '\t'))
+		end--;
+	if (end > start && (text[start] == '{' || text[start] == '['))
+	{
+		json_tokener *tok = json_tokener_new();
+		char	   *copy = pnstrdup(text + start, end - start);
+		json_object *v = json_tokener_parse_ex(tok, copy, (int) (end - start) + 1);
+		bool		whole = json_tokener_get_error(tok) == json_tokener_success &&
+			json_tokener_get_parse_end(tok) >= end - start;
+
+		json_tokener_free(tok);
+		if (v && whole)
+			return ao_json_own(v);
+		if (v)
+			json_object_put(v);
+	}
+	return ao_json_own(json_object_new_string_len(text ? text : "", (int) len));
+}
+
 /* finish: the request of a turn completed. */
 static void
 llm_finish(void *step)
@@ -743,11 +777,7 @@ llm_finish(void *step)
 		return;
 	}
 
-	{
-		json_object *text = ao_json_own(json_object_new_string_len(res.text ? res.text : "", (int) res.text_len));
-
-		ao_net_step_succeed(step, ao_jsonb_from_json(text), usage_jsonb(st));
-	}
+	ao_net_step_succeed(step, ao_jsonb_from_json(text_output(res.text, res.text_len)), usage_jsonb(st));
 	ao_llm_result_free(&res);
 }
 
