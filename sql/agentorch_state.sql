@@ -388,7 +388,7 @@ DECLARE
     v_attempt int;
 BEGIN
     UPDATE agentorch.steps
-       SET status = 'ready', error = p_error, lease_until = NULL, worker = NULL, crashes = 0,
+       SET status = 'ready', error = p_error, lease_until = NULL, worker = NULL,
            not_before = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => p_delay_ms OPERATOR(pg_catalog./) 1000.0)
      WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_step
     RETURNING attempt INTO v_attempt;

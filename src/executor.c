@@ -34,6 +34,7 @@
 #include "access/xact.h"
 #include "common/pg_prng.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -63,6 +64,28 @@ int			ao_retry_max_ms = 10000;
 double		ao_retry_jitter = 0.2;
 
 static int	executor_id = 0;
+
+/*
+ * Lock order across claims: a transaction waits for run locks only in
+ * ascending run id order, also across the claims it makes (the cascade
+ * loop in process_steps, several work() calls in one transaction). This
+ * is the highest run id the current transaction has locked; later claims
+ * leave runs below it to others.
+ */
+static LocalTransactionId locked_lxid = InvalidLocalTransactionId;
+static int64 locked_max_run = 0;
+
+/* The highest run id locked by the current transaction (0 = none). */
+static int64
+max_locked_run(void)
+{
+	if (locked_lxid != MyProc->lxid)
+	{
+		locked_lxid = MyProc->lxid;
+		locked_max_run = 0;
+	}
+	return locked_max_run;
+}
 
 /*
  * Crash-loop protection. A transactional step runs inside the transaction
@@ -692,17 +715,22 @@ run_step(Claimed *c)
  * owner that role has the privileges of (agentorch.work()).
  */
 static List *
-claim(int max, Oid only_role, MemoryContext into)
+claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryContext into)
 {
-	Oid			types[2] = {INT4OID, OIDOID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Oid			types[5] = {INT4OID, OIDOID, INT8OID, TEXTOID, INT8OID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	List	   *claimed = NIL;
 
 	values[0] = Int32GetDatum(max);
 	values[1] = ObjectIdGetDatum(only_role);
 	if (!OidIsValid(only_role))
 		nulls[1] = 'n';
+	values[2] = Int64GetDatum(only_run);
+	values[3] = only_step ? CStringGetTextDatum(only_step) : (Datum) 0;
+	if (only_step == NULL)
+		nulls[2] = nulls[3] = 'n';
+	values[4] = Int64GetDatum(max_locked_run());
 	spi_exec("SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
 			 "       COALESCE(c.iteration, -1), c.owner FROM ("
 			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner "
@@ -710,10 +738,12 @@ claim(int max, Oid only_role, MemoryContext into)
 			 "   WHERE s.status = 'ready' AND NOT s.network "
 			 "     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp()) "
 			 "     AND ($2::oid IS NULL OR pg_catalog.pg_has_role($2::oid, r.owner, 'USAGE')) "
+			 "     AND ($3::int8 IS NULL OR (s.run_id = $3 AND s.step_id = $4)) "
+			 "     AND s.run_id >= $5 "
 			 "   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST "
 			 "   LIMIT $1 FOR UPDATE OF s SKIP LOCKED) c "
 			 "ORDER BY c.run_id, c.step_id",
-			 2, types, values, nulls, SPI_OK_SELECT);
+			 5, types, values, nulls, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -737,6 +767,8 @@ claim(int max, Oid only_role, MemoryContext into)
 	return claimed;
 }
 
+static int	process_steps(int max, Oid only_role, int64 only_run, const char *only_step, List **runs);
+
 /*
  * Process ready transactional steps in the current transaction (the
  * caller has an SPI connection and an active snapshot): claim, lock each
@@ -747,11 +779,18 @@ claim(int max, Oid only_role, MemoryContext into)
 int
 ao_process_ready_steps(int max, Oid only_role, List **runs)
 {
+	return process_steps(max, only_role, 0, NULL, runs);
+}
+
+/* See ao_process_ready_steps; only_step restricts the first claim to one step. */
+static int
+process_steps(int max, Oid only_role, int64 only_run, const char *only_step, List **runs)
+{
 	int			processed = 0;
 
 	while (processed < max)
 	{
-		List	   *claimed = claim(max - processed, only_role, CurrentMemoryContext);
+		List	   *claimed = claim(max - processed, only_role, only_run, only_step, CurrentMemoryContext);
 		ListCell   *lc;
 		int64		locked_run = 0;
 		bool		run_active = false;
@@ -775,6 +814,8 @@ ao_process_ready_steps(int max, Oid only_role, List **runs)
 				(void) isnull;
 				run_active = status && (strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0);
 				locked_run = c->run_id;
+				if (c->run_id > max_locked_run())
+					locked_max_run = c->run_id;
 				*runs = lappend_int64_unique(*runs, c->run_id);
 			}
 			if (run_active)
@@ -786,6 +827,7 @@ ao_process_ready_steps(int max, Oid only_role, List **runs)
 			processed++;
 		}
 		list_free_deep(claimed);
+		only_step = NULL;		/* cascades may take any ready step */
 	}
 	return processed;
 }
@@ -817,9 +859,16 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 	int			n;
 	List	   *runs = NIL;
 	int			max = ao_batch_size;
+	int64		careful_run = 0;
+	char	   *careful_step = NULL;
 
 	if (careful_left > 0)
 	{
+		/*
+		 * Careful: reserve one ready step and commit crashes + 1 on it
+		 * before running it (worker = this pid, a short lease keeps other
+		 * careful executors from counting it too); then run exactly it.
+		 */
 		careful_left--;
 		max = 1;
 		SetCurrentStatementStartTimestamp();
@@ -827,45 +876,65 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "agentorch: recording a careful attempt");
-		spi_exec("WITH c AS (SELECT run_id, step_id, crashes FROM agentorch.steps "
-				 "            WHERE status = 'ready' AND NOT network "
-				 "              AND (not_before IS NULL OR not_before <= pg_catalog.clock_timestamp()) "
-				 "            ORDER BY network, priority DESC, not_before NULLS FIRST "
-				 "            LIMIT 1 FOR UPDATE SKIP LOCKED) "
-				 "SELECT c.run_id, c.step_id, c.crashes, agentorch._lock_run(c.run_id) FROM c",
-				 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		{
+			Oid			t[1] = {INT4OID};
+			Datum		v[1];
+
+			v[0] = Int32GetDatum(MyProcPid);
+			spi_exec("WITH c AS (SELECT run_id, step_id, crashes FROM agentorch.steps "
+					 "            WHERE status = 'ready' AND NOT network "
+					 "              AND (not_before IS NULL OR not_before <= pg_catalog.clock_timestamp()) "
+					 "              AND (worker IS NULL OR worker = $1 OR lease_until IS NULL "
+					 "                   OR lease_until < pg_catalog.clock_timestamp()) "
+					 "            ORDER BY network, priority DESC, not_before NULLS FIRST "
+					 "            LIMIT 1 FOR UPDATE SKIP LOCKED) "
+					 "SELECT c.run_id, c.step_id, c.crashes, agentorch._lock_run(c.run_id) FROM c",
+					 1, t, v, NULL, SPI_OK_SELECT);
+		}
 		if (SPI_processed == 1)
 		{
 			bool		isnull;
-			int64		run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			char	   *step = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-			int			crashes = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+			int			crashes;
 
+			careful_run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			careful_step = MemoryContextStrdup(TopMemoryContext,
+											   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+			crashes = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 			if (crashes >= AO_MAX_CRASHES)
 			{
 				state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, "
 						   "'{\"message\": \"the step stopped the executor repeatedly and will not run again\", \"sqlstate\": \"XX000\"}')",
-						   run, step, 0, NULL, NULL, NULL);
-				runs = lappend_int64_unique(runs, run);
+						   careful_run, careful_step, 0, NULL, NULL, NULL);
+				runs = lappend_int64_unique(runs, careful_run);
 				ao_notify_runs(runs);
 				runs = NIL;
+				pfree(careful_step);
+				careful_step = NULL;
 			}
 			else
-				state_call("UPDATE agentorch.steps SET crashes = crashes + 1 WHERE run_id = $1 AND step_id = $2",
-						   run, step, 0, NULL, NULL, NULL);
+			{
+				Oid			t[2] = {INT4OID, INT4OID};
+				Datum		v[2];
+
+				v[0] = Int32GetDatum(MyProcPid);
+				v[1] = Int32GetDatum(10000);
+				state_call("UPDATE agentorch.steps SET crashes = crashes + 1, worker = $3, "
+						   "  lease_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4 / 1000.0) "
+						   "WHERE run_id = $1 AND step_id = $2",
+						   careful_run, careful_step, 2, t, v, NULL);
+			}
 		}
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "agentorch: claiming steps");
-
-	n = ao_process_ready_steps(max, only_role, &runs);
+	n = process_steps(max, only_role, careful_step ? careful_run : 0, careful_step, &runs);
+	if (careful_step)
+	{
+		pfree(careful_step);
+		careful_step = NULL;
+	}
 	ao_notify_runs(runs);
 
 	*sleep_ms = ao_poll_interval_ms;

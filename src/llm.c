@@ -861,6 +861,16 @@ ao_llm_kind(void)
 	return &llm_kind;
 }
 
+/* list_sort comparator: llm steps by run id. */
+static int
+compare_by_run(const ListCell *a, const ListCell *b)
+{
+	int64		x = ao_net_step_run(((LlmState *) lfirst(a))->step);
+	int64		y = ao_net_step_run(((LlmState *) lfirst(b))->step);
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
 /*
  * Flush the queued chunks of every running llm step in one transaction
  * (one multi-row insert per step, one NOTIFY per run).
@@ -885,16 +895,25 @@ ao_llm_flush_all(void)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "agentorch: writing streamed chunks");
-	dlist_foreach(it, &all_llm_steps)
 	{
-		LlmState   *st = dlist_container(LlmState, node, it.cur);
+		/* runs are locked in id order (the lock order of agentorch_state.sql) */
+		List	   *steps = NIL;
+		ListCell   *lc;
 
-		if (flush_step(st))
+		dlist_foreach(it, &all_llm_steps)
+			steps = lappend(steps, dlist_container(LlmState, node, it.cur));
+		list_sort(steps, compare_by_run);
+		foreach(lc, steps)
 		{
-			int64	   *p = palloc(sizeof(int64));
+			LlmState   *st = lfirst(lc);
 
-			*p = ao_net_step_run(st->step);
-			runs = lappend(runs, p);
+			if (flush_step(st))
+			{
+				int64	   *p = palloc(sizeof(int64));
+
+				*p = ao_net_step_run(st->step);
+				runs = lappend(runs, p);
+			}
 		}
 	}
 	ao_notify_runs(runs);

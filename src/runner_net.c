@@ -524,6 +524,16 @@ retry_delay_ms(NetStep *s)
 	return Max(d, s->retry_after_ms);
 }
 
+/* list_sort comparator: NetSteps by run id. */
+static int
+compare_run_ids(const ListCell *a, const ListCell *b)
+{
+	int64		x = ((NetStep *) lfirst(a))->run_id;
+	int64		y = ((NetStep *) lfirst(b))->run_id;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
 /*
  * Record the outcome of every finished network step in one transaction.
  * Requests that finished are handed to their kind first (which may start
@@ -561,6 +571,8 @@ ao_net_steps_settle(dlist_head *done)
 	}
 	if (finished == NIL)
 		return 0;
+	/* runs are locked in id order (the lock order of agentorch_state.sql) */
+	list_sort(finished, compare_run_ids);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
