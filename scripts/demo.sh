@@ -16,7 +16,9 @@ ao_build_install
 DIR=$(mktemp -d /tmp/agentorch-demo.XXXXXX)
 chmod 755 "$DIR"
 PORT=$(ao_free_port)
+MOCK_PID=
 cleanup() {
+    [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null
     if [ "${AO_KEEP:-0}" = 1 ]; then
         echo "cluster kept: psql -h $DIR -p $PORT -U postgres   (stop: pg_ctl -D $DIR/data stop as postgres)"
     else
@@ -30,6 +32,21 @@ ao_cluster_start "$DIR" "$PORT"
 PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d postgres)
 "${PSQL[@]}" -c "CREATE EXTENSION agentorch"
 "${PSQL[@]}" -f "$AO_REPO/samples/tools.sql" >/dev/null
+
+# The LLM: a real provider when configured (see README), else the bundled mock.
+if [ -n "${AO_LLM_PROVIDER:-}" ]; then
+    ao_log "using the configured provider $AO_LLM_PROVIDER at $AO_LLM_BASE_URL (model $AO_LLM_MODEL)"
+    "${PSQL[@]}" -c "SELECT agentorch.register_model('default', '$AO_LLM_PROVIDER', jsonb_build_object('base_url', '$AO_LLM_BASE_URL', 'model', '$AO_LLM_MODEL', 'api_key_env', '${AO_LLM_API_KEY_ENV:-}'))"
+else
+    MOCK_PORT=$(ao_free_port)
+    ao_log "starting the mock LLM server on 127.0.0.1:$MOCK_PORT"
+    python3 "$AO_REPO/test/mock_llm/mock_llm.py" --port "$MOCK_PORT" --script "$AO_REPO/test/mock_llm/scripts/demo.json" \
+        >"$DIR/mock.log" 2>&1 &
+    MOCK_PID=$!
+    for _ in $(seq 50); do grep -q listening "$DIR/mock.log" && break; sleep 0.1; done
+    "${PSQL[@]}" -c "SELECT agentorch.register_model('default', 'openai', '{\"base_url\": \"http://127.0.0.1:$MOCK_PORT/v1\", \"model\": \"mock-gpt-4o-mini\", \"prices\": {\"input_per_mtok\": 0.15, \"output_per_mtok\": 0.6}}')" >/dev/null
+fi
+"${PSQL[@]}" -c "ALTER SYSTEM SET agentorch.default_model = 'default'" -c "SELECT pg_reload_conf()" >/dev/null
 
 for f in "$AO_REPO"/samples/workflows/*.yaml; do
     name=$(basename "$f" .yaml)
@@ -67,6 +84,16 @@ follow() {      # follow RUN_ID: prints tokens and transitions as they commit
 wait_waiting() {  # wait until the run waits for input
     "${PSQL[@]}" -At -c "SELECT status FROM agentorch.wait($1, '30s')" >/dev/null
 }
+
+echo
+echo "=== run: a simple question (one llm step; tokens stream as they arrive)"
+id=$(start_run "agentorch.start('{\"prompt\": \"Hello! What can agentorch do?\"}')")
+follow "$id"
+
+echo
+echo "=== run: data-analysis, the design notes' workflow (database.query -> llm -> parallel chart + report)"
+id=$(start_run "agentorch.run_workflow('data-analysis')")
+follow "$id"
 
 echo
 echo "=== run: regional-report (loop over regions, one sql tool call per region)"

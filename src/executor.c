@@ -929,6 +929,12 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 		CommitTransactionCommand();
 	}
 
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "agentorch: claiming steps");
+
 	n = process_steps(max, only_role, careful_step ? careful_run : 0, careful_step, &runs);
 	if (careful_step)
 	{

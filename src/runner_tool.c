@@ -200,8 +200,13 @@ rows_to_jsonb(MemoryContext into)
 		pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	}
 	res = pushJsonbValue(&state, WJB_END_ARRAY, NULL);
-	MemoryContextSwitchTo(old);
-	return JsonbValueToJsonb(res);
+	{
+		/* built in `into`: SPI's memory goes away at SPI_finish */
+		Jsonb	   *result = JsonbValueToJsonb(res);
+
+		MemoryContextSwitchTo(old);
+		return result;
+	}
 }
 
 /* The result of the last SPI statement: rows, or {"rows_affected": n}. */

@@ -151,6 +151,36 @@ json_text_string(json_object *v)
 	return json_object_new_string_len(t, (int) len);
 }
 
+/*
+ * json-c's strict mode still reads NaN, Infinity and -Infinity; they are
+ * not JSON (and jsonb refuses them), so a parsed value holding one is
+ * rejected. (Its other leniencies, single-quoted member names, raw control
+ * characters in strings and "1.", yield ordinary values and are accepted.)
+ */
+static bool
+has_nonfinite(json_object *v)
+{
+	if (json_object_is_type(v, json_type_double))
+		return !isfinite(json_object_get_double(v));
+	if (json_object_is_type(v, json_type_array))
+	{
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			if (has_nonfinite(json_object_array_get_idx(v, i)))
+				return true;
+	}
+	else if (json_object_is_type(v, json_type_object))
+	{
+		struct json_object_iter it;
+
+		json_object_object_foreachC(v, it)
+		{
+			if (has_nonfinite(it.val))
+				return true;
+		}
+	}
+	return false;
+}
+
 /* Parse one complete JSON text strictly; NULL + message on failure. */
 static json_object *
 parse_strict(struct json_tokener *tok, const char *s, size_t n, char *err, size_t errcap)
@@ -181,6 +211,12 @@ parse_strict(struct json_tokener *tok, const char *s, size_t n, char *err, size_
 	{
 		snprintf(err, errcap, "%s at byte %zu", json_tokener_error_desc(e),
 				 json_tokener_get_parse_end(tok));
+		return NULL;
+	}
+	if (has_nonfinite(v))
+	{
+		json_object_put(v);
+		snprintf(err, errcap, "NaN and Infinity are not JSON");
 		return NULL;
 	}
 	return v;
@@ -575,6 +611,8 @@ ao_json_stream_feed(ao_json_stream *s, const char *text, size_t len)
 
 		s->value = v;
 		s->state = AO_JSON_COMPLETE;
+		if (has_nonfinite(v))
+			return js_fail(s, "NaN and Infinity are not JSON");
 		if (end < len && !is_blank(text + end, len - end))
 			return js_fail(s, "unexpected text after the JSON value at byte %zu", before + end);
 		return s->state;
@@ -600,6 +638,8 @@ ao_json_stream_finish(ao_json_stream *s)
 					   s->text.len);
 	s->value = v;
 	s->state = AO_JSON_COMPLETE;
+	if (has_nonfinite(v))
+		return js_fail(s, "NaN and Infinity are not JSON");
 	return s->state;
 }
 
@@ -2060,10 +2100,13 @@ dec_error(ao_llm_decoder *d, ao_llm_errkind kind, bool retryable, const char *ty
 	char		msg[sizeof(d->res.error.message)];
 	va_list		ap;
 
-	if (kind != AO_LLM_ERR_OUTPUT && kind != AO_LLM_ERR_REFUSAL)
+	bool		fatal = kind != AO_LLM_ERR_OUTPUT && kind != AO_LLM_ERR_REFUSAL;
+
+	/* the first error is kept, except that a fatal one replaces an output error */
+	if (d->res.error.kind != AO_LLM_ERR_NONE && (!fatal || d->fatal))
+		return;
+	if (fatal)
 		d->fatal = true;
-	if (d->res.error.kind != AO_LLM_ERR_NONE)
-		return;					/* the first error is kept */
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
