@@ -140,6 +140,9 @@ queue_chunk(LlmState *st, const char *kind, const char *content, size_t len, con
 	appendBinaryStringInfo(&c->content, content, (int) len);
 	c->data = data ? pstrdup(data) : NULL;
 	st->pending = lappend(st->pending, c);
+	/* a full buffer is due at once (agentorch.chunk_buffer_size) */
+	if (list_length(st->pending) >= ao_chunk_buffer_size)
+		st->last_flush = 0;
 }
 
 /* Decoder callbacks: they run inside curl's write callback, so they only queue. */
