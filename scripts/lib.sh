@@ -31,6 +31,16 @@ ao_install_deps() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Node.js and npm for the wire and graph tests, unless some node is installed already
+# (a NodeSource nodejs package ships npm itself; Debian's needs the npm package).
+ao_install_node() {
+    command -v node >/dev/null && command -v npm >/dev/null && return 0
+    [ "$(id -u)" -eq 0 ] || { ao_log "node/npm missing (run as root, or install them)"; return 1; }
+    ao_log "installing nodejs npm"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+}
+
 # Build and install the extension into the server's directories.
 ao_build_install() {
     ao_log "building agentorch"
