@@ -34,6 +34,7 @@
 #include "access/xact.h"
 #include "common/pg_prng.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -862,6 +863,9 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 	int64		careful_run = 0;
 	char	   *careful_step = NULL;
 
+	bool		careful_left_was_used = careful_left > 0;
+	bool		careful_locked = false;
+
 	if (careful_left > 0)
 	{
 		/*
@@ -871,6 +875,18 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 		 */
 		careful_left--;
 		max = 1;
+		/* one careful attempt at a time per database, so a crash is attributable */
+		{
+			LOCKTAG	tag;
+
+			SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x616f6372, 0, 3);
+			if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+			{
+				*sleep_ms = 20;
+				return 0;
+			}
+			careful_locked = true;
+		}
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		SPI_connect();
@@ -885,7 +901,8 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 					 "            WHERE status = 'ready' AND NOT network "
 					 "              AND (not_before IS NULL OR not_before <= pg_catalog.clock_timestamp()) "
 					 "              AND (worker IS NULL OR worker = $1 OR lease_until IS NULL "
-					 "                   OR lease_until < pg_catalog.clock_timestamp()) "
+					 "                   OR lease_until < pg_catalog.clock_timestamp() "
+					 "                   OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = worker)) "
 					 "            ORDER BY network, priority DESC, not_before NULLS FIRST "
 					 "            LIMIT 1 FOR UPDATE SKIP LOCKED) "
 					 "SELECT c.run_id, c.step_id, c.crashes, agentorch._lock_run(c.run_id) FROM c",
@@ -935,6 +952,8 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "agentorch: claiming steps");
 
+	if (careful_left_was_used && careful_step == NULL)
+		max = 0;				/* careful: never run a step that was not counted */
 	n = process_steps(max, only_role, careful_step ? careful_run : 0, careful_step, &runs);
 	if (careful_step)
 	{
@@ -960,6 +979,13 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	if (careful_locked)
+	{
+		LOCKTAG	tag;
+
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x616f6372, 0, 3);
+		LockRelease(&tag, ExclusiveLock, true);
+	}
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (n > 0)

@@ -56,6 +56,7 @@
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -764,6 +765,9 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p)
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
 	}
+	/* a lowered max_workers ends the executors beyond it */
+	if (my_executor_index >= ao_max_workers)
+		proc_exit(0);
 
 	/* a dropped extension ends this executor (the launcher will not restart it) */
 	StartTransactionCommand();
@@ -871,6 +875,8 @@ ao_executor_main(Datum arg)
 			EmitErrorReport();
 			FlushErrorState();
 			AbortOutOfAnyTransaction();
+			/* the careful-mode advisory lock is session-level: not released by abort */
+			LockReleaseAll(USER_LOCKMETHOD, true);
 			SPI_finish();
 			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(scratch);

@@ -26,7 +26,7 @@ my $run = $node->safe_psql('postgres',
 # The executor running the slow step shows it as its activity.
 my $find = qq{SELECT pid FROM pg_stat_activity
  WHERE backend_type = 'agentorch executor' AND application_name = 'agentorch executor'
-   AND query = 'agentorch: run $run step slow'};
+   AND query LIKE 'agentorch: run $run step slow%'};
 ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($find) x"),
 	'an executor is running the slow step');
 my $pid = $node->safe_psql('postgres', $find);
@@ -38,7 +38,7 @@ is(kill('KILL', $pid), 1, 'executor killed with SIGKILL');
 # The postmaster notices, kills everything and reinitialises.
 $node->wait_for_log(qr/terminated by signal 9/, $log_offset);
 $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
-ok($node->poll_query_until('postgres', 'SELECT 1'), 'server accepts connections after crash recovery');
+ok($node->poll_query_until('postgres', 'SELECT true'), 'server accepts connections after crash recovery');
 
 is(ao_wait_run($node, 'postgres', $run), 'succeeded', 'the run finishes after the crash');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM effects WHERE tag = 'k9' AND step = 'before'}),

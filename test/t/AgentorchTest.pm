@@ -10,13 +10,18 @@ use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
+
+# Waits that fail should fail within a minute, not the framework's three.
+$PostgreSQL::Test::Utils::timeout_default = $ENV{PG_TEST_TIMEOUT_DEFAULT} || 60;
 
 our @EXPORT = qw(ao_node ao_setup_tools ao_register ao_wait_run ao_executor_pids
-  ao_check_seqs ao_poll);
+  ao_check_seqs ao_poll ao_query_retry);
 
 # ao_node(name, conf lines...): an initialised (not started) node with
-# agentorch preloaded unless a conf line says otherwise, listening only on
-# its unix socket (the test framework's default).
+# agentorch preloaded unless a conf line says otherwise, restarting after
+# a backend crash (the framework turns that off), listening only on its
+# unix socket (the framework's default).
 sub ao_node
 {
 	my ($name, @conf) = @_;
@@ -25,7 +30,7 @@ sub ao_node
 	my $preload = (grep { /shared_preload_libraries/ } @conf) ? '' :
 	  "shared_preload_libraries = 'agentorch'\n";
 	$node->append_conf('postgresql.conf',
-		$preload . "fsync = off\nlog_min_messages = log\n" . join("\n", @conf) . "\n");
+		$preload . "fsync = off\nrestart_after_crash = on\n" . join("\n", @conf) . "\n");
 	return $node;
 }
 
@@ -74,15 +79,15 @@ sub ao_register
 }
 
 # ao_wait_run(node, db, run, timeout): the run's status once it has
-# finished (agentorch.wait), retried across server restarts.
+# finished (agentorch.wait), asking again when the server restarted under
+# the call; after timeout_default seconds, whatever status it has.
 sub ao_wait_run
 {
 	my ($node, $db, $run, $timeout) = @_;
 	$timeout ||= '30s';
 	my $status = '';
-	# wait() itself returns early only when the run finished; a failed
-	# connection (the server restarting) is simply tried again.
-	for (1 .. 10)
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	while (time() < $deadline)
 	{
 		my ($out, $err) = ('', '');
 		my $rc = $node->psql($db,
@@ -90,9 +95,29 @@ sub ao_wait_run
 			stdout => \$out, stderr => \$err);
 		$status = $out if $rc == 0;
 		last if $rc == 0 && $status ne 'running' && $status ne 'pending';
-		$node->poll_query_until($db, 'SELECT 1') if $rc != 0;
+		# the server is restarting: poll until it answers again
+		usleep(100_000) if $rc != 0;
 	}
 	return $status;
+}
+
+# ao_query_retry(node, db, sql): safe_psql that asks again while the
+# server is restarting (connection refused or lost), up to timeout_default.
+sub ao_query_retry
+{
+	my ($node, $db, $sql) = @_;
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	my ($out, $err) = ('', '');
+	while (time() < $deadline)
+	{
+		($out, $err) = ('', '');
+		my $rc = $node->psql($db, $sql, stdout => \$out, stderr => \$err,
+			on_error_stop => 1);
+		return $out if $rc == 0;
+		last if $rc == 3;    # an error of the statement itself
+		usleep(100_000);
+	}
+	die "query failed: $sql\n$err";
 }
 
 # ao_executor_pids(node, db): pids of the executors connected to db.
