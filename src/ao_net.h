@@ -96,7 +96,29 @@ extern bool ao_net_step_last_attempt(void *step);
 extern AoRequest *ao_net_step_request(void *step);
 extern void **ao_net_step_state(void *step);
 
+/* inline network steps (run_sync): driven inside the calling statement */
+typedef struct AoNetOutcome
+{
+	bool		finished;
+	bool		ok;
+	bool		retryable;
+	bool		deferred;
+	long		defer_ms;
+	double		retry_after_ms;
+	Jsonb	   *output;
+	Jsonb	   *error;
+	Jsonb	   *usage;
+} AoNetOutcome;
+
+extern void *ao_net_inline_start(int64 run, const char *step_id, int attempt, int max_attempts,
+								 Oid owner, const char *spec_text, const char *options_text,
+								 Jsonb *input, Jsonb *context, MemoryContext parent);
+extern void ao_net_inline_drive(void *step, long timeout_ms);
+extern AoNetOutcome ao_net_inline_outcome(void *step);
+extern void ao_net_inline_free(void *step);
+
 /* llm.c */
+extern bool ao_llm_flush_pending(void *step);
 extern AoNetKind *ao_llm_kind(void);
 extern void ao_llm_flush_all(void);
 extern long ao_llm_next_flush_ms(void);

@@ -105,6 +105,39 @@ typedef struct LlmState
 
 static dlist_head all_llm_steps = DLIST_STATIC_INIT(all_llm_steps);
 
+/*
+ * Begin a short transaction for work outside the executor's transactions
+ * (tool calls, a fallback model), or join the caller's when there is one
+ * (run_sync runs inside the calling statement). Returns whether one was
+ * started; pass it to tx_end.
+ */
+static bool
+tx_begin(void)
+{
+	if (IsTransactionState())
+	{
+		SPI_connect();
+		return false;
+	}
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	return true;
+}
+
+/* End what tx_begin began. */
+static void
+tx_end(bool started)
+{
+	SPI_finish();
+	if (started)
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+}
+
 /* The state of a step. */
 static LlmState *
 state_of(void *step)
@@ -521,10 +554,8 @@ add_message(LlmState *st, json_object *msg)
 static void
 run_tool_calls(LlmState *st, const ao_llm_result *res)
 {
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	bool		started = tx_begin();
+
 	pgstat_report_activity(STATE_RUNNING, "agentorch: running tool calls of an llm step");
 	for (size_t i = 0; i < res->n_tool_calls; i++)
 	{
@@ -565,10 +596,9 @@ run_tool_calls(LlmState *st, const ao_llm_result *res)
 			json_object_put(d);
 		}
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	tx_end(started);
+	if (started)
+		pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /* The usage and cost so far, as the step's usage jsonb. */
@@ -611,23 +641,22 @@ fail_or_fallback(LlmState *st, const ao_llm_error *e)
 	if (e->retryable && ao_net_step_last_attempt(st->step) && st->fallbacks != NIL)
 	{
 		char	   *next = linitial(st->fallbacks);
+		bool		started;
 
 		st->fallbacks = list_delete_first(st->fallbacks);
 		/* loading the model needs a transaction */
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
+		started = tx_begin();
+
 		if (load_model(st, next))
 		{
-			PopActiveSnapshot();
-			CommitTransactionCommand();
+			tx_end(started);
 			queue_chunk(st, "status", "fallback", 8,
 						psprintf("{\"fallback\": true, \"model\": \"%s\"}", next));
 			if (prepare_request(st))
 				(void) ao_net_step_restart(st->step);
 			return;
 		}
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		tx_end(started);
 	}
 	if (e->retryable)
 		ao_net_step_fail_retryable(st->step, e->http_status >= 500 ? "58000" : "08000", e->message, NULL,
@@ -833,6 +862,19 @@ flush_step(LlmState *st)
 	st->pending = NIL;
 	st->last_flush = GetCurrentTimestamp();
 	return true;
+}
+
+/*
+ * Write the queued chunks of a step now (caller: in a transaction with an
+ * SPI connection, as the extension owner). run_sync uses it. Returns true
+ * when something was written.
+ */
+bool
+ao_llm_flush_pending(void *step)
+{
+	LlmState   *st = state_of(step);
+
+	return st ? flush_step(st) : false;
 }
 
 /* before_settle: the last chunks commit together with the outcome. */

@@ -318,6 +318,8 @@ static AoNetKind http_kind = {"http", http_prepare, NULL, http_finish, NULL};
  *-------------------------------------------------------------------------
  */
 
+static void release_request_cb(void *arg);
+
 /* Which kind runs a network step spec. */
 static AoNetKind *
 kind_of(json_object *spec)
@@ -385,6 +387,13 @@ ao_net_steps_claim(void)
 		char	   *options = SPI_getvalue(tup, desc, 9);
 
 		s->cxt = cxt;
+		{
+			MemoryContextCallback *cb = palloc0(sizeof(MemoryContextCallback));
+
+			cb->func = release_request_cb;
+			cb->arg = s;
+			MemoryContextRegisterResetCallback(cxt, cb);
+		}
 		s->run_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		s->step_id = SPI_getvalue(tup, desc, 2);
 		s->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
@@ -492,6 +501,111 @@ ao_net_steps_claim(void)
 			ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
 	}
 	return list_length(claimed);
+}
+
+/* Reset callback: a step's memory goes away -- take its transfer out of curl first. */
+static void
+release_request_cb(void *arg)
+{
+	NetStep    *s = arg;
+
+	if (s->req.easy)
+		ao_net_abandon(&s->req);
+}
+
+/*
+ * Start a network step inside the calling statement (run_sync): its
+ * memory lives under parent, and an ERROR that deletes parent also takes
+ * its transfer out of curl. The caller drives it with ao_net_inline_drive
+ * and reads ao_net_inline_outcome. Returns the step.
+ */
+void *
+ao_net_inline_start(int64 run, const char *step_id, int attempt, int max_attempts, Oid owner,
+					const char *spec_text, const char *options_text, Jsonb *input, Jsonb *context,
+					MemoryContext parent)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "agentorch inline step", ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	NetStep    *s = palloc0(sizeof(NetStep));
+	MemoryContextCallback *cb = palloc0(sizeof(MemoryContextCallback));
+
+	s->cxt = cxt;
+	s->run_id = run;
+	s->step_id = pstrdup(step_id);
+	s->attempt = attempt;
+	s->max_attempts = max_attempts;
+	s->owner = owner;
+	s->spec = ao_json_from_cstring(spec_text, strlen(spec_text), "step spec");
+	s->run_options = ao_json_from_cstring(options_text, strlen(options_text), "run options");
+	s->kind = kind_of(s->spec);
+	s->req.arg = s;
+	s->req.max_bytes = (size_t) ao_max_response_size;
+	s->req.idle_timeout_ms = 60000;
+	cb->func = release_request_cb;
+	cb->arg = s;
+	MemoryContextRegisterResetCallback(cxt, cb);
+	if (s->kind->prepare(s, input, context) && !s->finished && s->req.url && !ao_net_start(&s->req))
+		ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+	MemoryContextSwitchTo(old);
+	return s;
+}
+
+/* Drive an inline step's request for up to timeout_ms; a completed request goes to its kind. */
+void
+ao_net_inline_drive(void *step, long timeout_ms)
+{
+	NetStep    *s = step;
+	dlist_head	done;
+	dlist_mutable_iter it;
+
+	if (s->finished)
+		return;
+	dlist_init(&done);
+	(void) ao_net_wait(timeout_ms, &done);
+	CHECK_FOR_INTERRUPTS();
+	dlist_foreach_modify(it, &done)
+	{
+		AoRequest  *r = dlist_container(AoRequest, node, it.cur);
+		NetStep    *owner_step = step_of(r);
+		MemoryContext old = MemoryContextSwitchTo(owner_step->cxt);
+
+		dlist_delete(&r->node);
+		owner_step->kind->finish(owner_step);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* The outcome of an inline step so far. */
+AoNetOutcome
+ao_net_inline_outcome(void *step)
+{
+	NetStep    *s = step;
+	AoNetOutcome o;
+
+	o.finished = s->finished;
+	o.ok = s->ok;
+	o.retryable = s->retryable;
+	o.deferred = s->deferred;
+	o.defer_ms = s->defer_ms;
+	o.retry_after_ms = s->retry_after_ms;
+	o.output = s->output;
+	o.error = s->error;
+	o.usage = s->usage;
+	return o;
+}
+
+/* Free an inline step (its policy slot, its transfer, its memory). */
+void
+ao_net_inline_free(void *step)
+{
+	NetStep    *s = step;
+
+	if (s->policy_acquired)
+		ao_policy_release(s->policy_name, &s->limits, s->ok || !s->retryable, 0);
+	ao_net_release(&s->req);
+	if (s->kind->release)
+		s->kind->release(s);
+	MemoryContextDelete(s->cxt);
 }
 
 /* Let a kind start another request for the same step (tool-calling loops). */

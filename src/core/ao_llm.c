@@ -108,22 +108,29 @@ static void
 copy_printable(char *dst, size_t cap, const char *src, size_t n)
 {
 	size_t		o = 0;
+	size_t		i;
 
-	for (size_t i = 0; i < n && o + 1 < cap; i++)
+	for (i = 0; i < n && o + 1 < cap; i++)
 	{
 		unsigned char c = (unsigned char) src[i];
 
 		dst[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char) c;
 	}
-	/* do not leave half a UTF-8 sequence at the end */
-	if (o > 0 && o + 1 >= cap)
+	/* cut short: do not leave half a UTF-8 sequence at the end */
+	if (i < n)
 	{
 		size_t		k = o;
 
 		while (k > 0 && ((unsigned char) dst[k - 1] & 0xC0) == 0x80)
 			k--;
-		if (k > 0 && ((unsigned char) dst[k - 1] & 0xC0) == 0xC0)
-			o = k - 1;
+		if (k > 0 && (unsigned char) dst[k - 1] >= 0xC0)
+		{
+			unsigned char lead = (unsigned char) dst[k - 1];
+			size_t		need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+
+			if (o - (k - 1) < need)
+				o = k - 1;
+		}
 	}
 	dst[o] = '\0';
 }
@@ -189,6 +196,11 @@ parse_strict(struct json_tokener *tok, const char *s, size_t n, char *err, size_
 	enum json_tokener_error e;
 
 	json_tokener_reset(tok);
+	if (n > INT32_MAX)
+	{
+		snprintf(err, errcap, "JSON text too long");
+		return NULL;
+	}
 	if (memchr(s, '\0', n) != NULL)
 	{
 		snprintf(err, errcap, "NUL byte in JSON text");
@@ -594,6 +606,8 @@ ao_json_stream_feed(ao_json_stream *s, const char *text, size_t len)
 		return s->state;
 	if (s->max > 0 && (len > s->max || before > s->max - len))
 		return js_fail(s, "JSON text exceeds %zu bytes", s->max);
+	if (len > INT32_MAX)
+		return js_fail(s, "JSON text piece too long");
 	ao_buf_append_n(&s->text, text, len);
 	if (memchr(text, '\0', len) != NULL)
 		return js_fail(s, "NUL byte in JSON text");
@@ -2487,7 +2501,7 @@ dec_tool_args_value(ao_llm_decoder *d, size_t i, json_object *args)
 }
 
 static void
-dec_openai_tool_delta(ao_llm_decoder *d, json_object *tc)
+dec_openai_tool_delta(ao_llm_decoder *d, json_object *tc, bool whole)
 {
 	json_object *jidx = jget(tc, "index");
 	json_object *fn = jget(tc, "function");
@@ -2497,7 +2511,9 @@ dec_openai_tool_delta(ao_llm_decoder *d, json_object *tc)
 	long		pidx;
 	size_t		i;
 
-	if (jis(jidx, json_type_int))
+	if (whole)
+		pidx = -1 - (long) n;	/* a complete message: every entry is a call */
+	else if (jis(jidx, json_type_int))
 		pidx = (long) json_object_get_int64(jidx);
 	else if (n > 0 && (id == NULL || strcmp(id, d->res.tool_calls[n - 1].id) == 0))
 		pidx = d->tools[n - 1].pindex;	/* no index: continues the last call */
@@ -2543,13 +2559,14 @@ dec_openai(ao_llm_decoder *d, json_object *obj)
 		json_object *ch = json_object_array_get_idx(choices, c);
 		json_object *idx = jget(ch, "index");
 		json_object *delta = jget(ch, "delta");
+		bool		whole = delta == NULL;
 		json_object *tcs;
 		const char *s;
 		size_t		len = 0;
 
 		if (idx != NULL && json_object_get_int64(idx) != 0)
 			continue;			/* only the first choice is used */
-		if (delta == NULL)
+		if (whole)
 			delta = jget(ch, "message");	/* a complete (non-streamed) choice */
 		if ((s = jstrlen(delta, "content", &len)) != NULL)
 		{
@@ -2562,7 +2579,7 @@ dec_openai(ao_llm_decoder *d, json_object *obj)
 			ao_buf_append_n(&d->refusal, s, len);
 		tcs = jget(delta, "tool_calls");
 		for (size_t k = 0; jis(tcs, json_type_array) && k < json_object_array_length(tcs); k++)
-			dec_openai_tool_delta(d, json_object_array_get_idx(tcs, k));
+			dec_openai_tool_delta(d, json_object_array_get_idx(tcs, k), whole);
 		if ((s = jstr(ch, "finish_reason")) != NULL)
 			dec_finish_reason(d, s);
 	}
@@ -2814,7 +2831,6 @@ dec_json_body(ao_llm_decoder *d)
 			json_object_put(obj);
 			return;
 		}
-		dec_openai_usage(d, jget(obj, "usage"));
 		dec_openai(d, obj);
 	}
 	else
@@ -2949,17 +2965,15 @@ ao_llm_decoder_feed(ao_llm_decoder *d, const char *bytes, size_t len)
 		while (i < len && (bytes[i] == ' ' || bytes[i] == '\t' || bytes[i] == '\r' || bytes[i] == '\n'))
 			i++;
 		if (i < len)
-		{
 			d->mode = (bytes[i] == '{' || bytes[i] == '[') ? MODE_JSON : MODE_SSE;
-			if (d->mode == MODE_SSE && d->body.len > 0)
-			{
-				/* the blank prefix held back belongs to the stream */
-				ao_sse_feed(d->sse, d->body.data, d->body.len);
-				ao_buf_reset(&d->body);
-			}
-		}
 		else if (d->body.len + len > 4096)
 			d->mode = MODE_SSE; /* only blank lines so far: it is no JSON body */
+		if (d->mode == MODE_SSE && d->body.len > 0)
+		{
+			/* the blank prefix held back belongs to the stream */
+			ao_sse_feed(d->sse, d->body.data, d->body.len);
+			ao_buf_reset(&d->body);
+		}
 	}
 	if (d->mode == MODE_SSE)
 	{

@@ -23,9 +23,11 @@
  *                            {"role": "assistant", "content": string|null,
  *                             "tool_calls": [{"id", "name", "arguments": object|string}]}
  *                            {"role": "tool", "tool_call_id", "content": any, "is_error": bool}
- *                          (tool names are the registered names; non-string
- *                          content is sent as its JSON text; an array as user
- *                          content is passed through as provider content parts)
+ *                          (tool names are the registered names; a tool
+ *                          message must answer an earlier tool call; non-string
+ *                          content is sent as its JSON text, except that an
+ *                          array as user content is passed through as
+ *                          provider-specific content parts)
  *   prompt                 string, appended as the last user message
  *   temperature            number 0..2 (0..1 for anthropic)
  *   max_tokens             integer >= 1 (anthropic default: opts->default_max_tokens)
@@ -35,6 +37,7 @@
  *   response_schema_strict boolean (openai strict mode, default false)
  *   tools                  [{"name", "description", "input_schema"}]
  *   tool_choice            "auto" | "none" | "required" | {"name": tool}
+ *                          (sent only when tools are)
  *   stream                 boolean (default false)
  *   extra_body             object merged last into the body (provider-specific
  *                          parameters; its keys override the built ones)
@@ -51,11 +54,20 @@
  * for both providers (spec.structured_wrapped); the decoder unwraps the
  * final value, while json_partial text shows the wrapper.
  *
+ * Finish reasons are normalized to openai's names: anthropic end_turn and
+ * stop_sequence -> "stop", max_tokens -> "length", tool_use ->
+ * "tool_calls" (or "stop" when only the structured-output tool was
+ * called), refusal -> "content_filter"; openai function_call ->
+ * "tool_calls"; others are passed through (raw_finish_reason keeps the
+ * original).
+ *
  * Result JSON (ao_llm_result_to_json), which is also a valid assistant
  * message for the next request's "messages":
- *   {"role": "assistant", "content": text|null,
+ *   {"role": "assistant",
+ *    "content": text, or the structured-output JSON text, or null,
  *    "tool_calls": [{"id", "name", "arguments"}],   (when any)
  *    "output": structured value,                    (when structured)
+ *    "refusal": text,                               (openai, when refused)
  *    "finish_reason": "stop"|"length"|"tool_calls"|"content_filter"|raw,
  *    "usage": {"input_tokens", "output_tokens", "cached_input_tokens",
  *              "cache_write_tokens"}}               (known ones only)
@@ -311,7 +323,9 @@ extern json_object *ao_llm_usage_to_json(const ao_llm_usage *u);
  *   json_done       the complete structured value (unwrapped)
  *   usage           the token counts so far, each time they change
  *   finish          the normalized finish reason
- *   error           the first error (the result keeps it too)
+ *   error           an error. The result keeps the first one, except that a
+ *                   fatal error (anything but OUTPUT/REFUSAL) replaces an
+ *                   earlier output error, and error is then called again.
  */
 typedef struct ao_llm_callbacks
 {
@@ -371,7 +385,10 @@ extern bool ao_llm_decoder_finish(ao_llm_decoder *d);
 
 /* The result so far (owned by the decoder). */
 extern const ao_llm_result *ao_llm_decoder_result(const ao_llm_decoder *d);
-/* Move the result out (the caller frees it with ao_llm_result_free). */
+/*
+ * Move the result out, after finish (the caller frees it with
+ * ao_llm_result_free); the decoder is then only good for freeing.
+ */
 extern void ao_llm_decoder_take_result(ao_llm_decoder *d, ao_llm_result *out);
 
 /*
@@ -385,6 +402,15 @@ extern bool ao_llm_parse_response(const ao_llm_spec *spec, const ao_llm_toolmap 
 /* ---------------------------------------------------------------------- */
 /* Incremental JSON (json-c's json_tokener, strict, UTF-8 validated)       */
 /* ---------------------------------------------------------------------- */
+
+/*
+ * Text is fed in pieces as it arrives; the state says whether a complete
+ * value has been read. Nesting deeper than 128 levels, NUL bytes, invalid
+ * UTF-8, NaN/Infinity, and anything but blanks after the value are errors.
+ * json-c's strict mode still accepts single-quoted member names, raw
+ * control characters inside strings and numbers such as "1."; those give
+ * ordinary values and are let through.
+ */
 
 typedef enum ao_json_stream_state
 {
