@@ -48,6 +48,10 @@ CREATE FUNCTION agentorch.resume(run_id bigint)
 CREATE FUNCTION agentorch.submit_input(run_id bigint, step_id text, value jsonb)
     RETURNS boolean LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'ao_sql_submit_input';
 
+CREATE FUNCTION agentorch.run_sync(input jsonb, options jsonb DEFAULT '{}')
+    RETURNS SETOF agentorch.chunks LANGUAGE c VOLATILE ROWS 100
+    AS 'MODULE_PATHNAME', 'ao_sql_run_sync';
+
 CREATE FUNCTION agentorch.work(max_steps int DEFAULT 100, timeout interval DEFAULT '10s')
     RETURNS int LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'ao_sql_work';
 

@@ -31,7 +31,13 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include <math.h>
+
+#include "storage/latch.h"
+#include "pgstat.h"
+
 #include "ao_json_schema.h"
+#include "ao_net.h"
 #include "ao_policy.h"
 #include "ao_workflow.h"
 
@@ -709,4 +715,297 @@ ao_sql_metrics(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*-------------------------------------------------------------------------
+ * run_sync
+ *-------------------------------------------------------------------------
+ */
+
+/* State of a run_sync() call across its value-per-call invocations. */
+typedef struct SyncState
+{
+	int64		run;
+	int64		last_seq;
+	int			attempt;
+	int			max_attempts;
+	Oid			owner;
+	char	   *spec;			/* step spec (text) */
+	char	   *options;		/* run options (text) */
+	void	   *step;			/* the inline network step */
+	bool		done;
+	List	   *buffered;		/* HeapTuples of chunks not yet returned */
+} SyncState;
+
+/* Run a statement as the extension owner (the caller's transaction). */
+static void
+as_owner_exec(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	Oid			save_uid;
+	int			save_sec;
+
+	ao_become_extension_owner(&save_uid, &save_sec);
+	SPI_connect();
+	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0) < 0)
+		elog(ERROR, "agentorch: failed: %s", sql);
+	SPI_finish();
+	ao_restore_user(save_uid, save_sec);
+}
+
+/* Start (or restart, for another attempt) the inline llm step of a sync run. */
+static void
+sync_start_attempt(SyncState *st, MemoryContext cxt)
+{
+	Oid			types[4] = {INT8OID, INT4OID, INT4OID, INT4OID};
+	Datum		values[4];
+	Jsonb	   *context = NULL;
+	MemoryContext old;
+
+	st->attempt++;
+	values[0] = Int64GetDatum(st->run);
+	values[1] = Int32GetDatum(st->attempt);
+	values[2] = Int32GetDatum(MyProcPid);
+	values[3] = Int32GetDatum(ao_lease_ms);
+	as_owner_exec("UPDATE agentorch.steps SET status = 'running', attempt = $2, worker = $3, "
+				  "  started_at = pg_catalog.now(), "
+				  "  lease_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4 / 1000.0) "
+				  "WHERE run_id = $1 AND step_id = 'main'", 4, types, values);
+	as_owner_exec("SELECT agentorch._step_transition($1, 'main', 'running', $2, 'step_started')", 2, types, values);
+	SPI_connect();
+	/* not read-only: the run was created earlier in this statement */
+	if (SPI_execute_with_args("SELECT agentorch._context($1)", 1, types, values, NULL, false, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		old = MemoryContextSwitchTo(cxt);
+		if (!isnull)
+			context = DatumGetJsonbPCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	if (context == NULL)
+		elog(ERROR, "agentorch: run %lld has no context", (long long) st->run);
+	old = MemoryContextSwitchTo(cxt);
+	st->step = ao_net_inline_start(st->run, "main", st->attempt, st->max_attempts, st->owner,
+								   st->spec, st->options,
+								   DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"))),
+								   context, cxt);
+	MemoryContextSwitchTo(old);
+}
+
+/* Read the run's chunks after last_seq (as the caller) into the buffer. */
+static void
+sync_fetch(SyncState *st, FuncCallContext *funcctx)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(st->run);
+	values[1] = Int64GetDatum(st->last_seq);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT * FROM agentorch.chunks WHERE run_id = $1 AND seq > $2 ORDER BY seq",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "agentorch: could not read chunks");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Datum	   *vals = palloc(sizeof(Datum) * desc->natts);
+		bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+		MemoryContext old;
+
+		heap_deform_tuple(SPI_tuptable->vals[i], desc, vals, nulls);
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		st->buffered = lappend(st->buffered, heap_form_tuple(funcctx->tuple_desc, vals, nulls));
+		MemoryContextSwitchTo(old);
+		st->last_seq = DatumGetInt64(vals[1]);
+	}
+	SPI_finish();
+}
+
+/* Write the step's queued chunks (as the extension owner). */
+static void
+sync_flush(SyncState *st)
+{
+	Oid			save_uid;
+	int			save_sec;
+
+	ao_become_extension_owner(&save_uid, &save_sec);
+	SPI_connect();
+	(void) ao_llm_flush_pending(st->step);
+	SPI_finish();
+	ao_restore_user(save_uid, save_sec);
+}
+
+/*
+ * Record the outcome of the finished attempt; returns false when another
+ * attempt was started instead.
+ */
+static bool
+sync_settle(SyncState *st, MemoryContext cxt)
+{
+	AoNetOutcome o = ao_net_inline_outcome(st->step);
+	Datum		values[3];
+
+	sync_flush(st);
+	values[0] = Int64GetDatum(st->run);
+	if (o.deferred || (!o.ok && o.retryable && st->attempt < st->max_attempts))
+	{
+		double		delay = o.deferred ? (double) o.defer_ms
+			: Max(o.retry_after_ms, ao_retry_initial_ms * pow(ao_retry_multiplier, st->attempt - 1));
+
+		if (!o.deferred)
+		{
+			Oid			t[3] = {INT8OID, JSONBOID, FLOAT8OID};
+			Datum		v[3];
+
+			v[0] = values[0];
+			v[1] = JsonbPGetDatum(o.error);
+			v[2] = Float8GetDatum(delay);
+			as_owner_exec("SELECT agentorch._step_transition($1, 'main', 'ready', "
+						  "  (SELECT attempt FROM agentorch.steps WHERE run_id = $1 AND step_id = 'main'), "
+						  "  'step_retrying', pg_catalog.jsonb_build_object('error', $2, 'delay_ms', $3))",
+						  3, t, v);
+		}
+		else
+			st->attempt--;		/* a deferral spends no attempt */
+		ao_net_inline_free(st->step);
+		st->step = NULL;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 (long) Min(delay, ao_retry_max_ms), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		sync_start_attempt(st, cxt);
+		return false;
+	}
+	values[1] = o.ok ? JsonbPGetDatum(o.output) : (Datum) 0;
+	values[2] = o.ok ? (Datum) 0 : JsonbPGetDatum(o.error);
+	{
+		Oid			t[4] = {INT8OID, JSONBOID, JSONBOID, JSONBOID};
+		Datum		v[4];
+		char		n[4] = {' ', o.ok ? ' ' : 'n', o.ok ? 'n' : ' ', o.usage ? ' ' : 'n'};
+		Oid			save_uid;
+		int			save_sec;
+
+		v[0] = values[0];
+		v[1] = values[1];
+		v[2] = values[2];
+		v[3] = o.usage ? JsonbPGetDatum(o.usage) : (Datum) 0;
+		ao_become_extension_owner(&save_uid, &save_sec);
+		SPI_connect();
+		if (SPI_execute_with_args(o.ok
+								  ? "SELECT agentorch._finish_step($1, 'main', 'succeeded', $2, $3, $4)"
+								  : "SELECT agentorch._finish_step($1, 'main', 'failed', $2, $3, $4)",
+								  4, t, v, n, false, 0) < 0)
+			elog(ERROR, "agentorch: could not record the run_sync outcome");
+		SPI_finish();
+		ao_restore_user(save_uid, save_sec);
+	}
+	ao_net_inline_free(st->step);
+	st->step = NULL;
+	return true;
+}
+
+/*
+ * run_sync(input, options DEFAULT '{}') RETURNS SETOF agentorch.chunks:
+ * a simple run executed in this session and this transaction, its chunks
+ * returned value per call as they arrive (a cursor, or psql with
+ * FETCH_COUNT 1, shows tokens live). The run and its chunks are rows like
+ * any other, visible to others when the transaction commits. This is the
+ * one place where a transaction stays open across network I/O: the
+ * caller's, by the caller's choice.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_run_sync);
+Datum
+ao_sql_run_sync(PG_FUNCTION_ARGS)
+{
+	FuncCallContext *funcctx;
+	SyncState  *st;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext old;
+		TupleDesc	tupdesc;
+		Jsonb	   *options;
+		int64		run;
+		Oid			types[1] = {INT8OID};
+		Datum		values[1];
+
+		if (PG_ARGISNULL(0))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("run input must not be null")));
+		options = PG_ARGISNULL(1) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
+			: PG_GETARG_JSONB_P(1);
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "agentorch.run_sync must return a composite");
+		funcctx->tuple_desc = BlessTupleDesc(tupdesc);
+		st = palloc0(sizeof(SyncState));
+		funcctx->user_fctx = st;
+		MemoryContextSwitchTo(old);
+
+		run = start_run(PG_GETARG_JSONB_P(0), "simple", NULL, options);
+		st->run = run;
+		values[0] = Int64GetDatum(run);
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT s.spec::text, r.options::text, s.max_attempts, r.owner "
+								  "FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
+								  "WHERE s.run_id = $1 AND s.step_id = 'main'",
+								  1, types, values, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			bool		isnull;
+
+			old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+			st->spec = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			st->options = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			MemoryContextSwitchTo(old);
+			st->max_attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+			st->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+		}
+		SPI_finish();
+		if (st->spec == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("run %lld was not created", (long long) run)));
+		sync_fetch(st, funcctx);	/* "run started" */
+		sync_start_attempt(st, funcctx->multi_call_memory_ctx);
+	}
+	funcctx = SRF_PERCALL_SETUP();
+	st = funcctx->user_fctx;
+
+	while (st->buffered == NIL && !st->done)
+	{
+		AoNetOutcome o;
+
+		if (st->step == NULL)
+		{
+			st->done = true;
+			break;
+		}
+		o = ao_net_inline_outcome(st->step);
+		if (o.finished)
+		{
+			if (sync_settle(st, funcctx->multi_call_memory_ctx))
+				st->done = true;
+			sync_fetch(st, funcctx);
+			continue;
+		}
+		ao_net_inline_drive(st->step, ao_flush_interval_ms);
+		if (!ao_net_inline_outcome(st->step).finished)
+		{
+			sync_flush(st);
+			sync_fetch(st, funcctx);
+		}
+	}
+	if (st->buffered != NIL)
+	{
+		HeapTuple	tup = linitial(st->buffered);
+
+		st->buffered = list_delete_first(st->buffered);
+		SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tup));
+	}
+	SRF_RETURN_DONE(funcctx);
 }
