@@ -859,13 +859,18 @@ $$;
 
 -- Delete finished runs (and, by cascade, their steps, events, chunks,
 -- checkpoints and plans) older than the given age. Returns the count.
-CREATE FUNCTION agentorch._purge(p_older_than interval, p_owner oid) RETURNS bigint
-LANGUAGE sql AS $$
+CREATE FUNCTION agentorch._purge(p_older_than interval, p_owner oid, p_limit int DEFAULT NULL)
+RETURNS bigint LANGUAGE sql AS $$
     WITH d AS (
         DELETE FROM agentorch.runs
-         WHERE status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,cancelled}'::agentorch.run_status[])
-           AND finished_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) p_older_than
-           AND (p_owner IS NULL OR owner OPERATOR(pg_catalog.=) p_owner)
+         WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
+               SELECT id FROM agentorch.runs
+                WHERE status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,cancelled}'::agentorch.run_status[])
+                  AND finished_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) p_older_than
+                  AND (p_owner IS NULL OR owner OPERATOR(pg_catalog.=) p_owner)
+                ORDER BY finished_at
+                LIMIT p_limit
+                FOR UPDATE SKIP LOCKED))
         RETURNING 1)
     SELECT pg_catalog.count(*) FROM d
 $$;

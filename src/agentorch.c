@@ -32,6 +32,7 @@ char	   *ao_http_allowed_hosts = NULL;
 int			ao_chunk_buffer_size = 64;
 int			ao_flush_interval_ms = 10;
 char	   *ao_default_model = NULL;
+int			ao_retention_s = 0;
 
 void		_PG_init(void);
 
@@ -133,6 +134,11 @@ _PG_init(void)
 	DefineCustomStringVariable("agentorch.default_model",
 							   "Logical model (agentorch.models) of llm steps that name none.",
 							   NULL, &ao_default_model, "", PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("agentorch.retention",
+							"Finished runs older than this are purged by the executors (0 = keep them).",
+							"Their steps, events, chunks, checkpoints and plans go with them.",
+							&ao_retention_s, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("agentorch");
 

@@ -59,6 +59,7 @@ extern char *ao_http_allowed_hosts;
 extern int	ao_chunk_buffer_size;
 extern int	ao_flush_interval_ms;
 extern char *ao_default_model;
+extern int	ao_retention_s;
 extern int	ao_max_requests;		/* runner_net.c */
 extern int	ao_max_response_size;
 

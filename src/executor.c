@@ -1000,6 +1000,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 void
 ao_executor_maintenance(void)
 {
+	static TimestampTz last_purge = 0;
 	List	   *runs = NIL;
 
 	SetCurrentStatementStartTimestamp();
@@ -1016,6 +1017,18 @@ ao_executor_maintenance(void)
 		runs = lappend_int64_unique(runs, run);
 	}
 	ao_notify_runs(runs);
+	/* retention: a bounded purge of old finished runs, at most once a minute */
+	if (ao_retention_s > 0 &&
+		TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), 60000))
+	{
+		Oid			t[1] = {INT4OID};
+		Datum		v[1];
+
+		v[0] = Int32GetDatum(ao_retention_s);
+		spi_exec("SELECT agentorch._purge(pg_catalog.make_interval(secs => $1), NULL, 1000)",
+				 1, t, v, NULL, SPI_OK_SELECT);
+		last_purge = GetCurrentTimestamp();
+	}
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
