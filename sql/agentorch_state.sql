@@ -82,10 +82,14 @@ CREATE FUNCTION agentorch._step_transition(p_run bigint, p_step text, p_status a
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM agentorch._event(p_run, p_step, p_event, p_data);
-    PERFORM agentorch._chunk(p_run, p_step, p_attempt, 'status', p_step || ': ' || p_status::text,
-                             pg_catalog.jsonb_build_object('step_id', p_step, 'status', p_status,
-                                                           'attempt', p_attempt)
-                             OPERATOR(pg_catalog.||) COALESCE(p_data, '{}'));
+    -- no stream output after a run's final chunk (a claimed step settled after cancel)
+    IF EXISTS (SELECT 1 FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run
+                 AND status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[])) THEN
+        PERFORM agentorch._chunk(p_run, p_step, p_attempt, 'status', p_step || ': ' || p_status::text,
+                                 pg_catalog.jsonb_build_object('step_id', p_step, 'status', p_status,
+                                                               'attempt', p_attempt)
+                                 OPERATOR(pg_catalog.||) COALESCE(p_data, '{}'));
+    END IF;
 END
 $$;
 
@@ -323,6 +327,7 @@ BEGIN
 
     PERFORM agentorch._step_transition(p_run, p_step, p_status, s.attempt, 'step_' OPERATOR(pg_catalog.||) p_status::text,
         CASE WHEN p_status OPERATOR(pg_catalog.=) 'failed' THEN pg_catalog.jsonb_build_object('error', p_error)
+             WHEN p_status OPERATOR(pg_catalog.=) 'skipped' THEN p_error
              ELSE NULL END);
     IF p_status OPERATOR(pg_catalog.=) 'succeeded' THEN
         UPDATE agentorch.runs SET last_checkpoint = last_checkpoint OPERATOR(pg_catalog.+) 1
@@ -866,7 +871,7 @@ RETURNS bigint LANGUAGE sql AS $$
          WHERE id OPERATOR(pg_catalog.=) ANY (ARRAY(
                SELECT id FROM agentorch.runs
                 WHERE status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,cancelled}'::agentorch.run_status[])
-                  AND finished_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) p_older_than
+                  AND finished_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) p_older_than)
                   AND (p_owner IS NULL OR owner OPERATOR(pg_catalog.=) p_owner)
                 ORDER BY finished_at
                 LIMIT p_limit

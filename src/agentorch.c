@@ -125,7 +125,7 @@ _PG_init(void)
 
 	DefineCustomIntVariable("agentorch.max_requests",
 							"Concurrent HTTP requests (LLM calls and http tools) per executor.",
-							NULL, &ao_max_requests, 256, 1, 10000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+							NULL, &ao_max_requests, 512, 1, 10000, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("agentorch.max_response_size",
 							"Largest HTTP response body kept, in bytes.",
 							NULL, &ao_max_response_size, 10 * 1024 * 1024, 1024, 1024 * 1024 * 1024,

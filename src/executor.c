@@ -240,9 +240,10 @@ message_jsonb(const char *sqlstate, const char *message, const char *detail)
 
 /*
  * Errors worth another attempt: not syntax or access rule violations
- * (class 42), not data exceptions (22) or integrity violations (23), not
- * our own invalid-parameter errors; timeouts, serialization failures,
- * resource shortages and the like are.
+ * (class 42), not data exceptions (22), integrity violations (23),
+ * unsupported features (0A), PL/pgSQL raises (P0), writes in a read-only
+ * query (25006) or exceeded limits (54000); timeouts, serialization
+ * failures, resource shortages and the like are.
  */
 static bool
 retryable_sqlstate(int sqlerrcode)
@@ -250,7 +251,9 @@ retryable_sqlstate(int sqlerrcode)
 	char	   *s = unpack_sql_state(sqlerrcode);
 
 	return strncmp(s, "42", 2) != 0 && strncmp(s, "22", 2) != 0 &&
-		strncmp(s, "23", 2) != 0 && strncmp(s, "0A", 2) != 0 && strncmp(s, "P0", 2) != 0;
+		strncmp(s, "23", 2) != 0 && strncmp(s, "0A", 2) != 0 && strncmp(s, "P0", 2) != 0 &&
+		strcmp(s, "25006") != 0 &&	/* read-only transaction: the same again */
+		strcmp(s, "54000") != 0;	/* a limit: the same again */
 }
 
 /*-------------------------------------------------------------------------

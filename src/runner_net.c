@@ -50,7 +50,7 @@
 #include "ao_workflow.h"
 
 /* settings */
-int			ao_max_requests = 256;
+int			ao_max_requests = 512;
 int			ao_max_response_size = 10 * 1024 * 1024;
 
 /* A network step this executor is running. */

@@ -330,6 +330,7 @@ typedef struct check_ctx
 	ao_dag_node *nodes;
 	int			dag_ok;
 	int			current;		/* step whose templates are scanned, -1 = output */
+	int			in_compensate;	/* scanning the step's compensate member */
 	int			problems;
 	ao_problem_fn cb;
 	void	   *arg;
@@ -417,6 +418,8 @@ check_reference(void *arg, const char *path, const ao_ref *ref, int whole)
 				ao_buf_printf(&m, "reference to unknown step \"%s\"", ref->step_id);
 			else if (cur == NULL)
 				break;			/* the workflow output may use any step */
+			else if (ctx->in_compensate && r == ctx->current)
+				break;			/* compensation runs after its own step succeeded */
 			else if (ctx->steps.steps[r].top == cur->top)
 				ao_buf_printf(&m, "step \"%s\" cannot reference \"%s\": they run in the same step group",
 							  cur->id, ref->step_id);
@@ -454,7 +457,9 @@ scan_step_templates(check_ctx *ctx, int index)
 			ao_buf_reset(&p);
 			ao_buf_append(&p, s->path);
 			ao_jsonptr_push_key(&p, key);
+			ctx->in_compensate = strcmp(key, "compensate") == 0;
 			ao_template_scan(value, p.data, check_reference, ctx, forward_problem, ctx);
+			ctx->in_compensate = 0;
 		}
 	}
 	ao_buf_free(&p);
