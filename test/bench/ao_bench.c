@@ -11,7 +11,9 @@
  *       waits until every one of them has finished (agentorch.wait on
  *       the highest unfinished id, repeated). Reports runs/s and steps/s
  *       from just before the start statement to the moment the last run
- *       is seen finished, plus executor commits and WAL bytes per step.
+ *       is seen finished, plus executor commits and WAL bytes per step,
+ *       and the CPU time (from /proc/<pid>/stat) the database's executors
+ *       spent per step and the starting backend spent per run.
  *
  *   ao_bench CONNINFO latency WORKFLOW N
  *       N times, sequentially: run_workflow (its own autocommit
@@ -35,6 +37,7 @@
 #include <string.h>
 #include <sys/select.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -143,6 +146,46 @@ counters(PGconn *conn, double *commits, double *wal)
 	PQclear(r);
 }
 
+/* CPU time (ms) of a server process from /proc (0 when unreadable). */
+static double
+proc_cpu_ms(const char *pid)
+{
+	char		path[64],
+				buf[1024];
+	FILE	   *f;
+	char	   *p;
+	unsigned long utime = 0,
+				stime = 0;
+
+	snprintf(path, sizeof path, "/proc/%s/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	if (fgets(buf, sizeof buf, f) == NULL || (p = strrchr(buf, ')')) == NULL ||
+		sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+		utime = stime = 0;
+	fclose(f);
+	return (utime + stime) * 1000.0 / sysconf(_SC_CLK_TCK);
+}
+
+/* CPU ms of this database's executors and of our own backend. */
+static void
+cpu_counters(PGconn *conn, double *executors, double *own)
+{
+	PGresult   *r = exec(conn, "SELECT pid::text, pid = pg_backend_pid() FROM pg_stat_activity "
+						 "WHERE datname = current_database() AND "
+						 "(backend_type = 'agentorch executor' OR pid = pg_backend_pid())", 0, NULL);
+
+	*executors = *own = 0;
+	for (int i = 0; i < PQntuples(r); i++)
+	{
+		if (strcmp(PQgetvalue(r, i, 1), "t") == 0)
+			*own += proc_cpu_ms(PQgetvalue(r, i, 0));
+		else
+			*executors += proc_cpu_ms(PQgetvalue(r, i, 0));
+	}
+	PQclear(r);
+}
+
 static int
 mode_throughput(PGconn *conn, const char *wf, int nruns, int steps_per_run, int timeout_s)
 {
@@ -158,6 +201,12 @@ mode_throughput(PGconn *conn, const char *wf, int nruns, int steps_per_run, int 
 				c1,
 				w0,
 				w1,
+				x0,
+				x1,
+				o0,
+				o1,
+				o_started,
+				x_unused,
 				elapsed;
 	int			finished_all = 0;
 	long		succeeded,
@@ -165,6 +214,7 @@ mode_throughput(PGconn *conn, const char *wf, int nruns, int steps_per_run, int 
 				unfinished;
 
 	counters(conn, &c0, &w0);
+	cpu_counters(conn, &x0, &o0);
 	snprintf(nbuf, sizeof nbuf, "%d", nruns);
 	p[0] = wf;
 	p[1] = nbuf;
@@ -175,6 +225,7 @@ mode_throughput(PGconn *conn, const char *wf, int nruns, int steps_per_run, int 
 	snprintf(lo, sizeof lo, "%s", PQgetvalue(r, 0, 0));
 	snprintf(hi, sizeof hi, "%s", PQgetvalue(r, 0, 1));
 	PQclear(r);
+	cpu_counters(conn, &x_unused, &o_started);
 
 	/* wait on the highest unfinished run until none is left (bounded) */
 	for (;;)
@@ -200,6 +251,7 @@ mode_throughput(PGconn *conn, const char *wf, int nruns, int steps_per_run, int 
 	}
 	t1 = now_ms();
 	counters(conn, &c1, &w1);
+	cpu_counters(conn, &x1, &o1);
 	{
 		const char *q[2] = {lo, hi};
 
@@ -220,10 +272,16 @@ mode_throughput(PGconn *conn, const char *wf, int nruns, int steps_per_run, int 
 		   wf, succeeded / elapsed, succeeded * (double) steps_per_run / elapsed, c1 - c0,
 		   (c1 - c0) > 0 ? succeeded * (double) steps_per_run / (c1 - c0) : 0,
 		   succeeded ? (w1 - w0) / (succeeded * (double) steps_per_run) : 0);
+	if (succeeded > 0 && x1 > x0)
+		printf("  %s: CPU %.3f ms per step in the executors (busy %.0f%% of %d cores' wall time), "
+			   "%.3f ms per run in the starting backend\n",
+			   wf, (x1 - x0) / (succeeded * (double) steps_per_run), (x1 - x0) / (t1 - t0) * 100.0 / sysconf(_SC_NPROCESSORS_ONLN),
+			   (int) sysconf(_SC_NPROCESSORS_ONLN), (o_started - o0) / nruns);
 	printf("RESULT runs_per_s=%.1f steps_per_s=%.1f elapsed_s=%.3f start_ms=%.1f succeeded=%ld failed=%ld "
-		   "unfinished=%ld commits=%.0f wal_bytes=%.0f\n",
+		   "unfinished=%ld commits=%.0f wal_bytes=%.0f exec_cpu_ms_per_step=%.4f start_cpu_ms_per_run=%.4f\n",
 		   succeeded / elapsed, succeeded * (double) steps_per_run / elapsed, elapsed, t_started - t0,
-		   succeeded, failed, unfinished, c1 - c0, w1 - w0);
+		   succeeded, failed, unfinished, c1 - c0, w1 - w0,
+		   succeeded ? (x1 - x0) / (succeeded * (double) steps_per_run) : 0, (o_started - o0) / nruns);
 	return 0;
 }
 
