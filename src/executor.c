@@ -92,12 +92,13 @@ max_locked_run(void)
  * Crash-loop protection. A transactional step runs inside the transaction
  * that completes it, so if it crashes the server, nothing of the attempt
  * is committed and the restarted executor would run it again, forever.
- * So after every start an executor is "careful" for its first batch_size
- * steps: it commits crashes = crashes + 1 on a step before running it
+ * So after every start an executor is "careful" for its first
+ * AO_CAREFUL_STEPS steps: it commits crashes = crashes + 1 on a step before running it
  * (completion resets it), and a step with AO_MAX_CRASHES recorded crashes
  * fails instead of running again.
  */
 #define AO_MAX_CRASHES 3
+#define AO_CAREFUL_STEPS 8
 static int	careful_left = 0;
 
 /* A claimed step, as the claim query returns it. */
@@ -128,7 +129,7 @@ void
 ao_executor_startup(int index)
 {
 	executor_id = MyProcPid;	/* steps.worker: the pid holding a step */
-	careful_left = ao_batch_size;
+	careful_left = AO_CAREFUL_STEPS;
 }
 
 /*-------------------------------------------------------------------------
@@ -137,13 +138,50 @@ ao_executor_startup(int index)
  */
 
 /*
- * Run a statement with parameters; ERRORs with the statement when the
- * result code is not the expected one (0: any success).
+ * Plans of the executor's fixed statements, prepared once per process and
+ * kept (SPI_keepplan): the executor runs the same few statements for every
+ * step, and planning them each time was a large share of its CPU. The
+ * cache is keyed by the address of the statement's string literal; the
+ * plan cache revalidates the plans after DDL on what they use.
+ */
+#define AO_MAX_CACHED_PLANS 64
+static struct
+{
+	const char *sql;
+	SPIPlanPtr	plan;
+}			cached_plans[AO_MAX_CACHED_PLANS];
+static int	ncached_plans = 0;
+
+/* The kept plan of a literal statement (prepared on first use). */
+static SPIPlanPtr
+cached_plan(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan;
+
+	for (int i = 0; i < ncached_plans; i++)
+		if (cached_plans[i].sql == sql)
+			return cached_plans[i].plan;
+	plan = SPI_prepare(sql, nargs, types);
+	if (plan == NULL)
+		elog(ERROR, "agentorch: could not prepare: %s: %s", sql, SPI_result_code_string(SPI_result));
+	if (ncached_plans == AO_MAX_CACHED_PLANS)
+		return plan;			/* not kept: freed with the SPI connection */
+	SPI_keepplan(plan);
+	cached_plans[ncached_plans].sql = sql;
+	cached_plans[ncached_plans].plan = plan;
+	ncached_plans++;
+	return plan;
+}
+
+/*
+ * Run a statement (a string literal) with parameters through its kept
+ * plan; ERRORs with the statement when the result code is not the
+ * expected one (0: any success).
  */
 static int
 spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected)
 {
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	int			ret = SPI_execute_plan(cached_plan(sql, nargs, types), values, nulls, false, 0);
 
 	if (expected == 0 ? ret < 0 : ret != expected)
 		elog(ERROR, "agentorch: unexpected SPI result %d for: %s", ret, sql);
@@ -449,6 +487,8 @@ render_member(json_object *spec, const char *key, Jsonb *context)
 
 	if (v == NULL)
 		return NULL;
+	if (context == NULL)		/* no ${...} anywhere in the step */
+		return ao_jsonb_from_json(v);
 	return ao_render_jsonb(ao_jsonb_from_json(v), context);
 }
 
@@ -646,7 +686,15 @@ run_step(Claimed *c)
 	MemoryContext old = MemoryContextSwitchTo(stepcxt);
 	json_object *spec = ao_json_from_jsonb(c->spec);
 	json_object *when = spec_member(spec, "when");
-	Jsonb	   *context = step_context(c, stepcxt);
+	Jsonb	   *context = NULL;
+
+	/*
+	 * The run context (every step's output so far) is built only when the
+	 * step needs it: a template, a condition, a branch or a loop.
+	 */
+	if (when || strcmp(c->kind, "branch") == 0 || strcmp(c->kind, "loop") == 0 ||
+		strstr(json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN), "${") != NULL)
+		context = step_context(c, stepcxt);
 
 	pgstat_report_activity(STATE_RUNNING, psprintf("agentorch: run %lld step %s",
 												   (long long) c->run_id, c->step_id));
@@ -661,7 +709,7 @@ run_step(Claimed *c)
 
 		v[0] = Int32GetDatum(executor_id);
 		state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3 "
-				   "WHERE run_id = $1 AND step_id = $2 AND status = 'ready' "
+				   "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready' "
 				   "  AND EXISTS (SELECT 1 FROM agentorch.runs r WHERE r.id = $1 AND r.status IN ('running', 'waiting'))",
 				   c->run_id, c->step_id, 1, t, v, NULL);
 		if (SPI_processed == 0)
@@ -745,7 +793,7 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			 "     AND ($3::int8 IS NULL OR (s.run_id = $3 AND s.step_id = $4)) "
 			 "     AND s.run_id >= $5 "
 			 "   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST "
-			 "   LIMIT $1 FOR UPDATE OF s SKIP LOCKED) c "
+			 "   LIMIT $1 FOR UPDATE OF s, r SKIP LOCKED) c "
 			 "ORDER BY c.run_id, c.step_id",
 			 5, types, values, nulls, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
