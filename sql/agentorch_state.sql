@@ -97,17 +97,39 @@ $$;
 
 -- A status chunk and an event for one step transition.
 CREATE FUNCTION agentorch._step_transition(p_run bigint, p_step text, p_status agentorch.step_status,
-                                           p_attempt int, p_event text, p_data jsonb DEFAULT NULL)
+                                           p_attempt int, p_event text, p_data jsonb DEFAULT NULL,
+                                           p_checkpoint jsonb DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    v_event bigint;
+    v_chunk bigint;
+    v_checkpoint bigint;
+    v_open boolean;
+    v_memory jsonb;
 BEGIN
-    PERFORM agentorch._event(p_run, p_step, p_event, p_data);
+    -- one update of the run row takes every sequence number this transition needs;
     -- no stream output after a run's final chunk (a claimed step settled after cancel)
-    IF EXISTS (SELECT 1 FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run
-                 AND status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[])) THEN
-        PERFORM agentorch._chunk(p_run, p_step, p_attempt, 'status', p_step || ': ' || p_status::text,
-                                 pg_catalog.jsonb_build_object('step_id', p_step, 'status', p_status,
-                                                               'attempt', p_attempt)
-                                 OPERATOR(pg_catalog.||) COALESCE(p_data, '{}'));
+    UPDATE agentorch.runs
+       SET last_event_seq = last_event_seq OPERATOR(pg_catalog.+) 1,
+           last_chunk_seq = last_chunk_seq OPERATOR(pg_catalog.+)
+               CASE WHEN status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[])
+                    THEN 1 ELSE 0 END,
+           last_checkpoint = last_checkpoint OPERATOR(pg_catalog.+) CASE WHEN p_checkpoint IS NULL THEN 0 ELSE 1 END
+     WHERE id OPERATOR(pg_catalog.=) p_run
+    RETURNING last_event_seq, last_chunk_seq, last_checkpoint,
+              status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[]), memory
+         INTO v_event, v_chunk, v_checkpoint, v_open, v_memory;
+    INSERT INTO agentorch.events (run_id, seq, kind, step_id, data) VALUES (p_run, v_event, p_event, p_step, p_data);
+    IF v_open THEN
+        INSERT INTO agentorch.chunks (run_id, seq, step_id, attempt, kind, content, data)
+        VALUES (p_run, v_chunk, p_step, COALESCE(p_attempt, 0), 'status', p_step || ': ' || p_status::text,
+                pg_catalog.jsonb_build_object('step_id', p_step, 'status', p_status, 'attempt', p_attempt)
+                OPERATOR(pg_catalog.||) COALESCE(p_data, '{}'));
+    END IF;
+    IF p_checkpoint IS NOT NULL THEN
+        INSERT INTO agentorch.checkpoints (run_id, seq, step_id, state)
+        VALUES (p_run, v_checkpoint, p_step,
+                p_checkpoint OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('memory', v_memory));
     END IF;
 END
 $$;
@@ -334,7 +356,7 @@ $$;
 -- the run.
 CREATE FUNCTION agentorch._finish_step(p_run bigint, p_step text, p_status agentorch.step_status,
                                        p_output jsonb DEFAULT NULL, p_error jsonb DEFAULT NULL,
-                                       p_usage jsonb DEFAULT NULL)
+                                       p_usage jsonb DEFAULT NULL, p_defer boolean DEFAULT false)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     s agentorch.steps;
@@ -359,15 +381,9 @@ BEGIN
     PERFORM agentorch._step_transition(p_run, p_step, p_status, s.attempt, 'step_' OPERATOR(pg_catalog.||) p_status::text,
         CASE WHEN p_status OPERATOR(pg_catalog.=) 'failed' THEN pg_catalog.jsonb_build_object('error', p_error)
              WHEN p_status OPERATOR(pg_catalog.=) 'skipped' THEN p_error
-             ELSE NULL END);
-    IF p_status OPERATOR(pg_catalog.=) 'succeeded' THEN
-        UPDATE agentorch.runs SET last_checkpoint = last_checkpoint OPERATOR(pg_catalog.+) 1
-         WHERE id OPERATOR(pg_catalog.=) p_run;
-        INSERT INTO agentorch.checkpoints (run_id, seq, step_id, state)
-        SELECT p_run, r.last_checkpoint, p_step,
-               pg_catalog.jsonb_build_object('step_id', p_step, 'output', p_output, 'memory', r.memory)
-        FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) p_run;
-    END IF;
+             ELSE NULL END,
+        CASE WHEN p_status OPERATOR(pg_catalog.=) 'succeeded'
+             THEN pg_catalog.jsonb_build_object('step_id', p_step, 'output', p_output) END);
 
     IF s.spec OPERATOR(pg_catalog.?) 'compensates' THEN
         -- a compensation action: mark what it undid, then start the next one
@@ -391,10 +407,20 @@ BEGIN
             'message', 'step ' OPERATOR(pg_catalog.||) p_step OPERATOR(pg_catalog.||) ' failed: '
                        OPERATOR(pg_catalog.||) COALESCE(p_error->>'message', 'unknown error'),
             'step_id', p_step, 'error', p_error));
-    ELSE
-        PERFORM agentorch._promote(p_run);
-        PERFORM agentorch._maybe_finish(p_run);
+    ELSIF NOT p_defer THEN
+        PERFORM agentorch._settle_run(p_run);
     END IF;
+END
+$$;
+
+-- Make dependents of finished steps ready and finish the run when nothing
+-- is open. The executor calls it once per run per claim round instead of
+-- after every step (_finish_step's p_defer).
+CREATE FUNCTION agentorch._settle_run(p_run bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM agentorch._promote(p_run);
+    PERFORM agentorch._maybe_finish(p_run);
 END
 $$;
 

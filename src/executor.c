@@ -502,7 +502,8 @@ settle(Claimed *c, Outcome *o, json_object *spec)
 		Datum		v[1];
 
 		v[0] = JsonbPGetDatum(o->output);
-		state_call("SELECT agentorch._finish_step($1, $2, 'succeeded', $3)", c->run_id, c->step_id,
+		/* promotion of dependents happens once per run per round (process_steps) */
+		state_call("SELECT agentorch._finish_step($1, $2, 'succeeded', $3, NULL, NULL, true)", c->run_id, c->step_id,
 				   1, t, v, NULL);
 		ao_count_steps(1, 0);
 	}
@@ -687,6 +688,7 @@ run_step(Claimed *c)
 	json_object *spec = ao_json_from_jsonb(c->spec);
 	json_object *when = spec_member(spec, "when");
 	Jsonb	   *context = NULL;
+	Jsonb	   *input = NULL;
 
 	/*
 	 * The run context (every step's output so far) is built only when the
@@ -699,19 +701,30 @@ run_step(Claimed *c)
 	pgstat_report_activity(STATE_RUNNING, psprintf("agentorch: run %lld step %s",
 												   (long long) c->run_id, c->step_id));
 
+	/* a tool's input, rendered, is recorded with the attempt */
+	if (strcmp(c->kind, "tool") == 0)
+	{
+		input = render_member(spec, "input", context);
+		if (input == NULL)
+			input = DatumGetJsonbP(jsonb_datum("{}"));
+	}
+
 	/*
 	 * The attempt begins, counted in this transaction -- unless an earlier
 	 * step of this batch has meanwhile failed or finished the run.
 	 */
 	{
-		Oid			t[1] = {INT4OID};
-		Datum		v[1];
+		Oid			t[2] = {INT4OID, JSONBOID};
+		Datum		v[2];
+		char		n[2] = {' ', input ? ' ' : 'n'};
 
 		v[0] = Int32GetDatum(executor_id);
-		state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3 "
+		v[1] = input ? JsonbPGetDatum(input) : (Datum) 0;
+		state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
+				   "  input = COALESCE($4, input) "
 				   "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready' "
 				   "  AND EXISTS (SELECT 1 FROM agentorch.runs r WHERE r.id = $1 AND r.status IN ('running', 'waiting'))",
-				   c->run_id, c->step_id, 1, t, v, NULL);
+				   c->run_id, c->step_id, 2, t, v, n);
 		if (SPI_processed == 0)
 		{
 			state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
@@ -725,24 +738,13 @@ run_step(Claimed *c)
 
 	if (when && !condition_holds(context, json_object_get_string(when)))
 	{
-		state_call("SELECT agentorch._finish_step($1, $2, 'skipped', NULL, '{\"reason\": \"when condition is false\"}')",
+		state_call("SELECT agentorch._finish_step($1, $2, 'skipped', NULL, '{\"reason\": \"when condition is false\"}', NULL, true)",
 				   c->run_id, c->step_id, 0, NULL, NULL, NULL);
 	}
 	else if (strcmp(c->kind, "tool") == 0)
 	{
-		Jsonb	   *input = render_member(spec, "input", context);
 		Outcome		o;
 
-		if (input == NULL)
-			input = DatumGetJsonbP(jsonb_datum("{}"));
-		{
-			Oid			t[1] = {JSONBOID};
-			Datum		v[1];
-
-			v[0] = JsonbPGetDatum(input);
-			state_call("UPDATE agentorch.steps SET input = $3 WHERE run_id = $1 AND step_id = $2",
-					   c->run_id, c->step_id, 1, t, v, NULL);
-		}
 		o = run_tool_as(c->owner, json_object_get_string(spec_member(spec, "tool")), spec, input);
 		settle(c, &o, spec);
 	}
@@ -877,6 +879,20 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 						   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
 						   c->run_id, c->step_id, 0, NULL, NULL, NULL);
 			processed++;
+		}
+		/* dependents of this round's steps become ready (and runs finish) once per run */
+		locked_run = 0;
+		foreach(lc, claimed)
+		{
+			Claimed    *c = lfirst(lc);
+			Oid			t[1] = {INT8OID};
+			Datum		v[1];
+
+			if (c->run_id == locked_run)
+				continue;		/* claimed steps are ordered by run */
+			locked_run = c->run_id;
+			v[0] = Int64GetDatum(c->run_id);
+			spi_exec("SELECT agentorch._settle_run($1)", 1, t, v, NULL, SPI_OK_SELECT);
 		}
 		list_free_deep(claimed);
 		only_step = NULL;		/* cascades may take any ready step */
