@@ -274,6 +274,68 @@ json_to_param(json_object *v, Oid type, bool *isnull)
 	return OidInputFunctionCall(in, (char *) text, ioparam, -1);
 }
 
+/*
+ * Kept plans of sql tools, by statement text: a tool runs the same
+ * statement for every step, so it is parsed and planned once per process.
+ * The plan cache replans after DDL, and for a different user where
+ * row-level security applies, so sharing a plan between run owners is
+ * safe (privileges are checked at every execution).
+ */
+#define AO_MAX_TOOL_PLANS 256
+typedef struct ToolPlan
+{
+	char	   *sql;
+	SPIPlanPtr	plan;
+	VarParams  *params;			/* parser hook argument: lives as long as the plan */
+} ToolPlan;
+static ToolPlan tool_plans[AO_MAX_TOOL_PLANS];
+static int	ntool_plans = 0;
+
+/*
+ * The plan of a sql tool's statement, prepared with inferred parameter
+ * types; sets *vp to its parameters.
+ */
+static SPIPlanPtr
+prepared_tool_plan(const char *tool, const char *sql, VarParams *vp)
+{
+	SPIPlanPtr	plan;
+	VarParams  *pvp;
+
+	for (int i = 0; i < ntool_plans; i++)
+		if (strcmp(tool_plans[i].sql, sql) == 0)
+		{
+			*vp = *tool_plans[i].params;
+			return tool_plans[i].plan;
+		}
+
+	/*
+	 * The plan cache calls the parser setup hook again whenever it replans,
+	 * with the same argument: so the argument, and the type array the parser
+	 * fills, must live as long as the kept plan.
+	 */
+	pvp = MemoryContextAllocZero(TopMemoryContext, sizeof(VarParams));
+	plan = SPI_prepare_params(sql, setup_var_params, pvp, 0);
+	if (plan == NULL)
+		elog(ERROR, "agentorch: could not prepare the statement of tool \"%s\": %s",
+			 tool, SPI_result_code_string(SPI_result));
+	{
+		Oid		   *types = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * Max(pvp->n, 1));
+
+		memcpy(types, pvp->types, sizeof(Oid) * pvp->n);
+		pvp->types = types;
+	}
+	*vp = *pvp;
+	if (ntool_plans < AO_MAX_TOOL_PLANS)
+	{
+		SPI_keepplan(plan);
+		tool_plans[ntool_plans].sql = MemoryContextStrdup(TopMemoryContext, sql);
+		tool_plans[ntool_plans].plan = plan;
+		tool_plans[ntool_plans].params = pvp;
+		ntool_plans++;
+	}
+	return plan;
+}
+
 /* Run a sql tool: its statement with the named input keys bound in order. */
 static Jsonb *
 run_sql_tool(AoTool *t, json_object *input, MemoryContext into)
@@ -287,10 +349,7 @@ run_sql_tool(AoTool *t, json_object *input, MemoryContext into)
 	ParamListInfo paramLI;
 	Jsonb	   *result;
 
-	plan = SPI_prepare_params(sql, setup_var_params, &vp, 0);
-	if (plan == NULL)
-		elog(ERROR, "agentorch: could not prepare the statement of tool \"%s\": %s",
-			 t->name, SPI_result_code_string(SPI_result));
+	plan = prepared_tool_plan(t->name, sql, &vp);
 	/* the parser wrote the number and types of $n into vp while preparing */
 	nargs = vp.n;
 	if ((size_t) nargs != nparams)
@@ -314,7 +373,6 @@ run_sql_tool(AoTool *t, json_object *input, MemoryContext into)
 		elog(ERROR, "agentorch: tool \"%s\" failed", t->name);
 	check_row_limit(t->name);
 	result = spi_result(into);
-	SPI_freeplan(plan);
 	return result;
 }
 
