@@ -77,7 +77,6 @@ typedef struct AoNetKind
 } AoNetKind;
 
 /* runner_net.c: network steps in an executor */
-extern Jsonb *ao_error_jsonb(const char *sqlstate, const char *message, const char *detail);
 extern void ao_net_step_fail(void *step, const char *sqlstate, const char *message, const char *detail);
 extern void ao_net_step_fail_retryable(void *step, const char *sqlstate, const char *message,
 									   const char *detail, double retry_after_ms, Jsonb *usage);

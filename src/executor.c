@@ -263,18 +263,6 @@ error_jsonb(ErrorData *edata)
 	return ao_jsonb_from_json(o);
 }
 
-/* Error jsonb from a message (and an optional detail). */
-static Jsonb *
-message_jsonb(const char *sqlstate, const char *message, const char *detail)
-{
-	json_object *o = ao_json_own(json_object_new_object());
-
-	json_object_object_add(o, "message", json_object_new_string(message));
-	json_object_object_add(o, "sqlstate", json_object_new_string(sqlstate));
-	if (detail)
-		json_object_object_add(o, "detail", json_object_new_string(detail));
-	return ao_jsonb_from_json(o);
-}
 
 /*
  * Errors worth another attempt: not syntax or access rule violations
@@ -383,7 +371,7 @@ run_tool_as(Oid run_owner, const char *tool, json_object *spec, Jsonb *input)
 	t = ao_lookup_tool(tool);
 	if (t == NULL)
 	{
-		out.error = message_jsonb("42704", psprintf("tool \"%s\" does not exist", tool), NULL);
+		out.error = ao_error_jsonb("42704", psprintf("tool \"%s\" does not exist", tool), NULL);
 		return out;
 	}
 	if (t->input_schema)
@@ -393,25 +381,19 @@ run_tool_as(Oid run_owner, const char *tool, json_object *spec, Jsonb *input)
 
 		if (ao_json_schema_validate(t->input_schema, in, ao_problems_add, p) > 0)
 		{
-			StringInfoData d;
-
-			initStringInfo(&d);
-			for (size_t i = 0; i < p->n; i++)
-				appendStringInfo(&d, "%s%s: %s", i ? "\n" : "", p->paths[i][0] ? p->paths[i] : "/",
-								 p->messages[i]);
-			out.error = message_jsonb("22023", psprintf("input of tool \"%s\" does not match its input_schema", tool),
-									  d.data);
+			out.error = ao_error_jsonb("22023", psprintf("input of tool \"%s\" does not match its input_schema", tool),
+									   ao_problems_detail(p));
 			return out;
 		}
 	}
 	if (strcmp(t->kind, "http") == 0)
 	{
-		out.error = message_jsonb("0A000", psprintf("http tool \"%s\" cannot run inside a transaction", tool), NULL);
+		out.error = ao_error_jsonb("0A000", psprintf("http tool \"%s\" cannot run inside a transaction", tool), NULL);
 		return out;
 	}
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(run_owner)))
 	{
-		out.error = message_jsonb("42704", "the role that started this run no longer exists", NULL);
+		out.error = ao_error_jsonb("42704", "the role that started this run no longer exists", NULL);
 		return out;
 	}
 
@@ -617,7 +599,7 @@ fail_step(Claimed *c, const char *sqlstate, const char *message, const char *det
 {
 	Outcome		o = {0};
 
-	o.error = message_jsonb(sqlstate, message, detail);
+	o.error = ao_error_jsonb(sqlstate, message, detail);
 	settle(c, &o, NULL);
 }
 

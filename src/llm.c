@@ -453,13 +453,10 @@ prepare_request(LlmState *st)
 	if (ao_llm_build_request(st->provider, st->call, st->toolmap, NULL, &body, &st->spec,
 							 ao_problems_add, &problems) > 0)
 	{
-		StringInfoData d;
+		char	   *detail = ao_problems_detail(&problems);
 
-		initStringInfo(&d);
-		for (size_t i = 0; i < problems.n; i++)
-			appendStringInfo(&d, "%s%s: %s", i ? "\n" : "", problems.paths[i], problems.messages[i]);
 		ao_problems_free(&problems);
-		ao_net_step_fail(st->step, "22023", "could not build the LLM request", d.data);
+		ao_net_step_fail(st->step, "22023", "could not build the LLM request", detail);
 		return false;
 	}
 	ao_problems_free(&problems);
@@ -769,7 +766,7 @@ llm_finish(void *step)
 	if (st->response_schema)
 	{
 		ao_problems problems;
-		StringInfoData d;
+		char	   *detail;
 
 		ao_problems_init(&problems);
 		if (res.structured == NULL)
@@ -779,10 +776,7 @@ llm_finish(void *step)
 			(void) ao_json_schema_validate(st->response_schema, res.structured, ao_problems_add, &problems);
 		if (problems.n > 0)
 		{
-			initStringInfo(&d);
-			for (size_t i = 0; i < problems.n; i++)
-				appendStringInfo(&d, "%s%s: %s", i ? "\n" : "", problems.paths[i][0] ? problems.paths[i] : "/",
-								 problems.messages[i]);
+			detail = ao_problems_detail(&problems);
 			ao_problems_free(&problems);
 			if (!st->repaired)
 			{
@@ -792,7 +786,7 @@ llm_finish(void *step)
 				add_message(st, ao_llm_result_to_json(&res));
 				json_object_object_add(msg, "role", json_object_new_string("user"));
 				json_object_object_add(msg, "content", json_object_new_string(
-					psprintf("Your reply does not match the required JSON schema:\n%s\nReply again with only a JSON value that matches the schema.", d.data)));
+					psprintf("Your reply does not match the required JSON schema:\n%s\nReply again with only a JSON value that matches the schema.", detail)));
 				add_message(st, msg);
 				queue_chunk(st, "status", "repair", 6, "{\"repair\": true}");
 				ao_llm_result_free(&res);
@@ -800,7 +794,7 @@ llm_finish(void *step)
 				return;
 			}
 			ao_llm_result_free(&res);
-			ao_net_step_fail(step, "22023", "the model's structured output does not match response_schema", d.data);
+			ao_net_step_fail(step, "22023", "the model's structured output does not match response_schema", detail);
 			return;
 		}
 		ao_problems_free(&problems);

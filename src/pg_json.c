@@ -162,12 +162,9 @@ ao_problems_return(FunctionCallInfo fcinfo, ao_problems *p)
 	}
 }
 
-/*
- * Raise one ERROR for a non-empty problem list: "<what>" as the message
- * and one "path: message" line per problem as DETAIL.
- */
-void
-ao_problems_raise(ao_problems *p, int sqlerrcode, const char *what)
+/* The problems as text: one "path: message" line each ("/" for the root). */
+char *
+ao_problems_detail(ao_problems *p)
 {
 	StringInfoData detail;
 
@@ -175,10 +172,20 @@ ao_problems_raise(ao_problems *p, int sqlerrcode, const char *what)
 	for (size_t i = 0; i < p->n; i++)
 		appendStringInfo(&detail, "%s%s: %s", i ? "\n" : "",
 						 p->paths[i][0] ? p->paths[i] : "/", p->messages[i]);
+	return detail.data;
+}
+
+/*
+ * Raise one ERROR for a non-empty problem list: "<what>" as the message
+ * and one "path: message" line per problem as DETAIL.
+ */
+void
+ao_problems_raise(ao_problems *p, int sqlerrcode, const char *what)
+{
 	ereport(ERROR,
 			(errcode(sqlerrcode),
 			 errmsg("%s", what),
-			 errdetail("%s", detail.data)));
+			 errdetail("%s", ao_problems_detail(p))));
 }
 
 /* Refuse a value larger than agentorch.max_definition_size. */
