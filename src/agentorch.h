@@ -125,6 +125,8 @@ extern int	ao_process_ready_steps(int max, Oid only_role, List **runs);
 extern void ao_notify_runs(List *runs);
 extern int	ao_executor_run_batch(Oid only_role, long *sleep_ms);
 extern void ao_executor_maintenance(void);
+struct ao_backoff;
+extern void ao_step_backoff(json_object *spec, struct ao_backoff *b);
 extern bool ao_call_tool_as(Oid run_owner, const char *tool, Jsonb *input, Jsonb **output,
 							Jsonb **error);
 
@@ -136,6 +138,8 @@ extern void ao_wake_at_commit(void);
 extern void ao_wait_for_progress(long timeout_ms);
 extern void ao_announce_progress(bool wake_siblings);
 extern void ao_count_steps(uint64 done, uint64 failed);
+extern void ao_note_cancel(void);
+extern uint64 ao_cancel_generation(void);
 extern void ao_shared_metrics(uint64 *steps_done, uint64 *steps_failed, uint64 *commits,
 							  int *executors);
 

@@ -83,6 +83,7 @@ extern void ao_net_step_fail_retryable(void *step, const char *sqlstate, const c
 extern void ao_net_step_succeed(void *step, Jsonb *output, Jsonb *usage);
 extern bool ao_net_step_restart(void *step);
 extern void ao_net_step_defer(void *step, long wait_ms);
+extern bool ao_net_step_switch_target(void *step, const char *policy_name, json_object *limits_json);
 extern bool ao_net_step_admit(void *step, const char *policy_name, json_object *limits_json,
 							  double expected_tokens);
 extern int64 ao_net_step_run(void *step);

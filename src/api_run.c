@@ -360,7 +360,10 @@ ao_sql_cancel(PG_FUNCTION_ARGS)
 	visible_run_owner(PG_GETARG_INT64(0));
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_ARGISNULL(1) ? CStringGetTextDatum("") : PG_GETARG_DATUM(1);
-	PG_RETURN_BOOL(state_bool("SELECT agentorch._cancel($1, NULLIF($2, ''))", 2, types, values));
+	if (!state_bool("SELECT agentorch._cancel($1, NULLIF($2, ''))", 2, types, values))
+		PG_RETURN_BOOL(false);
+	ao_note_cancel();
+	PG_RETURN_BOOL(true);
 }
 
 /* resume(run_id) RETURNS boolean */

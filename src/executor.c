@@ -474,6 +474,33 @@ render_member(json_object *spec, const char *key, Jsonb *context)
 	return ao_render_jsonb(ao_jsonb_from_json(v), context);
 }
 
+/*
+ * The backoff of a step: the settings, overridden by the step's own
+ * retry.backoff (initial, multiplier, max, jitter). spec may be NULL.
+ */
+void
+ao_step_backoff(json_object *spec, ao_backoff *b)
+{
+	json_object *retry = spec ? spec_member(spec, "retry") : NULL;
+	json_object *backoff = retry ? spec_member(retry, "backoff") : NULL;
+	json_object *x;
+
+	b->initial_ms = ao_retry_initial_ms;
+	b->multiplier = ao_retry_multiplier;
+	b->max_ms = ao_retry_max_ms;
+	b->jitter = ao_retry_jitter;
+	if (backoff == NULL)
+		return;
+	if ((x = spec_member(backoff, "initial")) && ao_duration_ms(x) >= 0)
+		b->initial_ms = ao_duration_ms(x);
+	if ((x = spec_member(backoff, "multiplier")))
+		b->multiplier = json_object_get_double(x);
+	if ((x = spec_member(backoff, "max")) && ao_duration_ms(x) >= 0)
+		b->max_ms = ao_duration_ms(x);
+	if ((x = spec_member(backoff, "jitter")))
+		b->jitter = json_object_get_double(x);
+}
+
 /* Record a tool outcome: success, another attempt, or failure. */
 static void
 settle(Claimed *c, Outcome *o, json_object *spec)
@@ -493,27 +520,9 @@ settle(Claimed *c, Outcome *o, json_object *spec)
 	{
 		Oid			t[2] = {JSONBOID, FLOAT8OID};
 		Datum		v[2];
-		json_object *retry = spec_member(spec, "retry");
-		json_object *backoff = retry ? spec_member(retry, "backoff") : NULL;
 		ao_backoff	b;
 
-		b.initial_ms = ao_retry_initial_ms;
-		b.multiplier = ao_retry_multiplier;
-		b.max_ms = ao_retry_max_ms;
-		b.jitter = ao_retry_jitter;
-		if (backoff)
-		{
-			json_object *x;
-
-			if ((x = spec_member(backoff, "initial")) && ao_duration_ms(x) >= 0)
-				b.initial_ms = ao_duration_ms(x);
-			if ((x = spec_member(backoff, "multiplier")))
-				b.multiplier = json_object_get_double(x);
-			if ((x = spec_member(backoff, "max")) && ao_duration_ms(x) >= 0)
-				b.max_ms = ao_duration_ms(x);
-			if ((x = spec_member(backoff, "jitter")))
-				b.jitter = json_object_get_double(x);
-		}
+		ao_step_backoff(spec, &b);
 		v[0] = JsonbPGetDatum(o->error);
 		v[1] = Float8GetDatum(ao_backoff_delay_ms(&b, c->attempt + 1, pg_prng_double(&pg_global_prng_state)));
 		state_call("SELECT agentorch._retry_step($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
@@ -1018,7 +1027,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 		Datum		d;
 
 		spi_exec("SELECT (EXTRACT(EPOCH FROM pg_catalog.min(not_before) - pg_catalog.clock_timestamp()) * 1000)::int8 "
-				 "FROM agentorch.steps WHERE status = 'ready' AND NOT network AND not_before IS NOT NULL",
+				 "FROM agentorch.steps WHERE status = 'ready' AND not_before IS NOT NULL",
 				 0, NULL, NULL, NULL, SPI_OK_SELECT);
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)

@@ -551,6 +551,7 @@ add_message(LlmState *st, json_object *msg)
 static void
 run_tool_calls(LlmState *st, const ao_llm_result *res)
 {
+	MemoryContext stepcxt = GetMemoryChunkContext(st);
 	bool		started = tx_begin();
 
 	pgstat_report_activity(STATE_RUNNING, "agentorch: running tool calls of an llm step");
@@ -584,6 +585,7 @@ run_tool_calls(LlmState *st, const ao_llm_result *res)
 		add_message(st, msg);
 		{
 			json_object *d = json_object_new_object();
+			MemoryContext o2 = MemoryContextSwitchTo(stepcxt);
 
 			json_object_object_add(d, "id", json_object_new_string(call->id));
 			json_object_object_add(d, "name", json_object_new_string(call->name));
@@ -591,9 +593,11 @@ run_tool_calls(LlmState *st, const ao_llm_result *res)
 			queue_chunk(st, "tool_call", call->name, strlen(call->name),
 						json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN));
 			json_object_put(d);
+			MemoryContextSwitchTo(o2);
 		}
 	}
 	tx_end(started);
+	MemoryContextSwitchTo(stepcxt);
 	if (started)
 		pgstat_report_activity(STATE_IDLE, NULL);
 }
@@ -647,6 +651,9 @@ fail_or_fallback(LlmState *st, const ao_llm_error *e)
 		if (load_model(st, next))
 		{
 			tx_end(started);
+			MemoryContextSwitchTo(GetMemoryChunkContext(st));
+			if (!ao_net_step_switch_target(st->step, psprintf("model:%s", st->model_name), st->model_spec))
+				return;
 			queue_chunk(st, "status", "fallback", 8,
 						psprintf("{\"fallback\": true, \"model\": \"%s\"}", next));
 			if (prepare_request(st))
@@ -729,7 +736,7 @@ llm_finish(void *step)
 	(void) ao_llm_decoder_finish(st->decoder);
 	ao_llm_decoder_take_result(st->decoder, &res);
 	add_usage(st, &res);
-	if (r->error && res.error.kind == AO_LLM_ERR_NONE)
+	if (r->error && (res.error.kind == AO_LLM_ERR_NONE || res.error.kind == AO_LLM_ERR_TRUNCATED))
 	{
 		ao_llm_classify_transport(r->result, r->error, &e);
 		ao_llm_result_free(&res);

@@ -98,7 +98,7 @@ target(const char *name, const AoLimits *lim)
 		memset(t, 0, sizeof(*t));
 		t->dboid = MyDatabaseId;
 		strlcpy(t->name, name, sizeof(t->name));
-		t->rpm_tokens = lim->rpm > 0 ? lim->rpm : 0;
+		t->rpm_tokens = lim->rpm > 0 ? Max(1.0, lim->rpm / 60.0) : 0;
 		t->tpm_tokens = lim->tpm > 0 ? lim->tpm : 0;
 		t->refilled_at = GetCurrentTimestamp();
 		return t;
@@ -112,7 +112,7 @@ refill(AoTarget *t, const AoLimits *lim, TimestampTz now)
 	double		minutes = (double) (now - t->refilled_at) / (60.0 * USECS_PER_SEC);
 
 	if (lim->rpm > 0)
-		t->rpm_tokens = Min(lim->rpm, t->rpm_tokens + minutes * lim->rpm);
+		t->rpm_tokens = Min(Max(1.0, lim->rpm / 60.0), t->rpm_tokens + minutes * lim->rpm);
 	if (lim->tpm > 0)
 		t->tpm_tokens = Min(lim->tpm, t->tpm_tokens + minutes * lim->tpm);
 	t->refilled_at = now;

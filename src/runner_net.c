@@ -171,6 +171,21 @@ ao_net_step_admit(void *step, const char *policy_name, json_object *limits_json,
 	return false;
 }
 
+/* Switch the step to another policy target (a fallback model): the current
+ * one failed, the new one must admit the request. */
+bool
+ao_net_step_switch_target(void *step, const char *policy_name, json_object *limits_json)
+{
+	NetStep    *s = step;
+
+	if (s->policy_acquired)
+	{
+		ao_policy_release(s->policy_name, &s->limits, false, 0);
+		s->policy_acquired = false;
+	}
+	return ao_net_step_admit(step, policy_name, limits_json, 0);
+}
+
 /*-------------------------------------------------------------------------
  * http tools
  *-------------------------------------------------------------------------
@@ -440,6 +455,20 @@ ao_net_steps_claim(void)
 		if (s->kind->prepare(s, input, context))
 			s->req.arg = s;
 		MemoryContextSwitchTo(old);
+		if (s->deferred)
+		{
+			/* not started: stays ready, due again later; no attempt, no event */
+			Oid			t2[3] = {INT8OID, TEXTOID, INT4OID};
+			Datum		v2[3];
+
+			v2[0] = values[0];
+			v2[1] = values[1];
+			v2[2] = Int32GetDatum((int) Min(s->defer_ms, INT_MAX));
+			spi_run("UPDATE agentorch.steps SET not_before = pg_catalog.clock_timestamp() "
+					"  + pg_catalog.make_interval(secs => $3 / 1000.0) WHERE run_id = $1 AND step_id = $2",
+					3, t2, v2, NULL);
+			continue;
+		}
 
 		values[2] = Int32GetDatum(ao_lease_ms);
 		values[3] = Int32GetDatum(MyProcPid);
@@ -493,6 +522,14 @@ ao_net_steps_claim(void)
 		if (s->finished && s->error == NULL && !s->ok && !s->deferred)
 		{
 			MemoryContextDelete(s->cxt);	/* cancelled before it began */
+			continue;
+		}
+		if (s->deferred)
+		{
+			ao_net_release(&s->req);
+			if (s->kind->release)
+				s->kind->release(s);
+			MemoryContextDelete(s->cxt);
 			continue;
 		}
 		dlist_push_tail(&running_steps, &s->node);
@@ -630,10 +667,7 @@ retry_delay_ms(NetStep *s)
 	ao_backoff	b;
 	double		d;
 
-	b.initial_ms = ao_retry_initial_ms;
-	b.multiplier = ao_retry_multiplier;
-	b.max_ms = ao_retry_max_ms;
-	b.jitter = ao_retry_jitter;
+	ao_step_backoff(s->spec, &b);
 	d = ao_backoff_delay_ms(&b, s->attempt, pg_prng_double(&pg_global_prng_state));
 	return Max(d, s->retry_after_ms);
 }
@@ -817,8 +851,14 @@ ao_net_steps_heartbeat(void)
 	StringInfoData keys;
 	bool		any = false;
 
-	if (nrunning == 0 || !TimestampDifferenceExceeds(last_heartbeat, now, ao_lease_ms / 3))
+	static uint64 seen_cancels = 0;
+	uint64		cancels = ao_cancel_generation();
+
+	/* every lease/3, and at once after a cancel anywhere (to stop its streams) */
+	if (nrunning == 0 ||
+		(!TimestampDifferenceExceeds(last_heartbeat, now, ao_lease_ms / 3) && cancels == seen_cancels))
 		return;
+	seen_cancels = cancels;
 	last_heartbeat = now;
 	initStringInfo(&keys);
 	dlist_foreach_modify(it, &running_steps)

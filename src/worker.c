@@ -95,6 +95,7 @@ typedef struct AoShared
 	pg_atomic_uint64 steps_done;	/* counters shown by metrics() */
 	pg_atomic_uint64 steps_failed;
 	pg_atomic_uint64 commits;
+	pg_atomic_uint64 cancels;	/* bumped by cancel(): executors drop its streams */
 	ConditionVariable progress;	/* broadcast after state changes commit */
 	AoDbSlot	dbs[AO_MAX_DATABASES];
 } AoShared;
@@ -114,6 +115,7 @@ static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 /* this backend's pending wake requests, flushed at commit */
 static bool wake_pending = false;
 static bool launcher_wake_pending = false;
+static bool cancel_pending = false;
 static bool xact_callback_registered = false;
 
 /* executor identity */
@@ -148,6 +150,7 @@ ao_shmem_startup(void)
 		pg_atomic_init_u64(&ao_shared->steps_done, 0);
 		pg_atomic_init_u64(&ao_shared->steps_failed, 0);
 		pg_atomic_init_u64(&ao_shared->commits, 0);
+		pg_atomic_init_u64(&ao_shared->cancels, 0);
 		ConditionVariableInit(&ao_shared->progress);
 	}
 	ao_policy_shmem_init(&(GetNamedLWLockTranche("agentorch"))[1].lock);
@@ -181,6 +184,8 @@ ao_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
 	{
+		if (ao_shared != NULL && cancel_pending)
+			pg_atomic_fetch_add_u64(&ao_shared->cancels, 1);
 		if (ao_shared != NULL && wake_pending)
 		{
 			Latch	   *latches[AO_MAX_EXECUTORS];
@@ -220,7 +225,7 @@ ao_xact_callback(XactEvent event, void *arg)
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
 		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		wake_pending = launcher_wake_pending = false;
+		wake_pending = launcher_wake_pending = cancel_pending = false;
 }
 
 /* Make sure the commit callback is registered in this backend. */
@@ -295,6 +300,25 @@ ao_announce_progress(bool wake_siblings)
 				SetLatch(l);
 		}
 	}
+}
+
+/*
+ * A run was cancelled: when this transaction commits, executors are woken
+ * and check their streams at once (not at their next heartbeat).
+ */
+void
+ao_note_cancel(void)
+{
+	ensure_xact_callback();
+	cancel_pending = true;
+	wake_pending = true;
+}
+
+/* How many cancels have happened (executors compare it with what they saw). */
+uint64
+ao_cancel_generation(void)
+{
+	return ao_shared ? pg_atomic_read_u64(&ao_shared->cancels) : 0;
 }
 
 /* Count finished steps for metrics(). */
