@@ -52,6 +52,10 @@ CREATE FUNCTION agentorch.run_sync(input jsonb, options jsonb DEFAULT '{}')
     RETURNS SETOF agentorch.chunks LANGUAGE c VOLATILE ROWS 100
     AS 'MODULE_PATHNAME', 'ao_sql_run_sync';
 
+CREATE FUNCTION agentorch.simulate(definition jsonb, input jsonb DEFAULT '{}', mocks jsonb DEFAULT '{}')
+    RETURNS TABLE (ord int, step_id text, status agentorch.step_status, output jsonb)
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'ao_sql_simulate';
+
 CREATE FUNCTION agentorch.work(max_steps int DEFAULT 100, timeout interval DEFAULT '10s')
     RETURNS int LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'ao_sql_work';
 

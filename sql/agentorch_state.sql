@@ -362,7 +362,7 @@ DECLARE
     s agentorch.steps;
 BEGIN
     UPDATE agentorch.steps
-       SET status = p_status, output = p_output, error = p_error, finished_at = pg_catalog.now(),
+       SET status = p_status, output = p_output, error = p_error, finished_at = pg_catalog.clock_timestamp(),
            lease_until = NULL, worker = NULL, crashes = 0,
            started_at = COALESCE(started_at, pg_catalog.now()),
            prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage->>'prompt_tokens')::bigint, 0),
@@ -431,7 +431,7 @@ RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     r record;
 BEGIN
-    FOR r IN UPDATE agentorch.steps SET status = 'skipped', finished_at = pg_catalog.now()
+    FOR r IN UPDATE agentorch.steps SET status = 'skipped', finished_at = pg_catalog.clock_timestamp()
               WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) ANY (p_unchosen)
                 AND status OPERATOR(pg_catalog.=) 'pending'
              RETURNING step_id
@@ -648,7 +648,7 @@ CREATE FUNCTION agentorch._close_run(p_run bigint, p_status agentorch.run_status
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     UPDATE agentorch.runs SET status = p_status, output = p_output, error = p_error,
-                              finished_at = pg_catalog.now()
+                              finished_at = pg_catalog.clock_timestamp()
      WHERE id OPERATOR(pg_catalog.=) p_run;
     PERFORM agentorch._event(p_run, NULL, 'run_' OPERATOR(pg_catalog.||) p_status::text,
                              pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('error', p_error)));
@@ -708,7 +708,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     r record;
 BEGIN
-    FOR r IN UPDATE agentorch.steps s SET status = 'cancelled', finished_at = pg_catalog.now(),
+    FOR r IN UPDATE agentorch.steps s SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
                                          lease_until = NULL, worker = NULL
               WHERE (s.run_id, s.step_id) IN (
                     SELECT c.run_id, c.step_id FROM agentorch.steps c

@@ -38,6 +38,7 @@
 #include "storage/proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/array.h"
@@ -65,6 +66,14 @@ int			ao_retry_max_ms = 10000;
 double		ao_retry_jitter = 0.2;
 
 static int	executor_id = 0;
+
+/*
+ * Simulation (agentorch.simulate): the executor runs one throwaway run in
+ * the caller's subtransaction, with every tool, llm and user_input step's
+ * output taken from the mocks instead of executed.
+ */
+static int64 sim_run = 0;
+static json_object *sim_mocks = NULL;
 
 /*
  * Lock order across claims: a transaction waits for run locks only in
@@ -727,7 +736,32 @@ run_step(Claimed *c)
 		}
 	}
 
-	if (when && !condition_holds(context, json_object_get_string(when)))
+	if (sim_run != 0 && !(when && !condition_holds(context, json_object_get_string(when))) &&
+		(strcmp(c->kind, "tool") == 0 || strcmp(c->kind, "llm") == 0 || strcmp(c->kind, "user_input") == 0))
+	{
+		/* simulation: the mock (by step id, else by tool name) is the output */
+		json_object *mock = NULL;
+		json_object *tool = spec_member(spec, "tool");
+		Outcome		o = {0};
+		const char *base = c->step_id;
+		char	   *hash = strchr(c->step_id, '#');
+
+		if (hash)				/* a loop iteration: its body's id */
+			base = pnstrdup(c->step_id, hash - c->step_id);
+		if (!json_object_object_get_ex(sim_mocks, c->step_id, &mock) &&
+			!json_object_object_get_ex(sim_mocks, base, &mock) &&
+			tool != NULL)
+			json_object_object_get_ex(sim_mocks, json_object_get_string(tool), &mock);
+		if (strcmp(c->kind, "user_input") == 0 && mock == NULL)
+			run_user_input(c, spec, context);	/* no answer given: it waits */
+		else
+		{
+			o.ok = true;
+			o.output = mock ? ao_jsonb_from_json(mock) : DatumGetJsonbP(jsonb_datum("null"));
+			settle(c, &o, spec);
+		}
+	}
+	else if (when && !condition_holds(context, json_object_get_string(when)))
 	{
 		state_call("SELECT agentorch._finish_step($1, $2, 'skipped', NULL, '{\"reason\": \"when condition is false\"}', NULL, true)",
 				   c->run_id, c->step_id, 0, NULL, NULL, NULL);
@@ -762,9 +796,9 @@ run_step(Claimed *c)
 static List *
 claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryContext into)
 {
-	Oid			types[5] = {INT4OID, OIDOID, INT8OID, TEXTOID, INT8OID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			types[6] = {INT4OID, OIDOID, INT8OID, TEXTOID, INT8OID, INT8OID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	List	   *claimed = NIL;
 
 	values[0] = Int32GetDatum(max);
@@ -776,11 +810,15 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 	if (only_step == NULL)
 		nulls[2] = nulls[3] = 'n';
 	values[4] = Int64GetDatum(max_locked_run());
+	values[5] = Int64GetDatum(sim_run);
+	if (sim_run == 0)
+		nulls[5] = 'n';
 	spi_exec("SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
 			 "       COALESCE(c.iteration, -1), c.owner FROM ("
 			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner "
 			 "    FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
-			 "   WHERE s.status = 'ready' AND NOT s.network "
+			 "   WHERE s.status = 'ready' AND (NOT s.network OR $6::int8 IS NOT NULL) "
+			 "     AND ($6::int8 IS NULL OR s.run_id = $6) "
 			 "     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp()) "
 			 "     AND ($2::oid IS NULL OR pg_catalog.pg_has_role($2::oid, r.owner, 'USAGE')) "
 			 "     AND ($3::int8 IS NULL OR (s.run_id = $3 AND s.step_id = $4)) "
@@ -788,7 +826,7 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			 "   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST "
 			 "   LIMIT $1 FOR UPDATE OF s, r SKIP LOCKED) c "
 			 "ORDER BY c.run_id, c.step_id",
-			 5, types, values, nulls, SPI_OK_SELECT);
+			 6, types, values, nulls, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -1094,6 +1132,88 @@ ao_executor_maintenance(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (runs != NIL)
 		ao_announce_progress(true);
+}
+
+/*
+ * agentorch.simulate(definition, input, mocks): run a workflow definition
+ * without executing anything -- tools, llm and user_input steps take their
+ * output from mocks ({"<step id or tool name>": output}; missing = null,
+ * user_input without a mock waits) -- through the real state machine, in a
+ * subtransaction that is rolled back: nothing is stored, nobody is told.
+ * Returns each step's final status and output, in order of completion.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_simulate);
+Datum
+ao_sql_simulate(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Jsonb	   *definition = PG_GETARG_JSONB_P(0);
+	Jsonb	   *input = PG_ARGISNULL(1) ? DatumGetJsonbP(jsonb_datum("{}")) : PG_GETARG_JSONB_P(1);
+	Jsonb	   *mocks = PG_ARGISNULL(2) ? DatumGetJsonbP(jsonb_datum("{}")) : PG_GETARG_JSONB_P(2);
+	json_object *normalized;
+	ao_problems *p = ao_workflow_problems(definition, &normalized);
+
+	if (p->n > 0)
+		ao_problems_raise(p, ERRCODE_INVALID_PARAMETER_VALUE, "invalid workflow definition");
+	InitMaterializedSRF(fcinfo, 0);
+	sim_mocks = ao_json_from_jsonb(mocks);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		Oid			save_uid;
+		int			save_sec;
+		List	   *runs = NIL;
+		Oid			t[4] = {OIDOID, JSONBOID, JSONBOID, INT8OID};
+		Datum		v[4];
+		bool		isnull;
+
+		v[0] = ObjectIdGetDatum(GetUserId());
+		v[1] = ao_jsonb_datum_from_json(ao_workflow_body(normalized));
+		v[2] = JsonbPGetDatum(input);
+		ao_become_extension_owner(&save_uid, &save_sec);
+		SPI_connect();
+		spi_exec("SELECT agentorch._create_run($1, 'fixed', '(simulation)', 0, NULL, $2, $3, '{}')",
+				 3, t, v, NULL, SPI_OK_SELECT);
+		sim_run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		while (process_steps(ao_batch_size, InvalidOid, 0, NULL, &runs) > 0)
+			CHECK_FOR_INTERRUPTS();
+		v[3] = Int64GetDatum(sim_run);
+		/* in the order the steps finished */
+		spi_exec("SELECT (pg_catalog.row_number() OVER (ORDER BY s.finished_at NULLS LAST, s.ord))::int, "
+				 "       s.step_id, s.status, s.output FROM agentorch.steps s WHERE s.run_id = $4 "
+				 "  AND NOT s.spec ? 'compensates' "
+				 "ORDER BY 1",
+				 4, t, v, NULL, SPI_OK_SELECT);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			Datum		vals[4];
+			bool		nulls[4];
+
+			for (int c = 0; c < 4; c++)
+				vals[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, vals, nulls);
+		}
+		SPI_finish();
+		ao_restore_user(save_uid, save_sec);
+		sim_run = 0;
+		/* nothing of the simulation stays */
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		sim_run = 0;
+		sim_mocks = NULL;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	sim_mocks = NULL;
+	return (Datum) 0;
 }
 
 /*
