@@ -43,5 +43,6 @@ $(FOLLOW): src/bin/agentorch-follow.c
 		-L$(shell $(PG_CONFIG) --libdir) -lpq
 install: install-follow
 install-follow: $(FOLLOW)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) $(FOLLOW) '$(DESTDIR)$(bindir)/agentorch-follow'
 .PHONY: install-follow

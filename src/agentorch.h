@@ -125,6 +125,8 @@ extern int	ao_process_ready_steps(int max, Oid only_role, List **runs);
 extern void ao_notify_runs(List *runs);
 extern int	ao_executor_run_batch(Oid only_role, long *sleep_ms);
 extern void ao_executor_maintenance(void);
+extern int	ao_spi_exec_literal(const char *sql, int nargs, Oid *types, Datum *values,
+								const char *nulls);
 struct ao_backoff;
 extern void ao_step_backoff(json_object *spec, struct ao_backoff *b);
 extern bool ao_call_tool_as(Oid run_owner, const char *tool, Jsonb *input, Jsonb **output,

@@ -197,6 +197,16 @@ spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *null
 	return ret;
 }
 
+/*
+ * spi_exec for other layers (runner_net.c): sql MUST be a string literal,
+ * since the plan is cached by its address.
+ */
+int
+ao_spi_exec_literal(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+	return spi_exec(sql, nargs, types, values, nulls, 0);
+}
+
 /* Call a state-layer function that takes (run bigint, step text, ...). */
 static void
 state_call(const char *sql, int64 run, const char *step, int nextra, Oid *extra_types,

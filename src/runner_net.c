@@ -99,8 +99,8 @@ step_of(AoRequest *r)
 static void
 spi_run(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
 {
-	if (SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0) < 0)
-		elog(ERROR, "agentorch: failed: %s", sql);
+	/* every caller passes a string literal: its plan is kept (executor.c) */
+	(void) ao_spi_exec_literal(sql, nargs, types, values, nulls);
 }
 
 /* An error jsonb {message, sqlstate, detail?}. */
@@ -360,6 +360,8 @@ ao_net_steps_claim(void)
 	ListCell   *lc;
 	List	   *runs = NIL;
 
+	MemoryContext caller = CurrentMemoryContext;
+
 	if (capacity <= 0)
 		return 0;
 
@@ -424,8 +426,10 @@ ao_net_steps_claim(void)
 		s->state = pstrdup(context);
 		if (strcmp(status, "running") != 0 && strcmp(status, "waiting") != 0)
 			s->finished = true; /* run no longer active: settle as cancelled */
-		MemoryContextSwitchTo(old);
+		/* the list outlives SPI_finish: keep it in the caller's context */
+		MemoryContextSwitchTo(caller);
 		claimed = lappend(claimed, s);
+		MemoryContextSwitchTo(old);
 	}
 
 	foreach(lc, claimed)
@@ -740,9 +744,14 @@ ao_net_steps_settle(dlist_head *done)
 		values[3] = Int32GetDatum(MyProcPid);
 		spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
 		/* still ours? (not cancelled, lease not lost to another executor) */
-		spi_run("SELECT 1 FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'running' "
-				"AND attempt = $3 AND worker = $4 FOR UPDATE", 4, types, values, NULL);
-		if (SPI_processed == 1)
+		/*
+		 * Only the key in WHERE: with status = 'running' there the planner
+		 * prefers the partial index steps_leased and filters every running
+		 * step (quadratic in the steps in flight).
+		 */
+		spi_run("SELECT COALESCE(status = 'running' AND attempt = $3 AND worker = $4, false) FROM agentorch.steps "
+				"WHERE run_id = $1 AND step_id = $2 FOR UPDATE", 4, types, values, NULL);
+		if (SPI_processed == 1 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool){false})))
 		{
 			int64	   *p = palloc(sizeof(int64));
 
@@ -888,7 +897,9 @@ ao_net_steps_heartbeat(void)
 
 		values[0] = Int32GetDatum(ao_lease_ms);
 		values[1] = Int32GetDatum(MyProcPid);
-		spi_run(sql, 2, types, values, NULL);
+		/* built per call: not a literal, so not through the plan cache */
+		if (SPI_execute_with_args(sql, 2, types, values, NULL, false, 0) < 0)
+			elog(ERROR, "agentorch: could not extend leases");
 		dlist_foreach_modify(it, &running_steps)
 		{
 			NetStep    *s = dlist_container(NetStep, node, it.cur);

@@ -36,6 +36,7 @@
 #include "agentorch.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "access/genam.h"
@@ -825,7 +826,12 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p)
 	ao_net_steps_heartbeat();
 	MemoryContextReset(scratch);
 	if (done > 0 || started > 0)
+	{
+		/* busy: still write streamed chunks when they are due */
+		if (ao_net_steps_next_flush_ms() == 0)
+			ao_net_steps_flush();
 		return;			/* more may be ready: loop without sleeping */
+	}
 
 	MemoryContextSwitchTo(scratch);
 	dlist_init(&finished);
@@ -879,6 +885,20 @@ ao_executor_main(Datum arg)
 
 	scratch = AllocSetContextCreate(TopMemoryContext, "agentorch executor scratch",
 									ALLOCSET_DEFAULT_SIZES);
+
+	/*
+	 * Hundreds of concurrent HTTP requests (and curl's idle keep-alive
+	 * connections) need more descriptors than a backend's usual soft limit.
+	 */
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+		{
+			rl.rlim_cur = rl.rlim_max;
+			(void) setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	ao_executor_startup(my_executor_index);
 
 	for (;;)

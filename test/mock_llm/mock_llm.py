@@ -762,6 +762,8 @@ CONTROL_PATHS = ("/health", "/stats", "/reset", "/requests")
 
 
 class Handler(BaseHTTPRequestHandler):
+    # first tokens must not wait for Nagle's algorithm on a kept-alive connection
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     server_version = "mock-llm/" + VERSION
     sys_version = ""
