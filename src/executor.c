@@ -37,6 +37,7 @@
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -957,7 +958,7 @@ ao_notify_runs(List *runs)
 
 /*
  * One executor batch in its own transaction (worker_spi's call sequence).
- * Returns the number of steps processed; *sleep_ms is how long the caller
+ * Returns the number of steps processed (-1: the extension is gone); *sleep_ms is how long the caller
  * may sleep before ready steps with a not_before come due.
  */
 int
@@ -1054,6 +1055,12 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	/* a dropped extension ends the executor (checked in the batch's own transaction) */
+	if (!OidIsValid(get_extension_oid("agentorch", true)))
+	{
+		CommitTransactionCommand();
+		return -1;
+	}
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "agentorch: claiming steps");

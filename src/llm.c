@@ -100,6 +100,7 @@ typedef struct LlmState
 	/* chunks not yet written */
 	List	   *pending;
 	bool		reset_sent;
+	bool		first_flushed;	/* the first chunk went out at once */
 	TimestampTz last_flush;
 } LlmState;
 
@@ -173,9 +174,15 @@ queue_chunk(LlmState *st, const char *kind, const char *content, size_t len, con
 	appendBinaryStringInfo(&c->content, content, (int) len);
 	c->data = data ? pstrdup(data) : NULL;
 	st->pending = lappend(st->pending, c);
-	/* a full buffer is due at once (agentorch.chunk_buffer_size) */
-	if (list_length(st->pending) >= ao_chunk_buffer_size)
+	/*
+	 * Due at once: a full buffer (agentorch.chunk_buffer_size), and the
+	 * step's first chunk, so time to first token is not a flush interval.
+	 */
+	if (list_length(st->pending) >= ao_chunk_buffer_size || !st->first_flushed)
+	{
 		st->last_flush = 0;
+		st->first_flushed = true;
+	}
 }
 
 /* Decoder callbacks: they run inside curl's write callback, so they only queue. */

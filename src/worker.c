@@ -794,19 +794,19 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p)
 	if (my_executor_index >= ao_max_workers)
 		proc_exit(0);
 
-	/* a dropped extension ends this executor (the launcher will not restart it) */
-	StartTransactionCommand();
-	if (!extension_installed())
-	{
-		CommitTransactionCommand();
-		set_extension_state(false);
-		proc_exit(0);
-	}
-	CommitTransactionCommand();
-
 	now = GetCurrentTimestamp();
 	if (TimestampDifferenceExceeds((*last_maintenance_p), now, 1000))
 	{
+		/* a dropped extension ends this executor (the launcher will not restart it) */
+		StartTransactionCommand();
+		if (!extension_installed())
+		{
+			CommitTransactionCommand();
+			set_extension_state(false);
+			proc_exit(0);
+		}
+		CommitTransactionCommand();
+
 		MemoryContextSwitchTo(scratch);
 		ao_executor_maintenance();
 		(*last_maintenance_p) = now;
@@ -816,6 +816,12 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p)
 	MemoryContextSwitchTo(scratch);
 	done = ao_executor_run_batch(InvalidOid, &sleep_ms);
 	MemoryContextReset(scratch);
+	if (done < 0)
+	{
+		/* the extension was dropped: this executor ends (the launcher will not restart it) */
+		set_extension_state(false);
+		proc_exit(0);
+	}
 
 	/* network steps: claim (committed first), then drive the requests */
 	MemoryContextSwitchTo(scratch);
@@ -838,7 +844,9 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p)
 	(void) ao_net_wait(Max(1, Min(Min(sleep_ms, ao_poll_interval_ms), ao_net_steps_next_flush_ms())),
 					   &finished);
 	ao_net_steps_settle(&finished);
-	ao_net_steps_flush();
+	/* streamed chunks are written once per flush interval (the first one at once) */
+	if (ao_net_steps_next_flush_ms() == 0)
+		ao_net_steps_flush();
 	MemoryContextReset(scratch);
 }
 
