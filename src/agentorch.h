@@ -122,6 +122,7 @@ extern Jsonb *ao_run_tool_as_owner(AoTool *t, Jsonb *input, MemoryContext into);
 /* executor (executor.c) */
 extern void ao_executor_startup(int index);
 extern int	ao_process_ready_steps(int max, Oid only_role, List **runs);
+extern List *ao_run_list_add(List *list, int64 run);
 extern void ao_notify_runs(List *runs);
 extern int	ao_executor_run_batch(Oid only_role, long *sleep_ms);
 extern void ao_executor_maintenance(void);

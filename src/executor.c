@@ -229,9 +229,12 @@ state_call(const char *sql, int64 run, const char *step, int nextra, Oid *extra_
 	spi_exec(sql, 2 + nextra, types, values, nulls, 0);
 }
 
-/* Append a run id to a list of palloc'd int64 unless it is there already. */
-static List *
-lappend_int64_unique(List *list, int64 value)
+/*
+ * Add a run id to a list of runs (palloc'd int64s) unless it is there
+ * already: the runs a transaction touched, to notify each once.
+ */
+List *
+ao_run_list_add(List *list, int64 value)
 {
 	ListCell   *lc;
 	int64	   *p;
@@ -910,7 +913,7 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 				locked_run = c->run_id;
 				if (c->run_id > max_locked_run())
 					locked_max_run = c->run_id;
-				*runs = lappend_int64_unique(*runs, c->run_id);
+				*runs = ao_run_list_add(*runs, c->run_id);
 			}
 			if (run_active)
 				run_step(c);
@@ -1029,7 +1032,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 				state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, "
 						   "'{\"message\": \"the step stopped the executor repeatedly and will not run again\", \"sqlstate\": \"XX000\"}')",
 						   careful_run, careful_step, 0, NULL, NULL, NULL);
-				runs = lappend_int64_unique(runs, careful_run);
+				runs = ao_run_list_add(runs, careful_run);
 				ao_notify_runs(runs);
 				runs = NIL;
 				pfree(careful_step);
@@ -1127,7 +1130,7 @@ ao_executor_maintenance(void)
 		bool		isnull;
 		int64		run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 
-		runs = lappend_int64_unique(runs, run);
+		runs = ao_run_list_add(runs, run);
 	}
 	ao_notify_runs(runs);
 	/* retention: a bounded purge of old finished runs, at most once a minute */

@@ -961,12 +961,7 @@ ao_llm_flush_all(void)
 			LlmState   *st = lfirst(lc);
 
 			if (flush_step(st))
-			{
-				int64	   *p = palloc(sizeof(int64));
-
-				*p = ao_net_step_run(st->step);
-				runs = lappend(runs, p);
-			}
+				runs = ao_run_list_add(runs, ao_net_step_run(st->step));
 		}
 	}
 	ao_notify_runs(runs);

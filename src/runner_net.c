@@ -498,19 +498,7 @@ ao_net_steps_claim(void)
 		List	   *ids = NIL;
 
 		foreach(lc, runs)
-		{
-			NetStep    *s = lfirst(lc);
-			int64	   *p = palloc(sizeof(int64));
-			ListCell   *lc2;
-			bool		seen = false;
-
-			foreach(lc2, ids)
-				seen = seen || *(int64 *) lfirst(lc2) == s->run_id;
-			if (seen)
-				continue;
-			*p = s->run_id;
-			ids = lappend(ids, p);
-		}
+			ids = ao_run_list_add(ids, ((NetStep *) lfirst(lc))->run_id);
 		ao_notify_runs(ids);
 	}
 	SPI_finish();
@@ -753,10 +741,7 @@ ao_net_steps_settle(dlist_head *done)
 				"WHERE run_id = $1 AND step_id = $2 FOR UPDATE", 4, types, values, NULL);
 		if (SPI_processed == 1 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool){false})))
 		{
-			int64	   *p = palloc(sizeof(int64));
-
-			*p = s->run_id;
-			runs = lappend(runs, p);
+			runs = ao_run_list_add(runs, s->run_id);
 			if (s->usage)
 			{
 				values[4] = JsonbPGetDatum(s->usage);
