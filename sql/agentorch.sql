@@ -22,6 +22,15 @@ CREATE TYPE agentorch.step_status AS ENUM ('pending', 'ready', 'running', 'waiti
 CREATE TYPE agentorch.step_kind AS ENUM ('llm', 'tool', 'branch', 'parallel', 'loop', 'user_input');
 CREATE TYPE agentorch.chunk_kind AS ENUM ('token', 'tool_call', 'json_partial', 'status', 'final');
 
+-- A secret for a run's private NOTIFY channel: 26 lowercase base32
+-- characters (130 random bits from pg_strong_random), so the channel name
+-- agentorch_run_<id>_<token> fits NAMEDATALEN and needs no quoting.
+CREATE FUNCTION agentorch._channel_token() RETURNS text
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_channel_token';
+REVOKE EXECUTE ON FUNCTION agentorch._channel_token() FROM PUBLIC;
+
 -- The role oid of the current user; used by the RLS policies. Evaluated once
 -- per statement as an initplan.
 CREATE FUNCTION agentorch._current_role() RETURNS oid
@@ -58,8 +67,21 @@ CREATE TABLE agentorch.tools (
     output_schema jsonb,
     policy        jsonb NOT NULL DEFAULT '{}',
     owner         oid NOT NULL,
+    -- the registering session's search_path, used when the tool runs
+    -- (like CREATE FUNCTION ... SET search_path FROM CURRENT)
+    search_path   text NOT NULL DEFAULT 'pg_catalog, pg_temp',
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+-- Roles other than a tool's owner may use it (in a workflow they register,
+-- in a run, offered to a model) only when granted (grant_tool/revoke_tool).
+CREATE TABLE agentorch.tool_grants (
+    tool       text NOT NULL REFERENCES agentorch.tools (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    grantee    oid NOT NULL,
+    granted_by oid NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (tool, grantee)
 );
 
 -- Logical models. spec holds base_url, model, api_key_env (the NAME of a
@@ -129,6 +151,13 @@ CREATE TABLE agentorch.runs (
     started_at        timestamptz,
     finished_at       timestamptz,
     deadline          timestamptz,
+    -- the starting session's search_path: database.query steps run with it
+    search_path       text NOT NULL DEFAULT 'pg_catalog, pg_temp',
+    -- the definitions of the tools the run may use, pinned when it starts:
+    -- {name: {kind, spec, input_schema, policy, owner, search_path, hash}}
+    tools             jsonb NOT NULL DEFAULT '{}',
+    -- secret part of the run's private channel (agentorch.channel())
+    channel_token     text NOT NULL DEFAULT agentorch._channel_token(),
     UNIQUE (owner, idempotency_key),
     CHECK (orchestration <> 'fixed' OR workflow_name IS NOT NULL)
 );
@@ -241,7 +270,7 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE agentorch.%I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE pg_catalog.format(
             'CREATE POLICY %I ON agentorch.%I USING (EXISTS (SELECT 1 FROM agentorch.runs r '
-            'WHERE r.id OPERATOR(pg_catalog.=) run_id))', t || '_owner', t);
+            'WHERE r.id OPERATOR(pg_catalog.=) run_id))', t OPERATOR(pg_catalog.||) '_owner', t);
     END LOOP;
 END
 $do$;
@@ -254,7 +283,7 @@ REVOKE ALL ON ALL TABLES IN SCHEMA agentorch FROM PUBLIC;
 GRANT USAGE ON SCHEMA agentorch TO PUBLIC;
 GRANT SELECT ON agentorch.runs, agentorch.steps, agentorch.events, agentorch.chunks,
                 agentorch.checkpoints, agentorch.plans TO PUBLIC;   -- filtered by RLS
-GRANT SELECT ON agentorch.workflows, agentorch.tools, agentorch.selector_rules,
+GRANT SELECT ON agentorch.workflows, agentorch.tools, agentorch.tool_grants, agentorch.selector_rules,
                 agentorch.workers, agentorch._schemas TO PUBLIC;    -- definitions
 GRANT SELECT (name, provider, created_at, updated_at) ON agentorch.models TO PUBLIC;
 -- agentorch.models.spec and agentorch.llm_cache: extension owner only.
@@ -263,41 +292,60 @@ GRANT SELECT (name, provider, created_at, updated_at) ON agentorch.models TO PUB
 -- Validation, YAML and registration API (C)
 -------------------------------------------------------------------------------
 CREATE FUNCTION agentorch.yaml_to_jsonb(document text) RETURNS jsonb
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ao_sql_yaml_to_jsonb';
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_yaml_to_jsonb';
 
 CREATE FUNCTION agentorch.validate_json(instance jsonb, schema jsonb)
     RETURNS TABLE (path text, message text)
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ao_sql_validate_json';
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_validate_json';
 
 CREATE FUNCTION agentorch.is_valid_json(instance jsonb, schema jsonb) RETURNS boolean
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ao_sql_is_valid_json';
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_is_valid_json';
 
 CREATE FUNCTION agentorch.validate_workflow(definition jsonb)
     RETURNS TABLE (path text, message text)
-    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'ao_sql_validate_workflow';
+    LANGUAGE c STABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_validate_workflow';
 
 CREATE FUNCTION agentorch.validate_plan(plan jsonb)
     RETURNS TABLE (path text, message text)
-    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'ao_sql_validate_plan';
+    LANGUAGE c STABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_validate_plan';
 
 CREATE FUNCTION agentorch.register_workflow(name text, definition jsonb) RETURNS int
-    LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'ao_sql_register_workflow';
+    LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_register_workflow';
 
 CREATE FUNCTION agentorch.register_workflow_yaml(name text, definition text) RETURNS int
-    LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'ao_sql_register_workflow_yaml';
+    LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_register_workflow_yaml';
 
 CREATE FUNCTION agentorch.register_tool(name text, kind text, spec jsonb,
                                         input_schema jsonb DEFAULT NULL,
                                         policy jsonb DEFAULT '{}') RETURNS void
-    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'ao_sql_register_tool';
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'ao_sql_register_tool';  -- captures the caller's search_path, then pins its own (C)
 
 -- Models name provider endpoints; registering one decides where the server
 -- sends requests (and which environment variable's key it attaches), so only
 -- superusers and roles granted EXECUTE by an administrator may call it.
 CREATE FUNCTION agentorch.register_model(name text, provider text, spec jsonb) RETURNS void
-    LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'ao_sql_register_model';
+    LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_register_model';
 REVOKE EXECUTE ON FUNCTION agentorch.register_model(text, text, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION agentorch.workflow_graph(name text, format text DEFAULT 'mermaid',
                                          version int DEFAULT NULL) RETURNS text
-    LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'ao_sql_workflow_graph';
+    LANGUAGE c STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_workflow_graph';

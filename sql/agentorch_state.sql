@@ -32,7 +32,9 @@
 -- SQL function's body again on every call (the benchmark measured 28% of
 -- an executor's CPU per step in that re-planning).
 CREATE FUNCTION agentorch._lock_run(p_run bigint) RETURNS agentorch.run_status
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v agentorch.run_status;
 BEGIN
@@ -43,7 +45,9 @@ $$;
 
 -- Append an event with the run's next event seq.
 CREATE FUNCTION agentorch._event(p_run bigint, p_step text, p_kind text, p_data jsonb DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql AS $$
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v bigint;
 BEGIN
@@ -58,7 +62,9 @@ $$;
 -- lives on the run row, updated under its lock).
 CREATE FUNCTION agentorch._chunk(p_run bigint, p_step text, p_attempt int,
                                  p_kind agentorch.chunk_kind, p_content text, p_data jsonb DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql AS $$
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v bigint;
 BEGIN
@@ -75,7 +81,9 @@ $$;
 -- run that is no longer active. Returns the last seq, or NULL.
 CREATE FUNCTION agentorch._append_chunks(p_run bigint, p_step text, p_attempt int,
                                          p_kinds agentorch.chunk_kind[], p_contents text[], p_datas jsonb[])
-RETURNS bigint LANGUAGE plpgsql AS $$
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v_last bigint;
     v_n int := pg_catalog.cardinality(p_kinds);
@@ -99,7 +107,9 @@ $$;
 CREATE FUNCTION agentorch._step_transition(p_run bigint, p_step text, p_status agentorch.step_status,
                                            p_attempt int, p_event text, p_data jsonb DEFAULT NULL,
                                            p_checkpoint jsonb DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v_event bigint;
     v_chunk bigint;
@@ -122,7 +132,7 @@ BEGIN
     INSERT INTO agentorch.events (run_id, seq, kind, step_id, data) VALUES (p_run, v_event, p_event, p_step, p_data);
     IF v_open THEN
         INSERT INTO agentorch.chunks (run_id, seq, step_id, attempt, kind, content, data)
-        VALUES (p_run, v_chunk, p_step, COALESCE(p_attempt, 0), 'status', p_step || ': ' || p_status::text,
+        VALUES (p_run, v_chunk, p_step, COALESCE(p_attempt, 0), 'status', p_step OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) p_status::text,
                 pg_catalog.jsonb_build_object('step_id', p_step, 'status', p_status, 'attempt', p_attempt)
                 OPERATOR(pg_catalog.||) COALESCE(p_data, '{}'));
     END IF;
@@ -134,16 +144,20 @@ BEGIN
 END
 $$;
 
--- NOTIFY agentorch_run_<id> once: the payload names the last chunk seq and
+-- NOTIFY the run's private channel (agentorch_run_<id>_<token>, see
+-- agentorch.channel()) once: the payload names the last chunk seq and
 -- carries its content when it fits under the NOTIFY limit. Called once per
 -- run per transaction by whoever commits the transition (coalescing).
+-- Content is never sent anywhere else.
 CREATE FUNCTION agentorch._notify_run(p_run bigint) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     c record;
     payload text;
 BEGIN
-    SELECT ch.seq, ch.kind, ch.content INTO c
+    SELECT ch.seq, ch.kind, ch.content, r.channel_token INTO c
     FROM agentorch.runs r JOIN agentorch.chunks ch
       ON ch.run_id OPERATOR(pg_catalog.=) r.id AND ch.seq OPERATOR(pg_catalog.=) r.last_chunk_seq
     WHERE r.id OPERATOR(pg_catalog.=) p_run;
@@ -156,16 +170,22 @@ BEGIN
         payload := pg_catalog.jsonb_build_object('run_id', p_run, 'seq', c.seq, 'kind', c.kind,
                                                  'truncated', true)::text;
     END IF;
-    PERFORM pg_catalog.pg_notify('agentorch_run_' OPERATOR(pg_catalog.||) p_run, payload);
+    PERFORM pg_catalog.pg_notify('agentorch_run_' OPERATOR(pg_catalog.||) p_run OPERATOR(pg_catalog.||) '_'
+                                 OPERATOR(pg_catalog.||) c.channel_token, payload);
 END
 $$;
 
--- Lifecycle notification on agentorch_events.
+-- Lifecycle notification on agentorch_events, which every role may LISTEN
+-- to: run id, event, status and the owner's oid only, never content.
 CREATE FUNCTION agentorch._notify_lifecycle(p_run bigint, p_event text, p_status agentorch.run_status)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
     PERFORM pg_catalog.pg_notify('agentorch_events',
-        pg_catalog.jsonb_build_object('run_id', p_run, 'event', p_event, 'status', p_status)::text);
+        pg_catalog.jsonb_build_object('run_id', p_run, 'event', p_event, 'status', p_status,
+                                      'owner', (SELECT r.owner FROM agentorch.runs r
+                                                 WHERE r.id OPERATOR(pg_catalog.=) p_run))::text);
 END
 $$;
 
@@ -177,7 +197,9 @@ $$;
 -- item/index inside a loop iteration. Loop iterations are not steps of
 -- their own in the context; their loop's output is the array.
 CREATE FUNCTION agentorch._context(p_run bigint, p_item jsonb DEFAULT NULL, p_index int DEFAULT NULL)
-RETURNS jsonb LANGUAGE plpgsql STABLE AS $$
+RETURNS jsonb LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
     RETURN (SELECT pg_catalog.jsonb_build_object(
         'input', r.input, 'memory', r.memory,
@@ -196,24 +218,48 @@ $$;
 -- Materialization
 -------------------------------------------------------------------------------
 
--- Is a step spec network work (llm, or a tool of kind http)?
-CREATE FUNCTION agentorch._is_network(p_spec jsonb) RETURNS boolean
-LANGUAGE plpgsql STABLE AS $$
+-- The definition of a tool as the run pinned it when it started (runs of
+-- 0.1.0, which pinned nothing, read the live definition).
+CREATE FUNCTION agentorch._tool(p_run bigint, p_name text) RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v jsonb;
 BEGIN
-    RETURN p_spec->>'type' OPERATOR(pg_catalog.=) 'llm'
-        OR (p_spec->>'type' OPERATOR(pg_catalog.=) 'tool' AND EXISTS (
-                SELECT 1 FROM agentorch.tools t
-                WHERE t.name OPERATOR(pg_catalog.=) (p_spec->>'tool') AND t.kind OPERATOR(pg_catalog.=) 'http'));
+    IF p_name IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT r.tools OPERATOR(pg_catalog.->) p_name INTO v FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) p_run;
+    IF v IS NULL THEN
+        SELECT pg_catalog.to_jsonb(t) INTO v FROM agentorch.tools t WHERE t.name OPERATOR(pg_catalog.=) p_name;
+    END IF;
+    RETURN v;
+END
+$$;
+
+-- Is a step spec network work (llm, or a tool of kind http)?
+CREATE FUNCTION agentorch._is_network(p_spec jsonb, p_run bigint) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN p_spec OPERATOR(pg_catalog.->>) 'type' OPERATOR(pg_catalog.=) 'llm'
+        OR (p_spec OPERATOR(pg_catalog.->>) 'type' OPERATOR(pg_catalog.=) 'tool'
+            AND COALESCE(agentorch._tool(p_run, p_spec OPERATOR(pg_catalog.->>) 'tool') OPERATOR(pg_catalog.->>) 'kind'
+                         OPERATOR(pg_catalog.=) 'http', false));
 END
 $$;
 
 -- Attempts a step may make: step retry, else tool policy, else the setting.
-CREATE FUNCTION agentorch._max_attempts(p_spec jsonb) RETURNS int
-LANGUAGE plpgsql STABLE AS $$
+CREATE FUNCTION agentorch._max_attempts(p_spec jsonb, p_run bigint) RETURNS int
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
-    RETURN COALESCE((p_spec->'retry'->>'max_attempts')::int,
-                    (SELECT (t.policy->'retry'->>'max_attempts')::int FROM agentorch.tools t
-                     WHERE t.name OPERATOR(pg_catalog.=) (p_spec->>'tool')),
+    RETURN COALESCE((p_spec OPERATOR(pg_catalog.->) 'retry' OPERATOR(pg_catalog.->>) 'max_attempts')::int,
+                    (agentorch._tool(p_run, p_spec OPERATOR(pg_catalog.->>) 'tool')
+                        OPERATOR(pg_catalog.#>>) '{policy,retry,max_attempts}')::int,
                     pg_catalog.current_setting('agentorch.retry_max_attempts')::int);
 END
 $$;
@@ -222,23 +268,25 @@ $$;
 -- targets get an implicit dependency on their branch. Workflow defaults
 -- (retry, timeout, model) are merged into each step's spec.
 CREATE FUNCTION agentorch._materialize(p_run bigint, p_body jsonb, p_priority int) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v_branches boolean := pg_catalog.jsonb_path_exists(p_body, '$.steps[*] ? (@.type == "branch")');
 BEGIN
     INSERT INTO agentorch.steps (run_id, step_id, kind, spec, depends_on, ord, priority,
                                  max_attempts, network)
-    SELECT p_run, e.s->>'id', (e.s->>'type')::agentorch.step_kind, e.spec,
-           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(COALESCE(e.s->'depends_on', '[]')))
+    SELECT p_run, e.s OPERATOR(pg_catalog.->>) 'id', (e.s OPERATOR(pg_catalog.->>) 'type')::agentorch.step_kind, e.spec,
+           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(COALESCE(e.s OPERATOR(pg_catalog.->) 'depends_on', '[]')))
            OPERATOR(pg_catalog.||)
-           ARRAY(SELECT b->>'id' FROM pg_catalog.jsonb_array_elements(p_body->'steps') b
-                 WHERE v_branches AND b->>'type' OPERATOR(pg_catalog.=) 'branch'
+           ARRAY(SELECT b OPERATOR(pg_catalog.->>) 'id' FROM pg_catalog.jsonb_array_elements(p_body OPERATOR(pg_catalog.->) 'steps') b
+                 WHERE v_branches AND b OPERATOR(pg_catalog.->>) 'type' OPERATOR(pg_catalog.=) 'branch'
                    AND (pg_catalog.jsonb_path_exists(b, '$.cases[*].then[*] ? (@ == $id)',
-                                                     pg_catalog.jsonb_build_object('id', e.s->>'id'))
-                        OR COALESCE(b->'else', '[]') OPERATOR(pg_catalog.?) (e.s->>'id'))),
-           e.ord::int, p_priority, agentorch._max_attempts(e.spec), agentorch._is_network(e.spec)
-    FROM (SELECT s, ord, COALESCE(p_body->'defaults', '{}') OPERATOR(pg_catalog.||) s AS spec
-          FROM pg_catalog.jsonb_array_elements(p_body->'steps') WITH ORDINALITY AS x(s, ord)) e;
+                                                     pg_catalog.jsonb_build_object('id', e.s OPERATOR(pg_catalog.->>) 'id'))
+                        OR COALESCE(b OPERATOR(pg_catalog.->) 'else', '[]') OPERATOR(pg_catalog.?) (e.s OPERATOR(pg_catalog.->>) 'id'))),
+           e.ord::int, p_priority, agentorch._max_attempts(e.spec, p_run), agentorch._is_network(e.spec, p_run)
+    FROM (SELECT s, ord, COALESCE(p_body OPERATOR(pg_catalog.->) 'defaults', '{}') OPERATOR(pg_catalog.||) s AS spec
+          FROM pg_catalog.jsonb_array_elements(p_body OPERATOR(pg_catalog.->) 'steps') WITH ORDINALITY AS x(s, ord)) e;
 END
 $$;
 
@@ -246,20 +294,25 @@ $$;
 -- already used by this owner, returns the existing run instead.
 CREATE FUNCTION agentorch._create_run(p_owner oid, p_orchestration agentorch.orchestration_type,
                                       p_workflow text, p_version int, p_hash text, p_body jsonb,
-                                      p_input jsonb, p_options jsonb, p_selection jsonb DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql AS $$
+                                      p_input jsonb, p_options jsonb, p_selection jsonb DEFAULT NULL,
+                                      p_search_path text DEFAULT 'pg_catalog, pg_temp',
+                                      p_tools jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v_run bigint;
-    v_key text := p_options->>'idempotency_key';
-    v_priority int := COALESCE((p_options->>'priority')::int, 0);
+    v_key text := p_options OPERATOR(pg_catalog.->>) 'idempotency_key';
+    v_priority int := COALESCE((p_options OPERATOR(pg_catalog.->>) 'priority')::int, 0);
 BEGIN
     INSERT INTO agentorch.runs (orchestration, status, workflow_name, workflow_version, definition_hash,
                                 selection, input, options, priority, owner, idempotency_key,
-                                trace_id, started_at, deadline, memory, parent_id)
+                                trace_id, started_at, deadline, memory, parent_id, search_path, tools)
     VALUES (p_orchestration, 'running', p_workflow, p_version, p_hash, p_selection, p_input, p_options,
-            v_priority, p_owner, v_key, p_options->>'traceparent', pg_catalog.now(),
-            pg_catalog.now() OPERATOR(pg_catalog.+) (p_options->>'timeout')::interval,
-            COALESCE(p_body->'memory', '{}'), (p_options->>'parent_id')::bigint)
+            v_priority, p_owner, v_key, p_options OPERATOR(pg_catalog.->>) 'traceparent', pg_catalog.now(),
+            pg_catalog.now() OPERATOR(pg_catalog.+) (p_options OPERATOR(pg_catalog.->>) 'timeout')::interval,
+            COALESCE(p_body OPERATOR(pg_catalog.->) 'memory', '{}'), (p_options OPERATOR(pg_catalog.->>) 'parent_id')::bigint,
+            p_search_path, p_tools)
     ON CONFLICT (owner, idempotency_key) DO NOTHING
     RETURNING id INTO v_run;
     IF v_run IS NULL THEN
@@ -272,9 +325,9 @@ BEGIN
         PERFORM agentorch._materialize(v_run, pg_catalog.jsonb_build_object('steps',
             pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
                 'id', 'main', 'type', 'llm',
-                'prompt', p_input->'prompt', 'system', p_input->'system', 'messages', p_input->'messages',
-                'model', COALESCE(p_input->'model', p_options->'model'),
-                'response_schema', p_input->'response_schema', 'tools', p_input->'tools')))), v_priority);
+                'prompt', p_input OPERATOR(pg_catalog.->) 'prompt', 'system', p_input OPERATOR(pg_catalog.->) 'system', 'messages', p_input OPERATOR(pg_catalog.->) 'messages',
+                'model', COALESCE(p_input OPERATOR(pg_catalog.->) 'model', p_options OPERATOR(pg_catalog.->) 'model'),
+                'response_schema', p_input OPERATOR(pg_catalog.->) 'response_schema', 'tools', p_input OPERATOR(pg_catalog.->) 'tools')))), v_priority);
     ELSE
         PERFORM agentorch._materialize(v_run, p_body, v_priority);
     END IF;
@@ -300,7 +353,9 @@ $$;
 -- when all were skipped -- so skipping propagates down a chain, and a join
 -- after a branch runs with whichever side was taken. Repeats until stable.
 CREATE FUNCTION agentorch._promote(p_run bigint) RETURNS int
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     r record;
     n_skipped int;
@@ -357,7 +412,9 @@ $$;
 CREATE FUNCTION agentorch._finish_step(p_run bigint, p_step text, p_status agentorch.step_status,
                                        p_output jsonb DEFAULT NULL, p_error jsonb DEFAULT NULL,
                                        p_usage jsonb DEFAULT NULL, p_defer boolean DEFAULT false)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     s agentorch.steps;
 BEGIN
@@ -365,16 +422,16 @@ BEGIN
        SET status = p_status, output = p_output, error = p_error, finished_at = pg_catalog.clock_timestamp(),
            lease_until = NULL, worker = NULL, crashes = 0,
            started_at = COALESCE(started_at, pg_catalog.now()),
-           prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage->>'prompt_tokens')::bigint, 0),
-           completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage->>'completion_tokens')::bigint, 0),
-           cost = cost OPERATOR(pg_catalog.+) COALESCE((p_usage->>'cost')::numeric, 0)
+           prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage OPERATOR(pg_catalog.->>) 'prompt_tokens')::bigint, 0),
+           completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage OPERATOR(pg_catalog.->>) 'completion_tokens')::bigint, 0),
+           cost = cost OPERATOR(pg_catalog.+) COALESCE((p_usage OPERATOR(pg_catalog.->>) 'cost')::numeric, 0)
      WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_step
     RETURNING * INTO s;
     IF p_usage IS NOT NULL THEN
         UPDATE agentorch.runs
-           SET prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage->>'prompt_tokens')::bigint, 0),
-               completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage->>'completion_tokens')::bigint, 0),
-               cost = cost OPERATOR(pg_catalog.+) COALESCE((p_usage->>'cost')::numeric, 0)
+           SET prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage OPERATOR(pg_catalog.->>) 'prompt_tokens')::bigint, 0),
+               completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage OPERATOR(pg_catalog.->>) 'completion_tokens')::bigint, 0),
+               cost = cost OPERATOR(pg_catalog.+) COALESCE((p_usage OPERATOR(pg_catalog.->>) 'cost')::numeric, 0)
          WHERE id OPERATOR(pg_catalog.=) p_run;
     END IF;
 
@@ -389,8 +446,8 @@ BEGIN
         -- a compensation action: mark what it undid, then start the next one
         IF p_status OPERATOR(pg_catalog.=) 'succeeded' THEN
             UPDATE agentorch.steps SET status = 'compensated'
-             WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) (s.spec->>'compensates');
-            PERFORM agentorch._event(p_run, s.spec->>'compensates', 'step_compensated');
+             WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) (s.spec OPERATOR(pg_catalog.->>) 'compensates');
+            PERFORM agentorch._event(p_run, s.spec OPERATOR(pg_catalog.->>) 'compensates', 'step_compensated');
         END IF;
         UPDATE agentorch.steps SET status = 'ready'
          WHERE run_id OPERATOR(pg_catalog.=) p_run AND status OPERATOR(pg_catalog.=) 'pending'
@@ -405,7 +462,7 @@ BEGIN
     ELSIF p_status OPERATOR(pg_catalog.=) 'failed' THEN
         PERFORM agentorch._fail_run(p_run, pg_catalog.jsonb_build_object(
             'message', 'step ' OPERATOR(pg_catalog.||) p_step OPERATOR(pg_catalog.||) ' failed: '
-                       OPERATOR(pg_catalog.||) COALESCE(p_error->>'message', 'unknown error'),
+                       OPERATOR(pg_catalog.||) COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', 'unknown error'),
             'step_id', p_step, 'error', p_error));
     ELSIF NOT p_defer THEN
         PERFORM agentorch._settle_run(p_run);
@@ -417,7 +474,9 @@ $$;
 -- is open. The executor calls it once per run per claim round instead of
 -- after every step (_finish_step's p_defer).
 CREATE FUNCTION agentorch._settle_run(p_run bigint) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
     PERFORM agentorch._promote(p_run);
     PERFORM agentorch._maybe_finish(p_run);
@@ -427,7 +486,9 @@ $$;
 -- A branch decided: the targets not chosen are skipped before the branch
 -- succeeds, so promotion readies only the chosen ones.
 CREATE FUNCTION agentorch._finish_branch(p_run bigint, p_step text, p_output jsonb, p_unchosen text[])
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     r record;
 BEGIN
@@ -445,7 +506,9 @@ $$;
 
 -- Schedule another attempt after a failure: ready again at p_not_before.
 CREATE FUNCTION agentorch._retry_step(p_run bigint, p_step text, p_error jsonb, p_delay_ms double precision)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v_attempt int;
 BEGIN
@@ -461,7 +524,9 @@ $$;
 
 -- A user_input step starts waiting (with an optional deadline).
 CREATE FUNCTION agentorch._wait_for_input(p_run bigint, p_step text, p_prompt text, p_timeout_ms double precision)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v_attempt int;
 BEGIN
@@ -482,12 +547,27 @@ $$;
 -- Parallel and loop children
 -------------------------------------------------------------------------------
 
+-- Step ids of children are their own ids (parallel) or <id>#<n> (loop
+-- iterations); children of a step that is itself a child are prefixed with
+-- that parent's id and a slash, so the inner steps of every outer
+-- iteration of nested loops have ids of their own ("inner#2/leaf#0").
+CREATE FUNCTION agentorch._child_prefix(p agentorch.steps) RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN CASE WHEN p.parent_step_id IS NULL THEN '' ELSE p.step_id OPERATOR(pg_catalog.||) '/' END;
+END
+$$;
+
 -- Start a parallel or loop step: create its children (ready) and keep the
 -- parent running until they finish. For for_each, p_items is the rendered
 -- array; a while loop evaluates its condition here for iteration 0.
 -- Children that already succeeded (a resumed run) are kept.
 CREATE FUNCTION agentorch._start_children(p_run bigint, p_step text, p_items jsonb DEFAULT NULL)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     p agentorch.steps;
     n int;
@@ -500,16 +580,16 @@ BEGIN
     IF p.kind OPERATOR(pg_catalog.=) 'parallel' THEN
         INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, priority, max_attempts,
                                      network, parent_step_id, plan_version)
-        SELECT p_run, c.s->>'id', (c.s->>'type')::agentorch.step_kind, c.s, 'ready', c.ord::int,
-               p.priority, agentorch._max_attempts(c.s), agentorch._is_network(c.s), p_step, p.plan_version
-        FROM pg_catalog.jsonb_array_elements(p.spec->'steps') WITH ORDINALITY AS c(s, ord)
+        SELECT p_run, agentorch._child_prefix(p) OPERATOR(pg_catalog.||) (c.s OPERATOR(pg_catalog.->>) 'id'), (c.s OPERATOR(pg_catalog.->>) 'type')::agentorch.step_kind, c.s, 'ready', c.ord::int,
+               p.priority, agentorch._max_attempts(c.s, p_run), agentorch._is_network(c.s, p_run), p_step, p.plan_version
+        FROM pg_catalog.jsonb_array_elements(p.spec OPERATOR(pg_catalog.->) 'steps') WITH ORDINALITY AS c(s, ord)
         ON CONFLICT (run_id, step_id) DO NOTHING;
     ELSIF p.spec OPERATOR(pg_catalog.?) 'for_each' THEN
         INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, priority, max_attempts,
                                      network, parent_step_id, iteration, item, plan_version)
-        SELECT p_run, (p.spec->'step'->>'id') OPERATOR(pg_catalog.||) '#' OPERATOR(pg_catalog.||) (i.ord OPERATOR(pg_catalog.-) 1),
-               (p.spec->'step'->>'type')::agentorch.step_kind, p.spec->'step', 'ready', i.ord::int,
-               p.priority, agentorch._max_attempts(p.spec->'step'), agentorch._is_network(p.spec->'step'),
+        SELECT p_run, agentorch._child_prefix(p) OPERATOR(pg_catalog.||) (p.spec OPERATOR(pg_catalog.->) 'step' OPERATOR(pg_catalog.->>) 'id') OPERATOR(pg_catalog.||) '#' OPERATOR(pg_catalog.||) (i.ord OPERATOR(pg_catalog.-) 1),
+               (p.spec OPERATOR(pg_catalog.->) 'step' OPERATOR(pg_catalog.->>) 'type')::agentorch.step_kind, p.spec OPERATOR(pg_catalog.->) 'step', 'ready', i.ord::int,
+               p.priority, agentorch._max_attempts(p.spec OPERATOR(pg_catalog.->) 'step', p_run), agentorch._is_network(p.spec OPERATOR(pg_catalog.->) 'step', p_run),
                p_step, (i.ord OPERATOR(pg_catalog.-) 1)::int, i.item, p.plan_version
         FROM pg_catalog.jsonb_array_elements(p_items) WITH ORDINALITY AS i(item, ord)
         ON CONFLICT (run_id, step_id) DO NOTHING;
@@ -531,7 +611,9 @@ $$;
 -- max_iterations allows. The condition sees the run context plus index
 -- (the next iteration's number) and last (the previous iteration's output).
 CREATE FUNCTION agentorch._next_iteration(p_run bigint, p agentorch.steps) RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v_index int;
     v_last jsonb;
@@ -541,20 +623,20 @@ BEGIN
       INTO v_index, v_last
       FROM agentorch.steps
      WHERE run_id OPERATOR(pg_catalog.=) p_run AND parent_step_id OPERATOR(pg_catalog.=) p.step_id;
-    IF v_index OPERATOR(pg_catalog.>=) COALESCE((p.spec->>'max_iterations')::int,
+    IF v_index OPERATOR(pg_catalog.>=) COALESCE((p.spec OPERATOR(pg_catalog.->>) 'max_iterations')::int,
                                                 pg_catalog.current_setting('agentorch.loop_max_iterations')::int) THEN
         RETURN false;
     END IF;
     v_ctx := agentorch._context(p_run) OPERATOR(pg_catalog.||)
              pg_catalog.jsonb_build_object('index', v_index, 'last', v_last);
-    IF NOT COALESCE(pg_catalog.jsonb_path_match(v_ctx, (p.spec->>'while')::jsonpath, '{}', true), false) THEN
+    IF NOT COALESCE(pg_catalog.jsonb_path_match(v_ctx, (p.spec OPERATOR(pg_catalog.->>) 'while')::jsonpath, '{}', true), false) THEN
         RETURN false;
     END IF;
     INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, priority, max_attempts,
                                  network, parent_step_id, iteration, item, plan_version)
-    VALUES (p_run, (p.spec->'step'->>'id') OPERATOR(pg_catalog.||) '#' OPERATOR(pg_catalog.||) v_index,
-            (p.spec->'step'->>'type')::agentorch.step_kind, p.spec->'step', 'ready', v_index OPERATOR(pg_catalog.+) 1,
-            p.priority, agentorch._max_attempts(p.spec->'step'), agentorch._is_network(p.spec->'step'),
+    VALUES (p_run, agentorch._child_prefix(p) OPERATOR(pg_catalog.||) (p.spec OPERATOR(pg_catalog.->) 'step' OPERATOR(pg_catalog.->>) 'id') OPERATOR(pg_catalog.||) '#' OPERATOR(pg_catalog.||) v_index,
+            (p.spec OPERATOR(pg_catalog.->) 'step' OPERATOR(pg_catalog.->>) 'type')::agentorch.step_kind, p.spec OPERATOR(pg_catalog.->) 'step', 'ready', v_index OPERATOR(pg_catalog.+) 1,
+            p.priority, agentorch._max_attempts(p.spec OPERATOR(pg_catalog.->) 'step', p_run), agentorch._is_network(p.spec OPERATOR(pg_catalog.->) 'step', p_run),
             p.step_id, v_index, v_last, p.plan_version);
     RETURN true;
 END
@@ -564,7 +646,9 @@ $$;
 -- child, start the next while-iteration, or finish the parent with the
 -- array of child outputs once all are done.
 CREATE FUNCTION agentorch._child_finished(p_run bigint, p_parent text) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     p agentorch.steps;
     failed agentorch.steps;
@@ -584,7 +668,7 @@ BEGIN
         PERFORM agentorch._finish_step(p_run, p_parent, 'failed', NULL,
             pg_catalog.jsonb_build_object('message', 'step ' OPERATOR(pg_catalog.||) failed.step_id OPERATOR(pg_catalog.||) ' '
                                                      OPERATOR(pg_catalog.||) failed.status::text OPERATOR(pg_catalog.||) ': '
-                                                     OPERATOR(pg_catalog.||) COALESCE(failed.error->>'message', 'no error recorded'),
+                                                     OPERATOR(pg_catalog.||) COALESCE(failed.error OPERATOR(pg_catalog.->>) 'message', 'no error recorded'),
                                           'step_id', failed.step_id, 'error', failed.error));
         RETURN;
     END IF;
@@ -612,7 +696,9 @@ $$;
 -- declares one, else the terminal top-level steps' outputs by step id (a
 -- simple run: its one step's output).
 CREATE FUNCTION agentorch._run_output(p_run bigint) RETURNS jsonb
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     r agentorch.runs;
     tmpl jsonb;
@@ -623,11 +709,11 @@ BEGIN
                                                       AND step_id OPERATOR(pg_catalog.=) 'main');
     END IF;
     IF r.workflow_name IS NOT NULL THEN
-        SELECT COALESCE(w.definition->'workflow', w.definition)->'output' INTO tmpl
+        SELECT COALESCE(w.definition OPERATOR(pg_catalog.->) 'workflow', w.definition) OPERATOR(pg_catalog.->) 'output' INTO tmpl
           FROM agentorch.workflows w
          WHERE w.name OPERATOR(pg_catalog.=) r.workflow_name AND w.version OPERATOR(pg_catalog.=) r.workflow_version;
     ELSE
-        tmpl := r.plan->'output';
+        tmpl := r.plan OPERATOR(pg_catalog.->) 'output';
     END IF;
     IF tmpl IS NOT NULL THEN
         RETURN agentorch._render(tmpl, agentorch._context(p_run));
@@ -645,7 +731,9 @@ $$;
 -- Close a run: final status, output or error, the final chunk and event.
 CREATE FUNCTION agentorch._close_run(p_run bigint, p_status agentorch.run_status,
                                      p_output jsonb, p_error jsonb)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 BEGIN
     UPDATE agentorch.runs SET status = p_status, output = p_output, error = p_error,
                               finished_at = pg_catalog.clock_timestamp()
@@ -655,8 +743,8 @@ BEGIN
     PERFORM agentorch._chunk(p_run, NULL, 0, 'final',
         CASE WHEN p_status OPERATOR(pg_catalog.=) 'succeeded'
              THEN CASE WHEN pg_catalog.jsonb_typeof(p_output) OPERATOR(pg_catalog.=) 'string'
-                       THEN p_output #>> '{}' ELSE p_output::text END
-             ELSE COALESCE(p_error->>'message', p_error::text) END,
+                       THEN p_output OPERATOR(pg_catalog.#>>) '{}' ELSE p_output::text END
+             ELSE COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', p_error::text) END,
         pg_catalog.jsonb_build_object('status', p_status, 'output', p_output, 'error', p_error));
     PERFORM agentorch._notify_lifecycle(p_run, 'run_' OPERATOR(pg_catalog.||) p_status::text, p_status);
 END
@@ -665,7 +753,9 @@ $$;
 -- After a transition: finish the run when no step is open, or keep its
 -- status in line (waiting while only user input is awaited).
 CREATE FUNCTION agentorch._maybe_finish(p_run bigint) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     r agentorch.runs;
     n_active int;
@@ -704,7 +794,9 @@ $$;
 -- Cancel the open steps of a run (or only the children of p_parent). Rows
 -- an executor holds are skipped: it settles them when it gets the run lock.
 CREATE FUNCTION agentorch._cancel_open_steps(p_run bigint, p_parent text) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     r record;
 BEGIN
@@ -727,7 +819,9 @@ $$;
 -- compensation, their compensating actions run one at a time in reverse
 -- order of completion before the run is closed as failed.
 CREATE FUNCTION agentorch._fail_run(p_run bigint, p_error jsonb) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     n_comp int;
     v_status agentorch.run_status;
@@ -741,14 +835,14 @@ BEGIN
     INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, max_attempts, network)
     SELECT p_run, s.step_id OPERATOR(pg_catalog.||) ':compensate', 'tool',
            pg_catalog.jsonb_build_object('id', s.step_id OPERATOR(pg_catalog.||) ':compensate', 'type', 'tool',
-                                         'tool', s.spec->'compensate'->'tool',
-                                         'input', COALESCE(s.spec->'compensate'->'input', '{}'),
+                                         'tool', s.spec OPERATOR(pg_catalog.->) 'compensate' OPERATOR(pg_catalog.->) 'tool',
+                                         'input', COALESCE(s.spec OPERATOR(pg_catalog.->) 'compensate' OPERATOR(pg_catalog.->) 'input', '{}'),
                                          'compensates', s.step_id),
            CASE WHEN pg_catalog.row_number() OVER w OPERATOR(pg_catalog.=) 1
                 THEN 'ready'::agentorch.step_status ELSE 'pending' END,
            (100000 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER w)::int,
-           agentorch._max_attempts(s.spec->'compensate'),
-           agentorch._is_network(pg_catalog.jsonb_build_object('type', 'tool', 'tool', s.spec->'compensate'->'tool'))
+           agentorch._max_attempts(s.spec OPERATOR(pg_catalog.->) 'compensate', p_run),
+           agentorch._is_network(pg_catalog.jsonb_build_object('type', 'tool', 'tool', s.spec OPERATOR(pg_catalog.->) 'compensate' OPERATOR(pg_catalog.->) 'tool'), p_run)
       FROM agentorch.steps s
      WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.status OPERATOR(pg_catalog.=) 'succeeded'
        AND s.spec OPERATOR(pg_catalog.?) 'compensate'
@@ -770,7 +864,9 @@ $$;
 -- skipped here and cancelled by the worker when it sees the run), the run
 -- closes as cancelled. Returns false for a run that already finished.
 CREATE FUNCTION agentorch._cancel(p_run bigint, p_reason text) RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v_status agentorch.run_status := agentorch._lock_run(p_run);
     r record;
@@ -789,7 +885,9 @@ $$;
 -- Resume a failed or cancelled run from its last checkpoint: steps that
 -- succeeded keep their outputs; the others start over.
 CREATE FUNCTION agentorch._resume(p_run bigint) RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v_status agentorch.run_status := agentorch._lock_run(p_run);
 BEGIN
@@ -833,7 +931,9 @@ $$;
 -- second sees the step no longer waiting and gets false). An answer that
 -- violates the step's schema is an ERROR and changes nothing.
 CREATE FUNCTION agentorch._submit_input(p_run bigint, p_step text, p_value jsonb) RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     v_status agentorch.run_status := agentorch._lock_run(p_run);
     s agentorch.steps;
@@ -857,7 +957,7 @@ BEGIN
     IF s.spec OPERATOR(pg_catalog.?) 'schema' THEN
         SELECT pg_catalog.string_agg(CASE WHEN v.path OPERATOR(pg_catalog.=) '' THEN '/' ELSE v.path END
                                      OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) v.message, E'\n')
-          INTO problems FROM agentorch.validate_json(p_value, s.spec->'schema') v;
+          INTO problems FROM agentorch.validate_json(p_value, s.spec OPERATOR(pg_catalog.->) 'schema') v;
         IF problems IS NOT NULL THEN
             RAISE EXCEPTION 'input for step "%" does not match its schema', p_step
                 USING ERRCODE = 'invalid_parameter_value', DETAIL = problems;
@@ -874,7 +974,9 @@ $$;
 -- user_input steps past their timeout fail, runs past their deadline fail.
 -- Returns the runs it touched (to notify and wake).
 CREATE FUNCTION agentorch._recover(p_max int DEFAULT 100) RETURNS SETOF bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     r record;
     st agentorch.steps;
@@ -922,7 +1024,9 @@ $$;
 -- Delete finished runs (and, by cascade, their steps, events, chunks,
 -- checkpoints and plans) older than the given age. Returns the count.
 CREATE FUNCTION agentorch._purge(p_older_than interval, p_owner oid, p_limit int DEFAULT NULL)
-RETURNS bigint LANGUAGE plpgsql AS $$
+RETURNS bigint LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
 DECLARE
     n bigint;
 BEGIN

@@ -12,18 +12,25 @@ SELECT agentorch.register_tool('eng_r.first', 'sql',
 SELECT agentorch.register_tool('eng_r.big', 'function', '{"function": "eng_r.big"}');
 SELECT agentorch.register_workflow('eng_r-sql', '{"steps": [
   {"id": "rows", "type": "tool", "tool": "eng_r.first", "input": {"n": "${input.n}"}, "retry": {"max_attempts": 1}}]}');
-SELECT agentorch.register_workflow('eng_r-query', '{"steps": [
-  {"id": "rows", "type": "tool", "tool": "database.query", "input": {"query": "${input.query}"}, "retry": {"max_attempts": 1}}]}');
+-- database.query runs only literal queries: one workflow per query
+CREATE FUNCTION eng_r.query_workflow(q text) RETURNS text LANGUAGE sql AS $$
+  SELECT x.n FROM (SELECT 'eng_r-q-' || left(md5(q), 8) AS n) x,
+         LATERAL agentorch.register_workflow(x.n, jsonb_build_object('steps', jsonb_build_array(
+             '{"id": "rows", "type": "tool", "tool": "database.query", "retry": {"max_attempts": 1}}'::jsonb
+             || jsonb_build_object('input', jsonb_build_object('query', q))))) v
+$$;
 SELECT agentorch.register_workflow('eng_r-function', '{"steps": [
   {"id": "rows", "type": "tool", "tool": "eng_r.big", "input": {"n": "${input.n}"}}]}');
 SELECT current_setting('agentorch.max_result_rows') AS max_result_rows;
 
 -- 10000 rows: at the limit, accepted (first a wide result of some megabytes)
-SELECT agentorch.run_workflow('eng_r-query', '{"query": "SELECT g, repeat(''x'', 200) AS pad FROM generate_series(1, 10000) g"}') AS r \gset
+SELECT eng_r.query_workflow('SELECT g, repeat(''x'', 200) AS pad FROM generate_series(1, 10000) g') AS wf \gset
+SELECT agentorch.run_workflow(:'wf') AS r \gset
 SELECT status, jsonb_array_length(output->'rows') AS rows, error FROM agentorch.wait(:r, '30s');
 SELECT sum((e->>'g')::int) AS sum_g, min(length(e->>'pad')) AS min_pad, max(length(e->>'pad')) AS max_pad
   FROM agentorch.runs, jsonb_array_elements(output->'rows') e WHERE id = :r;
-SELECT agentorch.run_workflow('eng_r-query', '{"query": "SELECT g FROM generate_series(1, 10000) g"}') AS r \gset
+SELECT eng_r.query_workflow('SELECT g FROM generate_series(1, 10000) g') AS wf \gset
+SELECT agentorch.run_workflow(:'wf') AS r \gset
 SELECT status, jsonb_array_length(output->'rows') AS rows, output->'rows'->9999 AS last, error
   FROM agentorch.wait(:r, '30s');
 SELECT (SELECT sum((e->>'g')::int) FROM jsonb_array_elements(output->'rows') e) AS sum_g
@@ -33,7 +40,8 @@ SELECT status, jsonb_array_length(output->'rows') AS rows, output->'rows'->0 AS 
   FROM agentorch.wait(:r, '30s');
 SELECT (SELECT sum((e->>'n')::int) FROM jsonb_array_elements(output->'rows') e) AS sum_n
   FROM agentorch.runs WHERE id = :r;
-SELECT agentorch.run_workflow('eng_r-query', '{"query": "SELECT n, label FROM eng_r.numbers WHERE n <= 10000 ORDER BY n"}') AS r \gset
+SELECT eng_r.query_workflow('SELECT n, label FROM eng_r.numbers WHERE n <= 10000 ORDER BY n') AS wf \gset
+SELECT agentorch.run_workflow(:'wf') AS r \gset
 SELECT status, jsonb_array_length(output->'rows') AS rows, output->'rows'->9999 AS last
   FROM agentorch.wait(:r, '30s');
 
@@ -45,7 +53,8 @@ SELECT status, jsonb_array_length(output->'rows') AS rows, output->'rows'->19999
 -- 10001 rows: over the limit, the step fails
 SELECT agentorch.run_workflow('eng_r-sql', '{"n": 10001}') AS r \gset
 SELECT status, error->>'message' AS message FROM agentorch.wait(:r, '30s');
-SELECT agentorch.run_workflow('eng_r-query', '{"query": "SELECT n FROM eng_r.numbers"}') AS r \gset
+SELECT eng_r.query_workflow('SELECT n FROM eng_r.numbers') AS wf \gset
+SELECT agentorch.run_workflow(:'wf') AS r \gset
 SELECT status, error->>'message' AS message FROM agentorch.wait(:r, '30s');
 
 -- clean up

@@ -29,13 +29,21 @@ SELECT agentorch.register_tool('eng_x.read_secret', 'sql', '{"sql": "SELECT v FR
 SELECT agentorch.register_tool('eng_x.whoami', 'function', '{"function": "eng_x.whoami"}');
 SELECT agentorch.register_tool('eng_x.log', 'sql',
   '{"sql": "INSERT INTO eng_x.journal (who, what) VALUES (current_user, $1)", "params": ["what"]}');
+-- tools are owned: the superuser lets alice and bob use these
+SELECT agentorch.grant_tool(t, r::regrole)
+  FROM unnest(ARRAY['eng_x.read_secret', 'eng_x.whoami', 'eng_x.log']) t, unnest(ARRAY['eng_alice', 'eng_bob']) r;
 SELECT agentorch.register_workflow('eng_x-secret', '{"steps": [
   {"id": "read", "type": "tool", "tool": "eng_x.read_secret"}]}');
 SELECT agentorch.register_workflow('eng_x-who', '{"steps": [
   {"id": "who", "type": "tool", "tool": "eng_x.whoami"},
   {"id": "log", "type": "tool", "tool": "eng_x.log", "depends_on": ["who"], "input": {"what": "${input.what}"}}]}');
-SELECT agentorch.register_workflow('eng_x-query', '{"steps": [
-  {"id": "q", "type": "tool", "tool": "database.query", "input": {"query": "${input.query}"}}]}');
+-- database.query runs only literal queries: one workflow per query
+CREATE FUNCTION eng_x.query_workflow(q text) RETURNS text LANGUAGE sql AS $$
+  SELECT x.n FROM (SELECT 'eng_x-q-' || left(md5(q), 8) AS n) x,
+         LATERAL agentorch.register_workflow(x.n, jsonb_build_object('steps', jsonb_build_array(
+             '{"id": "q", "type": "tool", "tool": "database.query"}'::jsonb
+             || jsonb_build_object('input', jsonb_build_object('query', q))))) v
+$$;
 SELECT agentorch.register_workflow('eng_x-ask', '{"steps": [
   {"id": "ask", "type": "user_input", "prompt": "secret question for ${input.who}"},
   {"id": "log", "type": "tool", "tool": "eng_x.log", "depends_on": ["ask"], "input": {"what": "${ask.output}"}}]}');
@@ -52,9 +60,11 @@ SELECT agentorch.run_workflow('eng_x-secret') AS r \gset
 SELECT status, error->>'message' AS message FROM agentorch.wait(:r, '20s');
 SELECT step_id, status, attempt, output, error FROM agentorch.steps WHERE run_id = :r;
 -- database.query runs as the owner too
-SELECT agentorch.run_workflow('eng_x-query', '{"query": "SELECT v FROM eng_x.secret"}') AS r \gset
+SELECT eng_x.query_workflow('SELECT v FROM eng_x.secret') AS wf \gset
+SELECT agentorch.run_workflow(:'wf') AS r \gset
 SELECT status, error->>'message' AS message FROM agentorch.wait(:r, '20s');
-SELECT agentorch.run_workflow('eng_x-query', '{"query": "SELECT v FROM eng_x.shared"}') AS r \gset
+SELECT eng_x.query_workflow('SELECT v FROM eng_x.shared') AS wf \gset
+SELECT agentorch.run_workflow(:'wf') AS r \gset
 SELECT status, output FROM agentorch.wait(:r, '20s');
 -- tools see current_user = the owner
 SELECT agentorch.run_workflow('eng_x-who', '{"what": "alice was here"}') AS r \gset

@@ -114,22 +114,44 @@ SELECT status, output->'up' AS up, output->'who'->>'current_user' = current_user
 -- built-in database.query: read-only, as the owner, at most
 -- agentorch.max_result_rows rows (10000 by default)
 -------------------------------------------------------------------------------
+-- the query is a literal of the definition: a ${...} inside it is refused,
+-- values reach it only as bound parameters
+SELECT agentorch.register_workflow('eng_s-query-templated', '{"steps": [
+  {"id": "q", "type": "tool", "tool": "database.query", "input": {"query": "${input.query}"}}]}');
 SELECT agentorch.register_workflow('eng_s-query', '{"steps": [
-  {"id": "q", "type": "tool", "tool": "database.query", "input": {"query": "${input.query}"}, "retry": {"max_attempts": 1}}]}');
-SELECT agentorch.run_workflow('eng_s-query', '{"query": "SELECT name FROM eng_s.items WHERE id = 1"}') AS r \gset
+  {"id": "q", "type": "tool", "tool": "database.query",
+   "input": {"query": "SELECT name FROM eng_s.items WHERE id = $1", "params": ["${input.id}"]},
+   "retry": {"max_attempts": 1}}]}');
+SELECT agentorch.run_workflow('eng_s-query', '{"id": 1}') AS r \gset
 SELECT status, output FROM agentorch.wait(:r, '20s');
-SELECT agentorch.run_workflow('eng_s-query', '{"query": "INSERT INTO eng_s.log (note) VALUES (''sneaky'')"}') AS r \gset
+SELECT agentorch.register_workflow('eng_s-query-write', '{"steps": [
+  {"id": "q", "type": "tool", "tool": "database.query",
+   "input": {"query": "INSERT INTO eng_s.log (note) VALUES (''sneaky'')"}, "retry": {"max_attempts": 1}}]}');
+SELECT agentorch.run_workflow('eng_s-query-write') AS r \gset
 SELECT status, error->>'message' AS message FROM agentorch.wait(:r, '20s');
 SELECT step_id, status, attempt, error->>'message' AS message, error->>'sqlstate' AS sqlstate
   FROM agentorch.steps WHERE run_id = :r;
 SELECT count(*) AS sneaky_rows FROM eng_s.log WHERE note = 'sneaky';
 -- more than agentorch.max_result_rows (10000) rows fail the step (results of
 -- exactly 10000 rows are in engine_results, last in the schedule)
-SELECT agentorch.run_workflow('eng_s-query', '{"query": "SELECT g FROM generate_series(1, 10001) g"}') AS r \gset
+SELECT agentorch.register_workflow('eng_s-query-many', '{"steps": [
+  {"id": "q", "type": "tool", "tool": "database.query",
+   "input": {"query": "SELECT g FROM generate_series(1, 10001) g"}, "retry": {"max_attempts": 1}}]}');
+SELECT agentorch.run_workflow('eng_s-query-many') AS r \gset
 SELECT status FROM agentorch.wait(:r, '20s');
 SELECT step_id, status, error->>'message' AS message, error->>'hint' AS hint, error->>'sqlstate' AS sqlstate
   FROM agentorch.steps WHERE run_id = :r;
-SELECT agentorch.run_workflow('eng_s-query', '{"query": "SELECT 1; SELECT 2"}') AS r \gset
+SELECT agentorch.register_workflow('eng_s-query-two', '{"steps": [
+  {"id": "q", "type": "tool", "tool": "database.query",
+   "input": {"query": "SELECT 1; SELECT 2"}, "retry": {"max_attempts": 1}}]}');
+SELECT agentorch.run_workflow('eng_s-query-two') AS r \gset
+SELECT status FROM agentorch.wait(:r, '20s');
+SELECT error->>'message' AS message FROM agentorch.steps WHERE run_id = :r;
+-- a wrong number of parameters is the step's clear failure
+SELECT agentorch.register_workflow('eng_s-query-params', '{"steps": [
+  {"id": "q", "type": "tool", "tool": "database.query",
+   "input": {"query": "SELECT $1::int + $2::int AS n", "params": [1]}, "retry": {"max_attempts": 1}}]}');
+SELECT agentorch.run_workflow('eng_s-query-params') AS r \gset
 SELECT status FROM agentorch.wait(:r, '20s');
 SELECT error->>'message' AS message FROM agentorch.steps WHERE run_id = :r;
 

@@ -29,6 +29,9 @@ int			ao_max_definition_size = 1024 * 1024;
 int			ao_loop_max_iterations = 100;
 int			ao_retry_max_attempts = 3;
 char	   *ao_http_allowed_hosts = NULL;
+char	   *ao_llm_allowed_hosts = NULL;
+char	   *ao_api_key_env_pattern = NULL;
+char	   *ao_tool_env_pattern = NULL;
 int			ao_chunk_buffer_size = 64;
 int			ao_flush_interval_ms = 10;
 char	   *ao_default_model = NULL;
@@ -114,6 +117,16 @@ _PG_init(void)
 	DefineCustomStringVariable("agentorch.http_allowed_hosts",
 							   "Hosts (host or host:port, comma-separated) http tools may call; empty means none.",
 							   NULL, &ao_http_allowed_hosts, "", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("agentorch.llm_allowed_hosts",
+							   "Hosts (host or host:port, comma-separated, * for any) models' base_url may name.",
+							   NULL, &ao_llm_allowed_hosts, "*", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("agentorch.api_key_env_pattern",
+							   "LIKE pattern the api_key_env of a model must match.",
+							   "Keeps registered models from sending other server variables (PATH, PGDATA, ...).",
+							   &ao_api_key_env_pattern, "%_API_KEY", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("agentorch.tool_env_pattern",
+							   "LIKE pattern the variables of an http tool's headers_env must match.",
+							   NULL, &ao_tool_env_pattern, "%_TOKEN", PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("agentorch.chunk_buffer_size",
 							"Chunks buffered before a flush of streamed output.",
 							NULL, &ao_chunk_buffer_size, 64, 1, 100000, PGC_SIGHUP, 0,

@@ -56,6 +56,9 @@ extern int	ao_retry_max_ms;
 extern double ao_retry_jitter;
 extern int	ao_retry_max_attempts;
 extern char *ao_http_allowed_hosts;
+extern char *ao_llm_allowed_hosts;
+extern char *ao_api_key_env_pattern;
+extern char *ao_tool_env_pattern;
 extern int	ao_chunk_buffer_size;
 extern int	ao_flush_interval_ms;
 extern char *ao_default_model;
@@ -88,10 +91,45 @@ extern void ao_check_size(Size size, const char *what);
 
 /* catalog helpers (catalog.c) */
 extern Oid	ao_extension_owner(void);
-extern void ao_become_extension_owner(Oid *save_uid, int *save_sec);
-extern void ao_restore_user(Oid save_uid, int save_sec);
+/*
+ * The search_path every SQL statement of the extension runs under: only
+ * pg_catalog's objects can be named unqualified (pg_temp last, so a
+ * temporary object never shadows one). See DESIGN.md section 9.
+ */
+#define AO_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
+
+/* Saved identity and GUC nest level of ao_become_extension_owner. */
+typedef struct AoUserScope
+{
+	Oid			uid;
+	int			sec;
+	int			nest;
+} AoUserScope;
+
+extern void ao_become_extension_owner(AoUserScope *scope);
+extern void ao_restore_user(AoUserScope *scope);
+extern int	ao_push_safe_search_path(void);
 extern json_object *ao_load_schema(const char *name);
 extern bool ao_tool_exists(const char *name);
+
+/* credentials (secrets.c) */
+extern void ao_check_api_key_env(const char *env, const char *what);
+extern void ao_check_model_host(const char *base_url, const char *what);
+extern void ao_check_headers_env(json_object *headers_env, const char *what);
+extern const char *ao_credential_problem(const char *env, bool tool, const char *what,
+										 const char **value, const char **sqlstate);
+extern char *ao_scrub(const char *text, List *secrets);
+
+/* May a role use a tool? (catalog.c) */
+typedef enum AoToolAccess
+{
+	AO_TOOL_MISSING,
+	AO_TOOL_DENIED,
+	AO_TOOL_USABLE
+} AoToolAccess;
+extern AoToolAccess ao_tool_access(const char *name, Oid role);
+#define AO_TOOL_DENIED_PREFIX "permission denied for tool "
+extern Jsonb *ao_pin_tools(json_object *steps, json_object *extra, Oid role);
 extern void ao_check_workflow_semantics(json_object *normalized, json_object *schema,
 										ao_problems *problems);
 
@@ -114,9 +152,10 @@ typedef struct AoTool
 	json_object *spec;
 	json_object *input_schema;	/* NULL when none */
 	json_object *policy;		/* NULL when none */
+	char	   *search_path;	/* the path its SQL runs with */
 } AoTool;
 
-extern AoTool *ao_lookup_tool(const char *name);
+extern AoTool *ao_lookup_tool(int64 run, const char *name);
 extern Jsonb *ao_run_tool_as_owner(AoTool *t, Jsonb *input, MemoryContext into);
 
 /* executor (executor.c) */
@@ -130,7 +169,7 @@ extern int	ao_spi_exec_literal(const char *sql, int nargs, Oid *types, Datum *va
 								const char *nulls);
 struct ao_backoff;
 extern void ao_step_backoff(json_object *spec, struct ao_backoff *b);
-extern bool ao_call_tool_as(Oid run_owner, const char *tool, Jsonb *input, Jsonb **output,
+extern bool ao_call_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *input, Jsonb **output,
 							Jsonb **error);
 
 /* workers and shared state (worker.c) */

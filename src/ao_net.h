@@ -87,6 +87,8 @@ extern bool ao_net_step_switch_target(void *step, const char *policy_name, json_
 extern bool ao_net_step_admit(void *step, const char *policy_name, json_object *limits_json,
 							  double expected_tokens);
 extern int64 ao_net_step_run(void *step);
+extern void ao_net_step_add_secret(void *step, const char *value);
+extern char *ao_net_step_scrub(void *step, const char *text);
 extern const char *ao_net_step_id(void *step);
 extern int	ao_net_step_attempt(void *step);
 extern json_object *ao_net_step_spec(void *step);

@@ -22,6 +22,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -145,14 +146,15 @@ check_options(json_object *options)
  */
 static int64
 create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
-		   Jsonb *body, Jsonb *input, Jsonb *options, const char *selection)
+		   Jsonb *body, Jsonb *input, Jsonb *options, const char *selection,
+		   const char *search_path, Jsonb *tools)
 {
 	Oid			caller = GetUserId();
-	Oid			save_uid;
-	int			save_sec;
-	Oid			types[9] = {OIDOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID};
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	AoUserScope owner_scope;
+	Oid			types[11] = {OIDOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID,
+	TEXTOID, JSONBOID};
+	Datum		values[11];
+	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	int64		run;
 
@@ -173,15 +175,17 @@ create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
 	values[6] = JsonbPGetDatum(input);
 	values[7] = JsonbPGetDatum(options);
 	values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(selection));
+	values[9] = CStringGetTextDatum(search_path);
+	values[10] = JsonbPGetDatum(tools);
 
-	ao_become_extension_owner(&save_uid, &save_sec);
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT agentorch._create_run($1, $2::agentorch.orchestration_type, $3, $4, $5, $6, $7, $8, $9)",
-							  9, types, values, nulls, false, 1) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT agentorch._create_run($1, $2::agentorch.orchestration_type, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+							  11, types, values, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "agentorch: could not create the run");
 	run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	ao_restore_user(save_uid, save_sec);
+	ao_restore_user(&owner_scope);
 	ao_wake_at_commit();
 	return run;
 }
@@ -191,7 +195,8 @@ create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
  * load and check what it needs, create the run.
  */
 static int64
-start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *options)
+start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *options,
+		  const char *search_path)
 {
 	json_object *in = ao_json_from_jsonb(input);
 	json_object *opts = ao_json_from_jsonb(options);
@@ -249,7 +254,10 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 				ao_problems_raise(p, ERRCODE_INVALID_PARAMETER_VALUE,
 								  psprintf("input does not match the input_schema of workflow \"%s\"", workflow));
 		}
-		return create_run("fixed", workflow, &w, ao_jsonb_from_json(body), input, options, selection);
+		return create_run("fixed", workflow, &w, ao_jsonb_from_json(body), input, options, selection,
+						  search_path,
+						  ao_pin_tools(json_object_object_get(body, "steps"),
+									   json_object_object_get(opts, "tools"), GetUserId()));
 	}
 
 	/* simple: one llm step from the input */
@@ -259,7 +267,8 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a simple run needs an input with \"prompt\" or \"messages\""),
 				 errhint("For example agentorch.start('{\"prompt\": \"Hello\"}').")));
-	return create_run("simple", NULL, NULL, NULL, input, options, selection);
+	return create_run("simple", NULL, NULL, NULL, input, options, selection, search_path,
+					  ao_pin_tools(NULL, json_object_object_get(in, "tools"), GetUserId()));
 }
 
 /* start(input, orchestration DEFAULT NULL, workflow DEFAULT NULL, options DEFAULT '{}') */
@@ -280,7 +289,14 @@ ao_sql_start(PG_FUNCTION_ARGS)
 		workflow = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	options = PG_ARGISNULL(3) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
 		: PG_GETARG_JSONB_P(3);
-	PG_RETURN_INT64(start_run(PG_GETARG_JSONB_P(0), orchestration, workflow, options));
+	{
+		char	   *search_path = pstrdup(namespace_search_path);
+		int			nest = ao_push_safe_search_path();
+		int64		run = start_run(PG_GETARG_JSONB_P(0), orchestration, workflow, options, search_path);
+
+		AtEOXact_GUC(true, nest);
+		PG_RETURN_INT64(run);
+	}
 }
 
 /* run_workflow(name, input DEFAULT '{}', options DEFAULT '{}') */
@@ -293,9 +309,16 @@ ao_sql_run_workflow(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("workflow name must not be null")));
-	PG_RETURN_INT64(start_run(PG_ARGISNULL(1) ? empty : PG_GETARG_JSONB_P(1), "fixed",
-							  text_to_cstring(PG_GETARG_TEXT_PP(0)),
-							  PG_ARGISNULL(2) ? empty : PG_GETARG_JSONB_P(2)));
+	{
+		char	   *search_path = pstrdup(namespace_search_path);
+		int			nest = ao_push_safe_search_path();
+		int64		run = start_run(PG_ARGISNULL(1) ? empty : PG_GETARG_JSONB_P(1), "fixed",
+									text_to_cstring(PG_GETARG_TEXT_PP(0)),
+									PG_ARGISNULL(2) ? empty : PG_GETARG_JSONB_P(2), search_path);
+
+		AtEOXact_GUC(true, nest);
+		PG_RETURN_INT64(run);
+	}
 }
 
 /*
@@ -331,18 +354,17 @@ visible_run_owner(int64 run)
 static bool
 state_bool(const char *sql, int nargs, Oid *types, Datum *values)
 {
-	Oid			save_uid;
-	int			save_sec;
+	AoUserScope owner_scope;
 	bool		isnull;
 	bool		result;
 
-	ao_become_extension_owner(&save_uid, &save_sec);
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
 	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "agentorch: %s failed", sql);
 	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	ao_restore_user(save_uid, save_sec);
+	ao_restore_user(&owner_scope);
 	if (result)
 		ao_wake_at_commit();
 	return result;
@@ -649,8 +671,7 @@ ao_sql_purge(PG_FUNCTION_ARGS)
 	Oid			types[2] = {INTERVALOID, OIDOID};
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
-	Oid			save_uid;
-	int			save_sec;
+	AoUserScope owner_scope;
 	bool		isnull;
 	int64		n;
 
@@ -658,13 +679,13 @@ ao_sql_purge(PG_FUNCTION_ARGS)
 	values[1] = ObjectIdGetDatum(GetUserId());
 	if (superuser())
 		nulls[1] = 'n';
-	ao_become_extension_owner(&save_uid, &save_sec);
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT agentorch._purge($1, $2)", 2, types, values, nulls, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "agentorch: purge failed");
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	ao_restore_user(save_uid, save_sec);
+	ao_restore_user(&owner_scope);
 	PG_RETURN_INT64(n);
 }
 
@@ -744,15 +765,14 @@ typedef struct SyncState
 static void
 as_owner_exec(const char *sql, int nargs, Oid *types, Datum *values)
 {
-	Oid			save_uid;
-	int			save_sec;
+	AoUserScope owner_scope;
 
-	ao_become_extension_owner(&save_uid, &save_sec);
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
 	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0) < 0)
 		elog(ERROR, "agentorch: failed: %s", sql);
 	SPI_finish();
-	ao_restore_user(save_uid, save_sec);
+	ao_restore_user(&owner_scope);
 }
 
 /* Start (or restart, for another attempt) the inline llm step of a sync run. */
@@ -763,6 +783,7 @@ sync_start_attempt(SyncState *st, MemoryContext cxt)
 	Datum		values[4];
 	Jsonb	   *context = NULL;
 	MemoryContext old;
+	AoUserScope owner_scope;
 
 	st->attempt++;
 	values[0] = Int64GetDatum(st->run);
@@ -774,6 +795,8 @@ sync_start_attempt(SyncState *st, MemoryContext cxt)
 				  "  lease_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4 / 1000.0) "
 				  "WHERE run_id = $1 AND step_id = 'main'", 4, types, values);
 	as_owner_exec("SELECT agentorch._step_transition($1, 'main', 'running', $2, 'step_started')", 2, types, values);
+	/* the state layer's functions are the extension owner's */
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
 	/* not read-only: the run was created earlier in this statement */
 	if (SPI_execute_with_args("SELECT agentorch._context($1)", 1, types, values, NULL, false, 1) == SPI_OK_SELECT &&
@@ -788,6 +811,7 @@ sync_start_attempt(SyncState *st, MemoryContext cxt)
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
+	ao_restore_user(&owner_scope);
 	if (context == NULL)
 		elog(ERROR, "agentorch: run %lld has no context", (long long) st->run);
 	old = MemoryContextSwitchTo(cxt);
@@ -831,14 +855,13 @@ sync_fetch(SyncState *st, FuncCallContext *funcctx)
 static void
 sync_flush(SyncState *st)
 {
-	Oid			save_uid;
-	int			save_sec;
+	AoUserScope owner_scope;
 
-	ao_become_extension_owner(&save_uid, &save_sec);
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
 	(void) ao_llm_flush_pending(st->step);
 	SPI_finish();
-	ao_restore_user(save_uid, save_sec);
+	ao_restore_user(&owner_scope);
 }
 
 /*
@@ -888,14 +911,13 @@ sync_settle(SyncState *st, MemoryContext cxt)
 		Oid			t[4] = {INT8OID, JSONBOID, JSONBOID, JSONBOID};
 		Datum		v[4];
 		char		n[4] = {' ', o.ok ? ' ' : 'n', o.ok ? 'n' : ' ', o.usage ? ' ' : 'n'};
-		Oid			save_uid;
-		int			save_sec;
+		AoUserScope owner_scope;
 
 		v[0] = values[0];
 		v[1] = values[1];
 		v[2] = values[2];
 		v[3] = o.usage ? JsonbPGetDatum(o.usage) : (Datum) 0;
-		ao_become_extension_owner(&save_uid, &save_sec);
+		ao_become_extension_owner(&owner_scope);
 		SPI_connect();
 		if (SPI_execute_with_args(o.ok
 								  ? "SELECT agentorch._finish_step($1, 'main', 'succeeded', $2, $3, $4)"
@@ -903,7 +925,7 @@ sync_settle(SyncState *st, MemoryContext cxt)
 								  4, t, v, n, false, 0) < 0)
 			elog(ERROR, "agentorch: could not record the run_sync outcome");
 		SPI_finish();
-		ao_restore_user(save_uid, save_sec);
+		ao_restore_user(&owner_scope);
 	}
 	ao_net_inline_free(st->step);
 	st->step = NULL;
@@ -919,9 +941,24 @@ sync_settle(SyncState *st, MemoryContext cxt)
  * one place where a transaction stays open across network I/O: the
  * caller's, by the caller's choice.
  */
+static Datum run_sync_call(FunctionCallInfo fcinfo, const char *search_path);
+
 PG_FUNCTION_INFO_V1(ao_sql_run_sync);
 Datum
 ao_sql_run_sync(PG_FUNCTION_ARGS)
+{
+	/* each call runs under the safe search_path; the caller's is the run's */
+	char	   *search_path = pstrdup(namespace_search_path);
+	int			nest = ao_push_safe_search_path();
+	Datum		result = run_sync_call(fcinfo, search_path);
+
+	AtEOXact_GUC(true, nest);
+	return result;
+}
+
+/* One value-per-call invocation of run_sync(). */
+static Datum
+run_sync_call(FunctionCallInfo fcinfo, const char *search_path)
 {
 	FuncCallContext *funcctx;
 	SyncState  *st;
@@ -950,7 +987,7 @@ ao_sql_run_sync(PG_FUNCTION_ARGS)
 		funcctx->user_fctx = st;
 		MemoryContextSwitchTo(old);
 
-		run = start_run(PG_GETARG_JSONB_P(0), "simple", NULL, options);
+		run = start_run(PG_GETARG_JSONB_P(0), "simple", NULL, options, search_path);
 		st->run = run;
 		values[0] = Int64GetDatum(run);
 		SPI_connect();

@@ -26,6 +26,11 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+#include "nodes/value.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
@@ -62,22 +67,45 @@ ao_extension_owner(void)
 
 /*
  * Switch the current user to the extension owner for agentorch's own
- * bookkeeping; the previous identity is saved for ao_restore_user.
+ * bookkeeping, under the safe search_path (AO_SAFE_SEARCH_PATH) in a new
+ * GUC nest level -- what fmgr_security_definer does for a SECURITY
+ * DEFINER function -- so that no object of the caller's search_path (an
+ * operator, a function, a type early on the path) can ever be reached
+ * with the owner's rights. The previous identity and nest level are saved
+ * in scope for ao_restore_user; on ERROR, (sub)transaction abort restores
+ * both.
  */
 void
-ao_become_extension_owner(Oid *save_uid, int *save_sec)
+ao_become_extension_owner(AoUserScope *scope)
 {
 	Oid			owner = ao_extension_owner();
 
-	GetUserIdAndSecContext(save_uid, save_sec);
-	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	GetUserIdAndSecContext(&scope->uid, &scope->sec);
+	SetUserIdAndSecContext(owner, scope->sec | SECURITY_LOCAL_USERID_CHANGE);
+	scope->nest = ao_push_safe_search_path();
 }
 
-/* Undo ao_become_extension_owner. */
+/* Undo ao_become_extension_owner: the settings, then the user. */
 void
-ao_restore_user(Oid save_uid, int save_sec)
+ao_restore_user(AoUserScope *scope)
 {
-	SetUserIdAndSecContext(save_uid, save_sec);
+	AtEOXact_GUC(true, scope->nest);
+	SetUserIdAndSecContext(scope->uid, scope->sec);
+}
+
+/*
+ * Open a GUC nest level with search_path set to AO_SAFE_SEARCH_PATH;
+ * returns the level for AtEOXact_GUC(true, level). SQL run inside can then
+ * only name pg_catalog's objects unqualified.
+ */
+int
+ao_push_safe_search_path(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", AO_SAFE_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
 }
 
 /*
@@ -118,21 +146,213 @@ ao_load_schema(const char *name)
 bool
 ao_tool_exists(const char *name)
 {
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	bool		found;
+	return ao_tool_access(name, InvalidOid) != AO_TOOL_MISSING;
+}
+
+/*
+ * May role use the tool (in a workflow it registers, in a run, offered to
+ * a model)? Built-in tools: everyone. A registered tool: its owner (and
+ * members of the owner role), superusers, and roles granted it with
+ * grant_tool (or members of such a role). With role InvalidOid only
+ * existence is checked. Read as the extension owner.
+ */
+AoToolAccess
+ao_tool_access(const char *name, Oid role)
+{
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		values[2];
+	AoToolAccess result = AO_TOOL_MISSING;
+	AoUserScope owner_scope;
 
 	for (const char *const *b = builtin_tools; *b; b++)
 		if (strcmp(*b, name) == 0)
-			return true;
+			return AO_TOOL_USABLE;
 	values[0] = CStringGetTextDatum(name);
+	values[1] = ObjectIdGetDatum(role);
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
-	found = SPI_execute_with_args("SELECT 1 FROM agentorch.tools "
-								  "WHERE name OPERATOR(pg_catalog.=) $1",
-								  1, argtypes, values, NULL, true, 1) == SPI_OK_SELECT &&
-		SPI_processed == 1;
+	if (SPI_execute_with_args("SELECT t.owner, EXISTS (SELECT 1 FROM agentorch.tool_grants g "
+							  "  WHERE g.tool OPERATOR(pg_catalog.=) t.name "
+							  "    AND $2 OPERATOR(pg_catalog.<>) 0 "
+							  "    AND pg_catalog.pg_has_role($2, g.grantee, 'USAGE')) "
+							  "FROM agentorch.tools t WHERE t.name OPERATOR(pg_catalog.=) $1",
+							  2, argtypes, values, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		bool		granted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (!OidIsValid(role) || granted || superuser_arg(role) || has_privs_of_role(role, owner))
+			result = AO_TOOL_USABLE;
+		else
+			result = AO_TOOL_DENIED;
+	}
 	SPI_finish();
-	return found;
+	ao_restore_user(&owner_scope);
+	return result;
+}
+
+/* Add the tool names a list of workflow steps uses (recursively) to *names. */
+static void
+collect_step_tools(json_object *steps, List **names)
+{
+	if (steps == NULL || !json_object_is_type(steps, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(steps); i++)
+	{
+		json_object *s = json_object_array_get_idx(steps, i);
+		json_object *v;
+
+		if (!json_object_is_type(s, json_type_object))
+			continue;
+		if (json_object_object_get_ex(s, "tool", &v) && json_object_is_type(v, json_type_string))
+			*names = list_append_unique(*names, makeString(pstrdup(json_object_get_string(v))));
+		if (json_object_object_get_ex(s, "compensate", &v) && json_object_is_type(v, json_type_object) &&
+			json_object_object_get_ex(v, "tool", &v) && json_object_is_type(v, json_type_string))
+			*names = list_append_unique(*names, makeString(pstrdup(json_object_get_string(v))));
+		if (json_object_object_get_ex(s, "tools", &v) && json_object_is_type(v, json_type_array))
+		{
+			for (size_t j = 0; j < json_object_array_length(v); j++)
+			{
+				json_object *n = json_object_array_get_idx(v, j);
+
+				if (json_object_is_type(n, json_type_string))
+					*names = list_append_unique(*names, makeString(pstrdup(json_object_get_string(n))));
+			}
+		}
+		if (json_object_object_get_ex(s, "steps", &v))
+			collect_step_tools(v, names);
+		if (json_object_object_get_ex(s, "step", &v) && json_object_is_type(v, json_type_object))
+		{
+			json_object *wrap = json_object_new_array();
+
+			json_object_array_add(wrap, json_object_get(v));
+			collect_step_tools(wrap, names);
+			json_object_put(wrap);
+		}
+	}
+}
+
+/*
+ * The definitions of the tools a run uses, pinned when it starts: steps
+ * is the run's steps array (or NULL), extra a JSON array of further tool
+ * names (tools offered to the model of a simple run) or NULL. ERRORs when
+ * a tool does not exist (42704) or role may not use it (42501). Returns
+ * {name: {kind, spec, input_schema, policy, owner, search_path, hash}}.
+ */
+Jsonb *
+ao_pin_tools(json_object *steps, json_object *extra, Oid role)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+	AoUserScope owner_scope;
+	Jsonb	   *result = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+
+	collect_step_tools(steps, &names);
+	if (extra && json_object_is_type(extra, json_type_array))
+	{
+		json_object *wrap;
+		json_object *step;
+
+		/* tools offered to a model (or a planner): never SQL text */
+		for (size_t i = 0; i < json_object_array_length(extra); i++)
+			if (json_object_is_type(json_object_array_get_idx(extra, i), json_type_string) &&
+				strcmp(json_object_get_string(json_object_array_get_idx(extra, i)), "database.query") == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("database.query cannot be offered to a model as a tool"),
+						 errdetail("Nothing a model writes is executed as SQL."),
+						 errhint("Register a sql tool with a fixed statement and offer that.")));
+		wrap = json_object_new_array();
+		step = json_object_new_object();
+
+		json_object_object_add(step, "tools", json_object_get(extra));
+		json_object_array_add(wrap, step);
+		collect_step_tools(wrap, &names);
+		json_object_put(wrap);
+	}
+	foreach(lc, names)
+	{
+		const char *name = strVal(lfirst(lc));
+
+		switch (ao_tool_access(name, role))
+		{
+			case AO_TOOL_MISSING:
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("tool \"%s\" does not exist", name)));
+				break;
+			case AO_TOOL_DENIED:
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for tool \"%s\"", name),
+						 errhint("Its owner can allow it with agentorch.grant_tool('%s', '%s').",
+								 name, GetUserNameFromId(role, true) ? GetUserNameFromId(role, true) : "?")));
+				break;
+			case AO_TOOL_USABLE:
+				break;
+		}
+	}
+
+	/* one statement builds the map of every registered tool named */
+	{
+		Oid			argtypes[1] = {TEXTARRAYOID};
+		Datum		values[1];
+		ArrayType  *arr;
+		Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(names), 1));
+		int			n = 0;
+
+		foreach(lc, names)
+			elems[n++] = CStringGetTextDatum(strVal(lfirst(lc)));
+		arr = construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
+		values[0] = PointerGetDatum(arr);
+		ao_become_extension_owner(&owner_scope);
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT COALESCE(pg_catalog.jsonb_object_agg(t.name, d OPERATOR(pg_catalog.||) "
+								  "         pg_catalog.jsonb_build_object('hash', pg_catalog.md5(d::text))), '{}') "
+								  "FROM agentorch.tools t, LATERAL (SELECT pg_catalog.jsonb_build_object("
+								  "  'kind', t.kind, 'spec', t.spec, 'input_schema', t.input_schema, 'policy', t.policy, "
+								  "  'owner', t.owner, 'search_path', t.search_path) AS d) x "
+								  "WHERE t.name OPERATOR(pg_catalog.=) ANY ($1)",
+								  1, argtypes, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			MemoryContext spi = MemoryContextSwitchTo(caller);
+
+			result = DatumGetJsonbPCopy(d);
+			MemoryContextSwitchTo(spi);
+		}
+		SPI_finish();
+		ao_restore_user(&owner_scope);
+	}
+	if (result == NULL)
+		elog(ERROR, "agentorch: could not pin the run's tools");
+	return result;
+}
+
+/*
+ * _channel_token() RETURNS text: 26 lowercase base32 characters (130 bits
+ * from pg_strong_random), the secret part of a run's NOTIFY channel.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_channel_token);
+Datum
+ao_sql_channel_token(PG_FUNCTION_ARGS)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+	uint8		bytes[26];
+	char		token[27];
+
+	if (!pg_strong_random(bytes, sizeof(bytes)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random bytes for a run's channel")));
+	for (int i = 0; i < 26; i++)
+		token[i] = alphabet[bytes[i] & 31];
+	token[26] = '\0';
+	PG_RETURN_TEXT_P(cstring_to_text(token));
 }
 
 /*
@@ -232,11 +452,18 @@ ao_check_workflow_semantics(json_object *normalized, json_object *schema,
 
 	for (size_t i = 0; i < c->tools.n; i++)
 	{
-		if (!ao_tool_exists(c->tools.messages[i]))
+		switch (ao_tool_access(c->tools.messages[i], GetUserId()))
 		{
-			char	   *msg = psprintf("unknown tool \"%s\"", c->tools.messages[i]);
-
-			ao_problems_add(problems, c->tools.paths[i], msg);
+			case AO_TOOL_MISSING:
+				ao_problems_add(problems, c->tools.paths[i],
+								psprintf("unknown tool \"%s\"", c->tools.messages[i]));
+				break;
+			case AO_TOOL_DENIED:
+				ao_problems_add(problems, c->tools.paths[i],
+								psprintf(AO_TOOL_DENIED_PREFIX "\"%s\"", c->tools.messages[i]));
+				break;
+			case AO_TOOL_USABLE:
+				break;
 		}
 	}
 	for (size_t i = 0; i < c->conditions.n; i++)

@@ -31,6 +31,8 @@
  */
 #include "agentorch.h"
 
+#include "ao_template.h"
+
 #include "access/xact.h"
 #include "common/pg_prng.h"
 #include "storage/latch.h"
@@ -384,14 +386,37 @@ step_timeout_ms(json_object *spec, json_object *policy)
  * outcome; never ERRORs for failures of the tool itself.
  */
 static Outcome
-run_tool_as(Oid run_owner, const char *tool, json_object *spec, Jsonb *input)
+run_tool_as(Oid run_owner, int64 run, const char *tool, json_object *spec, Jsonb *input)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile Outcome out = {0};
 	AoTool	   *t;
 
-	t = ao_lookup_tool(tool);
+	t = ao_lookup_tool(run, tool);
+	if (t != NULL && strcmp(t->kind, "builtin") == 0)
+	{
+		/*
+		 * Nothing an LLM writes is executed as SQL: database.query runs only
+		 * the literal query of its step's definition (validation refuses a
+		 * ${...} reference in it; this also holds for definitions stored by
+		 * older versions), and is never run for a model's function call.
+		 */
+		json_object *lit = spec ? spec_member(spec, "input") : NULL;
+		json_object *q = lit && json_object_is_type(lit, json_type_object)
+			? json_object_object_get(lit, "query") : NULL;
+
+		if (spec == NULL ||
+			(lit != NULL && !json_object_is_type(lit, json_type_object)) ||
+			(q != NULL && (!json_object_is_type(q, json_type_string) || ao_template_has_reference(q))))
+		{
+			out.error = ao_error_jsonb("42501", spec == NULL
+									   ? "database.query cannot be called by a model"
+									   : "database.query runs only a literal query of its step's definition",
+									   "Values reach a query only as bound parameters (\"params\": [...] for $1, $2, ...).");
+			return out;
+		}
+	}
 	if (t == NULL)
 	{
 		out.error = ao_error_jsonb("42704", psprintf("tool \"%s\" does not exist", tool), NULL);
@@ -434,6 +459,9 @@ run_tool_as(Oid run_owner, const char *tool, json_object *spec, Jsonb *input)
 		SetUserIdAndSecContext(run_owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
 		nest = NewGUCNestLevel();
+		/* the tool's SQL runs with the path captured for it, as the owner */
+		(void) set_config_option("search_path", t->search_path, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 		if (strcmp(t->kind, "builtin") == 0 && (timeout <= 0 || timeout > ao_query_timeout_ms))
 			timeout = ao_query_timeout_ms;
 		if (timeout > 0)
@@ -475,9 +503,9 @@ run_tool_as(Oid run_owner, const char *tool, json_object *spec, Jsonb *input)
  * *output, or false with *error.
  */
 bool
-ao_call_tool_as(Oid run_owner, const char *tool, Jsonb *input, Jsonb **output, Jsonb **error)
+ao_call_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *input, Jsonb **output, Jsonb **error)
 {
-	Outcome		o = run_tool_as(run_owner, tool, NULL, input);
+	Outcome		o = run_tool_as(run_owner, run, tool, NULL, input);
 
 	*output = o.output;
 	*error = o.error;
@@ -757,11 +785,11 @@ run_step(Claimed *c)
 		json_object *mock = NULL;
 		json_object *tool = spec_member(spec, "tool");
 		Outcome		o = {0};
-		const char *base = c->step_id;
-		char	   *hash = strchr(c->step_id, '#');
+		const char *base = strrchr(c->step_id, '/') ? strrchr(c->step_id, '/') + 1 : c->step_id;
+		char	   *hash = strchr(base, '#');
 
 		if (hash)				/* a loop iteration: its body's id */
-			base = pnstrdup(c->step_id, hash - c->step_id);
+			base = pnstrdup(base, hash - base);
 		if (!json_object_object_get_ex(sim_mocks, c->step_id, &mock) &&
 			!json_object_object_get_ex(sim_mocks, base, &mock) &&
 			tool != NULL)
@@ -784,7 +812,7 @@ run_step(Claimed *c)
 	{
 		Outcome		o;
 
-		o = run_tool_as(c->owner, json_object_get_string(spec_member(spec, "tool")), spec, input);
+		o = run_tool_as(c->owner, c->run_id, json_object_get_string(spec_member(spec, "tool")), spec, input);
 		settle(c, &o, spec);
 	}
 	else if (strcmp(c->kind, "branch") == 0)
@@ -1184,8 +1212,7 @@ ao_sql_simulate(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(caller);
 	PG_TRY();
 	{
-		Oid			save_uid;
-		int			save_sec;
+		AoUserScope owner_scope;
 		List	   *runs = NIL;
 		Oid			t[4] = {OIDOID, JSONBOID, JSONBOID, INT8OID};
 		Datum		v[4];
@@ -1194,7 +1221,7 @@ ao_sql_simulate(PG_FUNCTION_ARGS)
 		v[0] = ObjectIdGetDatum(GetUserId());
 		v[1] = ao_jsonb_datum_from_json(ao_workflow_body(normalized));
 		v[2] = JsonbPGetDatum(input);
-		ao_become_extension_owner(&save_uid, &save_sec);
+		ao_become_extension_owner(&owner_scope);
 		SPI_connect();
 		spi_exec("SELECT agentorch._create_run($1, 'fixed', '(simulation)', 0, NULL, $2, $3, '{}')",
 				 3, t, v, NULL, SPI_OK_SELECT);
@@ -1218,7 +1245,7 @@ ao_sql_simulate(PG_FUNCTION_ARGS)
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, vals, nulls);
 		}
 		SPI_finish();
-		ao_restore_user(save_uid, save_sec);
+		ao_restore_user(&owner_scope);
 		sim_run = 0;
 		/* nothing of the simulation stays */
 		RollbackAndReleaseCurrentSubTransaction();
@@ -1252,14 +1279,13 @@ ao_sql_work(PG_FUNCTION_ARGS)
 	TimestampTz start = GetCurrentTimestamp();
 	Oid			caller = GetUserId();
 	Oid			only_role = superuser() ? InvalidOid : caller;
-	Oid			save_uid;
-	int			save_sec;
+	AoUserScope owner_scope;
 	int			done = 0;
 	List	   *runs = NIL;
 
 	if (max_steps <= 0)
 		PG_RETURN_INT32(0);
-	ao_become_extension_owner(&save_uid, &save_sec);
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
 	while (done < max_steps)
 	{
@@ -1298,7 +1324,7 @@ ao_sql_work(PG_FUNCTION_ARGS)
 	}
 	ao_notify_runs(runs);
 	SPI_finish();
-	ao_restore_user(save_uid, save_sec);
+	ao_restore_user(&owner_scope);
 	if (done > 0)
 		ao_wake_at_commit();
 	PG_RETURN_INT32(done);

@@ -383,9 +383,16 @@ add_tools(LlmState *st, json_object *spec)
 	for (size_t i = 0; i < json_object_array_length(names); i++)
 	{
 		const char *name = json_object_get_string(json_object_array_get_idx(names, i));
-		AoTool	   *t = ao_lookup_tool(name);
+		AoTool	   *t = ao_lookup_tool(ao_net_step_run(st->step), name);
 		json_object *tool;
 
+		if (strcmp(name, "database.query") == 0)
+		{
+			json_object_put(tools);
+			ao_net_step_fail(st->step, "42501", "database.query cannot be offered to a model as a tool",
+							 "Nothing a model writes is executed as SQL; offer a sql tool with a fixed statement.");
+			return false;
+		}
 		if (t == NULL)
 		{
 			json_object_put(tools);
@@ -450,10 +457,34 @@ prepare_request(LlmState *st)
 	json_object *body = NULL;
 	ao_problems problems;
 	ao_llm_headers h;
-	const char *key = st->api_key_env ? getenv(st->api_key_env) : NULL;
+	const char *key = NULL;
 	ao_llm_callbacks cb = {0};
 	size_t		len;
 	const char *text;
+	char	   *host = NULL;
+
+	/* the settings may have changed since the model was registered */
+	if (!ao_net_url_allowed(st->base_url, ao_llm_allowed_hosts, &host))
+	{
+		ao_net_step_fail(st->step, "42501",
+						 psprintf("host %s of model \"%s\" is not allowed", host ? host : st->base_url, st->model_name),
+						 "Model hosts must be listed in agentorch.llm_allowed_hosts.");
+		return false;
+	}
+	if (st->api_key_env)
+	{
+		const char *sqlstate;
+		const char *problem = ao_credential_problem(st->api_key_env, false,
+													psprintf("api_key_env of model \"%s\"", st->model_name),
+													&key, &sqlstate);
+
+		if (problem)
+		{
+			ao_net_step_fail(st->step, sqlstate, problem, NULL);
+			return false;
+		}
+		ao_net_step_add_secret(st->step, key);
+	}
 
 	json_object_object_add(st->call, "model", json_object_new_string(st->model_id));
 	ao_problems_init(&problems);
@@ -582,7 +613,7 @@ run_tool_calls(LlmState *st, const ao_llm_result *res)
 			error = ao_error_jsonb("22P02", "the arguments are not a JSON object", NULL);
 		}
 		else
-			ok = ao_call_tool_as(ao_net_step_owner(st->step), call->name,
+			ok = ao_call_tool_as(ao_net_step_owner(st->step), ao_net_step_run(st->step), call->name,
 								 ao_jsonb_from_json(call->arguments), &output, &error);
 		result = ao_json_from_jsonb(ok ? output : error);
 		json_object_object_add(msg, "role", json_object_new_string("tool"));
@@ -851,8 +882,9 @@ flush_step(LlmState *st)
 		PendingChunk *c = lfirst(lc);
 
 		kinds[i] = CStringGetTextDatum(c->kind);
-		contents[i] = CStringGetTextDatum(c->content.data);
-		datas[i] = c->data ? CStringGetTextDatum(c->data) : (Datum) 0;
+		/* a reply that echoes the request's key keeps it out of the stream */
+		contents[i] = CStringGetTextDatum(ao_net_step_scrub(st->step, c->content.data));
+		datas[i] = c->data ? CStringGetTextDatum(ao_net_step_scrub(st->step, c->data)) : (Datum) 0;
 		dnulls[i] = c->data == NULL;
 		i++;
 	}

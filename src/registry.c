@@ -25,11 +25,14 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "parser/parser.h"
+#include "catalog/namespace.h"
 #include "utils/acl.h"
+#include "utils/guc.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "ao_json_schema.h"
+#include "ao_secret.h"
 #include "ao_workflow.h"
 
 PG_FUNCTION_INFO_V1(ao_sql_register_workflow);
@@ -92,8 +95,7 @@ store_workflow(const char *name, Jsonb *definition, json_object *normalized)
 	json_object *body = ao_workflow_body(normalized);
 	json_object *inner_name;
 	Oid			caller = GetUserId();
-	Oid			save_uid;
-	int			save_sec;
+	AoUserScope owner_scope;
 	Oid			types[3] = {TEXTOID, JSONBOID, OIDOID};
 	Datum		values[3];
 	bool		isnull;
@@ -113,7 +115,7 @@ store_workflow(const char *name, Jsonb *definition, json_object *normalized)
 	values[1] = JsonbPGetDatum(definition);
 	values[2] = ObjectIdGetDatum(caller);
 
-	ao_become_extension_owner(&save_uid, &save_sec);
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
 	SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('agentorch.workflow:' OPERATOR(pg_catalog.||) $1))",
 						  1, types, values, NULL, false, 0);
@@ -144,7 +146,7 @@ store_workflow(const char *name, Jsonb *definition, json_object *normalized)
 		if (same)
 		{
 			SPI_finish();
-			ao_restore_user(save_uid, save_sec);
+			ao_restore_user(&owner_scope);
 			return latest;
 		}
 	}
@@ -159,7 +161,7 @@ store_workflow(const char *name, Jsonb *definition, json_object *normalized)
 		elog(ERROR, "could not insert into agentorch.workflows");
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	ao_restore_user(save_uid, save_sec);
+	ao_restore_user(&owner_scope);
 	return version;
 }
 
@@ -171,8 +173,18 @@ register_definition(const char *name, Jsonb *definition)
 	ao_problems *p = ao_workflow_problems(definition, &normalized);
 
 	if (p->n > 0)
+	{
+		/* a tool the caller may not use is a privilege error, not bad input */
+		for (size_t i = 0; i < p->n; i++)
+			if (strncmp(p->messages[i], AO_TOOL_DENIED_PREFIX, strlen(AO_TOOL_DENIED_PREFIX)) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("%s (at %s) in workflow \"%s\"", p->messages[i], p->paths[i], name),
+						 errdetail("%s", ao_problems_detail(p)),
+						 errhint("The tool's owner can allow it with agentorch.grant_tool().")));
 		ao_problems_raise(p, ERRCODE_INVALID_PARAMETER_VALUE,
 						  psprintf("invalid workflow definition \"%s\"", name));
+	}
 	return store_workflow(name, definition, normalized);
 }
 
@@ -240,7 +252,7 @@ parse_tool_sql(const char *name, const char *sql)
 
 /* Refuse a tool spec that cannot work, with a message saying what to fix. */
 static void
-check_tool_spec(const char *name, const char *kind, json_object *spec)
+check_tool_spec(const char *name, const char *kind, json_object *spec, const char *search_path)
 {
 	if (!json_object_is_type(spec, json_type_object))
 		ereport(ERROR,
@@ -269,6 +281,12 @@ check_tool_spec(const char *name, const char *kind, json_object *spec)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("\"params\" of sql tool \"%s\" must be an array of input key names", name)));
 		}
+		if (strstr(sql, "${") != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a ${...} reference cannot be used inside the statement of sql tool \"%s\"", name),
+					 errdetail("A tool's statement is a literal: nothing a model or an input writes is executed as SQL."),
+					 errhint("Write $1, $2, ... and name the input keys they take in \"params\".")));
 		stmts = parse_tool_sql(name, sql);
 		if (list_length(stmts) != 1)
 			ereport(ERROR,
@@ -281,19 +299,26 @@ check_tool_spec(const char *name, const char *kind, json_object *spec)
 		Oid			types[1] = {TEXTOID};
 		Datum		values[1];
 		bool		found;
+		int			nest;
 
 		if (fn == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("function tool \"%s\" needs a \"function\" name in its spec", name),
 					 errhint("For example {\"function\": \"myschema.my_fn\"} for my_fn(jsonb).")));
+
 		values[0] = CStringGetTextDatum(fn);
+		/* resolved as it will be when the tool runs: with the captured path */
+		nest = NewGUCNestLevel();
+		(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 		SPI_connect();
 		found = SPI_execute_with_args("SELECT pg_catalog.to_regprocedure($1 OPERATOR(pg_catalog.||) '(jsonb)') IS NOT NULL",
 									  1, types, values, NULL, true, 1) == SPI_OK_SELECT &&
 			SPI_processed == 1 &&
 			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &found));
 		SPI_finish();
+		AtEOXact_GUC(true, nest);
 		if (!found)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_FUNCTION),
@@ -333,7 +358,21 @@ check_tool_spec(const char *name, const char *kind, json_object *spec)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("\"headers\" of http tool \"%s\" must be an object of strings", name)));
+			{
+				json_object_object_foreach(headers, hk, hv)
+				{
+					if (ao_header_looks_secret(hk, json_object_get_string(hv)))
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("header \"%s\" of http tool \"%s\" looks like a credential", hk, name),
+								 errdetail("Tool specs are readable by every role."),
+								 errhint("Keep the value in an environment variable of the server and name it in "
+										 "\"headers_env\": {\"%s\": {\"env\": \"MY_SERVICE_TOKEN\", \"prefix\": \"Bearer \"}}.", hk)));
+				}
+			}
 		}
+		if (json_object_object_get_ex(spec, "headers_env", &headers))
+			ao_check_headers_env(headers, psprintf("http tool \"%s\"", name));
 	}
 	else
 		ereport(ERROR,
@@ -353,17 +392,21 @@ ao_sql_register_tool(PG_FUNCTION_ARGS)
 	char	   *kind;
 	json_object *spec;
 	Oid			caller = GetUserId();
-	Oid			save_uid;
-	int			save_sec;
-	Oid			types[6] = {TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, OIDOID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	AoUserScope owner_scope;
+	Oid			types[7] = {TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, OIDOID, TEXTOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
+	char	   *search_path;
+	int			nest;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("tool name, kind and spec must not be null")));
+	/* the caller's search_path, kept for the tool; then only the safe one */
+	search_path = pstrdup(namespace_search_path);
+	nest = ao_push_safe_search_path();	/* popped at exit; abort pops it on ERROR */
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	kind = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	check_name(name, "tool", ".:-", 200);
@@ -373,7 +416,7 @@ ao_sql_register_tool(PG_FUNCTION_ARGS)
 				 errmsg("tool \"database.query\" is built in and cannot be replaced")));
 	ao_check_size(VARSIZE(PG_GETARG_JSONB_P(2)), "tool spec");
 	spec = ao_json_from_jsonb(PG_GETARG_JSONB_P(2));
-	check_tool_spec(name, kind, spec);
+	check_tool_spec(name, kind, spec, search_path);
 
 	if (!PG_ARGISNULL(3))
 	{
@@ -400,8 +443,9 @@ ao_sql_register_tool(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(kind);
 	values[2] = JsonbPGetDatum(PG_GETARG_JSONB_P(2));
 	values[5] = ObjectIdGetDatum(caller);
+	values[6] = CStringGetTextDatum(search_path);
 
-	ao_become_extension_owner(&save_uid, &save_sec);
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT owner FROM agentorch.tools WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 							  1, types, values, NULL, false, 1) == SPI_OK_SELECT &&
@@ -416,15 +460,16 @@ ao_sql_register_tool(PG_FUNCTION_ARGS)
 					 errmsg("tool \"%s\" belongs to another role", name),
 					 errhint("Only its owner (or a member of that role) can replace it.")));
 	}
-	if (SPI_execute_with_args("INSERT INTO agentorch.tools (name, kind, spec, input_schema, policy, owner) "
-							  "VALUES ($1, $2, $3, $4, $5, $6) "
+	if (SPI_execute_with_args("INSERT INTO agentorch.tools (name, kind, spec, input_schema, policy, owner, search_path) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7) "
 							  "ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, spec = EXCLUDED.spec, "
 							  "  input_schema = EXCLUDED.input_schema, policy = EXCLUDED.policy, "
-							  "  updated_at = pg_catalog.now()",
-							  6, types, values, nulls, false, 0) != SPI_OK_INSERT)
+							  "  search_path = EXCLUDED.search_path, updated_at = pg_catalog.now()",
+							  7, types, values, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store tool \"%s\"", name);
 	SPI_finish();
-	ao_restore_user(save_uid, save_sec);
+	ao_restore_user(&owner_scope);
+	AtEOXact_GUC(true, nest);
 	PG_RETURN_VOID();
 }
 
@@ -439,8 +484,7 @@ ao_sql_register_model(PG_FUNCTION_ARGS)
 	char	   *provider = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	Jsonb	   *jb = PG_GETARG_JSONB_P(2);
 	json_object *spec;
-	Oid			save_uid;
-	int			save_sec;
+	AoUserScope owner_scope;
 	Oid			types[3] = {TEXTOID, TEXTOID, JSONBOID};
 	Datum		values[3];
 
@@ -460,11 +504,19 @@ ao_sql_register_model(PG_FUNCTION_ARGS)
 				 errmsg("model specs must not contain API keys"),
 				 errhint("Put the key in an environment variable of the server and name it in \"api_key_env\".")));
 	check_against_definition(spec, "model_spec", psprintf("spec of model \"%s\"", name));
+	{
+		json_object *v;
+
+		if (json_object_object_get_ex(spec, "api_key_env", &v) && json_object_is_type(v, json_type_string))
+			ao_check_api_key_env(json_object_get_string(v), psprintf("model \"%s\"", name));
+		if (json_object_object_get_ex(spec, "base_url", &v) && json_object_is_type(v, json_type_string))
+			ao_check_model_host(json_object_get_string(v), psprintf("model \"%s\"", name));
+	}
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(provider);
 	values[2] = JsonbPGetDatum(jb);
-	ao_become_extension_owner(&save_uid, &save_sec);
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
 	if (SPI_execute_with_args("INSERT INTO agentorch.models (name, provider, spec) VALUES ($1, $2, $3) "
 							  "ON CONFLICT (name) DO UPDATE SET provider = EXCLUDED.provider, "
@@ -472,6 +524,114 @@ ao_sql_register_model(PG_FUNCTION_ARGS)
 							  3, types, values, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not store model \"%s\"", name);
 	SPI_finish();
-	ao_restore_user(save_uid, save_sec);
+	ao_restore_user(&owner_scope);
 	PG_RETURN_VOID();
+}
+
+/*-------------------------------------------------------------------------
+ * Tool ownership: grant_tool, revoke_tool, drop_tool
+ *-------------------------------------------------------------------------
+ */
+
+/*
+ * Lock a tool's row and check that the caller owns it (or is a member of
+ * the owner role, or a superuser). ERRORs 42704 when it does not exist,
+ * 42501 when the caller may not manage it. Call as the extension owner,
+ * with caller the identity from before the switch.
+ */
+static void
+check_tool_owner(const char *tool, Oid caller, const char *action)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+	Oid			owner;
+
+	values[0] = CStringGetTextDatum(tool);
+	if (SPI_execute_with_args("SELECT owner FROM agentorch.tools WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tool \"%s\" does not exist", tool)));
+	owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!has_privs_of_role(caller, owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the owner of tool \"%s\" can %s it", tool, action)));
+}
+
+/* grant_tool(tool, grantee) / revoke_tool(tool, grantee). */
+static void
+change_tool_grant(FunctionCallInfo fcinfo, bool grant)
+{
+	char	   *tool = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			grantee = PG_GETARG_OID(1);
+	Oid			caller = GetUserId();
+	Oid			types[3] = {TEXTOID, OIDOID, OIDOID};
+	Datum		values[3];
+	AoUserScope owner_scope;
+
+	values[0] = CStringGetTextDatum(tool);
+	values[1] = ObjectIdGetDatum(grantee);
+	values[2] = ObjectIdGetDatum(caller);
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	check_tool_owner(tool, caller, grant ? "grant" : "revoke");
+	if (SPI_execute_with_args(grant
+							  ? "INSERT INTO agentorch.tool_grants (tool, grantee, granted_by) VALUES ($1, $2, $3) "
+							  "ON CONFLICT (tool, grantee) DO NOTHING"
+							  : "DELETE FROM agentorch.tool_grants WHERE tool OPERATOR(pg_catalog.=) $1 "
+							  "AND grantee OPERATOR(pg_catalog.=) $2",
+							  grant ? 3 : 2, types, values, NULL, false, 0) < 0)
+		elog(ERROR, "agentorch: could not change the grants of tool \"%s\"", tool);
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+}
+
+/* grant_tool(tool text, grantee regrole) RETURNS void */
+PG_FUNCTION_INFO_V1(ao_sql_grant_tool);
+Datum
+ao_sql_grant_tool(PG_FUNCTION_ARGS)
+{
+	change_tool_grant(fcinfo, true);
+	PG_RETURN_VOID();
+}
+
+/* revoke_tool(tool text, grantee regrole) RETURNS void */
+PG_FUNCTION_INFO_V1(ao_sql_revoke_tool);
+Datum
+ao_sql_revoke_tool(PG_FUNCTION_ARGS)
+{
+	change_tool_grant(fcinfo, false);
+	PG_RETURN_VOID();
+}
+
+/*
+ * drop_tool(tool text) RETURNS boolean: its owner (or a superuser) drops
+ * it with its grants. Runs in flight keep the definition they pinned.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_drop_tool);
+Datum
+ao_sql_drop_tool(PG_FUNCTION_ARGS)
+{
+	char	   *tool = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			caller = GetUserId();
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	AoUserScope owner_scope;
+
+	if (strcmp(tool, "database.query") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("tool \"database.query\" is built in and cannot be dropped")));
+	values[0] = CStringGetTextDatum(tool);
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	check_tool_owner(tool, caller, "drop");
+	if (SPI_execute_with_args("DELETE FROM agentorch.tools WHERE name OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "agentorch: could not drop tool \"%s\"", tool);
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+	PG_RETURN_BOOL(true);
 }

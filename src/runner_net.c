@@ -82,6 +82,9 @@ typedef struct NetStep
 	char	   *policy_name;
 	AoLimits	limits;
 	bool		policy_acquired;
+	/* credential values the request carried: scrubbed from what is kept */
+	List	   *secrets;
+	bool		scrubbed;
 } NetStep;
 
 static dlist_head running_steps = DLIST_STATIC_INIT(running_steps);
@@ -204,7 +207,7 @@ http_prepare(void *step, Jsonb *input, Jsonb *context)
 	json_object *headers;
 
 	json_object_object_get_ex(s->spec, "tool", &tool_name);
-	t = ao_lookup_tool(json_object_get_string(tool_name));
+	t = ao_lookup_tool(s->run_id, json_object_get_string(tool_name));
 	if (t == NULL || strcmp(t->kind, "http") != 0)
 	{
 		ao_net_step_fail(s, "42704", psprintf("http tool \"%s\" does not exist", json_object_get_string(tool_name)), NULL);
@@ -235,6 +238,48 @@ http_prepare(void *step, Jsonb *input, Jsonb *context)
 			char	   *h = psprintf("%s: %s", k, json_object_get_string(v));
 
 			s->req.request_headers = curl_slist_append(s->req.request_headers, h);
+		}
+	}
+	if (json_object_object_get_ex(t->spec, "headers_env", &headers) &&
+		json_object_is_type(headers, json_type_object))
+	{
+		/* credentials come from the server's environment, never from a spec */
+		json_object_object_foreach(headers, k, ref)
+		{
+			json_object *env = json_object_is_type(ref, json_type_string) ? ref : NULL;
+			json_object *prefix = NULL;
+			const char *value;
+			const char *sqlstate;
+			const char *problem;
+
+			if (env == NULL && json_object_is_type(ref, json_type_object))
+			{
+				json_object_object_get_ex(ref, "env", &env);
+				json_object_object_get_ex(ref, "prefix", &prefix);
+			}
+			if (env == NULL || !json_object_is_type(env, json_type_string))
+			{
+				ao_net_step_fail(s, "22023", psprintf("headers_env[\"%s\"] of tool \"%s\" names no variable", k, t->name), NULL);
+				return false;
+			}
+			problem = ao_credential_problem(json_object_get_string(env), true,
+											psprintf("headers_env[\"%s\"] of tool \"%s\"", k, t->name),
+											&value, &sqlstate);
+			if (problem)
+			{
+				ao_net_step_fail(s, sqlstate, problem, NULL);
+				return false;
+			}
+			if (strpbrk(value, "\r\n") != NULL)
+			{
+				ao_net_step_fail(s, "22023", psprintf("environment variable \"%s\" contains a line break",
+													  json_object_get_string(env)), NULL);
+				return false;
+			}
+			ao_net_step_add_secret(s, value);
+			s->req.request_headers =
+				curl_slist_append(s->req.request_headers,
+								  psprintf("%s: %s%s", k, prefix ? json_object_get_string(prefix) : "", value));
 		}
 	}
 	if (s->spec && json_object_object_get_ex(s->spec, "timeout", NULL))
@@ -604,12 +649,70 @@ ao_net_inline_drive(void *step, long timeout_ms)
 	}
 }
 
+/* Remember a credential value of the step's request (see scrub_outcome). */
+void
+ao_net_step_add_secret(void *step, const char *value)
+{
+	NetStep    *s = step;
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+
+	if (value && value[0])
+		s->secrets = lappend(s->secrets, pstrdup(value));
+	MemoryContextSwitchTo(old);
+}
+
+/* text without the step's credential values (text itself when none occurs). */
+char *
+ao_net_step_scrub(void *step, const char *text)
+{
+	return ao_scrub(text, ((NetStep *) step)->secrets);
+}
+
+/* A jsonb value without credential values; the value itself when none occurs. */
+static Jsonb *
+scrub_jsonb(NetStep *s, Jsonb *value)
+{
+	char	   *text;
+	char	   *clean;
+
+	if (value == NULL)
+		return NULL;
+	text = JsonbToCString(NULL, &value->root, VARSIZE(value));
+	clean = ao_scrub(text, s->secrets);
+	if (clean == text)
+		return value;
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(clean)));
+}
+
+/*
+ * Scrub every credential value the request carried out of the step's
+ * output and error before they are stored (and so before any chunk,
+ * NOTIFY or log line shows them): a provider that echoes the request's
+ * headers in an error body must not leak the key.
+ */
+static void
+scrub_outcome(NetStep *s)
+{
+	MemoryContext old;
+
+	if (s->secrets == NIL || s->scrubbed)
+		return;
+	old = MemoryContextSwitchTo(s->cxt);
+	s->output = scrub_jsonb(s, s->output);
+	s->error = scrub_jsonb(s, s->error);
+	s->scrubbed = true;
+	MemoryContextSwitchTo(old);
+}
+
 /* The outcome of an inline step so far. */
 AoNetOutcome
 ao_net_inline_outcome(void *step)
 {
 	NetStep    *s = step;
 	AoNetOutcome o;
+
+	if (s->finished)
+		scrub_outcome(s);
 
 	o.finished = s->finished;
 	o.ok = s->ok;
@@ -756,6 +859,7 @@ ao_net_steps_settle(dlist_head *done)
 			}
 			if (s->kind->before_settle)
 				s->kind->before_settle(s);
+			scrub_outcome(s);
 			if (s->deferred)
 			{
 				Oid			t2[3] = {INT8OID, TEXTOID, INT4OID};

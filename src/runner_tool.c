@@ -38,46 +38,68 @@
 #include "utils/syscache.h"
 
 /*
- * Look up a tool by name (registered or built in). Returns NULL when it
- * does not exist. The result lives in CurrentMemoryContext.
+ * Look up a tool of a run by name: the definition the run pinned when it
+ * started (agentorch._tool; runs started before pinning read the live
+ * one), or the built-in database.query, which runs with the search_path
+ * of the session that started the run. Returns NULL when it does not
+ * exist. Read as the extension owner, so that work() and run_sync() in an
+ * ordinary role's session can read it. The result lives in
+ * CurrentMemoryContext.
  */
 AoTool *
-ao_lookup_tool(const char *name)
+ao_lookup_tool(int64 run, const char *name)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
 	AoTool	   *t = NULL;
 	MemoryContext caller = CurrentMemoryContext;
+	AoUserScope owner_scope;
 
-	if (strcmp(name, "database.query") == 0)
-	{
-		t = palloc0(sizeof(AoTool));
-		t->name = pstrdup(name);
-		t->kind = "builtin";
-		return t;
-	}
-	values[0] = CStringGetTextDatum(name);
+	values[0] = Int64GetDatum(run);
+	values[1] = CStringGetTextDatum(name);
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT kind, spec::text, input_schema::text, policy::text "
-							  "FROM agentorch.tools WHERE name OPERATOR(pg_catalog.=) $1",
-							  1, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	if (SPI_execute_with_args("SELECT d OPERATOR(pg_catalog.->>) 'kind', (d OPERATOR(pg_catalog.->) 'spec')::text, "
+							  "  (d OPERATOR(pg_catalog.->) 'input_schema')::text, (d OPERATOR(pg_catalog.->) 'policy')::text, "
+							  "  CASE WHEN $2 OPERATOR(pg_catalog.=) 'database.query' THEN r.search_path "
+							  "       ELSE d OPERATOR(pg_catalog.->>) 'search_path' END "
+							  "FROM agentorch.runs r, LATERAL (SELECT agentorch._tool(r.id, $2) AS d) x "
+							  "WHERE r.id OPERATOR(pg_catalog.=) $1",
+							  /* not read-only: a fresh snapshot sees a run newer than the batch's */
+							  2, types, values, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		MemoryContext spi = MemoryContextSwitchTo(caller);
+		char	   *kind = SPI_getvalue(tup, desc, 1);
 		char	   *spec = SPI_getvalue(tup, desc, 2);
 		char	   *schema = SPI_getvalue(tup, desc, 3);
 		char	   *policy = SPI_getvalue(tup, desc, 4);
+		char	   *path = SPI_getvalue(tup, desc, 5);
 
-		t = palloc0(sizeof(AoTool));
-		t->name = pstrdup(name);
-		t->kind = SPI_getvalue(tup, desc, 1);
-		t->spec = ao_json_from_cstring(spec, strlen(spec), "tool spec");
-		t->input_schema = schema ? ao_json_from_cstring(schema, strlen(schema), "tool input_schema") : NULL;
-		t->policy = policy ? ao_json_from_cstring(policy, strlen(policy), "tool policy") : NULL;
+		if (strcmp(name, "database.query") == 0)
+		{
+			t = palloc0(sizeof(AoTool));
+			t->name = pstrdup(name);
+			t->kind = "builtin";
+		}
+		else if (kind != NULL && spec != NULL)
+		{
+			t = palloc0(sizeof(AoTool));
+			t->name = pstrdup(name);
+			t->kind = kind;
+			t->spec = ao_json_from_cstring(spec, strlen(spec), "tool spec");
+			t->input_schema = schema && strcmp(schema, "null") != 0
+				? ao_json_from_cstring(schema, strlen(schema), "tool input_schema") : NULL;
+			t->policy = policy && strcmp(policy, "null") != 0
+				? ao_json_from_cstring(policy, strlen(policy), "tool policy") : NULL;
+		}
+		if (t)
+			t->search_path = path ? path : AO_SAFE_SEARCH_PATH;
 		MemoryContextSwitchTo(spi);
 	}
 	SPI_finish();
+	ao_restore_user(&owner_scope);
 	return t;
 }
 
@@ -414,19 +436,32 @@ run_function_tool(AoTool *t, Jsonb *input, MemoryContext into)
 }
 
 /*
- * database.query: {"query": "SELECT ..."} -- one read-only statement, run
- * in a read-only transaction state with the query timeout.
+ * database.query: {"query": "SELECT ... $1", "params": [v1, ...]} -- one
+ * read-only statement, run in a read-only transaction state with the
+ * query timeout. The query is a literal of the step's definition (checked
+ * by validation and by the executor); values reach it only as bound
+ * parameters, their types inferred by the parser (unknown ones as text).
  */
 static Jsonb *
 run_database_query(json_object *input, MemoryContext into)
 {
 	json_object *q = NULL;
+	json_object *params = NULL;
 	const char *query;
+	size_t		nparams;
+	VarParams	vp = {NULL, 0};
+	SPIPlanPtr	plan;
+	ParamListInfo paramLI;
 
 	if (!json_object_object_get_ex(input, "query", &q) || !json_object_is_type(q, json_type_string))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("database.query needs an input {\"query\": \"SELECT ...\"}")));
+	if (json_object_object_get_ex(input, "params", &params) && !json_object_is_type(params, json_type_array))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"params\" of database.query must be an array of values bound to $1, $2, ...")));
+	nparams = params ? json_object_array_length(params) : 0;
 	query = json_object_get_string(q);
 	if (list_length(raw_parser(query, RAW_PARSE_DEFAULT)) != 1)
 		ereport(ERROR,
@@ -434,7 +469,22 @@ run_database_query(json_object *input, MemoryContext into)
 				 errmsg("database.query runs exactly one statement")));
 	(void) set_config_option("transaction_read_only", "on", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
-	if (SPI_execute(query, false, ao_max_result_rows + 1) < 0)
+	plan = prepared_tool_plan("database.query", query, &vp);
+	if ((size_t) vp.n != nparams)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("database.query has %d parameters but \"params\" has %zu values", vp.n, nparams),
+				 errhint("Give one value in \"params\" per $n of the query.")));
+	paramLI = makeParamList(vp.n);
+	for (int i = 0; i < vp.n; i++)
+	{
+		ParamExternData *prm = &paramLI->params[i];
+
+		prm->ptype = vp.types[i] == UNKNOWNOID ? TEXTOID : vp.types[i];
+		prm->value = json_to_param(json_object_array_get_idx(params, i), prm->ptype, &prm->isnull);
+		prm->pflags = PARAM_FLAG_CONST;
+	}
+	if (SPI_execute_plan_with_paramlist(plan, paramLI, false, ao_max_result_rows + 1) < 0)
 		elog(ERROR, "agentorch: database.query failed");
 	check_row_limit("database.query");
 	return spi_result(into);

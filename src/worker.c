@@ -694,6 +694,20 @@ launcher_scan(void)
 	list_free(dbs);
 }
 
+/*
+ * Pin this worker's search_path to AO_SAFE_SEARCH_PATH for the whole
+ * session, above the database's and role's defaults (ALTER DATABASE ...
+ * SET search_path, applied while connecting, is set by whoever owns the
+ * database): the executor runs its SQL as a superuser, so nothing on a
+ * path an ordinary role can write may ever be found. User code (tools)
+ * runs in nest levels of its own with the path captured for it.
+ */
+static void
+ao_set_session_search_path(void)
+{
+	SetConfigOption("search_path", AO_SAFE_SEARCH_PATH, PGC_SUSET, PGC_S_SESSION);
+}
+
 /* Launcher main: scan, then sleep until woken or the naptime passes. */
 void
 ao_launcher_main(Datum arg)
@@ -702,6 +716,7 @@ ao_launcher_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	ao_set_session_search_path();
 	pgstat_report_appname("agentorch launcher");
 
 	ao_shared->launcher_latch = MyLatch;
@@ -867,6 +882,7 @@ ao_executor_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	ao_set_session_search_path();
 	pgstat_report_appname("agentorch executor");
 
 	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);

@@ -1,15 +1,19 @@
 /*-------------------------------------------------------------------------
  *
  * agentorch-follow.c
- *	  Print a run's stream live: LISTEN on agentorch_run_<id>, read the
- *	  chunks committed after the last one seen, print tokens as they come,
- *	  status lines, and the final output; exit after the final chunk.
+ *	  Print a run's stream live: LISTEN on the run's private channel
+ *	  (agentorch.channel(run)), read the chunks committed after the last
+ *	  one seen, print tokens as they come, status lines, questions of
+ *	  steps waiting for input, and the final output; exit once the run has
+ *	  finished (a run resumed after its final chunk is followed on).
  *
  *	  usage: agentorch-follow [-q] [-t seconds] RUN_ID [libpq conninfo]
  *
  * A notification is only a wake-up: the program always reads the rows
- * (agentorch.stream(run, after_seq)), so a missed or coalesced NOTIFY
- * loses nothing. It also re-reads every second as a safety net.
+ * (agentorch.stream(run, after_seq)) as the connecting role, so row-level
+ * security decides what it shows, and a missed, coalesced or forged
+ * NOTIFY can neither lose nor add anything. It also re-reads every second
+ * as a safety net.
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -19,6 +23,7 @@
  *-------------------------------------------------------------------------
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +45,40 @@ die(PGconn *conn, const char *what)
 	exit(2);
 }
 
+/* Is the run running (or waiting) now? */
+static int
+run_is_active(PGconn *conn, const char *run)
+{
+	const char *params[1] = {run};
+	PGresult   *res = PQexecParams(conn,
+								   "SELECT status::text IN ('pending', 'running', 'waiting') "
+								   "FROM agentorch.runs WHERE id = $1::bigint",
+								   1, NULL, params, NULL, NULL, 0);
+	int			active;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		die(conn, "reading the run");
+	active = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return active;
+}
+
+/* Print the usage to f. */
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+			"agentorch-follow prints an agentorch run's stream live.\n\n"
+			"Usage:\n  agentorch-follow [-q] [-t SECONDS] RUN_ID [CONNINFO]\n\n"
+			"Options:\n"
+			"  -q            do not print status lines\n"
+			"  -t SECONDS    give up after SECONDS (default 300; exit 3)\n"
+			"  -h, --help    show this help\n\n"
+			"CONNINFO is a libpq connection string or URI (default: the PG* environment).\n"
+			"Exit status: 0 the run succeeded, 1 it failed or was cancelled, 2 error\n"
+			"(no such run, connection), 3 timed out.\n");
+}
+
 /*
  * Print the chunks after *last_seq; returns 1 once the final chunk was
  * printed (its status in *status_out).
@@ -57,7 +96,7 @@ print_new_chunks(PGconn *conn, const char *run, long long *last_seq, char *statu
 	params[1] = after;
 	res = PQexecParams(conn,
 					   "SELECT seq, kind, COALESCE(step_id, ''), COALESCE(content, ''), "
-					   "       COALESCE(data->>'status', '') "
+					   "       COALESCE(data->>'status', ''), COALESCE(data->>'prompt', '') "
 					   "FROM agentorch.stream($1::bigint, $2::bigint)",
 					   2, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -75,15 +114,22 @@ print_new_chunks(PGconn *conn, const char *run, long long *last_seq, char *statu
 			printf("\n  [tool call %s] %s\n", step, content);
 		else if (strcmp(kind, "status") == 0)
 		{
-			if (!quiet)
+			const char *prompt = PQgetvalue(res, i, 5);
+
+			if (strcmp(PQgetvalue(res, i, 4), "waiting") == 0 && prompt[0])
+				printf("\n  [%s waits for input: %s]\n  (answer with SELECT agentorch.submit_input(%s, '%s', '<json>');)",
+					   step, prompt, run, step);
+			else if (!quiet)
 				printf("\n  [%s]", content);
 		}
 		else if (strcmp(kind, "final") == 0)
 		{
 			snprintf(status_out, len, "%s", PQgetvalue(res, i, 4));
 			printf("\n== %s: %s\n", status_out, content);
-			finished = 1;
-			break;
+			/* a run resumed after this final chunk goes on: follow it */
+			finished = !run_is_active(conn, run);
+			if (finished)
+				break;
 		}
 		fflush(stdout);
 	}
@@ -99,27 +145,39 @@ main(int argc, char **argv)
 	double		timeout_s = 300;
 	PGconn	   *conn;
 	PGresult   *res;
-	char		listen[64];
+	char		listen[128];
 	long long	last_seq = 0;
 	char		status[32] = "";
 	time_t		start = time(NULL);
 	int			opt;
 
-	while ((opt = getopt(argc, argv, "qt:")) != -1)
+	static const struct option long_options[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"timeout", required_argument, NULL, 't'},
+		{NULL, 0, NULL, 0}
+	};
+
+	while ((opt = getopt_long(argc, argv, "hqt:", long_options, NULL)) != -1)
 	{
 		if (opt == 'q')
 			quiet = 1;
 		else if (opt == 't')
 			timeout_s = atof(optarg);
+		else if (opt == 'h')
+		{
+			usage(stdout);
+			return 0;
+		}
 		else
 		{
-			fprintf(stderr, "usage: agentorch-follow [-q] [-t seconds] RUN_ID [conninfo]\n");
+			usage(stderr);
 			return 2;
 		}
 	}
 	if (optind >= argc || atoll(argv[optind]) <= 0)
 	{
-		fprintf(stderr, "usage: agentorch-follow [-q] [-t seconds] RUN_ID [conninfo]\n");
+		usage(stderr);
 		return 2;
 	}
 	run = argv[optind];
@@ -129,7 +187,26 @@ main(int argc, char **argv)
 	conn = PQconnectdb(conninfo);
 	if (PQstatus(conn) != CONNECTION_OK)
 		die(conn, "connecting");
-	snprintf(listen, sizeof(listen), "LISTEN agentorch_run_%lld", atoll(run));
+	/* the run's private channel; NULL for a run this role cannot read */
+	{
+		const char *params[1] = {run};
+		char	   *ident;
+
+		res = PQexecParams(conn, "SELECT agentorch.channel($1::bigint)", 1, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			die(conn, "looking up the run");
+		if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+		{
+			fprintf(stderr, "agentorch-follow: run %s does not exist (or belongs to another role)\n", run);
+			PQclear(res);
+			PQfinish(conn);
+			return 2;
+		}
+		ident = PQescapeIdentifier(conn, PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)));
+		snprintf(listen, sizeof(listen), "LISTEN %s", ident);
+		PQfreemem(ident);
+		PQclear(res);
+	}
 	res = PQexec(conn, listen);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		die(conn, "LISTEN");

@@ -691,3 +691,24 @@ ao_ref_resolve_in_context(void *context, const ao_ref *ref, json_object **value)
 	*value = cur;
 	return 1;
 }
+
+/* ao_template_scan callback of ao_template_has_reference: count it. */
+static void
+count_reference(void *arg, const char *path, const ao_ref *ref, int whole)
+{
+	(void) path;
+	(void) ref;
+	(void) whole;
+	(*(int *) arg)++;
+}
+
+/* See ao_template.h. */
+int
+ao_template_has_reference(json_object *value)
+{
+	int			refs = 0;
+	int			broken;
+
+	broken = ao_template_scan(value, NULL, count_reference, &refs, NULL, NULL);
+	return refs + broken > 0;
+}

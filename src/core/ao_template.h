@@ -143,4 +143,11 @@ extern int	ao_template_render(json_object *tmpl, ao_ref_resolve_fn resolve,
 extern int	ao_ref_resolve_in_context(void *context, const ao_ref *ref,
 									  json_object **value);
 
+/*
+ * Does value hold a "${" that rendering would treat as a reference,
+ * well-formed or not? An escaped "$${" (literal text) does not count.
+ * (Used to keep SQL statements literal: DESIGN.md section 9.)
+ */
+extern int	ao_template_has_reference(json_object *value);
+
 #endif							/* AO_TEMPLATE_H */

@@ -11,6 +11,12 @@
  * ones included (their ids share one namespace, since ${id.output} must be
  * unambiguous), and finally every ${...} reference is resolved statically.
  *
+ * Nothing an LLM writes may become SQL (DESIGN.md section 9): the built-in
+ * database.query tool, wherever it is named (a step's tool, a compensate
+ * action), must be given a literal "query" without ${...} references --
+ * values reach the statement only as bound parameters ("params") -- and it
+ * is never offered to a model among an llm step's tools.
+ *
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
@@ -33,6 +39,16 @@ static const char *const not_templated[] = {
 	"id", "type", "depends_on", "when", "while", "cases", "else", "steps",
 	"step", "output_schema", "response_schema", "schema", "lock", NULL
 };
+
+/* The built-in tool that runs the SQL statement of its input. */
+#define SQL_TOOL "database.query"
+
+/* Problems of the SQL checks (see check_sql_tool and check_model_tools). */
+#define MSG_SQL_INPUT "database.query needs an input object with a literal \"query\" string"
+#define MSG_SQL_REFERENCE "a ${...} reference cannot be used inside a SQL statement: " \
+	"pass values as bound parameters in \"params\" ($1, $2, ...)"
+#define MSG_SQL_PARAMS "\"params\" must be an array of values bound to $1, $2, ..."
+#define MSG_SQL_MODEL_TOOL "database.query cannot be offered to a model as a tool"
 
 /* Rename "kind" to "type" in every step of a steps array, recursively. */
 static void
@@ -331,6 +347,8 @@ typedef struct check_ctx
 	int			dag_ok;
 	int			current;		/* step whose templates are scanned, -1 = output */
 	int			in_compensate;	/* scanning the step's compensate member */
+	const char *sql_path;		/* a database.query "query" string not to scan
+								 * as a template (check_sql_tool reports it) */
 	int			problems;
 	ao_problem_fn cb;
 	void	   *arg;
@@ -400,6 +418,8 @@ check_reference(void *arg, const char *path, const ao_ref *ref, int whole)
 	int			r;
 
 	(void) whole;
+	if (ctx->sql_path && strcmp(path, ctx->sql_path) == 0)
+		return;
 	ao_buf_init(&m);
 	switch (ref->root)
 	{
@@ -434,14 +454,47 @@ check_reference(void *arg, const char *path, const ao_ref *ref, int whole)
 	ao_buf_free(&m);
 }
 
+/*
+ * Template syntax problem forwarder of scan_step_templates: a database.query
+ * "query" string is not a template, and check_sql_tool has already said why
+ * a "${" does not belong there.
+ */
+static void
+forward_template_problem(void *arg, const char *path, const char *message)
+{
+	check_ctx  *ctx = arg;
+
+	if (ctx->sql_path && strcmp(path, ctx->sql_path) == 0)
+		return;
+	problem(ctx, path, message);
+}
+
+/*
+ * If holder (a step or its compensate action) names database.query, append
+ * the JSON pointer of its input's "query" to p (which holds holder's path)
+ * and return p's data; else return NULL.
+ */
+static const char *
+sql_query_path(json_object *holder, ao_buf *p)
+{
+	const char *tool = get_string(holder, "tool");
+
+	if (tool == NULL || strcmp(tool, SQL_TOOL) != 0)
+		return NULL;
+	ao_buf_append(p, "/input/query");
+	return p->data;
+}
+
 /* Scan the templated members of one step object. */
 static void
 scan_step_templates(check_ctx *ctx, int index)
 {
 	ao_wf_step *s = &ctx->steps.steps[index];
 	ao_buf		p;
+	ao_buf		q;
 
 	ao_buf_init(&p);
+	ao_buf_init(&q);
 	ctx->current = index;
 	{
 		/* the iteration macro declares variables: give it a block */
@@ -458,10 +511,24 @@ scan_step_templates(check_ctx *ctx, int index)
 			ao_buf_append(&p, s->path);
 			ao_jsonptr_push_key(&p, key);
 			ctx->in_compensate = strcmp(key, "compensate") == 0;
-			ao_template_scan(value, p.data, check_reference, ctx, forward_problem, ctx);
+			ao_buf_reset(&q);
+			if (strcmp(key, "input") == 0)
+			{
+				ao_buf_append(&q, s->path);
+				ctx->sql_path = sql_query_path(s->obj, &q);
+			}
+			else if (ctx->in_compensate)
+			{
+				ao_buf_append(&q, p.data);
+				ctx->sql_path = sql_query_path(value, &q);
+			}
+			ao_template_scan(value, p.data, check_reference, ctx,
+							 forward_template_problem, ctx);
 			ctx->in_compensate = 0;
+			ctx->sql_path = NULL;
 		}
 	}
+	ao_buf_free(&q);
 	ao_buf_free(&p);
 }
 
@@ -503,6 +570,103 @@ check_embedded_schema(check_ctx *ctx, json_object *obj, const char *path, const 
 	fw.prefix = p.data;
 	ao_json_schema_check(schema, forward_prefixed, &fw);
 	ao_buf_free(&p);
+}
+
+/*
+ * If holder (a step, or a step's compensate action at path) names the
+ * built-in database.query, its input must be an object with a literal
+ * "query" string free of ${...} references, and its optional "params" an
+ * array (whose values may be templates: they are bound, never spliced).
+ */
+static void
+check_sql_tool(check_ctx *ctx, json_object *holder, const char *path)
+{
+	const char *tool = get_string(holder, "tool");
+	json_object *input;
+	json_object *v;
+	ao_buf		p;
+
+	if (tool == NULL || strcmp(tool, SQL_TOOL) != 0)
+		return;
+	ao_buf_init(&p);
+	ao_buf_append(&p, path);
+	ao_buf_append(&p, "/input");
+	/*
+	 * No input, or an input object without "query", cannot be the way in
+	 * for SQL and fails at run time with its own message; a template in
+	 * place of the object (or of the query) is what is refused here.
+	 */
+	if (!json_object_object_get_ex(holder, "input", &input))
+		;
+	else if (!json_object_is_type(input, json_type_object))
+		problem(ctx, p.data, MSG_SQL_INPUT);
+	else if (!json_object_object_get_ex(input, "query", &v))
+		;
+	else
+	{
+		size_t		input_len = p.len;
+
+		ao_buf_append(&p, "/query");
+		if (!json_object_is_type(v, json_type_string))
+			problem(ctx, p.data, MSG_SQL_INPUT);
+		else if (ao_template_has_reference(v))
+			problem(ctx, p.data, MSG_SQL_REFERENCE);
+		ao_buf_truncate(&p, input_len);
+		ao_buf_append(&p, "/params");
+		if (json_object_object_get_ex(input, "params", &v) &&
+			!json_object_is_type(v, json_type_array))
+			problem(ctx, p.data, MSG_SQL_PARAMS);
+	}
+	ao_buf_free(&p);
+}
+
+/* An llm step's tools (offered to the model) must not include database.query. */
+static void
+check_model_tools(check_ctx *ctx, ao_wf_step *s)
+{
+	json_object *tools;
+	ao_buf		p;
+
+	if (!json_object_object_get_ex(s->obj, "tools", &tools) ||
+		!json_object_is_type(tools, json_type_array))
+		return;
+	ao_buf_init(&p);
+	for (size_t i = 0; i < json_object_array_length(tools); i++)
+	{
+		json_object *t = json_object_array_get_idx(tools, i);
+
+		if (json_object_is_type(t, json_type_string) &&
+			strcmp(json_object_get_string(t), SQL_TOOL) == 0)
+		{
+			ao_buf_reset(&p);
+			ao_buf_printf(&p, "%s/tools/%zu", s->path, i);
+			problem(ctx, p.data, MSG_SQL_MODEL_TOOL);
+		}
+	}
+	ao_buf_free(&p);
+}
+
+/*
+ * The SQL safety checks of one step: its own tool, its compensate action,
+ * the tools it offers to a model.
+ */
+static void
+check_sql_safety(check_ctx *ctx, ao_wf_step *s)
+{
+	json_object *compensate;
+
+	check_sql_tool(ctx, s->obj, s->path);
+	if (json_object_object_get_ex(s->obj, "compensate", &compensate))
+	{
+		ao_buf		p;
+
+		ao_buf_init(&p);
+		ao_buf_append(&p, s->path);
+		ao_buf_append(&p, "/compensate");
+		check_sql_tool(ctx, compensate, p.data);
+		ao_buf_free(&p);
+	}
+	check_model_tools(ctx, s);
 }
 
 /* Hand tools and conditions of one step to the caller's hooks. */
@@ -637,6 +801,7 @@ ao_workflow_check(json_object *normalized, json_object *schema,
 			for_each_branch_target(s->obj, check_branch_target, &e, s->path);
 		}
 		visit_hooks(&ctx, s);
+		check_sql_safety(&ctx, s);
 		check_embedded_schema(&ctx, s->obj, s->path, "output_schema");
 		check_embedded_schema(&ctx, s->obj, s->path, "response_schema");
 		check_embedded_schema(&ctx, s->obj, s->path, "schema");

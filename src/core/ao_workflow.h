@@ -8,9 +8,11 @@
  * wrapper is kept, "kind" becomes "type"), then validated against its JSON
  * Schema, then checked as a graph: step ids unique across nesting, known
  * dependencies and branch targets, no cycles, every ${...} reference known
- * and reachable. Tools and jsonpath conditions are handed to the caller
- * through hooks, because only the server can tell whether a tool exists or
- * a jsonpath parses.
+ * and reachable, and nothing that could make a model's text SQL: the
+ * built-in database.query takes only a literal "query" (values go to bound
+ * "params") and is never among an llm step's tools. Tools and jsonpath
+ * conditions are handed to the caller through hooks, because only the
+ * server can tell whether a tool exists or a jsonpath parses.
  *
  * Copyright (c) 2026, agentorch developers
  *

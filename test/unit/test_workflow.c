@@ -632,6 +632,199 @@ test_check_references(void)
 }
 
 /* ---------------------------------------------------------------------
+ * ao_workflow_check: nothing an LLM writes becomes SQL
+ * --------------------------------------------------------------------- */
+
+#define SQL_INPUT "database.query needs an input object with a literal \"query\" string\n"
+#define SQL_REF "a ${...} reference cannot be used inside a SQL statement: " \
+	"pass values as bound parameters in \"params\" ($1, $2, ...)\n"
+#define SQL_PARAMS "\"params\" must be an array of values bound to $1, $2, ...\n"
+#define SQL_MODEL_TOOL "database.query cannot be offered to a model as a tool\n"
+
+static void
+test_check_sql(void)
+{
+	/* accepted forms */
+	expect_wf("sql: literal query",
+			  "{steps: [{id: q, type: tool, tool: database.query, input: {query: 'SELECT * FROM sales'}}]}",
+			  "");
+	expect_wf("sql: literal query, params with templates",
+			  "{workflow: {steps: [{id: a, type: tool, tool: t},"
+			  " {id: q, type: tool, tool: database.query, depends_on: [a],"
+			  "  input: {query: 'SELECT * FROM t WHERE id = $1 AND region = $2 AND n > $3',"
+			  "   params: ['${input.id}', '${a.output.region}', 3, null, {x: '${memory.k}'}]}}]}}",
+			  "");
+	expect_wf("sql: empty params",
+			  "{steps: [{id: q, type: tool, tool: database.query, input: {query: 'SELECT 1', params: []}}]}",
+			  "");
+	expect_wf("sql: dollar quotes, positional parameters and an escaped $${ are not references",
+			  "{steps: [{id: q, type: tool, tool: database.query,"
+			  " input: {query: 'SELECT $$a$$, $tag$b$tag$, $1, ''$${not.a.reference}''', params: [x]}}]}",
+			  "");
+	expect_wf("sql: compensate with a literal query, params referencing its own step",
+			  "{steps: [{id: w, type: tool, tool: t,"
+			  " compensate: {tool: database.query, input: {query: 'SELECT undo($1)', params: ['${w.output.id}']}}}]}",
+			  "");
+	expect_wf("sql: in a parallel's child and a loop's body, items as params",
+			  "{steps: [{id: p, type: parallel, steps: [{id: c, type: tool, tool: database.query,"
+			  "  input: {query: 'SELECT 1'}}]},"
+			  " {id: l, type: loop, for_each: '${input.xs}', step: {id: b, type: tool, tool: database.query,"
+			  "  input: {query: 'SELECT * FROM t WHERE k = $1 AND i = $2', params: ['${item}', '${index}']}}}]}",
+			  "");
+	expect_wf("sql: other tools may have a templated query member",
+			  "{steps: [{id: a, type: tool, tool: db.query, input: {query: '${input.q}'}},"
+			  " {id: b, type: tool, tool: t, compensate: {tool: undo, input: '${input.x}'}}]}",
+			  "");
+	expect_wf("sql: an llm step offering other tools",
+			  "{steps: [{id: m, type: llm, prompt: p, tools: [chart.create, database.query.x, report.generate]}]}",
+			  "");
+
+	/* no input (or no query): not a way in for SQL; it fails at run time */
+	expect_wf("sql: no input",
+			  "{steps: [{id: q, type: tool, tool: database.query}]}",
+			  "");
+
+	/* refused: no literal query */
+	expect_wf("sql: input is a whole template",
+			  "{workflow: {steps: [{id: a, type: tool, tool: t},"
+			  " {id: q, type: tool, tool: database.query, depends_on: [a], input: '${a.output}'}]}}",
+			  "/workflow/steps/1/input: " SQL_INPUT);
+	expect_wf("sql: input is a string, an array, null",
+			  "{steps: [{id: a, type: tool, tool: database.query, input: 'SELECT 1'},"
+			  " {id: b, type: tool, tool: database.query, input: ['SELECT 1']},"
+			  " {id: c, type: tool, tool: database.query, input: null}]}",
+			  "/steps/0/input: " SQL_INPUT
+			  "/steps/1/input: " SQL_INPUT
+			  "/steps/2/input: " SQL_INPUT);
+	expect_wf("sql: input without a query",
+			  "{steps: [{id: q, type: tool, tool: database.query, input: {sql: 'SELECT 1', params: [1]}}]}",
+			  "");
+	expect_wf("sql: query not a string",
+			  "{steps: [{id: a, type: tool, tool: database.query, input: {query: 5}},"
+			  " {id: b, type: tool, tool: database.query, input: {query: [SELECT, 1]}},"
+			  " {id: c, type: tool, tool: database.query, input: {query: null}},"
+			  " {id: d, type: tool, tool: database.query, input: {query: {text: 'SELECT 1'}}}]}",
+			  "/steps/0/input/query: " SQL_INPUT
+			  "/steps/1/input/query: " SQL_INPUT
+			  "/steps/2/input/query: " SQL_INPUT
+			  "/steps/3/input/query: " SQL_INPUT);
+
+	/* refused: ${...} in the statement, and only that message for it */
+	expect_wf("sql: reference inside the query",
+			  "{steps: [{id: q, type: tool, tool: database.query,"
+			  " input: {query: 'SELECT * FROM t WHERE id = ${input.id}'}}]}",
+			  "/steps/0/input/query: " SQL_REF);
+	expect_wf("sql: the query is a whole reference",
+			  "{workflow: {steps: [{id: q, type: tool, tool: database.query, input: {query: '${input.query}'}}]}}",
+			  "/workflow/steps/0/input/query: " SQL_REF);
+	expect_wf("sql: reference to a model's output inside the query",
+			  "{steps: [{id: m, type: llm, prompt: 'write SQL'},"
+			  " {id: q, type: tool, tool: database.query, depends_on: [m], input: {query: '${m.output}'}}]}",
+			  "/steps/1/input/query: " SQL_REF);
+	expect_wf("sql: unresolvable references inside the query give the SQL message only",
+			  "{steps: [{id: q, type: tool, tool: database.query,"
+			  " input: {query: 'SELECT ${ghost.output}, ${item}'}}]}",
+			  "/steps/0/input/query: " SQL_REF);
+	expect_wf("sql: broken references inside the query give the SQL message only",
+			  "{steps: [{id: a, type: tool, tool: database.query, input: {query: 'SELECT ${}'}},"
+			  " {id: b, type: tool, tool: database.query, input: {query: 'SELECT ${a.bad}'}},"
+			  " {id: c, type: tool, tool: database.query, input: {query: 'SELECT ''${'''}}]}",
+			  "/steps/0/input/query: " SQL_REF
+			  "/steps/1/input/query: " SQL_REF
+			  "/steps/2/input/query: " SQL_REF);
+	expect_wf("sql: an escape followed by a real reference",
+			  "{steps: [{id: q, type: tool, tool: database.query,"
+			  " input: {query: 'SELECT ''$${a}'', ${input.b}'}}]}",
+			  "/steps/0/input/query: " SQL_REF);
+	expect_wf("sql: reported on a broken graph too, before the graph's problems",
+			  "{steps: [{id: q, type: tool, tool: database.query, depends_on: [zz],"
+			  " input: {query: 'SELECT ${input.x}'}}]}",
+			  "/steps/0/input/query: " SQL_REF
+			  "/steps/0/depends_on/0: unknown step \"zz\" in depends_on\n");
+
+	/* params */
+	expect_wf("sql: params not an array",
+			  "{steps: [{id: a, type: tool, tool: database.query, input: {query: 'SELECT $1', params: {x: 1}}},"
+			  " {id: b, type: tool, tool: database.query, input: {query: 'SELECT $1', params: '${input.ps}'}},"
+			  " {id: c, type: tool, tool: database.query, input: {query: 'SELECT $1', params: 1}}]}",
+			  "/steps/0/input/params: " SQL_PARAMS
+			  "/steps/1/input/params: " SQL_PARAMS
+			  "/steps/2/input/params: " SQL_PARAMS);
+	expect_wf("sql: a reference in the query and params not an array",
+			  "{steps: [{id: q, type: tool, tool: database.query,"
+			  " input: {query: 'SELECT ${input.x}', params: x}}]}",
+			  "/steps/0/input/query: " SQL_REF
+			  "/steps/0/input/params: " SQL_PARAMS);
+	expect_wf("sql: params templates are still checked as references",
+			  "{steps: [{id: q, type: tool, tool: database.query,"
+			  " input: {query: 'SELECT $1, $2', params: ['${ghost.output}', '${item}']}}]}",
+			  "/steps/0/input/params/0: reference to unknown step \"ghost\"\n"
+			  "/steps/0/input/params/1: ${item} is only available inside a loop's step\n");
+
+	/* compensate actions */
+	expect_wf("sql: compensate with a reference in its query",
+			  "{workflow: {steps: [{id: w, type: tool, tool: t,"
+			  " compensate: {tool: database.query, input: {query: 'DELETE FROM t WHERE id = ${w.output.id}'}}}]}}",
+			  "/workflow/steps/0/compensate/input/query: " SQL_REF);
+	expect_wf("sql: compensate without input, with bad params",
+			  "{steps: [{id: w, type: tool, tool: t, compensate: {tool: database.query}},"
+			  " {id: v, type: tool, tool: t, compensate: {tool: database.query,"
+			  "  input: {query: 'SELECT 1', params: {}}}}]}",
+			  "/steps/1/compensate/input/params: " SQL_PARAMS);
+	expect_wf("sql: the step and its compensate action both refused",
+			  "{steps: [{id: q, type: tool, tool: database.query, input: {query: 'SELECT ${input.a}'},"
+			  " compensate: {tool: database.query, input: {query: 'SELECT ${input.b}'}}}]}",
+			  "/steps/0/input/query: " SQL_REF
+			  "/steps/0/compensate/input/query: " SQL_REF);
+
+	/* nested steps */
+	expect_wf("sql: a reference in a parallel's child's query",
+			  "{steps: [{id: p, type: parallel, steps: [{id: c1, type: tool, tool: t},"
+			  " {id: c2, type: tool, tool: database.query, input: {query: 'SELECT ${input.x}'}}]}]}",
+			  "/steps/0/steps/1/input/query: " SQL_REF);
+	expect_wf("sql: item in a loop body's query",
+			  "{steps: [{id: l, type: loop, for_each: '${input.xs}', step: {id: b, type: tool,"
+			  " tool: database.query, input: {query: 'SELECT * FROM t WHERE k = ${item.k}'}}}]}",
+			  "/steps/0/step/input/query: " SQL_REF);
+	expect_wf("sql: a parallel in a loop: no input, compensate with a reference",
+			  "{workflow: {steps: [{id: l, type: loop, while: '$.more', max_iterations: 3,"
+			  " step: {id: p, type: parallel, steps: [{id: c, type: tool, tool: database.query},"
+			  "  {id: d, type: tool, tool: t, compensate: {tool: database.query, input: {query: '${item}'}}}]}}]}}",
+			  "/workflow/steps/0/step/steps/1/compensate/input/query: " SQL_REF);
+
+	/* llm tools */
+	expect_wf("sql: database.query offered to a model",
+			  "{steps: [{id: m, type: llm, prompt: p, tools: [chart.create, database.query]}]}",
+			  "/steps/0/tools/1: " SQL_MODEL_TOOL);
+	expect_wf("sql: database.query offered to a model in nested steps",
+			  "{workflow: {steps: [{id: p, type: parallel, steps: [{id: m, type: llm, prompt: p,"
+			  "  tools: [database.query]}]},"
+			  " {id: l, type: loop, for_each: '${input.xs}', step: {id: n, type: llm, prompt: '${item}',"
+			  "  tools: [a, b, database.query]}}]}}",
+			  "/workflow/steps/0/steps/0/tools/0: " SQL_MODEL_TOOL
+			  "/workflow/steps/1/step/tools/2: " SQL_MODEL_TOOL);
+
+	/* plans: the same rules */
+	expect("sql: plan with a literal query", plan_schema,
+		   "{goal: g, steps: [{id: q, type: tool, tool: database.query,"
+		   " input: {query: 'SELECT * FROM t WHERE id = $1', params: ['${input.id}']}}]}",
+		   "");
+	expect("sql: plan with references in and as the query", plan_schema,
+		   "{goal: g, steps: [{id: m, type: llm, prompt: 'write SQL'},"
+		   " {id: q, type: tool, tool: database.query, depends_on: [m], input: {query: '${m.output}'}},"
+		   " {id: r, type: tool, tool: database.query, input: '${input.q}'}]}",
+		   "/steps/1/input/query: " SQL_REF
+		   "/steps/2/input: " SQL_INPUT);
+
+	/* the tool hook still sees database.query */
+	expect_hooks("sql: hooks still called for database.query",
+				 "{steps: [{id: q, type: tool, tool: database.query, input: {query: 'SELECT 1'},"
+				 " compensate: {tool: database.query, input: {query: 'SELECT 2'}}}]}",
+				 "tool /steps/0/tool database.query\n"
+				 "tool /steps/0/compensate/tool database.query\n");
+}
+
+/* ---------------------------------------------------------------------
  * hooks and embedded schemas
  * --------------------------------------------------------------------- */
 
@@ -961,6 +1154,7 @@ main(void)
 	test_check_documents();
 	test_check_graph();
 	test_check_references();
+	test_check_sql();
 	test_check_hooks();
 	test_check_embedded_schemas();
 	test_check_plans();
