@@ -18,10 +18,15 @@ chmod 755 "$DIR"
 PORT=$(ao_free_port)
 MOCK_PID=
 cleanup() {
-    [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null
     if [ "${AO_KEEP:-0}" = 1 ]; then
-        echo "cluster kept: psql -h $DIR -p $PORT -U postgres   (stop: pg_ctl -D $DIR/data stop as postgres)"
+        # the mock stays up with the cluster: the registered model points at it
+        echo
+        echo "cluster kept (with the mock LLM server${MOCK_PID:+, pid $MOCK_PID}):"
+        echo "  connect:  $PG_BIN/psql -h $DIR -p $PORT -U postgres postgres"
+        echo "  follow:   $PG_BIN/agentorch-follow RUN_ID 'host=$DIR port=$PORT user=postgres dbname=postgres'"
+        echo "  stop:     ${MOCK_PID:+kill $MOCK_PID; }runuser -u postgres -- $PG_BIN/pg_ctl -D $DIR/data stop; rm -rf $DIR"
     else
+        [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null
         ao_cluster_stop "$DIR"; rm -rf "$DIR"
     fi
 }
@@ -40,8 +45,9 @@ if [ -n "${AO_LLM_PROVIDER:-}" ]; then
 else
     MOCK_PORT=$(ao_free_port)
     ao_log "starting the mock LLM server on 127.0.0.1:$MOCK_PORT"
-    python3 "$AO_REPO/test/mock_llm/mock_llm.py" --port "$MOCK_PORT" --script "$AO_REPO/test/mock_llm/scripts/demo.json" \
-        >"$DIR/mock.log" 2>&1 &
+    # setsid: with AO_KEEP=1 the mock outlives this script, like the cluster
+    setsid python3 "$AO_REPO/test/mock_llm/mock_llm.py" --port "$MOCK_PORT" --script "$AO_REPO/test/mock_llm/scripts/demo.json" \
+        >"$DIR/mock.log" 2>&1 < /dev/null &
     MOCK_PID=$!
     for _ in $(seq 50); do grep -q listening "$DIR/mock.log" && break; sleep 0.1; done
     "${PSQL[@]}" -c "SELECT agentorch.register_model('default', 'openai', '{\"base_url\": \"http://127.0.0.1:$MOCK_PORT/v1\", \"model\": \"mock-gpt-4o-mini\", \"prices\": {\"input_per_mtok\": 0.15, \"output_per_mtok\": 0.6}}')" >/dev/null

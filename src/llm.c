@@ -257,11 +257,13 @@ load_model(LlmState *st, const char *name)
 	Datum		values[1];
 	bool		found = false;
 	MemoryContext caller = CurrentMemoryContext;
+	AoUserScope owner_scope;
 
 	values[0] = CStringGetTextDatum(name);
+	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT provider, spec::text FROM agentorch.models WHERE name = $1",
-							  1, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	if (SPI_execute_with_args("SELECT provider, spec::text FROM agentorch.models WHERE name OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		MemoryContext spi = MemoryContextSwitchTo(caller);
 		char	   *provider = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -288,6 +290,7 @@ load_model(LlmState *st, const char *name)
 		MemoryContextSwitchTo(spi);
 	}
 	SPI_finish();
+	ao_restore_user(&owner_scope);
 	return found;
 }
 

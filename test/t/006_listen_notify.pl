@@ -1,7 +1,8 @@
 # A LISTENing session receives the notifications that executors emit when
-# they commit: on agentorch_run_<id> a JSON payload with run_id, seq and
-# kind whose last seq is the run's last chunk, and on agentorch_events the
-# run's lifecycle ending with run_succeeded.
+# they commit: on the run's private channel (agentorch.channel(id),
+# agentorch_run_<id>_<token>) a JSON payload with run_id, seq and kind whose
+# last seq is the run's last chunk, and on agentorch_events the run's
+# lifecycle ending with run_succeeded (ids, statuses and owners only).
 use strict;
 use warnings;
 use JSON::PP;
@@ -40,7 +41,10 @@ collect($listener->query_safe('LISTEN agentorch_events'));
 my $run = $node->safe_psql('postgres', q{SELECT agentorch.run_workflow('ask')});
 ok($node->poll_query_until('postgres', "SELECT status = 'waiting' FROM agentorch.runs WHERE id = $run"),
 	'the run waits for input');
-collect($listener->query_safe(qq{LISTEN "agentorch_run_$run"}));
+my $channel = $node->safe_psql('postgres', "SELECT agentorch.channel($run)");
+like($channel, qr/^agentorch_run_${run}_[a-z2-7]{26}$/, 'the run has a private channel with a 26-character token');
+collect($listener->query_safe(qq{LISTEN "$channel"}));
+collect($listener->query_safe(qq{LISTEN "agentorch_run_$run"}));   # the old, guessable name
 is($node->safe_psql('postgres', "SELECT agentorch.submit_input($run, 'ask', '{\"ok\": true}')"),
 	't', 'input submitted');
 is(ao_wait_run($node, 'postgres', $run, '20s'), 'succeeded', 'the run succeeds');
@@ -58,7 +62,8 @@ $listener->quit;
 
 my %executor = map { $_ => 1 } ao_executor_pids($node, 'postgres');
 my @life = grep { $_->{channel} eq 'agentorch_events' && $_->{payload}{run_id} == $run } @notes;
-my @chan = grep { $_->{channel} eq "agentorch_run_$run" } @notes;
+my @chan = grep { $_->{channel} eq $channel } @notes;
+my @guessable = grep { $_->{channel} eq "agentorch_run_$run" } @notes;
 note explain \@notes;
 
 # lifecycle channel
@@ -67,6 +72,11 @@ is_deeply([ map { $_->{payload}{event} } @life ], [ 'run_started', 'input_reques
 ok(@life == 3 && $executor{ $life[1]{pid} }, 'input_requested was sent by an executor');
 ok(@life && $executor{ $life[-1]{pid} }, 'run_succeeded was sent by an executor');
 is(@life ? $life[-1]{payload}{status} : undef, 'succeeded', 'with status succeeded');
+is_deeply([ map { join(',', sort keys %{ $_->{payload} }) } @life ], [ ('event,owner,run_id,status') x 3 ],
+	'agentorch_events payloads carry only run_id, event, status and owner');
+is(@life ? $life[0]{payload}{owner} : undef,
+	$node->safe_psql('postgres', "SELECT owner FROM agentorch.runs WHERE id = $run"), 'owner is the run owner\'s oid');
+is(scalar(@guessable), 0, 'nothing is sent on the guessable agentorch_run_<id>');
 
 # the run's channel
 ok(scalar(@chan) >= 2, 'the run channel got notifications (submit_input, then the executor)');

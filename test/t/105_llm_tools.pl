@@ -45,6 +45,8 @@ BEGIN
     RAISE EXCEPTION 'the warehouse is closed' USING ERRCODE = 'P0001';
 END $$;
 SELECT agentorch.register_tool('t.fail', 'function', '{"function": "public.t_fail"}');
+-- tools are owned: the superuser lets alice use them
+SELECT agentorch.grant_tool(t, 'alice') FROM unnest(ARRAY['t.one', 't.two', 't.fail']) t;
 });
 
 # the names of the tools a recorded request offered, and its tool results
