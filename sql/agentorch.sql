@@ -96,8 +96,11 @@ CREATE TABLE agentorch.models (
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 
+-- Ids come from plain sequences (not identity columns) so that pg_dump
+-- keeps their positions with the data (pg_extension_config_dump below).
+CREATE SEQUENCE agentorch.selector_rules_id_seq;
 CREATE TABLE agentorch.selector_rules (
-    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id            bigint PRIMARY KEY DEFAULT pg_catalog.nextval('agentorch.selector_rules_id_seq'),
     priority      int NOT NULL DEFAULT 100,
     name          text NOT NULL UNIQUE,
     match         jsonb NOT NULL,
@@ -120,8 +123,9 @@ CREATE TABLE agentorch.llm_cache (
 -- Run state. Every per-run table's key leads with run_id, so the tables can
 -- be distributed by run_id; a child run's parent_id is a plain value.
 -------------------------------------------------------------------------------
+CREATE SEQUENCE agentorch.runs_id_seq;
 CREATE TABLE agentorch.runs (
-    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id                bigint PRIMARY KEY DEFAULT pg_catalog.nextval('agentorch.runs_id_seq'),
     orchestration     agentorch.orchestration_type NOT NULL,
     status            agentorch.run_status NOT NULL DEFAULT 'pending',
     workflow_name     text,
@@ -253,6 +257,33 @@ CREATE TABLE agentorch.workers (
     started_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     heartbeat_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
+
+ALTER SEQUENCE agentorch.selector_rules_id_seq OWNED BY agentorch.selector_rules.id;
+ALTER SEQUENCE agentorch.runs_id_seq OWNED BY agentorch.runs.id;
+
+-------------------------------------------------------------------------------
+-- pg_dump keeps the contents of these tables (definitions and run history)
+-- and the sequences' positions: a dump restored into a database where the
+-- extension is created again has its workflows, tools, models and runs,
+-- and runs that were in flight resume (a leased step's lease expires).
+-- Not dumped: agentorch._schemas (written by this script), workers.
+-- Owners are role oids: restore into the same cluster (or one whose roles
+-- have the same oids).
+-------------------------------------------------------------------------------
+DO $do$
+DECLARE
+    t text;
+BEGIN
+    -- one call per statement: each updates pg_extension's row
+    FOREACH t IN ARRAY ARRAY['agentorch.workflows', 'agentorch.tools', 'agentorch.tool_grants',
+                             'agentorch.models', 'agentorch.selector_rules', 'agentorch.llm_cache',
+                             'agentorch.runs', 'agentorch.steps', 'agentorch.events',
+                             'agentorch.chunks', 'agentorch.checkpoints', 'agentorch.plans',
+                             'agentorch.selector_rules_id_seq', 'agentorch.runs_id_seq'] LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(t::regclass, '');
+    END LOOP;
+END
+$do$;
 
 -------------------------------------------------------------------------------
 -- Row-level security: an ordinary role sees only rows of runs it owns. The

@@ -98,6 +98,13 @@ extern Oid	ao_extension_owner(void);
  */
 #define AO_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
 
+/*
+ * Deepest JSON nesting the extension converts to json-c (the template
+ * renderer's limit too): what PostgreSQL's own jsonb parser accepts with
+ * the default max_stack_depth (2MB) is of this order.
+ */
+#define AO_MAX_JSON_DEPTH 10000
+
 /* Saved identity and GUC nest level of ao_become_extension_owner. */
 typedef struct AoUserScope
 {

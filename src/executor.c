@@ -722,10 +722,8 @@ run_user_input(Claimed *c, json_object *spec, Jsonb *context)
  * recorded through the state layer before returning.
  */
 static void
-run_step(Claimed *c)
+run_step(Claimed *c, MemoryContext stepcxt)
 {
-	MemoryContext stepcxt = AllocSetContextCreate(CurrentMemoryContext, "agentorch step",
-												  ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(stepcxt);
 	json_object *spec = ao_json_from_jsonb(c->spec);
 	json_object *when = spec_member(spec, "when");
@@ -773,7 +771,6 @@ run_step(Claimed *c)
 					   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
 					   c->run_id, c->step_id, 0, NULL, NULL, NULL);
 			MemoryContextSwitchTo(old);
-			MemoryContextDelete(stepcxt);
 			return;
 		}
 	}
@@ -827,6 +824,106 @@ run_step(Claimed *c)
 		fail_step(c, "0A000", psprintf("steps of kind %s cannot run in a transaction", c->kind), NULL);
 
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * A step failed outside its tool's own subtransaction (rendering its
+ * input, converting a value, a state call, a cancel): count the attempt
+ * again (the failed one was rolled back) and record the failure under the
+ * step's retry contract. If even that fails, the step fails without a
+ * retry; only if that fails too does the error reach the batch.
+ */
+static void
+record_step_error(Claimed *c, ErrorData *edata)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Outcome		o = {0};
+	json_object *volatile spec = NULL;
+	Oid			t[2] = {INT4OID, JSONBOID};
+	Datum		v[2];
+	char		n[2] = {' ', 'n'};
+
+	o.ok = false;
+	o.error = error_jsonb(edata);
+	o.retryable = retryable_sqlstate(edata->sqlerrcode);
+	v[0] = Int32GetDatum(executor_id);
+	v[1] = (Datum) 0;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		spec = ao_json_from_jsonb(c->spec);
+		state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
+				   "  input = COALESCE($4, input) "
+				   "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready'",
+				   c->run_id, c->step_id, 2, t, v, n);
+		if (SPI_processed > 0)
+			settle(c, &o, spec);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(caller);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		/* the simplest record there is: the step failed, no retry */
+		state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $3) "
+				   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
+				   c->run_id, c->step_id, 1, (Oid[]) {JSONBOID}, (Datum[]) {JsonbPGetDatum(o.error)}, NULL);
+		ao_count_steps(0, 1);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
+	CurrentResourceOwner = owner;
+}
+
+/*
+ * Run one claimed step inside a subtransaction of its own: everything it
+ * does -- building its context, rendering its input, checking, executing,
+ * converting its output, recording the transition -- either commits with
+ * the batch or is rolled back and becomes that step's failure under its
+ * retry contract (record_step_error). So no step of one run can fail the
+ * batch and halt the other runs of the database. The step's memory is
+ * freed on both paths, so retries do not grow the executor.
+ */
+static void
+run_step_guarded(Claimed *c)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	MemoryContext stepcxt = AllocSetContextCreate(caller, "agentorch step", ALLOCSET_DEFAULT_SIZES);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		run_step(c, stepcxt);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		MemoryContextReset(stepcxt);
+		/* a cancel or termination of the executor is not the step's failure */
+		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		record_step_error(c, edata);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
 	MemoryContextDelete(stepcxt);
 }
 
@@ -944,7 +1041,7 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 				*runs = ao_run_list_add(*runs, c->run_id);
 			}
 			if (run_active)
-				run_step(c);
+				run_step_guarded(c);
 			else
 				state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
 						   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",

@@ -55,21 +55,48 @@ ao_json_own(json_object *obj)
 	return obj;
 }
 
+/* The deepest nesting of arrays and objects in JSON text (strings skipped). */
+static int
+json_text_depth(const char *text, size_t len)
+{
+	int			depth = 0;
+	int			max = 0;
+	bool		in_string = false;
+
+	for (size_t i = 0; i < len; i++)
+	{
+		char		ch = text[i];
+
+		if (in_string)
+		{
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_string = false;
+		}
+		else if (ch == '"')
+			in_string = true;
+		else if (ch == '[' || ch == '{')
+			max = Max(max, ++depth);
+		else if (ch == ']' || ch == '}')
+			depth--;
+	}
+	return max;
+}
+
 /*
  * Parse JSON text into an owned json-c object; what names the value in the
- * error raised for malformed text.
+ * error raised for malformed text, or for nesting deeper than
+ * AO_MAX_JSON_DEPTH ("nesting too deep (N levels, limit M)", 54000).
  */
 json_object *
 ao_json_from_cstring(const char *text, size_t len, const char *what)
 {
-	json_tokener *tok = json_tokener_new_ex(JSON_TOKENER_DEFAULT_DEPTH);
+	json_tokener *tok;
 	json_object *obj;
 	enum json_tokener_error jerr;
 	size_t		offset;
-
-	if (tok == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	int			depth = JSON_TOKENER_DEFAULT_DEPTH;
 
 	/*
 	 * The terminating NUL is passed too: without it the tokener cannot know
@@ -77,10 +104,33 @@ ao_json_from_cstring(const char *text, size_t len, const char *what)
 	 */
 	if (text[len] != '\0')
 		text = pnstrdup(text, len);
-	obj = json_tokener_parse_ex(tok, text, (int) len + 1);
-	jerr = json_tokener_get_error(tok);
-	offset = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
+	for (;;)
+	{
+		tok = json_tokener_new_ex(depth);
+		if (tok == NULL)
+			ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+		json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+		obj = json_tokener_parse_ex(tok, text, (int) len + 1);
+		jerr = json_tokener_get_error(tok);
+		offset = json_tokener_get_parse_end(tok);
+		json_tokener_free(tok);
+
+		/*
+		 * json-c's default depth (32) is cheap to allocate and fits nearly
+		 * every value; deeper values, which PostgreSQL accepts up to its
+		 * stack depth, are parsed again with AO_MAX_JSON_DEPTH.
+		 */
+		if (jerr != json_tokener_error_depth || depth >= AO_MAX_JSON_DEPTH)
+			break;
+		if (obj)
+			json_object_put(obj);
+		depth = AO_MAX_JSON_DEPTH;
+	}
+	if (jerr == json_tokener_error_depth)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("nesting too deep in %s (%d levels, limit %d)", what, json_text_depth(text, len),
+						AO_MAX_JSON_DEPTH)));
 	if (jerr != json_tokener_success || offset < len)
 	{
 		if (obj)
