@@ -57,6 +57,22 @@ SELECT eng_r.query_workflow('SELECT n FROM eng_r.numbers') AS wf \gset
 SELECT agentorch.run_workflow(:'wf') AS r \gset
 SELECT status, error->>'message' AS message FROM agentorch.wait(:r, '30s');
 
+-- deeply nested values: 40 levels are rendered into the next step's input;
+-- past the nesting limit the step that renders it fails (its own failure,
+-- under its retry contract) and other runs are not held up
+SELECT agentorch.register_workflow('eng_r-deep', '{"steps": [
+  {"id": "q", "type": "tool", "tool": "database.query",
+   "input": {"query": "SELECT (repeat(''['', $1::int) || ''1'' || repeat('']'', $1::int))::jsonb AS v", "params": ["${input.depth}"]}},
+  {"id": "use", "type": "tool", "tool": "database.query", "depends_on": ["q"], "retry": {"max_attempts": 2},
+   "input": {"query": "SELECT jsonb_typeof($1::jsonb) AS t", "params": ["${q.output}"]}}]}');
+SELECT agentorch.run_workflow('eng_r-deep', '{"depth": 40}') AS d40 \gset
+SELECT agentorch.run_workflow('eng_r-deep', '{"depth": 12000}') AS d12k \gset
+SELECT agentorch.run_workflow('eng_r-sql', '{"n": 3}') AS other \gset
+SELECT status, output FROM agentorch.wait(:d40, '30s');
+SELECT status, error->>'message' AS message, error->'error'->>'sqlstate' AS sqlstate FROM agentorch.wait(:d12k, '30s');
+SELECT step_id, status, attempt FROM agentorch.steps WHERE run_id = :d12k ORDER BY step_id;
+SELECT status, jsonb_array_length(output->'rows') AS rows FROM agentorch.wait(:other, '30s');
+
 -- clean up
 DELETE FROM agentorch.runs WHERE workflow_name LIKE 'eng\_r-%';
 DELETE FROM agentorch.workflows WHERE name LIKE 'eng\_r-%';

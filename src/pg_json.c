@@ -77,7 +77,10 @@ json_text_depth(const char *text, size_t len)
 		else if (ch == '"')
 			in_string = true;
 		else if (ch == '[' || ch == '{')
-			max = Max(max, ++depth);
+		{
+			depth++;
+			max = Max(max, depth);
+		}
 		else if (ch == ']' || ch == '}')
 			depth--;
 	}

@@ -313,7 +313,7 @@ check_tool_spec(const char *name, const char *kind, json_object *spec, const cha
 		(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 		SPI_connect();
-		found = SPI_execute_with_args("SELECT pg_catalog.to_regprocedure($1 OPERATOR(pg_catalog.||) '(jsonb)') IS NOT NULL",
+		found = SPI_execute_with_args("SELECT pg_catalog.to_regprocedure($1 OPERATOR(pg_catalog.||) '(pg_catalog.jsonb)') IS NOT NULL",
 									  1, types, values, NULL, true, 1) == SPI_OK_SELECT &&
 			SPI_processed == 1 &&
 			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &found));

@@ -409,8 +409,13 @@ run_function_tool(AoTool *t, Jsonb *input, MemoryContext into)
 	bool		isnull;
 	char	   *sql;
 
-	values[0] = CStringGetTextDatum(psprintf("%s(jsonb)", fn));
-	if (SPI_execute_with_args("SELECT pg_catalog.to_regprocedure($1)::oid", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+	values[0] = CStringGetTextDatum(psprintf("%s(pg_catalog.jsonb)", fn));
+	/*
+	 * This runs with the tool's captured search_path: our own SQL here names
+	 * nothing unqualified (no ::oid cast, which would find a domain "oid"
+	 * early on that path); the regprocedure datum is the function's oid.
+	 */
+	if (SPI_execute_with_args("SELECT pg_catalog.to_regprocedure($1)", 1, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "agentorch: could not look up function %s", fn);
 	fnoid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (isnull || !OidIsValid(fnoid))

@@ -4,10 +4,10 @@
  *	  Small shared helpers of the PostgreSQL-free core: string buffers,
  *	  JSON-pointer paths and UTF-8 length.
  *
- * Allocation failure aborts the process: the core runs either in unit
- * tests or inside a backend where malloc failing is already fatal for the
- * statement, and keeping every caller free of out-of-memory branches keeps
- * the validators readable.
+ * Allocation failure goes to ao_oom(), which calls the installed
+ * out-of-memory handler (the server's raises an ERROR) or aborts: keeping
+ * every caller free of out-of-memory branches keeps the validators
+ * readable. The interrupt hook lives here too (see ao_core.h).
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -23,6 +23,107 @@
 #include <stdlib.h>
 #include <string.h>
 
+static ao_oom_handler oom_handler = NULL;
+
+ao_interrupt_fn ao_interrupt_check = NULL;
+static int	interrupt_fired = 0;
+
+/* Install the out-of-memory handler (NULL: abort). */
+void
+ao_set_oom_handler(ao_oom_handler handler)
+{
+	oom_handler = handler;
+}
+
+/* An allocation of size bytes failed: the handler, then abort. */
+void
+ao_oom(size_t size)
+{
+	if (oom_handler != NULL)
+		oom_handler(size);
+	abort();
+}
+
+/* malloc that never returns NULL. */
+void *
+ao_malloc(size_t size)
+{
+	void	   *p;
+
+	if (size > AO_ALLOC_MAX)
+		ao_oom(size);
+	p = malloc(size ? size : 1);
+	if (p == NULL)
+		ao_oom(size);
+	return p;
+}
+
+/* calloc that never returns NULL. */
+void *
+ao_calloc(size_t count, size_t size)
+{
+	void	   *p;
+
+	if (size != 0 && count > AO_ALLOC_MAX / size)
+		ao_oom(AO_ALLOC_MAX);
+	p = calloc(count ? count : 1, size ? size : 1);
+	if (p == NULL)
+		ao_oom(count * size);
+	return p;
+}
+
+/* realloc that never returns NULL. */
+void *
+ao_realloc(void *p, size_t size)
+{
+	if (size > AO_ALLOC_MAX)
+		ao_oom(size);
+	p = realloc(p, size ? size : 1);
+	if (p == NULL)
+		ao_oom(size);
+	return p;
+}
+
+/* NUL-terminated copy of n bytes of s. */
+char *
+ao_strndup(const char *s, size_t n)
+{
+	char	   *p;
+
+	if (n >= AO_ALLOC_MAX)
+		ao_oom(n);
+	p = ao_malloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+/* Ask the interrupt hook; remember a nonzero answer (see ao_core.h). */
+int
+ao_interrupt_poll(void)
+{
+	if (ao_interrupt_check != NULL && ao_interrupt_check())
+	{
+		interrupt_fired = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Did a poll report an interrupt since the last ao_interrupt_clear()? */
+int
+ao_interrupted(void)
+{
+	return interrupt_fired;
+}
+
+/* Forget a reported interrupt. */
+void
+ao_interrupt_clear(void)
+{
+	interrupt_fired = 0;
+}
+
 /* Ensure room for extra more bytes plus a terminating NUL. */
 static void
 ao_buf_reserve(ao_buf *b, size_t extra)
@@ -31,11 +132,16 @@ ao_buf_reserve(ao_buf *b, size_t extra)
 
 	if (need <= b->cap)
 		return;
-	while (b->cap < need)
-		b->cap = b->cap ? b->cap * 2 : 64;
-	b->data = realloc(b->data, b->cap);
-	if (b->data == NULL)
-		abort();
+	if (extra > AO_ALLOC_MAX || need > AO_ALLOC_MAX)
+		ao_oom(extra);
+	{
+		size_t		cap = b->cap ? b->cap : 64;
+
+		while (cap < need)
+			cap *= 2;
+		b->data = ao_realloc(b->data, cap);
+		b->cap = cap;
+	}
 }
 
 /* Initialise an empty buffer whose data is always a valid C string. */
@@ -163,16 +269,16 @@ ao_problems_add(void *list, const char *path, const char *message)
 
 	if (p->n == p->cap)
 	{
-		p->cap = p->cap ? p->cap * 2 : 8;
-		p->paths = realloc(p->paths, p->cap * sizeof(char *));
-		p->messages = realloc(p->messages, p->cap * sizeof(char *));
-		if (p->paths == NULL || p->messages == NULL)
-			abort();
+		size_t		cap = p->cap ? p->cap * 2 : 8;
+
+		p->paths = ao_realloc(p->paths, cap * sizeof(char *));
+		p->messages = ao_realloc(p->messages, cap * sizeof(char *));
+		p->cap = cap;
 	}
-	p->paths[p->n] = strdup(path ? path : "");
-	p->messages[p->n] = strdup(message ? message : "");
-	if (p->paths[p->n] == NULL || p->messages[p->n] == NULL)
-		abort();
+	path = path ? path : "";
+	message = message ? message : "";
+	p->paths[p->n] = ao_strndup(path, strlen(path));
+	p->messages[p->n] = ao_strndup(message, strlen(message));
 	p->n++;
 }
 

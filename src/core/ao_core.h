@@ -23,6 +23,50 @@
 #include <stddef.h>
 
 /*
+ * Out of memory. Every allocation of the core goes through ao_malloc,
+ * ao_calloc, ao_realloc or ao_strndup, which call ao_oom(size) when the
+ * allocator fails or the request is absurd (above AO_ALLOC_MAX). ao_oom
+ * calls the handler installed with ao_set_oom_handler and aborts if there
+ * is none or it returns. The extension installs a handler that raises an
+ * ERROR (a longjmp: whatever the core had malloc'd at that point leaks,
+ * which beats restarting the cluster); the unit tests and command-line
+ * programs keep the default, abort(). json-c's own allocations are not
+ * covered (the core treats a NULL from json-c as ao_oom(0)).
+ */
+#define AO_ALLOC_MAX ((size_t) 1 << 40)
+
+typedef void (*ao_oom_handler) (size_t size);
+
+extern void ao_set_oom_handler(ao_oom_handler handler);
+extern void ao_oom(size_t size) __attribute__((noreturn));
+extern void *ao_malloc(size_t size);
+extern void *ao_calloc(size_t count, size_t size);
+extern void *ao_realloc(void *p, size_t size);
+extern char *ao_strndup(const char *s, size_t n);
+
+/*
+ * Interrupts. Long loops of the core (validator per schema and item, YAML
+ * per event, templates, DAG and graph algorithms) call ao_interrupt_poll();
+ * when the hook ao_interrupt_check is set and returns nonzero, the poll
+ * returns nonzero and the running core function stops and returns through
+ * its normal error path with the message AO_INTERRUPTED_MESSAGE (never a
+ * longjmp: the core holds malloc'd state). The poll also sets a flag,
+ * read with ao_interrupted() and cleared with ao_interrupt_clear(), so
+ * the caller can tell "interrupted" from an ordinary error: the server
+ * clears it before a core call, and afterwards, when it is set, frees the
+ * core's results and calls CHECK_FOR_INTERRUPTS() (and runs the call
+ * again if that returned, i.e. the interrupt was a harmless one).
+ */
+#define AO_INTERRUPTED_MESSAGE "interrupted"
+
+typedef int (*ao_interrupt_fn) (void);
+
+extern ao_interrupt_fn ao_interrupt_check;
+extern int	ao_interrupt_poll(void);
+extern int	ao_interrupted(void);
+extern void ao_interrupt_clear(void);
+
+/*
  * Receives one problem. Both strings are only valid during the call; copy
  * them if they must outlive it. The callback must not longjmp out of the
  * core (the extension layer collects problems and raises afterwards).

@@ -60,11 +60,7 @@ typedef struct dag_graph
 static void *
 dag_alloc(size_t count, size_t size)
 {
-	void	   *p = calloc(count ? count : 1, size ? size : 1);
-
-	if (p == NULL)
-		abort();
-	return p;
+	return ao_calloc(count, size);
 }
 
 /* A node's id, with NULL read as "". */

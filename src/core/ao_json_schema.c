@@ -15,10 +15,29 @@
  * at their first failure, and the applicator reports one summary line
  * instead. Everything else reports each problem with the instance path.
  *
- * Numbers are compared exactly across json-c's int64, uint64 and double
- * representations; multipleOf is decided with exact decimal arithmetic on
- * the shortest decimal form of both numbers, so 0.0075 is a multiple of
- * 0.0001 and 1e308 is not a multiple of 0.123456789.
+ * Numbers are compared by their exact decimal value: integers as json-c
+ * holds them, doubles by the text they were parsed from (json-c keeps it;
+ * a double made without text counts as its shortest round-tripping
+ * decimal form). So 1.5e300 > 1e300 although both are the same double
+ * after rounding, 1e-400 > 0, and 18446744073709551617 differs from
+ * 18446744073709551616 (json-c clamps such integers when it parses them:
+ * ao_json_exact_numbers re-reads them as doubles that keep their digits).
+ * const, enum and uniqueItems use the same exact equality.
+ *
+ * multipleOf is decided exactly with decimal arithmetic: with value =
+ * A * 10^p and divisor = B * 10^q, value / divisor is an integer iff
+ * p >= q and B divides A * 10^(p - q), computed modulo B in 64 bits. Any
+ * exponent works (multipleOf 1e-1001 is evaluated exactly), but B must
+ * have at most JS_MULTIPLE_OF_MAX_DIGITS (19) significant digits: the
+ * check refuses a divisor with more ("too precise to evaluate exactly")
+ * rather than answer with floating point, and validation against such an
+ * unchecked schema reports the value as not checkable.
+ *
+ * uniqueItems sorts canonical forms of the items (numbers as exact
+ * decimals, object members by key), so it is O(n log n), not pairwise.
+ * Regular expressions run under PCRE2 match and depth limits, and the
+ * interrupt hook of ao_core.h is polled once per schema evaluation and in
+ * long loops; an interrupted run reports "interrupted".
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -80,7 +99,7 @@ typedef struct js_ctx
 	void	   *arg;
 	int			nproblems;
 	int			quiet;			/* > 0: report nothing, stop at first failure */
-	bool		aborted;		/* recursion limit hit: unwind */
+	bool		aborted;		/* recursion limit hit or interrupted: unwind */
 	int			depth;
 	ao_buf		path;			/* instance (validate) or schema (check) path */
 	const char *prefix;			/* prepended to messages (propertyNames) */
@@ -96,6 +115,7 @@ typedef struct js_ctx
 	size_t		refs_cap;
 	pcre2_compile_context *ccontext;
 	pcre2_match_data *mdata;
+	pcre2_match_context *mcontext;	/* match and depth limits */
 } js_ctx;
 
 /* Outcome of resolving a "$ref". */
@@ -125,13 +145,27 @@ typedef struct js_num
 /* Result of js_num_cmp when a NaN is involved. */
 #define JS_CMP_UNORDERED 2
 
-/* A decimal number as digits * 10^exp, digits without leading/trailing 0s. */
+/* Kinds of js_decimal. */
+#define JS_DEC_FINITE 0
+#define JS_DEC_NAN 1
+#define JS_DEC_INF 2
+
+/*
+ * A number's exact value: (-1)^neg * digits * 10^exp, digits without
+ * leading or trailing zeros ("" and neg = false for zero); or a NaN or an
+ * infinity that has no digits (a double made without text).
+ */
 typedef struct js_decimal
 {
-	char	   *digits;			/* "" for zero */
+	int			special;		/* JS_DEC_* */
+	bool		neg;
+	char	   *digits;
 	size_t		ndigits;
 	long long	exp;
 } js_decimal;
+
+/* multipleOf divisors with more significant digits are refused. */
+#define JS_MULTIPLE_OF_MAX_DIGITS 19
 
 static bool js_validate(js_ctx *ctx, json_object *schema, json_object *inst,
 						const char *base);
@@ -148,11 +182,7 @@ static void js_check_node(js_ctx *ctx, json_object *node, const char *base,
 static void *
 js_malloc(size_t size)
 {
-	void	   *p = malloc(size ? size : 1);
-
-	if (p == NULL)
-		abort();
-	return p;
+	return ao_malloc(size);
 }
 
 /* Copy n bytes of s into a new NUL-terminated string. */
@@ -184,11 +214,16 @@ js_grow(void *array, size_t *cap, size_t need, size_t elem)
 	ncap = *cap ? *cap * 2 : 8;
 	while (ncap < need)
 		ncap *= 2;
-	array = realloc(array, ncap * elem);
-	if (array == NULL)
-		abort();
+	array = ao_realloc(array, ncap * elem);
 	*cap = ncap;
 	return array;
+}
+
+/* qsort comparator for an array of C strings. */
+static int
+js_strptr_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
 }
 
 /* Hand one problem to the callback (with the propertyNames prefix, if any). */
@@ -262,6 +297,23 @@ js_abort(js_ctx *ctx)
 		return;
 	ctx->aborted = true;
 	js_emit(ctx, ctx->path.data, "schema recursion too deep");
+}
+
+/*
+ * Poll the interrupt hook (ao_core.h); when it fires, stop the whole run
+ * with one "interrupted" problem (reported even inside quiet evaluation)
+ * and return true.
+ */
+static bool
+js_interrupted(js_ctx *ctx)
+{
+	if (ctx->aborted)
+		return true;
+	if (!ao_interrupt_poll())
+		return false;
+	ctx->aborted = true;
+	js_emit(ctx, "", AO_INTERRUPTED_MESSAGE);
+	return true;
 }
 
 /* Append v as compact JSON, cut at JS_RENDER_MAX bytes. */
@@ -338,7 +390,7 @@ js_is_number(json_object *o)
 		json_object_is_type(o, json_type_double);
 }
 
-/* Read a number in its exact representation. */
+/* Read an int in its exact representation (doubles: the double value). */
 static void
 js_num_get(json_object *o, js_num *n)
 {
@@ -365,113 +417,261 @@ js_num_get(json_object *o, js_num *n)
 	}
 }
 
-/* Compare an int64 with a double exactly: -1, 0, 1 or JS_CMP_UNORDERED. */
-static int
-js_cmp_int_double(int64_t a, double d)
+/* True for an ASCII digit. */
+static bool
+js_isdigit(char c)
 {
-	int64_t		t;
-
-	if (isnan(d))
-		return JS_CMP_UNORDERED;
-	if (d >= 9223372036854775808.0)
-		return -1;
-	if (d < -9223372036854775808.0)
-		return 1;
-	t = (int64_t) d;			/* truncates toward zero */
-	if (a != t)
-		return a < t ? -1 : 1;
-	if (d > (double) t)
-		return -1;
-	if (d < (double) t)
-		return 1;
-	return 0;
+	return c >= '0' && c <= '9';
 }
 
-/* Compare a uint64 above INT64_MAX with a double exactly. */
-static int
-js_cmp_uint_double(uint64_t a, double d)
+/*
+ * Parse decimal text ("-12.5e-3", "1E+2") into sign, digits * 10^exp with
+ * no leading or trailing zero digits. False (and nothing to free) when s is
+ * not a decimal number, e.g. "inf", "NaN" or "0x1p3". Exponents beyond
+ * 10^17 in size saturate there (no document can tell them apart).
+ */
+static bool
+js_decimal_parse(const char *s, js_decimal *d)
 {
-	uint64_t	t;
+	const char *p = s;
+	size_t		lead = 0;
+	bool		any = false;
 
-	if (isnan(d))
-		return JS_CMP_UNORDERED;
-	if (d >= 18446744073709551616.0)
-		return -1;
-	if (d < 9223372036854775808.0)
-		return 1;
-	t = (uint64_t) d;
-	if (a != t)
-		return a < t ? -1 : 1;
-	return d > (double) t ? -1 : 0;
+	d->special = JS_DEC_FINITE;
+	d->neg = false;
+	d->digits = js_malloc(strlen(s) + 1);
+	d->ndigits = 0;
+	d->exp = 0;
+	if (*p == '-' || *p == '+')
+		d->neg = (*p++ == '-');
+	for (; js_isdigit(*p); p++, any = true)
+		d->digits[d->ndigits++] = *p;
+	if (*p == '.' || *p == ',')
+	{
+		/* ',' in case LC_NUMERIC uses a decimal comma */
+		for (p++; js_isdigit(*p); p++, any = true)
+		{
+			d->digits[d->ndigits++] = *p;
+			d->exp--;
+		}
+	}
+	if (!any)
+		goto fail;
+	if (*p == 'e' || *p == 'E')
+	{
+		bool		neg = false;
+		long long	e = 0;
+
+		p++;
+		if (*p == '+' || *p == '-')
+			neg = (*p++ == '-');
+		if (!js_isdigit(*p))
+			goto fail;
+		for (; js_isdigit(*p); p++)
+			if (e < 100000000000000000LL)
+				e = e * 10 + (*p - '0');
+		d->exp += neg ? -e : e;
+	}
+	if (*p != '\0')
+		goto fail;
+	while (lead < d->ndigits && d->digits[lead] == '0')
+		lead++;
+	memmove(d->digits, d->digits + lead, d->ndigits - lead);
+	d->ndigits -= lead;
+	while (d->ndigits > 0 && d->digits[d->ndigits - 1] == '0')
+	{
+		d->ndigits--;
+		d->exp++;
+	}
+	d->digits[d->ndigits] = '\0';
+	if (d->ndigits == 0)
+	{
+		d->neg = false;			/* -0 == 0 */
+		d->exp = 0;
+	}
+	return true;
+
+fail:
+	free(d->digits);
+	d->digits = NULL;
+	return false;
 }
 
-/* Compare two numbers exactly: -1, 0, 1 or JS_CMP_UNORDERED. */
+/*
+ * The exact decimal value of a json-c number. Integers are exact. A double
+ * parsed from JSON text (or made by json_object_new_double_s, as the YAML
+ * converter does) keeps its text, and that text is the number: 1e-400 is
+ * not 0 and 1.5e300 is not the double nearest to it. A double without
+ * text is taken at its shortest round-tripping decimal form (0.1 is 0.1).
+ * NaN and infinities without text are "special". Free with
+ * js_decimal_free.
+ */
+static void
+js_decimal_get(json_object *o, js_decimal *d)
+{
+	char		buf[64];
+
+	if (json_object_is_type(o, json_type_int))
+	{
+		js_num		n;
+
+		js_num_get(o, &n);
+		if (n.kind == JS_NUM_UINT)
+			snprintf(buf, sizeof(buf), "%llu", (unsigned long long) n.u);
+		else
+			snprintf(buf, sizeof(buf), "%lld", (long long) n.i);
+		if (js_decimal_parse(buf, d))
+			return;
+	}
+	else
+	{
+		double		v = json_object_get_double(o);
+		const char *text = json_object_get_userdata(o);
+
+		/* the tokener's text, if that is what the userdata holds */
+		if (text != NULL && strlen(text) < 100000000 &&
+			js_decimal_parse(text, d))
+		{
+			double		t = strtod(text, NULL);
+
+			if (t == v || (t == 0 && v == 0))
+				return;
+			free(d->digits);
+		}
+		if (isnan(v) || isinf(v))
+		{
+			memset(d, 0, sizeof(*d));
+			d->special = isnan(v) ? JS_DEC_NAN : JS_DEC_INF;
+			d->neg = v < 0;
+			return;
+		}
+		for (int prec = 1; prec <= 17; prec++)
+		{
+			snprintf(buf, sizeof(buf), "%.*g", prec, v);
+			if (strtod(buf, NULL) == v)
+				break;
+		}
+		if (js_decimal_parse(buf, d))
+			return;
+	}
+	memset(d, 0, sizeof(*d));
+	d->special = JS_DEC_NAN;	/* cannot happen */
+}
+
+static void
+js_decimal_free(js_decimal *d)
+{
+	free(d->digits);
+	d->digits = NULL;
+}
+
+/* Compare two decimals exactly: -1, 0, 1 or JS_CMP_UNORDERED. */
 static int
-js_num_cmp(const js_num *a, const js_num *b)
+js_decimal_cmp(const js_decimal *a, const js_decimal *b)
 {
 	int			r;
+	long long	pa,
+				pb;
+	size_t		n;
 
-	if (a->kind == JS_NUM_DOUBLE && b->kind == JS_NUM_DOUBLE)
+	if (a->special == JS_DEC_NAN || b->special == JS_DEC_NAN)
+		return JS_CMP_UNORDERED;
+	if (a->special == JS_DEC_INF || b->special == JS_DEC_INF)
 	{
-		if (a->d < b->d)
-			return -1;
-		if (a->d > b->d)
-			return 1;
-		return a->d == b->d ? 0 : JS_CMP_UNORDERED;
+		int			ra = a->special == JS_DEC_INF ? (a->neg ? -2 : 2) : 0;
+		int			rb = b->special == JS_DEC_INF ? (b->neg ? -2 : 2) : 0;
+
+		return ra < rb ? -1 : (ra > rb ? 1 : 0);
 	}
-	if (a->kind == JS_NUM_DOUBLE)
+	if (a->ndigits == 0 || b->ndigits == 0)
 	{
-		r = js_num_cmp(b, a);
-		return r == JS_CMP_UNORDERED ? r : -r;
+		if (a->ndigits == 0 && b->ndigits == 0)
+			return 0;
+		if (a->ndigits == 0)
+			return b->neg ? 1 : -1;
+		return a->neg ? -1 : 1;
 	}
-	switch (b->kind)
+	if (a->neg != b->neg)
+		return a->neg ? -1 : 1;
+	/* same sign: compare magnitudes, then flip for negatives */
+	pa = a->exp + (long long) a->ndigits;
+	pb = b->exp + (long long) b->ndigits;
+	if (pa != pb)
+		r = pa < pb ? -1 : 1;
+	else
 	{
-		case JS_NUM_DOUBLE:
-			return a->kind == JS_NUM_INT ? js_cmp_int_double(a->i, b->d) :
-				js_cmp_uint_double(a->u, b->d);
-		case JS_NUM_INT:
-			if (a->kind == JS_NUM_UINT)
-				return 1;
-			return a->i < b->i ? -1 : (a->i > b->i ? 1 : 0);
-		case JS_NUM_UINT:
-			if (a->kind == JS_NUM_INT)
-				return -1;
-			return a->u < b->u ? -1 : (a->u > b->u ? 1 : 0);
+		n = a->ndigits < b->ndigits ? a->ndigits : b->ndigits;
+		r = memcmp(a->digits, b->digits, n);
+		if (r == 0)
+			r = a->ndigits == b->ndigits ? 0 : (a->ndigits < b->ndigits ? -1 : 1);
+		else
+			r = r < 0 ? -1 : 1;
 	}
-	return JS_CMP_UNORDERED;
+	return a->neg ? -r : r;
 }
 
-/* Compare two json-c numbers exactly. */
+/* Compare two json-c numbers exactly: -1, 0, 1 or JS_CMP_UNORDERED. */
 static int
 js_num_cmp_obj(json_object *a, json_object *b)
 {
-	js_num		na,
-				nb;
+	js_decimal	da,
+				db;
+	int			r;
 
-	js_num_get(a, &na);
-	js_num_get(b, &nb);
-	return js_num_cmp(&na, &nb);
+	if (json_object_is_type(a, json_type_int) && json_object_is_type(b, json_type_int))
+	{
+		js_num		na,
+					nb;
+
+		js_num_get(a, &na);
+		js_num_get(b, &nb);
+		if (na.kind == JS_NUM_INT && nb.kind == JS_NUM_INT)
+			return na.i < nb.i ? -1 : (na.i > nb.i ? 1 : 0);
+		if (na.kind == JS_NUM_UINT && nb.kind == JS_NUM_UINT)
+			return na.u < nb.u ? -1 : (na.u > nb.u ? 1 : 0);
+		return na.kind == JS_NUM_INT ? -1 : 1;
+	}
+	js_decimal_get(a, &da);
+	js_decimal_get(b, &db);
+	r = js_decimal_cmp(&da, &db);
+	js_decimal_free(&da);
+	js_decimal_free(&db);
+	return r;
 }
 
-/* True when a double holds a finite integral value (1.0, 1e308). */
-static bool
-js_double_is_integral(double d)
+/* Sign of a number: -1, 0, 1, or JS_CMP_UNORDERED for NaN. */
+static int
+js_num_sign(json_object *o)
 {
-	if (!isfinite(d))
-		return false;
-	if (d >= 9007199254740992.0 || d <= -9007199254740992.0)
-		return true;			/* every double beyond 2^53 is integral */
-	return d == (double) (int64_t) d;
+	js_decimal	d;
+	int			r;
+
+	js_decimal_get(o, &d);
+	if (d.special == JS_DEC_NAN)
+		r = JS_CMP_UNORDERED;
+	else if (d.special == JS_DEC_INF || d.ndigits > 0)
+		r = d.neg ? -1 : 1;
+	else
+		r = 0;
+	js_decimal_free(&d);
+	return r;
 }
 
-/* True for numbers with an integral value, in any representation. */
+/* True for numbers with an integral exact value, in any representation. */
 static bool
 js_is_integer(json_object *o)
 {
+	js_decimal	d;
+	bool		r;
+
 	if (json_object_is_type(o, json_type_int))
 		return true;
-	return json_object_is_type(o, json_type_double) &&
-		js_double_is_integral(json_object_get_double(o));
+	if (!json_object_is_type(o, json_type_double))
+		return false;
+	js_decimal_get(o, &d);
+	r = d.special == JS_DEC_FINITE && d.exp >= 0;
+	js_decimal_free(&d);
+	return r;
 }
 
 /*
@@ -502,107 +702,6 @@ js_get_count(json_object *o, uint64_t *out)
 			*out = n.d >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t) n.d;
 			return true;
 	}
-	return false;
-}
-
-/*
- * Write the shortest decimal text of a number: exact for integers, the
- * shortest round-tripping "%g" form for doubles (so 0.1 is "0.1").
- */
-static void
-js_number_text(json_object *o, char *buf, size_t size)
-{
-	js_num		n;
-
-	js_num_get(o, &n);
-	switch (n.kind)
-	{
-		case JS_NUM_INT:
-			snprintf(buf, size, "%lld", (long long) n.i);
-			break;
-		case JS_NUM_UINT:
-			snprintf(buf, size, "%llu", (unsigned long long) n.u);
-			break;
-		case JS_NUM_DOUBLE:
-			for (int prec = 1; prec <= 17; prec++)
-			{
-				snprintf(buf, size, "%.*g", prec, n.d);
-				if (strtod(buf, NULL) == n.d)
-					break;
-			}
-			break;
-	}
-}
-
-/* True for an ASCII digit. */
-static bool
-js_isdigit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-/*
- * Parse decimal text ("-12.5e-3", "1E+2") into digits * 10^exp with no
- * leading or trailing zero digits; the sign is dropped. False (and nothing
- * to free) when s is not a decimal number, e.g. "inf" or "nan".
- */
-static bool
-js_decimal_parse(const char *s, js_decimal *d)
-{
-	const char *p = s;
-	size_t		lead = 0;
-	bool		any = false;
-
-	d->digits = js_malloc(strlen(s) + 1);
-	d->ndigits = 0;
-	d->exp = 0;
-	if (*p == '-' || *p == '+')
-		p++;
-	for (; js_isdigit(*p); p++, any = true)
-		d->digits[d->ndigits++] = *p;
-	if (*p == '.' || *p == ',')
-	{
-		/* ',' in case LC_NUMERIC uses a decimal comma */
-		for (p++; js_isdigit(*p); p++, any = true)
-		{
-			d->digits[d->ndigits++] = *p;
-			d->exp--;
-		}
-	}
-	if (!any)
-		goto fail;
-	if (*p == 'e' || *p == 'E')
-	{
-		bool		neg = false;
-		long long	e = 0;
-
-		p++;
-		if (*p == '+' || *p == '-')
-			neg = (*p++ == '-');
-		if (!js_isdigit(*p))
-			goto fail;
-		for (; js_isdigit(*p); p++)
-			if (e < 1000000000LL)
-				e = e * 10 + (*p - '0');
-		d->exp += neg ? -e : e;
-	}
-	if (*p != '\0')
-		goto fail;
-	while (lead < d->ndigits && d->digits[lead] == '0')
-		lead++;
-	memmove(d->digits, d->digits + lead, d->ndigits - lead);
-	d->ndigits -= lead;
-	while (d->ndigits > 0 && d->digits[d->ndigits - 1] == '0')
-	{
-		d->ndigits--;
-		d->exp++;
-	}
-	d->digits[d->ndigits] = '\0';
-	return true;
-
-fail:
-	free(d->digits);
-	d->digits = NULL;
 	return false;
 }
 
@@ -646,58 +745,47 @@ js_pow10mod(unsigned long long e, uint64_t m)
 	return r;
 }
 
-/* Floating-point multipleOf fallback, for divisors with too many digits. */
+/*
+ * Can multipleOf = divisor be evaluated exactly? Its significant digits
+ * (the B of B * 10^q) must fit the 64-bit modular arithmetic below, and it
+ * must be a finite number.
+ */
 static bool
-js_is_multiple_double(double v, double d)
+js_multiple_of_evaluable(json_object *divisor)
 {
-	double		q,
-				r;
+	js_decimal	d;
+	bool		r;
 
-	if (d == 0)
-		return true;
-	q = v / d;
-	if (!isfinite(q))
-		return false;
-	if (q >= 9007199254740992.0 || q <= -9007199254740992.0)
-		return true;
-	r = q - (double) (int64_t) (q + (q >= 0 ? 0.5 : -0.5));
-	return r < 1e-9 && r > -1e-9;
+	js_decimal_get(divisor, &d);
+	r = d.special == JS_DEC_FINITE && d.ndigits <= JS_MULTIPLE_OF_MAX_DIGITS;
+	js_decimal_free(&d);
+	return r;
 }
 
 /*
- * True when value is an integer multiple of divisor, computed exactly on
- * decimal digits: with value = A * 10^p and divisor = B * 10^q (A and B
- * free of trailing zeros), value / divisor is an integer iff p >= q and B
- * divides A * 10^(p - q). A non-positive divisor is not checked here.
+ * Is value an integer multiple of divisor (> 0)? Exact, on the decimal
+ * values: with value = A * 10^p and divisor = B * 10^q (A and B free of
+ * trailing zeros), value / divisor is an integer iff A = 0, or p >= q and B
+ * divides A * 10^(p - q). Returns 1 or 0, or -1 when it cannot be decided
+ * exactly (B has more than JS_MULTIPLE_OF_MAX_DIGITS digits, or a value
+ * or divisor is NaN or infinite without digits).
  */
-static bool
+static int
 js_is_multiple(json_object *value, json_object *divisor)
 {
-	char		vtext[64],
-				dtext[64];
 	js_decimal	v,
 				d;
-	bool		result;
+	int			result;
 
-	js_number_text(value, vtext, sizeof(vtext));
-	js_number_text(divisor, dtext, sizeof(dtext));
-	if (!js_decimal_parse(vtext, &v))
-		return js_is_multiple_double(json_object_get_double(value),
-									 json_object_get_double(divisor));
-	if (!js_decimal_parse(dtext, &d))
-	{
-		free(v.digits);
-		return js_is_multiple_double(json_object_get_double(value),
-									 json_object_get_double(divisor));
-	}
-
-	if (d.ndigits == 0 || v.ndigits == 0)
-		result = true;
+	js_decimal_get(value, &v);
+	js_decimal_get(divisor, &d);
+	if (v.special != JS_DEC_FINITE || d.special != JS_DEC_FINITE ||
+		d.ndigits > JS_MULTIPLE_OF_MAX_DIGITS)
+		result = -1;
+	else if (d.ndigits == 0 || v.ndigits == 0)
+		result = 1;
 	else if (v.exp < d.exp)
-		result = false;			/* A has no factor 10 left to cancel */
-	else if (d.ndigits > 19)
-		result = js_is_multiple_double(json_object_get_double(value),
-									   json_object_get_double(divisor));
+		result = 0;				/* A has no factor 10 left to cancel */
 	else
 	{
 		uint64_t	b = 0;
@@ -711,9 +799,86 @@ js_is_multiple(json_object *value, json_object *divisor)
 		r = js_mulmod(r, js_pow10mod((unsigned long long) (v.exp - d.exp), b), b);
 		result = (r == 0);
 	}
-	free(v.digits);
-	free(d.digits);
+	js_decimal_free(&v);
+	js_decimal_free(&d);
 	return result;
+}
+
+/*
+ * Append a canonical form of v to out: two values have the same form iff
+ * they are equal in the JSON Schema sense (numbers by exact value, object
+ * members in any order), NaN aside. Used to find duplicates for
+ * uniqueItems by sorting instead of comparing every pair.
+ */
+static void
+js_canonical_append(ao_buf *out, json_object *v)
+{
+	switch (json_object_get_type(v))
+	{
+		case json_type_null:
+			ao_buf_append(out, "n");
+			break;
+		case json_type_boolean:
+			ao_buf_append(out, json_object_get_boolean(v) ? "t" : "f");
+			break;
+		case json_type_int:
+		case json_type_double:
+			{
+				js_decimal	d;
+
+				js_decimal_get(v, &d);
+				if (d.special == JS_DEC_NAN)
+					ao_buf_append(out, "#nan");
+				else if (d.special == JS_DEC_INF)
+					ao_buf_append(out, d.neg ? "#-inf" : "#inf");
+				else if (d.ndigits == 0)
+					ao_buf_append(out, "#0");
+				else
+					ao_buf_printf(out, "#%s%se%lld", d.neg ? "-" : "", d.digits, d.exp);
+				js_decimal_free(&d);
+				break;
+			}
+		case json_type_string:
+			ao_buf_printf(out, "s%d:", json_object_get_string_len(v));
+			ao_buf_append_n(out, json_object_get_string(v),
+							(size_t) json_object_get_string_len(v));
+			break;
+		case json_type_array:
+			ao_buf_append(out, "[");
+			for (size_t i = 0; i < json_object_array_length(v); i++)
+			{
+				js_canonical_append(out, json_object_array_get_idx(v, i));
+				ao_buf_append(out, ",");
+			}
+			ao_buf_append(out, "]");
+			break;
+		case json_type_object:
+			{
+				size_t		n = (size_t) json_object_object_length(v);
+				const char **keys = js_malloc((n ? n : 1) * sizeof(char *));
+				size_t		k = 0;
+
+				{
+					json_object_object_foreach(v, key, val)
+					{
+						(void) val;
+						keys[k++] = key;
+					}
+				}
+				qsort(keys, k, sizeof(char *), js_strptr_cmp);
+				ao_buf_append(out, "{");
+				for (size_t i = 0; i < k; i++)
+				{
+					ao_buf_printf(out, "%zu:", strlen(keys[i]));
+					ao_buf_append(out, keys[i]);
+					js_canonical_append(out, json_object_object_get(v, keys[i]));
+					ao_buf_append(out, ",");
+				}
+				ao_buf_append(out, "}");
+				free(keys);
+				break;
+			}
+	}
 }
 
 
@@ -1348,7 +1513,7 @@ js_regex_get(js_ctx *ctx, const char *pattern, size_t len)
 	{
 		ctx->ccontext = pcre2_compile_context_create(NULL);
 		if (ctx->ccontext == NULL)
-			abort();
+			ao_oom(0);
 #ifdef PCRE2_EXTRA_ALT_BSUX
 		pcre2_set_compile_extra_options(ctx->ccontext, PCRE2_EXTRA_ALT_BSUX);
 #endif
@@ -1386,9 +1551,18 @@ js_regex_match(js_ctx *ctx, js_regex *re, const char *subject, size_t len)
 	{
 		ctx->mdata = pcre2_match_data_create(1, NULL);
 		if (ctx->mdata == NULL)
-			abort();
+			ao_oom(0);
 	}
-	rc = pcre2_match(re->code, (PCRE2_SPTR) subject, len, 0, 0, ctx->mdata, NULL);
+	if (ctx->mcontext == NULL)
+	{
+		ctx->mcontext = pcre2_match_context_create(NULL);
+		if (ctx->mcontext == NULL)
+			ao_oom(0);
+		pcre2_set_match_limit(ctx->mcontext, AO_JSON_SCHEMA_MATCH_LIMIT);
+		pcre2_set_depth_limit(ctx->mcontext, AO_JSON_SCHEMA_DEPTH_LIMIT);
+	}
+	rc = pcre2_match(re->code, (PCRE2_SPTR) subject, len, 0, 0, ctx->mdata,
+					 ctx->mcontext);
 	if (rc >= 0)
 		return 1;
 	return rc == PCRE2_ERROR_NOMATCH ? 0 : rc;
@@ -1404,15 +1578,29 @@ js_regex_error_text(int rc, char *buf, size_t size)
 }
 
 /*
- * Does key match the patternProperties pattern? A pattern that does not
- * compile or fails to run matches nothing (the check reports it).
+ * Does key match the patternProperties pattern? 1 or 0; a pattern that
+ * does not compile matches nothing (the check reports it). A pattern that
+ * cannot be run to the end (match or depth limit) is reported at the key
+ * and returns -1.
  */
-static bool
-js_pattern_matches(js_ctx *ctx, const char *pattern, const char *key)
+static int
+js_pattern_matches(js_ctx *ctx, js_regex *re, const char *key)
 {
-	js_regex   *re = js_regex_get(ctx, pattern, strlen(pattern));
+	int			rc;
+	char		errbuf[256];
+	size_t		mark;
 
-	return re->code != NULL && js_regex_match(ctx, re, key, strlen(key)) == 1;
+	if (re->code == NULL)
+		return 0;
+	rc = js_regex_match(ctx, re, key, strlen(key));
+	if (rc >= 0)
+		return rc;
+	mark = ctx->path.len;
+	ao_jsonptr_push_key(&ctx->path, key);
+	js_fail(ctx, "property name \"%s\" could not be checked against pattern \"%s\": %s",
+			key, re->pattern, js_regex_error_text(rc, errbuf, sizeof(errbuf)));
+	ao_buf_truncate(&ctx->path, mark);
+	return -1;
 }
 
 
@@ -1518,7 +1706,11 @@ js_validate_generic(js_ctx *ctx, json_object *schema, json_object *inst)
 		bool		found = false;
 
 		for (size_t i = 0; !found && i < n; i++)
+		{
+			if ((i & 1023) == 1023 && js_interrupted(ctx))
+				return false;
 			found = ao_json_equal(inst, json_object_array_get_idx(kw, i));
+		}
 		if (!found && ctx->quiet == 0)
 		{
 			ao_buf	   *list = &ctx->render[1];
@@ -1594,18 +1786,17 @@ js_validate_number(js_ctx *ctx, json_object *schema, json_object *inst)
 					js_render(ctx, 0, inst), js_render(ctx, 1, kw));
 		JS_STEP(c == -1);
 	}
-	if (js_is_number(kw = js_kw(schema, "multipleOf")))
+	if (js_is_number(kw = js_kw(schema, "multipleOf")) && js_num_sign(kw) == 1)
 	{
-		js_num		zero = {JS_NUM_INT, 0, 0, 0};
-		js_num		d;
-		bool		ok;
+		int			m = js_is_multiple(inst, kw);
 
-		js_num_get(kw, &d);
-		ok = js_num_cmp(&d, &zero) != 1 || js_is_multiple(inst, kw);
-		if (!ok)
+		if (m == 0)
 			js_fail(ctx, "value %s is not a multiple of %s",
 					js_render(ctx, 0, inst), js_render(ctx, 1, kw));
-		JS_STEP(ok);
+		else if (m < 0)
+			js_fail(ctx, "value %s cannot be checked exactly against multipleOf %s",
+					js_render(ctx, 0, inst), js_render(ctx, 1, kw));
+		JS_STEP(m == 1);
 	}
 	return valid;
 }
@@ -1692,6 +1883,106 @@ js_validate_member(js_ctx *ctx, json_object *sub, const char *key,
 	return ok;
 }
 
+/* One array item's canonical form, for uniqueItems. */
+typedef struct js_canon
+{
+	char	   *text;
+	size_t		len;
+	size_t		index;
+} js_canon;
+
+/* Order canonical forms by text, then by item index. */
+static int
+js_canon_cmp(const void *pa, const void *pb)
+{
+	const js_canon *a = pa;
+	const js_canon *b = pb;
+	size_t		n = a->len < b->len ? a->len : b->len;
+	int			r = memcmp(a->text, b->text, n);
+
+	if (r != 0)
+		return r;
+	if (a->len != b->len)
+		return a->len < b->len ? -1 : 1;
+	return a->index < b->index ? -1 : (a->index > b->index ? 1 : 0);
+}
+
+/* Order (first, duplicate) index pairs by the duplicate. */
+static int
+js_pair_cmp(const void *pa, const void *pb)
+{
+	const size_t *a = pa;
+	const size_t *b = pb;
+
+	return a[1] < b[1] ? -1 : (a[1] > b[1] ? 1 : 0);
+}
+
+/*
+ * uniqueItems in O(n log n): sort the items' canonical forms, so equal
+ * items are neighbours. Reports, as the pairwise definition would, each
+ * item j that equals an earlier one, with the first item i it equals, in
+ * the order of j.
+ */
+static bool
+js_validate_unique(js_ctx *ctx, json_object *inst, size_t n)
+{
+	js_canon   *c = js_malloc(n * sizeof(js_canon));
+	size_t	   *pairs = NULL;
+	size_t		npairs = 0;
+	size_t		built = 0;
+	bool		ok = true;
+
+	for (; built < n; built++)
+	{
+		ao_buf		b;
+
+		if ((built & 255) == 0 && js_interrupted(ctx))
+			break;
+		ao_buf_init(&b);
+		js_canonical_append(&b, json_object_array_get_idx(inst, built));
+		c[built].text = b.data;
+		c[built].len = b.len;
+		c[built].index = built;
+	}
+	if (built == n)
+	{
+		qsort(c, n, sizeof(js_canon), js_canon_cmp);
+		pairs = js_malloc(n * 2 * sizeof(size_t));
+		for (size_t g = 0; g < n;)
+		{
+			size_t		e = g + 1;
+
+			while (e < n && c[e].len == c[g].len &&
+				   memcmp(c[e].text, c[g].text, c[g].len) == 0)
+				e++;
+			for (size_t k = g + 1; k < e; k++)
+			{
+				/* same form: equal, unless a NaN is involved */
+				if (ao_json_equal(json_object_array_get_idx(inst, c[g].index),
+								  json_object_array_get_idx(inst, c[k].index)))
+				{
+					pairs[2 * npairs] = c[g].index;
+					pairs[2 * npairs + 1] = c[k].index;
+					npairs++;
+				}
+			}
+			g = e;
+		}
+		qsort(pairs, npairs, 2 * sizeof(size_t), js_pair_cmp);
+		ok = npairs == 0;
+		for (size_t k = 0; k < npairs && ctx->quiet == 0; k++)
+			js_fail(ctx, "array items %zu and %zu are equal, but uniqueItems is true",
+					pairs[2 * k], pairs[2 * k + 1]);
+	}
+	else
+		ok = false;
+	for (size_t k = 0; k < built; k++)
+		free(c[k].text);
+	free(c);
+	free(pairs);
+	return ok;
+}
+
 /* Array keywords: items, additionalItems, contains, sizes, uniqueItems. */
 static bool
 js_validate_array(js_ctx *ctx, json_object *schema, json_object *inst,
@@ -1768,45 +2059,37 @@ js_validate_array(js_ctx *ctx, json_object *schema, json_object *inst,
 	}
 
 	kw = js_kw(schema, "uniqueItems");
-	if (json_object_is_type(kw, json_type_boolean) && json_object_get_boolean(kw))
-	{
-		for (size_t j = 1; j < n; j++)
-		{
-			json_object *b = json_object_array_get_idx(inst, j);
-
-			for (size_t i = 0; i < j; i++)
-			{
-				if (ao_json_equal(json_object_array_get_idx(inst, i), b))
-				{
-					js_fail(ctx, "array items %zu and %zu are equal, but uniqueItems is true",
-							i, j);
-					JS_STEP(false);
-					break;
-				}
-			}
-		}
-	}
+	if (json_object_is_type(kw, json_type_boolean) && json_object_get_boolean(kw) && n > 1)
+		JS_STEP(js_validate_unique(ctx, inst, n));
 	return valid;
 }
 
-/* True when key is covered by "properties" or "patternProperties". */
-static bool
+/*
+ * 1 when key is covered by "properties" or "patternProperties", 0 when
+ * not, -1 when a pattern could not be evaluated (reported).
+ */
+static int
 js_property_is_declared(js_ctx *ctx, json_object *props, json_object *patterns,
 						const char *key)
 {
 	if (json_object_is_type(props, json_type_object) &&
 		json_object_object_get_ex(props, key, NULL))
-		return true;
+		return 1;
 	if (json_object_is_type(patterns, json_type_object))
 	{
 		json_object_object_foreach(patterns, pattern, sub)
 		{
+			int			m;
+
 			(void) sub;
-			if (js_pattern_matches(ctx, pattern, key))
-				return true;
+			if (js_interrupted(ctx))
+				return -1;
+			m = js_pattern_matches(ctx, js_regex_get(ctx, pattern, strlen(pattern)), key);
+			if (m != 0)
+				return m;
 		}
 	}
-	return false;
+	return 0;
 }
 
 /* Validate one property name against the propertyNames schema. */
@@ -1821,7 +2104,7 @@ js_validate_property_name(js_ctx *ctx, json_object *names, const char *key,
 	bool		ok;
 
 	if (str == NULL)
-		abort();
+		ao_oom(0);
 	ao_buf_init(&prefix);
 	ao_buf_printf(&prefix, "property name \"%s\"", key);
 	ctx->prefix = prefix.data;
@@ -1893,7 +2176,14 @@ js_validate_object(js_ctx *ctx, json_object *schema, json_object *inst,
 				json_object_object_foreach(inst, key, val)
 				{
 					/* re stays valid: regexes are individually allocated */
-					if (js_regex_match(ctx, re, key, strlen(key)) == 1)
+					int			m;
+
+					if (js_interrupted(ctx))
+						return false;
+					m = js_pattern_matches(ctx, re, key);
+					if (m < 0)
+						JS_STEP(false);
+					else if (m == 1)
 						JS_STEP(js_validate_member(ctx, sub, key, val, base));
 				}
 			}
@@ -1907,7 +2197,11 @@ js_validate_object(js_ctx *ctx, json_object *schema, json_object *inst,
 
 		json_object_object_foreach(inst, key, val)
 		{
-			if (js_property_is_declared(ctx, props, patterns, key))
+			int			declared = js_property_is_declared(ctx, props, patterns, key);
+
+			if (declared < 0)
+				JS_STEP(false);
+			if (declared != 0)
 				continue;
 			if (forbidden)
 			{
@@ -2139,7 +2433,7 @@ js_validate(js_ctx *ctx, json_object *schema, json_object *inst, const char *bas
 	char	   *owned = NULL;
 	bool		valid;
 
-	if (ctx->aborted)
+	if (js_interrupted(ctx))
 		return false;
 	if (json_object_is_type(schema, json_type_boolean))
 	{
@@ -2223,6 +2517,7 @@ js_ctx_free(js_ctx *ctx)
 	free(ctx->refs);
 	pcre2_compile_context_free(ctx->ccontext);
 	pcre2_match_data_free(ctx->mdata);
+	pcre2_match_context_free(ctx->mcontext);
 	ao_buf_free(&ctx->path);
 	ao_buf_free(&ctx->render[0]);
 	ao_buf_free(&ctx->render[1]);
@@ -2446,6 +2741,8 @@ js_check_node(js_ctx *ctx, json_object *node, const char *base, int depth)
 	json_object *kw;
 	char	   *owned = NULL;
 
+	if (js_interrupted(ctx))
+		return;
 	if (json_object_is_type(node, json_type_boolean))
 		return;
 	if (!json_object_is_type(node, json_type_object))
@@ -2488,13 +2785,12 @@ js_check_node(js_ctx *ctx, json_object *node, const char *base, int depth)
 			js_check_fail_at(ctx, numbers[k], "%s must be a number", numbers[k]);
 	if (json_object_object_get_ex(node, "multipleOf", &kw))
 	{
-		js_num		zero = {JS_NUM_INT, 0, 0, 0};
-		js_num		d;
-
-		if (js_is_number(kw))
-			js_num_get(kw, &d);
-		if (!js_is_number(kw) || js_num_cmp(&d, &zero) != 1)
+		if (!js_is_number(kw) || js_num_sign(kw) != 1)
 			js_check_fail_at(ctx, "multipleOf", "multipleOf must be a number greater than 0");
+		else if (!js_multiple_of_evaluable(kw))
+			js_check_fail_at(ctx, "multipleOf",
+							 "multipleOf has more than %d significant digits; too precise to evaluate exactly",
+							 JS_MULTIPLE_OF_MAX_DIGITS);
 	}
 	if (json_object_object_get_ex(node, "uniqueItems", &kw) &&
 		!json_object_is_type(kw, json_type_boolean))
@@ -2654,4 +2950,171 @@ bool
 ao_json_schema_is_valid(json_object *schema, json_object *instance)
 {
 	return ao_json_schema_validate(schema, instance, NULL, NULL) == 0;
+}
+
+
+/* ----------------------------------------------------------------------
+ * Exact numbers from JSON text
+ * ----------------------------------------------------------------------
+ */
+
+/* Marker appended to integers json-c would clamp: a no-op exponent. */
+#define JS_BIGNUM_MARK "E+0"
+
+/*
+ * Is tok (n bytes) a JSON integer that json-c cannot hold exactly (below
+ * INT64_MIN or above UINT64_MAX)?
+ */
+static bool
+js_is_big_integer(const char *tok, size_t n)
+{
+	bool		neg = n > 0 && tok[0] == '-';
+	const char *d = tok + (neg ? 1 : 0);
+	size_t		nd = n - (neg ? 1 : 0);
+	const char *limit = neg ? "9223372036854775808" : "18446744073709551615";
+	size_t		nl = strlen(limit);
+
+	if (nd == 0 || (d[0] == '0' && nd > 1))
+		return false;
+	for (size_t i = 0; i < nd; i++)
+		if (!js_isdigit(d[i]))
+			return false;
+	return nd > nl || (nd == nl && memcmp(d, limit, nl) > 0);
+}
+
+/*
+ * Copy JSON text with JS_BIGNUM_MARK after every integer json-c would
+ * clamp, so the tokener makes it a double that keeps its text. Strings
+ * and comments are skipped. NULL when there is no such integer.
+ */
+static char *
+js_bignum_rewrite(const char *text, size_t len, size_t *out_len)
+{
+	ao_buf		out;
+	bool		any = false;
+	size_t		copied = 0;
+	size_t		i = 0;
+
+	ao_buf_init(&out);
+	while (i < len)
+	{
+		char		c = text[i];
+
+		if (c == '"' || c == '\'')
+		{
+			/* json-c accepts single-quoted strings unless strict */
+			for (i++; i < len && text[i] != c; i++)
+				if (text[i] == '\\')
+					i++;
+			i++;
+		}
+		else if (c == '/' && i + 1 < len && text[i + 1] == '/')
+		{
+			while (i < len && text[i] != '\n')
+				i++;
+		}
+		else if (c == '/' && i + 1 < len && text[i + 1] == '*')
+		{
+			for (i += 2; i + 1 < len && !(text[i] == '*' && text[i + 1] == '/'); i++)
+				;
+			i += 2;
+		}
+		else if (c == '-' || js_isdigit(c))
+		{
+			size_t		start = i;
+
+			while (i < len && (js_isdigit(text[i]) || text[i] == '-' || text[i] == '+' ||
+							   text[i] == '.' || text[i] == 'e' || text[i] == 'E'))
+				i++;
+			if (js_is_big_integer(text + start, i - start))
+			{
+				ao_buf_append_n(&out, text + copied, i - copied);
+				ao_buf_append(&out, JS_BIGNUM_MARK);
+				copied = i;
+				any = true;
+			}
+		}
+		else
+			i++;
+	}
+	if (!any)
+	{
+		ao_buf_free(&out);
+		return NULL;
+	}
+	ao_buf_append_n(&out, text + copied, len - copied);
+	*out_len = out.len;
+	return out.data;
+}
+
+/* Drop JS_BIGNUM_MARK from the text of the doubles it made. */
+static void
+js_bignum_restore(json_object *v)
+{
+	if (json_object_is_type(v, json_type_double))
+	{
+		const char *t = json_object_get_userdata(v);
+		size_t		n = t ? strlen(t) : 0;
+		size_t		m = strlen(JS_BIGNUM_MARK);
+
+		if (n > m && strcmp(t + n - m, JS_BIGNUM_MARK) == 0 &&
+			js_is_big_integer(t, n - m))
+			json_object_set_serializer(v, json_object_userdata_to_json_string,
+									   ao_strndup(t, n - m), json_object_free_userdata);
+	}
+	else if (json_object_is_type(v, json_type_array))
+	{
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			js_bignum_restore(json_object_array_get_idx(v, i));
+	}
+	else if (json_object_is_type(v, json_type_object))
+	{
+		json_object_object_foreach(v, key, val)
+		{
+			(void) key;
+			js_bignum_restore(val);
+		}
+	}
+}
+
+/* Re-parse text so integers beyond 64 bits stay exact; see header. */
+json_object *
+ao_json_exact_numbers(json_object *parsed, const char *text, size_t len,
+					  int tokener_flags, int depth)
+{
+	size_t		n = 0;
+	char	   *rewritten = js_bignum_rewrite(text, len, &n);
+	json_tokener *tok;
+	json_object *exact;
+
+	if (rewritten == NULL)
+		return parsed;
+	tok = json_tokener_new_ex(depth);
+	if (tok == NULL)
+		ao_oom(0);
+	json_tokener_set_flags(tok, tokener_flags);
+	exact = json_tokener_parse_ex(tok, rewritten, (int) n + 1);
+	if (json_tokener_get_error(tok) == json_tokener_success &&
+		json_tokener_get_parse_end(tok) >= n)
+	{
+		js_bignum_restore(exact);
+		json_object_put(parsed);
+		parsed = exact;
+	}
+	else
+		json_object_put(exact);
+	json_tokener_free(tok);
+	free(rewritten);
+	return parsed;
+}
+
+/* json_tokener_parse keeping every number exact; see header. */
+json_object *
+ao_json_parse_exact(const char *text)
+{
+	json_object *v = json_tokener_parse(text);
+
+	if (v == NULL)
+		return NULL;
+	return ao_json_exact_numbers(v, text, strlen(text), 0, JSON_TOKENER_DEFAULT_DEPTH);
 }

@@ -12,6 +12,14 @@
  * base URIs; anything that would need fetching another document is a
  * "remote $ref" and is refused.
  *
+ * Numbers are compared by their exact decimal value (json-c keeps the text
+ * of parsed doubles; integers beyond 64 bits need ao_json_parse_exact or
+ * ao_json_exact_numbers, as json-c's tokener clamps them).
+ *
+ * Long evaluations poll ao_interrupt_check (ao_core.h) once per schema
+ * evaluation and in long loops; when it fires the run stops and reports
+ * one problem, AO_INTERRUPTED_MESSAGE, at path "".
+ *
  * Problems are reported through ao_problem_fn (see ao_core.h): for
  * ao_json_schema_validate the path is a JSON pointer into the instance,
  * for ao_json_schema_check a JSON pointer into the schema.
@@ -40,6 +48,16 @@
 #define AO_JSON_SCHEMA_MAX_DEPTH 256
 
 /*
+ * Limits of one PCRE2 match ("pattern", "patternProperties"): a pattern
+ * that backtracks catastrophically ("^(a+)+$" on "aaaa...!") stops after
+ * AO_JSON_SCHEMA_MATCH_LIMIT internal steps (milliseconds) and the value is
+ * reported as not checkable ("... could not be evaluated: match limit
+ * exceeded") instead of running for minutes.
+ */
+#define AO_JSON_SCHEMA_MATCH_LIMIT 1000000
+#define AO_JSON_SCHEMA_DEPTH_LIMIT 100000
+
+/*
  * Validate instance against a draft-07 schema. "#..." $refs resolve against
  * schema (the root). Reports each problem through cb (which may be NULL to
  * only count) with path = JSON pointer into the instance ("" = root) and a
@@ -66,5 +84,20 @@ extern bool ao_json_schema_is_valid(json_object *schema, json_object *instance);
  * regardless of member order. JSON null may be NULL or a null object.
  */
 extern bool ao_json_equal(json_object *a, json_object *b);
+
+/*
+ * json-c's tokener clamps integers outside int64/uint64 (1e23 written out
+ * becomes 18446744073709551615). Given parsed = the tokener's result for
+ * text (len bytes, parsed with tokener_flags and depth), this returns a
+ * value in which every such integer is instead a double that keeps its
+ * exact text (json_object_get_string gives the digits as written), so the
+ * validator compares it exactly. Returns parsed itself when text has no
+ * such integer; otherwise releases parsed and returns the new value.
+ */
+extern json_object *ao_json_exact_numbers(json_object *parsed, const char *text,
+										  size_t len, int tokener_flags, int depth);
+
+/* json_tokener_parse(text) followed by ao_json_exact_numbers. */
+extern json_object *ao_json_parse_exact(const char *text);
 
 #endif							/* AO_JSON_SCHEMA_H */

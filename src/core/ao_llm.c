@@ -42,10 +42,8 @@
 static char *
 xstrndup(const char *s, size_t n)
 {
-	char	   *r = malloc(n + 1);
+	char	   *r = ao_malloc(n + 1);
 
-	if (r == NULL)
-		abort();
 	memcpy(r, s, n);
 	r[n] = '\0';
 	return r;
@@ -60,10 +58,7 @@ xstrdup(const char *s)
 static void *
 xrealloc(void *p, size_t n)
 {
-	p = realloc(p, n ? n : 1);
-	if (p == NULL)
-		abort();
-	return p;
+	return ao_realloc(p, n);
 }
 
 /* Member of an object, or NULL (also for JSON null and non-objects). */
@@ -240,7 +235,7 @@ new_tokener(void)
 	struct json_tokener *tok = json_tokener_new_ex(AO_LLM_JSON_DEPTH);
 
 	if (tok == NULL)
-		abort();
+		ao_oom(0);
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	return tok;
 }
@@ -312,10 +307,8 @@ ao_llm_tool_name_is_legal(const char *name)
 ao_llm_toolmap *
 ao_llm_toolmap_new(void)
 {
-	ao_llm_toolmap *m = calloc(1, sizeof(*m));
+	ao_llm_toolmap *m = ao_calloc(1, sizeof(*m));
 
-	if (m == NULL)
-		abort();
 	m->fwd = json_object_new_object();
 	m->rev = json_object_new_object();
 	json_object_object_add(m->rev, AO_LLM_STRUCTURED_TOOL, NULL);
@@ -454,11 +447,9 @@ cmp_strp(const void *a, const void *b)
 void
 ao_llm_toolmap_add(ao_llm_toolmap *map, const char *const *names, size_t n)
 {
-	const char **rest = malloc((n ? n : 1) * sizeof(char *));
+	const char **rest = ao_calloc(n, sizeof(char *));
 	size_t		nrest = 0;
 
-	if (rest == NULL)
-		abort();
 	/* 1: legal names keep their own name when it is free */
 	for (size_t i = 0; i < n; i++)
 	{
@@ -557,10 +548,8 @@ struct ao_json_stream
 ao_json_stream *
 ao_json_stream_new(size_t max_bytes)
 {
-	ao_json_stream *s = calloc(1, sizeof(*s));
+	ao_json_stream *s = ao_calloc(1, sizeof(*s));
 
-	if (s == NULL)
-		abort();
 	s->tok = new_tokener();
 	ao_buf_init(&s->text);
 	s->state = AO_JSON_MORE;
@@ -1467,12 +1456,10 @@ ao_llm_build_request(ao_llm_provider provider, json_object *call,
 		map = tmp = ao_llm_toolmap_new();
 	{
 		size_t		n = (size_t) json_object_object_length(names);
-		const char **list = malloc((n ? n : 1) * sizeof(char *));
+		const char **list = ao_calloc(n, sizeof(char *));
 		size_t		k = 0;
 		struct json_object_iter it;
 
-		if (list == NULL)
-			abort();
 		json_object_object_foreachC(names, it)
 			list[k++] = it.key;
 		ao_llm_toolmap_add(map, list, k);
@@ -1539,9 +1526,7 @@ header_add(ao_llm_headers *h, bool secret, const char *fmt,...)
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
-	line = malloc((size_t) n + 1);
-	if (line == NULL)
-		abort();
+	line = ao_malloc((size_t) n + 1);
 	va_start(ap, fmt);
 	vsnprintf(line, (size_t) n + 1, fmt, ap);
 	va_end(ap);
@@ -2901,10 +2886,8 @@ ao_llm_decoder *
 ao_llm_decoder_new(const ao_llm_spec *spec, const ao_llm_toolmap *map,
 				   const ao_llm_callbacks *cb, void *arg, const ao_llm_limits *limits)
 {
-	ao_llm_decoder *d = calloc(1, sizeof(*d));
+	ao_llm_decoder *d = ao_calloc(1, sizeof(*d));
 
-	if (d == NULL)
-		abort();
 	d->spec = *spec;
 	d->map = map;
 	if (cb != NULL)

@@ -46,10 +46,8 @@ struct ao_sse_parser
 ao_sse_parser *
 ao_sse_new(size_t max_event_bytes, ao_sse_event_fn cb, void *arg)
 {
-	ao_sse_parser *p = calloc(1, sizeof(*p));
+	ao_sse_parser *p = ao_calloc(1, sizeof(*p));
 
-	if (p == NULL)
-		abort();
 	p->max_event = max_event_bytes ? max_event_bytes : AO_SSE_DEFAULT_MAX_EVENT;
 	p->cb = cb;
 	p->arg = arg;

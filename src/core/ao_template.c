@@ -31,10 +31,8 @@ static const char *const step_fields[] = {"output", "status", "error", NULL};
 static char *
 tpl_strndup(const char *s, size_t n)
 {
-	char	   *p = malloc(n + 1);
+	char	   *p = ao_malloc(n + 1);
 
-	if (p == NULL)
-		abort();
 	memcpy(p, s, n);
 	p[n] = '\0';
 	return p;
@@ -124,9 +122,7 @@ tpl_add_seg(ao_ref *ref, size_t *cap, char *key, long index)
 	if (ref->nsegs == *cap)
 	{
 		*cap = *cap ? *cap * 2 : 4;
-		ref->segs = realloc(ref->segs, *cap * sizeof(ao_ref_seg));
-		if (ref->segs == NULL)
-			abort();
+		ref->segs = ao_realloc(ref->segs, *cap * sizeof(ao_ref_seg));
 	}
 	ref->segs[ref->nsegs].key = key;
 	ref->segs[ref->nsegs].index = index;
@@ -540,7 +536,7 @@ tpl_deep_copy(json_object *v)
 	if (v == NULL)
 		return NULL;
 	if (json_object_deep_copy(v, &copy, NULL) != 0)
-		abort();
+		ao_oom(0);
 	return copy;
 }
 

@@ -100,7 +100,7 @@ ao_workflow_normalize(json_object *def, const char **base_path)
 		return NULL;
 	}
 	if (json_object_deep_copy(def, &copy, NULL) != 0)
-		abort();
+		ao_oom(0);
 	body = ao_workflow_body(copy);
 	if (base_path)
 		*base_path = (body != copy) ? "/workflow" : "";
@@ -151,9 +151,7 @@ add_step(ao_wf_steps *out, size_t *cap, json_object *obj, const char *path,
 	if (out->n == *cap)
 	{
 		*cap = *cap ? *cap * 2 : 16;
-		out->steps = realloc(out->steps, *cap * sizeof(ao_wf_step));
-		if (out->steps == NULL)
-			abort();
+		out->steps = ao_realloc(out->steps, *cap * sizeof(ao_wf_step));
 	}
 	self = (int) out->n++;
 	s = &out->steps[self];
@@ -161,7 +159,7 @@ add_step(ao_wf_steps *out, size_t *cap, json_object *obj, const char *path,
 	s->id = get_string(obj, "id");
 	s->type = get_string(obj, "type");
 	s->obj = obj;
-	s->path = strdup(path);
+	s->path = ao_strndup(path, strlen(path));
 	s->parent = parent;
 	s->top = top < 0 ? self : top;
 	s->in_loop = in_loop;
@@ -170,7 +168,7 @@ add_step(ao_wf_steps *out, size_t *cap, json_object *obj, const char *path,
 	{
 		size_t		n = json_object_array_length(deps);
 
-		s->deps = calloc(n + 1, sizeof(char *));
+		s->deps = ao_calloc(n + 1, sizeof(char *));
 		for (size_t i = 0; i < n; i++)
 		{
 			json_object *d = json_object_array_get_idx(deps, i);
@@ -210,9 +208,7 @@ add_dep(ao_wf_step *s, const char *dep)
 	for (size_t i = 0; i < s->ndeps; i++)
 		if (strcmp(s->deps[i], dep) == 0)
 			return;
-	s->deps = realloc(s->deps, (s->ndeps + 2) * sizeof(char *));
-	if (s->deps == NULL)
-		abort();
+	s->deps = ao_realloc(s->deps, (s->ndeps + 2) * sizeof(char *));
 	s->deps[s->ndeps++] = dep;
 }
 
@@ -753,7 +749,7 @@ ao_workflow_check(json_object *normalized, json_object *schema,
 	}
 
 	ao_wf_steps_build(body, base, &ctx.steps);
-	ctx.nodes = calloc(ctx.steps.n + 1, sizeof(ao_dag_node));
+	ctx.nodes = ao_calloc(ctx.steps.n + 1, sizeof(ao_dag_node));
 	ao_buf_init(&p);
 	for (size_t i = 0; i < ctx.steps.n; i++)
 	{

@@ -12,6 +12,11 @@
  * keeps alias bookkeeping simple: an anchor being built is "pending", and
  * an alias to a pending anchor is a recursive alias.
  *
+ * Every node and scalar byte produced is counted against the caller's
+ * expansion limit (an alias counts its anchor's full expanded size, known
+ * when the anchor is finished), so an alias bomb stops before it is
+ * copied; the interrupt hook is polled once per libyaml event.
+ *
  * Anchors live in a small open-addressing hash keyed by name; redefining
  * an anchor replaces its previous meaning, as YAML specifies.
  *
@@ -65,6 +70,7 @@ typedef struct yaml_anchor
 	anchor_state state;
 	json_object *value;			/* ANCHOR_NODE: our own reference */
 	size_t		count;			/* ANCHOR_NODE: nodes in value */
+	size_t		bytes;			/* ANCHOR_NODE: expanded size of value */
 	char	   *text;			/* ANCHOR_SCALAR: raw value */
 	size_t		len;
 	yaml_tag_kind tag;
@@ -79,6 +85,7 @@ typedef struct yaml_frame
 	char	   *key;			/* mapping: key waiting for its value */
 	size_t		anchor1;		/* anchor index + 1, or 0 */
 	size_t		start_count;	/* b->nodes before this node */
+	size_t		start_expanded; /* b->expanded before this node */
 } yaml_frame;
 
 typedef struct yaml_builder
@@ -96,8 +103,10 @@ typedef struct yaml_builder
 	size_t		amask;
 	size_t		nodes;			/* nodes created, alias copies included */
 	size_t		alias_nodes;	/* nodes created by alias expansion */
+	size_t		expanded;		/* scalar bytes + nodes produced */
+	size_t		max_expansion;
 	int			documents;
-	int			failed;
+	int			failed;			/* 0, or the negative AO_YAML_* code */
 	ao_buf		msg;			/* the error message */
 } yaml_builder;
 
@@ -105,10 +114,7 @@ typedef struct yaml_builder
 static void *
 yb_realloc(void *p, size_t size)
 {
-	p = realloc(p, size ? size : 1);
-	if (p == NULL)
-		abort();
-	return p;
+	return ao_realloc(p, size);
 }
 
 /* NUL-terminated copy of n bytes. */
@@ -130,7 +136,7 @@ yb_strndup(const char *s, size_t n)
 static ao_buf *
 yb_fail_at(yaml_builder *b, size_t line0, size_t column0)
 {
-	b->failed = 1;
+	b->failed = AO_YAML_ERROR;
 	ao_buf_reset(&b->msg);
 	ao_buf_printf(&b->msg, "line %zu, column %zu: ", line0 + 1, column0 + 1);
 	return &b->msg;
@@ -176,6 +182,25 @@ yb_append_tag(ao_buf *out, const char *tag)
 	}
 	else
 		ao_buf_append(out, tag);
+}
+
+/*
+ * Count bytes more of expanded output; past the limit, report and return
+ * -1 (AO_YAML_TOO_LARGE).
+ */
+static int
+yb_expand(yaml_builder *b, size_t bytes, yaml_mark_t mark)
+{
+	if (bytes > b->max_expansion - b->expanded)
+	{
+		ao_buf_printf(yb_fail(b, mark),
+					  "YAML document expands to more than %zu bytes (aliases)",
+					  b->max_expansion);
+		b->failed = AO_YAML_TOO_LARGE;
+		return -1;
+	}
+	b->expanded += bytes;
+	return 0;
 }
 
 /* Classify a libyaml tag (NULL when the node has none). */
@@ -703,6 +728,8 @@ yb_key(yaml_builder *b, const char *s, size_t len, yaml_mark_t mark)
 		yb_append_quoted(m, s, len);
 		return -1;
 	}
+	if (yb_expand(b, len + 1, mark) != 0)
+		return -1;
 	f->key = yb_strndup(s, len);
 	return 0;
 }
@@ -723,6 +750,8 @@ yb_on_scalar(yaml_builder *b, const yaml_event_t *ev)
 		yb_anchor_scalar(b, (const char *) ev->data.scalar.anchor, s, len, tag, plain);
 	if (yb_expect_key(b))
 		return yb_key(b, s, len, ev->start_mark);
+	if (yb_expand(b, len + 1, ev->start_mark) != 0)
+		return -1;
 	if (yb_scalar(b, tag, s, len, plain, ev->start_mark, &v) != 0)
 		return -1;
 	b->nodes++;
@@ -768,6 +797,9 @@ yb_on_alias(yaml_builder *b, const yaml_event_t *ev)
 					  AO_YAML_MAX_ALIAS_NODES);
 		return -1;
 	}
+	if (yb_expand(b, a->state == ANCHOR_SCALAR ? a->len + 1 : a->bytes,
+				  ev->start_mark) != 0)
+		return -1;
 	if (a->state == ANCHOR_SCALAR)
 	{
 		if (yb_scalar(b, a->tag, a->text, a->len, a->plain, ev->start_mark, &v) != 0)
@@ -778,7 +810,7 @@ yb_on_alias(yaml_builder *b, const yaml_event_t *ev)
 	else
 	{
 		if (a->value != NULL && json_object_deep_copy(a->value, &v, NULL) != 0)
-			abort();
+			ao_oom(0);
 		b->alias_nodes += a->count;
 		b->nodes += a->count;
 	}
@@ -808,6 +840,8 @@ yb_on_start(yaml_builder *b, const yaml_event_t *ev, int is_map)
 					  "nesting deeper than %d levels is not supported", AO_YAML_MAX_DEPTH);
 		return -1;
 	}
+	if (yb_expand(b, 1, ev->start_mark) != 0)
+		return -1;
 	if (b->depth == b->cap)
 	{
 		b->cap = b->cap ? b->cap * 2 : 16;
@@ -818,6 +852,7 @@ yb_on_start(yaml_builder *b, const yaml_event_t *ev, int is_map)
 	f->is_map = is_map;
 	f->node = is_map ? json_object_new_object() : json_object_new_array();
 	f->start_count = b->nodes++;
+	f->start_expanded = b->expanded - 1;
 	if (anchor)
 		f->anchor1 = yb_anchor_define(b, (const char *) anchor, ANCHOR_PENDING) + 1;
 	return 0;
@@ -840,6 +875,7 @@ yb_on_end(yaml_builder *b)
 		a->state = ANCHOR_NODE;
 		a->value = json_object_get(f.node);
 		a->count = b->nodes - f.start_count;
+		a->bytes = b->expanded - f.start_expanded;
 	}
 	free(f.key);				/* NULL: libyaml always pairs keys */
 	yb_attach(b, f.node);
@@ -932,9 +968,10 @@ yb_cleanup(yaml_builder *b)
 	ao_buf_free(&b->msg);
 }
 
-/* Convert YAML to a json-c value (see ao_yaml.h). */
+/* Convert YAML to a json-c value under an expansion limit (see ao_yaml.h). */
 int
-ao_yaml_parse(const char *text, size_t len, json_object **out, ao_buf *err)
+ao_yaml_parse_limited(const char *text, size_t len, size_t max_expansion,
+					  json_object **out, ao_buf *err)
 {
 	yaml_builder b;
 	yaml_parser_t parser;
@@ -943,9 +980,10 @@ ao_yaml_parse(const char *text, size_t len, json_object **out, ao_buf *err)
 	memset(&b, 0, sizeof(b));
 	b.text = text ? text : "";
 	b.len = text ? len : 0;
+	b.max_expansion = max_expansion;
 	ao_buf_init(&b.msg);
 	if (!yaml_parser_initialize(&parser))
-		abort();
+		ao_oom(0);
 	yaml_parser_set_input_string(&parser, (const unsigned char *) b.text, b.len);
 	yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
 	for (;;)
@@ -954,6 +992,13 @@ ao_yaml_parse(const char *text, size_t len, json_object **out, ao_buf *err)
 		int			done;
 		int			rc;
 
+		if (ao_interrupt_poll())
+		{
+			b.failed = AO_YAML_INTERRUPTED;
+			ao_buf_reset(&b.msg);
+			ao_buf_append(&b.msg, AO_INTERRUPTED_MESSAGE);
+			break;
+		}
 		if (!yaml_parser_parse(&parser, &ev))
 		{
 			yb_parser_error(&b, &parser);
@@ -975,7 +1020,14 @@ ao_yaml_parse(const char *text, size_t len, json_object **out, ao_buf *err)
 	}
 	*out = b.root;
 	yb_cleanup(&b);
-	return b.failed ? -1 : 0;
+	return b.failed;
+}
+
+/* Convert YAML under the default expansion limit (see ao_yaml.h). */
+int
+ao_yaml_parse(const char *text, size_t len, json_object **out, ao_buf *err)
+{
+	return ao_yaml_parse_limited(text, len, AO_YAML_DEFAULT_MAX_EXPANSION, out, err);
 }
 
 /* Convert YAML, returning the value; err is reset first (see ao_yaml.h). */

@@ -34,7 +34,7 @@ sub deadline
 our @EXPORT = qw(llm_node llm_start mock_start mock_get mock_post mock_poll mock_requests
   mock_reset sql sql_as register_model start_run wait_status crashed run_field
   token_text chunk_list event_list step_row json_in jdec jenc metric
-  script_path);
+  script_path psql_result settle_run);
 
 my $TDIR = dirname(abs_path(__FILE__));
 my @MOCKS;
@@ -257,6 +257,44 @@ sub event_list
 	return jdec(sql($node, "SELECT COALESCE(json_agg(json_build_object('seq', seq, 'kind', kind, "
 		  . "'step_id', step_id, 'data', data, 'ms', extract(epoch FROM at) * 1000) ORDER BY seq), '[]') "
 		  . "FROM agentorch.events WHERE run_id = $run"));
+}
+
+# psql_result(node, db, role, sql): run sql connected as role (the
+# superuser when role is undef), stopping at the first error; never dies.
+# Returns {rc, out, err, sqlstate, message, detail}: the error's SQLSTATE
+# (psql's VERBOSITY=verbose prints it), message and DETAIL text.
+sub psql_result
+{
+	my ($node, $db, $role, $q) = @_;
+	my ($out, $err) = ('', '');
+	my $rc = $node->psql($db, $q, stdout => \$out, stderr => \$err, on_error_stop => 1,
+		extra_params => [ ($role ? ('-U', $role) : ()), '-v', 'VERBOSITY=verbose' ]);
+	my %r = (rc => $rc, out => $out, err => $err, sqlstate => '', message => '', detail => '');
+	if ($err =~ /ERROR:\s+([0-9A-Z]{5}):\s+(.*)/)
+	{
+		($r{sqlstate}, $r{message}) = ($1, $2);
+	}
+	$r{detail} = $1 if $err =~ /^DETAIL:\s+(.*?)(?=^(?:HINT|CONTEXT|LOCATION|STATEMENT):|\z)/ms;
+	return \%r;
+}
+
+# settle_run(node, db, run, prefix): the run's status once it has finished
+# or waits for input (agentorch.wait() as the superuser, after the SQL
+# prefix, e.g. a SET search_path), asking again up to timeout_default;
+# 'error: ...' when wait() fails, 'no run' for an id that is not one.
+sub settle_run
+{
+	my ($node, $db, $run, $prefix) = @_;
+	return 'no run' unless defined $run && $run =~ /^[1-9]\d*$/;
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	my $st = '';
+	while (time() < $deadline)
+	{
+		my $r = psql_result($node, $db, undef, ($prefix // '') . "SELECT status FROM agentorch.wait($run, '5s')");
+		$st = $r->{rc} == 0 ? $r->{out} : "error: $r->{err}";
+		last unless $st eq 'running' || $st eq 'pending';
+	}
+	return $st;
 }
 
 # metric(node, name): the value of agentorch.metrics() named name ('' if none).
