@@ -31,6 +31,14 @@ CREATE FUNCTION agentorch._channel_token() RETURNS text
     AS 'MODULE_PATHNAME', 'ao_sql_channel_token';
 REVOKE EXECUTE ON FUNCTION agentorch._channel_token() FROM PUBLIC;
 
+-- Is a server process of this pid alive? (A network step whose holder --
+-- an executor or a run_sync session -- is gone is claimed again at once.)
+CREATE FUNCTION agentorch._backend_alive(pid int) RETURNS boolean
+    LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_backend_alive';
+REVOKE EXECUTE ON FUNCTION agentorch._backend_alive(int) FROM PUBLIC;
+
 -- The role oid of the current user; used by the RLS policies. Evaluated once
 -- per statement as an initplan.
 CREATE FUNCTION agentorch._current_role() RETURNS oid

@@ -970,7 +970,9 @@ END
 $$;
 
 -- Maintenance, run by the executor about once per second: expired leases
--- of network steps go back to ready (or fail when attempts are spent),
+-- of network steps, and leases whose holder's process is gone (after a
+-- crash, or an executor that was stopped), go back to ready (or fail when
+-- attempts are spent),
 -- user_input steps past their timeout fail, runs past their deadline fail.
 -- Returns the runs it touched (to notify and wake).
 CREATE FUNCTION agentorch._recover(p_max int DEFAULT 100) RETURNS SETOF bigint
@@ -984,6 +986,8 @@ BEGIN
     FOR r IN SELECT s.run_id, s.step_id
                FROM agentorch.steps s
               WHERE (s.status OPERATOR(pg_catalog.=) 'running' AND s.lease_until OPERATOR(pg_catalog.<) pg_catalog.now())
+                 OR (s.status OPERATOR(pg_catalog.=) 'running' AND s.network AND s.lease_until IS NOT NULL
+                     AND s.worker IS NOT NULL AND NOT agentorch._backend_alive(s.worker))
                  OR (s.status OPERATOR(pg_catalog.=) 'waiting' AND s.not_before OPERATOR(pg_catalog.<) pg_catalog.now())
               ORDER BY s.run_id
               LIMIT p_max
@@ -994,6 +998,8 @@ BEGIN
         SELECT * INTO st FROM agentorch.steps
          WHERE run_id OPERATOR(pg_catalog.=) r.run_id AND step_id OPERATOR(pg_catalog.=) r.step_id
            AND ((status OPERATOR(pg_catalog.=) 'running' AND lease_until OPERATOR(pg_catalog.<) pg_catalog.now())
+             OR (status OPERATOR(pg_catalog.=) 'running' AND network AND lease_until IS NOT NULL
+                 AND worker IS NOT NULL AND NOT agentorch._backend_alive(worker))
              OR (status OPERATOR(pg_catalog.=) 'waiting' AND not_before OPERATOR(pg_catalog.<) pg_catalog.now()))
         FOR UPDATE;
         CONTINUE WHEN NOT FOUND;
@@ -1002,7 +1008,7 @@ BEGIN
                 '{"message": "timed out waiting for input", "sqlstate": "57014"}');
         ELSIF st.attempt OPERATOR(pg_catalog.<) st.max_attempts THEN
             PERFORM agentorch._retry_step(st.run_id, st.step_id,
-                '{"message": "lease expired: the worker running this step stopped"}', 0);
+                '{"message": "the worker running this step stopped (its lease expired or its process is gone)"}', 0);
         ELSE
             PERFORM agentorch._finish_step(st.run_id, st.step_id, 'failed', NULL,
                 '{"message": "lease expired and no attempts are left"}');

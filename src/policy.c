@@ -27,8 +27,10 @@
 
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "ao_policy.h"
@@ -102,6 +104,84 @@ target(const char *name, const AoLimits *lim)
 		t->tpm_tokens = lim->tpm > 0 ? lim->tpm : 0;
 		t->refilled_at = GetCurrentTimestamp();
 		return t;
+	}
+}
+
+/*
+ * The concurrency slots this process holds (allowed by ao_policy_acquire,
+ * not yet given back by ao_policy_release). An executor that exits --
+ * SIGTERM from DROP EXTENSION or DROP DATABASE, a lowered max_workers, a
+ * FATAL error -- gives them back in a before_shmem_exit callback, so a
+ * model's in_flight never stays counted for requests nobody runs. (A crash
+ * restarts the cluster, and with it the counters.)
+ */
+typedef struct HeldSlots
+{
+	Oid			dboid;
+	char		name[128];
+	int			count;
+} HeldSlots;
+
+static HeldSlots *held = NULL;
+static int	nheld = 0;
+static int	held_cap = 0;
+static bool held_exit_registered = false;
+
+/* Give back every slot this process holds (before_shmem_exit). */
+static void
+release_held_slots(int code, Datum arg)
+{
+	if (policy == NULL || nheld == 0)
+		return;
+	LWLockAcquire(policy->lock, LW_EXCLUSIVE);
+	for (int h = 0; h < nheld; h++)
+	{
+		if (held[h].count <= 0)
+			continue;
+		for (int i = 0; i < policy->ntargets; i++)
+		{
+			AoTarget   *t = &policy->targets[i];
+
+			if (t->dboid == held[h].dboid && strcmp(t->name, held[h].name) == 0)
+			{
+				t->in_flight = Max(0, t->in_flight - held[h].count);
+				t->probing = false;
+			}
+		}
+		held[h].count = 0;
+	}
+	LWLockRelease(policy->lock);
+}
+
+/* Count a slot of target name as held (delta +1) or given back (-1). */
+static void
+note_held(const char *name, int delta)
+{
+	int			h;
+
+	for (h = 0; h < nheld; h++)
+		if (held[h].dboid == MyDatabaseId && strcmp(held[h].name, name) == 0)
+			break;
+	if (h == nheld)
+	{
+		if (delta < 0)
+			return;
+		if (nheld == held_cap)
+		{
+			held_cap = Max(8, held_cap * 2);
+			held = held ? repalloc(held, sizeof(HeldSlots) * held_cap)
+				: MemoryContextAlloc(TopMemoryContext, sizeof(HeldSlots) * held_cap);
+		}
+		held[nheld].dboid = MyDatabaseId;
+		strlcpy(held[nheld].name, name, sizeof(held[nheld].name));
+		held[nheld].count = 0;
+		nheld++;
+	}
+	held[h].count = Max(0, held[h].count + delta);
+	if (!held_exit_registered)
+	{
+		before_shmem_exit(release_held_slots, (Datum) 0);
+		held_exit_registered = true;
 	}
 }
 
@@ -181,6 +261,8 @@ ao_policy_acquire(const char *name, const AoLimits *lim, double expected_tokens,
 			t->probing = false;
 	}
 	LWLockRelease(policy->lock);
+	if (d == AO_ALLOW)
+		note_held(name, +1);
 	return d;
 }
 
@@ -195,6 +277,7 @@ ao_policy_release(const char *name, const AoLimits *lim, bool success, double to
 
 	if (policy == NULL)
 		return;
+	note_held(name, -1);
 	LWLockAcquire(policy->lock, LW_EXCLUSIVE);
 	t = target(name, lim);
 	if (t != NULL)

@@ -34,6 +34,10 @@
  *-------------------------------------------------------------------------
  */
 #include "agentorch.h"
+#include "utils/resowner.h"
+#include "catalog/namespace.h"
+
+#include "storage/procarray.h"
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -118,6 +122,8 @@ static bool wake_pending = false;
 static bool launcher_wake_pending = false;
 static bool cancel_pending = false;
 static bool xact_callback_registered = false;
+static Oid	unpause_at_xact_end = InvalidOid;	/* a DROP EXTENSION's database */
+static void unpause_database(Oid dboid);
 
 /* executor identity */
 static int	my_executor_index = -1;
@@ -226,7 +232,17 @@ ao_xact_callback(XactEvent event, void *arg)
 	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
 		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		wake_pending = launcher_wake_pending = cancel_pending = false;
+		if (OidIsValid(unpause_at_xact_end))
+		{
+			/* a DROP EXTENSION ended: the launcher decides again */
+			Oid			dboid = unpause_at_xact_end;
+
+			unpause_at_xact_end = InvalidOid;
+			unpause_database(dboid);
+		}
+	}
 }
 
 /* Make sure the commit callback is registered in this backend. */
@@ -414,6 +430,40 @@ unpause_database(Oid dboid)
 }
 
 /*
+ * After DROP EXTENSION agentorch: drop the schema agentorch too when
+ * nothing is left in it (CREATE EXTENSION made it, and it is not a member
+ * of the extension); a schema that still holds other objects stays.
+ */
+static void
+drop_empty_schema(void)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	if (!OidIsValid(get_namespace_oid("agentorch", true)))
+		return;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		SPI_connect();
+		(void) SPI_execute("DROP SCHEMA IF EXISTS agentorch RESTRICT", false, 0);
+		SPI_finish();
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		/* not empty (or not ours to drop): leave it */
+		MemoryContextSwitchTo(caller);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
+	CurrentResourceOwner = owner;
+}
+
+/*
  * ProcessUtility hook: statements that need a database without other
  * connections first stop our executors there.
  */
@@ -424,6 +474,29 @@ ao_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	volatile Oid paused = InvalidOid;
+	volatile bool drops_extension = false;
+
+	if (ao_shared != NULL && IsA(parsetree, DropStmt) &&
+		((DropStmt *) parsetree)->removeType == OBJECT_EXTENSION)
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((DropStmt *) parsetree)->objects)
+			if (strcmp(strVal(lfirst(lc)), "agentorch") == 0)
+				drops_extension = true;
+	}
+	if (drops_extension && OidIsValid(MyDatabaseId))
+	{
+		/*
+		 * DROP EXTENSION agentorch: stop this database's executors first,
+		 * so the DROP takes its locks with nobody holding rows or slots of
+		 * the extension's tables (it deadlocked with them), and keep them
+		 * stopped until this transaction ends (ao_xact_callback).
+		 */
+		stop_database_executors(MyDatabaseId, 300);
+		ensure_xact_callback();
+		unpause_at_xact_end = MyDatabaseId;
+	}
 
 	if (ao_shared != NULL)
 	{
@@ -469,6 +542,8 @@ ao_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 		unpause_database(paused);
 	}
 	PG_END_TRY();
+	if (drops_extension)
+		drop_empty_schema();
 }
 
 /* Register the launcher (postmaster, from _PG_init under preload). */
@@ -955,4 +1030,18 @@ ao_executor_main(Datum arg)
 		}
 		PG_END_TRY();
 	}
+}
+
+/*
+ * agentorch._backend_alive(pid) RETURNS boolean: is a server process of
+ * this pid (a backend or a background worker) running? Used by lease
+ * recovery to take back at once the network steps of a holder that died.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_backend_alive);
+Datum
+ao_sql_backend_alive(PG_FUNCTION_ARGS)
+{
+	int			pid = PG_GETARG_INT32(0);
+
+	PG_RETURN_BOOL(pid > 0 && BackendPidGetProc(pid) != NULL);
 }
