@@ -39,6 +39,14 @@ CREATE FUNCTION agentorch._backend_alive(pid int) RETURNS boolean
     AS 'MODULE_PATHNAME', 'ao_sql_backend_alive';
 REVOKE EXECUTE ON FUNCTION agentorch._backend_alive(int) FROM PUBLIC;
 
+-- May the stream layer notify now, and with content? (stream.c: a full
+-- NOTIFY queue must never stop the engine.)
+CREATE FUNCTION agentorch._notify_mode() RETURNS int
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_notify_mode';
+REVOKE EXECUTE ON FUNCTION agentorch._notify_mode() FROM PUBLIC;
+
 -- The role oid of the current user; used by the RLS policies. Evaluated once
 -- per statement as an initplan.
 CREATE FUNCTION agentorch._current_role() RETURNS oid

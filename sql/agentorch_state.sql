@@ -156,7 +156,11 @@ AS $$
 DECLARE
     c record;
     payload text;
+    v_mode int := agentorch._notify_mode();
 BEGIN
+    IF v_mode OPERATOR(pg_catalog.=) 2 THEN
+        RETURN;    -- the queue is held by a listener: clients read the rows
+    END IF;
     SELECT ch.seq, ch.kind, ch.content, r.channel_token INTO c
     FROM agentorch.runs r JOIN agentorch.chunks ch
       ON ch.run_id OPERATOR(pg_catalog.=) r.id AND ch.seq OPERATOR(pg_catalog.=) r.last_chunk_seq
@@ -166,7 +170,7 @@ BEGIN
     END IF;
     payload := pg_catalog.jsonb_build_object('run_id', p_run, 'seq', c.seq, 'kind', c.kind,
                                              'content', c.content)::text;
-    IF pg_catalog.octet_length(payload) OPERATOR(pg_catalog.>) 7900 THEN
+    IF v_mode OPERATOR(pg_catalog.=) 1 OR pg_catalog.octet_length(payload) OPERATOR(pg_catalog.>) 7900 THEN
         payload := pg_catalog.jsonb_build_object('run_id', p_run, 'seq', c.seq, 'kind', c.kind,
                                                  'truncated', true)::text;
     END IF;
@@ -182,6 +186,9 @@ RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF agentorch._notify_mode() OPERATOR(pg_catalog.=) 2 THEN
+        RETURN;
+    END IF;
     PERFORM pg_catalog.pg_notify('agentorch_events',
         pg_catalog.jsonb_build_object('run_id', p_run, 'event', p_event, 'status', p_status,
                                       'owner', (SELECT r.owner FROM agentorch.runs r

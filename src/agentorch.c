@@ -32,12 +32,42 @@ char	   *ao_http_allowed_hosts = NULL;
 char	   *ao_llm_allowed_hosts = NULL;
 char	   *ao_api_key_env_pattern = NULL;
 char	   *ao_tool_env_pattern = NULL;
+double		ao_notify_queue_limit = 0.5;
 int			ao_chunk_buffer_size = 64;
 int			ao_flush_interval_ms = 10;
 char	   *ao_default_model = NULL;
 int			ao_retention_s = 0;
+int			ao_max_yaml_expansion = 16 * 1024 * 1024;
 
 void		_PG_init(void);
+
+/*
+ * The core's out-of-memory handler (ao_core.h): an ERROR instead of the
+ * core's default abort(), which would restart the cluster. What the core
+ * had malloc'd at that point leaks.
+ */
+static void
+ao_core_oom(size_t size)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OUT_OF_MEMORY),
+			 errmsg("out of memory in agentorch core (%zu bytes)", size)));
+}
+
+/*
+ * The core's interrupt hook (ao_core.h): stop a long core computation
+ * when a cancel, statement_timeout or termination is pending and can be
+ * processed now. Only those: the core then returns "interrupted", and the
+ * caller's CHECK_FOR_INTERRUPTS() (or its next one) raises the ERROR, so
+ * no caller ever commits an "interrupted" result; harmless interrupts
+ * (barriers, memory-context logging) wait for the next regular check.
+ */
+static int
+ao_core_interrupt_pending(void)
+{
+	return INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED() &&
+		(QueryCancelPending || ProcDiePending);
+}
 
 /*
  * Define the settings; under shared_preload_libraries also request shared
@@ -46,6 +76,9 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	ao_set_oom_handler(ao_core_oom);
+	ao_interrupt_check = ao_core_interrupt_pending;
+
 	if (IsBinaryUpgrade)
 		return;
 
@@ -54,6 +87,13 @@ _PG_init(void)
 							"Definitions and YAML documents above this size are refused before parsing.",
 							&ao_max_definition_size,
 							1024 * 1024, 1024, 64 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.max_yaml_expansion",
+							"Largest size a YAML document may expand to, in bytes.",
+							"Counts every scalar byte and node produced, each alias expansion in full, so alias bombs are refused.",
+							&ao_max_yaml_expansion,
+							16 * 1024 * 1024, 1024, 1024 * 1024 * 1024,
 							PGC_SUSET, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 
@@ -127,6 +167,10 @@ _PG_init(void)
 	DefineCustomStringVariable("agentorch.tool_env_pattern",
 							   "LIKE pattern the variables of an http tool's headers_env must match.",
 							   NULL, &ao_tool_env_pattern, "%_TOKEN", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("agentorch.notify_queue_limit",
+							 "Fraction of the NOTIFY queue above which agentorch stops notifying (above half of it, payloads carry no content).",
+							 "A LISTENing session that stops reading holds the cluster-wide queue; runs never stop because of it.",
+							 &ao_notify_queue_limit, 0.5, 0.0, 1.0, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("agentorch.chunk_buffer_size",
 							"Chunks buffered before a flush of streamed output.",
 							NULL, &ao_chunk_buffer_size, 64, 1, 100000, PGC_SIGHUP, 0,

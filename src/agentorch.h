@@ -40,6 +40,7 @@
 
 /* settings (agentorch.c defines them; the owning file is named) */
 extern int	ao_max_definition_size;
+extern int	ao_max_yaml_expansion;
 extern int	ao_loop_max_iterations;
 extern int	ao_max_workers;			/* worker.c */
 extern char *ao_databases;
@@ -59,6 +60,7 @@ extern char *ao_http_allowed_hosts;
 extern char *ao_llm_allowed_hosts;
 extern char *ao_api_key_env_pattern;
 extern char *ao_tool_env_pattern;
+extern double ao_notify_queue_limit;
 extern int	ao_chunk_buffer_size;
 extern int	ao_flush_interval_ms;
 extern char *ao_default_model;
