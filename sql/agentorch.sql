@@ -167,6 +167,7 @@ CREATE TABLE agentorch.runs (
     last_chunk_seq    bigint NOT NULL DEFAULT 0,
     last_event_seq    bigint NOT NULL DEFAULT 0,
     last_checkpoint   bigint NOT NULL DEFAULT 0,
+    iterations        int NOT NULL DEFAULT 0,      -- loop iterations created (agentorch.max_iterations_per_run)
     created_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
     started_at        timestamptz,
     finished_at       timestamptz,
@@ -216,8 +217,10 @@ CREATE TABLE agentorch.steps (
     finished_at       timestamptz,
     PRIMARY KEY (run_id, step_id)
 );
--- The claim query's index: ready steps by priority, then not_before.
-CREATE INDEX steps_ready ON agentorch.steps (network, priority DESC, not_before NULLS FIRST)
+-- The claim query's index: ready steps by priority, then not_before, then
+-- ord (a step's place in its run or loop), so a run's 1000th loop iteration
+-- does not go before another run's first step.
+CREATE INDEX steps_ready ON agentorch.steps (network, priority DESC, not_before NULLS FIRST, ord)
     WHERE status = 'ready';
 -- Lease recovery: running steps whose lease expired.
 CREATE INDEX steps_leased ON agentorch.steps (lease_until) WHERE status = 'running';

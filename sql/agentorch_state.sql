@@ -554,6 +554,28 @@ $$;
 -- Parallel and loop children
 -------------------------------------------------------------------------------
 
+-- Count n more loop iterations of a run; a run may create at most
+-- agentorch.max_iterations_per_run over all its loops (the loop step that
+-- would pass it fails with 54000: the same again would fail again).
+CREATE FUNCTION agentorch._count_iterations(p_run bigint, p_n int) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v int;
+    v_max int := pg_catalog.current_setting('agentorch.max_iterations_per_run')::int;
+BEGIN
+    UPDATE agentorch.runs SET iterations = iterations OPERATOR(pg_catalog.+) p_n
+     WHERE id OPERATOR(pg_catalog.=) p_run RETURNING iterations INTO v;
+    IF v OPERATOR(pg_catalog.>) v_max THEN
+        RAISE EXCEPTION 'run % would create % loop iterations, more than agentorch.max_iterations_per_run (%)',
+            p_run, v, v_max
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Loop over fewer items, or ask a superuser to raise agentorch.max_iterations_per_run.';
+    END IF;
+END
+$$;
+
 -- Step ids of children are their own ids (parallel) or <id>#<n> (loop
 -- iterations); children of a step that is itself a child are prefixed with
 -- that parent's id and a slash, so the inner steps of every outer
@@ -592,6 +614,7 @@ BEGIN
         FROM pg_catalog.jsonb_array_elements(p.spec OPERATOR(pg_catalog.->) 'steps') WITH ORDINALITY AS c(s, ord)
         ON CONFLICT (run_id, step_id) DO NOTHING;
     ELSIF p.spec OPERATOR(pg_catalog.?) 'for_each' THEN
+        PERFORM agentorch._count_iterations(p_run, pg_catalog.jsonb_array_length(p_items));
         INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, priority, max_attempts,
                                      network, parent_step_id, iteration, item, plan_version)
         SELECT p_run, agentorch._child_prefix(p) OPERATOR(pg_catalog.||) (p.spec OPERATOR(pg_catalog.->) 'step' OPERATOR(pg_catalog.->>) 'id') OPERATOR(pg_catalog.||) '#' OPERATOR(pg_catalog.||) (i.ord OPERATOR(pg_catalog.-) 1),
@@ -639,6 +662,7 @@ BEGIN
     IF NOT COALESCE(pg_catalog.jsonb_path_match(v_ctx, (p.spec OPERATOR(pg_catalog.->>) 'while')::jsonpath, '{}', true), false) THEN
         RETURN false;
     END IF;
+    PERFORM agentorch._count_iterations(p_run, 1);
     INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, priority, max_attempts,
                                  network, parent_step_id, iteration, item, plan_version)
     VALUES (p_run, agentorch._child_prefix(p) OPERATOR(pg_catalog.||) (p.spec OPERATOR(pg_catalog.->) 'step' OPERATOR(pg_catalog.->>) 'id') OPERATOR(pg_catalog.||) '#' OPERATOR(pg_catalog.||) v_index,

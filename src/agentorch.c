@@ -33,6 +33,8 @@ char	   *ao_llm_allowed_hosts = NULL;
 char	   *ao_api_key_env_pattern = NULL;
 char	   *ao_tool_env_pattern = NULL;
 double		ao_notify_queue_limit = 0.5;
+int			ao_max_iterations_per_run = 10000;
+int			ao_batch_time_limit_ms = 500;
 int			ao_chunk_buffer_size = 64;
 int			ao_flush_interval_ms = 10;
 char	   *ao_default_model = NULL;
@@ -119,7 +121,7 @@ _PG_init(void)
 							NULL, &ao_lease_ms, 30000, 100, 86400000, PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("agentorch.step_timeout",
-							"Default step timeout (0 = none); a step's or tool's own timeout wins.",
+							"Default timeout of a step without its own (0 = 60 s for transactional steps and http tools, 5 min for llm steps).",
 							NULL, &ao_step_timeout_ms, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("agentorch.query_timeout",
@@ -167,6 +169,14 @@ _PG_init(void)
 	DefineCustomStringVariable("agentorch.tool_env_pattern",
 							   "LIKE pattern the variables of an http tool's headers_env must match.",
 							   NULL, &ao_tool_env_pattern, "%_TOKEN", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.max_iterations_per_run",
+							"Most loop iterations one run may create, over all its loops.",
+							"A loop that would go past it fails (54000).",
+							&ao_max_iterations_per_run, 10000, 1, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.batch_time_limit",
+							"An executor starts no further step in a transaction after this long, so other runs get their turn.",
+							NULL, &ao_batch_time_limit_ms, 500, 1, 3600000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomRealVariable("agentorch.notify_queue_limit",
 							 "Fraction of the NOTIFY queue above which agentorch stops notifying (above half of it, payloads carry no content).",
 							 "A LISTENing session that stops reading holds the cluster-wide queue; runs never stop because of it.",

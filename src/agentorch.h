@@ -61,6 +61,8 @@ extern char *ao_llm_allowed_hosts;
 extern char *ao_api_key_env_pattern;
 extern char *ao_tool_env_pattern;
 extern double ao_notify_queue_limit;
+extern int	ao_max_iterations_per_run;
+extern int	ao_batch_time_limit_ms;
 extern int	ao_chunk_buffer_size;
 extern int	ao_flush_interval_ms;
 extern char *ao_default_model;
@@ -107,6 +109,9 @@ extern Oid	ao_extension_owner(void);
  */
 #define AO_MAX_JSON_DEPTH 10000
 
+/* Timeout of transactional steps when neither they nor the settings give one. */
+#define AO_DEFAULT_STEP_TIMEOUT_MS 60000
+
 /* Saved identity and GUC nest level of ao_become_extension_owner. */
 typedef struct AoUserScope
 {
@@ -115,6 +120,9 @@ typedef struct AoUserScope
 	int			nest;
 } AoUserScope;
 
+extern void ao_executor_set_current_run(int64 run);
+extern int	ao_interrupt_run(int64 run);
+extern bool ao_cancelled_by_request(int64 run, bool take);
 extern void ao_become_extension_owner(AoUserScope *scope);
 extern void ao_restore_user(AoUserScope *scope);
 extern int	ao_push_safe_search_path(void);

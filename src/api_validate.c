@@ -10,6 +10,10 @@
  * ERROR only when it cannot judge at all (malformed schema, oversized
  * input).
  *
+ * The core polls for interrupts (ao_core.h): when it stops with
+ * "interrupted", its partial result is dropped and CHECK_FOR_INTERRUPTS()
+ * raises the cancel; should that return, the call simply runs again.
+ *
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
@@ -19,6 +23,7 @@
  */
 #include "agentorch.h"
 
+#include "miscadmin.h"
 #include "utils/builtins.h"
 
 #include "ao_json_schema.h"
@@ -32,23 +37,58 @@ PG_FUNCTION_INFO_V1(ao_sql_validate_workflow);
 PG_FUNCTION_INFO_V1(ao_sql_validate_plan);
 
 /*
+ * A core call stopped because of an interrupt and its results are freed:
+ * let PostgreSQL process it (normally an ERROR). If that returns, the
+ * caller runs the call again; after many rounds, give up with an ERROR.
+ */
+static void
+core_interrupted(int *rounds)
+{
+	ao_interrupt_clear();
+	CHECK_FOR_INTERRUPTS();
+	if (++*rounds >= 100)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("agentorch computation interrupted")));
+}
+
+/*
  * Parse a YAML document into an owned json-c object; malformed YAML is an
- * ERROR naming line and column. Shared with register_workflow_yaml.
+ * ERROR naming line and column, a document expanding to more than
+ * agentorch.max_yaml_expansion bytes (alias bombs) is 54000. Shared with
+ * register_workflow_yaml.
  */
 json_object *
 ao_json_from_yaml_text(text *document)
 {
 	ao_buf		err;
 	json_object *obj;
+	int			rc;
+	int			rounds = 0;
 
 	ao_check_size(VARSIZE_ANY_EXHDR(document), "YAML document");
-	ao_buf_init(&err);
-	obj = ao_yaml_to_json(VARDATA_ANY(document), VARSIZE_ANY_EXHDR(document), &err);
-	if (obj == NULL && err.len > 0)
+	for (;;)
+	{
+		ao_buf_init(&err);
+		ao_interrupt_clear();
+		rc = ao_yaml_parse_limited(VARDATA_ANY(document), VARSIZE_ANY_EXHDR(document),
+								   (size_t) ao_max_yaml_expansion, &obj, &err);
+		if (rc != AO_YAML_INTERRUPTED)
+			break;
+		ao_buf_free(&err);
+		core_interrupted(&rounds);
+	}
+	if (rc != AO_YAML_OK)
 	{
 		char	   *msg = pstrdup(err.data);
 
 		ao_buf_free(&err);
+		if (rc == AO_YAML_TOO_LARGE)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("YAML document expands to more than %d bytes (aliases); limit agentorch.max_yaml_expansion",
+							ao_max_yaml_expansion),
+					 errdetail("%s", msg)));
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid YAML document"),
@@ -80,10 +120,39 @@ usable_schema(Jsonb *jb)
 {
 	json_object *schema = ao_json_from_jsonb(jb);
 	ao_problems *p = ao_problems_new();
+	int			n;
+	int			rounds = 0;
 
-	if (ao_json_schema_check(schema, ao_problems_add, p) > 0)
+	for (;;)
+	{
+		ao_interrupt_clear();
+		n = ao_json_schema_check(schema, ao_problems_add, p);
+		if (!ao_interrupted())
+			break;
+		ao_problems_free(p);
+		core_interrupted(&rounds);
+	}
+	if (n > 0)
 		ao_problems_raise(p, ERRCODE_INVALID_PARAMETER_VALUE, "invalid JSON Schema");
 	return schema;
+}
+
+/* ao_json_schema_validate into p, honouring interrupts; problem count. */
+static int
+validate_interruptible(json_object *schema, json_object *instance, ao_problems *p)
+{
+	int			n;
+	int			rounds = 0;
+
+	for (;;)
+	{
+		ao_interrupt_clear();
+		n = ao_json_schema_validate(schema, instance, ao_problems_add, p);
+		if (!ao_interrupted())
+			return n;
+		ao_problems_free(p);
+		core_interrupted(&rounds);
+	}
 }
 
 /* validate_json(instance jsonb, schema jsonb) RETURNS TABLE(path, message) */
@@ -94,7 +163,7 @@ ao_sql_validate_json(PG_FUNCTION_ARGS)
 	json_object *instance = ao_json_from_jsonb(PG_GETARG_JSONB_P(0));
 	ao_problems *p = ao_problems_new();
 
-	ao_json_schema_validate(schema, instance, ao_problems_add, p);
+	validate_interruptible(schema, instance, p);
 	ao_problems_return(fcinfo, p);
 	return (Datum) 0;
 }
@@ -107,7 +176,7 @@ ao_sql_is_valid_json(PG_FUNCTION_ARGS)
 	json_object *instance = ao_json_from_jsonb(PG_GETARG_JSONB_P(0));
 	ao_problems *p = ao_problems_new();
 
-	PG_RETURN_BOOL(ao_json_schema_validate(schema, instance, ao_problems_add, p) == 0);
+	PG_RETURN_BOOL(validate_interruptible(schema, instance, p) == 0);
 }
 
 /*

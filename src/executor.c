@@ -113,6 +113,13 @@ max_locked_run(void)
 #define AO_CAREFUL_STEPS 8
 static int	careful_left = 0;
 
+/* A cancel() interrupted a step: end the batch (process_steps) at once. */
+static bool end_batch_now = false;
+
+/* ... and claim nothing of that run for a moment (claim()). */
+static int64 cancelled_run = 0;
+static TimestampTz cancelled_run_until = 0;
+
 /* A claimed step, as the claim query returns it. */
 typedef struct Claimed
 {
@@ -365,11 +372,15 @@ spec_member(json_object *spec, const char *key)
  *-------------------------------------------------------------------------
  */
 
-/* Timeout of a step in ms: the step's own, else the tool policy's, else the setting. */
+/*
+ * Timeout of a transactional step in ms: the step's own, else the tool
+ * policy's, else agentorch.step_timeout, else AO_DEFAULT_STEP_TIMEOUT_MS:
+ * no step holds an executor (and the runs of its batch) without bound.
+ */
 static int
 step_timeout_ms(json_object *spec, json_object *policy)
 {
-	json_object *t = spec_member(spec, "timeout");
+	json_object *t = spec ? spec_member(spec, "timeout") : NULL;
 	double		ms = -1;
 
 	if (t)
@@ -377,7 +388,7 @@ step_timeout_ms(json_object *spec, json_object *policy)
 	if (ms < 0 && policy && (t = spec_member(policy, "timeout")))
 		ms = ao_duration_ms(t);
 	if (ms < 0)
-		ms = ao_step_timeout_ms;
+		ms = ao_step_timeout_ms > 0 ? ao_step_timeout_ms : AO_DEFAULT_STEP_TIMEOUT_MS;
 	return ms > INT_MAX ? INT_MAX : (int) ms;
 }
 
@@ -452,7 +463,7 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, json_object *spec, Jsonb
 		Oid			save_uid;
 		int			save_sec;
 		int			nest;
-		int			timeout = spec ? step_timeout_ms(spec, t->policy) : ao_step_timeout_ms;
+		int			timeout = step_timeout_ms(spec, t->policy);
 		Jsonb	   *result;
 
 		GetUserIdAndSecContext(&save_uid, &save_sec);
@@ -488,6 +499,9 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, json_object *spec, Jsonb
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(caller);
 		CurrentResourceOwner = owner;
+		/* cancel() of the run is not the tool's failure: the step's guard handles it */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ao_cancelled_by_request(run, false))
+			ReThrowError(edata);
 		out.ok = false;
 		out.error = error_jsonb(edata);
 		out.retryable = retryable_sqlstate(edata->sqlerrcode);
@@ -899,9 +913,11 @@ run_step_guarded(Claimed *c)
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(caller);
+	ao_executor_set_current_run(c->run_id);
 	PG_TRY();
 	{
 		run_step(c, stepcxt);
+		ao_executor_set_current_run(0);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(caller);
 		CurrentResourceOwner = owner;
@@ -910,6 +926,7 @@ run_step_guarded(Claimed *c)
 	{
 		ErrorData  *edata;
 
+		ao_executor_set_current_run(0);
 		MemoryContextSwitchTo(caller);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -917,11 +934,27 @@ run_step_guarded(Claimed *c)
 		MemoryContextSwitchTo(caller);
 		CurrentResourceOwner = owner;
 		MemoryContextReset(stepcxt);
-		/* a cancel or termination of the executor is not the step's failure */
-		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		record_step_error(c, edata);
-		FreeErrorData(edata);
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ao_cancelled_by_request(c->run_id, true))
+		{
+			/*
+			 * cancel() of this run interrupted the step: nothing of it is
+			 * kept, and the batch ends now, so the cancel, waiting for the
+			 * run's lock, settles the run (the step must not be claimed
+			 * again in this transaction).
+			 */
+			FreeErrorData(edata);
+			end_batch_now = true;
+			/* and leave the run alone while the cancel takes its lock */
+			cancelled_run = c->run_id;
+			cancelled_run_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);
+		}
+		else if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);	/* the executor is stopped or cancelled: not the step's failure */
+		else
+		{
+			record_step_error(c, edata);
+			FreeErrorData(edata);
+		}
 	}
 	PG_END_TRY();
 	MemoryContextDelete(stepcxt);
@@ -935,9 +968,9 @@ run_step_guarded(Claimed *c)
 static List *
 claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryContext into)
 {
-	Oid			types[6] = {INT4OID, OIDOID, INT8OID, TEXTOID, INT8OID, INT8OID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[7] = {INT4OID, OIDOID, INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	List	   *claimed = NIL;
 
 	values[0] = Int32GetDatum(max);
@@ -952,20 +985,30 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 	values[5] = Int64GetDatum(sim_run);
 	if (sim_run == 0)
 		nulls[5] = 'n';
+	values[6] = Int64GetDatum(cancelled_run != 0 && GetCurrentTimestamp() < cancelled_run_until ? cancelled_run : 0);
 	spi_exec("SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
 			 "       COALESCE(c.iteration, -1), c.owner FROM ("
-			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner "
+			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner, "
+			 "         s.priority, s.ord "
 			 "    FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
 			 "   WHERE s.status = 'ready' AND (NOT s.network OR $6::int8 IS NOT NULL) "
 			 "     AND ($6::int8 IS NULL OR s.run_id = $6) "
 			 "     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp()) "
 			 "     AND ($2::oid IS NULL OR pg_catalog.pg_has_role($2::oid, r.owner, 'USAGE')) "
 			 "     AND ($3::int8 IS NULL OR (s.run_id = $3 AND s.step_id = $4)) "
-			 "     AND s.run_id >= $5 "
-			 "   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST "
+			 "     AND s.run_id >= $5 AND s.run_id <> $7 "
+			 "   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST, s.ord "
 			 "   LIMIT $1 FOR UPDATE OF s, r SKIP LOCKED) c "
-			 "ORDER BY c.run_id, c.step_id",
-			 6, types, values, nulls, SPI_OK_SELECT);
+			 /*
+			  * Every row is locked already: the order is only the order of
+			  * work. Steps of a run stay together; runs go by their best
+			  * step (priority, then place in the run), so when the batch
+			  * runs out of time (agentorch.batch_time_limit) a run's 1000th
+			  * loop iteration has not gone before another run's first step.
+			  */
+			 "WINDOW w AS (PARTITION BY c.run_id) "
+			 "ORDER BY pg_catalog.max(c.priority) OVER w DESC, pg_catalog.min(c.ord) OVER w, c.run_id, c.step_id",
+			 7, types, values, nulls, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -1009,8 +1052,11 @@ static int
 process_steps(int max, Oid only_role, int64 only_run, const char *only_step, List **runs)
 {
 	int			processed = 0;
+	TimestampTz started = GetCurrentTimestamp();
+	bool		out_of_time = false;
 
-	while (processed < max)
+	end_batch_now = false;
+	while (processed < max && !out_of_time && !end_batch_now)
 	{
 		List	   *claimed = claim(max - processed, only_role, only_run, only_step, CurrentMemoryContext);
 		ListCell   *lc;
@@ -1039,6 +1085,18 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 				if (c->run_id > max_locked_run())
 					locked_max_run = c->run_id;
 				*runs = ao_run_list_add(*runs, c->run_id);
+			}
+			/*
+			 * agentorch.batch_time_limit: steps claimed but not started stay
+			 * ready (their row locks go with the commit) for the next batch,
+			 * so one run's many steps do not keep other runs waiting.
+			 */
+			if (end_batch_now ||
+				(processed > 0 &&
+				 TimestampDifferenceExceeds(started, GetCurrentTimestamp(), ao_batch_time_limit_ms)))
+			{
+				out_of_time = true;
+				break;
 			}
 			if (run_active)
 				run_step_guarded(c);
@@ -1138,7 +1196,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 					 "              AND (worker IS NULL OR worker = $1 OR lease_until IS NULL "
 					 "                   OR lease_until < pg_catalog.clock_timestamp() "
 					 "                   OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = worker)) "
-					 "            ORDER BY network, priority DESC, not_before NULLS FIRST "
+					 "            ORDER BY network, priority DESC, not_before NULLS FIRST, ord "
 					 "            LIMIT 1 FOR UPDATE SKIP LOCKED) "
 					 "SELECT c.run_id, c.step_id, c.crashes, agentorch._lock_run(c.run_id) FROM c",
 					 1, t, v, NULL, SPI_OK_SELECT);

@@ -24,6 +24,8 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "ao_json_schema.h"
+
 /* Reset callback: drop the context's reference to a json-c object. */
 static void
 release_json(void *arg)
@@ -146,6 +148,8 @@ ao_json_from_cstring(const char *text, size_t len, const char *what)
 						   : "unexpected trailing data",
 						   offset)));
 	}
+	/* integers beyond 64 bits: keep their digits (json-c would clamp them) */
+	obj = ao_json_exact_numbers(obj, text, len, JSON_TOKENER_STRICT, depth);
 	return ao_json_own(obj);
 }
 

@@ -90,6 +90,8 @@ typedef struct AoDbSlot
 	TimestampTz paused_until;	/* DROP/RENAME DATABASE in progress */
 	int			pids[AO_MAX_EXECUTORS];
 	Latch	   *latches[AO_MAX_EXECUTORS];
+	pg_atomic_uint64 current_runs[AO_MAX_EXECUTORS];	/* run of the step being executed, 0 = none */
+	pg_atomic_uint64 cancel_runs[AO_MAX_EXECUTORS];	/* run whose cancel() interrupted it */
 } AoDbSlot;
 
 typedef struct AoShared
@@ -158,6 +160,12 @@ ao_shmem_startup(void)
 		pg_atomic_init_u64(&ao_shared->steps_failed, 0);
 		pg_atomic_init_u64(&ao_shared->commits, 0);
 		pg_atomic_init_u64(&ao_shared->cancels, 0);
+		for (int d = 0; d < AO_MAX_DATABASES; d++)
+			for (int i = 0; i < AO_MAX_EXECUTORS; i++)
+			{
+				pg_atomic_init_u64(&ao_shared->dbs[d].current_runs[i], 0);
+				pg_atomic_init_u64(&ao_shared->dbs[d].cancel_runs[i], 0);
+			}
 		ConditionVariableInit(&ao_shared->progress);
 	}
 	ao_policy_shmem_init(&(GetNamedLWLockTranche("agentorch"))[1].lock);
@@ -1044,4 +1052,66 @@ ao_sql_backend_alive(PG_FUNCTION_ARGS)
 	int			pid = PG_GETARG_INT32(0);
 
 	PG_RETURN_BOOL(pid > 0 && BackendPidGetProc(pid) != NULL);
+}
+
+/*
+ * The executor is about to execute a transactional step of run (0: done
+ * with it). cancel() looks here to interrupt a step that holds the run.
+ */
+void
+ao_executor_set_current_run(int64 run)
+{
+	if (ao_shared == NULL || my_slot < 0 || my_executor_index < 0)
+		return;
+	pg_atomic_write_u64(&ao_shared->dbs[my_slot].current_runs[my_executor_index], (uint64) run);
+}
+
+/*
+ * cancel(): interrupt (as pg_cancel_backend does) the executors of this
+ * database that are executing a step of run, so the step fails at once
+ * and its batch ends, instead of cancel() waiting for the run's lock as
+ * long as the step takes. Returns how many were signalled.
+ */
+int
+ao_interrupt_run(int64 run)
+{
+	int			s;
+	int			n = 0;
+	int			pids[AO_MAX_EXECUTORS];
+
+	if (ao_shared == NULL)
+		return 0;
+	LWLockAcquire(ao_shared->lock, LW_SHARED);
+	s = slot_of(MyDatabaseId);
+	for (int i = 0; s >= 0 && i < AO_MAX_EXECUTORS; i++)
+		if (ao_shared->dbs[s].pids[i] != 0 &&
+			pg_atomic_read_u64(&ao_shared->dbs[s].current_runs[i]) == (uint64) run)
+		{
+			/* tell it why first: the interrupt is the run's cancel, not a failure */
+			pg_atomic_write_u64(&ao_shared->dbs[s].cancel_runs[i], (uint64) run);
+			pids[n++] = ao_shared->dbs[s].pids[i];
+		}
+	LWLockRelease(ao_shared->lock);
+	for (int i = 0; i < n; i++)
+		(void) kill(pids[i], SIGINT);
+	return n;
+}
+
+/*
+ * Was this executor interrupted by cancel() of run? With take, the note is
+ * cleared. (See ao_interrupt_run.)
+ */
+bool
+ao_cancelled_by_request(int64 run, bool take)
+{
+	pg_atomic_uint64 *note;
+
+	if (ao_shared == NULL || my_slot < 0 || my_executor_index < 0)
+		return false;
+	note = &ao_shared->dbs[my_slot].cancel_runs[my_executor_index];
+	if (pg_atomic_read_u64(note) != (uint64) run)
+		return false;
+	if (take)
+		pg_atomic_write_u64(note, 0);
+	return true;
 }

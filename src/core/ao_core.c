@@ -128,12 +128,15 @@ ao_interrupt_clear(void)
 static void
 ao_buf_reserve(ao_buf *b, size_t extra)
 {
-	size_t		need = b->len + extra + 1;
+	size_t		need;
 
+	if (extra > AO_ALLOC_MAX)
+		ao_oom(extra);			/* before the sum below could overflow */
+	need = b->len + extra + 1;
 	if (need <= b->cap)
 		return;
-	if (extra > AO_ALLOC_MAX || need > AO_ALLOC_MAX)
-		ao_oom(extra);
+	if (need > AO_ALLOC_MAX)
+		ao_oom(need);
 	{
 		size_t		cap = b->cap ? b->cap : 64;
 

@@ -367,6 +367,14 @@ dag_report_cycles(const dag_graph *g, const ao_dag_node *nodes,
 
 		if (compsize[comp[v]] < 2 || covered[v])
 			continue;
+		if (ao_interrupt_poll())
+		{
+			/* each search is O(n + e): stop between them (ao_core.h) */
+			if (cb)
+				cb(arg, "", AO_INTERRUPTED_MESSAGE);
+			count++;
+			break;
+		}
 		stamp++;
 		seen[v] = stamp;
 		queue[tail++] = v;
@@ -443,6 +451,17 @@ ao_dag_check(const ao_dag_node *nodes, size_t n, ao_problem_fn cb, void *arg)
 	{
 		const char *id = dag_id(&nodes[v]);
 		long		first = dag_lookup(g.index, id);
+
+		if ((v & 1023) == 1023 && ao_interrupt_poll())
+		{
+			if (cb)
+				cb(arg, "", AO_INTERRUPTED_MESSAGE);
+			count++;
+			ao_buf_free(&path);
+			ao_buf_free(&msg);
+			dag_graph_free(&g);
+			return count;
+		}
 
 		if (first != (long) v)
 		{

@@ -62,6 +62,9 @@ typedef struct ao_dag_node
  * Order: per step in input order its duplicate and dependency problems, then
  * the cycles ordered by their first step. Dependencies name the first step
  * defined with an id. cb may be NULL (then only the count is returned).
+ * The interrupt hook (ao_core.h) is polled every 1024 steps and before each
+ * cycle search; when it fires, the check stops and reports one more
+ * problem, AO_INTERRUPTED_MESSAGE at path "".
  */
 extern int	ao_dag_check(const ao_dag_node *nodes, size_t n,
 						 ao_problem_fn cb, void *arg);

@@ -28,7 +28,8 @@
  * A * 10^p and divisor = B * 10^q, value / divisor is an integer iff
  * p >= q and B divides A * 10^(p - q), computed modulo B in 64 bits. Any
  * exponent works (multipleOf 1e-1001 is evaluated exactly), but B must
- * have at most JS_MULTIPLE_OF_MAX_DIGITS (19) significant digits: the
+ * fit in 64 bits (at most 19 significant digits, or 20 up to
+ * 18446744073709551615): the
  * check refuses a divisor with more ("too precise to evaluate exactly")
  * rather than answer with floating point, and validation against such an
  * unchecked schema reports the value as not checkable.
@@ -164,7 +165,10 @@ typedef struct js_decimal
 	long long	exp;
 } js_decimal;
 
-/* multipleOf divisors with more significant digits are refused. */
+/*
+ * multipleOf divisors with more significant digits are refused (20 digits
+ * are fine up to UINT64_MAX, see js_digits_fit_uint64).
+ */
 #define JS_MULTIPLE_OF_MAX_DIGITS 19
 
 static bool js_validate(js_ctx *ctx, json_object *schema, json_object *inst,
@@ -745,6 +749,14 @@ js_pow10mod(unsigned long long e, uint64_t m)
 	return r;
 }
 
+/* Do the significant digits of d, as an integer, fit in a uint64? */
+static bool
+js_digits_fit_uint64(const js_decimal *d)
+{
+	return d->ndigits <= JS_MULTIPLE_OF_MAX_DIGITS ||
+		(d->ndigits == 20 && strcmp(d->digits, "18446744073709551615") <= 0);
+}
+
 /*
  * Can multipleOf = divisor be evaluated exactly? Its significant digits
  * (the B of B * 10^q) must fit the 64-bit modular arithmetic below, and it
@@ -757,7 +769,7 @@ js_multiple_of_evaluable(json_object *divisor)
 	bool		r;
 
 	js_decimal_get(divisor, &d);
-	r = d.special == JS_DEC_FINITE && d.ndigits <= JS_MULTIPLE_OF_MAX_DIGITS;
+	r = d.special == JS_DEC_FINITE && js_digits_fit_uint64(&d);
 	js_decimal_free(&d);
 	return r;
 }
@@ -780,7 +792,7 @@ js_is_multiple(json_object *value, json_object *divisor)
 	js_decimal_get(value, &v);
 	js_decimal_get(divisor, &d);
 	if (v.special != JS_DEC_FINITE || d.special != JS_DEC_FINITE ||
-		d.ndigits > JS_MULTIPLE_OF_MAX_DIGITS)
+		!js_digits_fit_uint64(&d))
 		result = -1;
 	else if (d.ndigits == 0 || v.ndigits == 0)
 		result = 1;
@@ -2789,7 +2801,7 @@ js_check_node(js_ctx *ctx, json_object *node, const char *base, int depth)
 			js_check_fail_at(ctx, "multipleOf", "multipleOf must be a number greater than 0");
 		else if (!js_multiple_of_evaluable(kw))
 			js_check_fail_at(ctx, "multipleOf",
-							 "multipleOf has more than %d significant digits; too precise to evaluate exactly",
+							 "multipleOf has too many significant digits to be evaluated exactly (at most %d)",
 							 JS_MULTIPLE_OF_MAX_DIGITS);
 	}
 	if (json_object_object_get_ex(node, "uniqueItems", &kw) &&

@@ -70,8 +70,12 @@ extern int	ao_json_schema_validate(json_object *schema, json_object *instance,
  * Check that a schema is usable: it is an object or boolean, keywords have
  * the right types, patterns compile, $refs resolve inside the document and
  * do not form a pure $ref cycle. Remote references are refused with
- * "remote $ref \"...\" is not supported". path = JSON pointer into the
- * schema. Returns the number of problems (0 = usable).
+ * "remote $ref \"...\" is not supported", and a multipleOf whose
+ * significant digits do not fit in 64 bits (e.g. 1.234567890123456789012)
+ * with "multipleOf has too many significant digits to be evaluated
+ * exactly" (any exponent is fine: 1e-1001 is evaluated exactly). path =
+ * JSON pointer into the schema. Returns the number of problems (0 =
+ * usable).
  */
 extern int	ao_json_schema_check(json_object *schema, ao_problem_fn cb, void *arg);
 

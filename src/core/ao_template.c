@@ -394,6 +394,7 @@ typedef struct scan_ctx
 	void	   *cbarg;
 	const char *path;			/* path of the string being split */
 	int			problems;
+	int			interrupted;	/* ao_interrupt_poll fired: stop */
 } scan_ctx;
 
 /* Scan visitor: forward references, ignore literals. */
@@ -414,6 +415,15 @@ scan_value(json_object *v, ao_buf *path, scan_ctx *c, int depth)
 {
 	size_t		mark = path->len;
 
+	if (c->interrupted)
+		return;
+	if (ao_interrupt_poll())
+	{
+		c->interrupted = 1;
+		tpl_problem(c->cb, c->cbarg, path->data, AO_INTERRUPTED_MESSAGE);
+		c->problems++;
+		return;
+	}
 	if (depth > TPL_MAX_DEPTH)
 	{
 		tpl_problem(c->cb, c->cbarg, path->data, "value is nested too deeply");
@@ -457,7 +467,7 @@ ao_template_scan(json_object *value, const char *base_path,
 				 ao_template_ref_fn fn, void *fnarg,
 				 ao_problem_fn cb, void *cbarg)
 {
-	scan_ctx	c = {fn, fnarg, cb, cbarg, NULL, 0};
+	scan_ctx	c = {fn, fnarg, cb, cbarg, NULL, 0, 0};
 	ao_buf		path;
 
 	ao_buf_init(&path);
@@ -479,6 +489,7 @@ typedef struct render_ctx
 	ao_buf		text;			/* rendered text of the current string */
 	int			whole;			/* current string is one resolved reference */
 	json_object *whole_value;	/* its value (borrowed) */
+	int			interrupted;	/* ao_interrupt_poll fired: stop */
 } render_ctx;
 
 /* Resolve a reference, reporting it when it does not resolve. */
@@ -547,6 +558,15 @@ render_value(json_object *v, ao_buf *path, render_ctx *c, int depth)
 	size_t		mark = path->len;
 	json_object *result = NULL;
 
+	if (c->interrupted)
+		return NULL;
+	if (ao_interrupt_poll())
+	{
+		c->interrupted = 1;
+		tpl_problem(c->cb, c->cbarg, path->data, AO_INTERRUPTED_MESSAGE);
+		c->problems++;
+		return NULL;
+	}
 	if (depth > TPL_MAX_DEPTH)
 	{
 		tpl_problem(c->cb, c->cbarg, path->data, "value is nested too deeply");

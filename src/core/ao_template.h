@@ -106,6 +106,10 @@ typedef void (*ao_template_ref_fn) (void *arg, const char *path,
  * be NULL) with the string's path; scanning goes on after them. Returns the
  * number of syntax problems.
  */
+/*
+ * Both walks poll ao_interrupt_check (ao_core.h) once per value; when it
+ * fires they stop and report one more problem, AO_INTERRUPTED_MESSAGE.
+ */
 extern int	ao_template_scan(json_object *value, const char *base_path,
 							 ao_template_ref_fn fn, void *fnarg,
 							 ao_problem_fn cb, void *cbarg);
