@@ -170,10 +170,18 @@ ao_net_step_admit(void *step, const char *policy_name, json_object *limits_json,
 	}
 	if (d == AO_DEFER)
 		ao_net_step_defer(s, wait_ms);
+	else if (s->deadline_left_ms < 0 || (double) wait_ms < s->deadline_left_ms)
+	{
+		/*
+		 * An open breaker: the step waits for the cooldown (or for the
+		 * probe in flight) like a deferral, and spends no attempt -- only
+		 * a request that was sent spends one.
+		 */
+		ao_net_step_defer(s, wait_ms);
+	}
 	else
-		ao_net_step_fail_retryable(s, "57P03", psprintf("circuit breaker of %s is open", policy_name),
-								   "Too many consecutive failures; requests resume after the cooldown.",
-								   (double) wait_ms, NULL);
+		ao_net_step_fail(s, "57P03", psprintf("circuit breaker of %s is open", policy_name),
+						 "Too many consecutive failures; the run's deadline comes before the cooldown ends.");
 	return false;
 }
 
