@@ -714,6 +714,12 @@ release_request_cb(void *arg)
 
 	if (s->req.easy)
 		ao_net_abandon(&s->req);
+	/* an ERROR that takes a step's memory (run_sync) must not keep its slot */
+	if (s->policy_acquired)
+	{
+		s->policy_acquired = false;
+		ao_policy_release(s->policy_name, &s->limits, true, 0);
+	}
 }
 
 /*
@@ -863,7 +869,10 @@ ao_net_inline_free(void *step)
 	NetStep    *s = step;
 
 	if (s->policy_acquired)
+	{
 		ao_policy_release(s->policy_name, &s->limits, s->ok || !s->retryable, 0);
+		s->policy_acquired = false;
+	}
 	ao_net_release(&s->req);
 	if (s->kind->release)
 		s->kind->release(s);
@@ -1105,6 +1114,7 @@ ao_net_steps_settle(dlist_head *done)
 			}
 			/* only failures of the target (transport, 429, 5xx) count against its breaker */
 			ao_policy_release(s->policy_name, &s->limits, s->ok || !s->retryable, tokens);
+			s->policy_acquired = false;
 		}
 		ao_net_release(&s->req);
 		if (s->kind->release)
@@ -1188,6 +1198,7 @@ ao_net_steps_heartbeat(void)
 				ao_net_abandon(&s->req);
 				if (s->policy_acquired)
 					ao_policy_release(s->policy_name, &s->limits, true, 0);
+				s->policy_acquired = false;
 				if (s->kind->release)
 					s->kind->release(s);
 				MemoryContextDelete(s->cxt);
