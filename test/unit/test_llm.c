@@ -2088,8 +2088,9 @@ test_sanitize(void)
 	{
 		ao_llm_error e;
 
-		ao_llm_classify_http(AO_LLM_OPENAI, 400, "{\"error\":{\"message\":\"bad\",\"type\":\"server_error\"}}", 51,
-							 NULL, 0, &e);
+		const char *body400 = "{\"error\":{\"message\":\"bad\",\"type\":\"server_error\"}}";
+
+		ao_llm_classify_http(AO_LLM_OPENAI, 400, body400, strlen(body400), NULL, 0, &e);
 		UNIT_OK(!e.retryable, "HTTP 400 is not retryable");
 		ao_llm_classify_http(AO_LLM_OPENAI, 425, NULL, 0, NULL, 0, &e);
 		UNIT_OK(!e.retryable, "HTTP 425 is not retryable (only 408, 409, 429 of the 4xx are)");
