@@ -17,15 +17,19 @@
  * callbacks buffer chunks -- token (consecutive text deltas coalesced),
  * json_partial for structured output, tool_call -- and the executor
  * flushes them every agentorch.flush_interval in one transaction with one
- * multi-row insert and one NOTIFY per run. A retried attempt starts with a
- * status chunk {"reset": true} so readers drop the earlier attempt's
- * tokens.
+ * multi-row insert and one NOTIFY per run. Chunks carry the request attempt
+ * they belong to: a retry, a fallback model and a resume each start a new
+ * one (past the highest the step's chunks carry), announced by a status
+ * chunk {"reset": true, "attempt", "reason", "model"}, so a reader that
+ * drops what precedes the last reset sees one clean answer.
  *
  * Turns: a reply with tool calls runs the calls as the run's owner
  * (registered transactional tools, input validated against their
  * input_schema), appends the results and asks again, up to max_turns. A
  * structured reply is validated against response_schema; an invalid one
- * gets one repair turn, then the step fails.
+ * gets one repair turn, then the step fails (at once when the reply was
+ * cut off by max_tokens: asking again would be cut off too). Usage and
+ * cost are recorded for every request sent, whatever the outcome.
  *
  * Copyright (c) 2026, agentorch developers
  *

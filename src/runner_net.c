@@ -79,6 +79,7 @@ typedef struct NetStep
 	double		retry_after_ms;
 	Jsonb	   *usage;
 	bool		deferred;		/* not run: ready again after defer_ms, attempt not spent */
+	bool		sent;			/* a request of this attempt went out (the attempt is spent) */
 	long		defer_ms;
 	double		deadline_left_ms;	/* until the run's deadline at claim time; < 0: none */
 	/* the policy target the request counts against (policy.c) */
@@ -700,8 +701,13 @@ ao_net_steps_claim(void)
 		}
 		dlist_push_tail(&running_steps, &s->node);
 		nrunning++;
-		if (!s->finished && s->req.url && !ao_net_start(&s->req))
-			ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+		if (!s->finished && s->req.url)
+		{
+			if (ao_net_start(&s->req))
+				s->sent = true;
+			else
+				ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+		}
 	}
 	return list_length(claimed);
 }
@@ -754,8 +760,13 @@ ao_net_inline_start(int64 run, const char *step_id, int attempt, int max_attempt
 	cb->func = release_request_cb;
 	cb->arg = s;
 	MemoryContextRegisterResetCallback(cxt, cb);
-	if (s->kind->prepare(s, input, context) && !s->finished && s->req.url && !ao_net_start(&s->req))
-		ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+	if (s->kind->prepare(s, input, context) && !s->finished && s->req.url)
+	{
+		if (ao_net_start(&s->req))
+			s->sent = true;
+		else
+			ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+	}
 	MemoryContextSwitchTo(old);
 	return s;
 }
@@ -891,6 +902,7 @@ ao_net_step_restart(void *step)
 		ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
 		return false;
 	}
+	s->sent = true;
 	return true;
 }
 
@@ -1049,15 +1061,22 @@ ao_net_steps_settle(dlist_head *done)
 			scrub_outcome(s);
 			if (s->deferred)
 			{
-				Oid			t2[3] = {INT8OID, TEXTOID, INT4OID};
-				Datum		v2[3];
+				Oid			t2[4] = {INT8OID, TEXTOID, INT4OID, BOOLOID};
+				Datum		v2[4];
 
+				/*
+				 * Deferred after a request of this attempt was sent (a
+				 * fallback model's bulkhead was full): the attempt stays
+				 * spent. Otherwise it is given back.
+				 */
 				v2[0] = values[0];
 				v2[1] = values[1];
 				v2[2] = Int32GetDatum((int) Min(s->defer_ms, INT_MAX));
-				spi_run("UPDATE agentorch.steps SET status = 'ready', attempt = attempt - 1, lease_until = NULL, "
-						"  worker = NULL, not_before = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3 / 1000.0) "
-						"WHERE run_id = $1 AND step_id = $2", 3, t2, v2, NULL);
+				v2[3] = BoolGetDatum(s->sent);
+				spi_run("UPDATE agentorch.steps SET status = 'ready', attempt = attempt - CASE WHEN $4 THEN 0 ELSE 1 END, "
+						"  lease_until = NULL, worker = NULL, "
+						"  not_before = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3 / 1000.0) "
+						"WHERE run_id = $1 AND step_id = $2", 4, t2, v2, NULL);
 			}
 			else if (s->ok)
 			{
