@@ -6,6 +6,8 @@
 #   - none of them crashes a server process, and the tool's bulkhead slot
 #     is released (metrics() in_flight 0);
 #   - an error status with a binary body fails the step with a clear message;
+#   - a JSON body jsonb refuses (a number beyond numeric's range) fails the
+#     step with the reason;
 #   - http tools reach only hosts in agentorch.http_allowed_hosts.
 # A tiny python http server started by the test serves the bodies.
 use strict;
@@ -30,6 +32,7 @@ BODIES = {
     "/no-type-binary": (200, None, b"\x89PNG\r\n\x1a\n\x00\x00"),
     "/plain": (200, "text/plain; charset=utf-8", "caf\u00e9 ok".encode()),
     "/error-gif": (500, "image/gif", GIF),
+    "/huge-number": (200, "application/json", b'{"n": 1e200000}'),
 }
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -65,7 +68,7 @@ END
 
 my $node = llm_start(llm_node('http_binary', "agentorch.http_allowed_hosts = '127.0.0.1'"));
 
-for my $path (qw(gif json-nul raw-nul latin1 no-type-binary plain error-gif))
+for my $path (qw(gif json-nul raw-nul latin1 no-type-binary plain error-gif huge-number))
 {
 	sql($node, "SELECT agentorch.register_tool('h.$path', 'http', "
 		  . json_in({ method => 'GET', url => "http://127.0.0.1:$port/$path" })
@@ -122,6 +125,14 @@ my $s = step_row($node, $run, 'get');
 like($s->{error}{message}, qr/http tool returned status 500/, 'error with a binary body: the message');
 like($s->{error}{detail}, qr/binary body of 43 bytes/, 'error with a binary body: the detail says binary');
 is($s->{attempt}, 2, 'error with a binary body: 500 is retried');
+
+# a value jsonb refuses (a number beyond numeric's range): a clean step
+# failure, not a step left running or a crash
+($run, $status) = fetch('huge-number');
+is($status, 'failed', 'a number jsonb cannot hold: the run fails');
+$s = step_row($node, $run, 'get');
+like($s->{error}{message}, qr/could not process the response: .*numeric/, 'a number jsonb cannot hold: the message says why');
+is($s->{attempt}, 1, 'a number jsonb cannot hold: not retried');
 
 ok(!crashed($node), 'no server process crashed');
 is(sql($node, "SELECT count(*) FROM agentorch.metrics() WHERE name LIKE 'tool:h.%.in_flight' AND value <> 0"), '0',

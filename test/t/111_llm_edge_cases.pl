@@ -66,6 +66,13 @@ is(wait_status($node, $run), 'succeeded', 'nul args: the run succeeds');
 like(run_field($node, $run, "output #>> '{}'"), qr/a\xef\xbf\xbdb/, 'nul args: the tool saw U+FFFD in place of the NUL');
 ok(in_flight_released('nul'), 'nul args: model:nul.in_flight is back to 0');
 
+# ------------------------------------------------ a reply jsonb refuses
+$run = start_run($node, { prompt => 'huge-number please' }, { model => 'nul' });
+is(wait_status($node, $run), 'failed', 'a number jsonb cannot hold: the run fails (not stuck running)');
+like(step_row($node, $run, 'main')->{error}{message}, qr/could not process the response: .*numeric/,
+	'a number jsonb cannot hold: the message says why');
+ok(in_flight_released('nul'), 'a number jsonb cannot hold: model:nul.in_flight is back to 0');
+
 # ------------------------------------------------ a refusal: fails, usage recorded
 $run = start_run($node, { prompt => 'refuse-me now' }, { model => 'gpt' });
 is(wait_status($node, $run), 'failed', 'refusal: the run fails');
