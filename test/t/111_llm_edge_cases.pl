@@ -27,6 +27,7 @@ my $prices = { input_per_mtok => 1, output_per_mtok => 2 };
 # (the \u0000 cases have a model of their own: a slot they held would stall the others)
 register_model($node, 'nul', 'openai', $mock, { model => 'mock-nul', max_concurrency => 2 });
 register_model($node, 'gpt', 'openai', $mock, { model => 'mock-gpt', max_concurrency => 4, prices => $prices });
+register_model($node, 'claude', 'anthropic', $mock, { model => 'mock-claude', prices => $prices });
 register_model($node, 'A', 'openai', $mock, { model => 'model-a', fallback => ['B'] });
 register_model($node, 'B', 'openai', $mock, { model => 'model-b' });
 sql($node, q{
@@ -117,6 +118,20 @@ is(sql($node, 'SELECT count(*) FROM public.cut_calls'), '0', 'tool call cut off:
 is(new_requests('cut-tool'), 1, 'tool call cut off: one request');
 is_deeply([ $s->{prompt_tokens}, $s->{completion_tokens} ], [ 21, 17 ], 'tool call cut off: usage recorded');
 ok(in_flight_released('gpt'), 'model:gpt.in_flight is back to 0 after all of them');
+
+# ------------------------------------------------ the same cut-off replies from anthropic
+$run = start_run($node, { prompt => 'cut-structured from claude', response_schema => $schema }, { model => 'claude' });
+is(wait_status($node, $run), 'failed', 'anthropic structured cut off: the run fails');
+$s = step_row($node, $run, 'main');
+like($s->{error}{message}, qr/cut off by max_tokens/, 'anthropic structured cut off: the message');
+is(new_requests('cut-structured from claude'), 1, 'anthropic structured cut off: no repair request');
+is_deeply([ $s->{prompt_tokens}, $s->{completion_tokens} ], [ 20, 16 ], 'anthropic structured cut off: usage recorded');
+$run = start_run($node, { prompt => 'cut-tool from claude', tools => ['t.cut'] }, { model => 'claude' });
+is(wait_status($node, $run), 'failed', 'anthropic tool call cut off: the run fails');
+$s = step_row($node, $run, 'main');
+like($s->{error}{message}, qr/cut off by max_tokens inside a tool call/, 'anthropic tool call cut off: the message');
+is(new_requests('cut-tool from claude'), 1, 'anthropic tool call cut off: one request');
+is(sql($node, 'SELECT count(*) FROM public.cut_calls'), '0', 'anthropic tool call cut off: the tool did not run');
 
 # ------------------------------------------------ fallback after a broken stream
 sql($node, q{SELECT agentorch.register_workflow('ask_a', '{"steps": [
