@@ -593,8 +593,17 @@ init_chunk_attempt(LlmState *st)
 	values[0] = Int64GetDatum(ao_net_step_run(st->step));
 	values[1] = CStringGetTextDatum(ao_net_step_id(st->step));
 	ao_become_extension_owner(&owner_scope);
-	if (SPI_execute_with_args("SELECT COALESCE(pg_catalog.max(attempt), 0) FROM agentorch.chunks "
-							  "WHERE run_id OPERATOR(pg_catalog.=) $1 AND step_id OPERATOR(pg_catalog.=) $2",
+	/*
+	 * Only a step that ran before (an attempt counted, or an input recorded
+	 * by an earlier claim: resume resets the count but not the input) can
+	 * have chunks; a first claim skips the scan of the run's chunks (there
+	 * is no index on step_id, and a fan-out run may have many).
+	 */
+	if (SPI_execute_with_args("SELECT CASE WHEN s.attempt OPERATOR(pg_catalog.>) 0 OR s.input IS NOT NULL THEN "
+							  "  (SELECT COALESCE(pg_catalog.max(c.attempt), 0) FROM agentorch.chunks c "
+							  "    WHERE c.run_id OPERATOR(pg_catalog.=) $1 AND c.step_id OPERATOR(pg_catalog.=) $2) "
+							  "  ELSE 0 END "
+							  "FROM agentorch.steps s WHERE s.run_id OPERATOR(pg_catalog.=) $1 AND s.step_id OPERATOR(pg_catalog.=) $2",
 							  2, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		bool		isnull;
