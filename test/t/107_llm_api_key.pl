@@ -20,17 +20,17 @@ my $mock = mock_start('apikey.json', env => { MOCK_LLM_REQUIRE_KEY => $key });
 my $node = llm_node('llm_apikey', 'log_min_messages = debug1', 'log_error_verbosity = verbose');
 {
 	# only the postmaster (and so the executors) inherit the keys
-	local $ENV{AO_TEST_KEY} = $key;
-	local $ENV{AO_WRONG_KEY} = $wrong;
+	local $ENV{AO_TEST_API_KEY} = $key;
+	local $ENV{AO_WRONG_API_KEY} = $wrong;
 	llm_start($node);
 }
-ok(!defined $ENV{AO_TEST_KEY}, 'the key is not in the environment of the test itself');
+ok(!defined $ENV{AO_TEST_API_KEY}, 'the key is not in the environment of the test itself');
 
-register_model($node, 'gpt', 'openai', $mock, { model => 'mock-gpt', api_key_env => 'AO_TEST_KEY' });
-register_model($node, 'claude', 'anthropic', $mock, { model => 'mock-claude', api_key_env => 'AO_TEST_KEY' });
-register_model($node, 'gpt_unset', 'openai', $mock, { model => 'mock-gpt', api_key_env => 'AO_NOT_SET_ANYWHERE' });
-register_model($node, 'gpt_wrong', 'openai', $mock, { model => 'mock-gpt', api_key_env => 'AO_WRONG_KEY' });
-register_model($node, 'claude_wrong', 'anthropic', $mock, { model => 'mock-claude', api_key_env => 'AO_WRONG_KEY' });
+register_model($node, 'gpt', 'openai', $mock, { model => 'mock-gpt', api_key_env => 'AO_TEST_API_KEY' });
+register_model($node, 'claude', 'anthropic', $mock, { model => 'mock-claude', api_key_env => 'AO_TEST_API_KEY' });
+register_model($node, 'gpt_unset', 'openai', $mock, { model => 'mock-gpt', api_key_env => 'AO_NOT_SET_ANYWHERE_API_KEY' });
+register_model($node, 'gpt_wrong', 'openai', $mock, { model => 'mock-gpt', api_key_env => 'AO_WRONG_API_KEY' });
+register_model($node, 'claude_wrong', 'anthropic', $mock, { model => 'mock-claude', api_key_env => 'AO_WRONG_API_KEY' });
 
 my @runs;
 for my $model ('gpt', 'claude')
@@ -48,14 +48,24 @@ for my $model ('gpt', 'claude')
 }
 is(mock_get($mock, '/stats')->{auth_failures}, 0, 'no request was refused so far');
 
-for my $model ('gpt_unset', 'gpt_wrong', 'claude_wrong')
+{
+	# a variable that is not set: a clear error naming it, and no request
+	my $run = start_run($node, { prompt => "key check with gpt_unset" }, { model => 'gpt_unset' });
+	push @runs, $run;
+	is(wait_status($node, $run), 'failed', "gpt_unset: the run fails");
+	my $err = step_row($node, $run, 'main')->{error};
+	like($err->{message}, qr/environment variable "AO_NOT_SET_ANYWHERE_API_KEY" .*is not set/,
+		"gpt_unset: the error names the unset variable");
+	is($err->{sqlstate}, '28000', 'gpt_unset: SQLSTATE 28000');
+}
+for my $model ('gpt_wrong', 'claude_wrong')
 {
 	my $run = start_run($node, { prompt => "key check with $model" }, { model => $model });
 	push @runs, $run;
 	is(wait_status($node, $run), 'failed', "$model: the run fails");
 	like(step_row($node, $run, 'main')->{error}{message}, qr/HTTP 401/, "$model: with the provider's 401");
 }
-is(mock_get($mock, '/stats')->{auth_failures}, 3, 'the mock refused the three runs without the right key');
+is(mock_get($mock, '/stats')->{auth_failures}, 2, 'the mock refused the two runs with the wrong key (the unset one sent nothing)');
 
 # every row of every table of schema agentorch, as JSON text
 my $tables = sql($node, q{SELECT string_agg(format('%I.%I', schemaname, tablename), ' ' ORDER BY tablename)
