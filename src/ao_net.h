@@ -81,6 +81,7 @@ extern void ao_net_step_fail(void *step, const char *sqlstate, const char *messa
 extern void ao_net_step_fail_retryable(void *step, const char *sqlstate, const char *message,
 									   const char *detail, double retry_after_ms, Jsonb *usage);
 extern void ao_net_step_succeed(void *step, Jsonb *output, Jsonb *usage);
+extern void ao_net_step_set_usage(void *step, Jsonb *usage);
 extern bool ao_net_step_restart(void *step);
 extern void ao_net_step_defer(void *step, long wait_ms);
 extern bool ao_net_step_switch_target(void *step, const char *policy_name, json_object *limits_json);

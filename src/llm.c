@@ -17,15 +17,19 @@
  * callbacks buffer chunks -- token (consecutive text deltas coalesced),
  * json_partial for structured output, tool_call -- and the executor
  * flushes them every agentorch.flush_interval in one transaction with one
- * multi-row insert and one NOTIFY per run. A retried attempt starts with a
- * status chunk {"reset": true} so readers drop the earlier attempt's
- * tokens.
+ * multi-row insert and one NOTIFY per run. Chunks carry the request attempt
+ * they belong to: a retry, a fallback model and a resume each start a new
+ * one (past the highest the step's chunks carry), announced by a status
+ * chunk {"reset": true, "attempt", "reason", "model"}, so a reader that
+ * drops what precedes the last reset sees one clean answer.
  *
  * Turns: a reply with tool calls runs the calls as the run's owner
  * (registered transactional tools, input validated against their
  * input_schema), appends the results and asks again, up to max_turns. A
  * structured reply is validated against response_schema; an invalid one
- * gets one repair turn, then the step fails.
+ * gets one repair turn, then the step fails (at once when the reply was
+ * cut off by max_tokens: asking again would be cut off too). Usage and
+ * cost are recorded for every request sent, whatever the outcome.
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -63,6 +67,7 @@
 typedef struct PendingChunk
 {
 	const char *kind;			/* token, tool_call, json_partial, status */
+	int			attempt;		/* the request attempt it belongs to */
 	StringInfoData content;
 	char	   *data;			/* jsonb text or NULL */
 } PendingChunk;
@@ -97,9 +102,19 @@ typedef struct LlmState
 	int64		prompt_tokens;
 	int64		completion_tokens;
 	double		cost;
+	/*
+	 * Request attempts as chunks number them: every request of a new try
+	 * (a retry, a fallback model, a resume after cancel) gets the next
+	 * number, and its first chunk is a {"reset": true} status chunk, so a
+	 * reader that drops what precedes the last reset sees one clean answer.
+	 * Turns of one conversation (tool calls, a repair) keep the number.
+	 */
+	int			chunk_attempt;
+	bool		need_reset;
+	const char *reset_reason;
+	bool		sent;			/* a request of this step went out */
 	/* chunks not yet written */
 	List	   *pending;
-	bool		reset_sent;
 	bool		first_flushed;	/* the first chunk went out at once */
 	TimestampTz last_flush;
 } LlmState;
@@ -152,26 +167,46 @@ queue_chunk(LlmState *st, const char *kind, const char *content, size_t len, con
 {
 	PendingChunk *last = st->pending ? llast(st->pending) : NULL;
 	PendingChunk *c;
+	char	   *clean = NULL;
 
-	if (!st->reset_sent && ao_net_step_attempt(st->step) > 1)
+	if (st->need_reset)
 	{
-		st->reset_sent = true;
+		json_object *d = json_object_new_object();
+
+		st->need_reset = false;
+		json_object_object_add(d, "reset", json_object_new_boolean(true));
+		json_object_object_add(d, "step_id", json_object_new_string(ao_net_step_id(st->step)));
+		json_object_object_add(d, "attempt", json_object_new_int(st->chunk_attempt));
+		json_object_object_add(d, "reason", json_object_new_string(st->reset_reason ? st->reset_reason : "retry"));
+		if (st->model_name)
+			json_object_object_add(d, "model", json_object_new_string(st->model_name));
 		queue_chunk(st, "status", "reset", 5,
-					psprintf("{\"reset\": true, \"step_id\": \"%s\", \"attempt\": %d}",
-							 ao_net_step_id(st->step), ao_net_step_attempt(st->step)));
+					json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN));
+		json_object_put(d);
 		last = llast(st->pending);
 	}
-	st->reset_sent = true;
+	/* text and jsonb hold no NUL and only well-formed UTF-8 */
+	if (!ao_llm_text_is_clean(content, len))
+	{
+		clean = ao_llm_text_sanitize(content, len, &len);
+		content = clean;
+	}
 	if (last && data == NULL && last->data == NULL && strcmp(last->kind, kind) == 0 &&
+		last->attempt == st->chunk_attempt &&
 		(strcmp(kind, "token") == 0 || strcmp(kind, "json_partial") == 0))
 	{
 		appendBinaryStringInfo(&last->content, content, (int) len);
+		if (clean)
+			free(clean);
 		return;
 	}
 	c = palloc0(sizeof(PendingChunk));
 	c->kind = kind;
+	c->attempt = st->chunk_attempt;
 	initStringInfo(&c->content);
 	appendBinaryStringInfo(&c->content, content, (int) len);
+	if (clean)
+		free(clean);
 	c->data = data ? pstrdup(data) : NULL;
 	st->pending = lappend(st->pending, c);
 	/*
@@ -540,6 +575,49 @@ prepare_request(LlmState *st)
 	return true;
 }
 
+/*
+ * The attempt number the step's chunks continue from: the step's attempt,
+ * or past the highest one its chunks already carry (earlier fallbacks,
+ * a resume after cancel, which starts counting attempts anew). A reset
+ * chunk announces the new attempt when the step streamed anything before.
+ */
+static void
+init_chunk_attempt(LlmState *st)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	int			last = 0;
+	bool		started = tx_begin();
+	AoUserScope owner_scope;
+
+	values[0] = Int64GetDatum(ao_net_step_run(st->step));
+	values[1] = CStringGetTextDatum(ao_net_step_id(st->step));
+	ao_become_extension_owner(&owner_scope);
+	/*
+	 * Only a step that ran before (an attempt counted, or an input recorded
+	 * by an earlier claim: resume resets the count but not the input) can
+	 * have chunks; a first claim skips the scan of the run's chunks (there
+	 * is no index on step_id, and a fan-out run may have many).
+	 */
+	if (SPI_execute_with_args("SELECT CASE WHEN s.attempt OPERATOR(pg_catalog.>) 0 OR s.input IS NOT NULL THEN "
+							  "  (SELECT COALESCE(pg_catalog.max(c.attempt), 0) FROM agentorch.chunks c "
+							  "    WHERE c.run_id OPERATOR(pg_catalog.=) $1 AND c.step_id OPERATOR(pg_catalog.=) $2) "
+							  "  ELSE 0 END "
+							  "FROM agentorch.steps s WHERE s.run_id OPERATOR(pg_catalog.=) $1 AND s.step_id OPERATOR(pg_catalog.=) $2",
+							  2, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		last = isnull ? 0 : DatumGetInt32(d);
+	}
+	ao_restore_user(&owner_scope);
+	tx_end(started);
+	st->chunk_attempt = Max(ao_net_step_attempt(st->step), last + 1);
+	st->need_reset = last > 0 || ao_net_step_attempt(st->step) > 1;
+	st->reset_reason = ao_net_step_attempt(st->step) > 1 ? "retry" : "resume";
+}
+
 /* prepare: everything for the first turn (inside the claim transaction). */
 static bool
 llm_prepare(void *step, Jsonb *input, Jsonb *context)
@@ -560,6 +638,8 @@ llm_prepare(void *step, Jsonb *input, Jsonb *context)
 	st->max_turns = json_object_object_get_ex(spec, "max_turns", &v) ? json_object_get_int(v)
 		: AO_LLM_DEFAULT_MAX_TURNS;
 	dlist_push_tail(&all_llm_steps, &st->node);
+	init_chunk_attempt(st);
+	MemoryContextSwitchTo(GetMemoryChunkContext(st));
 
 	/* prompt, system and messages may hold ${...} too */
 	rendered_spec = ao_json_from_jsonb(ao_render_jsonb(ao_jsonb_from_json(spec), context));
@@ -695,6 +775,10 @@ fail_or_fallback(LlmState *st, const ao_llm_error *e)
 			MemoryContextSwitchTo(GetMemoryChunkContext(st));
 			if (!ao_net_step_switch_target(st->step, psprintf("model:%s", st->model_name), st->model_spec))
 				return;
+			/* the fallback's request is an attempt of its own */
+			st->chunk_attempt++;
+			st->need_reset = true;
+			st->reset_reason = "fallback";
 			queue_chunk(st, "status", "fallback", 8,
 						psprintf("{\"fallback\": true, \"model\": \"%s\"}", next));
 			if (prepare_request(st))
@@ -744,9 +828,33 @@ text_output(const char *text, size_t len)
 	return ao_json_own(json_object_new_string_len(text ? text : "", (int) len));
 }
 
-/* finish: the request of a turn completed. */
+static void llm_finish_reply(void *step);
+
+/* Is the reply cut off by max_tokens (finish_reason "length")? */
+static bool
+cut_off(const ao_llm_result *res)
+{
+	return res->finish_reason != NULL && strcmp(res->finish_reason, "length") == 0;
+}
+
+/*
+ * finish: the request of a turn completed. Whatever the outcome, the
+ * usage of every request that was sent is recorded with it (also for a
+ * permanent failure: a refusal, a reply cut off, an error chunk that
+ * carries usage).
+ */
 static void
 llm_finish(void *step)
+{
+	LlmState   *st = state_of(step);
+
+	llm_finish_reply(step);
+	if (st != NULL)
+		ao_net_step_set_usage(step, usage_jsonb(st));
+}
+
+static void
+llm_finish_reply(void *step)
 {
 	LlmState   *st = state_of(step);
 	AoRequest  *r = ao_net_step_request(step);
@@ -794,6 +902,16 @@ llm_finish(void *step)
 		return;
 	}
 
+	/* a reply cut off inside a tool call: its arguments are incomplete */
+	if (res.n_tool_calls > 0 && cut_off(&res) &&
+		!(st->spec.structured && st->provider == AO_LLM_ANTHROPIC && res.structured))
+	{
+		ao_llm_result_free(&res);
+		ao_net_step_fail(step, "54000", "the reply was cut off by max_tokens inside a tool call",
+						 "The tool call's arguments are incomplete; raise the step's max_tokens.");
+		return;
+	}
+
 	/* tool calls: run them and ask again */
 	if (res.n_tool_calls > 0 && !(st->spec.structured && st->provider == AO_LLM_ANTHROPIC && res.structured))
 	{
@@ -826,6 +944,14 @@ llm_finish(void *step)
 		{
 			detail = ao_problems_detail(&problems);
 			ao_problems_free(&problems);
+			if (cut_off(&res))
+			{
+				/* asking again would be cut off the same way: no repair turn */
+				ao_llm_result_free(&res);
+				ao_net_step_fail(step, "54000", "the structured reply was cut off by max_tokens",
+								 "Raise the step's max_tokens.");
+				return;
+			}
 			if (!st->repaired)
 			{
 				json_object *msg = json_object_new_object();
@@ -855,52 +981,66 @@ llm_finish(void *step)
 	ao_llm_result_free(&res);
 }
 
-/*
- * Write a step's queued chunks (caller: in a transaction with an SPI
- * connection). Returns true when something was written.
- */
-static bool
-flush_step(LlmState *st)
+/* Write chunks [from, to) of the step's queue, all of one attempt. */
+static void
+append_chunks(LlmState *st, int from, int to)
 {
-	int			n = list_length(st->pending);
-	Datum	   *kinds;
-	Datum	   *contents;
-	Datum	   *datas;
-	bool	   *dnulls;
-	ListCell   *lc;
-	int			i = 0;
+	int			n = to - from;
+	Datum	   *kinds = palloc(sizeof(Datum) * n);
+	Datum	   *contents = palloc(sizeof(Datum) * n);
+	Datum	   *datas = palloc(sizeof(Datum) * n);
+	bool	   *dnulls = palloc(sizeof(bool) * n);
 	Oid			types[6] = {INT8OID, TEXTOID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 	Datum		values[6];
 	int			dims[1];
 	int			lbs[1] = {1};
+	int			attempt = 0;
 
-	if (n == 0)
-		return false;
-	kinds = palloc(sizeof(Datum) * n);
-	contents = palloc(sizeof(Datum) * n);
-	datas = palloc(sizeof(Datum) * n);
-	dnulls = palloc(sizeof(bool) * n);
-	foreach(lc, st->pending)
+	for (int i = 0; i < n; i++)
 	{
-		PendingChunk *c = lfirst(lc);
+		PendingChunk *c = list_nth(st->pending, from + i);
 
+		attempt = c->attempt;
 		kinds[i] = CStringGetTextDatum(c->kind);
 		/* a reply that echoes the request's key keeps it out of the stream */
 		contents[i] = CStringGetTextDatum(ao_net_step_scrub(st->step, c->content.data));
 		datas[i] = c->data ? CStringGetTextDatum(ao_net_step_scrub(st->step, c->data)) : (Datum) 0;
 		dnulls[i] = c->data == NULL;
-		i++;
 	}
 	dims[0] = n;
 	values[0] = Int64GetDatum(ao_net_step_run(st->step));
 	values[1] = CStringGetTextDatum(ao_net_step_id(st->step));
-	values[2] = Int32GetDatum(ao_net_step_attempt(st->step));
+	values[2] = Int32GetDatum(attempt);
 	values[3] = PointerGetDatum(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[4] = PointerGetDatum(construct_array(contents, n, TEXTOID, -1, false, TYPALIGN_INT));
 	values[5] = PointerGetDatum(construct_md_array(datas, dnulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 	if (SPI_execute_with_args("SELECT agentorch._append_chunks($1, $2, $3, $4::agentorch.chunk_kind[], $5, $6::jsonb[])",
 							  6, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "agentorch: could not append chunks");
+}
+
+/*
+ * Write a step's queued chunks (caller: in a transaction with an SPI
+ * connection), one insert per attempt they belong to. Returns true when
+ * something was written.
+ */
+static bool
+flush_step(LlmState *st)
+{
+	int			n = list_length(st->pending);
+	int			from = 0;
+
+	if (n == 0)
+		return false;
+	for (int i = 1; i <= n; i++)
+	{
+		if (i == n || ((PendingChunk *) list_nth(st->pending, i))->attempt !=
+			((PendingChunk *) list_nth(st->pending, from))->attempt)
+		{
+			append_chunks(st, from, i);
+			from = i;
+		}
+	}
 	list_free_deep(st->pending);
 	st->pending = NIL;
 	st->last_flush = GetCurrentTimestamp();

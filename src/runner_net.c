@@ -36,6 +36,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/base64.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -45,6 +46,7 @@
 #include "utils/timestamp.h"
 
 #include "ao_backoff.h"
+#include "ao_llm.h"
 #include "ao_net.h"
 #include "ao_policy.h"
 #include "ao_workflow.h"
@@ -77,7 +79,9 @@ typedef struct NetStep
 	double		retry_after_ms;
 	Jsonb	   *usage;
 	bool		deferred;		/* not run: ready again after defer_ms, attempt not spent */
+	bool		sent;			/* a request of this attempt went out (the attempt is spent) */
 	long		defer_ms;
+	double		deadline_left_ms;	/* until the run's deadline at claim time; < 0: none */
 	/* the policy target the request counts against (policy.c) */
 	char	   *policy_name;
 	AoLimits	limits;
@@ -167,11 +171,26 @@ ao_net_step_admit(void *step, const char *policy_name, json_object *limits_json,
 	}
 	if (d == AO_DEFER)
 		ao_net_step_defer(s, wait_ms);
+	else if (s->deadline_left_ms < 0 || (double) wait_ms < s->deadline_left_ms)
+	{
+		/*
+		 * An open breaker: the step waits for the cooldown (or for the
+		 * probe in flight) like a deferral, and spends no attempt -- only
+		 * a request that was sent spends one.
+		 */
+		ao_net_step_defer(s, wait_ms);
+	}
 	else
-		ao_net_step_fail_retryable(s, "57P03", psprintf("circuit breaker of %s is open", policy_name),
-								   "Too many consecutive failures; requests resume after the cooldown.",
-								   (double) wait_ms, NULL);
+		ao_net_step_fail(s, "57P03", psprintf("circuit breaker of %s is open", policy_name),
+						 "Too many consecutive failures; the run's deadline comes before the cooldown ends.");
 	return false;
+}
+
+/* The step's usage so far (llm.c: recorded whatever the outcome). */
+void
+ao_net_step_set_usage(void *step, Jsonb *usage)
+{
+	((NetStep *) step)->usage = usage;
 }
 
 /* Switch the step to another policy target (a fallback model): the current
@@ -181,12 +200,33 @@ ao_net_step_switch_target(void *step, const char *policy_name, json_object *limi
 {
 	NetStep    *s = step;
 
+	long		wait_ms;
+	AoDecision	d;
+
 	if (s->policy_acquired)
 	{
 		ao_policy_release(s->policy_name, &s->limits, false, 0);
 		s->policy_acquired = false;
 	}
-	return ao_net_step_admit(step, policy_name, limits_json, 0);
+	/*
+	 * A request of this attempt was sent already: an open breaker of the
+	 * fallback fails the attempt (it was spent), a full bulkhead defers.
+	 */
+	s->policy_name = pstrdup(policy_name);
+	ao_policy_limits_from_json(limits_json, &s->limits);
+	d = ao_policy_acquire(s->policy_name, &s->limits, 0, &wait_ms);
+	if (d == AO_ALLOW)
+	{
+		s->policy_acquired = true;
+		return true;
+	}
+	if (d == AO_DEFER)
+		ao_net_step_defer(s, wait_ms);
+	else
+		ao_net_step_fail_retryable(s, "57P03", psprintf("circuit breaker of %s is open", policy_name),
+								   "Too many consecutive failures; requests resume after the cooldown.",
+								   (double) wait_ms, s->usage);
+	return false;
 }
 
 /*-------------------------------------------------------------------------
@@ -291,7 +331,68 @@ http_prepare(void *step, Jsonb *input, Jsonb *context)
 	return true;
 }
 
-/* Settle an http response: {status, headers, body} or a classified failure. */
+/* A clean (NUL-free, well-formed UTF-8) palloc'd copy of n bytes of text. */
+static char *
+clean_text(const char *t, size_t n)
+{
+	size_t		len;
+	char	   *c;
+	char	   *out;
+
+	if (ao_llm_text_is_clean(t, n))
+		return pnstrdup(t, n);
+	c = ao_llm_text_sanitize(t, n, &len);
+	out = pnstrdup(c, len);
+	free(c);
+	return out;
+}
+
+/*
+ * Is a response of this Content-Type text? text/..., JSON, XML and a few
+ * other textual application types are; everything else (images, audio,
+ * application/octet-stream, pdf, ...) is binary. No Content-Type: decided
+ * by the bytes alone.
+ */
+static bool
+textual_content_type(const char *ctype)
+{
+	static const char *const textual[] = {
+		"application/json", "application/xml", "application/javascript", "application/ecmascript",
+		"application/x-www-form-urlencoded", "application/yaml", "application/x-yaml",
+		"application/x-ndjson", "application/graphql", "application/sql", "image/svg+xml", NULL
+	};
+	char	   *t;
+	char	   *semi;
+
+	if (ctype == NULL)
+		return true;
+	t = pstrdup(ctype);
+	if ((semi = strchr(t, ';')) != NULL)
+		*semi = '\0';
+	for (char *c = t; *c; c++)
+		*c = pg_tolower((unsigned char) *c);
+	while (*t == ' ')
+		t++;
+	for (char *e = t + strlen(t); e > t && e[-1] == ' '; e--)
+		e[-1] = '\0';
+	if (strncmp(t, "text/", 5) == 0 || strstr(t, "+json") != NULL || strstr(t, "+xml") != NULL)
+		return true;
+	for (int i = 0; textual[i]; i++)
+		if (strcmp(t, textual[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Settle an http response: {status, headers, body} or a classified
+ * failure. The body is a JSON value when the response says JSON and
+ * parses, otherwise text. A binary body -- a non-text Content-Type, a NUL
+ * byte, or bytes that are not well-formed UTF-8, none of which text or
+ * jsonb can hold -- is returned as {status, headers, body_base64,
+ * content_type} instead. A "\u0000" escape (or a lone surrogate) inside a
+ * JSON body becomes U+FFFD, the replacement character, like in LLM
+ * replies (ao_llm_json_sanitize).
+ */
 static void
 http_finish(void *step)
 {
@@ -301,20 +402,25 @@ http_finish(void *step)
 	json_object *hdrs;
 	json_object *body = NULL;
 	char	   *ctype;
+	const char *data = r->body.data ? r->body.data : "";
+	size_t		len = r->body.data ? r->body.len : 0;
+	bool		binary;
 
 	s->finished = true;
 	if (r->error)
 	{
 		s->ok = false;
 		s->retryable = !r->too_large;
-		s->error = ao_error_jsonb("08000", psprintf("http request failed: %s", r->error), NULL);
+		s->error = ao_error_jsonb("08000", psprintf("http request failed: %s", clean_text(r->error, strlen(r->error))), NULL);
 		return;
 	}
 	out = ao_json_own(json_object_new_object());
 	hdrs = json_object_new_object();
+	json_object_object_add(out, "status", json_object_new_int((int) r->status));
+	json_object_object_add(out, "headers", hdrs);
 	{
 		/* headers: one "name: value" per line; later duplicates win */
-		char	   *all = pstrdup(r->headers.data ? r->headers.data : "");
+		char	   *all = clean_text(r->headers.data ? r->headers.data : "", r->headers.data ? r->headers.len : 0);
 		char	   *save = NULL;
 
 		for (char *line = strtok_r(all, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save))
@@ -333,24 +439,41 @@ http_finish(void *step)
 		}
 	}
 	ctype = ao_net_header(r, "Content-Type");
-	if (ctype && strstr(ctype, "json") && r->body.len > 0)
+	if (ctype)
+		ctype = clean_text(ctype, strlen(ctype));
+	binary = !textual_content_type(ctype) || !ao_llm_text_is_clean(data, len);
+	if (binary)
 	{
-		json_tokener *tok = json_tokener_new();
+		int			enclen = pg_b64_enc_len((int) len);
+		char	   *enc = palloc(enclen + 1);
+		int			n = len > 0 ? pg_b64_encode(data, (int) len, enc, enclen) : 0;
 
-		body = json_tokener_parse_ex(tok, r->body.data, (int) r->body.len + 1);
-		if (json_tokener_get_error(tok) != json_tokener_success)
-		{
-			if (body)
-				json_object_put(body);
-			body = NULL;
-		}
-		json_tokener_free(tok);
+		if (n < 0)
+			n = 0;
+		enc[n] = '\0';
+		json_object_object_add(out, "body_base64", json_object_new_string_len(enc, n));
+		json_object_object_add(out, "content_type", ctype ? json_object_new_string(ctype) : NULL);
 	}
-	if (body == NULL)
-		body = json_object_new_string_len(r->body.data ? r->body.data : "", (int) r->body.len);
-	json_object_object_add(out, "status", json_object_new_int((int) r->status));
-	json_object_object_add(out, "headers", hdrs);
-	json_object_object_add(out, "body", body);
+	else
+	{
+		if (ctype && strstr(ctype, "json") && len > 0)
+		{
+			json_tokener *tok = json_tokener_new();
+
+			body = json_tokener_parse_ex(tok, data, (int) len + 1);
+			if (json_tokener_get_error(tok) != json_tokener_success)
+			{
+				if (body)
+					json_object_put(body);
+				body = NULL;
+			}
+			json_tokener_free(tok);
+			(void) ao_llm_json_sanitize(body);
+		}
+		if (body == NULL)
+			body = json_object_new_string_len(data, (int) len);
+		json_object_object_add(out, "body", body);
+	}
 
 	if (r->status >= 200 && r->status < 300)
 	{
@@ -368,7 +491,8 @@ http_finish(void *step)
 	}
 	s->error = ao_error_jsonb(r->status >= 500 ? "58000" : "22000",
 							  psprintf("http tool returned status %ld", r->status),
-							  pnstrdup(r->body.data ? r->body.data : "", Min(r->body.len, 500)));
+							  binary ? psprintf("(a binary body of %zu bytes)", len)
+							  : clean_text(data, Min(len, 500)));
 }
 
 static AoNetKind http_kind = {"http", http_prepare, NULL, http_finish, NULL};
@@ -428,7 +552,8 @@ ao_net_steps_claim(void)
 				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
 				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
 				"SELECT c.run_id, c.step_id, r.status::text, s.spec::text, s.attempt + 1, s.max_attempts, r.owner,"
-				"       agentorch._context(c.run_id, s.item, s.iteration)::text, r.options::text "
+				"       agentorch._context(c.run_id, s.item, s.iteration)::text, r.options::text, "
+				"       pg_catalog.date_part('epoch', r.deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) * 1000 "
 				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
 				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
 				" ORDER BY c.run_id",
@@ -461,6 +586,11 @@ ao_net_steps_claim(void)
 		s->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		s->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
+		{
+			Datum		left = SPI_getbinval(tup, desc, 10, &isnull);
+
+			s->deadline_left_ms = isnull ? -1 : Max(0.0, DatumGetFloat8(left));
+		}
 		s->spec = ao_json_from_cstring(spec, strlen(spec), "step spec");
 		s->run_options = ao_json_from_cstring(options, strlen(options), "run options");
 		s->kind = kind_of(s->spec);
@@ -571,8 +701,13 @@ ao_net_steps_claim(void)
 		}
 		dlist_push_tail(&running_steps, &s->node);
 		nrunning++;
-		if (!s->finished && s->req.url && !ao_net_start(&s->req))
-			ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+		if (!s->finished && s->req.url)
+		{
+			if (ao_net_start(&s->req))
+				s->sent = true;
+			else
+				ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+		}
 	}
 	return list_length(claimed);
 }
@@ -585,6 +720,12 @@ release_request_cb(void *arg)
 
 	if (s->req.easy)
 		ao_net_abandon(&s->req);
+	/* an ERROR that takes a step's memory (run_sync) must not keep its slot */
+	if (s->policy_acquired)
+	{
+		s->policy_acquired = false;
+		ao_policy_release(s->policy_name, &s->limits, true, 0);
+	}
 }
 
 /*
@@ -609,6 +750,7 @@ ao_net_inline_start(int64 run, const char *step_id, int attempt, int max_attempt
 	s->attempt = attempt;
 	s->max_attempts = max_attempts;
 	s->owner = owner;
+	s->deadline_left_ms = -1;
 	s->spec = ao_json_from_cstring(spec_text, strlen(spec_text), "step spec");
 	s->run_options = ao_json_from_cstring(options_text, strlen(options_text), "run options");
 	s->kind = kind_of(s->spec);
@@ -618,8 +760,13 @@ ao_net_inline_start(int64 run, const char *step_id, int attempt, int max_attempt
 	cb->func = release_request_cb;
 	cb->arg = s;
 	MemoryContextRegisterResetCallback(cxt, cb);
-	if (s->kind->prepare(s, input, context) && !s->finished && s->req.url && !ao_net_start(&s->req))
-		ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+	if (s->kind->prepare(s, input, context) && !s->finished && s->req.url)
+	{
+		if (ao_net_start(&s->req))
+			s->sent = true;
+		else
+			ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+	}
 	MemoryContextSwitchTo(old);
 	return s;
 }
@@ -733,7 +880,10 @@ ao_net_inline_free(void *step)
 	NetStep    *s = step;
 
 	if (s->policy_acquired)
+	{
 		ao_policy_release(s->policy_name, &s->limits, s->ok || !s->retryable, 0);
+		s->policy_acquired = false;
+	}
 	ao_net_release(&s->req);
 	if (s->kind->release)
 		s->kind->release(s);
@@ -752,6 +902,7 @@ ao_net_step_restart(void *step)
 		ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
 		return false;
 	}
+	s->sent = true;
 	return true;
 }
 
@@ -778,6 +929,46 @@ compare_run_ids(const ListCell *a, const ListCell *b)
 }
 
 /*
+ * Hand a completed request to its kind. Whatever the response holds, an
+ * ERROR while interpreting it (a value PostgreSQL cannot store, a bug)
+ * fails the step for good with that message instead of leaving it
+ * running with its lease renewed and its policy slot held, or taking the
+ * other requests that completed with it down; a transaction the kind
+ * began (tool calls) is rolled back.
+ */
+static void
+finish_guarded(NetStep *s)
+{
+	MemoryContext old = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		MemoryContextSwitchTo(s->cxt);
+		s->kind->finish(s);
+		MemoryContextSwitchTo(old);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(s->cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		MemoryContextSwitchTo(s->cxt);
+		RESUME_INTERRUPTS();
+		if (s->req.in_active)
+			ao_net_abandon(&s->req);	/* a follow-up request had started */
+		ao_net_step_fail(s, edata->sqlerrcode == ERRCODE_INTERNAL_ERROR ? "XX000" : unpack_sql_state(edata->sqlerrcode),
+						 psprintf("could not process the response: %s", edata->message),
+						 edata->detail);
+		MemoryContextSwitchTo(old);
+	}
+	PG_END_TRY();
+}
+
+/*
  * Record the outcome of every finished network step in one transaction.
  * Requests that finished are handed to their kind first (which may start
  * a follow-up request instead of finishing). Returns the number settled.
@@ -795,11 +986,9 @@ ao_net_steps_settle(dlist_head *done)
 	{
 		AoRequest  *r = dlist_container(AoRequest, node, it.cur);
 		NetStep    *s = step_of(r);
-		MemoryContext old = MemoryContextSwitchTo(s->cxt);
 
 		dlist_delete(&r->node);
-		s->kind->finish(s);
-		MemoryContextSwitchTo(old);
+		finish_guarded(s);
 	}
 	dlist_foreach_modify(it, &running_steps)
 	{
@@ -859,18 +1048,35 @@ ao_net_steps_settle(dlist_head *done)
 			}
 			if (s->kind->before_settle)
 				s->kind->before_settle(s);
+			if (!s->deferred && ((s->ok && s->output == NULL) || (!s->ok && s->error == NULL)))
+			{
+				MemoryContext old = MemoryContextSwitchTo(s->cxt);
+
+				/* never store a NULL outcome (a kind that finished without one) */
+				s->ok = false;
+				s->retryable = false;
+				s->error = ao_error_jsonb("XX000", "the step finished without an outcome", NULL);
+				MemoryContextSwitchTo(old);
+			}
 			scrub_outcome(s);
 			if (s->deferred)
 			{
-				Oid			t2[3] = {INT8OID, TEXTOID, INT4OID};
-				Datum		v2[3];
+				Oid			t2[4] = {INT8OID, TEXTOID, INT4OID, BOOLOID};
+				Datum		v2[4];
 
+				/*
+				 * Deferred after a request of this attempt was sent (a
+				 * fallback model's bulkhead was full): the attempt stays
+				 * spent. Otherwise it is given back.
+				 */
 				v2[0] = values[0];
 				v2[1] = values[1];
 				v2[2] = Int32GetDatum((int) Min(s->defer_ms, INT_MAX));
-				spi_run("UPDATE agentorch.steps SET status = 'ready', attempt = attempt - 1, lease_until = NULL, "
-						"  worker = NULL, not_before = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3 / 1000.0) "
-						"WHERE run_id = $1 AND step_id = $2", 3, t2, v2, NULL);
+				v2[3] = BoolGetDatum(s->sent);
+				spi_run("UPDATE agentorch.steps SET status = 'ready', attempt = attempt - CASE WHEN $4 THEN 0 ELSE 1 END, "
+						"  lease_until = NULL, worker = NULL, "
+						"  not_before = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3 / 1000.0) "
+						"WHERE run_id = $1 AND step_id = $2", 4, t2, v2, NULL);
 			}
 			else if (s->ok)
 			{
@@ -927,6 +1133,7 @@ ao_net_steps_settle(dlist_head *done)
 			}
 			/* only failures of the target (transport, 429, 5xx) count against its breaker */
 			ao_policy_release(s->policy_name, &s->limits, s->ok || !s->retryable, tokens);
+			s->policy_acquired = false;
 		}
 		ao_net_release(&s->req);
 		if (s->kind->release)
@@ -1010,6 +1217,7 @@ ao_net_steps_heartbeat(void)
 				ao_net_abandon(&s->req);
 				if (s->policy_acquired)
 					ao_policy_release(s->policy_name, &s->limits, true, 0);
+				s->policy_acquired = false;
 				if (s->kind->release)
 					s->kind->release(s);
 				MemoryContextDelete(s->cxt);

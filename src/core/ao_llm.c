@@ -183,6 +183,153 @@ has_nonfinite(json_object *v)
 	return false;
 }
 
+/* ---------------------------------------------------------------------- */
+/* Text safe for PostgreSQL                                               */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Length of the well-formed UTF-8 sequence at s (at most n bytes), or 0
+ * when it is not one: overlong forms, surrogates (U+D800..U+DFFF) and
+ * code points above U+10FFFF are not well-formed (RFC 3629). NUL is
+ * well-formed here; callers treat it separately.
+ */
+static size_t
+utf8_seq_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		return (n >= 2 && (s[1] & 0xC0) == 0x80) ? 2 : 0;
+	if (c >= 0xE0 && c <= 0xEF)
+	{
+		unsigned char lo = c == 0xE0 ? 0xA0 : 0x80;
+		unsigned char hi = c == 0xED ? 0x9F : 0xBF;
+
+		return (n >= 3 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80) ? 3 : 0;
+	}
+	if (c >= 0xF0 && c <= 0xF4)
+	{
+		unsigned char lo = c == 0xF0 ? 0x90 : 0x80;
+		unsigned char hi = c == 0xF4 ? 0x8F : 0xBF;
+
+		return (n >= 4 && s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 &&
+				(s[3] & 0xC0) == 0x80) ? 4 : 0;
+	}
+	return 0;
+}
+
+bool
+ao_llm_text_is_clean(const char *s, size_t n)
+{
+	size_t		i = 0;
+
+	while (i < n)
+	{
+		size_t		l;
+
+		if (s[i] == '\0')
+			return false;
+		l = utf8_seq_len((const unsigned char *) s + i, n - i);
+		if (l == 0)
+			return false;
+		i += l;
+	}
+	return true;
+}
+
+char *
+ao_llm_text_sanitize(const char *s, size_t n, size_t *out_len)
+{
+	ao_buf		b;
+	size_t		i = 0;
+
+	ao_buf_init(&b);
+	while (i < n)
+	{
+		size_t		l = s[i] == '\0' ? 0 : utf8_seq_len((const unsigned char *) s + i, n - i);
+
+		if (l == 0)
+		{
+			ao_buf_append_n(&b, AO_LLM_REPLACEMENT_CHAR, 3);
+			i++;
+			continue;
+		}
+		ao_buf_append_n(&b, s + i, l);
+		i += l;
+	}
+	if (out_len)
+		*out_len = b.len;
+	if (b.data == NULL)
+		return xstrdup("");
+	return b.data;
+}
+
+size_t
+ao_llm_json_sanitize(json_object *v)
+{
+	size_t		changed = 0;
+
+	if (v == NULL)
+		return 0;
+	switch (json_object_get_type(v))
+	{
+		case json_type_string:
+			{
+				const char *s = json_object_get_string(v);
+				size_t		n = (size_t) json_object_get_string_len(v);
+
+				if (!ao_llm_text_is_clean(s, n))
+				{
+					size_t		len;
+					char	   *clean = ao_llm_text_sanitize(s, n, &len);
+
+					json_object_set_string_len(v, clean, (int) len);
+					free(clean);
+					changed++;
+				}
+				break;
+			}
+		case json_type_array:
+			for (size_t i = 0; i < json_object_array_length(v); i++)
+				changed += ao_llm_json_sanitize(json_object_array_get_idx(v, i));
+			break;
+		case json_type_object:
+			{
+				/* keys cannot change in place: collect the unclean ones first */
+				size_t		nbad = 0;
+				char	  **bad = NULL;
+
+				json_object_object_foreach(v, key, val)
+				{
+					changed += ao_llm_json_sanitize(val);
+					if (!ao_llm_text_is_clean(key, strlen(key)))
+					{
+						bad = xrealloc(bad, sizeof(char *) * (nbad + 1));
+						bad[nbad++] = xstrdup(key);
+					}
+				}
+				for (size_t i = 0; i < nbad; i++)
+				{
+					json_object *val = json_object_get(json_object_object_get(v, bad[i]));
+					char	   *clean = ao_llm_text_sanitize(bad[i], strlen(bad[i]), NULL);
+
+					json_object_object_del(v, bad[i]);
+					json_object_object_add(v, clean, val);
+					free(clean);
+					free(bad[i]);
+					changed++;
+				}
+				free(bad);
+				break;
+			}
+		default:
+			break;
+	}
+	return changed;
+}
+
 /* Parse one complete JSON text strictly; NULL + message on failure. */
 static json_object *
 parse_strict(struct json_tokener *tok, const char *s, size_t n, char *err, size_t errcap)
@@ -226,6 +373,8 @@ parse_strict(struct json_tokener *tok, const char *s, size_t n, char *err, size_
 		snprintf(err, errcap, "NaN and Infinity are not JSON");
 		return NULL;
 	}
+	/* \u0000 and lone surrogates decode to what PostgreSQL cannot store */
+	(void) ao_llm_json_sanitize(v);
 	return v;
 }
 
@@ -1804,7 +1953,7 @@ ao_llm_classify_http(ao_llm_provider provider, long status,
 		error_fields(obj, &type, &code, &msg);
 	label = code ? code : type;
 
-	retryable = status == 408 || status == 409 || status == 425 || status == 429 ||
+	retryable = status == 408 || status == 409 || status == 429 ||
 		(status >= 500 && status <= 599);
 	if (status == 429 && label && strcmp(label, "insufficient_quota") == 0)
 		retryable = false;		/* out of credit: retrying does not help */
@@ -2114,6 +2263,34 @@ dec_error(ao_llm_decoder *d, ao_llm_errkind kind, bool retryable, const char *ty
 		d->cb.error(d->arg, &d->res.error);
 }
 
+/* The HTTP status an error object is coded with (error.code or error.status as
+ * a number or a string of digits, or a top-level status), or 0. */
+static long
+error_status(json_object *obj)
+{
+	json_object *err = jget(obj, "error");
+	const char *const keys[] = {"code", "status", "status_code"};
+
+	for (int k = 0; k < 3; k++)
+	{
+		json_object *v = jis(err, json_type_object) ? jget(err, keys[k]) : NULL;
+
+		if (v == NULL)
+			v = jget(obj, keys[k]);
+		if (jis(v, json_type_int))
+			return (long) json_object_get_int64(v);
+		if (jis(v, json_type_string))
+		{
+			const char *t = json_object_get_string(v);
+			size_t		n = strlen(t);
+
+			if (n == 3 && t[0] >= '1' && t[0] <= '5' && t[1] >= '0' && t[1] <= '9' && t[2] >= '0' && t[2] <= '9')
+				return atol(t);
+		}
+	}
+	return 0;
+}
+
 static void
 dec_provider_error(ao_llm_decoder *d, json_object *obj)
 {
@@ -2123,11 +2300,30 @@ dec_provider_error(ao_llm_decoder *d, json_object *obj)
 	const char *label;
 	int			r;
 
+	long		status;
+	char		numbuf[24];
+
 	error_fields(obj, &type, &code, &msg);
 	label = code ? code : type;
 	r = error_type_retryable(label);
 	if (r < 0)
 		r = error_type_retryable(type);
+	/*
+	 * An error coded with an HTTP status (OpenRouter and others send
+	 * {"error": {"code": 400, ...}} inside a 200 stream) is retryable as
+	 * that status would be: 408, 409, 429 and 5xx; any other 4xx is
+	 * the request's fault and is not.
+	 */
+	status = error_status(obj);
+	if (status >= 400 && status <= 599)
+	{
+		r = (status == 408 || status == 409 || status == 429 || status >= 500) ? 1 : 0;
+		if (label == NULL)
+		{
+			snprintf(numbuf, sizeof(numbuf), "%ld", status);
+			label = numbuf;
+		}
+	}
 	/* unknown errors in the middle of a reply are most likely transient */
 	if (label != NULL)
 		dec_error(d, AO_LLM_ERR_PROVIDER, r != 0, label, "%s error (%s): %s",
@@ -2285,6 +2481,7 @@ dec_json_value(ao_llm_decoder *d)
 		}
 		v = inner;
 	}
+	(void) ao_llm_json_sanitize(v);
 	d->res.structured = json_object_get(v);
 	if (d->cb.json_done)
 		d->cb.json_done(d->arg, v);
@@ -2534,6 +2731,8 @@ dec_openai(ao_llm_decoder *d, json_object *obj)
 
 	if (jget(obj, "error") != NULL)
 	{
+		/* an error chunk may still say what the request cost (OpenRouter) */
+		dec_openai_usage(d, jget(obj, "usage"));
 		dec_provider_error(d, obj);
 		return;
 	}

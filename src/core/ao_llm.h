@@ -100,6 +100,26 @@
 #include "ao_core.h"
 
 /* ---------------------------------------------------------------------- */
+/* Text safe for PostgreSQL                                               */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * PostgreSQL text and jsonb hold neither NUL nor ill-formed UTF-8, but a
+ * provider may send both (a "\u0000" or a lone "\ud800" escape in its
+ * JSON). Every JSON value the decoder parses (wire events, tool
+ * arguments, structured output) is sanitized: each NUL and each byte of an
+ * ill-formed UTF-8 sequence becomes U+FFFD (the replacement character).
+ */
+#define AO_LLM_REPLACEMENT_CHAR "\xEF\xBF\xBD"
+
+/* Well-formed UTF-8 without NUL? */
+extern bool ao_llm_text_is_clean(const char *s, size_t n);
+/* A malloc'd, NUL-terminated clean copy (see above); *out_len its length. */
+extern char *ao_llm_text_sanitize(const char *s, size_t n, size_t *out_len);
+/* Sanitize every string and key of v in place; returns how many changed. */
+extern size_t ao_llm_json_sanitize(json_object *v);
+
+/* ---------------------------------------------------------------------- */
 /* Providers                                                              */
 /* ---------------------------------------------------------------------- */
 
@@ -475,7 +495,7 @@ extern double ao_llm_cost(const ao_llm_price *price, const ao_llm_usage *usage);
 extern double ao_llm_parse_retry_after(const char *value, double now_epoch_s);
 
 /*
- * Classify a non-2xx HTTP reply. Retryable: 408, 409, 425, 429 (except
+ * Classify a non-2xx HTTP reply. Retryable: 408, 409, 429 (except
  * openai "insufficient_quota"), every 5xx (anthropic 529 overloaded
  * included). Permanent: other 4xx (400, 401, 403, 404, 413, 422, ...).
  * The message is built from the provider's error body (openai

@@ -79,7 +79,7 @@ MATCH_KEYS = {"contains", "regex", "model", "has_tools", "after_tool_result", "s
               "provider", "stream", "tool_required", "system_contains", "tool_offered",
               "case_sensitive"}
 REPLY_KEYS = {"text", "tokens", "tool_calls", "json", "json_text", "json_from_schema",
-              "finish_reason", "json_chunk_chars", "comment"}
+              "finish_reason", "json_chunk_chars", "comment", "sse"}
 
 # --------------------------------------------------------------------------
 # Helpers
@@ -1151,6 +1151,13 @@ class Handler(BaseHTTPRequestHandler):
                 msg = "Overloaded"
             return self._error(status, msg, extra=extra)
 
+        # ---- a recorded stream, replayed as it is
+        if "sse" in reply and req.stream:
+            st.bump("streams_started")
+            self._raw_sse(reply["sse"])
+            st.bump("streams_completed")
+            return
+
         fkind = fault[0] if fault else None
         if fkind == "malformed_sse" and not req.stream:
             fkind = "invalid_json"
@@ -1200,6 +1207,27 @@ class Handler(BaseHTTPRequestHandler):
                     time.sleep(0.05)
                 self._abort(opts["drop_mode"] if fkind == "drop" else "fin")
             self._send_body(200, data)
+
+    # ---------------- recorded streams
+    def _raw_sse(self, events):
+        """Send recorded SSE events as they are: a string is one data field
+        (sent verbatim, so it may hold escapes such as \\u0000 or broken
+        JSON), an object {"event": name, "data": string or JSON value} adds
+        an event line, and {"comment": text} sends a ": text" line."""
+        self._headers(200, [("Content-Type", "text/event-stream; charset=utf-8"),
+                            ("Cache-Control", "no-cache"), ("Transfer-Encoding", "chunked")]
+                      + self._request_id_headers())
+        for ev in events:
+            if isinstance(ev, str):
+                self._chunk("data: " + ev + "\n\n")
+            elif "comment" in ev:
+                self._chunk(": " + ev["comment"] + "\n\n")
+            else:
+                data = ev.get("data", "")
+                data = data if isinstance(data, str) else dumps(data)
+                head = ("event: " + ev["event"] + "\n") if ev.get("event") else ""
+                self._chunk(head + "data: " + data + "\n\n")
+        self._end_chunks()
 
     # ---------------- OpenAI wire format
     def _openai_body(self, req, plan):

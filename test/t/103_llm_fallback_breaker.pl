@@ -5,8 +5,10 @@
 #     metrics() shows model:A.breaker_open = 1 and the next run goes
 #     straight to B without asking A; after the cooldown a probe to A
 #     succeeds and closes the breaker;
-#   - a model without fallback: the open breaker fails the last attempt
-#     with a clear message, and a probe after the cooldown closes it.
+#   - a model without fallback: after 2 failures its breaker opens; the
+#     third attempt waits for the cooldown (spending no attempt while it
+#     waits), is sent as the probe, fails again (503) and fails the step;
+#     a probe after the next cooldown closes the breaker.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -24,7 +26,6 @@ register_model($node, 'A', 'openai', $mock,
 	{ model => 'model-a', fallback => ['B'], circuit_breaker => $breaker });
 register_model($node, 'B', 'openai', $mock,
 	{ model => 'model-b', prices => { input_per_mtok => 1, output_per_mtok => 2 } });
-# (C's cooldown leaves room for its third attempt to meet the open breaker)
 register_model($node, 'C', 'openai', $mock,
 	{ model => 'model-c', circuit_breaker => { failure_threshold => 2, cooldown => '4s' } });
 
@@ -89,8 +90,10 @@ $run = start_run($node, { prompt => 'question for C' }, { model => 'C' });
 is(wait_status($node, $run), 'failed', 'no fallback: the run fails');
 $s = step_row($node, $run, 'main');
 is($s->{attempt}, 3, 'no fallback: all 3 attempts were made');
-is(new_requests('model-c'), 2, 'no fallback: C was asked twice, then its breaker opened');
-like($s->{error}{message}, qr/circuit breaker of model:C is open/, 'no fallback: the last attempt says the breaker is open');
+is(new_requests('model-c'), 3, 'no fallback: C was asked 3 times (the third after the cooldown)');
+like($s->{error}{message}, qr/HTTP 503/, "no fallback: the last attempt's own failure, not the breaker");
+my @started = grep { $_->{kind} eq 'step_started' } @{ event_list($node, $run) };
+cmp_ok($started[2]{ms} - $started[1]{ms}, '>=', 3500, 'no fallback: the third attempt waited for the cooldown (4s)');
 my @msgs = map { $_->{data}{error}{message} } grep { $_->{kind} eq 'step_retrying' } @{ event_list($node, $run) };
 like($msgs[0], qr/HTTP 503/, 'no fallback: the first retry records the 503');
 is(metric($node, 'model:C.breaker_open'), '1', 'no fallback: model:C.breaker_open = 1');

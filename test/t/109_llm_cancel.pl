@@ -2,7 +2,8 @@
 # cancelled with a final chunk, no chunk follows the final one, the
 # executor stops reading the stream (the mock sees the client go away)
 # and releases the model's bulkhead slot, and it keeps working: a later
-# run succeeds.
+# run succeeds. Resumed, the step's new chunks are a new attempt
+# announced by a reset chunk.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -56,6 +57,23 @@ is(wait_status($node, $next), 'succeeded', 'a later run succeeds');
 is(run_field($node, $next, "output #>> '{}'"), 'Quick answer after the cancel.', 'with its own text');
 is(sql($node, "SELECT count(*) FROM agentorch.chunks WHERE run_id = $run AND seq > $final"), '0',
 	'still no chunk after the final chunk of the cancelled run');
+
+# ------------------------------------------------ resume after the cancel
+# The step starts over (its attempt count too); its chunks continue as a
+# new attempt announced by a reset chunk, so a reader that drops what
+# precedes the last reset sees exactly the new answer.
+is(sql($node, "SELECT agentorch.resume($run)"), 't', 'resume: resume() returns true');
+is(wait_status($node, $run), 'succeeded', 'resume: the resumed run succeeds');
+my $chunks = chunk_list($node, $run);
+my @resets = grep { $_->{kind} eq 'status' && $_->{step_id} && $_->{data} && $_->{data}{reset} } @$chunks;
+is(scalar @resets, 1, 'resume: one reset chunk');
+is($resets[0]{data}{reason}, 'resume', 'resume: the reset says why');
+my $first_attempt = (map { $_->{attempt} } grep { $_->{kind} eq 'token' && $_->{seq} < $final } @$chunks)[0];
+is($resets[0]{attempt}, $first_attempt + 1, 'resume: the reset starts a new attempt number in the chunks');
+my $after = join('', map { $_->{content} } grep { $_->{kind} eq 'token' && $_->{seq} > $resets[0]{seq} } @$chunks);
+is($after, run_field($node, $run, "output #>> '{}'"), 'resume: the tokens after the last reset are exactly the answer');
+is(scalar(grep { $_->{kind} eq 'token' && $_->{seq} > $resets[0]{seq} && $_->{attempt} != $resets[0]{attempt} } @$chunks), 0,
+	'resume: every token after the reset carries its attempt');
 
 $node->stop;
 done_testing();

@@ -2017,6 +2017,88 @@ test_conversation_loop(void)
 	}
 }
 
+/* ---------------------------------------------------------------------- */
+/* Text PostgreSQL can store; provider edge cases from recorded streams   */
+/* ---------------------------------------------------------------------- */
+
+static void
+test_sanitize(void)
+{
+	size_t		len;
+	char	   *c;
+	json_object *v;
+	bool		ok;
+	ao_llm_result r;
+
+	UNIT_OK(ao_llm_text_is_clean("plain", 5), "sanitize: ASCII is clean");
+	UNIT_OK(ao_llm_text_is_clean("caf\xC3\xA9 \xF0\x9F\x98\x80", 10), "sanitize: well-formed UTF-8 is clean");
+	UNIT_OK(!ao_llm_text_is_clean("a\0b", 3), "sanitize: a NUL is not clean");
+	UNIT_OK(!ao_llm_text_is_clean("GIF89a\x01\x00\xff", 9), "sanitize: binary bytes are not clean");
+	UNIT_OK(!ao_llm_text_is_clean("\xED\xA0\x80", 3), "sanitize: an encoded surrogate is not clean");
+	UNIT_OK(!ao_llm_text_is_clean("\xC0\xAF", 2), "sanitize: an overlong form is not clean");
+	UNIT_OK(!ao_llm_text_is_clean("\xC3", 1), "sanitize: a cut sequence is not clean");
+	c = ao_llm_text_sanitize("a\0b\xC3", 4, &len);
+	UNIT_OK(len == 8 && memcmp(c, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD", 8) == 0 && c[8] == '\0',
+			"sanitize: NUL and a cut sequence become U+FFFD");
+	free(c);
+
+	/* (json-c itself turns a lone surrogate escape into U+FFFD) */
+	v = json_tokener_parse("{\"k\": [\"x\\u0000y\", {\"\xC3\": \"ok\"}], \"n\": 1}");
+	UNIT_OK(v != NULL && ao_llm_json_sanitize(v) == 2, "sanitize: a NUL string and an ill-formed key are fixed");
+	UNIT_STREQ(json_object_to_json_string_ext(v, PLAIN),
+			   "{\"k\":[\"x\xEF\xBF\xBDy\",{\"\xEF\xBF\xBD\":\"ok\"}],\"n\":1}",
+			   "sanitize: the JSON holds U+FFFD in their place");
+	json_object_put(v);
+
+	/* a streamed reply with \u0000 in its text: decoded, and clean */
+	r = decode_str(AO_LLM_OPENAI, false,
+				   OA_CHUNK("{\"content\":\"nul:\\u0000!\"}") OA_FINISH("stop") OA("[DONE]"), NULL, &ok);
+	UNIT_OK(ok && r.text_len == 8 && memcmp(r.text, "nul:\xEF\xBF\xBD!", 8) == 0,
+			"sanitize: \\u0000 in streamed text becomes U+FFFD");
+	ao_llm_result_free(&r);
+	r = decode_str(AO_LLM_OPENAI, true,
+				   OA_CHUNK("{\"content\":\"{\\\"a\\\": \\\"x\\\\u0000\\\"}\"}") OA_FINISH("stop") OA("[DONE]"), NULL, &ok);
+	UNIT_OK(ok && r.structured != NULL &&
+			strcmp(json_object_get_string(json_object_object_get(r.structured, "a")), "x\xEF\xBF\xBD") == 0,
+			"sanitize: \\u0000 inside structured output becomes U+FFFD");
+	ao_llm_result_free(&r);
+
+	/* an error chunk that carries usage (recorded from OpenRouter) */
+	r = decode_str(AO_LLM_OPENAI, false,
+				   OA_CHUNK("{\"content\":\"Hi\"}")
+				   OA("{\"error\":{\"code\":400,\"message\":\"Provider returned error\"},"
+					  "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3}}"), NULL, &ok);
+	UNIT_OK(!ok && r.error.kind == AO_LLM_ERR_PROVIDER && !r.error.retryable,
+			"provider error coded 400 in a stream is not retryable");
+	UNIT_OK(strstr(r.error.message, "400") != NULL, "provider error coded 400: the message names the code");
+	UNIT_OK(r.usage.input_tokens == 12 && r.usage.output_tokens == 3, "an error chunk's usage is kept");
+	ao_llm_result_free(&r);
+	expect_error("provider error coded \"429\"", AO_LLM_OPENAI, false,
+				 OA("{\"error\":{\"code\":\"429\",\"message\":\"slow down\"}}"), AO_LLM_ERR_PROVIDER, true, "429");
+	expect_error("provider error coded 408", AO_LLM_OPENAI, false,
+				 OA("{\"error\":{\"code\":408,\"message\":\"timeout\"}}"), AO_LLM_ERR_PROVIDER, true, "408");
+	expect_error("provider error coded 409", AO_LLM_OPENAI, false,
+				 OA("{\"error\":{\"code\":409,\"message\":\"conflict\"}}"), AO_LLM_ERR_PROVIDER, true, NULL);
+	expect_error("provider error coded 502", AO_LLM_OPENAI, false,
+				 OA("{\"error\":{\"code\":502,\"message\":\"upstream\"}}"), AO_LLM_ERR_PROVIDER, true, NULL);
+	expect_error("provider error coded 404", AO_LLM_OPENAI, false,
+				 OA("{\"error\":{\"code\":404,\"message\":\"no such model\"}}"), AO_LLM_ERR_PROVIDER, false, NULL);
+	expect_error("provider error with status 422", AO_LLM_OPENAI, false,
+				 OA("{\"error\":{\"status\":422,\"message\":\"bad\"}}"), AO_LLM_ERR_PROVIDER, false, NULL);
+	{
+		ao_llm_error e;
+
+		const char *body400 = "{\"error\":{\"message\":\"bad\",\"type\":\"server_error\"}}";
+
+		ao_llm_classify_http(AO_LLM_OPENAI, 400, body400, strlen(body400), NULL, 0, &e);
+		UNIT_OK(!e.retryable, "HTTP 400 is not retryable");
+		ao_llm_classify_http(AO_LLM_OPENAI, 425, NULL, 0, NULL, 0, &e);
+		UNIT_OK(!e.retryable, "HTTP 425 is not retryable (only 408, 409, 429 of the 4xx are)");
+		ao_llm_classify_http(AO_LLM_OPENAI, 409, NULL, 0, NULL, 0, &e);
+		UNIT_OK(e.retryable, "HTTP 409 is retryable");
+	}
+}
+
 int
 main(void)
 {
@@ -2035,5 +2117,6 @@ main(void)
 	test_cost();
 	test_classify();
 	test_conversation_loop();
+	test_sanitize();
 	return unit_done();
 }
