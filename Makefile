@@ -45,4 +45,7 @@ install: install-follow
 install-follow: $(FOLLOW)
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) $(FOLLOW) '$(DESTDIR)$(bindir)/agentorch-follow'
+	@# PostgreSQL's bindir is not on PATH on Debian: link the program into /usr/local/bin
+	@if [ -z '$(DESTDIR)' ] && [ -d /usr/local/bin ] && [ -w /usr/local/bin ]; then \
+		ln -sf '$(bindir)/agentorch-follow' /usr/local/bin/agentorch-follow; fi
 .PHONY: install-follow

@@ -39,7 +39,7 @@ WORK=$(mktemp -d /tmp/agentorch-test.XXXXXX)
 chmod 755 "$WORK"
 # Test inputs are copied where the postgres user can read and write them.
 mkdir -p "$WORK/src"
-cp -r "$AO_REPO/sql" "$AO_REPO/expected" "$AO_REPO/test" "$AO_REPO/samples" "$WORK/src/"
+cp -r "$AO_REPO/sql" "$AO_REPO/expected" "$AO_REPO/test" "$AO_REPO/samples" "$AO_REPO/README.md" "$WORK/src/"
 chown -R postgres: "$WORK"
 
 suite_unit() {

@@ -35,6 +35,16 @@ char	   *ao_tool_env_pattern = NULL;
 double		ao_notify_queue_limit = 0.5;
 int			ao_max_iterations_per_run = 10000;
 int			ao_batch_time_limit_ms = 500;
+int			ao_log_level = LOG;
+
+/* Values of agentorch.log_level. */
+static const struct config_enum_entry log_level_options[] = {
+	{"debug", DEBUG1, false},
+	{"log", LOG, false},
+	{"warning", WARNING, false},
+	{"off", 0, false},
+	{NULL, 0, false}
+};
 int			ao_chunk_buffer_size = 64;
 int			ao_flush_interval_ms = 10;
 char	   *ao_default_model = NULL;
@@ -169,6 +179,9 @@ _PG_init(void)
 	DefineCustomStringVariable("agentorch.tool_env_pattern",
 							   "LIKE pattern the variables of an http tool's headers_env must match.",
 							   NULL, &ao_tool_env_pattern, "%_TOKEN", PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("agentorch.log_level",
+							 "Level at which executors log their start and stop, quarantined steps and step failures (debug, log, warning, off).",
+							 NULL, &ao_log_level, LOG, log_level_options, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("agentorch.max_iterations_per_run",
 							"Most loop iterations one run may create, over all its loops.",
 							"A loop that would go past it fails (54000).",

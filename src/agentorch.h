@@ -63,6 +63,20 @@ extern char *ao_tool_env_pattern;
 extern double ao_notify_queue_limit;
 extern int	ao_max_iterations_per_run;
 extern int	ao_batch_time_limit_ms;
+extern int	ao_log_level;
+
+/*
+ * Log an executor event (start, stop, quarantine, step failure) at
+ * agentorch.log_level, to the server log only (it may name runs of any
+ * role); nothing when the setting is off.
+ */
+#define ao_log(...) \
+	do { \
+		if (ao_log_level != 0) \
+			ereport(ao_log_level == LOG ? LOG_SERVER_ONLY : ao_log_level, \
+					(errhidestmt(true), errmsg(__VA_ARGS__))); \
+	} while (0)
+extern void ao_log_step_failure(int64 run, const char *step, Jsonb *error);
 extern int	ao_chunk_buffer_size;
 extern int	ao_flush_interval_ms;
 extern char *ao_default_model;

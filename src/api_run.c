@@ -108,6 +108,34 @@ load_workflow(const char *name, int version)
 	return w;
 }
 
+/*
+ * A model named by a run (options.model, a simple run's input.model) must
+ * be registered: ERROR 42704 now, rather than a failed step later.
+ * models.name is readable by every role.
+ */
+static void
+check_model_name(json_object *v, const char *what)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		found;
+
+	if (!json_object_is_type(v, json_type_string))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be the name of a registered model", what)));
+	values[0] = CStringGetTextDatum(json_object_get_string(v));
+	SPI_connect();
+	found = SPI_execute_with_args("SELECT 1 FROM agentorch.models WHERE name OPERATOR(pg_catalog.=) $1",
+								  1, types, values, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1;
+	SPI_finish();
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist (%s)", json_object_get_string(v), what),
+				 errhint("See SELECT name FROM agentorch.models; a superuser registers models with agentorch.register_model().")));
+}
+
 /* Check run options whose errors would otherwise surface as cryptic casts. */
 static void
 check_options(json_object *options)
@@ -118,6 +146,30 @@ check_options(json_object *options)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("run options must be a JSON object")));
+	{
+		/* a misspelt option would otherwise be ignored silently */
+		static const char *const known[] = {
+			"model", "priority", "timeout", "idempotency_key", "version", "metadata",
+			"traceparent", "tools", "max_replans", "parent_id", NULL
+		};
+
+		json_object_object_foreach(options, key, val)
+		{
+			bool		ok = false;
+
+			(void) val;
+			for (const char *const *k = known; *k && !ok; k++)
+				ok = strcmp(key, *k) == 0;
+			if (!ok)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown run option \"%s\"", key),
+						 errhint("Run options are model, priority, timeout, idempotency_key, version, metadata, "
+								 "traceparent, tools and max_replans.")));
+		}
+	}
+	if (json_object_object_get_ex(options, "model", &v))
+		check_model_name(v, "option \"model\"");
 	if (json_object_object_get_ex(options, "priority", &v) && !json_object_is_type(v, json_type_int))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -267,6 +319,12 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a simple run needs an input with \"prompt\" or \"messages\""),
 				 errhint("For example agentorch.start('{\"prompt\": \"Hello\"}').")));
+	{
+		json_object *model;
+
+		if (json_object_object_get_ex(in, "model", &model))
+			check_model_name(model, "input \"model\"");
+	}
 	return create_run("simple", NULL, NULL, NULL, input, options, selection, search_path,
 					  ao_pin_tools(NULL, json_object_object_get(in, "tools"), GetUserId()));
 }

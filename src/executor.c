@@ -566,6 +566,18 @@ ao_step_backoff(json_object *spec, ao_backoff *b)
 		b->jitter = json_object_get_double(x);
 }
 
+/* See agentorch.h: one line per failed step, with its SQLSTATE and message. */
+void
+ao_log_step_failure(int64 run, const char *step, Jsonb *error)
+{
+	char	   *text;
+
+	if (ao_log_level == 0)
+		return;
+	text = error ? JsonbToCString(NULL, &error->root, VARSIZE(error)) : "{}";
+	ao_log("agentorch: run %lld step %s failed: %s", (long long) run, step, text);
+}
+
 /* Record a tool outcome: success, another attempt, or failure. */
 static void
 settle(Claimed *c, Outcome *o, json_object *spec)
@@ -601,6 +613,7 @@ settle(Claimed *c, Outcome *o, json_object *spec)
 		state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $3)", c->run_id, c->step_id,
 				   1, t, v, NULL);
 		ao_count_steps(0, 1);
+		ao_log_step_failure(c->run_id, c->step_id, o->error);
 	}
 }
 
@@ -889,6 +902,7 @@ record_step_error(Claimed *c, ErrorData *edata)
 				   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
 				   c->run_id, c->step_id, 1, (Oid[]) {JSONBOID}, (Datum[]) {JsonbPGetDatum(o.error)}, NULL);
 		ao_count_steps(0, 1);
+		ao_log_step_failure(c->run_id, c->step_id, o.error);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(caller);
@@ -1215,6 +1229,8 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 				state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, "
 						   "'{\"message\": \"the step stopped the executor repeatedly and will not run again\", \"sqlstate\": \"XX000\"}')",
 						   careful_run, careful_step, 0, NULL, NULL, NULL);
+				ao_log("agentorch: run %lld step %s stopped the executor %d times and is quarantined: it failed and will not run again",
+					   (long long) careful_run, careful_step, crashes);
 				runs = ao_run_list_add(runs, careful_run);
 				ao_notify_runs(runs);
 				runs = NIL;

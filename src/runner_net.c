@@ -1101,6 +1101,7 @@ ao_net_steps_settle(dlist_head *done)
 				values[4] = JsonbPGetDatum(s->error);
 				spi_run("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $5) WHERE $3 IS NOT NULL AND $4 IS NOT NULL",
 						5, types, values, NULL);
+				ao_log_step_failure(s->run_id, s->step_id, s->error);
 				ao_count_steps(0, 1);
 			}
 		}

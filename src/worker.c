@@ -832,6 +832,7 @@ executor_detach(int code, Datum arg)
 {
 	if (my_slot < 0)
 		return;
+	ao_log("agentorch: executor %d of database %u stopped", my_executor_index, MyDatabaseId);
 	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
 	if (ao_shared->dbs[my_slot].pids[my_executor_index] == MyProcPid)
 	{
@@ -967,6 +968,7 @@ ao_executor_main(Datum arg)
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	ao_set_session_search_path();
 	pgstat_report_appname("agentorch executor");
+	ao_log("agentorch: executor %d started for database %u (pid %d)", my_executor_index, dboid, MyProcPid);
 
 	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
 	my_slot = slot_of(dboid);

@@ -117,6 +117,9 @@ typedef struct js_ctx
 	pcre2_compile_context *ccontext;
 	pcre2_match_data *mdata;
 	pcre2_match_context *mcontext;	/* match and depth limits */
+	ao_buf	   *why;			/* when set: the first failure at quiet level why_quiet */
+	int			why_quiet;
+	size_t		why_path_len;	/* instance path length of the anyOf */
 } js_ctx;
 
 /* Outcome of resolving a "$ref". */
@@ -274,6 +277,13 @@ js_vreport(js_ctx *ctx, const char *fmt, va_list ap)
 }
 
 /* Report a problem at the current path unless evaluating quietly. */
+/* Is an anyOf waiting for the first reason its current alternative fails? */
+static bool
+js_wants_why(js_ctx *ctx)
+{
+	return ctx->why != NULL && ctx->quiet == ctx->why_quiet && ctx->why->len == 0;
+}
+
 static void
 js_fail(js_ctx *ctx, const char *fmt,...)
 __attribute__((format(printf, 2, 3)));
@@ -284,7 +294,21 @@ js_fail(js_ctx *ctx, const char *fmt,...)
 	va_list		ap;
 
 	if (ctx->quiet > 0)
+	{
+		/* anyOf/oneOf want to say why an alternative failed (its first reason) */
+		if (js_wants_why(ctx))
+		{
+			char		msg[256];
+
+			va_start(ap, fmt);
+			vsnprintf(msg, sizeof(msg), fmt, ap);
+			va_end(ap);
+			if (ctx->path.len > ctx->why_path_len)
+				ao_buf_printf(ctx->why, "%s: ", ctx->path.data + ctx->why_path_len);
+			ao_buf_append(ctx->why, msg);
+		}
 		return;
+	}
 	va_start(ap, fmt);
 	js_vreport(ctx, fmt, ap);
 	va_end(ap);
@@ -1678,7 +1702,7 @@ js_validate_type(js_ctx *ctx, json_object *type, json_object *inst)
 		return true;			/* malformed: ignored, the check reports it */
 	if (ok)
 		return true;
-	if (ctx->quiet > 0)
+	if (ctx->quiet > 0 && !js_wants_why(ctx))
 		return false;
 
 	ao_buf_reset(names);
@@ -2294,6 +2318,40 @@ js_matches_quietly(js_ctx *ctx, json_object *sub, json_object *inst,
 	return ok;
 }
 
+/*
+ * Does inst match sub? Evaluated quietly, with the first reason it does
+ * not appended to reasons ("; or " between alternatives) when reasons is
+ * not NULL.
+ */
+static bool
+js_matches_why(js_ctx *ctx, json_object *sub, json_object *inst, const char *base, ao_buf *reasons)
+{
+	ao_buf		why;
+	ao_buf	   *save_why = ctx->why;
+	int			save_quiet = ctx->why_quiet;
+	size_t		save_len = ctx->why_path_len;
+	bool		ok;
+
+	if (reasons == NULL)
+		return js_matches_quietly(ctx, sub, inst, base);
+	ao_buf_init(&why);
+	ctx->why = &why;
+	ctx->why_quiet = ctx->quiet + 1;
+	ctx->why_path_len = ctx->path.len;
+	ok = js_matches_quietly(ctx, sub, inst, base);
+	ctx->why = save_why;
+	ctx->why_quiet = save_quiet;
+	ctx->why_path_len = save_len;
+	if (!ok && why.len > 0 && reasons->len < 400)
+	{
+		if (reasons->len > 0)
+			ao_buf_append(reasons, "; or ");
+		ao_buf_append(reasons, why.data);
+	}
+	ao_buf_free(&why);
+	return ok;
+}
+
 /* Applicators: allOf, anyOf, oneOf, not, if/then/else. */
 static bool
 js_validate_combinators(js_ctx *ctx, json_object *schema, json_object *inst,
@@ -2311,13 +2369,23 @@ js_validate_combinators(js_ctx *ctx, json_object *schema, json_object *inst,
 	if (json_object_is_type(kw = js_kw(schema, "anyOf"), json_type_array))
 	{
 		bool		found = false;
+		ao_buf		reasons;
 
+		ao_buf_init(&reasons);
 		for (size_t i = 0; !found && i < json_object_array_length(kw); i++)
-			found = js_matches_quietly(ctx, json_object_array_get_idx(kw, i), inst, base);
+			found = js_matches_why(ctx, json_object_array_get_idx(kw, i), inst, base,
+								   ctx->quiet > 0 ? NULL : &reasons);
+		if (!ctx->aborted && !found)
+		{
+			/* say what each alternative missed: "missing ... "prompt"; or ..." */
+			if (reasons.len > 0)
+				js_fail(ctx, "does not match any of the allowed alternatives: %s", reasons.data);
+			else
+				js_fail(ctx, "does not match any of the allowed alternatives");
+		}
+		ao_buf_free(&reasons);
 		if (ctx->aborted)
 			return false;
-		if (!found)
-			js_fail(ctx, "does not match any of the allowed alternatives");
 		JS_STEP(found);
 	}
 

@@ -17,6 +17,7 @@ import copy
 import fnmatch
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -72,7 +73,7 @@ BUILTIN_RULES = [
 ECHO_RULE = {"name": "echo", "reply": {"text": "Echo: {{last_user_message}}"}}
 
 RULE_KEYS = {"name", "match", "reply", "replies", "cycle", "scenario_only", "fault",
-             "fail_times", "retry_after", "hang_ms", "hang_headers", "drop_after_tokens",
+             "fault_rate", "fail_times", "retry_after", "hang_ms", "hang_headers", "drop_after_tokens",
              "drop_mode", "fault_after_tokens", "latency_ms", "token_delay_ms", "usage",
              "model", "comment", "description"}
 MATCH_KEYS = {"contains", "regex", "model", "has_tools", "after_tool_result", "structured",
@@ -685,6 +686,7 @@ class State:
         self.lock = threading.Lock()
         self.shutdown = threading.Event()
         self.started = time.time()
+        self.fault_rng = random.Random(int(os.environ.get("MOCK_LLM_SEED") or 7))
         self.require_key = os.environ.get("MOCK_LLM_REQUIRE_KEY") or None
         self.strict = bool(args.strict or os.environ.get("MOCK_LLM_STRICT") not in (None, "", "0"))
         self.record = deque(maxlen=max(0, args.record))
@@ -1092,6 +1094,11 @@ class Handler(BaseHTTPRequestHandler):
             hits = st.rule_hits.get(fail_key, 0)
             st.rule_hits[fail_key] = hits + 1
             if fault is not None and fail_times is not None and hits >= int(fail_times):
+                fault = None
+            # "fault_rate": the fault hits only that fraction of requests
+            # (seeded, so a run of the suite is repeatable)
+            rate = None if hdr_fault else rule.get("fault_rate")
+            if fault is not None and rate is not None and st.fault_rng.random() >= float(rate):
                 fault = None
             if fault is None:
                 served = st.rule_served.get(name, 0)

@@ -379,13 +379,15 @@ test_combinators(void)
 		   "[] value 1 is less than minimum 2\n[] value 1 is greater than maximum 0",
 		   "allOf reports every failing branch");
 	EXPECT("{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"integer\"}]}", "1.5",
-		   "[] does not match any of the allowed alternatives", "anyOf: one summary line");
+		   "[] does not match any of the allowed alternatives: expected type string, got number; "
+		   "or expected type integer, got number", "anyOf: one summary line, with each alternative's reason");
 	VALID("{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"integer\"}]}", "1",
 		  "anyOf: second alternative");
 	EXPECT("{\"anyOf\":[{\"properties\":{\"a\":{\"type\":\"string\"}}},"
 		   "{\"required\":[\"b\"]}]}", "{\"a\":1}",
-		   "[] does not match any of the allowed alternatives",
-		   "anyOf: branch problems are not reported");
+		   "[] does not match any of the allowed alternatives: /a: expected type string, got integer; "
+		   "or missing required property \"b\"",
+		   "anyOf: one problem, naming the first reason of each alternative");
 	EXPECT("{\"oneOf\":[{\"type\":\"integer\"},{\"minimum\":0}]}", "1",
 		   "[] matches 2 alternatives of oneOf, expected exactly one", "oneOf: two match");
 	EXPECT("{\"oneOf\":[{},true,{\"type\":\"integer\"}]}", "1",

@@ -679,6 +679,12 @@ test_check_sql(void)
 			  "{steps: [{id: m, type: llm, prompt: p, tools: [chart.create, database.query.x, report.generate]}]}",
 			  "");
 
+	/* an llm step without a prompt says what is missing */
+	expect_wf("llm step without a prompt",
+			  "{steps: [{id: a, type: llm}]}",
+			  "/steps/0: does not match any of the allowed alternatives: missing required property \"prompt\"; "
+			  "or missing required property \"messages\"; or missing required property \"input\"\n");
+
 	/* no input (or no query): not a way in for SQL; it fails at run time */
 	expect_wf("sql: no input",
 			  "{steps: [{id: q, type: tool, tool: database.query}]}",
