@@ -626,8 +626,15 @@ ao_sql_follow(PG_FUNCTION_ARGS)
 			st->last_seq = DatumGetInt64(vals[1]);
 			if (kind && strcmp(kind, "final") == 0)
 			{
-				finished = true;
-				break;
+				char	   *status = SPI_getvalue(SPI_tuptable->vals[i], desc, desc->natts);
+
+				/* a run resumed after this final chunk goes on: follow it */
+				if (status == NULL || (strcmp(status, "running") != 0 && strcmp(status, "pending") != 0 &&
+									   strcmp(status, "waiting") != 0))
+				{
+					finished = true;
+					break;
+				}
 			}
 		}
 		SPI_finish();
