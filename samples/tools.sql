@@ -30,29 +30,35 @@ CREATE TABLE IF NOT EXISTS samples.expenses (
     comment  text
 );
 
--- chart.create: turns rows of {label, value} into a chart spec.
+-- chart.create: turns rows of {label, value} into a chart spec. Its input
+-- is the rows themselves (as the design notes' workflow passes them) or
+-- {"data": rows}.
 CREATE OR REPLACE FUNCTION samples.chart_create(input jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
     SELECT jsonb_build_object('type', 'bar',
-                              'points', COALESCE(jsonb_array_length(input -> 'data'), 0),
-                              'data', input -> 'data')
+                              'points', CASE WHEN jsonb_typeof(d) = 'array' THEN jsonb_array_length(d) ELSE 0 END,
+                              'data', d)
+      FROM (SELECT CASE WHEN jsonb_typeof(input) = 'object' THEN input -> 'data' ELSE input END AS d) x
 $$;
 
--- report.generate: a small text report from a summary and optional rows.
+-- report.generate: a small text report from a summary (the summary text
+-- itself, or {"summary": text, "rows": [...]}).
 CREATE OR REPLACE FUNCTION samples.report_generate(input jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE AS $$
     SELECT jsonb_build_object('title', 'Report',
-                              'text', COALESCE(input ->> 'summary', ''),
-                              'rows', COALESCE(jsonb_array_length(input -> 'rows'), 0))
+                              'text', COALESCE(CASE WHEN jsonb_typeof(input) = 'object' THEN input ->> 'summary'
+                                                    ELSE input #>> '{}' END, ''),
+                              'rows', CASE WHEN jsonb_typeof(input -> 'rows') = 'array'
+                                           THEN jsonb_array_length(input -> 'rows') ELSE 0 END)
 $$;
 
 GRANT USAGE ON SCHEMA samples TO PUBLIC;
 GRANT SELECT ON public.sales, samples.orders TO PUBLIC;
 
 SELECT agentorch.register_tool('chart.create', 'function', '{"function": "samples.chart_create"}',
-    '{"type": "object", "required": ["data"]}');
+    '{"anyOf": [{"type": ["array", "null"]}, {"type": "object", "required": ["data"]}]}');
 SELECT agentorch.register_tool('report.generate', 'function', '{"function": "samples.report_generate"}',
-    '{"type": "object", "required": ["summary"], "properties": {"summary": {"type": "string"}}}');
+    '{"anyOf": [{"type": ["string", "null"]}, {"type": "object", "required": ["summary"], "properties": {"summary": {"type": "string"}}}]}');
 SELECT agentorch.register_tool('sales.regions', 'sql',
     '{"sql": "SELECT DISTINCT region FROM public.sales ORDER BY region"}');
 SELECT agentorch.register_tool('sales.by_region', 'sql',

@@ -64,12 +64,41 @@ SELECT agentorch.register_workflow('broken', '{"steps": [
   {"id": "b", "type": "tool", "tool": "database.query", "depends_on": ["a"]}]}');
 SELECT agentorch.register_workflow_yaml('broken', 'steps: [');
 SELECT agentorch.register_workflow('bad name!', '{"steps": [{"id": "a", "type": "tool", "tool": "database.query"}]}');
-SELECT agentorch.register_workflow('other', '{"workflow": {"name": "mismatch", "steps": [{"id": "a", "type": "tool", "tool": "database.query"}]}}');
+-- the definition's own name and version are display text: any Unicode, and
+-- not the registry name (the design notes' example is named in Korean)
+SELECT agentorch.register_workflow('other', '{"workflow": {"name": "데이터 분석 워크플로우", "version": "1.0.0", "steps": [{"id": "a", "type": "tool", "tool": "database.query"}]}}');
+-- nested steps may omit id and type: ids <parent>[n], types inferred
+SELECT * FROM agentorch.validate_workflow(agentorch.yaml_to_jsonb($y$
+workflow:
+  name: "데이터 분석 워크플로우"
+  version: "1.0.0"
+  steps:
+    - id: visualize
+      type: parallel
+      steps:
+        - tool: database.query
+          input: {query: "SELECT 1"}
+        - prompt: "summarise"
+    - id: after
+      type: tool
+      tool: database.query
+      depends_on: [visualize]
+      input: {query: "SELECT 2"}
+$y$));
+SELECT step_id, status, output FROM agentorch.simulate(agentorch.yaml_to_jsonb($y$
+steps:
+  - id: visualize
+    type: parallel
+    steps:
+      - tool: database.query
+        input: {query: "SELECT 1"}
+      - prompt: "summarise"
+$y$), '{}', '{"visualize[1]": "a summary", "database.query": [{"one": 1}]}') ORDER BY step_id;
 SET agentorch.max_definition_size = 1024;
 SELECT agentorch.register_workflow('big', jsonb_build_object('steps', jsonb_build_array(
   jsonb_build_object('id', 'a', 'type', 'tool', 'tool', 'database.query', 'description', repeat('x', 2000)))));
 RESET agentorch.max_definition_size;
-SELECT count(*) AS stored FROM agentorch.workflows WHERE name IN ('broken', 'bad name!', 'other', 'big');
+SELECT count(*) AS stored FROM agentorch.workflows WHERE name IN ('broken', 'bad name!', 'other', 'big');  -- 'other' only
 
 -- agent plans
 SELECT * FROM agentorch.validate_plan('{"goal": "chart sales", "steps": [

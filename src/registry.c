@@ -101,15 +101,14 @@ store_workflow(const char *name, Jsonb *definition, json_object *normalized)
 	bool		isnull;
 	int			version;
 
+	/*
+	 * The registry name is this argument; the definition's own "name" (and
+	 * "version") are display text in any language (the design notes'
+	 * example is named "데이터 분석 워크플로우").
+	 */
 	check_name(name, "workflow", ".-", 63);
-	if (json_object_object_get_ex(body, "name", &inner_name) &&
-		strcmp(json_object_get_string(inner_name), name) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("workflow name \"%s\" does not match the definition's name \"%s\"",
-						name, json_object_get_string(inner_name)),
-				 errhint("Register it under \"%s\" or change the name inside the definition.",
-						 json_object_get_string(inner_name))));
+	(void) inner_name;
+	(void) body;
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = JsonbPGetDatum(definition);

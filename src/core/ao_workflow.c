@@ -50,9 +50,41 @@ static const char *const not_templated[] = {
 #define MSG_SQL_PARAMS "\"params\" must be an array of values bound to $1, $2, ..."
 #define MSG_SQL_MODEL_TOOL "database.query cannot be offered to a model as a tool"
 
-/* Rename "kind" to "type" in every step of a steps array, recursively. */
+/*
+ * Give a nested step (a parallel child, a loop's step) what the design
+ * notes' example leaves out: an id, generated stable as <parent>[<n>]
+ * (0-based), and a type inferred from its members (tool when "tool" is
+ * present, llm when "prompt" or "messages" is).
+ */
 static void
-normalize_steps(json_object *steps)
+complete_nested_step(json_object *step, const char *parent_id, size_t n)
+{
+	if (!json_object_object_get_ex(step, "type", NULL))
+	{
+		if (json_object_object_get_ex(step, "tool", NULL))
+			json_object_object_add(step, "type", json_object_new_string("tool"));
+		else if (json_object_object_get_ex(step, "prompt", NULL) ||
+				 json_object_object_get_ex(step, "messages", NULL))
+			json_object_object_add(step, "type", json_object_new_string("llm"));
+	}
+	if (!json_object_object_get_ex(step, "id", NULL) && parent_id != NULL)
+	{
+		ao_buf		id;
+
+		ao_buf_init(&id);
+		ao_buf_printf(&id, "%s[%zu]", parent_id, n);
+		json_object_object_add(step, "id", json_object_new_string(id.data));
+		ao_buf_free(&id);
+	}
+}
+
+/*
+ * Normalise a steps array, recursively: "kind" becomes "type"; nested
+ * steps (parent_id given: the enclosing step's id) get generated ids and
+ * inferred types (complete_nested_step).
+ */
+static void
+normalize_steps(json_object *steps, const char *parent_id)
 {
 	if (!json_object_is_type(steps, json_type_array))
 		return;
@@ -61,6 +93,8 @@ normalize_steps(json_object *steps)
 		json_object *step = json_object_array_get_idx(steps, i);
 		json_object *kind;
 		json_object *child;
+		json_object *idv;
+		const char *id;
 
 		if (!json_object_is_type(step, json_type_object))
 			continue;
@@ -70,15 +104,19 @@ normalize_steps(json_object *steps)
 			json_object_object_add(step, "type", json_object_get(kind));
 			json_object_object_del(step, "kind");
 		}
+		if (parent_id != NULL)
+			complete_nested_step(step, parent_id, i);
+		id = json_object_object_get_ex(step, "id", &idv) && json_object_is_type(idv, json_type_string)
+			? json_object_get_string(idv) : NULL;
 		if (json_object_object_get_ex(step, "steps", &child))
-			normalize_steps(child);
+			normalize_steps(child, id);
 		if (json_object_object_get_ex(step, "step", &child) &&
 			json_object_is_type(child, json_type_object))
 		{
 			json_object *wrap = json_object_new_array();
 
 			json_object_array_add(wrap, json_object_get(child));
-			normalize_steps(wrap);
+			normalize_steps(wrap, id);
 			json_object_put(wrap);
 		}
 	}
@@ -106,7 +144,7 @@ ao_workflow_normalize(json_object *def, const char **base_path)
 		*base_path = (body != copy) ? "/workflow" : "";
 	if (json_object_is_type(body, json_type_object) &&
 		json_object_object_get_ex(body, "steps", &steps))
-		normalize_steps(steps);
+		normalize_steps(steps, NULL);
 	return copy;
 }
 

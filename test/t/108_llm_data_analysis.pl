@@ -8,6 +8,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Encode ();
 use FindBin;
 use lib $FindBin::Bin;
 use AgentorchLLM;
@@ -30,8 +31,13 @@ is(sql($node, "SELECT agentorch.register_workflow_yaml('data-analysis', \$Y\$$ya
 my $run = sql($node, q{SELECT agentorch.run_workflow('data-analysis')});
 is(wait_status($node, $run), 'succeeded', 'the data-analysis run succeeded');
 is(sql($node, "SELECT string_agg(step_id || '=' || status, ',' ORDER BY step_id) FROM agentorch.steps WHERE run_id = $run"),
-	'analyze=succeeded,create_chart=succeeded,generate_report=succeeded,load_data=succeeded,visualize=succeeded',
-	'every step succeeded');
+	'analyze=succeeded,load_data=succeeded,visualize=succeeded,visualize[0]=succeeded,visualize[1]=succeeded',
+	'every step succeeded (the parallel children, written without ids, are visualize[0] and visualize[1])');
+is(sql($node, "SELECT string_agg(step_id || ':' || kind, ',' ORDER BY step_id) FROM agentorch.steps WHERE run_id = $run AND parent_step_id = 'visualize'"),
+	'visualize[0]:tool,visualize[1]:tool', 'their type is inferred from "tool"');
+is(sql($node, "SELECT definition->'workflow'->>'name' || ' ' || (definition->'workflow'->>'version') FROM agentorch.workflows WHERE name = 'data-analysis'"),
+	Encode::encode_utf8("\x{b370}\x{c774}\x{d130} \x{bd84}\x{c11d} \x{c6cc}\x{d06c}\x{d50c}\x{b85c}\x{c6b0} 1.0.0"),
+	'the display name and version are kept as written');
 
 my $out = jdec(run_field($node, $run, 'output::text'));
 is($out->{visualize}[0]{points}, 4, 'output: visualize[0].points = 4');
