@@ -1,0 +1,36 @@
+-- Robustness of the SQL surface: bounded inputs, exact numbers, clear
+-- errors for what a new user gets wrong. Nothing here may crash, hang or
+-- exhaust memory.
+
+-- a YAML alias bomb: 299 KB that would expand to about 200 MB is refused
+SELECT agentorch.yaml_to_jsonb('a: &a ' || repeat('x', 2000) || E'\nb: [' || rtrim(repeat('*a,', 99000), ',') || ']');
+-- ... while aliases within the limit expand
+SELECT agentorch.yaml_to_jsonb(E'a: &a [1, 2]\nb: *a\nc: *a');
+
+-- JSON Schema numbers are compared exactly (each of these is false)
+SELECT agentorch.is_valid_json('100000000000000000000000', '{"maximum": 1e20}') AS big_over_max,
+       agentorch.is_valid_json('1.5e300', '{"maximum": 1e300}') AS huge_over_max,
+       agentorch.is_valid_json('18446744073709551617', '{"const": 18446744073709551616}') AS const_2_64,
+       agentorch.is_valid_json('1e-400', '{"maximum": 0}') AS tiny_positive;
+SELECT agentorch.is_valid_json('1.0', '{"const": 1}') AS one_is_one,
+       agentorch.is_valid_json('[1, 1.0]', '{"uniqueItems": true}') AS one_twice;
+
+-- validation stays fast where it was quadratic or exponential, and under a
+-- statement_timeout it could not ignore
+SET statement_timeout = '20s';
+SELECT agentorch.is_valid_json(
+         (SELECT jsonb_agg(g) FROM generate_series(1, 30000) g) || '[1]'::jsonb,
+         '{"uniqueItems": true}') AS thirty_thousand_unique;
+SELECT count(*) AS problems FROM agentorch.validate_json(
+         (SELECT jsonb_object_agg(repeat('a', 30) || 'b' || g, g) FROM generate_series(1, 60) g),
+         '{"patternProperties": {"^(a+)+$": {"type": "string"}}}');
+RESET statement_timeout;
+
+-- a misspelt run option or an unknown model is refused at start()
+SELECT agentorch.start('{"prompt": "hi"}', options => '{"modle": "fast"}');
+SELECT agentorch.start('{"prompt": "hi"}', options => '{"model": "no-such-model"}');
+SELECT agentorch.start('{"prompt": "hi", "model": "no-such-model"}');
+SELECT count(*) AS runs_started FROM agentorch.runs WHERE input->>'prompt' = 'hi';
+
+-- an llm step without a prompt says what is missing
+SELECT * FROM agentorch.validate_workflow('{"steps": [{"id": "a", "type": "llm"}]}');
