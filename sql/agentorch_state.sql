@@ -225,8 +225,10 @@ $$;
 -- Materialization
 -------------------------------------------------------------------------------
 
--- The definition of a tool as the run pinned it when it started (runs of
--- 0.1.0, which pinned nothing, read the live definition).
+-- The definition of a tool as the run pinned it when it started (start()
+-- checked the owner may use it); NULL for a tool the run did not pin, which
+-- the run therefore cannot use -- never the live definition, which its
+-- owner may have replaced since.
 CREATE FUNCTION agentorch._tool(p_run bigint, p_name text) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -238,9 +240,6 @@ BEGIN
         RETURN NULL;
     END IF;
     SELECT r.tools OPERATOR(pg_catalog.->) p_name INTO v FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) p_run;
-    IF v IS NULL THEN
-        SELECT pg_catalog.to_jsonb(t) INTO v FROM agentorch.tools t WHERE t.name OPERATOR(pg_catalog.=) p_name;
-    END IF;
     RETURN v;
 END
 $$;

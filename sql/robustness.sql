@@ -34,3 +34,16 @@ SELECT count(*) AS runs_started FROM agentorch.runs WHERE input->>'prompt' = 'hi
 
 -- an llm step without a prompt says what is missing
 SELECT * FROM agentorch.validate_workflow('{"steps": [{"id": "a", "type": "llm"}]}');
+
+-- a simple run's input is checked as its llm step is: no shape the
+-- executor does not expect gets through (these used to crash it)
+SELECT agentorch.register_model('robust-m', 'openai', '{"base_url": "http://127.0.0.1:9/v1", "model": "m"}');
+SELECT agentorch.start('{"prompt": "x", "model": "robust-m", "tools": "zzz"}');
+SELECT agentorch.start('{"prompt": "x", "model": "robust-m", "tools": [null]}');
+SELECT agentorch.start('{"prompt": "x", "model": "robust-m", "tools": [123]}');
+SELECT agentorch.start('{"prompt": "x", "model": "robust-m", "tools": ["database.query"]}');
+SELECT agentorch.start('{"prompt": 5, "messages": "hi"}');
+SELECT agentorch.start('{"prompt": "x"}', options => '{"model": "robust-m", "tools": [1]}');
+SELECT agentorch.start('{"prompt": "x"}', options => '{"model": "robust-m", "parent_id": 1}');
+SELECT count(*) AS runs_started FROM agentorch.runs WHERE input->>'model' = 'robust-m' OR options->>'model' = 'robust-m';
+DELETE FROM agentorch.models WHERE name = 'robust-m';

@@ -36,6 +36,7 @@ double		ao_notify_queue_limit = 0.5;
 int			ao_max_iterations_per_run = 10000;
 int			ao_batch_time_limit_ms = 500;
 int			ao_log_level = LOG;
+int			ao_max_step_timeout_ms = 3600000;
 
 /* Values of agentorch.log_level. */
 static const struct config_enum_entry log_level_options[] = {
@@ -182,6 +183,11 @@ _PG_init(void)
 	DefineCustomEnumVariable("agentorch.log_level",
 							 "Level at which executors log their start and stop, quarantined steps and step failures (debug, log, warning, off).",
 							 NULL, &ao_log_level, LOG, log_level_options, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.max_step_timeout",
+							"Longest timeout a step, tool policy or agentorch.step_timeout may give a step.",
+							"Bounds how long one role's step can hold an executor or a request.",
+							&ao_max_step_timeout_ms, 3600000, 1000, INT_MAX, PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("agentorch.max_iterations_per_run",
 							"Most loop iterations one run may create, over all its loops.",
 							"A loop that would go past it fails (54000).",

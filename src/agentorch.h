@@ -64,6 +64,10 @@ extern double ao_notify_queue_limit;
 extern int	ao_max_iterations_per_run;
 extern int	ao_batch_time_limit_ms;
 extern int	ao_log_level;
+extern int	ao_max_step_timeout_ms;
+
+/* A step's timeout in ms, capped at agentorch.max_step_timeout. */
+#define AO_CAP_STEP_TIMEOUT(ms) ((long) Min((double) (ms), (double) ao_max_step_timeout_ms))
 
 /*
  * Log an executor event (start, stop, quarantine, step failure) at
@@ -190,7 +194,7 @@ extern AoTool *ao_lookup_tool(int64 run, const char *name);
 extern Jsonb *ao_run_tool_as_owner(AoTool *t, Jsonb *input, MemoryContext into);
 
 /* executor (executor.c) */
-extern void ao_executor_startup(int index);
+extern void ao_executor_startup(int index, bool after_crash);
 extern int	ao_process_ready_steps(int max, Oid only_role, List **runs);
 extern List *ao_run_list_add(List *list, int64 run);
 extern void ao_notify_runs(List *runs);

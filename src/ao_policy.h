@@ -36,7 +36,7 @@ extern Size ao_policy_shmem_size(void);
 extern void ao_policy_shmem_init(LWLock *lock);
 extern AoDecision ao_policy_acquire(const char *name, const AoLimits *lim,
 									double expected_tokens, long *wait_ms);
-extern void ao_policy_release(const char *name, const AoLimits *lim, bool success,
+extern void ao_policy_release(const char *name, const AoLimits *lim, int outcome,
 							  double tokens_used);
 extern bool ao_policy_is_open(const char *name);
 extern void ao_policy_metrics(Tuplestorestate *ts, TupleDesc desc);

@@ -136,6 +136,57 @@ check_model_name(json_object *v, const char *what)
 				 errhint("See SELECT name FROM agentorch.models; a superuser registers models with agentorch.register_model().")));
 }
 
+/*
+ * A simple run's input becomes one llm step: check that step as a workflow
+ * step is checked (the same schema -- prompt and system strings, messages
+ * objects, tools an array of tool names -- database.query never offered
+ * to a model, tools the caller may use), so that no input can reach the
+ * executor in a shape it does not expect. ERRORs 22023 (42501 for a tool
+ * not granted) with the problems, their paths relative to the input.
+ */
+static void
+check_simple_input(json_object *in)
+{
+	static const char *const step_keys[] = {
+		"prompt", "system", "messages", "model", "response_schema", "tools", NULL
+	};
+	json_object *step = ao_json_own(json_object_new_object());
+	json_object *def = ao_json_own(json_object_new_object());
+	json_object *steps = json_object_new_array();
+	ao_problems *p;
+	ao_problems *relative;
+
+	json_object_object_add(step, "id", json_object_new_string("main"));
+	json_object_object_add(step, "type", json_object_new_string("llm"));
+	for (const char *const *k = step_keys; *k; k++)
+	{
+		json_object *v;
+
+		if (json_object_object_get_ex(in, *k, &v))
+			json_object_object_add(step, *k, json_object_get(v));
+	}
+	json_object_array_add(steps, json_object_get(step));
+	json_object_object_add(def, "steps", steps);
+	p = ao_workflow_problems(ao_jsonb_from_json(def), NULL);
+	if (p->n == 0)
+		return;
+	relative = ao_problems_new();
+	for (size_t i = 0; i < p->n; i++)
+	{
+		const char *path = p->paths[i];
+
+		if (strncmp(path, "/steps/0", 8) == 0)
+			path += 8;
+		if (strncmp(p->messages[i], AO_TOOL_DENIED_PREFIX, strlen(AO_TOOL_DENIED_PREFIX)) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s (at input%s)", p->messages[i], path),
+					 errhint("The tool's owner can allow it with agentorch.grant_tool().")));
+		ao_problems_add(relative, *path ? path : "/", p->messages[i]);
+	}
+	ao_problems_raise(relative, ERRCODE_INVALID_PARAMETER_VALUE, "invalid input of a simple run");
+}
+
 /* Check run options whose errors would otherwise surface as cryptic casts. */
 static void
 check_options(json_object *options)
@@ -150,7 +201,7 @@ check_options(json_object *options)
 		/* a misspelt option would otherwise be ignored silently */
 		static const char *const known[] = {
 			"model", "priority", "timeout", "idempotency_key", "version", "metadata",
-			"traceparent", "tools", "max_replans", "parent_id", NULL
+			"traceparent", "tools", "max_replans", NULL
 		};
 
 		json_object_object_foreach(options, key, val)
@@ -170,6 +221,17 @@ check_options(json_object *options)
 	}
 	if (json_object_object_get_ex(options, "model", &v))
 		check_model_name(v, "option \"model\"");
+	if (json_object_object_get_ex(options, "tools", &v))
+	{
+		bool		ok = json_object_is_type(v, json_type_array);
+
+		for (size_t i = 0; ok && i < json_object_array_length(v); i++)
+			ok = json_object_is_type(json_object_array_get_idx(v, i), json_type_string);
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"tools\" must be an array of tool names")));
+	}
 	if (json_object_object_get_ex(options, "priority", &v) && !json_object_is_type(v, json_type_int))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -319,6 +381,7 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a simple run needs an input with \"prompt\" or \"messages\""),
 				 errhint("For example agentorch.start('{\"prompt\": \"Hello\"}').")));
+	check_simple_input(in);
 	{
 		json_object *model;
 

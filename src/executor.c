@@ -104,7 +104,7 @@ max_locked_run(void)
  * Crash-loop protection. A transactional step runs inside the transaction
  * that completes it, so if it crashes the server, nothing of the attempt
  * is committed and the restarted executor would run it again, forever.
- * So after every start an executor is "careful" for its first
+ * So after a start that follows a crash (or the server's start) an executor is "careful" for its first
  * AO_CAREFUL_STEPS steps: it commits crashes = crashes + 1 on a step before running it
  * (completion resets it), and a step with AO_MAX_CRASHES recorded crashes
  * fails instead of running again.
@@ -145,10 +145,11 @@ typedef struct Outcome
 
 /* Remember which executor this is (used as steps.worker). */
 void
-ao_executor_startup(int index)
+ao_executor_startup(int index, bool after_crash)
 {
 	executor_id = MyProcPid;	/* steps.worker: the pid holding a step */
-	careful_left = AO_CAREFUL_STEPS;
+	/* the executor before this one stopped normally (SIGTERM, DROP ...): no crash to count */
+	careful_left = after_crash ? AO_CAREFUL_STEPS : 0;
 }
 
 /*-------------------------------------------------------------------------
@@ -389,7 +390,7 @@ step_timeout_ms(json_object *spec, json_object *policy)
 		ms = ao_duration_ms(t);
 	if (ms < 0)
 		ms = ao_step_timeout_ms > 0 ? ao_step_timeout_ms : AO_DEFAULT_STEP_TIMEOUT_MS;
-	return ms > INT_MAX ? INT_MAX : (int) ms;
+	return (int) AO_CAP_STEP_TIMEOUT(ms);
 }
 
 /*

@@ -415,8 +415,22 @@ add_tools(LlmState *st, json_object *spec)
 	json_object *names;
 	json_object *tools;
 
-	if (!json_object_object_get_ex(spec, "tools", &names) || json_object_array_length(names) == 0)
+	if (!json_object_object_get_ex(spec, "tools", &names))
 		return true;
+	/* start() and validation check this shape; a step must never trust it */
+	if (!json_object_is_type(names, json_type_array))
+	{
+		ao_net_step_fail(st->step, "22023", "\"tools\" of an llm step must be an array of tool names", NULL);
+		return false;
+	}
+	if (json_object_array_length(names) == 0)
+		return true;
+	for (size_t i = 0; i < json_object_array_length(names); i++)
+		if (!json_object_is_type(json_object_array_get_idx(names, i), json_type_string))
+		{
+			ao_net_step_fail(st->step, "22023", "\"tools\" of an llm step must be an array of tool names", NULL);
+			return false;
+		}
 	tools = json_object_new_array();
 	for (size_t i = 0; i < json_object_array_length(names); i++)
 	{
@@ -652,6 +666,7 @@ llm_prepare(void *step, Jsonb *input, Jsonb *context)
 		return false;
 	r->total_timeout_ms = json_object_object_get_ex(spec, "timeout", &v) ? (long) ao_duration_ms(v)
 		: (ao_step_timeout_ms > 0 ? ao_step_timeout_ms : 300000);
+	r->total_timeout_ms = AO_CAP_STEP_TIMEOUT(r->total_timeout_ms);
 	r->idle_timeout_ms = 60000;
 	return prepare_request(st);
 }

@@ -41,7 +41,7 @@
 typedef struct AoTarget
 {
 	Oid			dboid;
-	char		name[128];		/* "model:fast", "tool:weather" */
+	char		name[256];		/* "model:fast", "tool:weather" (tool names have at most 200 bytes) */
 	int			consecutive_failures;
 	TimestampTz open_until;		/* 0 = closed */
 	bool		probing;		/* half-open probe in flight */
@@ -93,7 +93,36 @@ target(const char *name, const AoLimits *lim)
 		if (policy->targets[i].dboid == MyDatabaseId && strcmp(policy->targets[i].name, name) == 0)
 			return &policy->targets[i];
 	if (policy->ntargets == AO_MAX_TARGETS)
-		return NULL;
+	{
+		/*
+		 * Full (many tools, many databases): reuse the idle target refilled
+		 * longest ago -- nothing in flight, breaker closed -- so new targets
+		 * still get their limits; with none idle, the caller defers.
+		 */
+		int			victim = -1;
+
+		for (int i = 0; i < policy->ntargets; i++)
+		{
+			AoTarget   *c = &policy->targets[i];
+
+			if (c->in_flight == 0 && c->open_until == 0 && !c->probing &&
+				(victim < 0 || c->refilled_at < policy->targets[victim].refilled_at))
+				victim = i;
+		}
+		if (victim < 0)
+			return NULL;
+		{
+			AoTarget   *t = &policy->targets[victim];
+
+			memset(t, 0, sizeof(*t));
+			t->dboid = MyDatabaseId;
+			strlcpy(t->name, name, sizeof(t->name));
+			t->rpm_tokens = lim->rpm > 0 ? Max(1.0, lim->rpm / 60.0) : 0;
+			t->tpm_tokens = lim->tpm > 0 ? lim->tpm : 0;
+			t->refilled_at = GetCurrentTimestamp();
+			return t;
+		}
+	}
 	{
 		AoTarget   *t = &policy->targets[policy->ntargets++];
 
@@ -217,8 +246,10 @@ ao_policy_acquire(const char *name, const AoLimits *lim, double expected_tokens,
 	t = target(name, lim);
 	if (t == NULL)
 	{
+		/* every target is busy: wait, rather than run without limits */
 		LWLockRelease(policy->lock);
-		return AO_ALLOW;
+		*wait_ms = 1000;
+		return AO_DEFER;
 	}
 	refill(t, lim, now);
 	if (t->open_until != 0)
@@ -267,12 +298,17 @@ ao_policy_acquire(const char *name, const AoLimits *lim, double expected_tokens,
 }
 
 /*
- * A request that was allowed finished: success closes the breaker,
- * failure counts toward opening it; tokens used come off the tpm bucket.
+ * A request that was allowed finished: outcome 1 (success) closes the
+ * breaker, 0 (a failure of the target: transport, 429, 5xx) counts toward
+ * opening it, -1 (neutral: the client's own timeout, which a role could
+ * set to a few milliseconds to trip a breaker every role shares) does
+ * neither; tokens used come off the tpm bucket.
  */
 void
-ao_policy_release(const char *name, const AoLimits *lim, bool success, double tokens_used)
+ao_policy_release(const char *name, const AoLimits *lim, int outcome, double tokens_used)
 {
+	bool		success = outcome > 0;
+
 	AoTarget   *t;
 
 	if (policy == NULL)
@@ -286,7 +322,9 @@ ao_policy_release(const char *name, const AoLimits *lim, bool success, double to
 			t->in_flight--;
 		if (lim->tpm > 0 && tokens_used > 0)
 			t->tpm_tokens -= tokens_used;
-		if (success)
+		if (outcome < 0)
+			t->probing = false;		/* the next request probes again */
+		else if (success)
 		{
 			t->consecutive_failures = 0;
 			t->open_until = 0;

@@ -371,7 +371,21 @@ check_tool_spec(const char *name, const char *kind, json_object *spec, const cha
 			}
 		}
 		if (json_object_object_get_ex(spec, "headers_env", &headers))
+		{
+			/*
+			 * Naming a server credential is an administrator's act, as
+			 * registering a model is: a role that could attach any *_TOKEN
+			 * of the server to requests of its own could act with the
+			 * administrator's credentials or send them to another allowed
+			 * host. Other roles use such a tool once granted it.
+			 */
+			if (!superuser())
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("only superusers may register tools that send server credentials (headers_env)"),
+						 errhint("A superuser registers the tool and grants it with agentorch.grant_tool().")));
 			ao_check_headers_env(headers, psprintf("http tool \"%s\"", name));
+		}
 	}
 	else
 		ereport(ERROR,

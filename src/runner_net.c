@@ -328,6 +328,7 @@ http_prepare(void *step, Jsonb *input, Jsonb *context)
 		s->req.total_timeout_ms = (long) ao_duration_ms(json_object_object_get(t->policy, "timeout"));
 	else
 		s->req.total_timeout_ms = ao_step_timeout_ms > 0 ? ao_step_timeout_ms : 60000;
+	s->req.total_timeout_ms = AO_CAP_STEP_TIMEOUT(s->req.total_timeout_ms);
 	return true;
 }
 
@@ -881,7 +882,8 @@ ao_net_inline_free(void *step)
 
 	if (s->policy_acquired)
 	{
-		ao_policy_release(s->policy_name, &s->limits, s->ok || !s->retryable, 0);
+		ao_policy_release(s->policy_name, &s->limits,
+						  (s->ok || !s->retryable) ? 1 : s->req.result == CURLE_OPERATION_TIMEDOUT ? -1 : 0, 0);
 		s->policy_acquired = false;
 	}
 	ao_net_release(&s->req);
@@ -1132,8 +1134,14 @@ ao_net_steps_settle(dlist_head *done)
 				if (json_object_object_get_ex(u, "completion_tokens", &v))
 					tokens += json_object_get_double(v);
 			}
-			/* only failures of the target (transport, 429, 5xx) count against its breaker */
-			ao_policy_release(s->policy_name, &s->limits, s->ok || !s->retryable, tokens);
+			/*
+			 * only failures of the target (transport, 429, 5xx) count against
+			 * its breaker; the step's own timeout (which its role chose) is
+			 * neutral
+			 */
+			ao_policy_release(s->policy_name, &s->limits,
+							  (s->ok || !s->retryable) ? 1 : s->req.result == CURLE_OPERATION_TIMEDOUT ? -1 : 0,
+							  tokens);
 			s->policy_acquired = false;
 		}
 		ao_net_release(&s->req);

@@ -34,6 +34,8 @@
  *-------------------------------------------------------------------------
  */
 #include "agentorch.h"
+#include "utils/acl.h"
+#include "utils/syscache.h"
 #include "utils/resowner.h"
 #include "catalog/namespace.h"
 
@@ -92,6 +94,7 @@ typedef struct AoDbSlot
 	Latch	   *latches[AO_MAX_EXECUTORS];
 	pg_atomic_uint64 current_runs[AO_MAX_EXECUTORS];	/* run of the step being executed, 0 = none */
 	pg_atomic_uint64 cancel_runs[AO_MAX_EXECUTORS];	/* run whose cancel() interrupted it */
+	bool		clean_exit[AO_MAX_EXECUTORS];	/* the last executor here exited normally */
 } AoDbSlot;
 
 typedef struct AoShared
@@ -125,7 +128,45 @@ static bool launcher_wake_pending = false;
 static bool cancel_pending = false;
 static bool xact_callback_registered = false;
 static Oid	unpause_at_xact_end = InvalidOid;	/* a DROP EXTENSION's database */
+static SubTransactionId unpause_subxid = InvalidSubTransactionId;	/* where it ran */
 static void unpause_database(Oid dboid);
+
+/* Is this database a template (datistemplate)? */
+static bool
+database_is_template(Oid dboid)
+{
+	HeapTuple	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+	bool		result = false;
+
+	if (HeapTupleIsValid(tup))
+	{
+		result = ((Form_pg_database) GETSTRUCT(tup))->datistemplate;
+		ReleaseSysCache(tup);
+	}
+	return result;
+}
+
+/*
+ * Subtransaction callback: a DROP EXTENSION undone by ROLLBACK TO (or an
+ * exception block) lets the executors run again at once; a released
+ * savepoint hands the DROP to its parent.
+ */
+static void
+ao_subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid, void *arg)
+{
+	if (!OidIsValid(unpause_at_xact_end) || mySubid != unpause_subxid)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		Oid			dboid = unpause_at_xact_end;
+
+		unpause_at_xact_end = InvalidOid;
+		unpause_subxid = InvalidSubTransactionId;
+		unpause_database(dboid);
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		unpause_subxid = parentSubid;
+}
 
 /* executor identity */
 static int	my_executor_index = -1;
@@ -260,6 +301,7 @@ ensure_xact_callback(void)
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(ao_xact_callback, NULL);
+		RegisterSubXactCallback(ao_subxact_callback, NULL);
 		xact_callback_registered = true;
 	}
 }
@@ -493,6 +535,11 @@ ao_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 			if (strcmp(strVal(lfirst(lc)), "agentorch") == 0)
 				drops_extension = true;
 	}
+	/* only for a caller who may drop it: others get PostgreSQL's error, and nothing stops */
+	if (drops_extension &&
+		!(OidIsValid(get_extension_oid("agentorch", true)) &&
+		  pg_extension_ownercheck(get_extension_oid("agentorch", true), GetUserId())))
+		drops_extension = false;
 	if (drops_extension && OidIsValid(MyDatabaseId))
 	{
 		/*
@@ -504,6 +551,7 @@ ao_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 		stop_database_executors(MyDatabaseId, 300);
 		ensure_xact_callback();
 		unpause_at_xact_end = MyDatabaseId;
+		unpause_subxid = GetCurrentSubTransactionId();
 	}
 
 	if (ao_shared != NULL)
@@ -531,8 +579,26 @@ ao_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 		}
 		if (dbname)
 		{
-			paused = get_database_oid(dbname, true);
-			stop_database_executors(paused, 60);
+			Oid			dboid = get_database_oid(dbname, true);
+			bool		allowed;
+
+			/*
+			 * Stop the executors only for a caller the statement would
+			 * allow (PostgreSQL checks after this hook): the owner of the
+			 * database to drop or rename, a role that may create databases
+			 * from this template. Anyone else gets PostgreSQL's error and
+			 * stops nothing.
+			 */
+			if (IsA(parsetree, CreatedbStmt))
+				allowed = OidIsValid(dboid) && have_createdb_privilege() &&
+					(database_is_template(dboid) || pg_database_ownercheck(dboid, GetUserId()));
+			else
+				allowed = OidIsValid(dboid) && pg_database_ownercheck(dboid, GetUserId());
+			if (allowed)
+			{
+				paused = dboid;
+				stop_database_executors(paused, 60);
+			}
 		}
 	}
 
@@ -833,6 +899,10 @@ executor_detach(int code, Datum arg)
 	if (my_slot < 0)
 		return;
 	ao_log("agentorch: executor %d of database %u stopped", my_executor_index, MyDatabaseId);
+	/* an exit that runs this callback is not a crash: the next one need not be careful */
+	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
+	ao_shared->dbs[my_slot].clean_exit[my_executor_index] = true;
+	LWLockRelease(ao_shared->lock);
 	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
 	if (ao_shared->dbs[my_slot].pids[my_executor_index] == MyProcPid)
 	{
@@ -1008,7 +1078,15 @@ ao_executor_main(Datum arg)
 			(void) setrlimit(RLIMIT_NOFILE, &rl);
 		}
 	}
-	ao_executor_startup(my_executor_index);
+	{
+		bool		clean;
+
+		LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
+		clean = ao_shared->dbs[my_slot].clean_exit[my_executor_index];
+		ao_shared->dbs[my_slot].clean_exit[my_executor_index] = false;
+		LWLockRelease(ao_shared->lock);
+		ao_executor_startup(my_executor_index, !clean);
+	}
 
 	for (;;)
 	{

@@ -488,14 +488,34 @@ refused('alice', q{SELECT agentorch.register_tool('t.http_literal', 'http', '{"m
 	'22023', 'credentials: an http tool with a literal Authorization header is refused');
 refused('alice', q{SELECT agentorch.register_tool('t.http_literal2', 'http', '{"method": "POST", "url": "https://api.example.com/bill", "headers": {"X-Api-Key": "abc123def456ghi789jkl"}}')},
 	'22023', 'credentials: an http tool with a literal X-Api-Key header is refused');
-is_ok('alice', q{SELECT agentorch.register_tool('t.http_env', 'http', '{"method": "POST", "url": "https://api.example.com/bill", "headers": {"Content-Type": "application/json"}, "headers_env": {"Authorization": {"env": "BILLING_TOKEN", "prefix": "Bearer "}}}')},
-	'credentials: headers_env naming BILLING_TOKEN is accepted');
-refused('alice', q{SELECT agentorch.register_tool('t.http_path', 'http', '{"method": "POST", "url": "https://api.example.com/bill", "headers_env": {"Authorization": {"env": "PATH"}}}')},
+refused('alice', q{SELECT agentorch.register_tool('t.http_env_alice', 'http', '{"method": "POST", "url": "https://api.example.com/bill", "headers_env": {"Authorization": {"env": "BILLING_TOKEN", "prefix": "Bearer "}}}')},
+	'42501', 'credentials: an ordinary role may not attach server credentials to a tool of its own');
+is_ok(undef, q{SELECT agentorch.register_tool('t.http_env', 'http', '{"method": "POST", "url": "https://api.example.com/bill", "headers": {"Content-Type": "application/json"}, "headers_env": {"Authorization": {"env": "BILLING_TOKEN", "prefix": "Bearer "}}}')},
+	'credentials: headers_env naming BILLING_TOKEN is accepted from a superuser');
+refused(undef, q{SELECT agentorch.register_tool('t.http_path', 'http', '{"method": "POST", "url": "https://api.example.com/bill", "headers_env": {"Authorization": {"env": "PATH"}}}')},
 	'42501', 'credentials: headers_env naming PATH is refused (agentorch.tool_env_pattern)');
-refused('alice', q{SELECT agentorch.register_tool('t.http_key', 'http', '{"method": "POST", "url": "https://api.example.com/bill", "headers_env": {"Authorization": {"env": "TEST_API_KEY"}}}')},
+refused(undef, q{SELECT agentorch.register_tool('t.http_key', 'http', '{"method": "POST", "url": "https://api.example.com/bill", "headers_env": {"Authorization": {"env": "TEST_API_KEY"}}}')},
 	'42501', 'credentials: headers_env naming a model key variable is refused');
 unlike(sql($node, q{SELECT coalesce(string_agg(spec::text, ' '), '') FROM agentorch.tools}), qr/\Q$TOKEN\E|TOKENMARK|sk-abc123/,
 	'credentials: no tool spec holds a credential');
+
+# end to end: the credential is sent from the server's environment, and an
+# answer that echoes it (the echo server puts it in its error body) keeps it
+# out of the run's error; alice uses the tool once the superuser grants it
+sql($node, "ALTER SYSTEM SET agentorch.http_allowed_hosts = '127.0.0.1'");
+sql($node, 'SELECT pg_reload_conf()');
+is_ok(undef, qq{SELECT agentorch.register_tool('t.http_echo', 'http', '{"method": "POST", "url": "$ECHO_URL/bill", "headers_env": {"Authorization": {"env": "BILLING_TOKEN", "prefix": "Bearer "}}}')},
+	'credentials: a superuser registers an http tool with headers_env');
+is_ok(undef, q{SELECT agentorch.grant_tool('t.http_echo', 'alice')}, 'credentials: and grants it to alice');
+is_ok('alice', q{SELECT agentorch.register_workflow('bill', '{"steps": [{"id": "b", "type": "tool", "tool": "t.http_echo", "retry": {"max_attempts": 1}, "input": {"amount": 5}}]}')},
+	'credentials: alice registers a workflow using it');
+my $bill = q_as('alice', q{SELECT agentorch.run_workflow('bill')})->{out};
+is(settle($bill), 'failed', 'credentials: the echo server refused the bill (401, as it always does)');
+my $bill_err = run_field($node, $bill || 0, 'error::text') // '';
+unlike($bill_err, qr/\Q$TOKEN\E|TOKENMARK/, 'credentials: the echoed token is not in the run\'s error');
+like($bill_err, qr/\[REDACTED\]/, 'credentials: it was replaced by [REDACTED]');
+ok((grep { $_->{path} eq '/bill' && $_->{had_key} } @{ jdec(HTTP::Tiny->new->get("$ECHO_URL/requests")->{content})->{requests} }),
+	'credentials: the request carried the token from the server environment');
 
 # the owner drops the tool
 is_ok('alice', q{SELECT agentorch.drop_tool('t.a')}, 'tools: alice drops t.a');

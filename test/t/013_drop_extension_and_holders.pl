@@ -41,6 +41,17 @@ ok($node->poll_query_until('postgres',
 		"SELECT count(*) >= 2 FROM agentorch.chunks c JOIN agentorch.runs r ON r.id = c.run_id WHERE c.kind = 'token'"),
 	'tokens are streaming');
 
+# a role that may not drop the extension (or the database) stops nothing
+sql($node, 'CREATE ROLE bob LOGIN');
+my @before = ao_executor_pids($node, 'postgres');
+my ($bout, $berr) = ('', '');
+isnt($node->psql('postgres', 'DROP EXTENSION agentorch', stdout => \$bout, stderr => \$berr,
+		extra_params => [ '-U', 'bob' ]), 0, 'DROP EXTENSION by a role that does not own it fails');
+like($berr, qr/must be owner of extension agentorch/, "with PostgreSQL's own error");
+isnt($node->psql('template1', 'DROP DATABASE postgres', stdout => \$bout, stderr => \$berr,
+		extra_params => [ '-U', 'bob' ]), 0, 'DROP DATABASE by a role that does not own it fails');
+is(join(' ', ao_executor_pids($node, 'postgres')), join(' ', @before), 'and the executors were not touched');
+
 my ($out, $err) = ('', '');
 my $t0 = time();
 my $rc = $node->psql('postgres', 'DROP EXTENSION agentorch', stdout => \$out, stderr => \$err);
