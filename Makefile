@@ -10,16 +10,30 @@ MODULE_big  = agentorch
 OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c src/core/*.c))
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(wildcard sql/$(EXTENSION)--*--*.sql)
-EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql build
+EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql build tmp_check_regress tmp_check_isolation output_iso
 
 PKGS        = libcurl json-c yaml-0.1 libpcre2-8
 PG_CPPFLAGS = -Isrc -Isrc/core $(shell pkg-config --cflags $(PKGS))
 SHLIB_LINK  = $(shell pkg-config --libs $(PKGS))
 PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(AO_CFLAGS)
 
+# Tests under PGXS: `make installcheck` (as a non-root user: initdb refuses
+# root; scripts/test.sh runs every suite as the postgres user) runs
+# pg_regress, pg_isolation_regress and the TAP tests, each on throwaway
+# clusters with agentorch preloaded (--temp-instance), not on a running
+# server: the extension needs shared_preload_libraries.
+REGRESS        = $(shell grep -vE '^[[:space:]]*(\#|$$)' test/regress_schedule)
+REGRESS_OPTS   = --temp-instance=tmp_check_regress --temp-config=test/agentorch-test.conf
+ISOLATION      = $(basename $(notdir $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test/isolation --temp-instance=tmp_check_isolation \
+                 --temp-config=test/agentorch-isolation.conf --load-extension=agentorch
+TAP_TESTS      = 1
+PROVE_TESTS    = test/t/*.pl
+
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+PROVE_FLAGS += -I test/t
 
 # The install script: the editable sources (data model, state layer, run
 # API) plus the JSON Schema documents of

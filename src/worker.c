@@ -94,7 +94,7 @@ typedef struct AoDbSlot
 	Latch	   *latches[AO_MAX_EXECUTORS];
 	pg_atomic_uint64 current_runs[AO_MAX_EXECUTORS];	/* run of the step being executed, 0 = none */
 	pg_atomic_uint64 cancel_runs[AO_MAX_EXECUTORS];	/* run whose cancel() interrupted it */
-	bool		clean_exit[AO_MAX_EXECUTORS];	/* the last executor here exited normally */
+	bool		clean_exit[AO_MAX_EXECUTORS];	/* the last executor here was stopped on purpose */
 } AoDbSlot;
 
 typedef struct AoShared
@@ -442,7 +442,11 @@ stop_database_executors(Oid dboid, int pause_seconds)
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), pause_seconds * 1000);
 		for (int i = 0; i < AO_MAX_EXECUTORS; i++)
 			if (ao_shared->dbs[s].pids[i] != 0)
+			{
+				/* stopped on purpose: its successor need not count a crash */
+				ao_shared->dbs[s].clean_exit[i] = true;
 				kill(ao_shared->dbs[s].pids[i], SIGTERM);
+			}
 	}
 	LWLockRelease(ao_shared->lock);
 	if (s < 0)
@@ -899,10 +903,6 @@ executor_detach(int code, Datum arg)
 	if (my_slot < 0)
 		return;
 	ao_log("agentorch: executor %d of database %u stopped", my_executor_index, MyDatabaseId);
-	/* an exit that runs this callback is not a crash: the next one need not be careful */
-	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
-	ao_shared->dbs[my_slot].clean_exit[my_executor_index] = true;
-	LWLockRelease(ao_shared->lock);
 	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
 	if (ao_shared->dbs[my_slot].pids[my_executor_index] == MyProcPid)
 	{

@@ -6,7 +6,8 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $samples = $ENV{AO_SAMPLES} or die "AO_SAMPLES is not set";
+use FindBin;
+my $samples = $ENV{AO_SAMPLES} || "$FindBin::Bin/../../samples";
 
 my $node = PostgreSQL::Test::Cluster->new('defs');
 $node->init;
