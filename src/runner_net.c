@@ -526,9 +526,9 @@ int
 ao_net_steps_claim(void)
 {
 	int			capacity = ao_max_requests - nrunning;
-	List	   *claimed = NIL;
+	List	   *volatile claimed = NIL;
 	ListCell   *lc;
-	List	   *runs = NIL;
+	List	   *volatile runs = NIL;
 
 	MemoryContext caller = CurrentMemoryContext;
 
@@ -614,7 +614,7 @@ ao_net_steps_claim(void)
 		Oid			types[4] = {INT8OID, TEXTOID, INT4OID, INT4OID};
 		Datum		values[4];
 		Jsonb	   *context;
-		Jsonb	   *input;
+		Jsonb	   *volatile input;
 		MemoryContext old;
 
 		values[0] = Int64GetDatum(s->run_id);
@@ -626,15 +626,55 @@ ao_net_steps_claim(void)
 			spi_run("SELECT agentorch._finish_step($1, $2, 'cancelled')", 2, types, values, NULL);
 			continue;
 		}
-		old = MemoryContextSwitchTo(s->cxt);
-		context = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum((char *) s->state)));
-		s->state = NULL;
-		input = json_object_object_get(s->spec, "input")
-			? ao_render_jsonb(ao_jsonb_from_json(json_object_object_get(s->spec, "input")), context)
-			: DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-		if (s->kind->prepare(s, input, context))
-			s->req.arg = s;
-		MemoryContextSwitchTo(old);
+		/*
+		 * Rendering and preparing the request happen in a subtransaction of
+		 * the step's own: whatever fails there (a template, a value nested
+		 * too deep, a model spec) is this step's failure, recorded when it
+		 * settles -- never the claim transaction's, which would halt every
+		 * network step of the database, again on every claim.
+		 */
+		{
+			MemoryContext claimcxt = CurrentMemoryContext;
+			ResourceOwner owner = CurrentResourceOwner;
+			char	   *context_text = (char *) s->state;
+
+			s->state = NULL;
+			input = NULL;
+			BeginInternalSubTransaction(NULL);
+			PG_TRY();
+			{
+				old = MemoryContextSwitchTo(s->cxt);
+				context = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(context_text)));
+				input = json_object_object_get(s->spec, "input")
+					? ao_render_jsonb(ao_jsonb_from_json(json_object_object_get(s->spec, "input")), context)
+					: DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+				if (s->kind->prepare(s, input, context))
+					s->req.arg = s;
+				MemoryContextSwitchTo(old);
+				ReleaseCurrentSubTransaction();
+			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+
+				MemoryContextSwitchTo(claimcxt);
+				edata = CopyErrorData();
+				FlushErrorState();
+				RollbackAndReleaseCurrentSubTransaction();
+				if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+					ReThrowError(edata);
+				s->deferred = false;
+				ao_net_step_fail(s, unpack_sql_state(edata->sqlerrcode),
+								 psprintf("could not prepare the request: %s", edata->message), edata->detail);
+				FreeErrorData(edata);
+				input = NULL;
+			}
+			PG_END_TRY();
+			MemoryContextSwitchTo(claimcxt);
+			CurrentResourceOwner = owner;
+			if (input == NULL)
+				input = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+		}
 		if (s->deferred)
 		{
 			/* not started: stays ready, due again later; no attempt, no event */
