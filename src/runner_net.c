@@ -1011,6 +1011,179 @@ finish_guarded(NetStep *s)
 }
 
 /*
+ * Record one finished network step (its usage, then success, another
+ * attempt, a deferral or its failure) if it is still ours; touched runs
+ * are added to *runs. Called in a subtransaction (settle_guarded).
+ */
+static void
+settle_one(NetStep *s, List **runs_out)
+{
+	List	   *runs = *runs_out;
+	Oid			types[5] = {INT8OID, TEXTOID, INT4OID, INT4OID, JSONBOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(s->run_id);
+	values[1] = CStringGetTextDatum(s->step_id);
+	values[2] = Int32GetDatum(s->attempt);
+	values[3] = Int32GetDatum(MyProcPid);
+	spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
+	/* still ours? (not cancelled, lease not lost to another executor) */
+	/*
+	 * Only the key in WHERE: with status = 'running' there the planner
+	 * prefers the partial index steps_leased and filters every running
+	 * step (quadratic in the steps in flight).
+	 */
+	spi_run("SELECT COALESCE(status = 'running' AND attempt = $3 AND worker = $4, false) FROM agentorch.steps "
+			"WHERE run_id = $1 AND step_id = $2 FOR UPDATE", 4, types, values, NULL);
+	if (SPI_processed == 1 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool){false})))
+	{
+		runs = ao_run_list_add(runs, s->run_id);
+		if (s->usage)
+		{
+			values[4] = JsonbPGetDatum(s->usage);
+			spi_run("UPDATE agentorch.steps SET prompt_tokens = prompt_tokens + COALESCE(($5->>'prompt_tokens')::bigint, 0), "
+					"  completion_tokens = completion_tokens + COALESCE(($5->>'completion_tokens')::bigint, 0), "
+					"  cost = cost + COALESCE(($5->>'cost')::numeric, 0) "
+					"WHERE run_id = $1 AND step_id = $2", 5, types, values, NULL);
+			spi_run("UPDATE agentorch.runs SET prompt_tokens = prompt_tokens + COALESCE(($5->>'prompt_tokens')::bigint, 0), "
+					"  completion_tokens = completion_tokens + COALESCE(($5->>'completion_tokens')::bigint, 0), "
+					"  cost = cost + COALESCE(($5->>'cost')::numeric, 0) "
+					"WHERE id = $1 AND $2 IS NOT NULL AND $3 IS NOT NULL AND $4 IS NOT NULL", 5, types, values, NULL);
+		}
+		if (s->kind->before_settle)
+			s->kind->before_settle(s);
+		if (!s->deferred && ((s->ok && s->output == NULL) || (!s->ok && s->error == NULL)))
+		{
+			MemoryContext old = MemoryContextSwitchTo(s->cxt);
+
+			/* never store a NULL outcome (a kind that finished without one) */
+			s->ok = false;
+			s->retryable = false;
+			s->error = ao_error_jsonb("XX000", "the step finished without an outcome", NULL);
+			MemoryContextSwitchTo(old);
+		}
+		scrub_outcome(s);
+		if (s->deferred)
+		{
+			Oid			t2[4] = {INT8OID, TEXTOID, INT4OID, BOOLOID};
+			Datum		v2[4];
+
+			/*
+			 * Deferred after a request of this attempt was sent (a
+			 * fallback model's bulkhead was full): the attempt stays
+			 * spent. Otherwise it is given back.
+			 */
+			v2[0] = values[0];
+			v2[1] = values[1];
+			v2[2] = Int32GetDatum((int) Min(s->defer_ms, INT_MAX));
+			v2[3] = BoolGetDatum(s->sent);
+			spi_run("UPDATE agentorch.steps SET status = 'ready', attempt = attempt - CASE WHEN $4 THEN 0 ELSE 1 END, "
+					"  lease_until = NULL, worker = NULL, "
+					"  not_before = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3 / 1000.0) "
+					"WHERE run_id = $1 AND step_id = $2", 4, t2, v2, NULL);
+		}
+		else if (s->ok)
+		{
+			values[4] = JsonbPGetDatum(s->output);
+			spi_run("SELECT agentorch._finish_step($1, $2, 'succeeded', $5) WHERE $3 IS NOT NULL AND $4 IS NOT NULL",
+					5, types, values, NULL);
+			ao_count_steps(1, 0);
+		}
+		else if (s->retryable && s->attempt < s->max_attempts)
+		{
+			Oid			t2[4] = {INT8OID, TEXTOID, JSONBOID, FLOAT8OID};
+			Datum		v2[4];
+
+			v2[0] = values[0];
+			v2[1] = values[1];
+			v2[2] = JsonbPGetDatum(s->error);
+			v2[3] = Float8GetDatum(retry_delay_ms(s));
+			spi_run("SELECT agentorch._retry_step($1, $2, $3, $4)", 4, t2, v2, NULL);
+		}
+		else
+		{
+			values[4] = JsonbPGetDatum(s->error);
+			spi_run("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $5) WHERE $3 IS NOT NULL AND $4 IS NOT NULL",
+					5, types, values, NULL);
+			ao_log_step_failure(s->run_id, s->step_id, s->error);
+			ao_count_steps(0, 1);
+		}
+	}
+	(void) nulls;
+	*runs_out = runs;
+}
+
+/*
+ * settle_one in a subtransaction of its own: if recording the step fails
+ * (a value the tables refuse, a state call), it is recorded as failed
+ * instead, and the other steps of the batch are recorded all the same; if
+ * even that fails, its lease expires and recovery takes it back.
+ */
+static void
+settle_guarded(NetStep *s, List **runs)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	List	   *volatile touched = *runs;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		List	   *r = touched;
+
+		settle_one(s, &r);
+		touched = r;
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		BeginInternalSubTransaction(NULL);
+		PG_TRY();
+		{
+			Oid			types[5] = {INT8OID, TEXTOID, INT4OID, INT4OID, JSONBOID};
+			Datum		values[5];
+
+			values[0] = Int64GetDatum(s->run_id);
+			values[1] = CStringGetTextDatum(s->step_id);
+			values[2] = Int32GetDatum(s->attempt);
+			values[3] = Int32GetDatum(MyProcPid);
+			values[4] = JsonbPGetDatum(ao_error_jsonb(unpack_sql_state(edata->sqlerrcode),
+													  psprintf("could not record the result: %s", edata->message),
+													  edata->detail));
+			spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
+			spi_run("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $5) FROM agentorch.steps "
+					"WHERE run_id = $1 AND step_id = $2 AND status = 'running' AND attempt = $3 AND worker = $4",
+					5, types, values, NULL);
+			touched = ao_run_list_add(touched, s->run_id);
+			ReleaseCurrentSubTransaction();
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(caller);
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+		}
+		PG_END_TRY();
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
+	CurrentResourceOwner = owner;
+	*runs = touched;
+}
+
+/*
  * Record the outcome of every finished network step in one transaction.
  * Requests that finished are handed to their kind first (which may start
  * a follow-up request instead of finishing). Returns the number settled.
@@ -1054,101 +1227,7 @@ ao_net_steps_settle(dlist_head *done)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "agentorch: recording network results");
 	foreach(lc, finished)
-	{
-		NetStep    *s = lfirst(lc);
-		Oid			types[5] = {INT8OID, TEXTOID, INT4OID, INT4OID, JSONBOID};
-		Datum		values[5];
-		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-
-		values[0] = Int64GetDatum(s->run_id);
-		values[1] = CStringGetTextDatum(s->step_id);
-		values[2] = Int32GetDatum(s->attempt);
-		values[3] = Int32GetDatum(MyProcPid);
-		spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
-		/* still ours? (not cancelled, lease not lost to another executor) */
-		/*
-		 * Only the key in WHERE: with status = 'running' there the planner
-		 * prefers the partial index steps_leased and filters every running
-		 * step (quadratic in the steps in flight).
-		 */
-		spi_run("SELECT COALESCE(status = 'running' AND attempt = $3 AND worker = $4, false) FROM agentorch.steps "
-				"WHERE run_id = $1 AND step_id = $2 FOR UPDATE", 4, types, values, NULL);
-		if (SPI_processed == 1 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool){false})))
-		{
-			runs = ao_run_list_add(runs, s->run_id);
-			if (s->usage)
-			{
-				values[4] = JsonbPGetDatum(s->usage);
-				spi_run("UPDATE agentorch.steps SET prompt_tokens = prompt_tokens + COALESCE(($5->>'prompt_tokens')::bigint, 0), "
-						"  completion_tokens = completion_tokens + COALESCE(($5->>'completion_tokens')::bigint, 0), "
-						"  cost = cost + COALESCE(($5->>'cost')::numeric, 0) "
-						"WHERE run_id = $1 AND step_id = $2", 5, types, values, NULL);
-				spi_run("UPDATE agentorch.runs SET prompt_tokens = prompt_tokens + COALESCE(($5->>'prompt_tokens')::bigint, 0), "
-						"  completion_tokens = completion_tokens + COALESCE(($5->>'completion_tokens')::bigint, 0), "
-						"  cost = cost + COALESCE(($5->>'cost')::numeric, 0) "
-						"WHERE id = $1 AND $2 IS NOT NULL AND $3 IS NOT NULL AND $4 IS NOT NULL", 5, types, values, NULL);
-			}
-			if (s->kind->before_settle)
-				s->kind->before_settle(s);
-			if (!s->deferred && ((s->ok && s->output == NULL) || (!s->ok && s->error == NULL)))
-			{
-				MemoryContext old = MemoryContextSwitchTo(s->cxt);
-
-				/* never store a NULL outcome (a kind that finished without one) */
-				s->ok = false;
-				s->retryable = false;
-				s->error = ao_error_jsonb("XX000", "the step finished without an outcome", NULL);
-				MemoryContextSwitchTo(old);
-			}
-			scrub_outcome(s);
-			if (s->deferred)
-			{
-				Oid			t2[4] = {INT8OID, TEXTOID, INT4OID, BOOLOID};
-				Datum		v2[4];
-
-				/*
-				 * Deferred after a request of this attempt was sent (a
-				 * fallback model's bulkhead was full): the attempt stays
-				 * spent. Otherwise it is given back.
-				 */
-				v2[0] = values[0];
-				v2[1] = values[1];
-				v2[2] = Int32GetDatum((int) Min(s->defer_ms, INT_MAX));
-				v2[3] = BoolGetDatum(s->sent);
-				spi_run("UPDATE agentorch.steps SET status = 'ready', attempt = attempt - CASE WHEN $4 THEN 0 ELSE 1 END, "
-						"  lease_until = NULL, worker = NULL, "
-						"  not_before = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3 / 1000.0) "
-						"WHERE run_id = $1 AND step_id = $2", 4, t2, v2, NULL);
-			}
-			else if (s->ok)
-			{
-				values[4] = JsonbPGetDatum(s->output);
-				spi_run("SELECT agentorch._finish_step($1, $2, 'succeeded', $5) WHERE $3 IS NOT NULL AND $4 IS NOT NULL",
-						5, types, values, NULL);
-				ao_count_steps(1, 0);
-			}
-			else if (s->retryable && s->attempt < s->max_attempts)
-			{
-				Oid			t2[4] = {INT8OID, TEXTOID, JSONBOID, FLOAT8OID};
-				Datum		v2[4];
-
-				v2[0] = values[0];
-				v2[1] = values[1];
-				v2[2] = JsonbPGetDatum(s->error);
-				v2[3] = Float8GetDatum(retry_delay_ms(s));
-				spi_run("SELECT agentorch._retry_step($1, $2, $3, $4)", 4, t2, v2, NULL);
-			}
-			else
-			{
-				values[4] = JsonbPGetDatum(s->error);
-				spi_run("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $5) WHERE $3 IS NOT NULL AND $4 IS NOT NULL",
-						5, types, values, NULL);
-				ao_log_step_failure(s->run_id, s->step_id, s->error);
-				ao_count_steps(0, 1);
-			}
-		}
-		(void) nulls;
-	}
+		settle_guarded((NetStep *) lfirst(lc), &runs);
 	ao_notify_runs(runs);
 	SPI_finish();
 	PopActiveSnapshot();
