@@ -296,6 +296,9 @@ ao_pin_tools(json_object *steps, json_object *extra, Oid role)
 		}
 	}
 
+	if (names == NIL)			/* the common case: nothing to pin */
+		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+
 	/* one statement builds the map of every registered tool named */
 	{
 		Oid			argtypes[1] = {TEXTARRAYOID};
