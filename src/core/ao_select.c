@@ -129,6 +129,9 @@ ao_select_facts_init(ao_select_facts *f, json_object *input)
 		";", " and ", " then ", " but ", " because ", " if ", " while ", " unless ",
 		" after ", " before ", NULL
 	};
+	static const char *const greetings[] = {
+		"hi", "hello", "hey", "thanks", "thank", "bye", "goodbye", "good", NULL
+	};
 	static const char *const step_words[] = {
 		"first", "second", "third", "next", "finally", "afterwards", "step", "steps", NULL
 	};
@@ -199,12 +202,22 @@ ao_select_facts_init(ao_select_facts *f, json_object *input)
 		else
 		{
 			int			q = s[end - 1] == '?';
+			int			greeting = 0;
+
+			for (const char *const *w = greetings; *w && !greeting && f->words <= 4; w++)
+				greeting = starts_with_word(s, *w);
+			if (greeting)
+			{
+				f->intent = "conversation";
+				goto intent_done;
+			}
 
 			for (const char *const *w = interrogatives; *w && !q; w++)
 				q = starts_with_word(s, *w);
 			f->intent = q ? "question" : "command";
 		}
 	}
+intent_done:
 
 	/* complexity */
 	lower = lower_copy(f->text);
@@ -512,15 +525,15 @@ ao_select_default(json_object *input, const char *workflow, const ao_select_fact
 	{
 		d->orchestration = "simple";
 		d->confidence = 0.8;
-		ao_buf_printf(&reason, "no rule matched; a short question (%d words, complexity %d)",
-					  facts->words, facts->complexity);
+		ao_buf_printf(&reason, "no rule matched; a short question (%d word%s, complexity %d)",
+					  facts->words, facts->words == 1 ? "" : "s", facts->complexity);
 	}
 	else
 	{
 		d->orchestration = "planner";
 		d->confidence = 0.5;
-		ao_buf_printf(&reason, "no rule matched; not a short question (intent %s, %d words, complexity %d)",
-					  facts->intent, facts->words, facts->complexity);
+		ao_buf_printf(&reason, "no rule matched; not a short question (intent %s, %d word%s, complexity %d)",
+					  facts->intent, facts->words, facts->words == 1 ? "" : "s", facts->complexity);
 	}
 	d->reason = reason.data;
 }

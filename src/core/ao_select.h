@@ -15,8 +15,9 @@
  *	- text: the input's "prompt" (a string), else the content of the last
  *	  message of "messages" whose role is "user" (a string, or the "text"
  *	  of its parts), else "".
- *	- intent: "conversation" when "messages" holds more than one message;
- *	  else "question" when the text ends with '?' or begins with an
+ *	- intent: "conversation" when "messages" holds more than one message
+ *	  or the text is a short greeting (hi, hello, thanks, ..., at most four
+ *	  words); else "question" when the text ends with '?' or begins with an
  *	  interrogative word (what, how, why, ... is, can, should, ...); else
  *	  "command" when there is text; else "none".
  *	- complexity, 0..100: words/4 (at most 40) + 5 per clause connector

@@ -85,6 +85,10 @@ test_facts(void)
 	UNIT_STREQ(f.text, "and now?", "facts: last user message's parts are the text");
 	ao_select_facts_free(&f);
 
+	f = facts_of("{\"prompt\": \"Hello there!\"}");
+	UNIT_STREQ(f.intent, "conversation", "intent: a short greeting is conversation");
+	ao_select_facts_free(&f);
+
 	f = facts_of("{\"n\": 1}");
 	UNIT_STREQ(f.intent, "none", "intent: no text");
 	UNIT_OK(f.complexity == 0, "complexity: no text is 0");
