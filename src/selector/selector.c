@@ -44,13 +44,6 @@ PG_FUNCTION_INFO_V1(ao_sql_load_selector_rules);
 
 #define UNAVAILABLE_NOTE "%s is not available in this version; simple instead"
 
-/* Problems while matching (a regex over its limits): logged, not fatal. */
-static void
-warn_problem(void *arg, const char *path, const char *message)
-{
-	ereport(WARNING,
-			(errmsg("agentorch: selector %s skipped: %s", path, message)));
-}
 
 /*
  * Load the enabled rules in chain order as the extension owner, into
@@ -110,14 +103,20 @@ ao_select_decide(json_object *input, const char *workflow, AoSelection *sel)
 	ao_select_decision d;
 	char	   *reason;
 
+	ao_problems *skipped = ao_problems_new();
+
 	memset(sel, 0, sizeof(*sel));
 	/* the core mallocs: no ereport between here and the frees below */
 	ao_select_facts_init(&facts, input);
-	if (ao_select_rules(rules, n, input, &facts, &d, warn_problem, NULL) < 0)
+	if (ao_select_rules(rules, n, input, &facts, &d, ao_problems_add, skipped) < 0)
 		ao_select_default(input, workflow, &facts, &d);
 	reason = pstrdup(d.reason);
 	free(d.reason);
 	ao_select_facts_free(&facts);
+	/* a rule whose regular expression could not be run (match limit) is skipped, not fatal */
+	for (size_t i = 0; i < skipped->n; i++)
+		ereport(WARNING,
+				(errmsg("agentorch: selector %s skipped: %s", skipped->paths[i], skipped->messages[i])));
 
 	sel->orchestration = pstrdup(d.orchestration);
 	sel->workflow = d.workflow ? pstrdup(d.workflow) : NULL;
