@@ -161,6 +161,20 @@ ROLLBACK;
 SELECT sel.try($$SELECT agentorch.start('{"question": "no prompt"}')$$);
 SELECT sel.try($$SELECT agentorch.start('{"prompt": "x"}', 'planner')$$);
 
+-- llm and hybrid selectors without a usable model: the rules decide, and say why
+SET agentorch.selector = 'llm';
+SELECT * FROM agentorch.select('{"prompt": "Is it raining?"}');
+SELECT * FROM agentorch.select('{"prompt": "The report, please"}');
+SET agentorch.selector_model = 'sel-no-such-model';
+SELECT * FROM agentorch.select('{"prompt": "Is it raining?"}');
+SET agentorch.selector = 'hybrid';
+SELECT * FROM agentorch.select('{"prompt": "The report, please"}');   -- a rule matches: no model asked
+SELECT * FROM agentorch.select('{"prompt": "Is it raining?"}');
+SELECT sel.try($$SET agentorch.selector = 'magic'$$);
+RESET agentorch.selector;
+RESET agentorch.selector_model;
+SELECT count(*) AS cached FROM agentorch.llm_cache;
+
 SELECT agentorch.load_selector_rules('rules: []');
 DROP SCHEMA sel CASCADE;
 DROP ROLE sel_user;
