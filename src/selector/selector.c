@@ -425,7 +425,7 @@ ao_select_decide(json_object *input, const char *workflow, AoSelection *sel)
 	sel->confidence = d.confidence;
 	sel->source = pstrdup(d.source);
 	sel->rule = d.rule ? pstrdup(d.rule) : NULL;
-	sel->model = from_model ? model : NULL;
+	sel->model = from_model && model ? pstrdup(model) : NULL;
 	sel->run_as = sel->orchestration;
 	if (strcmp(sel->orchestration, "planner") == 0 || strcmp(sel->orchestration, "reactive") == 0)
 	{
