@@ -10,6 +10,14 @@
  * features, walks the priority chain (highest priority first, then by id,
  * i.e. document order) and falls back to the default decision.
  *
+ * agentorch.selector = llm asks the selector model first and hands the
+ * decision to the rules when it fails, answers something invalid or is
+ * not confident enough; hybrid asks it only when no rule matched. The
+ * request runs synchronously in the caller's session as an inline llm
+ * step (runner_net.c, the machinery of run_sync) with no run behind it:
+ * its chunks are never written, its outcome is read in memory. Answers
+ * are cached in agentorch.llm_cache (keys "selector:<sha256>").
+ *
  * planner and reactive are not implemented in this version: when the
  * decision is one of them, start() runs simple instead when the input has
  * a prompt or messages, and the reason says so; select() reports the
