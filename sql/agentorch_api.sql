@@ -144,3 +144,26 @@ CREATE FUNCTION agentorch.drop_tool(tool text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'ao_sql_drop_tool';
 
 SELECT agentorch._wake_launcher();
+
+-------------------------------------------------------------------------------
+-- Orchestration selection (DESIGN.md section 6 "Selection", src/selector).
+
+-- The decision start() makes when orchestration is NULL, without starting
+-- anything. options.workflow plays start()'s workflow argument.
+CREATE FUNCTION agentorch.select(input jsonb, options jsonb DEFAULT '{}')
+    RETURNS TABLE(orchestration agentorch.orchestration_type, workflow text, confidence float8,
+                  source text, reason text)
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_select';
+
+-- Replace every selector rule with a YAML or JSON document
+-- (schemas/SelectorRules.schema.json). Rules decide how every role's runs
+-- are orchestrated, so EXECUTE is revoked from PUBLIC: superusers and the
+-- extension owner may call it, and may GRANT it to a role that administers
+-- the selector.
+CREATE FUNCTION agentorch.load_selector_rules(document text)
+    RETURNS int LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_load_selector_rules';
+REVOKE EXECUTE ON FUNCTION agentorch.load_selector_rules(text) FROM PUBLIC;

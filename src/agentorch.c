@@ -39,6 +39,13 @@ int			ao_log_level = LOG;
 int			ao_max_step_timeout_ms = 3600000;
 
 /* Values of agentorch.log_level. */
+static const struct config_enum_entry selector_options[] = {
+	{"rules", AO_SELECTOR_RULES, false},
+	{"llm", AO_SELECTOR_LLM, false},
+	{"hybrid", AO_SELECTOR_HYBRID, false},
+	{NULL, 0, false}
+};
+
 static const struct config_enum_entry log_level_options[] = {
 	{"debug", DEBUG1, false},
 	{"log", LOG, false},
@@ -49,6 +56,10 @@ static const struct config_enum_entry log_level_options[] = {
 int			ao_chunk_buffer_size = 64;
 int			ao_flush_interval_ms = 10;
 char	   *ao_default_model = NULL;
+int			ao_selector = AO_SELECTOR_RULES;
+char	   *ao_selector_model = NULL;
+double		ao_selector_min_confidence = 0.5;
+int			ao_selector_cache_ttl_s = 3600;
 int			ao_retention_s = 0;
 int			ao_max_yaml_expansion = 16 * 1024 * 1024;
 
@@ -220,6 +231,21 @@ _PG_init(void)
 	DefineCustomStringVariable("agentorch.default_model",
 							   "Logical model (agentorch.models) of llm steps that name none.",
 							   NULL, &ao_default_model, "", PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("agentorch.selector",
+							 "How start() and select() choose an orchestration when none is named.",
+							 "rules: selector_rules, then the default; llm: the selector model, the rules when it fails; "
+							 "hybrid: a matching rule, else the model, else the default.",
+							 &ao_selector, AO_SELECTOR_RULES, selector_options, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("agentorch.selector_model",
+							   "Logical model (agentorch.models) the llm and hybrid selectors ask (empty = agentorch.default_model).",
+							   NULL, &ao_selector_model, "", PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("agentorch.selector_min_confidence",
+							 "Answers of the selector model below this confidence are not used.",
+							 NULL, &ao_selector_min_confidence, 0.5, 0.0, 1.0, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.selector_cache_ttl",
+							"How long the selector model's answers are reused from agentorch.llm_cache (0 = not cached).",
+							NULL, &ao_selector_cache_ttl_s, 3600, 0, INT_MAX, PGC_USERSET, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("agentorch.retention",
 							"Finished runs older than this are purged by the executors (0 = keep them).",

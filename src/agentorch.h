@@ -84,6 +84,14 @@ extern void ao_log_step_failure(int64 run, const char *step, Jsonb *error);
 extern int	ao_chunk_buffer_size;
 extern int	ao_flush_interval_ms;
 extern char *ao_default_model;
+/* selector settings (agentorch.c), used by src/selector */
+#define AO_SELECTOR_RULES 0
+#define AO_SELECTOR_LLM 1
+#define AO_SELECTOR_HYBRID 2
+extern int	ao_selector;
+extern char *ao_selector_model;
+extern double ao_selector_min_confidence;
+extern int	ao_selector_cache_ttl_s;
 extern int	ao_retention_s;
 extern int	ao_max_requests;		/* runner_net.c */
 extern int	ao_max_response_size;

@@ -41,6 +41,7 @@
 #include "ao_net.h"
 #include "ao_policy.h"
 #include "ao_workflow.h"
+#include "selector.h"
 
 PG_FUNCTION_INFO_V1(ao_sql_start);
 PG_FUNCTION_INFO_V1(ao_sql_run_workflow);
@@ -321,17 +322,20 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 
 	if (orchestration == NULL)
 	{
-		/* the rules every selector starts from: a named workflow is fixed, a prompt is simple */
-		if (workflow)
-		{
-			orchestration = "fixed";
-			selection = "{\"orchestration\": \"fixed\", \"confidence\": 1, \"source\": \"rules\", \"reason\": \"a workflow was named\"}";
-		}
-		else
-		{
-			orchestration = "simple";
-			selection = "{\"orchestration\": \"simple\", \"confidence\": 1, \"source\": \"rules\", \"reason\": \"no workflow was named\"}";
-		}
+		/* the selector decides (rules, then the default) and its decision is stored */
+		AoSelection sel;
+
+		ao_select_decide(in, workflow, &sel);
+		selection = ao_selection_json(&sel);
+		if (sel.run_as == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s orchestration is not available in this version", sel.orchestration),
+					 errdetail("The selector chose %s: %s.", sel.orchestration, sel.reason),
+					 errhint("Give the input a \"prompt\" or \"messages\", or name a workflow.")));
+		orchestration = sel.run_as;
+		if (strcmp(orchestration, "fixed") == 0)
+			workflow = sel.workflow;
 	}
 	else
 		selection = psprintf("{\"orchestration\": \"%s\", \"confidence\": 1, \"source\": \"caller\"}", orchestration);

@@ -745,6 +745,30 @@ sub exercise
 			call($who, $db, $f, $optional{$f});
 		}
 	}
+
+	# selection: rules only for the superuser (EXECUTE revoked from PUBLIC),
+	# then select() and start() without an orchestration read them
+	SKIP:
+	{
+		skip 'agentorch.load_selector_rules() is not installed', ($who eq 'su' ? 8 : 6) unless entry_exists($db, 'load_selector_rules');
+		my $rules = "SELECT agentorch.load_selector_rules("
+		  . lit("rules:\n  - name: hostile-check\n    match: {keywords: [hostile], regex: 'check', intent: command, complexity: {max: 90}}\n    orchestration: simple\n") . ')';
+		if ($who eq 'alice')
+		{
+			call($who, $db, 'load_selector_rules (refused)', $rules, fails => qr/permission denied/);
+		}
+		else
+		{
+			call($who, $db, 'load_selector_rules', $rules);
+		}
+		call($who, $db, 'select (after rules)',
+			q{SELECT orchestration, source, reason FROM agentorch."select"('{"prompt": "hostile check: select"}')});
+		$out = call($who, $db, 'start with a NULL orchestration',
+			"SELECT agentorch.start('{\"prompt\": \"hostile check: selected run of $who\"}', NULL, NULL, '{\"model\": \"m\"}')");
+		$run{"$who/$db/selected"} = $out;
+		call($who, $db, 'load_selector_rules (empty)', "SELECT agentorch.load_selector_rules('rules: []')")
+		  if $who eq 'su';
+	}
 	return;
 }
 
