@@ -329,8 +329,9 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 		selection = ao_selection_json(&sel);
 		if (sel.run_as == NULL)
 			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("%s orchestration is not available in this version", sel.orchestration),
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a run needs an input with \"prompt\" or \"messages\", or a workflow (%s orchestration is not available in this version)",
+							sel.orchestration),
 					 errdetail("The selector chose %s: %s.", sel.orchestration, sel.reason),
 					 errhint("Give the input a \"prompt\" or \"messages\", or name a workflow.")));
 		orchestration = sel.run_as;
