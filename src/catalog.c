@@ -33,6 +33,7 @@
 #include "nodes/value.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "storage/proc.h"
 
 #include "ao_workflow.h"
 
@@ -46,10 +47,15 @@ static const char *const builtin_tools[] = {"database.query", NULL};
 Oid
 ao_extension_owner(void)
 {
+	/* looked up once per transaction: the hot path switches owner per step */
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static Oid	cached_owner = InvalidOid;
 	Oid			owner = InvalidOid;
 	bool		isnull;
 	int			ret;
 
+	if (cached_lxid == MyProc->lxid && OidIsValid(cached_owner))
+		return cached_owner;
 	SPI_connect();
 	ret = SPI_execute("SELECT extowner FROM pg_catalog.pg_extension "
 					  "WHERE extname OPERATOR(pg_catalog.=) 'agentorch'", true, 1);
@@ -62,6 +68,8 @@ ao_extension_owner(void)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("extension \"agentorch\" is not installed in this database"),
 				 errhint("Run CREATE EXTENSION agentorch.")));
+	cached_lxid = MyProc->lxid;
+	cached_owner = owner;
 	return owner;
 }
 
