@@ -46,4 +46,15 @@ SELECT agentorch.start('{"prompt": 5, "messages": "hi"}');
 SELECT agentorch.start('{"prompt": "x"}', options => '{"model": "robust-m", "tools": [1]}');
 SELECT agentorch.start('{"prompt": "x"}', options => '{"model": "robust-m", "parent_id": 1}');
 SELECT count(*) AS runs_started FROM agentorch.runs WHERE input->>'model' = 'robust-m' OR options->>'model' = 'robust-m';
+
+-- agentorch.default_model is the starting session's: the run records it
+-- (the executors run in sessions of their own)
+SET agentorch.default_model = 'no-such-model';
+SELECT agentorch.start('{"prompt": "which model?"}');
+SET agentorch.default_model = 'robust-m';
+SELECT agentorch.start('{"prompt": "which model?"}') AS r \gset
+SELECT options->>'model' AS recorded_model FROM agentorch.runs WHERE id = :r;
+SELECT status FROM agentorch.wait(:r, '30s');
+RESET agentorch.default_model;
+DELETE FROM agentorch.runs WHERE id = :r;
 DELETE FROM agentorch.models WHERE name = 'robust-m';

@@ -273,6 +273,27 @@ create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
 	bool		isnull;
 	int64		run;
 
+	/*
+	 * agentorch.default_model is the starting session's: the executors run
+	 * in sessions of their own, so a SET in this one would otherwise do
+	 * nothing for the run. The run records it (as its options' "model").
+	 */
+	{
+		json_object *opts = ao_json_from_jsonb(options);
+
+		if (json_object_is_type(opts, json_type_object) &&
+			!json_object_object_get_ex(opts, "model", NULL) &&
+			ao_default_model != NULL && ao_default_model[0] != '\0')
+		{
+			json_object *name = json_object_new_string(ao_default_model);
+
+			/* a simple run is one llm step: its model must exist now */
+			if (strcmp(orchestration, "simple") == 0)
+				check_model_name(name, "agentorch.default_model");
+			json_object_object_add(opts, "model", name);
+			options = ao_jsonb_from_json(opts);
+		}
+	}
 	values[0] = ObjectIdGetDatum(caller);
 	values[1] = CStringGetTextDatum(orchestration);
 	if (workflow)
