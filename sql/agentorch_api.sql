@@ -27,6 +27,12 @@ CREATE FUNCTION agentorch.start(input jsonb, orchestration agentorch.orchestrati
     RETURNS bigint LANGUAGE c VOLATILE
     AS 'MODULE_PATHNAME', 'ao_sql_start';  -- captures the caller's search_path, then pins its own (C)
 
+-- One run per input, in order, in this statement (each as start() makes it).
+CREATE FUNCTION agentorch.start_many(inputs jsonb[], orchestration agentorch.orchestration_type DEFAULT NULL,
+                                     workflow text DEFAULT NULL, options jsonb DEFAULT '{}')
+    RETURNS SETOF bigint LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'ao_sql_start_many';  -- captures the caller's search_path, then pins its own (C)
+
 CREATE FUNCTION agentorch.run_workflow(name text, input jsonb DEFAULT '{}', options jsonb DEFAULT '{}')
     RETURNS bigint LANGUAGE c VOLATILE
     AS 'MODULE_PATHNAME', 'ao_sql_run_workflow';  -- captures the caller's search_path, then pins its own (C)

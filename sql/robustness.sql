@@ -58,3 +58,15 @@ SELECT status FROM agentorch.wait(:r, '30s');
 RESET agentorch.default_model;
 DELETE FROM agentorch.runs WHERE id = :r;
 DELETE FROM agentorch.models WHERE name = 'robust-m';
+
+-- start_many: one run per input, in order, each as start() makes it
+SELECT agentorch.register_workflow('robust-many', '{"steps": [
+  {"id": "q", "type": "tool", "tool": "database.query", "input": {"query": "SELECT $1::int * 2 AS doubled", "params": ["${input.n}"]}}]}');
+SELECT array_agg(id ORDER BY id) = array_agg(id) AS in_order, count(*) AS runs
+  FROM agentorch.start_many(ARRAY['{"n": 1}', '{"n": 2}', '{"n": 3}']::jsonb[], 'fixed', 'robust-many') id;
+SELECT w.status, w.output FROM agentorch.runs r, LATERAL agentorch.wait(r.id, '30s') w
+ WHERE r.workflow_name = 'robust-many' ORDER BY r.id;
+SELECT agentorch.start_many(ARRAY['{"n": 1}']::jsonb[], 'fixed', 'robust-many', '{"idempotency_key": "k"}');
+SELECT agentorch.start_many(ARRAY['{"n": 1}', NULL]::jsonb[], 'fixed', 'robust-many');
+DELETE FROM agentorch.runs WHERE workflow_name = 'robust-many';
+DELETE FROM agentorch.workflows WHERE name = 'robust-many';

@@ -28,6 +28,8 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/jsonb.h"
+#include "utils/array.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -444,6 +446,72 @@ ao_sql_start(PG_FUNCTION_ARGS)
 		AtEOXact_GUC(true, nest);
 		PG_RETURN_INT64(run);
 	}
+}
+
+/*
+ * start_many(inputs jsonb[], orchestration DEFAULT NULL, workflow DEFAULT
+ * NULL, options DEFAULT '{}') RETURNS SETOF bigint: one run per input, in
+ * order, in this statement and transaction, each exactly as start() would
+ * create it (same checks, same selection). An idempotency key would make
+ * them one run, so it is refused here.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_start_many);
+Datum
+ao_sql_start_many(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *orchestration = NULL;
+	char	   *workflow = NULL;
+	Jsonb	   *options;
+	ArrayType  *inputs;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	char	   *search_path;
+	int			nest;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("run inputs must not be null")));
+	if (!PG_ARGISNULL(1))
+		orchestration = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1)));
+	if (!PG_ARGISNULL(2))
+		workflow = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	options = PG_ARGISNULL(3) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
+		: PG_GETARG_JSONB_P(3);
+	{
+		json_object *opts = ao_json_from_jsonb(options);
+
+		if (json_object_is_type(opts, json_type_object) &&
+			json_object_object_get_ex(opts, "idempotency_key", NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("start_many() takes no \"idempotency_key\" option"),
+					 errhint("One key would make every input the same run; use start() per input for keys.")));
+	}
+	inputs = PG_GETARG_ARRAYTYPE_P(0);
+	deconstruct_array(inputs, JSONBOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+
+	/* caller's search_path for the runs, then the safe one (as start()) */
+	search_path = pstrdup(namespace_search_path);
+	nest = ao_push_safe_search_path();
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		value[1];
+		bool		isnull[1] = {false};
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("run input %d must not be null", i + 1)));
+		value[0] = Int64GetDatum(start_run(DatumGetJsonbP(elems[i]), orchestration, workflow, options,
+										   search_path));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, value, isnull);
+	}
+	AtEOXact_GUC(true, nest);
+	return (Datum) 0;
 }
 
 /* run_workflow(name, input DEFAULT '{}', options DEFAULT '{}') */
