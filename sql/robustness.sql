@@ -70,3 +70,8 @@ SELECT agentorch.start_many(ARRAY['{"n": 1}']::jsonb[], 'fixed', 'robust-many', 
 SELECT agentorch.start_many(ARRAY['{"n": 1}', NULL]::jsonb[], 'fixed', 'robust-many');
 DELETE FROM agentorch.runs WHERE workflow_name = 'robust-many';
 DELETE FROM agentorch.workflows WHERE name = 'robust-many';
+
+-- selecting over messages whose role is not a string does not crash
+SELECT orchestration, source FROM agentorch.select('{"messages": [{"role": null, "content": "x"}]}');
+SELECT agentorch.start('{"messages": [{"role": null, "content": "x"}]}');
+SELECT orchestration FROM agentorch.select('{"messages": [null, 5, {"role": 7}]}');

@@ -245,7 +245,7 @@ _PG_init(void)
 							 NULL, &ao_selector_min_confidence, 0.5, 0.0, 1.0, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("agentorch.selector_cache_ttl",
 							"How long the selector model's answers are reused from agentorch.llm_cache (0 = not cached).",
-							NULL, &ao_selector_cache_ttl_s, 3600, 0, INT_MAX, PGC_USERSET, GUC_UNIT_S, NULL, NULL, NULL);
+							NULL, &ao_selector_cache_ttl_s, 3600, 0, INT_MAX, PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("agentorch.retention",
 							"Finished runs older than this are purged by the executors (0 = keep them).",

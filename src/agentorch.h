@@ -149,6 +149,7 @@ typedef struct AoUserScope
 extern void ao_executor_set_current_run(int64 run);
 extern int	ao_interrupt_run(int64 run);
 extern bool ao_cancelled_by_request(int64 run, bool take);
+extern bool ao_take_stale_cancel_note(void);
 extern void ao_become_extension_owner(AoUserScope *scope);
 extern void ao_restore_user(AoUserScope *scope);
 extern int	ao_push_safe_search_path(void);

@@ -963,6 +963,17 @@ run_step_guarded(Claimed *c)
 			cancelled_run = c->run_id;
 			cancelled_run_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);
 		}
+		else if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ao_take_stale_cancel_note())
+		{
+			/*
+			 * A cancel() of another run reached this step (it read that
+			 * run as ours just before we moved on): this step failed, but
+			 * not for anything of its own -- another attempt, not the
+			 * batch's end.
+			 */
+			record_step_error(c, edata);
+			FreeErrorData(edata);
+		}
 		else if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			ReThrowError(edata);	/* the executor is stopped or cancelled: not the step's failure */
 		else

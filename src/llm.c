@@ -77,6 +77,7 @@ typedef struct LlmState
 {
 	void	   *step;
 	dlist_node	node;			/* in all_llm_steps */
+	bool		linked;			/* node is in all_llm_steps */
 	/* the model in use */
 	char	   *model_name;
 	ao_llm_provider provider;
@@ -268,6 +269,17 @@ static void
 release_core(void *arg)
 {
 	LlmState   *st = arg;
+
+	/*
+	 * The step's memory is going away (normally, or because an ERROR
+	 * unwound a run_sync or a selector call): it must leave the list of
+	 * live llm steps first, or the list keeps a pointer into freed memory.
+	 */
+	if (st->linked)
+	{
+		dlist_delete(&st->node);
+		st->linked = false;
+	}
 
 	if (st->decoder)
 		ao_llm_decoder_free(st->decoder);
@@ -652,6 +664,7 @@ llm_prepare(void *step, Jsonb *input, Jsonb *context)
 	st->max_turns = json_object_object_get_ex(spec, "max_turns", &v) ? json_object_get_int(v)
 		: AO_LLM_DEFAULT_MAX_TURNS;
 	dlist_push_tail(&all_llm_steps, &st->node);
+	st->linked = true;
 	init_chunk_attempt(st);
 	MemoryContextSwitchTo(GetMemoryChunkContext(st));
 
@@ -1091,8 +1104,11 @@ llm_release(void *step)
 {
 	LlmState   *st = state_of(step);
 
-	if (st)
+	if (st && st->linked)
+	{
 		dlist_delete(&st->node);
+		st->linked = false;
+	}
 }
 
 static AoNetKind llm_kind = {"llm", llm_prepare, llm_before_settle, llm_finish, llm_release};

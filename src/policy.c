@@ -105,8 +105,16 @@ target(const char *name, const AoLimits *lim)
 		{
 			AoTarget   *c = &policy->targets[i];
 
+			/*
+			 * tools before models: a role's many tools must not reset a
+			 * model's token budget or failure count by evicting it
+			 */
+			bool		model = strncmp(c->name, "model:", 6) == 0;
+			bool		victim_model = victim >= 0 && strncmp(policy->targets[victim].name, "model:", 6) == 0;
+
 			if (c->in_flight == 0 && c->open_until == 0 && !c->probing &&
-				(victim < 0 || c->refilled_at < policy->targets[victim].refilled_at))
+				(victim < 0 || (victim_model && !model) ||
+				 (victim_model == model && c->refilled_at < policy->targets[victim].refilled_at)))
 				victim = i;
 		}
 		if (victim < 0)

@@ -1195,3 +1195,22 @@ ao_cancelled_by_request(int64 run, bool take)
 		pg_atomic_write_u64(note, 0);
 	return true;
 }
+
+/*
+ * Was this executor interrupted by a cancel() meant for a run it had
+ * already left (a race: cancel() read the run before the executor moved
+ * on)? Clears the note. The step interrupted instead is not failed for it.
+ */
+bool
+ao_take_stale_cancel_note(void)
+{
+	pg_atomic_uint64 *note;
+
+	if (ao_shared == NULL || my_slot < 0 || my_executor_index < 0)
+		return false;
+	note = &ao_shared->dbs[my_slot].cancel_runs[my_executor_index];
+	if (pg_atomic_read_u64(note) == 0)
+		return false;
+	pg_atomic_write_u64(note, 0);
+	return true;
+}

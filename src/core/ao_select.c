@@ -162,7 +162,9 @@ ao_select_facts_init(ao_select_facts *f, json_object *input)
 					json_object *role;
 					json_object *content;
 
-					if (json_object_object_get_ex(m, "role", &role) &&
+					if (json_object_is_type(m, json_type_object) &&
+						json_object_object_get_ex(m, "role", &role) &&
+						json_object_is_type(role, json_type_string) &&
 						strcmp(json_object_get_string(role), "user") == 0 &&
 						json_object_object_get_ex(m, "content", &content))
 					{

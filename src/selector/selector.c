@@ -142,7 +142,12 @@ cache_key(const char *model, const char *workflow, json_object *input)
 	char	   *canonical = DatumGetCString(DirectFunctionCall1(jsonb_out,
 																 JsonbPGetDatum(ao_jsonb_from_json(input))));
 
-	values[0] = CStringGetTextDatum(psprintf("%s\n%s\n%s", model, workflow ? workflow : "", canonical));
+	/*
+	 * The caller's role is part of the key: a cached answer is never
+	 * another role's (it would tell whether someone asked the same).
+	 */
+	values[0] = CStringGetTextDatum(psprintf("%u\n%s\n%s\n%s", GetUserId(), model, workflow ? workflow : "",
+											 canonical));
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT 'selector:' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256("
 							  "pg_catalog.convert_to(pg_catalog.lower($1), 'UTF8')), 'hex')",
@@ -214,13 +219,45 @@ cache_put(const char *key, const char *model, json_object *request, json_object 
 }
 
 /* Names of the workflows the caller can see (for the model to pick from), or NULL. */
+/*
+ * May a selector model choose this workflow for the caller: was its name
+ * registered by the caller or a role the caller has the privileges of?
+ */
+static bool
+caller_may_pick(const char *name)
+{
+	Oid			types[2] = {TEXTOID, OIDOID};
+	Datum		values[2];
+	bool		ok;
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = ObjectIdGetDatum(GetUserId());
+	SPI_connect();
+	ok = SPI_execute_with_args("SELECT 1 FROM agentorch.workflows w WHERE w.name OPERATOR(pg_catalog.=) $1 "
+							   "AND pg_catalog.pg_has_role($2, w.created_by, 'USAGE') LIMIT 1",
+							   2, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1;
+	SPI_finish();
+	return ok;
+}
+
 static json_object *
 visible_workflows(void)
 {
 	json_object *names = NULL;
 
+	Oid			types[1] = {OIDOID};
+	Datum		values[1];
+
+	/*
+	 * Only workflows whose name the caller (or a role it has the
+	 * privileges of) registered: another role's names must not steer the
+	 * caller's runs into its definitions.
+	 */
+	values[0] = ObjectIdGetDatum(GetUserId());
 	SPI_connect();
-	if (SPI_execute("SELECT DISTINCT name FROM agentorch.workflows ORDER BY 1 LIMIT 100", true, 0) == SPI_OK_SELECT &&
+	if (SPI_execute_with_args("SELECT DISTINCT w.name FROM agentorch.workflows w "
+							  "WHERE pg_catalog.pg_has_role($1, w.created_by, 'USAGE') ORDER BY 1 LIMIT 100",
+							  1, types, values, NULL, true, 0) == SPI_OK_SELECT &&
 		SPI_processed > 0)
 	{
 		names = json_object_new_array();
@@ -352,6 +389,12 @@ use_answer(json_object *answer, const char *workflow, const char *model, bool ca
 		else
 		{
 			*why = "the selector model chose fixed without a workflow";
+			return false;
+		}
+		/* a model may only pick a workflow the caller could have been offered */
+		if (d->workflow != workflow && !caller_may_pick(d->workflow))
+		{
+			*why = psprintf("the selector model chose workflow \"%s\", which is not one of the caller's", d->workflow);
 			return false;
 		}
 	}

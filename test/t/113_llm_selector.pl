@@ -96,5 +96,21 @@ like($out, qr/^planner\|\|0\.5\|default\|the selector model failed: .*; no rule 
 	'hybrid: the model failed, the default decides') or diag($out);
 
 ok(!crashed($node), 'no server process crashed');
+# a selector request cut short by an ERROR (here statement_timeout) leaves
+# nothing behind: the session goes on, nothing crashes
+{
+	my ($out, $err) = ('', '');
+	my $cut = "SELECT source FROM agentorch.select('{\"prompt\": \"case-slow question\"}');\n";
+	$node->psql('postgres',
+		"SET agentorch.selector_cache_ttl = 0;\nSET statement_timeout = '100ms';\n" . ($cut x 5)
+		  . "RESET statement_timeout;\n"
+		  . "SELECT source FROM agentorch.select('{\"prompt\": \"case-simple after the cancels\"}');\n",
+		stdout => \$out, stderr => \$err, on_error_stop => 0);
+	my $cancels = () = $err =~ /canceling statement due to statement timeout/g;
+	is($cancels, 5, 'five selector requests were cut short by statement_timeout');
+	like($out, qr/^llm$/m, 'after them the session still selects by the model');
+	ok(!crashed($node), 'no server process crashed');
+}
+
 $node->stop;
 done_testing();
