@@ -15,7 +15,7 @@ END
 $$;
 -- wait until a run has finished (wait() also returns for runs waiting for input)
 CREATE FUNCTION eng_a.finish(r bigint, t interval DEFAULT '20s') RETURNS agentorch.run_status
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     until timestamptz := clock_timestamp() + t;
     s agentorch.run_status;
@@ -30,7 +30,7 @@ END
 $$;
 -- wait until a condition holds (true), or give up after a while (false)
 CREATE FUNCTION eng_a.until(cond text, t interval DEFAULT '20s') RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     until timestamptz := clock_timestamp() + t;
     ok boolean;

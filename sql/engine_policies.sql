@@ -5,7 +5,7 @@
 CREATE SCHEMA eng_p;
 -- wait until a run has finished (wait() also returns for runs waiting for input)
 CREATE FUNCTION eng_p.finish(r bigint, t interval DEFAULT '20s') RETURNS agentorch.run_status
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     until timestamptz := clock_timestamp() + t;
     s agentorch.run_status;

@@ -13,7 +13,7 @@ SELECT agentorch.register_tool('eng_r.big', 'function', '{"function": "eng_r.big
 SELECT agentorch.register_workflow('eng_r-sql', '{"steps": [
   {"id": "rows", "type": "tool", "tool": "eng_r.first", "input": {"n": "${input.n}"}, "retry": {"max_attempts": 1}}]}');
 -- database.query runs only literal queries: one workflow per query
-CREATE FUNCTION eng_r.query_workflow(q text) RETURNS text LANGUAGE sql AS $$
+CREATE FUNCTION eng_r.query_workflow(q text) RETURNS text LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   SELECT x.n FROM (SELECT 'eng_r-q-' || left(md5(q), 8) AS n) x,
          LATERAL agentorch.register_workflow(x.n, jsonb_build_object('steps', jsonb_build_array(
              '{"id": "rows", "type": "tool", "tool": "database.query", "retry": {"max_attempts": 1}}'::jsonb

@@ -38,7 +38,7 @@ SELECT agentorch.register_workflow('eng_x-who', '{"steps": [
   {"id": "who", "type": "tool", "tool": "eng_x.whoami"},
   {"id": "log", "type": "tool", "tool": "eng_x.log", "depends_on": ["who"], "input": {"what": "${input.what}"}}]}');
 -- database.query runs only literal queries: one workflow per query
-CREATE FUNCTION eng_x.query_workflow(q text) RETURNS text LANGUAGE sql AS $$
+CREATE FUNCTION eng_x.query_workflow(q text) RETURNS text LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
   SELECT x.n FROM (SELECT 'eng_x-q-' || left(md5(q), 8) AS n) x,
          LATERAL agentorch.register_workflow(x.n, jsonb_build_object('steps', jsonb_build_array(
              '{"id": "q", "type": "tool", "tool": "database.query"}'::jsonb

@@ -18,7 +18,7 @@ CREATE FUNCTION eng_s.whoami(input jsonb) RETURNS jsonb LANGUAGE sql
   AS $$ SELECT jsonb_build_object('current_user', current_user) $$;
 -- wait until a run has finished (wait() also returns for runs waiting for input)
 CREATE FUNCTION eng_s.finish(r bigint, t interval DEFAULT '20s') RETURNS agentorch.run_status
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     until timestamptz := clock_timestamp() + t;
     s agentorch.run_status;

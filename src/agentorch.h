@@ -20,6 +20,7 @@
 #include "fmgr.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
+#include "utils/resowner.h"
 #include "utils/palloc.h"
 
 /*
@@ -153,6 +154,7 @@ extern bool ao_take_stale_cancel_note(void);
 extern void ao_become_extension_owner(AoUserScope *scope);
 extern void ao_restore_user(AoUserScope *scope);
 extern int	ao_push_safe_search_path(void);
+extern ErrorData *ao_abort_subxact(MemoryContext caller, ResourceOwner owner);
 extern json_object *ao_load_schema(const char *name);
 extern bool ao_tool_exists(const char *name);
 

@@ -287,12 +287,13 @@ create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
 			!json_object_object_get_ex(opts, "model", NULL) &&
 			ao_default_model != NULL && ao_default_model[0] != '\0')
 		{
-			json_object *name = json_object_new_string(ao_default_model);
+			/* owned by the memory context: nothing leaks if the check ERRORs */
+			json_object *name = ao_json_own(json_object_new_string(ao_default_model));
 
 			/* a simple run is one llm step: its model must exist now */
 			if (strcmp(orchestration, "simple") == 0)
 				check_model_name(name, "agentorch.default_model");
-			json_object_object_add(opts, "model", name);
+			json_object_object_add(opts, "model", json_object_get(name));
 			options = ao_jsonb_from_json(opts);
 		}
 	}
@@ -420,24 +421,34 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 					  ao_pin_tools(NULL, json_object_object_get(in, "tools"), GetUserId()));
 }
 
+/*
+ * The arguments start() and start_many() share after their inputs:
+ * orchestration, workflow (NULL when not given) and options ('{}').
+ */
+static void
+start_arguments(FunctionCallInfo fcinfo, const char *what, char **orchestration, char **workflow,
+				Jsonb **options)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	*orchestration = PG_ARGISNULL(1) ? NULL
+		: DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1)));
+	*workflow = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	*options = PG_ARGISNULL(3) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
+		: PG_GETARG_JSONB_P(3);
+}
+
 /* start(input, orchestration DEFAULT NULL, workflow DEFAULT NULL, options DEFAULT '{}') */
 Datum
 ao_sql_start(PG_FUNCTION_ARGS)
 {
-	char	   *orchestration = NULL;
-	char	   *workflow = NULL;
+	char	   *orchestration;
+	char	   *workflow;
 	Jsonb	   *options;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("run input must not be null")));
-	if (!PG_ARGISNULL(1))
-		orchestration = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1)));
-	if (!PG_ARGISNULL(2))
-		workflow = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	options = PG_ARGISNULL(3) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
-		: PG_GETARG_JSONB_P(3);
+	start_arguments(fcinfo, "run input", &orchestration, &workflow, &options);
 	{
 		char	   *search_path = pstrdup(namespace_search_path);
 		int			nest = ao_push_safe_search_path();
@@ -460,8 +471,8 @@ Datum
 ao_sql_start_many(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *orchestration = NULL;
-	char	   *workflow = NULL;
+	char	   *orchestration;
+	char	   *workflow;
 	Jsonb	   *options;
 	ArrayType  *inputs;
 	Datum	   *elems;
@@ -470,16 +481,7 @@ ao_sql_start_many(PG_FUNCTION_ARGS)
 	char	   *search_path;
 	int			nest;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("run inputs must not be null")));
-	if (!PG_ARGISNULL(1))
-		orchestration = DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1)));
-	if (!PG_ARGISNULL(2))
-		workflow = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	options = PG_ARGISNULL(3) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
-		: PG_GETARG_JSONB_P(3);
+	start_arguments(fcinfo, "run inputs", &orchestration, &workflow, &options);
 	{
 		json_object *opts = ao_json_from_jsonb(options);
 

@@ -102,6 +102,27 @@ ao_restore_user(AoUserScope *scope)
 }
 
 /*
+ * In the PG_CATCH of an internal subtransaction: copy the error out (into
+ * caller), clear it, roll the subtransaction back and restore the caller's
+ * memory context and resource owner -- what every "this step's failure,
+ * not the batch's" path does. Returns the error for the caller to record,
+ * rethrow or FreeErrorData.
+ */
+ErrorData *
+ao_abort_subxact(MemoryContext caller, ResourceOwner owner)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(caller);
+	edata = CopyErrorData();
+	FlushErrorState();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(caller);
+	CurrentResourceOwner = owner;
+	return edata;
+}
+
+/*
  * Open a GUC nest level with search_path set to AO_SAFE_SEARCH_PATH;
  * returns the level for AtEOXact_GUC(true, level). SQL run inside can then
  * only name pg_catalog's objects unqualified.
@@ -389,13 +410,7 @@ jsonpath_error(const char *expr)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(caller);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		message = edata->message;
+		message = ao_abort_subxact(caller, owner)->message;
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(caller);

@@ -494,12 +494,7 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, json_object *spec, Jsonb
 		ErrorData  *edata;
 
 		disable_timeout(STATEMENT_TIMEOUT, false);
-		MemoryContextSwitchTo(caller);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller);
-		CurrentResourceOwner = owner;
+		edata = ao_abort_subxact(caller, owner);
 		/* cancel() of the run is not the tool's failure: the step's guard handles it */
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ao_cancelled_by_request(run, false))
 			ReThrowError(edata);
@@ -893,11 +888,7 @@ record_step_error(Claimed *c, ErrorData *edata)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(caller);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller);
-		CurrentResourceOwner = owner;
+		FreeErrorData(ao_abort_subxact(caller, owner));
 		/* the simplest record there is: the step failed, no retry */
 		state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $3) "
 				   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
@@ -942,12 +933,7 @@ run_step_guarded(Claimed *c)
 		ErrorData  *edata;
 
 		ao_executor_set_current_run(0);
-		MemoryContextSwitchTo(caller);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller);
-		CurrentResourceOwner = owner;
+		edata = ao_abort_subxact(caller, owner);
 		MemoryContextReset(stepcxt);
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ao_cancelled_by_request(c->run_id, true))
 		{

@@ -85,6 +85,19 @@ ao_policy_shmem_init(LWLock *lock)
 	}
 }
 
+/* A fresh target entry for name in this database: full buckets, breaker closed. */
+static AoTarget *
+init_target(AoTarget *t, const char *name, const AoLimits *lim)
+{
+	memset(t, 0, sizeof(*t));
+	t->dboid = MyDatabaseId;
+	strlcpy(t->name, name, sizeof(t->name));
+	t->rpm_tokens = lim->rpm > 0 ? Max(1.0, lim->rpm / 60.0) : 0;
+	t->tpm_tokens = lim->tpm > 0 ? lim->tpm : 0;
+	t->refilled_at = GetCurrentTimestamp();
+	return t;
+}
+
 /* Find or create the state of a target; caller holds the lock exclusively. */
 static AoTarget *
 target(const char *name, const AoLimits *lim)
@@ -119,29 +132,9 @@ target(const char *name, const AoLimits *lim)
 		}
 		if (victim < 0)
 			return NULL;
-		{
-			AoTarget   *t = &policy->targets[victim];
-
-			memset(t, 0, sizeof(*t));
-			t->dboid = MyDatabaseId;
-			strlcpy(t->name, name, sizeof(t->name));
-			t->rpm_tokens = lim->rpm > 0 ? Max(1.0, lim->rpm / 60.0) : 0;
-			t->tpm_tokens = lim->tpm > 0 ? lim->tpm : 0;
-			t->refilled_at = GetCurrentTimestamp();
-			return t;
-		}
+		return init_target(&policy->targets[victim], name, lim);
 	}
-	{
-		AoTarget   *t = &policy->targets[policy->ntargets++];
-
-		memset(t, 0, sizeof(*t));
-		t->dboid = MyDatabaseId;
-		strlcpy(t->name, name, sizeof(t->name));
-		t->rpm_tokens = lim->rpm > 0 ? Max(1.0, lim->rpm / 60.0) : 0;
-		t->tpm_tokens = lim->tpm > 0 ? lim->tpm : 0;
-		t->refilled_at = GetCurrentTimestamp();
-		return t;
-	}
+	return init_target(&policy->targets[policy->ntargets++], name, lim);
 }
 
 /*

@@ -657,10 +657,7 @@ ao_net_steps_claim(void)
 			{
 				ErrorData  *edata;
 
-				MemoryContextSwitchTo(claimcxt);
-				edata = CopyErrorData();
-				FlushErrorState();
-				RollbackAndReleaseCurrentSubTransaction();
+				edata = ao_abort_subxact(claimcxt, owner);
 				if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 					ReThrowError(edata);
 				s->deferred = false;
@@ -1138,14 +1135,8 @@ settle_guarded(NetStep *s, List **runs)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData  *edata = ao_abort_subxact(caller, owner);
 
-		MemoryContextSwitchTo(caller);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller);
-		CurrentResourceOwner = owner;
 		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			ReThrowError(edata);
 		BeginInternalSubTransaction(NULL);
@@ -1170,9 +1161,8 @@ settle_guarded(NetStep *s, List **runs)
 		}
 		PG_CATCH();
 		{
-			MemoryContextSwitchTo(caller);
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
+			/* even that failed: the lease expires and recovery takes the step back */
+			FreeErrorData(ao_abort_subxact(caller, owner));
 		}
 		PG_END_TRY();
 		FreeErrorData(edata);

@@ -508,9 +508,7 @@ drop_empty_schema(void)
 	PG_CATCH();
 	{
 		/* not empty (or not ours to drop): leave it */
-		MemoryContextSwitchTo(caller);
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
+		FreeErrorData(ao_abort_subxact(caller, owner));
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(caller);
