@@ -6,9 +6,12 @@
 
 AO_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+# AO_PG_ROOT: a relocated copy of the server (default /, Debian's packages);
+# parallel work trees use one each so their installs do not collide.
+AO_PG_ROOT=${AO_PG_ROOT:-}
+PG_BIN=$AO_PG_ROOT/usr/lib/postgresql/$PG_MAJOR/bin
 PG_CONFIG=$PG_BIN/pg_config
-PGXS_DIR=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
+PGXS_DIR=$AO_PG_ROOT/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
 AO_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcurl4-openssl-dev libjson-c-dev
  libyaml-dev libpcre2-dev pkg-config gcc make libc6-dev libipc-run-perl json-schema-test-suite
  python3 graphviz curl ca-certificates"
