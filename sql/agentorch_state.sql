@@ -366,6 +366,7 @@ DECLARE
     r record;
     n_skipped int;
     n_total int := 0;
+    v_llm boolean := false;
 BEGIN
     LOOP
         n_skipped := 0;
@@ -392,9 +393,10 @@ BEGIN
             FROM cand c
             WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.step_id OPERATOR(pg_catalog.=) c.step_id
               AND c.done
-            RETURNING s.step_id, s.status
+            RETURNING s.step_id, s.status, s.kind
         LOOP
             n_total := n_total OPERATOR(pg_catalog.+) 1;
+            v_llm := v_llm OR (r.status OPERATOR(pg_catalog.=) 'ready' AND r.kind OPERATOR(pg_catalog.=) 'llm');
             IF r.status OPERATOR(pg_catalog.=) 'skipped' THEN
                 n_skipped := n_skipped OPERATOR(pg_catalog.+) 1;
                 PERFORM agentorch._step_transition(p_run, r.step_id, 'skipped', 0, 'step_skipped',
@@ -403,6 +405,10 @@ BEGIN
         END LOOP;
         EXIT WHEN n_skipped OPERATOR(pg_catalog.=) 0;
     END LOOP;
+    IF v_llm THEN
+        -- llm steps may start: not past the run's budget (options.budget)
+        PERFORM agentorch._budget_gate(p_run);
+    END IF;
     RETURN n_total;
 END
 $$;
@@ -465,13 +471,31 @@ BEGIN
         PERFORM agentorch._maybe_finish(p_run);
     ELSIF s.parent_step_id IS NOT NULL THEN
         PERFORM agentorch._child_finished(p_run, s.parent_step_id);
+    ELSIF s.spec OPERATOR(pg_catalog.?) 'planner' THEN
+        -- a planner or reactive run's plan arrived (or did not)
+        PERFORM agentorch._plan_finished(p_run, s, p_status, p_output, p_error);
+        IF NOT p_defer THEN
+            PERFORM agentorch._settle_run(p_run);
+        END IF;
+    ELSIF p_status OPERATOR(pg_catalog.=) 'failed' AND s.plan_version OPERATOR(pg_catalog.>) 0 THEN
+        -- a step of a plan failed for good: ask for a revision that knows
+        PERFORM agentorch._replan(p_run, 'error', 'step ' OPERATOR(pg_catalog.||) p_step OPERATOR(pg_catalog.||) ' failed: '
+                                  OPERATOR(pg_catalog.||) COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', 'unknown error'));
+        IF NOT p_defer THEN
+            PERFORM agentorch._settle_run(p_run);
+        END IF;
     ELSIF p_status OPERATOR(pg_catalog.=) 'failed' THEN
         PERFORM agentorch._fail_run(p_run, pg_catalog.jsonb_build_object(
             'message', 'step ' OPERATOR(pg_catalog.||) p_step OPERATOR(pg_catalog.||) ' failed: '
                        OPERATOR(pg_catalog.||) COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', 'unknown error'),
             'step_id', p_step, 'error', p_error));
-    ELSIF NOT p_defer THEN
-        PERFORM agentorch._settle_run(p_run);
+    ELSE
+        IF p_status OPERATOR(pg_catalog.=) 'succeeded' AND s.plan_version OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM agentorch._reactive_check(p_run, p_step);
+        END IF;
+        IF NOT p_defer THEN
+            PERFORM agentorch._settle_run(p_run);
+        END IF;
     END IF;
 END
 $$;
@@ -747,6 +771,16 @@ BEGIN
     END IF;
     IF tmpl IS NOT NULL THEN
         RETURN agentorch._render(tmpl, agentorch._context(p_run));
+    END IF;
+    IF r.orchestration OPERATOR(pg_catalog.=) ANY ('{planner,reactive}'::agentorch.orchestration_type[]) THEN
+        -- the last steps of the current plan (kept steps of earlier versions included when it names them)
+        RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.step_id, s.output), '{}')
+                  FROM pg_catalog.jsonb_array_elements(r.plan OPERATOR(pg_catalog.->) 'steps') p
+                  JOIN agentorch.steps s ON s.run_id OPERATOR(pg_catalog.=) p_run
+                                        AND s.step_id OPERATOR(pg_catalog.=) (p OPERATOR(pg_catalog.->>) 'id')
+                 WHERE s.status OPERATOR(pg_catalog.=) 'succeeded'
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(r.plan OPERATOR(pg_catalog.->) 'steps') d
+                                    WHERE COALESCE(d OPERATOR(pg_catalog.->) 'depends_on', '[]') OPERATOR(pg_catalog.?) (p OPERATOR(pg_catalog.->>) 'id')));
     END IF;
     RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.step_id, s.output), '{}')
               FROM agentorch.steps s
@@ -1054,6 +1088,7 @@ BEGIN
         PERFORM agentorch._fail_run(r.id, '{"message": "run deadline exceeded", "sqlstate": "57014"}');
         RETURN NEXT r.id;
     END LOOP;
+    RETURN QUERY SELECT agentorch._check_stalls(p_max);
 END
 $$;
 
@@ -1079,6 +1114,389 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-------------------------------------------------------------------------------
+-- Planner and reactive runs (src/orchestration/planner.c writes the planner
+-- steps and checks their plans; this is where plans become steps).
+--
+-- A planner step is an llm step whose spec has "planner": {"n", "reason"}
+-- and id planner@<n>. Revisions so far = planner steps - 1; a run asks for
+-- at most options.max_replans revisions (recorded at start()). Steps made
+-- from a plan carry its version (plan_version > 0), which is how a failing
+-- step is told apart from a workflow step (plan_version 0).
+-------------------------------------------------------------------------------
+
+-- Ask for a new plan: supersede what has not started (pending and ready
+-- plan steps; a step an executor holds runs on and its result stays) and
+-- add the next planner step, ready. Past max_replans the run fails with
+-- the last problem. Does nothing while a planner step is still open.
+CREATE FUNCTION agentorch._replan(p_run bigint, p_reason text, p_problem text, p_rejected jsonb DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r agentorch.runs;
+    n_planners int;
+    v_max int;
+    v_spec jsonb;
+    x record;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) OR r.compensating THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM agentorch.steps
+                WHERE run_id OPERATOR(pg_catalog.=) p_run AND spec OPERATOR(pg_catalog.?) 'planner'
+                  AND status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running}'::agentorch.step_status[])) THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.count(*) INTO n_planners FROM agentorch.steps
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND spec OPERATOR(pg_catalog.?) 'planner';
+    v_max := COALESCE((r.options OPERATOR(pg_catalog.->>) 'max_replans')::int, 3);
+    IF (n_planners OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog.>=) v_max THEN
+        PERFORM agentorch._fail_run(p_run, pg_catalog.jsonb_build_object(
+            'message', pg_catalog.format('planning gave up after %s revisions (max_replans = %s): %s',
+                                         n_planners OPERATOR(pg_catalog.-) 1, v_max, p_problem),
+            'sqlstate', '54000', 'reason', p_reason, 'problem', p_problem));
+        RETURN;
+    END IF;
+
+    FOR x IN UPDATE agentorch.steps s
+                SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
+                    error = pg_catalog.jsonb_build_object('message', 'superseded by a new plan', 'superseded', true)
+              WHERE (s.run_id, s.step_id) IN (
+                    SELECT c.run_id, c.step_id FROM agentorch.steps c
+                     WHERE c.run_id OPERATOR(pg_catalog.=) p_run AND c.plan_version OPERATOR(pg_catalog.>) 0
+                       AND c.parent_step_id IS NULL
+                       AND c.status OPERATOR(pg_catalog.=) ANY ('{pending,ready}'::agentorch.step_status[])
+                     FOR UPDATE SKIP LOCKED)
+             RETURNING s.step_id, s.attempt
+    LOOP
+        PERFORM agentorch._step_transition(p_run, x.step_id, 'cancelled', x.attempt, 'step_superseded',
+                                           '{"superseded": true}');
+    END LOOP;
+
+    v_spec := agentorch._planner_step(p_run, p_reason, p_problem, p_rejected);
+    INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, priority, max_attempts, network)
+    VALUES (p_run, v_spec OPERATOR(pg_catalog.->>) 'id', 'llm', v_spec, 'ready',
+            (SELECT COALESCE(pg_catalog.max(ord), 0) OPERATOR(pg_catalog.+) 1 FROM agentorch.steps
+              WHERE run_id OPERATOR(pg_catalog.=) p_run),
+            r.priority, agentorch._max_attempts(v_spec, p_run), agentorch._is_network(v_spec, p_run));
+    PERFORM agentorch._event(p_run, v_spec OPERATOR(pg_catalog.->>) 'id', 'replanning',
+                             pg_catalog.jsonb_build_object('reason', p_reason, 'problem', p_problem,
+                                                           'revision', n_planners));
+    PERFORM agentorch._chunk(p_run, v_spec OPERATOR(pg_catalog.->>) 'id', 0, 'status',
+                             'replanning (' OPERATOR(pg_catalog.||) p_reason OPERATOR(pg_catalog.||) ')',
+                             pg_catalog.jsonb_build_object('status', 'replanning', 'reason', p_reason,
+                                                           'problem', p_problem, 'revision', n_planners));
+    IF r.status OPERATOR(pg_catalog.=) 'waiting' THEN
+        UPDATE agentorch.runs SET status = 'running' WHERE id OPERATOR(pg_catalog.=) p_run;
+    END IF;
+END
+$$;
+
+-- Materialize a checked plan (agentorch._check_plan's answer) as steps of
+-- plan version n+1: new ids are inserted, ids of failed, cancelled or
+-- skipped steps are reused (the row starts over), kept steps (finished or
+-- running) are never touched. Records the plans row, the run's current
+-- plan, a plan_created / plan_modified event and a status chunk.
+CREATE FUNCTION agentorch._apply_plan(p_run bigint, p_planner agentorch.steps, p_checked jsonb)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r agentorch.runs;
+    v_plan jsonb := p_checked OPERATOR(pg_catalog.->) 'plan';
+    v_version int;
+    v_reason text := COALESCE(p_planner.spec OPERATOR(pg_catalog.->) 'planner' OPERATOR(pg_catalog.->>) 'reason', 'initial');
+    v_ord int;
+    v_diff jsonb;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    v_version := r.plan_version OPERATOR(pg_catalog.+) 1;
+    SELECT COALESCE(pg_catalog.max(ord), 0) INTO v_ord FROM agentorch.steps WHERE run_id OPERATOR(pg_catalog.=) p_run;
+
+    INSERT INTO agentorch.steps AS t (run_id, step_id, kind, spec, depends_on, ord, priority, max_attempts,
+                                      network, plan_version)
+    SELECT p_run, e.spec OPERATOR(pg_catalog.->>) 'id', (e.spec OPERATOR(pg_catalog.->>) 'type')::agentorch.step_kind,
+           e.spec,
+           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(COALESCE(e.spec OPERATOR(pg_catalog.->) 'depends_on', '[]'))),
+           v_ord OPERATOR(pg_catalog.+) e.ord::int, r.priority,
+           agentorch._max_attempts(e.spec, p_run), agentorch._is_network(e.spec, p_run), v_version
+      FROM (SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                       'id', s OPERATOR(pg_catalog.->) 'id', 'type', s OPERATOR(pg_catalog.->) 'type',
+                       'description', s OPERATOR(pg_catalog.->) 'description',
+                       'tool', s OPERATOR(pg_catalog.->) 'tool', 'input', s OPERATOR(pg_catalog.->) 'input',
+                       'prompt', s OPERATOR(pg_catalog.->) 'prompt', 'model', s OPERATOR(pg_catalog.->) 'model',
+                       'depends_on', s OPERATOR(pg_catalog.->) 'depends_on')) AS spec, ord
+              FROM pg_catalog.jsonb_array_elements(v_plan OPERATOR(pg_catalog.->) 'steps') WITH ORDINALITY AS x(s, ord)) e
+    ON CONFLICT (run_id, step_id) DO UPDATE
+       SET kind = excluded.kind, spec = excluded.spec, depends_on = excluded.depends_on, ord = excluded.ord,
+           max_attempts = excluded.max_attempts, network = excluded.network, plan_version = excluded.plan_version,
+           status = 'pending', attempt = 0, crashes = 0, input = NULL, output = NULL, error = NULL,
+           not_before = NULL, lease_until = NULL, worker = NULL, started_at = NULL, finished_at = NULL
+     WHERE t.status OPERATOR(pg_catalog.=) ANY ('{failed,cancelled,skipped}'::agentorch.step_status[]);
+
+    v_diff := COALESCE(p_checked OPERATOR(pg_catalog.->) 'diff', '{}')
+              OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('optimizer', COALESCE(p_checked OPERATOR(pg_catalog.->) 'changes', '[]'));
+    INSERT INTO agentorch.plans (run_id, version, plan, parent_version, reason, diff)
+    VALUES (p_run, v_version, v_plan, NULLIF(r.plan_version, 0), v_reason, v_diff);
+    UPDATE agentorch.runs SET plan = v_plan, plan_version = v_version WHERE id OPERATOR(pg_catalog.=) p_run;
+    PERFORM agentorch._event(p_run, p_planner.step_id,
+                             CASE WHEN v_version OPERATOR(pg_catalog.=) 1 THEN 'plan_created' ELSE 'plan_modified' END,
+                             pg_catalog.jsonb_build_object('version', v_version, 'reason', v_reason, 'diff', v_diff));
+    PERFORM agentorch._chunk(p_run, p_planner.step_id, 0, 'status',
+                             pg_catalog.format('plan v%s (%s): %s steps', v_version, v_reason,
+                                               pg_catalog.jsonb_array_length(v_plan OPERATOR(pg_catalog.->) 'steps')),
+                             pg_catalog.jsonb_build_object('status', 'planned', 'version', v_version, 'reason', v_reason,
+                                                           'steps', pg_catalog.jsonb_array_length(v_plan OPERATOR(pg_catalog.->) 'steps'),
+                                                           'diff', v_diff));
+END
+$$;
+
+-- A planner step finished: a plan that passes the checks is applied; one
+-- that does not, or a planner step that failed, asks again with the
+-- problems (counted against max_replans).
+CREATE FUNCTION agentorch._plan_finished(p_run bigint, p_planner agentorch.steps, p_status agentorch.step_status,
+                                         p_output jsonb, p_error jsonb)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_checked jsonb;
+    v_reason text := COALESCE(p_planner.spec OPERATOR(pg_catalog.->) 'planner' OPERATOR(pg_catalog.->>) 'reason', 'initial');
+    v_problems text;
+BEGIN
+    IF p_status OPERATOR(pg_catalog.=) 'succeeded' THEN
+        v_checked := agentorch._check_plan(p_run, p_output);
+        IF pg_catalog.jsonb_array_length(v_checked OPERATOR(pg_catalog.->) 'problems') OPERATOR(pg_catalog.=) 0 THEN
+            PERFORM agentorch._apply_plan(p_run, p_planner, v_checked);
+            RETURN;
+        END IF;
+        SELECT pg_catalog.string_agg(p OPERATOR(pg_catalog.->>) 'path' OPERATOR(pg_catalog.||) ': '
+                                     OPERATOR(pg_catalog.||) (p OPERATOR(pg_catalog.->>) 'message'), E'\n')
+          INTO v_problems
+          FROM pg_catalog.jsonb_array_elements(v_checked OPERATOR(pg_catalog.->) 'problems') p;
+        PERFORM agentorch._event(p_run, p_planner.step_id, 'plan_rejected',
+                                 pg_catalog.jsonb_build_object('problems', v_checked OPERATOR(pg_catalog.->) 'problems'));
+        PERFORM agentorch._replan(p_run, v_reason, 'the plan was rejected: ' OPERATOR(pg_catalog.||) v_problems, p_output);
+    ELSIF p_status OPERATOR(pg_catalog.=) 'failed' THEN
+        PERFORM agentorch._replan(p_run, v_reason,
+                                  'the planner did not answer a usable plan: '
+                                  OPERATOR(pg_catalog.||) COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', 'unknown error')
+                                  OPERATOR(pg_catalog.||) COALESCE(E'\n' OPERATOR(pg_catalog.||) (p_error OPERATOR(pg_catalog.->>) 'detail'), ''));
+    END IF;
+END
+$$;
+
+-- Budgets (options.budget: max_tokens, max_cost, max_duration) of any run:
+-- what is used and how close it is. Returns NULL without a budget, else
+-- {"exceeded": text or null, "near": text or null} where exceeded says why
+-- the next llm step (declaring p_next_tokens as its max_tokens) may not
+-- start and near says which budget is 80 % used.
+CREATE FUNCTION agentorch._budget_state(r agentorch.runs, p_next_tokens bigint DEFAULT 0) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    b jsonb := r.options OPERATOR(pg_catalog.->) 'budget';
+    v_tokens bigint := r.prompt_tokens OPERATOR(pg_catalog.+) r.completion_tokens;
+    v_elapsed interval := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) COALESCE(r.started_at, r.created_at);
+    v_exceeded text;
+    v_near text;
+BEGIN
+    IF b IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF b OPERATOR(pg_catalog.?) 'max_tokens' THEN
+        IF (v_tokens OPERATOR(pg_catalog.+) p_next_tokens) OPERATOR(pg_catalog.>=) (b OPERATOR(pg_catalog.->>) 'max_tokens')::bigint THEN
+            v_exceeded := pg_catalog.format('token budget exceeded: %s tokens used%s, max_tokens %s', v_tokens,
+                CASE WHEN p_next_tokens OPERATOR(pg_catalog.>) 0 THEN pg_catalog.format(' and the next llm step may use %s', p_next_tokens) ELSE '' END,
+                b OPERATOR(pg_catalog.->>) 'max_tokens');
+        ELSIF v_tokens OPERATOR(pg_catalog.>=) (0.8 OPERATOR(pg_catalog.*) (b OPERATOR(pg_catalog.->>) 'max_tokens')::numeric) THEN
+            v_near := pg_catalog.format('%s of %s tokens used', v_tokens, b OPERATOR(pg_catalog.->>) 'max_tokens');
+        END IF;
+    END IF;
+    IF v_exceeded IS NULL AND b OPERATOR(pg_catalog.?) 'max_cost' THEN
+        IF r.cost OPERATOR(pg_catalog.>=) (b OPERATOR(pg_catalog.->>) 'max_cost')::numeric THEN
+            v_exceeded := pg_catalog.format('cost budget exceeded: %s used, max_cost %s', r.cost, b OPERATOR(pg_catalog.->>) 'max_cost');
+        ELSIF r.cost OPERATOR(pg_catalog.>=) (0.8 OPERATOR(pg_catalog.*) (b OPERATOR(pg_catalog.->>) 'max_cost')::numeric) THEN
+            v_near := COALESCE(v_near, pg_catalog.format('%s of cost %s used', r.cost, b OPERATOR(pg_catalog.->>) 'max_cost'));
+        END IF;
+    END IF;
+    IF v_exceeded IS NULL AND b OPERATOR(pg_catalog.?) 'max_duration' THEN
+        IF v_elapsed OPERATOR(pg_catalog.>=) (b OPERATOR(pg_catalog.->>) 'max_duration')::interval THEN
+            v_exceeded := pg_catalog.format('time budget exceeded: running for %s, max_duration %s',
+                                            pg_catalog.date_trunc('second', v_elapsed), b OPERATOR(pg_catalog.->>) 'max_duration');
+        ELSIF v_elapsed OPERATOR(pg_catalog.>=) (0.8::float8 OPERATOR(pg_catalog.*) (b OPERATOR(pg_catalog.->>) 'max_duration')::interval) THEN
+            v_near := COALESCE(v_near, pg_catalog.format('running for %s of %s',
+                                                         pg_catalog.date_trunc('second', v_elapsed), b OPERATOR(pg_catalog.->>) 'max_duration'));
+        END IF;
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('exceeded', v_exceeded, 'near', v_near);
+END
+$$;
+
+-- Has this run already re-planned for this trigger (reason, detail)?
+CREATE FUNCTION agentorch._triggered(p_run bigint, p_trigger text, p_detail text) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM agentorch.events
+                    WHERE run_id OPERATOR(pg_catalog.=) p_run AND kind OPERATOR(pg_catalog.=) 'replan_triggered'
+                      AND data OPERATOR(pg_catalog.->>) 'trigger' OPERATOR(pg_catalog.=) p_trigger
+                      AND data OPERATOR(pg_catalog.->>) 'detail' IS NOT DISTINCT FROM p_detail)
+$$;
+
+-- Record a trigger and ask for a new plan.
+CREATE FUNCTION agentorch._trigger_replan(p_run bigint, p_trigger text, p_detail text, p_problem text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM agentorch._event(p_run, NULL, 'replan_triggered',
+                             pg_catalog.jsonb_build_object('trigger', p_trigger, 'detail', p_detail, 'problem', p_problem));
+    PERFORM agentorch._replan(p_run, p_trigger, p_problem);
+END
+$$;
+
+-- Before llm steps start (they were just made ready): a run whose budget
+-- is spent fails -- a reactive run first asks once for a cheaper plan.
+CREATE FUNCTION agentorch._budget_gate(p_run bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r agentorch.runs;
+    v_next bigint;
+    v_state jsonb;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF NOT r.options OPERATOR(pg_catalog.?) 'budget' OR r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) THEN
+        RETURN;
+    END IF;
+    SELECT COALESCE(pg_catalog.max((spec OPERATOR(pg_catalog.->>) 'max_tokens')::bigint), 0) INTO v_next
+      FROM agentorch.steps
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND status OPERATOR(pg_catalog.=) 'ready' AND kind OPERATOR(pg_catalog.=) 'llm'
+       AND pg_catalog.jsonb_typeof(spec OPERATOR(pg_catalog.->) 'max_tokens') OPERATOR(pg_catalog.=) 'number';
+    v_state := agentorch._budget_state(r, v_next);
+    IF v_state OPERATOR(pg_catalog.->>) 'exceeded' IS NULL THEN
+        RETURN;
+    END IF;
+    IF r.orchestration OPERATOR(pg_catalog.=) 'reactive' AND NOT agentorch._triggered(p_run, 'budget', 'exceeded') THEN
+        PERFORM agentorch._trigger_replan(p_run, 'budget', 'exceeded',
+            (v_state OPERATOR(pg_catalog.->>) 'exceeded') OPERATOR(pg_catalog.||)
+            '. Plan the rest without llm steps (tools only), or with as few as possible.');
+        RETURN;
+    END IF;
+    PERFORM agentorch._fail_run(p_run, pg_catalog.jsonb_build_object(
+        'message', v_state OPERATOR(pg_catalog.->>) 'exceeded', 'sqlstate', '54000',
+        'budget', r.options OPERATOR(pg_catalog.->) 'budget',
+        'usage', pg_catalog.jsonb_build_object('prompt_tokens', r.prompt_tokens,
+                                               'completion_tokens', r.completion_tokens, 'cost', r.cost)));
+END
+$$;
+
+-- After a plan step succeeded in a reactive run: its triggers. A
+-- jsonpath condition of options.replan_when that holds over {input,
+-- steps, memory}, or a budget 80 % used, asks for a revision -- each
+-- condition and the budget at most once per run.
+CREATE FUNCTION agentorch._reactive_check(p_run bigint, p_step text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r agentorch.runs;
+    c record;
+    v_ctx jsonb;
+    v_state jsonb;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF r.orchestration OPERATOR(pg_catalog.<>) 'reactive'
+       OR r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.jsonb_typeof(r.options OPERATOR(pg_catalog.->) 'replan_when') OPERATOR(pg_catalog.=) 'array' THEN
+        v_ctx := agentorch._context(p_run);
+        FOR c IN SELECT e OPERATOR(pg_catalog.#>>) '{}' AS cond
+                   FROM pg_catalog.jsonb_array_elements(r.options OPERATOR(pg_catalog.->) 'replan_when') e
+        LOOP
+            CONTINUE WHEN agentorch._triggered(p_run, 'condition', c.cond);
+            IF COALESCE(pg_catalog.jsonb_path_match(v_ctx, c.cond::jsonpath, '{}', true), false) THEN
+                PERFORM agentorch._trigger_replan(p_run, 'condition', c.cond,
+                    pg_catalog.format('after step %s the condition %s holds', p_step, c.cond));
+                RETURN;
+            END IF;
+        END LOOP;
+    END IF;
+    v_state := agentorch._budget_state(r);
+    IF v_state OPERATOR(pg_catalog.->>) 'near' IS NOT NULL AND NOT agentorch._triggered(p_run, 'budget', 'near')
+       AND EXISTS (SELECT 1 FROM agentorch.steps
+                    WHERE run_id OPERATOR(pg_catalog.=) p_run AND plan_version OPERATOR(pg_catalog.>) 0
+                      AND status OPERATOR(pg_catalog.=) ANY ('{pending,ready}'::agentorch.step_status[])) THEN
+        PERFORM agentorch._trigger_replan(p_run, 'budget', 'near',
+            'the budget is nearly spent (' OPERATOR(pg_catalog.||) (v_state OPERATOR(pg_catalog.->>) 'near')
+            OPERATOR(pg_catalog.||) '): plan the remaining work more cheaply.');
+    END IF;
+END
+$$;
+
+-- Reactive runs with options.stall_timeout where no step finished (and
+-- none started the run) for that long ask for a new plan; the steps that
+-- hang are superseded too. Called by _recover. Returns the runs touched.
+CREATE FUNCTION agentorch._check_stalls(p_max int DEFAULT 100) RETURNS SETOF bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    x record;
+BEGIN
+    FOR r IN SELECT ru.id, ru.options OPERATOR(pg_catalog.->>) 'stall_timeout' AS stall
+               FROM agentorch.runs ru
+              WHERE ru.status OPERATOR(pg_catalog.=) 'running' AND ru.orchestration OPERATOR(pg_catalog.=) 'reactive'
+                AND ru.options OPERATOR(pg_catalog.?) 'stall_timeout' AND NOT ru.compensating
+                AND GREATEST(ru.started_at,
+                             (SELECT pg_catalog.max(s.finished_at) FROM agentorch.steps s
+                               WHERE s.run_id OPERATOR(pg_catalog.=) ru.id))
+                    OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) (ru.options OPERATOR(pg_catalog.->>) 'stall_timeout')::interval)
+                AND NOT EXISTS (SELECT 1 FROM agentorch.steps s
+                                 WHERE s.run_id OPERATOR(pg_catalog.=) ru.id AND s.spec OPERATOR(pg_catalog.?) 'planner'
+                                   AND s.status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running}'::agentorch.step_status[]))
+              ORDER BY ru.id LIMIT p_max
+              FOR UPDATE SKIP LOCKED
+    LOOP
+        -- the steps that hang are superseded (an executor holding one drops its result)
+        FOR x IN UPDATE agentorch.steps s
+                    SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(), lease_until = NULL, worker = NULL,
+                        error = pg_catalog.jsonb_build_object('message', 'superseded by a new plan (stalled)', 'superseded', true)
+                  WHERE (s.run_id, s.step_id) IN (
+                        SELECT c.run_id, c.step_id FROM agentorch.steps c
+                         WHERE c.run_id OPERATOR(pg_catalog.=) r.id AND c.plan_version OPERATOR(pg_catalog.>) 0
+                           AND c.parent_step_id IS NULL AND c.status OPERATOR(pg_catalog.=) 'running'
+                         FOR UPDATE SKIP LOCKED)
+                 RETURNING s.step_id, s.attempt
+        LOOP
+            PERFORM agentorch._step_transition(r.id, x.step_id, 'cancelled', x.attempt, 'step_superseded',
+                                               '{"superseded": true, "stalled": true}');
+        END LOOP;
+        PERFORM agentorch._trigger_replan(r.id, 'stall', pg_catalog.clock_timestamp()::text,
+                                          pg_catalog.format('no step finished for %s (stall_timeout)', r.stall));
+        RETURN NEXT r.id;
+    END LOOP;
+END
+$$;
+
+-- Written in C (src/orchestration/planner.c): the spec of a run's next
+-- planner step, and the check and optimization of a plan it answered.
+CREATE FUNCTION agentorch._planner_step(p_run bigint, p_reason text, p_problem text, p_rejected jsonb)
+    RETURNS jsonb LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_planner_step';
+CREATE FUNCTION agentorch._check_plan(p_run bigint, p_plan jsonb)
+    RETURNS jsonb LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_check_plan';
 
 DO $do$
 DECLARE

@@ -37,6 +37,7 @@ int			ao_max_iterations_per_run = 10000;
 int			ao_batch_time_limit_ms = 500;
 int			ao_log_level = LOG;
 int			ao_max_step_timeout_ms = 3600000;
+int			ao_max_replans = 3;
 
 /* Values of agentorch.log_level. */
 static const struct config_enum_entry selector_options[] = {
@@ -199,6 +200,10 @@ _PG_init(void)
 							"Bounds how long one role's step can hold an executor or a request.",
 							&ao_max_step_timeout_ms, 3600000, 1000, INT_MAX, PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.max_replans",
+							"Revisions a planner or reactive run may ask for when its option max_replans is not given.",
+							"Read when a run starts and recorded in its options.",
+							&ao_max_replans, 3, 0, 100, PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("agentorch.max_iterations_per_run",
 							"Most loop iterations one run may create, over all its loops.",
 							"A loop that would go past it fails (54000).",

@@ -66,6 +66,7 @@ extern int	ao_max_iterations_per_run;
 extern int	ao_batch_time_limit_ms;
 extern int	ao_log_level;
 extern int	ao_max_step_timeout_ms;
+extern int	ao_max_replans;
 
 /* A step's timeout in ms, capped at agentorch.max_step_timeout. */
 #define AO_CAP_STEP_TIMEOUT(ms) ((long) Min((double) (ms), (double) ao_max_step_timeout_ms))
@@ -176,6 +177,7 @@ typedef enum AoToolAccess
 extern AoToolAccess ao_tool_access(const char *name, Oid role);
 #define AO_TOOL_DENIED_PREFIX "permission denied for tool "
 extern Jsonb *ao_pin_tools(json_object *steps, json_object *extra, Oid role);
+extern json_object *ao_usable_tool_names(Oid role);
 extern void ao_check_workflow_semantics(json_object *normalized, json_object *schema,
 										ao_problems *problems);
 

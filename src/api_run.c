@@ -43,6 +43,7 @@
 #include "ao_net.h"
 #include "ao_policy.h"
 #include "ao_workflow.h"
+#include "planner.h"
 #include "selector.h"
 
 PG_FUNCTION_INFO_V1(ao_sql_start);
@@ -190,6 +191,18 @@ check_simple_input(json_object *in)
 	ao_problems_raise(relative, ERRCODE_INVALID_PARAMETER_VALUE, "invalid input of a simple run");
 }
 
+/* An interval given as a string ("5 minutes"); ERRORs with what otherwise. */
+static void
+check_interval(json_object *v, const char *what)
+{
+	if (!json_object_is_type(v, json_type_string))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be an interval such as \"5 minutes\"", what)));
+	(void) DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+}
+
 /* Check run options whose errors would otherwise surface as cryptic casts. */
 static void
 check_options(json_object *options)
@@ -204,7 +217,8 @@ check_options(json_object *options)
 		/* a misspelt option would otherwise be ignored silently */
 		static const char *const known[] = {
 			"model", "priority", "timeout", "idempotency_key", "version", "metadata",
-			"traceparent", "tools", "max_replans", NULL
+			"traceparent", "tools", "max_replans", "planner_model", "budget", "replan_when",
+			"stall_timeout", NULL
 		};
 
 		json_object_object_foreach(options, key, val)
@@ -219,7 +233,8 @@ check_options(json_object *options)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("unknown run option \"%s\"", key),
 						 errhint("Run options are model, priority, timeout, idempotency_key, version, metadata, "
-								 "traceparent, tools and max_replans.")));
+								 "traceparent, tools, max_replans, planner_model, budget, replan_when and "
+								 "stall_timeout.")));
 		}
 	}
 	if (json_object_object_get_ex(options, "model", &v))
@@ -246,13 +261,67 @@ check_options(json_object *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"idempotency_key\" must be a string of 1 to 200 characters")));
 	if (json_object_object_get_ex(options, "timeout", &v))
+		check_interval(v, "option \"timeout\"");
+	if (json_object_object_get_ex(options, "stall_timeout", &v))
+		check_interval(v, "option \"stall_timeout\"");
+	if (json_object_object_get_ex(options, "planner_model", &v))
+		check_model_name(v, "option \"planner_model\"");
+	if (json_object_object_get_ex(options, "max_replans", &v) &&
+		(!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 || json_object_get_int64(v) > 100))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"max_replans\" must be an integer from 0 to 100")));
+	if (json_object_object_get_ex(options, "budget", &v))
 	{
-		if (!json_object_is_type(v, json_type_string))
+		if (!json_object_is_type(v, json_type_object) || json_object_object_length(v) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"timeout\" must be an interval such as \"5 minutes\"")));
-		(void) DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
-								   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+					 errmsg("option \"budget\" must be an object with max_tokens, max_cost or max_duration")));
+		{
+			json_object_object_foreach(v, key, val)
+			{
+			if (strcmp(key, "max_tokens") == 0)
+			{
+				if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) <= 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("budget \"max_tokens\" must be a positive integer")));
+			}
+			else if (strcmp(key, "max_cost") == 0)
+			{
+				if ((!json_object_is_type(val, json_type_int) && !json_object_is_type(val, json_type_double)) ||
+					json_object_get_double(val) < 0 || !isfinite(json_object_get_double(val)))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("budget \"max_cost\" must be a number of at least 0")));
+			}
+			else if (strcmp(key, "max_duration") == 0)
+				check_interval(val, "budget \"max_duration\"");
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown budget \"%s\"", key),
+						 errhint("A budget has max_tokens, max_cost and max_duration.")));
+			}
+		}
+	}
+	if (json_object_object_get_ex(options, "replan_when", &v))
+	{
+		bool		ok = json_object_is_type(v, json_type_array);
+
+		for (size_t i = 0; ok && i < json_object_array_length(v); i++)
+		{
+			json_object *c = json_object_array_get_idx(v, i);
+
+			ok = json_object_is_type(c, json_type_string);
+			if (ok)				/* a jsonpath that does not compile is an error now */
+				(void) DirectFunctionCall1(jsonpath_in, CStringGetDatum(json_object_get_string(c)));
+		}
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"replan_when\" must be an array of jsonpath conditions"),
+					 errhint("For example [\"$.steps.search.output.count == 0\"].")));
 	}
 }
 
@@ -351,13 +420,6 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 
 		ao_select_decide(in, workflow, &sel);
 		selection = ao_selection_json(&sel);
-		if (sel.run_as == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("a run needs an input with \"prompt\" or \"messages\", or a workflow (%s orchestration is not available in this version)",
-							sel.orchestration),
-					 errdetail("The selector chose %s: %s.", sel.orchestration, sel.reason),
-					 errhint("Give the input a \"prompt\" or \"messages\", or name a workflow.")));
 		orchestration = sel.run_as;
 		if (strcmp(orchestration, "fixed") == 0)
 			workflow = sel.workflow;
@@ -366,10 +428,34 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 		selection = psprintf("{\"orchestration\": \"%s\", \"confidence\": 1, \"source\": \"caller\"}", orchestration);
 
 	if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s orchestration is not available in this version", orchestration),
-				 errhint("Use \"fixed\" with a registered workflow, or \"simple\".")));
+	{
+		/*
+		 * One planner llm step; its plan becomes the run's steps. The
+		 * tools it may plan with are pinned now: those named in the
+		 * tools option, else every tool the caller may use.
+		 */
+		json_object *names;
+		Jsonb	   *tools;
+
+		if (!json_object_is_type(in, json_type_object))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the input of a %s run must be a JSON object", orchestration),
+					 errhint("For example {\"prompt\": \"Compare the prices of ...\"}.")));
+		names = json_object_object_get(opts, "tools");
+		if (names == NULL)
+			names = ao_usable_tool_names(GetUserId());
+		tools = ao_pin_tools(NULL, names, GetUserId());
+		if (!json_object_object_get_ex(opts, "max_replans", NULL))
+		{
+			/* recorded like the default model: executors read the run, not a session */
+			json_object_object_add(opts, "max_replans", json_object_new_int(ao_max_replans));
+			options = ao_jsonb_from_json(opts);
+		}
+		return create_run(orchestration, NULL, NULL,
+						  ao_planner_body(in, opts, tools),
+						  input, options, selection, search_path, tools);
+	}
 
 	if (strcmp(orchestration, "fixed") == 0)
 	{

@@ -222,6 +222,44 @@ ao_tool_access(const char *name, Oid role)
 	return result;
 }
 
+/*
+ * The names of every registered tool role may use (owned, through role
+ * membership, granted, or as a superuser), as a JSON array: what a planner
+ * may plan with when the run names no tools. Read as the extension owner.
+ */
+json_object *
+ao_usable_tool_names(Oid role)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(role)};
+	json_object *names = ao_json_own(json_object_new_array());
+	AoUserScope owner_scope;
+	bool		super = superuser_arg(role);
+
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT t.name, t.owner, EXISTS (SELECT 1 FROM agentorch.tool_grants g "
+							  "  WHERE g.tool OPERATOR(pg_catalog.=) t.name "
+							  "    AND pg_catalog.pg_has_role($1, g.grantee, 'USAGE')) "
+							  "FROM agentorch.tools t ORDER BY t.name",
+							  1, argtypes, values, NULL, true, 0) == SPI_OK_SELECT)
+	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+			Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+			bool		granted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+
+			if (super || granted || has_privs_of_role(role, owner))
+				json_object_array_add(names, json_object_new_string(name));
+		}
+	}
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+	return names;
+}
+
 /* Add the tool names a list of workflow steps uses (recursively) to *names. */
 static void
 collect_step_tools(json_object *steps, List **names)

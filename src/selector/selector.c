@@ -18,11 +18,6 @@
  * its chunks are never written, its outcome is read in memory. Answers
  * are cached in agentorch.llm_cache (keys "selector:<sha256>").
  *
- * planner and reactive are not implemented in this version: when the
- * decision is one of them, start() runs simple instead when the input has
- * a prompt or messages, and the reason says so; select() reports the
- * decision itself with the same note.
- *
  * load_selector_rules() replaces every rule in one statement sequence
  * under a SHARE ROW EXCLUSIVE lock, so concurrent loads serialize and an
  * invalid document (checked in full first) changes nothing. EXECUTE on it
@@ -52,7 +47,6 @@
 PG_FUNCTION_INFO_V1(ao_sql_select);
 PG_FUNCTION_INFO_V1(ao_sql_load_selector_rules);
 
-#define UNAVAILABLE_NOTE "%s is not available in this version; simple instead"
 
 
 /*
@@ -93,15 +87,6 @@ load_rules(size_t *n)
 	SPI_finish();
 	ao_restore_user(&scope);
 	return rules;
-}
-
-/* Does the input give simple what it needs (a prompt or messages)? */
-static bool
-has_prompt(json_object *input)
-{
-	return json_object_is_type(input, json_type_object) &&
-		(json_object_object_get_ex(input, "prompt", NULL) ||
-		 json_object_object_get_ex(input, "messages", NULL));
 }
 
 /*
@@ -478,20 +463,6 @@ ao_select_decide(json_object *input, const char *workflow, AoSelection *sel)
 	sel->rule = d.rule ? pstrdup(d.rule) : NULL;
 	sel->model = from_model && model ? pstrdup(model) : NULL;
 	sel->run_as = sel->orchestration;
-	if (strcmp(sel->orchestration, "planner") == 0 || strcmp(sel->orchestration, "reactive") == 0)
-	{
-		if (has_prompt(input))
-		{
-			sel->run_as = "simple";
-			reason = psprintf("%s; " UNAVAILABLE_NOTE, reason, sel->orchestration);
-		}
-		else
-		{
-			sel->run_as = NULL;
-			reason = psprintf("%s; %s is not available in this version, and simple needs a prompt or messages",
-							  reason, sel->orchestration);
-		}
-	}
 	sel->reason = reason;
 }
 

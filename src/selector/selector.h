@@ -20,9 +20,7 @@
 typedef struct AoSelection
 {
 	const char *orchestration;	/* what the selector chose */
-	const char *run_as;			/* what start() runs: orchestration, or simple
-								 * instead of an unavailable one; NULL when
-								 * nothing available fits */
+	const char *run_as;			/* what start() runs (the orchestration) */
 	const char *workflow;		/* fixed only */
 	double		confidence;
 	const char *source;			/* rules | default */
