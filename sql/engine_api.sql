@@ -85,7 +85,7 @@ SELECT step_id, priority FROM agentorch.steps WHERE run_id = :r ORDER BY step_id
 -- a prompt makes a simple run: one llm step (committed here already cancelled,
 -- so no executor ever picks it up)
 BEGIN;
-SELECT agentorch.start('{"prompt": "Hello"}', options => '{"model": "fast"}') AS s \gset
+SELECT agentorch.start('{"prompt": "What is agentorch?"}', options => '{"model": "fast"}') AS s \gset
 SELECT status, orchestration, workflow_name, input, selection FROM agentorch.runs WHERE id = :s;
 SELECT step_id, kind, status, spec, depends_on FROM agentorch.steps WHERE run_id = :s;
 SELECT agentorch.cancel(:s, 'not calling a model in a test');
@@ -101,8 +101,10 @@ SELECT orchestration, status, (SELECT spec->'messages' FROM agentorch.steps WHER
 
 -- refused, and nothing is stored
 SELECT count(*) AS runs_before FROM agentorch.runs \gset
-SELECT eng_a.try($$SELECT agentorch.start('{"prompt": "plan it"}', 'planner')$$);
-SELECT eng_a.try($$SELECT agentorch.start('{"prompt": "react"}', 'reactive')$$);
+SELECT eng_a.try($$SELECT agentorch.start('{"plan": "no goal"}', 'planner')$$);
+SELECT eng_a.try($$SELECT agentorch.start('{"prompt": 7}', 'reactive')$$);
+SELECT eng_a.try($$SELECT agentorch.start('{"prompt": "x"}', 'planner', NULL, '{"budget": {"max_tokens": 0}}')$$);
+SELECT eng_a.try($$SELECT agentorch.start('{"prompt": "x"}', 'reactive', NULL, '{"replan_when": ["@@ nonsense"]}')$$);
 SELECT eng_a.try($$SELECT agentorch.start('{"question": "no prompt"}')$$);
 SELECT eng_a.try($$SELECT agentorch.start('"just text"')$$);
 SELECT eng_a.try($$SELECT agentorch.start(NULL)$$);

@@ -157,9 +157,16 @@ SELECT orchestration, workflow_name, selection FROM agentorch.runs WHERE id = :r
 SELECT agentorch.start('{"prompt": "The report, please"}', 'simple') AS r \gset
 SELECT orchestration, workflow_name, selection FROM agentorch.runs WHERE id = :r;
 ROLLBACK;
--- planner chosen but simple impossible: refused
+-- planner chosen without a goal: refused; with one, a planner run starts
+-- with one planner step forced through AgentPlan (rolled back here)
 SELECT sel.try($$SELECT agentorch.start('{"question": "no prompt"}')$$);
-SELECT sel.try($$SELECT agentorch.start('{"prompt": "x"}', 'planner')$$);
+BEGIN;
+SELECT agentorch.start('{"prompt": "Write a poem about the sea"}') AS r \gset
+SELECT orchestration, options->'max_replans' AS max_replans, selection->>'source' AS source FROM agentorch.runs WHERE id = :r;
+SELECT step_id, kind, status, spec->'planner' AS planner, spec->'response_schema'->>'title' AS schema,
+       spec->>'prompt' LIKE E'Task:\nWrite a poem about the sea\n%' AS prompt_ok
+  FROM agentorch.steps WHERE run_id = :r;
+ROLLBACK;
 
 -- llm and hybrid selectors without a usable model: the rules decide, and say why
 SET agentorch.selector = 'llm';

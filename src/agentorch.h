@@ -178,6 +178,9 @@ extern AoToolAccess ao_tool_access(const char *name, Oid role);
 #define AO_TOOL_DENIED_PREFIX "permission denied for tool "
 extern Jsonb *ao_pin_tools(json_object *steps, json_object *extra, Oid role);
 extern json_object *ao_usable_tool_names(Oid role);
+
+/* Why expr is not a jsonpath (palloc'd message), or NULL when it is one. */
+extern char *ao_jsonpath_error(const char *expr);
 extern void ao_check_workflow_semantics(json_object *normalized, json_object *schema,
 										ao_problems *problems);
 

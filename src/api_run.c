@@ -40,6 +40,7 @@
 #include "pgstat.h"
 
 #include "ao_json_schema.h"
+#include "ao_plan.h"
 #include "ao_net.h"
 #include "ao_policy.h"
 #include "ao_workflow.h"
@@ -149,7 +150,7 @@ check_model_name(json_object *v, const char *what)
  * not granted) with the problems, their paths relative to the input.
  */
 static void
-check_simple_input(json_object *in)
+check_simple_input(json_object *in, const char *orchestration)
 {
 	static const char *const step_keys[] = {
 		"prompt", "system", "messages", "model", "response_schema", "tools", NULL
@@ -188,7 +189,7 @@ check_simple_input(json_object *in)
 					 errhint("The tool's owner can allow it with agentorch.grant_tool().")));
 		ao_problems_add(relative, *path ? path : "/", p->messages[i]);
 	}
-	ao_problems_raise(relative, ERRCODE_INVALID_PARAMETER_VALUE, "invalid input of a simple run");
+	ao_problems_raise(relative, ERRCODE_INVALID_PARAMETER_VALUE, psprintf("invalid input of a %s run", orchestration));
 }
 
 /* An interval given as a string ("5 minutes"); ERRORs with what otherwise. */
@@ -315,7 +316,15 @@ check_options(json_object *options)
 
 			ok = json_object_is_type(c, json_type_string);
 			if (ok)				/* a jsonpath that does not compile is an error now */
-				(void) DirectFunctionCall1(jsonpath_in, CStringGetDatum(json_object_get_string(c)));
+			{
+				char	   *err = ao_jsonpath_error(json_object_get_string(c));
+
+				if (err)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("option \"replan_when\" holds an invalid jsonpath: %s", err),
+							 errdetail("At /replan_when/%zu: %s", i, json_object_get_string(c))));
+			}
 		}
 		if (!ok)
 			ereport(ERROR,
@@ -442,6 +451,14 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("the input of a %s run must be a JSON object", orchestration),
 					 errhint("For example {\"prompt\": \"Compare the prices of ...\"}.")));
+		/* the goal is given as a simple run would take it: the same checks */
+		if (json_object_object_get_ex(in, "prompt", NULL) || json_object_object_get_ex(in, "messages", NULL))
+			check_simple_input(in, orchestration);
+		if (ao_plan_goal(in) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a %s run needs a goal: an input with \"prompt\", \"goal\" or a user message", orchestration),
+					 errhint("For example agentorch.start('{\"prompt\": \"Compare the sales of two regions\"}', 'planner').")));
 		names = json_object_object_get(opts, "tools");
 		if (names == NULL)
 			names = ao_usable_tool_names(GetUserId());
@@ -496,7 +513,7 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a simple run needs an input with \"prompt\" or \"messages\""),
 				 errhint("For example agentorch.start('{\"prompt\": \"Hello\"}').")));
-	check_simple_input(in);
+	check_simple_input(in, "simple");
 	{
 		json_object *model;
 

@@ -432,8 +432,8 @@ ao_sql_channel_token(PG_FUNCTION_ARGS)
  * subtransaction that is rolled back on failure, as PL/pgSQL does for an
  * EXCEPTION block.
  */
-static char *
-jsonpath_error(const char *expr)
+char *
+ao_jsonpath_error(const char *expr)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -532,7 +532,7 @@ ao_check_workflow_semantics(json_object *normalized, json_object *schema,
 	}
 	for (size_t i = 0; i < c->conditions.n; i++)
 	{
-		char	   *err = jsonpath_error(c->conditions.messages[i]);
+		char	   *err = ao_jsonpath_error(c->conditions.messages[i]);
 
 		if (err)
 			ao_problems_add(problems, c->conditions.paths[i],

@@ -504,13 +504,31 @@ ao_select_rules(const ao_select_rule *rules, size_t n, json_object *input,
 	return -1;
 }
 
+/*
+ * The first key of input that only a single llm request has (a response
+ * schema, tools offered to the model, a model, a system prompt, sampling
+ * settings), or NULL.
+ */
+static const char *
+llm_request_key(json_object *input)
+{
+	static const char *const keys[] = {"response_schema", "tools", "model", "system", "temperature", "max_tokens", NULL};
+
+	if (input == NULL || !json_object_is_type(input, json_type_object))
+		return NULL;
+	for (const char *const *k = keys; *k; k++)
+		if (json_object_object_get_ex(input, *k, NULL))
+			return *k;
+	return NULL;
+}
+
 void
 ao_select_default(json_object *input, const char *workflow, const ao_select_facts *facts,
 				  ao_select_decision *d)
 {
 	ao_buf		reason;
+	const char *llm_key;
 
-	(void) input;
 	ao_buf_init(&reason);
 	d->source = "default";
 	d->rule = NULL;
@@ -521,6 +539,13 @@ ao_select_default(json_object *input, const char *workflow, const ao_select_fact
 		d->workflow = workflow;
 		d->confidence = 1.0;
 		ao_buf_printf(&reason, "no rule matched; a workflow was named");
+	}
+	else if ((llm_key = llm_request_key(input)) != NULL)
+	{
+		/* response_schema, tools, model... describe one llm call: simple */
+		d->orchestration = "simple";
+		d->confidence = 0.8;
+		ao_buf_printf(&reason, "no rule matched; the input is one llm request (it has \"%s\")", llm_key);
 	}
 	else if (strcmp(facts->intent, "question") == 0 && facts->words <= AO_SELECT_SHORT_WORDS &&
 			 facts->complexity <= AO_SELECT_SHORT_COMPLEXITY)

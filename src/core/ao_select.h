@@ -110,8 +110,10 @@ extern int	ao_select_rules(const ao_select_rule *rules, size_t n, json_object *i
 							ao_problem_fn cb, void *arg);
 
 /*
- * The decision without a matching rule: a workflow argument means fixed,
- * a short question simple, anything else planner.
+ * The decision without a matching rule: a workflow argument means fixed;
+ * an input that is one llm request (it has response_schema, tools, model,
+ * system, temperature or max_tokens) or a short question means simple;
+ * anything else planner.
  */
 extern void ao_select_default(json_object *input, const char *workflow,
 							  const ao_select_facts *facts, ao_select_decision *d);
