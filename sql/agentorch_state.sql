@@ -479,6 +479,9 @@ BEGIN
         END IF;
     ELSIF p_status OPERATOR(pg_catalog.=) 'failed' AND s.plan_version OPERATOR(pg_catalog.>) 0 THEN
         -- a step of a plan failed for good: ask for a revision that knows
+        IF s.kind OPERATOR(pg_catalog.=) 'llm' THEN
+            PERFORM agentorch._adapt_models(p_run);
+        END IF;
         PERFORM agentorch._replan(p_run, 'error', 'step ' OPERATOR(pg_catalog.||) p_step OPERATOR(pg_catalog.||) ' failed: '
                                   OPERATOR(pg_catalog.||) COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', 'unknown error'));
         IF NOT p_defer THEN
@@ -541,14 +544,19 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_attempt int;
+    v_plan_version int;
+    v_kind agentorch.step_kind;
 BEGIN
     UPDATE agentorch.steps
        SET status = 'ready', error = p_error, lease_until = NULL, worker = NULL,
            not_before = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => p_delay_ms OPERATOR(pg_catalog./) 1000.0)
      WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_step
-    RETURNING attempt INTO v_attempt;
+    RETURNING attempt, plan_version, kind INTO v_attempt, v_plan_version, v_kind;
     PERFORM agentorch._step_transition(p_run, p_step, 'ready', v_attempt, 'step_retrying',
         pg_catalog.jsonb_build_object('error', p_error, 'delay_ms', p_delay_ms));
+    IF v_plan_version OPERATOR(pg_catalog.>) 0 AND v_kind OPERATOR(pg_catalog.=) 'llm' THEN
+        PERFORM agentorch._adapt_models(p_run);
+    END IF;
 END
 $$;
 
@@ -1228,7 +1236,8 @@ BEGIN
                        'description', s OPERATOR(pg_catalog.->) 'description',
                        'tool', s OPERATOR(pg_catalog.->) 'tool', 'input', s OPERATOR(pg_catalog.->) 'input',
                        'prompt', s OPERATOR(pg_catalog.->) 'prompt', 'model', s OPERATOR(pg_catalog.->) 'model',
-                       'depends_on', s OPERATOR(pg_catalog.->) 'depends_on')) AS spec, ord
+                       'depends_on', s OPERATOR(pg_catalog.->) 'depends_on',
+                       'planned_by', p_planner.step_id, 'plan_version', v_version)) AS spec, ord
               FROM pg_catalog.jsonb_array_elements(v_plan OPERATOR(pg_catalog.->) 'steps') WITH ORDINALITY AS x(s, ord)) e
     ON CONFLICT (run_id, step_id) DO UPDATE
        SET kind = excluded.kind, spec = excluded.spec, depends_on = excluded.depends_on, ord = excluded.ord,
@@ -1242,6 +1251,7 @@ BEGIN
     INSERT INTO agentorch.plans (run_id, version, plan, parent_version, reason, diff)
     VALUES (p_run, v_version, v_plan, NULLIF(r.plan_version, 0), v_reason, v_diff);
     UPDATE agentorch.runs SET plan = v_plan, plan_version = v_version WHERE id OPERATOR(pg_catalog.=) p_run;
+    PERFORM agentorch._adapt_models(p_run);
     PERFORM agentorch._event(p_run, p_planner.step_id,
                              CASE WHEN v_version OPERATOR(pg_catalog.=) 1 THEN 'plan_created' ELSE 'plan_modified' END,
                              pg_catalog.jsonb_build_object('version', v_version, 'reason', v_reason, 'diff', v_diff));
@@ -1483,6 +1493,60 @@ BEGIN
         PERFORM agentorch._trigger_replan(r.id, 'stall', pg_catalog.clock_timestamp()::text,
                                           pg_catalog.format('no step finished for %s (stall_timeout)', r.stall));
         RETURN NEXT r.id;
+    END LOOP;
+END
+$$;
+
+-- Adaptive strategy of reactive runs: once a model failed twice in the
+-- run (failed or retried attempts of its llm steps), the llm steps that
+-- have not started yet use its first fallback (models.spec.fallback[0]).
+-- Each switch is recorded once (a model_switched event).
+CREATE FUNCTION agentorch._adapt_models(p_run bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r agentorch.runs;
+    m record;
+    n int;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF r.orchestration OPERATOR(pg_catalog.<>) 'reactive' THEN
+        RETURN;
+    END IF;
+    FOR m IN SELECT COALESCE(s.spec OPERATOR(pg_catalog.->>) 'model', r.options OPERATOR(pg_catalog.->>) 'model') AS model,
+                    pg_catalog.count(*) AS failures
+               FROM agentorch.events e
+               JOIN agentorch.steps s ON s.run_id OPERATOR(pg_catalog.=) e.run_id AND s.step_id OPERATOR(pg_catalog.=) e.step_id
+              WHERE e.run_id OPERATOR(pg_catalog.=) p_run AND s.kind OPERATOR(pg_catalog.=) 'llm'
+                AND e.kind OPERATOR(pg_catalog.=) ANY ('{step_retrying,step_failed}'::text[])
+              GROUP BY 1
+             HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) 2
+    LOOP
+        CONTINUE WHEN m.model IS NULL;
+        FOR n IN SELECT 1 FROM agentorch.models md
+                  WHERE md.name OPERATOR(pg_catalog.=) m.model
+                    AND pg_catalog.jsonb_typeof(md.spec OPERATOR(pg_catalog.->) 'fallback' OPERATOR(pg_catalog.->) 0) OPERATOR(pg_catalog.=) 'string'
+        LOOP
+            UPDATE agentorch.steps s
+               SET spec = s.spec OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('model',
+                       (SELECT md.spec OPERATOR(pg_catalog.->) 'fallback' OPERATOR(pg_catalog.->) 0 FROM agentorch.models md
+                         WHERE md.name OPERATOR(pg_catalog.=) m.model))
+             WHERE (s.run_id, s.step_id) IN (
+                   SELECT c.run_id, c.step_id FROM agentorch.steps c
+                    WHERE c.run_id OPERATOR(pg_catalog.=) p_run AND c.kind OPERATOR(pg_catalog.=) 'llm'
+                      AND NOT c.spec OPERATOR(pg_catalog.?) 'planner'
+                      AND c.status OPERATOR(pg_catalog.=) ANY ('{pending,ready}'::agentorch.step_status[])
+                      AND COALESCE(c.spec OPERATOR(pg_catalog.->>) 'model', r.options OPERATOR(pg_catalog.->>) 'model') OPERATOR(pg_catalog.=) m.model
+                    FOR UPDATE SKIP LOCKED);
+            IF NOT EXISTS (SELECT 1 FROM agentorch.events WHERE run_id OPERATOR(pg_catalog.=) p_run
+                              AND kind OPERATOR(pg_catalog.=) 'model_switched' AND data OPERATOR(pg_catalog.->>) 'from' OPERATOR(pg_catalog.=) m.model) THEN
+                PERFORM agentorch._event(p_run, NULL, 'model_switched',
+                    pg_catalog.jsonb_build_object('from', m.model, 'failures', m.failures,
+                        'to', (SELECT md.spec OPERATOR(pg_catalog.->) 'fallback' OPERATOR(pg_catalog.->) 0 FROM agentorch.models md
+                                WHERE md.name OPERATOR(pg_catalog.=) m.model)));
+            END IF;
+        END LOOP;
     END LOOP;
 END
 $$;

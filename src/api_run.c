@@ -957,7 +957,19 @@ ao_sql_graph(PG_FUNCTION_ARGS)
 	visible_run_owner(run);
 	values[0] = Int64GetDatum(run);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT COALESCE(w.definition, r.plan, "
+	/*
+	 * A planner or reactive run shows every version of its plan: each
+	 * planner step leads to the steps of the plan it wrote, and steps a
+	 * later version replaced are marked superseded.
+	 */
+	if (SPI_execute_with_args("SELECT COALESCE(w.definition, "
+							  "  CASE WHEN r.orchestration OPERATOR(pg_catalog.=) ANY ('{planner,reactive}'::agentorch.orchestration_type[]) THEN "
+							  "  pg_catalog.jsonb_build_object('steps', (SELECT pg_catalog.jsonb_agg(s.spec OPERATOR(pg_catalog.||) "
+							  "     pg_catalog.jsonb_build_object('depends_on', CASE WHEN s.depends_on OPERATOR(pg_catalog.=) '{}' AND s.spec OPERATOR(pg_catalog.?) 'planned_by' "
+							  "       THEN pg_catalog.jsonb_build_array(s.spec OPERATOR(pg_catalog.->) 'planned_by') ELSE pg_catalog.to_jsonb(s.depends_on) END) "
+							  "     ORDER BY s.ord) "
+							  "     FROM agentorch.steps s WHERE s.run_id OPERATOR(pg_catalog.=) r.id AND s.parent_step_id IS NULL)) END, "
+							  "  r.plan, "
 							  "  pg_catalog.jsonb_build_object('steps', (SELECT pg_catalog.jsonb_agg(s.spec ORDER BY s.ord) "
 							  "     FROM agentorch.steps s WHERE s.run_id OPERATOR(pg_catalog.=) r.id AND s.parent_step_id IS NULL)))::text "
 							  "FROM agentorch.runs r LEFT JOIN agentorch.workflows w "
@@ -970,7 +982,8 @@ ao_sql_graph(PG_FUNCTION_ARGS)
 		definition = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		MemoryContextSwitchTo(spi);
 	}
-	if (SPI_execute_with_args("SELECT step_id, status::text FROM agentorch.steps WHERE run_id OPERATOR(pg_catalog.=) $1",
+	if (SPI_execute_with_args("SELECT step_id, CASE WHEN error OPERATOR(pg_catalog.->>) 'superseded' OPERATOR(pg_catalog.=) 'true' "
+							  "  THEN 'superseded' ELSE status::text END FROM agentorch.steps WHERE run_id OPERATOR(pg_catalog.=) $1",
 							  1, types, values, NULL, true, 0) == SPI_OK_SELECT)
 	{
 		MemoryContext spi = MemoryContextSwitchTo(caller);

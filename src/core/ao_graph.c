@@ -36,6 +36,7 @@ static const struct
 	{"skipped", "#f5f5f5"},
 	{"cancelled", "#d7ccc8"},
 	{"compensated", "#ffe0b2"},
+	{"superseded", "#e0e0e0"},	/* replaced by a later plan version */
 	{NULL, NULL}
 };
 

@@ -212,6 +212,27 @@ $st = steps_of($run);
 is($st->{slow}, 'cancelled', 'stall: the hanging step was superseded');
 is($st->{quick}, 'succeeded', 'stall: the new step ran');
 
+# --- adaptive strategy: after two failures of a model, later llm steps use its first fallback
+register_model($node, 'good', 'openai', $mock, { model => 'mock-good' });
+register_model($node, 'bad', 'openai', $mock, { model => 'mock-bad', fallback => ['good'] });
+mock_reset($mock);
+$run = start_planner('case-adaptive', 'reactive', { model => 'bad', planner_model => 'default' });
+is(wait_status($node, $run), 'succeeded', 'adaptive: the run succeeded');
+my @models = map { $_->{body}{model} } grep { ($_->{body}{messages}[-1]{content} // '') =~ /^step-/ } @{ mock_requests($mock) };
+is(scalar(grep { $_ eq 'mock-bad' } @models), 2, 'adaptive: the failing model was asked twice');
+is($models[-1], 'mock-good', 'adaptive: the later step went to the fallback');
+is(step_row($node, $run, 's2')->{spec}{model}, 'good', 'adaptive: the later step was switched before it started');
+$ev = jdec(sql($node, "SELECT data FROM agentorch.events WHERE run_id = $run AND kind = 'model_switched'"));
+is_deeply([ $ev->{from}, $ev->{to} ], [ 'bad', 'good' ], 'adaptive: model_switched event');
+
+# --- graph(run_id): every plan version, superseded steps marked
+my $err_run = sql($node, "SELECT min(r.id) FROM agentorch.runs r JOIN agentorch.plans p ON p.run_id = r.id AND p.reason = 'error'");
+my $g = sql($node, "SELECT agentorch.graph($err_run)");
+like($g, qr/planner\@1.*planner\@2/s, 'graph: both planner steps');
+like($g, qr/after<br\/>.*<br\/>superseded/, 'graph: the replaced step is marked superseded');
+like($g, qr/classDef superseded/, 'graph: superseded has a style');
+like(sql($node, "SELECT agentorch.graph($err_run, 'dot')"), qr/-> n\d+/, 'graph: dot edges from the planner steps');
+
 # --- bad options are refused and change nothing
 my $before = sql($node, 'SELECT count(*) FROM agentorch.runs');
 for my $bad ({ budget => { max_tokens => -1 } }, { budget => { max_money => 1 } }, { replan_when => ['$.$$ broken'] },
