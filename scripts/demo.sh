@@ -107,6 +107,21 @@ id=$(start_run "agentorch.run_workflow('regional-report')")
 follow "$id"
 
 echo
+echo "=== run: planner -- the model writes a plan (streamed as json_partial), agentorch checks,"
+echo "    optimizes (identical calls once, independent steps in parallel) and runs it"
+id=$(start_run "agentorch.start('{\"prompt\": \"Compare the sales of the north and south regions\"}', 'planner')")
+follow "$id"
+"${PSQL[@]}" -c "SELECT version, reason, parent_version, jsonb_pretty(diff) AS diff FROM agentorch.plans WHERE run_id = $id ORDER BY version"
+
+echo
+echo "=== run: reactive -- re-plans while it runs: after a step, the condition replan_when sees a weak"
+echo "    region, the pending step is superseded and a second plan keeps the finished outputs"
+id=$(start_run "agentorch.start('{\"prompt\": \"Find the weakest region and advise\"}', 'reactive', NULL, '{\"replan_when\": [\"\$.steps.west.output[0].total < 11000\"], \"budget\": {\"max_tokens\": 100000}}')")
+follow "$id"
+"${PSQL[@]}" -c "SELECT version, reason, parent_version, diff->'added' AS added, diff->'removed' AS removed FROM agentorch.plans WHERE run_id = $id ORDER BY version" \
+             -c "SELECT step_id, status, plan_version FROM agentorch.steps WHERE run_id = $id ORDER BY ord"
+
+echo
 echo "=== run: order-triage for a large order (branch -> user_input; we answer it)"
 id=$(start_run "agentorch.run_workflow('order-triage', '{\"order_id\": 2}')")
 follow "$id" & fpid=$!

@@ -1,7 +1,9 @@
 # Every SQL block of README.md runs as typed, in order, in one psql session
-# on a fresh cluster (ON_ERROR_STOP). The only change: the public provider
-# endpoints (api.openai.com, api.anthropic.com) point at the bundled mock
-# LLM server, since tests reach nothing but loopback.
+# on a fresh cluster (ON_ERROR_STOP), after the shell steps the README gives
+# (samples/tools.sql loaded; the bundled mock with the demo's script). The
+# only change: the public provider endpoints (api.openai.com,
+# api.anthropic.com) and the mock's port 8089 point at the test's mock LLM
+# server, since tests reach nothing but loopback.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -17,7 +19,8 @@ my $text = slurp_file($readme);
 my @blocks = $text =~ /^```sql\n(.*?)^```/msg;
 cmp_ok(scalar @blocks, '>=', 3, 'README.md has SQL blocks (' . scalar(@blocks) . ')');
 
-my $mock = mock_start(undef);
+my $samples = $ENV{AO_SAMPLES} || "$FindBin::Bin/../../samples";
+my $mock = mock_start('../mock_llm/scripts/demo.json');
 my $node = llm_node('readme');
 {
 	local $ENV{OPENAI_API_KEY} = 'sk-readme-test-key';
@@ -27,6 +30,8 @@ my $node = llm_node('readme');
 my $sql = join("\n", @blocks);
 $sql =~ s{https://api\.openai\.com/v1}{$mock->{url}/v1}g;
 $sql =~ s{https://api\.anthropic\.com}{$mock->{url}}g;
+$sql =~ s{http://127\.0\.0\.1:8089}{$mock->{url}}g;
+$sql = "CREATE EXTENSION IF NOT EXISTS agentorch;\n\\i $samples/tools.sql\n" . $sql;
 
 my ($out, $err) = ('', '');
 my $rc = $node->psql('postgres', $sql, stdout => \$out, stderr => \$err, on_error_stop => 1,
@@ -41,8 +46,12 @@ is($node->safe_psql('postgres', "SELECT status FROM agentorch.runs WHERE workflo
 	'succeeded', 'the triage run escalated, got its input and succeeded');
 like($node->safe_psql('postgres', "SELECT output::text FROM agentorch.runs WHERE workflow_name = 'triage' ORDER BY id DESC LIMIT 1"),
 	qr/approved/, 'with the submitted answer in its output');
-is($node->safe_psql('postgres', "SELECT count(*) FROM agentorch.models"), '4',
+is($node->safe_psql('postgres', "SELECT count(*) FROM agentorch.models"), '5',
 	'the provider examples registered their models');
+is($node->safe_psql('postgres', "SELECT string_agg(orchestration || ':' || status, ',' ORDER BY id) FROM agentorch.runs WHERE orchestration IN ('planner', 'reactive')"),
+	'planner:succeeded,reactive:succeeded', 'the planner and reactive examples succeeded');
+is($node->safe_psql('postgres', "SELECT string_agg(p.reason, ',' ORDER BY r.id, p.version) FROM agentorch.plans p JOIN agentorch.runs r ON r.id = p.run_id"),
+	'initial,initial,condition', 'with their plans (the reactive one revised by its condition)');
 
 $node->stop;
 done_testing();
