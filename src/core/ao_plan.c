@@ -736,13 +736,14 @@ ao_plan_optimize(json_object *plan, const ao_plan_env *env, json_object *changes
  *-------------------------------------------------------------------------
  */
 json_object *
-ao_plan_diff(json_object *old_plan, json_object *new_plan)
+ao_plan_diff(json_object *old_plan, json_object *new_plan, const ao_plan_env *env)
 {
 	json_object *a = plan_steps(old_plan);
 	json_object *b = plan_steps(new_plan);
 	json_object *added = json_object_new_array();
 	json_object *removed = json_object_new_array();
 	json_object *changed = json_object_new_array();
+	json_object *kept = json_object_new_array();
 	json_object *diff = json_object_new_object();
 
 	for (size_t i = 0; b && i < json_object_array_length(b); i++)
@@ -764,11 +765,12 @@ ao_plan_diff(json_object *old_plan, json_object *new_plan)
 		const char *id = str_member(json_object_array_get_idx(a, i), "id");
 
 		if (id && step_index(b, id) < 0)
-			json_object_array_add(removed, json_object_new_string(id));
+			json_object_array_add(is_kept(env, id) ? kept : removed, json_object_new_string(id));
 	}
 	json_object_object_add(diff, "added", added);
 	json_object_object_add(diff, "removed", removed);
 	json_object_object_add(diff, "changed", changed);
+	json_object_object_add(diff, "kept", kept);
 	return diff;
 }
 

@@ -68,10 +68,14 @@ extern json_object *ao_plan_optimize(json_object *plan, const ao_plan_env *env,
 									 json_object *changes);
 
 /*
- * {"added": [ids], "removed": [ids], "changed": [ids]} between the steps of
- * two plans (old_plan may be NULL: everything is added). A new reference.
+ * {"added": [ids], "removed": [ids], "changed": [ids], "kept": [ids]}
+ * between the steps of two plans (old_plan may be NULL: everything is
+ * added). A step of the old plan that the new one does not name is "kept"
+ * when it finished (env's kept ids: its output stays usable), else
+ * "removed". env may be NULL. A new reference.
  */
-extern json_object *ao_plan_diff(json_object *old_plan, json_object *new_plan);
+extern json_object *ao_plan_diff(json_object *old_plan, json_object *new_plan,
+								 const ao_plan_env *env);
 
 /* What the planner is told. Every member may be NULL. */
 typedef struct ao_plan_request

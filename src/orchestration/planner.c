@@ -317,7 +317,7 @@ ao_sql_check_plan(PG_FUNCTION_ARGS)
 
 		json_object_object_add(result, "plan", optimized);
 		json_object_object_add(result, "changes", changes);
-		json_object_object_add(result, "diff", ao_plan_diff(r.plan, optimized));
+		json_object_object_add(result, "diff", ao_plan_diff(r.plan, optimized, &env));
 	}
 	PG_RETURN_JSONB_P(ao_jsonb_from_json(result));
 }

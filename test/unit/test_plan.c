@@ -168,9 +168,9 @@ test_diff_and_prompt(void)
 										" {\"id\": \"y\", \"type\": \"llm\", \"prompt\": \"2\"}]}");
 	json_object *b = json_tokener_parse("{\"goal\": \"g\", \"steps\": [{\"id\": \"x\", \"type\": \"llm\", \"prompt\": \"1\"},"
 										" {\"id\": \"y\", \"type\": \"llm\", \"prompt\": \"3\"}, {\"id\": \"z\", \"type\": \"llm\", \"prompt\": \"4\"}]}");
-	json_object *d = ao_plan_diff(a, b);
-	json_object *d2 = ao_plan_diff(b, a);
-	json_object *d0 = ao_plan_diff(NULL, a);
+	json_object *d = ao_plan_diff(a, b, NULL);
+	json_object *d2 = ao_plan_diff(b, a, &env);
+	json_object *d0 = ao_plan_diff(NULL, a, NULL);
 	json_object *input = json_tokener_parse("{\"prompt\": \"Compare ${prices}\", \"region\": \"EU\"}");
 	json_object *tools = json_tokener_parse("{\"search\": {\"kind\": \"http\", \"spec\": {\"description\": \"web search\"}, "
 											"\"input_schema\": {\"type\": \"object\"}}}");
@@ -178,12 +178,23 @@ test_diff_and_prompt(void)
 	char	   *p;
 
 	UNIT_STREQ(json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN),
-			   "{\"added\":[\"z\"],\"removed\":[],\"changed\":[\"y\"]}", "diff: added and changed");
+			   "{\"added\":[\"z\"],\"removed\":[],\"changed\":[\"y\"],\"kept\":[]}", "diff: added and changed");
 	UNIT_STREQ(json_object_to_json_string_ext(d2, JSON_C_TO_STRING_PLAIN),
-			   "{\"added\":[],\"removed\":[\"z\"],\"changed\":[\"y\"]}", "diff: removed");
+			   "{\"added\":[],\"removed\":[\"z\"],\"changed\":[\"y\"],\"kept\":[]}", "diff: removed");
 	UNIT_STREQ(json_object_to_json_string_ext(d0, JSON_C_TO_STRING_PLAIN),
-			   "{\"added\":[\"x\",\"y\"],\"removed\":[],\"changed\":[]}", "diff from nothing");
+			   "{\"added\":[\"x\",\"y\"],\"removed\":[],\"changed\":[],\"kept\":[]}", "diff from nothing");
 
+	{
+		json_object *o = json_tokener_parse("{\"goal\": \"g\", \"steps\": [{\"id\": \"fetched\", \"type\": \"llm\", \"prompt\": \"1\"},"
+											" {\"id\": \"gone\", \"type\": \"llm\", \"prompt\": \"2\"}]}");
+		json_object *dk = ao_plan_diff(o, a, &env);
+
+		UNIT_STREQ(json_object_to_json_string_ext(dk, JSON_C_TO_STRING_PLAIN),
+				   "{\"added\":[\"x\",\"y\"],\"removed\":[\"gone\"],\"changed\":[],\"kept\":[\"fetched\"]}",
+				   "diff: a finished step the new plan does not name is kept");
+		json_object_put(dk);
+		json_object_put(o);
+	}
 	req.input = input;
 	req.tools = tools;
 	p = ao_plan_prompt(&req);
