@@ -61,10 +61,12 @@ $out = sql($node, "BEGIN;\nSELECT agentorch.start('{\"prompt\": \"case-fixed: th
 	  . "SELECT orchestration, workflow_name, selection->>'source', selection->>'model', selection->>'workflow' FROM agentorch.runs WHERE id = :r;\nROLLBACK;");
 is($out, 'fixed|sel-wf|llm|sel|sel-wf', 'start(): the model\'s decision is stored in runs.selection');
 
-# --- planner from the model: simple instead, said in the reason
+# --- planner from the model: start() makes a planner run
 $out = choose({ prompt => 'case-planner: compare three suppliers' });
-like($out, qr/^planner\|\|0\.8\|llm\|model "sel": several tools; planner is not available in this version; simple instead$/,
-	'llm: planner is reported, with simple instead') or diag($out);
+like($out, qr/^planner\|\|0\.8\|llm\|model "sel": several tools$/, 'llm: the model chose planner') or diag($out);
+$out = sql($node, "BEGIN;\nSELECT agentorch.start('{\"prompt\": \"case-planner: compare three suppliers\"}') AS r \\gset\n"
+	  . "SELECT orchestration, selection->>'source', (SELECT string_agg(step_id, ',') FROM agentorch.steps WHERE run_id = :r) FROM agentorch.runs WHERE id = :r;\nROLLBACK;");
+is($out, 'planner|llm|planner@1', 'start(): a planner run with its planner step');
 
 # --- the rules decide when the model cannot
 sql($node, q{SELECT agentorch.load_selector_rules('rules: [{name: refunds, match: {keywords: [refund]}, orchestration: simple}]')});
