@@ -1,0 +1,47 @@
+-- agentorch--0.1.0--0.2.0.sql -- upgrade a database from agentorch 0.1.0 to 0.2.0.
+--
+-- READ THIS BEFORE CHANGING THE SQL SURFACE.
+--
+-- sql/agentorch--0.1.0.sql is frozen: it is what 0.1.0 installed, and it must
+-- never change. sql/agentorch--0.2.0.sql is generated from the sources
+-- (sql/agentorch.sql, sql/agentorch_state.sql, sql/agentorch_api.sql and
+-- schemas/*.schema.json). A database that ran CREATE EXTENSION at 0.1.0 gets
+-- to 0.2.0 only through THIS file, so every change of those sources must be
+-- made here as well, in the same commit:
+--
+--   * a new function, table, column, index, type, enum label, view, policy:
+--     create it here exactly as the install script does (same definition,
+--     same SET search_path, same REVOKE EXECUTE ... FROM PUBLIC / GRANTs,
+--     same pg_extension_config_dump registration for a new table or
+--     sequence whose rows are user data; an internal function named _xxx
+--     needs its REVOKE written out, the install script's loop that revokes
+--     every _xxx function does not run here);
+--   * a changed plpgsql/sql function: CREATE OR REPLACE it here with the new
+--     body (if its signature or return type changes, DROP the old one first,
+--     and keep the old C entry point in the library: a database still at
+--     0.1.0 calls the C symbols named in agentorch--0.1.0.sql);
+--   * a changed schemas/*.schema.json: UPDATE agentorch._schemas here with
+--     the new document (or INSERT a new one);
+--   * a dropped object: DROP it here.
+--
+-- The TAP test test/t/121_schema_equivalence.pl installs 0.2.0 fresh in one
+-- database and 0.1.0 + ALTER EXTENSION agentorch UPDATE in another and
+-- compares their catalogs (functions and bodies, tables and columns,
+-- indexes, constraints, enums, policies, ACLs, dumped configuration tables,
+-- the rows of _schemas); it fails, with a diff, when this file has fallen
+-- behind. Add a new column at the end of its table in the install script
+-- too, so both paths give the same column order.
+--
+-- The shared library serves databases at 0.1.0 and at 0.2.0 alike (one is
+-- installed before ALTER EXTENSION ... UPDATE runs in each database): C code
+-- that needs an object created here checks ao_schema_at_least(0, 2) or calls
+-- ao_require_schema(0, 2, "feature") (src/catalog.c).
+--
+-- This script runs in one transaction, as the extension owner, while
+-- executors may be running steps of this database's runs: keep it short
+-- and lock as little as possible (ALTER TABLE takes an exclusive lock until
+-- commit).
+
+\echo Use "ALTER EXTENSION agentorch UPDATE TO '0.2.0'" to load this file. \quit
+
+-- No change of the SQL surface yet.
