@@ -5,11 +5,19 @@
 #   scripts/test.sh            everything the CI runs (see README)
 
 EXTENSION   = agentorch
-EXTVERSION  = 0.1.0
+EXTVERSION  = 0.2.0
 MODULE_big  = agentorch
 OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c src/core/*.c src/selector/*.c src/orchestration/*.c))
+# The current version's install script is generated (below); released
+# versions' scripts are frozen, committed files (sql/agentorch--0.1.0.sql),
+# installed with every upgrade script sql/agentorch--A--B.sql, so older
+# versions stay installable and ALTER EXTENSION ... UPDATE finds its path.
+# Releasing X and starting Y: commit the generated sql/agentorch--X.sql,
+# set EXTVERSION and agentorch.control's default_version to Y, move the
+# .gitignore line to Y's script, add sql/agentorch--X--Y.sql (every SQL
+# change from then on goes there too; see the header of the current one).
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(wildcard sql/$(EXTENSION)--*--*.sql)
+DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql build tmp_check_regress tmp_check_isolation output_iso
 
 PKGS        = libcurl json-c yaml-0.1 libpcre2-8

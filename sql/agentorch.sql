@@ -4,6 +4,12 @@
 -- one INSERT per schemas/*.schema.json into agentorch._schemas, so the JSON
 -- Schema documents in schemas/ stay the single source the validators use.
 --
+-- Upgrades: released versions' scripts are frozen (sql/agentorch--0.1.0.sql);
+-- every change of this file, agentorch_state.sql, agentorch_api.sql or
+-- schemas/ must also go into the newest upgrade script
+-- (sql/agentorch--0.1.0--0.2.0.sql; read its header). TAP test
+-- 121_schema_equivalence.pl fails when it has not.
+--
 -- Every object is schema-qualified and every operator inside function bodies
 -- is written OPERATOR(pg_catalog.x), so the script is safe under any
 -- search_path. Tables are owned by the extension owner (normally a

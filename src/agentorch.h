@@ -123,6 +123,20 @@ extern void ao_check_size(Size size, const char *what);
 
 /* catalog helpers (catalog.c) */
 extern Oid	ao_extension_owner(void);
+
+/*
+ * The schema version of agentorch in this database (pg_extension.extversion).
+ * One library serves every schema version it can be updated from: a
+ * database stays at its version until ALTER EXTENSION agentorch UPDATE, and
+ * its runs keep running meanwhile. C code that needs SQL objects of a newer
+ * version asks ao_schema_at_least() (to fall back) or ao_require_schema()
+ * (to refuse with 0A000 and a hint to update). Versions are compared as
+ * AO_SCHEMA_VERSION(major, minor, patch).
+ */
+#define AO_SCHEMA_VERSION(major, minor, patch) ((major) * 10000 + (minor) * 100 + (patch))
+extern int	ao_schema_version(void);
+extern bool ao_schema_at_least(int major, int minor);
+extern void ao_require_schema(int major, int minor, const char *feature);
 /*
  * The search_path every SQL statement of the extension runs under: only
  * pg_catalog's objects can be named unqualified (pg_temp last, so a

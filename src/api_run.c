@@ -436,6 +436,17 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 	else
 		selection = psprintf("{\"orchestration\": \"%s\", \"confidence\": 1, \"source\": \"caller\"}", orchestration);
 
+	/* what only the 0.2.0 state layer knows how to run */
+	if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
+		ao_require_schema(0, 2, psprintf("%s orchestration", orchestration));
+	{
+		static const char *const new_options[] = {"budget", "replan_when", "stall_timeout", "planner_model", NULL};
+
+		for (const char *const *o = new_options; *o; o++)
+			if (json_object_object_get_ex(opts, *o, NULL))
+				ao_require_schema(0, 2, psprintf("option \"%s\"", *o));
+	}
+
 	if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
 	{
 		/*

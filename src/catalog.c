@@ -1,10 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * catalog.c
- *	  Catalog helpers of the extension layer: the extension owner, acting
- *	  as that owner for agentorch's own bookkeeping, the stored JSON
- *	  Schemas, tool lookup, and the server-side half of workflow checks
- *	  (tools exist, conditions are valid jsonpath).
+ *	  Catalog helpers of the extension layer: the extension owner, the
+ *	  schema version installed in this database (ao_schema_at_least,
+ *	  ao_require_schema), acting as that owner for agentorch's own
+ *	  bookkeeping, the stored JSON Schemas, tool lookup, and the
+ *	  server-side half of workflow checks (tools exist, conditions are
+ *	  valid jsonpath).
  *
  * Writes to agentorch's tables are done as the extension owner (the
  * tables' owner) inside SetUserIdAndSecContext with
@@ -21,11 +23,17 @@
  */
 #include "agentorch.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
 #include "utils/guc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -71,6 +79,127 @@ ao_extension_owner(void)
 	cached_lxid = MyProc->lxid;
 	cached_owner = owner;
 	return owner;
+}
+
+/* ao_schema_version's cache: valid for one transaction and command. */
+static LocalTransactionId schema_cached_lxid = InvalidLocalTransactionId;
+static CommandId schema_cached_cid = InvalidCommandId;
+static int	schema_cached_version = -1;
+static char schema_cached_text[NAMEDATALEN];
+
+/*
+ * Read agentorch's extversion from pg_extension into the cache (an index
+ * lookup; "" and -1 when the extension is not installed). ERRORs on a
+ * version string that is not major.minor[.patch], which cannot happen with
+ * the scripts this library ships.
+ */
+static void
+schema_version_lookup(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	schema_cached_version = -1;
+	schema_cached_text[0] = '\0';
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("agentorch"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+		char	   *vtext = isnull ? pstrdup("") : TextDatumGetCString(d);
+		int			major = 0,
+					minor = 0,
+					patch = 0;
+
+		if (sscanf(vtext, "%d.%d.%d", &major, &minor, &patch) < 2 ||
+			major < 0 || minor < 0 || minor > 99 || patch < 0 || patch > 99)
+			elog(ERROR, "unrecognized agentorch version \"%s\" in pg_extension", vtext);
+		strlcpy(schema_cached_text, vtext, sizeof(schema_cached_text));
+		schema_cached_version = AO_SCHEMA_VERSION(major, minor, patch);
+		pfree(vtext);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * agentorch's schema version in this database as AO_SCHEMA_VERSION(major,
+ * minor, patch), or -1 when the extension is not installed. Needs a
+ * transaction. Cheap on hot paths: the value is cached for the current
+ * transaction and command, so a version changed by ALTER EXTENSION ...
+ * UPDATE is seen by the next command of the same transaction (the update
+ * wrote, so the command counter moved) and by every later transaction.
+ * (No syscache callback: pg_extension's syscache exists only on newer
+ * minor releases of PostgreSQL 15.)
+ */
+int
+ao_schema_version(void)
+{
+	CommandId	cid = GetCurrentCommandId(false);
+
+	if (schema_cached_lxid != MyProc->lxid || schema_cached_cid != cid)
+	{
+		/* invalidate first: an ERROR inside the lookup leaves no stale value */
+		schema_cached_lxid = InvalidLocalTransactionId;
+		schema_version_lookup();
+		schema_cached_lxid = MyProc->lxid;
+		schema_cached_cid = cid;
+	}
+	return schema_cached_version;
+}
+
+/*
+ * Is agentorch's schema in this database at major.minor or newer? False
+ * when the extension is not installed.
+ */
+bool
+ao_schema_at_least(int major, int minor)
+{
+	return ao_schema_version() >= AO_SCHEMA_VERSION(major, minor, 0);
+}
+
+/*
+ * ERROR (0A000) unless agentorch's schema in this database is at
+ * major.minor or newer: feature (e.g. "agentorch.foo()") needs SQL objects
+ * that ALTER EXTENSION agentorch UPDATE creates. Without the extension,
+ * the "not installed" error of ao_extension_owner.
+ */
+void
+ao_require_schema(int major, int minor, const char *feature)
+{
+	int			version = ao_schema_version();
+
+	if (version < 0)
+		(void) ao_extension_owner();	/* raises "not installed" */
+	if (version < AO_SCHEMA_VERSION(major, minor, 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s needs agentorch %d.%d.0 in this database (installed: %s)",
+						feature, major, minor, schema_cached_text),
+				 errhint("Run ALTER EXTENSION agentorch UPDATE.")));
+}
+
+/*
+ * agentorch._require_schema(major int, minor int, feature text) RETURNS
+ * text: ao_require_schema from SQL, returning the installed version. Not
+ * part of any install script (a database at an older version could not
+ * call it); the upgrade tests create it themselves to watch the check
+ * across ALTER EXTENSION ... UPDATE.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_require_schema);
+Datum
+ao_sql_require_schema(PG_FUNCTION_ARGS)
+{
+	ao_require_schema(PG_GETARG_INT32(0), PG_GETARG_INT32(1),
+					  text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	PG_RETURN_TEXT_P(cstring_to_text(schema_cached_text));
 }
 
 /*

@@ -1,0 +1,726 @@
+-- agentorch--0.1.0--0.2.0.sql -- upgrade a database from agentorch 0.1.0 to 0.2.0.
+--
+-- READ THIS BEFORE CHANGING THE SQL SURFACE.
+--
+-- sql/agentorch--0.1.0.sql is frozen: it is what 0.1.0 installed, and it must
+-- never change. sql/agentorch--0.2.0.sql is generated from the sources
+-- (sql/agentorch.sql, sql/agentorch_state.sql, sql/agentorch_api.sql and
+-- schemas/*.schema.json). A database that ran CREATE EXTENSION at 0.1.0 gets
+-- to 0.2.0 only through THIS file, so every change of those sources must be
+-- made here as well, in the same commit:
+--
+--   * a new function, table, column, index, type, enum label, view, policy:
+--     create it here exactly as the install script does (same definition,
+--     same SET search_path, same REVOKE EXECUTE ... FROM PUBLIC / GRANTs,
+--     same pg_extension_config_dump registration for a new table or
+--     sequence whose rows are user data; an internal function named _xxx
+--     needs its REVOKE written out, the install script's loop that revokes
+--     every _xxx function does not run here);
+--   * a changed plpgsql/sql function: CREATE OR REPLACE it here with the new
+--     body (if its signature or return type changes, DROP the old one first,
+--     and keep the old C entry point in the library: a database still at
+--     0.1.0 calls the C symbols named in agentorch--0.1.0.sql);
+--   * a changed schemas/*.schema.json: UPDATE agentorch._schemas here with
+--     the new document (or INSERT a new one);
+--   * a dropped object: DROP it here.
+--
+-- The TAP test test/t/121_schema_equivalence.pl installs 0.2.0 fresh in one
+-- database and 0.1.0 + ALTER EXTENSION agentorch UPDATE in another and
+-- compares their catalogs (functions and bodies, tables and columns,
+-- indexes, constraints, enums, policies, ACLs, dumped configuration tables,
+-- the rows of _schemas); it fails, with a diff, when this file has fallen
+-- behind. Add a new column at the end of its table in the install script
+-- too, so both paths give the same column order.
+--
+-- The shared library serves databases at 0.1.0 and at 0.2.0 alike (one is
+-- installed before ALTER EXTENSION ... UPDATE runs in each database): C code
+-- that needs an object created here checks ao_schema_at_least(0, 2) or calls
+-- ao_require_schema(0, 2, "feature") (src/catalog.c).
+--
+-- This script runs in one transaction, as the extension owner, while
+-- executors may be running steps of this database's runs: keep it short
+-- and lock as little as possible (ALTER TABLE takes an exclusive lock until
+-- commit).
+
+\echo Use "ALTER EXTENSION agentorch UPDATE TO '0.2.0'" to load this file. \quit
+
+-------------------------------------------------------------------------------
+-- Planner and reactive runs (planner@n steps, plans, replans, budgets,
+-- reactive triggers, adaptive model fallback). The state layer's hooks
+-- (_finish_step, _promote, _retry_step, _run_output, _recover) call them.
+-------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION agentorch._promote(p_run bigint) RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    n_skipped int;
+    n_total int := 0;
+    v_llm boolean := false;
+BEGIN
+    LOOP
+        n_skipped := 0;
+        FOR r IN
+            WITH cand AS (
+                SELECT s.step_id,
+                       pg_catalog.count(d.step_id) AS n,
+                       COALESCE(pg_catalog.bool_and(d.status OPERATOR(pg_catalog.=) ANY
+                                ('{succeeded,skipped,compensated}'::agentorch.step_status[])), true) AS done,
+                       COALESCE(pg_catalog.bool_or(d.status OPERATOR(pg_catalog.=) ANY
+                                ('{succeeded,compensated}'::agentorch.step_status[])), false) AS any_ok
+                FROM agentorch.steps s
+                LEFT JOIN agentorch.steps d
+                  ON d.run_id OPERATOR(pg_catalog.=) s.run_id
+                 AND d.step_id OPERATOR(pg_catalog.=) ANY (s.depends_on)
+                WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.status OPERATOR(pg_catalog.=) 'pending'
+                  AND s.parent_step_id IS NULL AND NOT s.spec OPERATOR(pg_catalog.?) 'compensates'
+                GROUP BY s.step_id)
+            UPDATE agentorch.steps s
+               SET status = CASE WHEN c.n OPERATOR(pg_catalog.=) 0 OR c.any_ok
+                                 THEN 'ready'::agentorch.step_status ELSE 'skipped' END,
+                   finished_at = CASE WHEN c.n OPERATOR(pg_catalog.=) 0 OR c.any_ok
+                                      THEN NULL ELSE pg_catalog.now() END
+            FROM cand c
+            WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.step_id OPERATOR(pg_catalog.=) c.step_id
+              AND c.done
+            RETURNING s.step_id, s.status, s.kind
+        LOOP
+            n_total := n_total OPERATOR(pg_catalog.+) 1;
+            v_llm := v_llm OR (r.status OPERATOR(pg_catalog.=) 'ready' AND r.kind OPERATOR(pg_catalog.=) 'llm');
+            IF r.status OPERATOR(pg_catalog.=) 'skipped' THEN
+                n_skipped := n_skipped OPERATOR(pg_catalog.+) 1;
+                PERFORM agentorch._step_transition(p_run, r.step_id, 'skipped', 0, 'step_skipped',
+                                                   '{"reason": "no dependency succeeded"}');
+            END IF;
+        END LOOP;
+        EXIT WHEN n_skipped OPERATOR(pg_catalog.=) 0;
+    END LOOP;
+    IF v_llm THEN
+        -- llm steps may start: not past the run's budget (options.budget)
+        PERFORM agentorch._budget_gate(p_run);
+    END IF;
+    RETURN n_total;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentorch._finish_step(p_run bigint, p_step text, p_status agentorch.step_status,
+                                       p_output jsonb DEFAULT NULL, p_error jsonb DEFAULT NULL,
+                                       p_usage jsonb DEFAULT NULL, p_defer boolean DEFAULT false)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s agentorch.steps;
+BEGIN
+    UPDATE agentorch.steps
+       SET status = p_status, output = p_output, error = p_error, finished_at = pg_catalog.clock_timestamp(),
+           lease_until = NULL, worker = NULL, crashes = 0,
+           started_at = COALESCE(started_at, pg_catalog.now()),
+           prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage OPERATOR(pg_catalog.->>) 'prompt_tokens')::bigint, 0),
+           completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage OPERATOR(pg_catalog.->>) 'completion_tokens')::bigint, 0),
+           cost = cost OPERATOR(pg_catalog.+) COALESCE((p_usage OPERATOR(pg_catalog.->>) 'cost')::numeric, 0)
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_step
+    RETURNING * INTO s;
+    IF p_usage IS NOT NULL THEN
+        UPDATE agentorch.runs
+           SET prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage OPERATOR(pg_catalog.->>) 'prompt_tokens')::bigint, 0),
+               completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((p_usage OPERATOR(pg_catalog.->>) 'completion_tokens')::bigint, 0),
+               cost = cost OPERATOR(pg_catalog.+) COALESCE((p_usage OPERATOR(pg_catalog.->>) 'cost')::numeric, 0)
+         WHERE id OPERATOR(pg_catalog.=) p_run;
+    END IF;
+
+    PERFORM agentorch._step_transition(p_run, p_step, p_status, s.attempt, 'step_' OPERATOR(pg_catalog.||) p_status::text,
+        CASE WHEN p_status OPERATOR(pg_catalog.=) 'failed' THEN pg_catalog.jsonb_build_object('error', p_error)
+             WHEN p_status OPERATOR(pg_catalog.=) 'skipped' THEN p_error
+             ELSE NULL END,
+        CASE WHEN p_status OPERATOR(pg_catalog.=) 'succeeded'
+             THEN pg_catalog.jsonb_build_object('step_id', p_step, 'output', p_output) END);
+
+    IF s.spec OPERATOR(pg_catalog.?) 'compensates' THEN
+        -- a compensation action: mark what it undid, then start the next one
+        IF p_status OPERATOR(pg_catalog.=) 'succeeded' THEN
+            UPDATE agentorch.steps SET status = 'compensated'
+             WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) (s.spec OPERATOR(pg_catalog.->>) 'compensates');
+            PERFORM agentorch._event(p_run, s.spec OPERATOR(pg_catalog.->>) 'compensates', 'step_compensated');
+        END IF;
+        UPDATE agentorch.steps SET status = 'ready'
+         WHERE run_id OPERATOR(pg_catalog.=) p_run AND status OPERATOR(pg_catalog.=) 'pending'
+           AND spec OPERATOR(pg_catalog.?) 'compensates'
+           AND ord OPERATOR(pg_catalog.=) (SELECT pg_catalog.min(ord) FROM agentorch.steps
+                                          WHERE run_id OPERATOR(pg_catalog.=) p_run
+                                            AND status OPERATOR(pg_catalog.=) 'pending'
+                                            AND spec OPERATOR(pg_catalog.?) 'compensates');
+        PERFORM agentorch._maybe_finish(p_run);
+    ELSIF s.parent_step_id IS NOT NULL THEN
+        PERFORM agentorch._child_finished(p_run, s.parent_step_id);
+    ELSIF s.spec OPERATOR(pg_catalog.?) 'planner' THEN
+        -- a planner or reactive run's plan arrived (or did not)
+        PERFORM agentorch._plan_finished(p_run, s, p_status, p_output, p_error);
+        IF NOT p_defer THEN
+            PERFORM agentorch._settle_run(p_run);
+        END IF;
+    ELSIF p_status OPERATOR(pg_catalog.=) 'failed' AND s.plan_version OPERATOR(pg_catalog.>) 0 THEN
+        -- a step of a plan failed for good: ask for a revision that knows
+        IF s.kind OPERATOR(pg_catalog.=) 'llm' THEN
+            PERFORM agentorch._adapt_models(p_run);
+        END IF;
+        PERFORM agentorch._replan(p_run, 'error', 'step ' OPERATOR(pg_catalog.||) p_step OPERATOR(pg_catalog.||) ' failed: '
+                                  OPERATOR(pg_catalog.||) COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', 'unknown error'));
+        IF NOT p_defer THEN
+            PERFORM agentorch._settle_run(p_run);
+        END IF;
+    ELSIF p_status OPERATOR(pg_catalog.=) 'failed' THEN
+        PERFORM agentorch._fail_run(p_run, pg_catalog.jsonb_build_object(
+            'message', 'step ' OPERATOR(pg_catalog.||) p_step OPERATOR(pg_catalog.||) ' failed: '
+                       OPERATOR(pg_catalog.||) COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', 'unknown error'),
+            'step_id', p_step, 'error', p_error));
+    ELSE
+        IF p_status OPERATOR(pg_catalog.=) 'succeeded' AND s.plan_version OPERATOR(pg_catalog.>) 0 THEN
+            PERFORM agentorch._reactive_check(p_run, p_step);
+        END IF;
+        IF NOT p_defer THEN
+            PERFORM agentorch._settle_run(p_run);
+        END IF;
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentorch._retry_step(p_run bigint, p_step text, p_error jsonb, p_delay_ms double precision)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_attempt int;
+    v_plan_version int;
+    v_kind agentorch.step_kind;
+BEGIN
+    UPDATE agentorch.steps
+       SET status = 'ready', error = p_error, lease_until = NULL, worker = NULL,
+           not_before = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => p_delay_ms OPERATOR(pg_catalog./) 1000.0)
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_step
+    RETURNING attempt, plan_version, kind INTO v_attempt, v_plan_version, v_kind;
+    PERFORM agentorch._step_transition(p_run, p_step, 'ready', v_attempt, 'step_retrying',
+        pg_catalog.jsonb_build_object('error', p_error, 'delay_ms', p_delay_ms));
+    IF v_plan_version OPERATOR(pg_catalog.>) 0 AND v_kind OPERATOR(pg_catalog.=) 'llm' THEN
+        PERFORM agentorch._adapt_models(p_run);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentorch._run_output(p_run bigint) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r agentorch.runs;
+    tmpl jsonb;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF r.orchestration OPERATOR(pg_catalog.=) 'simple' THEN
+        RETURN (SELECT output FROM agentorch.steps WHERE run_id OPERATOR(pg_catalog.=) p_run
+                                                      AND step_id OPERATOR(pg_catalog.=) 'main');
+    END IF;
+    IF r.workflow_name IS NOT NULL THEN
+        SELECT COALESCE(w.definition OPERATOR(pg_catalog.->) 'workflow', w.definition) OPERATOR(pg_catalog.->) 'output' INTO tmpl
+          FROM agentorch.workflows w
+         WHERE w.name OPERATOR(pg_catalog.=) r.workflow_name AND w.version OPERATOR(pg_catalog.=) r.workflow_version;
+    ELSE
+        tmpl := r.plan OPERATOR(pg_catalog.->) 'output';
+    END IF;
+    IF tmpl IS NOT NULL THEN
+        RETURN agentorch._render(tmpl, agentorch._context(p_run));
+    END IF;
+    IF r.orchestration OPERATOR(pg_catalog.=) ANY ('{planner,reactive}'::agentorch.orchestration_type[]) THEN
+        -- the last steps of the current plan (kept steps of earlier versions included when it names them)
+        RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.step_id, s.output), '{}')
+                  FROM pg_catalog.jsonb_array_elements(r.plan OPERATOR(pg_catalog.->) 'steps') p
+                  JOIN agentorch.steps s ON s.run_id OPERATOR(pg_catalog.=) p_run
+                                        AND s.step_id OPERATOR(pg_catalog.=) (p OPERATOR(pg_catalog.->>) 'id')
+                 WHERE s.status OPERATOR(pg_catalog.=) 'succeeded'
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements(r.plan OPERATOR(pg_catalog.->) 'steps') d
+                                    WHERE COALESCE(d OPERATOR(pg_catalog.->) 'depends_on', '[]') OPERATOR(pg_catalog.?) (p OPERATOR(pg_catalog.->>) 'id')));
+    END IF;
+    RETURN (SELECT COALESCE(pg_catalog.jsonb_object_agg(s.step_id, s.output), '{}')
+              FROM agentorch.steps s
+             WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.parent_step_id IS NULL
+               AND s.status OPERATOR(pg_catalog.=) 'succeeded' AND NOT s.spec OPERATOR(pg_catalog.?) 'compensates'
+               AND NOT EXISTS (SELECT 1 FROM agentorch.steps d
+                                WHERE d.run_id OPERATOR(pg_catalog.=) p_run AND d.parent_step_id IS NULL
+                                  AND s.step_id OPERATOR(pg_catalog.=) ANY (d.depends_on)));
+END
+$$;
+
+CREATE OR REPLACE FUNCTION agentorch._recover(p_max int DEFAULT 100) RETURNS SETOF bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    st agentorch.steps;
+BEGIN
+    FOR r IN SELECT s.run_id, s.step_id
+               FROM agentorch.steps s
+              WHERE (s.status OPERATOR(pg_catalog.=) 'running' AND s.lease_until OPERATOR(pg_catalog.<) pg_catalog.now())
+                 OR (s.status OPERATOR(pg_catalog.=) 'running' AND s.network AND s.lease_until IS NOT NULL
+                     AND s.worker IS NOT NULL AND NOT agentorch._backend_alive(s.worker))
+                 OR (s.status OPERATOR(pg_catalog.=) 'waiting' AND s.not_before OPERATOR(pg_catalog.<) pg_catalog.now())
+              ORDER BY s.run_id
+              LIMIT p_max
+    LOOP
+        -- the run first (lock order), without waiting for a busy run
+        PERFORM 1 FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) r.run_id FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND;
+        SELECT * INTO st FROM agentorch.steps
+         WHERE run_id OPERATOR(pg_catalog.=) r.run_id AND step_id OPERATOR(pg_catalog.=) r.step_id
+           AND ((status OPERATOR(pg_catalog.=) 'running' AND lease_until OPERATOR(pg_catalog.<) pg_catalog.now())
+             OR (status OPERATOR(pg_catalog.=) 'running' AND network AND lease_until IS NOT NULL
+                 AND worker IS NOT NULL AND NOT agentorch._backend_alive(worker))
+             OR (status OPERATOR(pg_catalog.=) 'waiting' AND not_before OPERATOR(pg_catalog.<) pg_catalog.now()))
+        FOR UPDATE;
+        CONTINUE WHEN NOT FOUND;
+        IF st.status OPERATOR(pg_catalog.=) 'waiting' THEN
+            PERFORM agentorch._finish_step(st.run_id, st.step_id, 'failed', NULL,
+                '{"message": "timed out waiting for input", "sqlstate": "57014"}');
+        ELSIF st.attempt OPERATOR(pg_catalog.<) st.max_attempts THEN
+            PERFORM agentorch._retry_step(st.run_id, st.step_id,
+                '{"message": "the worker running this step stopped (its lease expired or its process is gone)"}', 0);
+        ELSE
+            PERFORM agentorch._finish_step(st.run_id, st.step_id, 'failed', NULL,
+                '{"message": "lease expired and no attempts are left"}');
+        END IF;
+        RETURN NEXT r.run_id;
+    END LOOP;
+    FOR r IN SELECT id FROM agentorch.runs
+              WHERE status OPERATOR(pg_catalog.=) ANY ('{running,waiting}'::agentorch.run_status[])
+                AND NOT compensating AND deadline OPERATOR(pg_catalog.<) pg_catalog.now()
+              ORDER BY id LIMIT p_max
+              FOR UPDATE SKIP LOCKED
+    LOOP
+        PERFORM agentorch._fail_run(r.id, '{"message": "run deadline exceeded", "sqlstate": "57014"}');
+        RETURN NEXT r.id;
+    END LOOP;
+    RETURN QUERY SELECT agentorch._check_stalls(p_max);
+END
+$$;
+
+CREATE FUNCTION agentorch._replan(p_run bigint, p_reason text, p_problem text, p_rejected jsonb DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r agentorch.runs;
+    n_planners int;
+    v_max int;
+    v_spec jsonb;
+    x record;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) OR r.compensating THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM agentorch.steps
+                WHERE run_id OPERATOR(pg_catalog.=) p_run AND spec OPERATOR(pg_catalog.?) 'planner'
+                  AND status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running}'::agentorch.step_status[])) THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.count(*) INTO n_planners FROM agentorch.steps
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND spec OPERATOR(pg_catalog.?) 'planner';
+    v_max := COALESCE((r.options OPERATOR(pg_catalog.->>) 'max_replans')::int, 3);
+    IF (n_planners OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog.>=) v_max THEN
+        PERFORM agentorch._fail_run(p_run, pg_catalog.jsonb_build_object(
+            'message', pg_catalog.format('planning gave up after %s revisions (max_replans = %s): %s',
+                                         n_planners OPERATOR(pg_catalog.-) 1, v_max, p_problem),
+            'sqlstate', '54000', 'reason', p_reason, 'problem', p_problem));
+        RETURN;
+    END IF;
+
+    FOR x IN UPDATE agentorch.steps s
+                SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
+                    error = pg_catalog.jsonb_build_object('message', 'superseded by a new plan', 'superseded', true)
+              WHERE (s.run_id, s.step_id) IN (
+                    SELECT c.run_id, c.step_id FROM agentorch.steps c
+                     WHERE c.run_id OPERATOR(pg_catalog.=) p_run AND c.plan_version OPERATOR(pg_catalog.>) 0
+                       AND c.parent_step_id IS NULL
+                       AND c.status OPERATOR(pg_catalog.=) ANY ('{pending,ready}'::agentorch.step_status[])
+                     FOR UPDATE SKIP LOCKED)
+             RETURNING s.step_id, s.attempt
+    LOOP
+        PERFORM agentorch._step_transition(p_run, x.step_id, 'cancelled', x.attempt, 'step_superseded',
+                                           '{"superseded": true}');
+    END LOOP;
+
+    v_spec := agentorch._planner_step(p_run, p_reason, p_problem, p_rejected);
+    INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, priority, max_attempts, network)
+    VALUES (p_run, v_spec OPERATOR(pg_catalog.->>) 'id', 'llm', v_spec, 'ready',
+            (SELECT COALESCE(pg_catalog.max(ord), 0) OPERATOR(pg_catalog.+) 1 FROM agentorch.steps
+              WHERE run_id OPERATOR(pg_catalog.=) p_run),
+            r.priority, agentorch._max_attempts(v_spec, p_run), agentorch._is_network(v_spec, p_run));
+    PERFORM agentorch._event(p_run, v_spec OPERATOR(pg_catalog.->>) 'id', 'replanning',
+                             pg_catalog.jsonb_build_object('reason', p_reason, 'problem', p_problem,
+                                                           'revision', n_planners));
+    PERFORM agentorch._chunk(p_run, v_spec OPERATOR(pg_catalog.->>) 'id', 0, 'status',
+                             'replanning (' OPERATOR(pg_catalog.||) p_reason OPERATOR(pg_catalog.||) ')',
+                             pg_catalog.jsonb_build_object('status', 'replanning', 'reason', p_reason,
+                                                           'problem', p_problem, 'revision', n_planners));
+    IF r.status OPERATOR(pg_catalog.=) 'waiting' THEN
+        UPDATE agentorch.runs SET status = 'running' WHERE id OPERATOR(pg_catalog.=) p_run;
+    END IF;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._replan(bigint, text, text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._apply_plan(p_run bigint, p_planner agentorch.steps, p_checked jsonb)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r agentorch.runs;
+    v_plan jsonb := p_checked OPERATOR(pg_catalog.->) 'plan';
+    v_version int;
+    v_reason text := COALESCE(p_planner.spec OPERATOR(pg_catalog.->) 'planner' OPERATOR(pg_catalog.->>) 'reason', 'initial');
+    v_ord int;
+    v_diff jsonb;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    v_version := r.plan_version OPERATOR(pg_catalog.+) 1;
+    SELECT COALESCE(pg_catalog.max(ord), 0) INTO v_ord FROM agentorch.steps WHERE run_id OPERATOR(pg_catalog.=) p_run;
+
+    INSERT INTO agentorch.steps AS t (run_id, step_id, kind, spec, depends_on, ord, priority, max_attempts,
+                                      network, plan_version)
+    SELECT p_run, e.spec OPERATOR(pg_catalog.->>) 'id', (e.spec OPERATOR(pg_catalog.->>) 'type')::agentorch.step_kind,
+           e.spec,
+           ARRAY(SELECT pg_catalog.jsonb_array_elements_text(COALESCE(e.spec OPERATOR(pg_catalog.->) 'depends_on', '[]'))),
+           v_ord OPERATOR(pg_catalog.+) e.ord::int, r.priority,
+           agentorch._max_attempts(e.spec, p_run), agentorch._is_network(e.spec, p_run), v_version
+      FROM (SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                       'id', s OPERATOR(pg_catalog.->) 'id', 'type', s OPERATOR(pg_catalog.->) 'type',
+                       'description', s OPERATOR(pg_catalog.->) 'description',
+                       'tool', s OPERATOR(pg_catalog.->) 'tool', 'input', s OPERATOR(pg_catalog.->) 'input',
+                       'prompt', s OPERATOR(pg_catalog.->) 'prompt', 'model', s OPERATOR(pg_catalog.->) 'model',
+                       'depends_on', s OPERATOR(pg_catalog.->) 'depends_on',
+                       'planned_by', p_planner.step_id, 'plan_version', v_version)) AS spec, ord
+              FROM pg_catalog.jsonb_array_elements(v_plan OPERATOR(pg_catalog.->) 'steps') WITH ORDINALITY AS x(s, ord)) e
+    ON CONFLICT (run_id, step_id) DO UPDATE
+       SET kind = excluded.kind, spec = excluded.spec, depends_on = excluded.depends_on, ord = excluded.ord,
+           max_attempts = excluded.max_attempts, network = excluded.network, plan_version = excluded.plan_version,
+           status = 'pending', attempt = 0, crashes = 0, input = NULL, output = NULL, error = NULL,
+           not_before = NULL, lease_until = NULL, worker = NULL, started_at = NULL, finished_at = NULL
+     WHERE t.status OPERATOR(pg_catalog.=) ANY ('{failed,cancelled,skipped}'::agentorch.step_status[]);
+
+    v_diff := COALESCE(p_checked OPERATOR(pg_catalog.->) 'diff', '{}')
+              OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('optimizer', COALESCE(p_checked OPERATOR(pg_catalog.->) 'changes', '[]'));
+    INSERT INTO agentorch.plans (run_id, version, plan, parent_version, reason, diff)
+    VALUES (p_run, v_version, v_plan, NULLIF(r.plan_version, 0), v_reason, v_diff);
+    UPDATE agentorch.runs SET plan = v_plan, plan_version = v_version WHERE id OPERATOR(pg_catalog.=) p_run;
+    PERFORM agentorch._adapt_models(p_run);
+    PERFORM agentorch._event(p_run, p_planner.step_id,
+                             CASE WHEN v_version OPERATOR(pg_catalog.=) 1 THEN 'plan_created' ELSE 'plan_modified' END,
+                             pg_catalog.jsonb_build_object('version', v_version, 'reason', v_reason, 'diff', v_diff));
+    PERFORM agentorch._chunk(p_run, p_planner.step_id, 0, 'status',
+                             pg_catalog.format('plan v%s (%s): %s steps', v_version, v_reason,
+                                               pg_catalog.jsonb_array_length(v_plan OPERATOR(pg_catalog.->) 'steps')),
+                             pg_catalog.jsonb_build_object('status', 'planned', 'version', v_version, 'reason', v_reason,
+                                                           'steps', pg_catalog.jsonb_array_length(v_plan OPERATOR(pg_catalog.->) 'steps'),
+                                                           'diff', v_diff));
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._apply_plan(bigint, agentorch.steps, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._plan_finished(p_run bigint, p_planner agentorch.steps, p_status agentorch.step_status,
+                                         p_output jsonb, p_error jsonb)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_checked jsonb;
+    v_reason text := COALESCE(p_planner.spec OPERATOR(pg_catalog.->) 'planner' OPERATOR(pg_catalog.->>) 'reason', 'initial');
+    v_problems text;
+BEGIN
+    IF p_status OPERATOR(pg_catalog.=) 'succeeded' THEN
+        v_checked := agentorch._check_plan(p_run, p_output);
+        IF pg_catalog.jsonb_array_length(v_checked OPERATOR(pg_catalog.->) 'problems') OPERATOR(pg_catalog.=) 0 THEN
+            PERFORM agentorch._apply_plan(p_run, p_planner, v_checked);
+            RETURN;
+        END IF;
+        SELECT pg_catalog.string_agg(p OPERATOR(pg_catalog.->>) 'path' OPERATOR(pg_catalog.||) ': '
+                                     OPERATOR(pg_catalog.||) (p OPERATOR(pg_catalog.->>) 'message'), E'\n')
+          INTO v_problems
+          FROM pg_catalog.jsonb_array_elements(v_checked OPERATOR(pg_catalog.->) 'problems') p;
+        PERFORM agentorch._event(p_run, p_planner.step_id, 'plan_rejected',
+                                 pg_catalog.jsonb_build_object('problems', v_checked OPERATOR(pg_catalog.->) 'problems'));
+        PERFORM agentorch._replan(p_run, v_reason, 'the plan was rejected: ' OPERATOR(pg_catalog.||) v_problems, p_output);
+    ELSIF p_status OPERATOR(pg_catalog.=) 'failed' THEN
+        PERFORM agentorch._replan(p_run, v_reason,
+                                  'the planner did not answer a usable plan: '
+                                  OPERATOR(pg_catalog.||) COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', 'unknown error')
+                                  OPERATOR(pg_catalog.||) COALESCE(E'\n' OPERATOR(pg_catalog.||) (p_error OPERATOR(pg_catalog.->>) 'detail'), ''));
+    END IF;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._plan_finished(bigint, agentorch.steps, agentorch.step_status, jsonb, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._budget_state(r agentorch.runs, p_next_tokens bigint DEFAULT 0) RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    b jsonb := r.options OPERATOR(pg_catalog.->) 'budget';
+    v_tokens bigint := r.prompt_tokens OPERATOR(pg_catalog.+) r.completion_tokens;
+    v_elapsed interval := pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) COALESCE(r.started_at, r.created_at);
+    v_exceeded text;
+    v_near text;
+BEGIN
+    IF b IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF b OPERATOR(pg_catalog.?) 'max_tokens' THEN
+        IF (v_tokens OPERATOR(pg_catalog.+) p_next_tokens) OPERATOR(pg_catalog.>=) (b OPERATOR(pg_catalog.->>) 'max_tokens')::bigint THEN
+            v_exceeded := pg_catalog.format('token budget exceeded: %s tokens used%s, max_tokens %s', v_tokens,
+                CASE WHEN p_next_tokens OPERATOR(pg_catalog.>) 0 THEN pg_catalog.format(' and the next llm step may use %s', p_next_tokens) ELSE '' END,
+                b OPERATOR(pg_catalog.->>) 'max_tokens');
+        ELSIF v_tokens OPERATOR(pg_catalog.>=) (0.8 OPERATOR(pg_catalog.*) (b OPERATOR(pg_catalog.->>) 'max_tokens')::numeric) THEN
+            v_near := pg_catalog.format('%s of %s tokens used', v_tokens, b OPERATOR(pg_catalog.->>) 'max_tokens');
+        END IF;
+    END IF;
+    IF v_exceeded IS NULL AND b OPERATOR(pg_catalog.?) 'max_cost' THEN
+        IF r.cost OPERATOR(pg_catalog.>=) (b OPERATOR(pg_catalog.->>) 'max_cost')::numeric THEN
+            v_exceeded := pg_catalog.format('cost budget exceeded: %s used, max_cost %s', r.cost, b OPERATOR(pg_catalog.->>) 'max_cost');
+        ELSIF r.cost OPERATOR(pg_catalog.>=) (0.8 OPERATOR(pg_catalog.*) (b OPERATOR(pg_catalog.->>) 'max_cost')::numeric) THEN
+            v_near := COALESCE(v_near, pg_catalog.format('%s of cost %s used', r.cost, b OPERATOR(pg_catalog.->>) 'max_cost'));
+        END IF;
+    END IF;
+    IF v_exceeded IS NULL AND b OPERATOR(pg_catalog.?) 'max_duration' THEN
+        IF v_elapsed OPERATOR(pg_catalog.>=) (b OPERATOR(pg_catalog.->>) 'max_duration')::interval THEN
+            v_exceeded := pg_catalog.format('time budget exceeded: running for %s, max_duration %s',
+                                            pg_catalog.date_trunc('second', v_elapsed), b OPERATOR(pg_catalog.->>) 'max_duration');
+        ELSIF v_elapsed OPERATOR(pg_catalog.>=) (0.8::float8 OPERATOR(pg_catalog.*) (b OPERATOR(pg_catalog.->>) 'max_duration')::interval) THEN
+            v_near := COALESCE(v_near, pg_catalog.format('running for %s of %s',
+                                                         pg_catalog.date_trunc('second', v_elapsed), b OPERATOR(pg_catalog.->>) 'max_duration'));
+        END IF;
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('exceeded', v_exceeded, 'near', v_near);
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._budget_state(agentorch.runs, bigint) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._triggered(p_run bigint, p_trigger text, p_detail text) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM agentorch.events
+                    WHERE run_id OPERATOR(pg_catalog.=) p_run AND kind OPERATOR(pg_catalog.=) 'replan_triggered'
+                      AND data OPERATOR(pg_catalog.->>) 'trigger' OPERATOR(pg_catalog.=) p_trigger
+                      AND data OPERATOR(pg_catalog.->>) 'detail' IS NOT DISTINCT FROM p_detail)
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._triggered(bigint, text, text) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._trigger_replan(p_run bigint, p_trigger text, p_detail text, p_problem text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM agentorch._event(p_run, NULL, 'replan_triggered',
+                             pg_catalog.jsonb_build_object('trigger', p_trigger, 'detail', p_detail, 'problem', p_problem));
+    PERFORM agentorch._replan(p_run, p_trigger, p_problem);
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._trigger_replan(bigint, text, text, text) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._budget_gate(p_run bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r agentorch.runs;
+    v_next bigint;
+    v_state jsonb;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF NOT r.options OPERATOR(pg_catalog.?) 'budget' OR r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) THEN
+        RETURN;
+    END IF;
+    SELECT COALESCE(pg_catalog.max((spec OPERATOR(pg_catalog.->>) 'max_tokens')::bigint), 0) INTO v_next
+      FROM agentorch.steps
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND status OPERATOR(pg_catalog.=) 'ready' AND kind OPERATOR(pg_catalog.=) 'llm'
+       AND pg_catalog.jsonb_typeof(spec OPERATOR(pg_catalog.->) 'max_tokens') OPERATOR(pg_catalog.=) 'number';
+    v_state := agentorch._budget_state(r, v_next);
+    IF v_state OPERATOR(pg_catalog.->>) 'exceeded' IS NULL THEN
+        RETURN;
+    END IF;
+    IF r.orchestration OPERATOR(pg_catalog.=) 'reactive' AND NOT agentorch._triggered(p_run, 'budget', 'exceeded') THEN
+        PERFORM agentorch._trigger_replan(p_run, 'budget', 'exceeded',
+            (v_state OPERATOR(pg_catalog.->>) 'exceeded') OPERATOR(pg_catalog.||)
+            '. Plan the rest without llm steps (tools only), or with as few as possible.');
+        RETURN;
+    END IF;
+    PERFORM agentorch._fail_run(p_run, pg_catalog.jsonb_build_object(
+        'message', v_state OPERATOR(pg_catalog.->>) 'exceeded', 'sqlstate', '54000',
+        'budget', r.options OPERATOR(pg_catalog.->) 'budget',
+        'usage', pg_catalog.jsonb_build_object('prompt_tokens', r.prompt_tokens,
+                                               'completion_tokens', r.completion_tokens, 'cost', r.cost)));
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._budget_gate(bigint) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._reactive_check(p_run bigint, p_step text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r agentorch.runs;
+    c record;
+    v_ctx jsonb;
+    v_state jsonb;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF r.orchestration OPERATOR(pg_catalog.<>) 'reactive'
+       OR r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.jsonb_typeof(r.options OPERATOR(pg_catalog.->) 'replan_when') OPERATOR(pg_catalog.=) 'array' THEN
+        v_ctx := agentorch._context(p_run);
+        FOR c IN SELECT e OPERATOR(pg_catalog.#>>) '{}' AS cond
+                   FROM pg_catalog.jsonb_array_elements(r.options OPERATOR(pg_catalog.->) 'replan_when') e
+        LOOP
+            CONTINUE WHEN agentorch._triggered(p_run, 'condition', c.cond);
+            IF COALESCE(pg_catalog.jsonb_path_match(v_ctx, c.cond::jsonpath, '{}', true), false) THEN
+                PERFORM agentorch._trigger_replan(p_run, 'condition', c.cond,
+                    pg_catalog.format('after step %s the condition %s holds', p_step, c.cond));
+                RETURN;
+            END IF;
+        END LOOP;
+    END IF;
+    v_state := agentorch._budget_state(r);
+    IF v_state OPERATOR(pg_catalog.->>) 'near' IS NOT NULL AND NOT agentorch._triggered(p_run, 'budget', 'near')
+       AND EXISTS (SELECT 1 FROM agentorch.steps
+                    WHERE run_id OPERATOR(pg_catalog.=) p_run AND plan_version OPERATOR(pg_catalog.>) 0
+                      AND status OPERATOR(pg_catalog.=) ANY ('{pending,ready}'::agentorch.step_status[])) THEN
+        PERFORM agentorch._trigger_replan(p_run, 'budget', 'near',
+            'the budget is nearly spent (' OPERATOR(pg_catalog.||) (v_state OPERATOR(pg_catalog.->>) 'near')
+            OPERATOR(pg_catalog.||) '): plan the remaining work more cheaply.');
+    END IF;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._reactive_check(bigint, text) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._check_stalls(p_max int DEFAULT 100) RETURNS SETOF bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    x record;
+BEGIN
+    FOR r IN SELECT ru.id, ru.options OPERATOR(pg_catalog.->>) 'stall_timeout' AS stall
+               FROM agentorch.runs ru
+              WHERE ru.status OPERATOR(pg_catalog.=) 'running' AND ru.orchestration OPERATOR(pg_catalog.=) 'reactive'
+                AND ru.options OPERATOR(pg_catalog.?) 'stall_timeout' AND NOT ru.compensating
+                AND GREATEST(ru.started_at,
+                             (SELECT pg_catalog.max(s.finished_at) FROM agentorch.steps s
+                               WHERE s.run_id OPERATOR(pg_catalog.=) ru.id))
+                    OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) (ru.options OPERATOR(pg_catalog.->>) 'stall_timeout')::interval)
+                AND NOT EXISTS (SELECT 1 FROM agentorch.steps s
+                                 WHERE s.run_id OPERATOR(pg_catalog.=) ru.id AND s.spec OPERATOR(pg_catalog.?) 'planner'
+                                   AND s.status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running}'::agentorch.step_status[]))
+              ORDER BY ru.id LIMIT p_max
+              FOR UPDATE SKIP LOCKED
+    LOOP
+        -- the steps that hang are superseded (an executor holding one drops its result)
+        FOR x IN UPDATE agentorch.steps s
+                    SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(), lease_until = NULL, worker = NULL,
+                        error = pg_catalog.jsonb_build_object('message', 'superseded by a new plan (stalled)', 'superseded', true)
+                  WHERE (s.run_id, s.step_id) IN (
+                        SELECT c.run_id, c.step_id FROM agentorch.steps c
+                         WHERE c.run_id OPERATOR(pg_catalog.=) r.id AND c.plan_version OPERATOR(pg_catalog.>) 0
+                           AND c.parent_step_id IS NULL AND c.status OPERATOR(pg_catalog.=) 'running'
+                         FOR UPDATE SKIP LOCKED)
+                 RETURNING s.step_id, s.attempt
+        LOOP
+            PERFORM agentorch._step_transition(r.id, x.step_id, 'cancelled', x.attempt, 'step_superseded',
+                                               '{"superseded": true, "stalled": true}');
+        END LOOP;
+        PERFORM agentorch._trigger_replan(r.id, 'stall', pg_catalog.clock_timestamp()::text,
+                                          pg_catalog.format('no step finished for %s (stall_timeout)', r.stall));
+        RETURN NEXT r.id;
+    END LOOP;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._check_stalls(int) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._adapt_models(p_run bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r agentorch.runs;
+    m record;
+    n int;
+BEGIN
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF r.orchestration OPERATOR(pg_catalog.<>) 'reactive' THEN
+        RETURN;
+    END IF;
+    FOR m IN SELECT COALESCE(s.spec OPERATOR(pg_catalog.->>) 'model', r.options OPERATOR(pg_catalog.->>) 'model') AS model,
+                    pg_catalog.count(*) AS failures
+               FROM agentorch.events e
+               JOIN agentorch.steps s ON s.run_id OPERATOR(pg_catalog.=) e.run_id AND s.step_id OPERATOR(pg_catalog.=) e.step_id
+              WHERE e.run_id OPERATOR(pg_catalog.=) p_run AND s.kind OPERATOR(pg_catalog.=) 'llm'
+                AND e.kind OPERATOR(pg_catalog.=) ANY ('{step_retrying,step_failed}'::text[])
+              GROUP BY 1
+             HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>=) 2
+    LOOP
+        CONTINUE WHEN m.model IS NULL;
+        FOR n IN SELECT 1 FROM agentorch.models md
+                  WHERE md.name OPERATOR(pg_catalog.=) m.model
+                    AND pg_catalog.jsonb_typeof(md.spec OPERATOR(pg_catalog.->) 'fallback' OPERATOR(pg_catalog.->) 0) OPERATOR(pg_catalog.=) 'string'
+        LOOP
+            UPDATE agentorch.steps s
+               SET spec = s.spec OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('model',
+                       (SELECT md.spec OPERATOR(pg_catalog.->) 'fallback' OPERATOR(pg_catalog.->) 0 FROM agentorch.models md
+                         WHERE md.name OPERATOR(pg_catalog.=) m.model))
+             WHERE (s.run_id, s.step_id) IN (
+                   SELECT c.run_id, c.step_id FROM agentorch.steps c
+                    WHERE c.run_id OPERATOR(pg_catalog.=) p_run AND c.kind OPERATOR(pg_catalog.=) 'llm'
+                      AND NOT c.spec OPERATOR(pg_catalog.?) 'planner'
+                      AND c.status OPERATOR(pg_catalog.=) ANY ('{pending,ready}'::agentorch.step_status[])
+                      AND COALESCE(c.spec OPERATOR(pg_catalog.->>) 'model', r.options OPERATOR(pg_catalog.->>) 'model') OPERATOR(pg_catalog.=) m.model
+                    FOR UPDATE SKIP LOCKED);
+            IF NOT EXISTS (SELECT 1 FROM agentorch.events WHERE run_id OPERATOR(pg_catalog.=) p_run
+                              AND kind OPERATOR(pg_catalog.=) 'model_switched' AND data OPERATOR(pg_catalog.->>) 'from' OPERATOR(pg_catalog.=) m.model) THEN
+                PERFORM agentorch._event(p_run, NULL, 'model_switched',
+                    pg_catalog.jsonb_build_object('from', m.model, 'failures', m.failures,
+                        'to', (SELECT md.spec OPERATOR(pg_catalog.->) 'fallback' OPERATOR(pg_catalog.->) 0 FROM agentorch.models md
+                                WHERE md.name OPERATOR(pg_catalog.=) m.model)));
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._adapt_models(bigint) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._planner_step(p_run bigint, p_reason text, p_problem text, p_rejected jsonb)
+    RETURNS jsonb LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_planner_step';
+
+REVOKE EXECUTE ON FUNCTION agentorch._planner_step(bigint, text, text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._check_plan(p_run bigint, p_plan jsonb)
+    RETURNS jsonb LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_check_plan';
+
+REVOKE EXECUTE ON FUNCTION agentorch._check_plan(bigint, jsonb) FROM PUBLIC;
+
