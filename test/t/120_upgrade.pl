@@ -50,6 +50,9 @@ is($r->{message}, "the upgrade test needs agentorch 0.2.0 in this database (inst
 	'... naming the feature, the version needed and the version installed');
 like($r->{err}, qr/HINT:\s+Run ALTER EXTENSION agentorch UPDATE\./, '... with the hint to update');
 is(sql($node, q{SELECT public.require_schema(0, 1, 'x')}), $OLD, 'ao_require_schema(0, 1) passes on 0.1.0');
+$r = psql_result($node, 'postgres', undef, q{SELECT agentorch.start('{"prompt": "plan something"}', 'planner')});
+is($r->{sqlstate}, '0A000', 'on 0.1.0 a planner run is refused with 0A000');
+like($r->{message}, qr/planner orchestration needs agentorch 0\.2\.0 in this database/, '... saying what it needs');
 
 ao_register($node, 'postgres', 'approval', q{{"steps": [
   {"id": "ask", "type": "user_input", "prompt": "Approve ${input.amount} EUR for ${input.tag}?",
@@ -162,6 +165,13 @@ is(sql($node, q{SELECT count(*) FROM agentorch.steps s WHERE
 is(sql($node, q{SELECT string_agg(DISTINCT status::text, ',' ORDER BY status::text) FROM agentorch.steps}),
 	'skipped,succeeded', 'steps ended succeeded or skipped (the branch not taken)');
 ao_check_seqs($node, 'postgres', 'true', 'across the restart and the update');
+
+
+# planner runs need 0.2.0's state layer: they work after the update
+my $planned = sql($node, q{SELECT agentorch.start('{"prompt": "plan something"}', 'planner', NULL, '{"model": "gpt"}')});
+is(wait_status($node, $planned), 'succeeded', 'after the update a planner run works');
+is(sql($node, "SELECT string_agg(version || ':' || reason, ',') FROM agentorch.plans WHERE run_id = $planned"), '1:initial',
+	'... with its plans row');
 
 # ---------------------------------------------------------------- fresh installs
 $node->safe_psql('postgres', 'CREATE DATABASE fresh');
