@@ -465,7 +465,16 @@ add_tools(LlmState *st, json_object *spec)
 		}
 		tool = json_object_new_object();
 		json_object_object_add(tool, "name", json_object_new_string(name));
-		json_object_object_add(tool, "description", json_object_new_string(psprintf("agentorch tool %s (%s)", name, t->kind)));
+		{
+			/* the tool's own description (spec.description) when it gives one */
+			json_object *d = NULL;
+
+			json_object_object_add(tool, "description",
+								   t->spec && json_object_object_get_ex(t->spec, "description", &d) &&
+								   json_object_is_type(d, json_type_string) && json_object_get_string_len(d) > 0
+								   ? json_object_get(d)
+								   : json_object_new_string(psprintf("agentorch tool %s (%s)", name, t->kind)));
+		}
 		json_object_object_add(tool, "input_schema", t->input_schema ? json_object_get(t->input_schema)
 							   : json_tokener_parse("{\"type\": \"object\"}"));
 		json_object_array_add(tools, tool);

@@ -234,6 +234,15 @@ like($g, qr/after<br\/>.*<br\/>superseded/, 'graph: the replaced step is marked 
 like($g, qr/classDef superseded/, 'graph: superseded has a style');
 like(sql($node, "SELECT agentorch.graph($err_run, 'dot')"), qr/-> n\d+/, 'graph: dot edges from the planner steps');
 
+# --- a tool's spec.description is what a model is told (function calling too)
+mock_reset($mock);
+$run = sql($node, q{SELECT agentorch.start('{"prompt": "step-tooldesc", "tools": ["sales.by_region", "sales.regions"]}', 'simple')});
+is(wait_status($node, $run), 'succeeded', 'tool description: the run succeeded');
+my ($treq) = grep { ($_->{body}{messages}[-1]{content} // '') eq 'step-tooldesc' } @{ mock_requests($mock) };
+my %desc = map { $_->{function}{name} => $_->{function}{description} } @{ $treq->{body}{tools} || [] };
+is($desc{'sales_by_region'} // $desc{'sales.by_region'}, 'total sales of one region', 'tool description: from spec.description');
+like($desc{'sales_regions'} // $desc{'sales.regions'} // '', qr/^agentorch tool sales\.regions \(sql\)$/, 'tool description: a default without one');
+
 # --- bad options are refused and change nothing
 my $before = sql($node, 'SELECT count(*) FROM agentorch.runs');
 for my $bad ({ budget => { max_tokens => -1 } }, { budget => { max_money => 1 } }, { replan_when => ['$.$$ broken'] },
