@@ -7,13 +7,15 @@
 EXTENSION   = agentorch
 EXTVERSION  = 0.1.0
 MODULE_big  = agentorch
-OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c src/core/*.c src/selector/*.c))
+# One folder per layer (src/README.md); src/bin holds programs, not module code.
+LAYERS      = api coordinator selector orchestration runner state stream policy io shmem common core core/llm worker
+OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c $(addprefix src/,$(addsuffix /*.c,$(LAYERS)))))
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA        = $(wildcard sql/$(EXTENSION)--*--*.sql)
 EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql build tmp_check_regress tmp_check_isolation output_iso
 
 PKGS        = libcurl json-c yaml-0.1 libpcre2-8
-PG_CPPFLAGS = -Isrc -Isrc/core -Isrc/selector $(shell pkg-config --cflags $(PKGS))
+PG_CPPFLAGS = -Isrc $(addprefix -Isrc/,$(LAYERS)) $(shell pkg-config --cflags $(PKGS))
 SHLIB_LINK  = $(shell pkg-config --libs $(PKGS))
 PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(AO_CFLAGS)
 

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * executor.c
+ * claim.c
  *	  The executor: claims ready steps, runs them by kind, and hands each
  *	  outcome to the state layer (sql/agentorch_state.sql).
  *
@@ -25,11 +25,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/executor.c
+ *	  src/runner/claim.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include "ao_template.h"
 

@@ -15,11 +15,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/catalog.c
+ *	  src/common/catalog.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"

@@ -17,11 +17,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/api_validate.c
+ *	  src/api/api_validate.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include "miscadmin.h"
 #include "utils/builtins.h"

@@ -1,12 +1,12 @@
 /*-------------------------------------------------------------------------
  *
- * ao_net.h
+ * io.h
  *	  The HTTP engine (net.c) and the network step runner (runner_net.c).
  *
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/ao_net.h
+ *	  src/io/io.h
  *
  *-------------------------------------------------------------------------
  */

@@ -29,11 +29,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/worker.c
+ *	  src/worker/worker.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 #include "utils/acl.h"
 #include "utils/syscache.h"
 #include "utils/resowner.h"
@@ -73,8 +73,8 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
-#include "ao_net.h"
-#include "ao_policy.h"
+#include "io.h"
+#include "policy.h"
 
 PGDLLEXPORT void ao_launcher_main(Datum arg);
 PGDLLEXPORT void ao_executor_main(Datum arg);

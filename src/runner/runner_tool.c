@@ -16,11 +16,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/runner_tool.c
+ *	  src/runner/runner_tool.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include <math.h>
 

@@ -13,11 +13,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/pg_json.c
+ *	  src/common/pg_json.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include "funcapi.h"
 #include "lib/stringinfo.h"

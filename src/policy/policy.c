@@ -19,11 +19,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/policy.c
+ *	  src/policy/policy.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -33,7 +33,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "ao_policy.h"
+#include "policy.h"
 #include "ao_workflow.h"
 
 #define AO_MAX_TARGETS 256

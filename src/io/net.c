@@ -22,11 +22,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/net.c
+ *	  src/io/net.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include <curl/curl.h>
 
@@ -36,7 +36,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "ao_net.h"
+#include "io.h"
 
 /* A socket curl asked us to watch. */
 typedef struct WatchedSocket

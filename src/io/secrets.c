@@ -19,18 +19,18 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/secrets.c
+ *	  src/io/secrets.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include <stdlib.h>
 
 #include "catalog/pg_collation.h"
 #include "utils/builtins.h"
 
-#include "ao_net.h"
+#include "io.h"
 #include "ao_secret.h"
 
 /* Does name match the LIKE pattern (PostgreSQL's own textlike)? */

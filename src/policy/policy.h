@@ -1,12 +1,12 @@
 /*-------------------------------------------------------------------------
  *
- * ao_policy.h
+ * policy.h
  *	  Circuit breaker, bulkhead and rate limit per model or tool (policy.c).
  *
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/ao_policy.h
+ *	  src/policy/policy.h
  *
  *-------------------------------------------------------------------------
  */

@@ -7,11 +7,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/api_graph.c
+ *	  src/api/api_graph.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"

@@ -14,11 +14,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/api_run.c
+ *	  src/api/api_run.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include "access/htup_details.h"
 #include "access/xact.h"
@@ -40,8 +40,8 @@
 #include "pgstat.h"
 
 #include "ao_json_schema.h"
-#include "ao_net.h"
-#include "ao_policy.h"
+#include "io.h"
+#include "policy.h"
 #include "ao_workflow.h"
 #include "selector.h"
 

@@ -15,11 +15,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/registry.c
+ *	  src/api/registry.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"

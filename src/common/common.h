@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * agentorch.h
+ * common.h
  *	  Declarations shared by the extension layer (everything under src/
  *	  that is not src/core): settings, the json-c bridge, problem
  *	  reporting and catalog helpers.
@@ -8,7 +8,7 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/agentorch.h
+ *	  src/common/common.h
  *
  *-------------------------------------------------------------------------
  */

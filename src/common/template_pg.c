@@ -12,11 +12,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/template_pg.c
+ *	  src/common/template_pg.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include "ao_template.h"
 

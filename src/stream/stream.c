@@ -19,11 +19,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/stream.c
+ *	  src/stream/stream.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include "commands/async.h"
 #include "executor/spi.h"

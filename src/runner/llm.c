@@ -34,11 +34,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/llm.c
+ *	  src/runner/llm.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -57,8 +57,8 @@
 
 #include "ao_json_schema.h"
 #include "ao_llm.h"
-#include "ao_net.h"
-#include "ao_policy.h"
+#include "io.h"
+#include "policy.h"
 #include "ao_workflow.h"
 
 #define AO_LLM_DEFAULT_MAX_TURNS 8

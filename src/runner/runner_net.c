@@ -24,11 +24,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/runner_net.c
+ *	  src/runner/runner_net.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include <curl/curl.h>
 
@@ -47,8 +47,8 @@
 
 #include "ao_backoff.h"
 #include "ao_llm.h"
-#include "ao_net.h"
-#include "ao_policy.h"
+#include "io.h"
+#include "policy.h"
 #include "ao_workflow.h"
 
 /* settings */

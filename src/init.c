@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * agentorch.c
+ * init.c
  *	  Module entry point: settings and (with preload) the background
  *	  workers.
  *
@@ -12,11 +12,11 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/agentorch.c
+ *	  src/init.c
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "common.h"
 
 #include <limits.h>
 
