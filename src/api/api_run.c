@@ -18,7 +18,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "common.h"
+#include "api.h"
 
 #include "access/htup_details.h"
 #include "access/xact.h"

@@ -19,7 +19,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "common.h"
+#include "api.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"

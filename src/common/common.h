@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * common.h
- *	  Declarations shared by the extension layer (everything under src/
- *	  that is not src/core): settings, the json-c bridge, problem
- *	  reporting and catalog helpers.
+ *	  The bottom of the PostgreSQL side (src/common): every header of a
+ *	  layer above includes it first. Settings, the json-c bridge, problem
+ *	  reporting, catalog helpers, workflow definitions, kept SPI plans.
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -81,7 +81,6 @@ extern int	ao_max_step_timeout_ms;
 			ereport(ao_log_level == LOG ? LOG_SERVER_ONLY : ao_log_level, \
 					(errhidestmt(true), errmsg(__VA_ARGS__))); \
 	} while (0)
-extern void ao_log_step_failure(int64 run, const char *step, Jsonb *error);
 extern int	ao_chunk_buffer_size;
 extern int	ao_flush_interval_ms;
 extern char *ao_default_model;
@@ -147,10 +146,6 @@ typedef struct AoUserScope
 	int			nest;
 } AoUserScope;
 
-extern void ao_executor_set_current_run(int64 run);
-extern int	ao_interrupt_run(int64 run);
-extern bool ao_cancelled_by_request(int64 run, bool take);
-extern bool ao_take_stale_cancel_note(void);
 extern void ao_become_extension_owner(AoUserScope *scope);
 extern void ao_restore_user(AoUserScope *scope);
 extern int	ao_push_safe_search_path(void);
@@ -158,13 +153,6 @@ extern ErrorData *ao_abort_subxact(MemoryContext caller, ResourceOwner owner);
 extern json_object *ao_load_schema(const char *name);
 extern bool ao_tool_exists(const char *name);
 
-/* credentials (secrets.c) */
-extern void ao_check_api_key_env(const char *env, const char *what);
-extern void ao_check_model_host(const char *base_url, const char *what);
-extern void ao_check_headers_env(json_object *headers_env, const char *what);
-extern const char *ao_credential_problem(const char *env, bool tool, const char *what,
-										 const char **value, const char **sqlstate);
-extern char *ao_scrub(const char *text, List *secrets);
 
 /* May a role use a tool? (catalog.c) */
 typedef enum AoToolAccess
@@ -179,56 +167,21 @@ extern Jsonb *ao_pin_tools(json_object *steps, json_object *extra, Oid role);
 extern void ao_check_workflow_semantics(json_object *normalized, json_object *schema,
 										ao_problems *problems);
 
-/* shared by the validation and registration API (api_validate.c) */
+/* workflow definitions (definitions.c) */
+extern void ao_core_interrupted(int *rounds);
 extern json_object *ao_json_from_yaml_text(text *document);
 extern ao_problems *ao_workflow_problems(Jsonb *definition, json_object **normalized_out);
 
-/* graph rendering (api_graph.c) */
-extern text *ao_render_graph(const char *definition, const char *title, const char *format,
-							 const char *(*status) (void *arg, const char *step_id), void *arg);
+/* kept plans of the extension's literal statements (spi.c) */
+extern int	ao_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+						int expected);
+extern int	ao_spi_exec_literal(const char *sql, int nargs, Oid *types, Datum *values,
+								const char *nulls);
+
 
 /* templates (template_pg.c) */
 extern Jsonb *ao_render_jsonb(Jsonb *tmpl, Jsonb *context);
 
-/* tools (runner_tool.c) */
-typedef struct AoTool
-{
-	char	   *name;
-	char	   *kind;			/* sql, function, http, builtin */
-	json_object *spec;
-	json_object *input_schema;	/* NULL when none */
-	json_object *policy;		/* NULL when none */
-	char	   *search_path;	/* the path its SQL runs with */
-} AoTool;
 
-extern AoTool *ao_lookup_tool(int64 run, const char *name);
-extern Jsonb *ao_run_tool_as_owner(AoTool *t, Jsonb *input, MemoryContext into);
-
-/* executor (executor.c) */
-extern void ao_executor_startup(int index, bool after_crash);
-extern int	ao_process_ready_steps(int max, Oid only_role, List **runs);
-extern List *ao_run_list_add(List *list, int64 run);
-extern void ao_notify_runs(List *runs);
-extern int	ao_executor_run_batch(Oid only_role, long *sleep_ms);
-extern void ao_executor_maintenance(void);
-extern int	ao_spi_exec_literal(const char *sql, int nargs, Oid *types, Datum *values,
-								const char *nulls);
-struct ao_backoff;
-extern void ao_step_backoff(json_object *spec, struct ao_backoff *b);
-extern bool ao_call_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *input, Jsonb **output,
-							Jsonb **error);
-
-/* workers and shared state (worker.c) */
-extern void ao_worker_init(void);
-extern void ao_worker_init_backend(void);
-extern bool ao_shmem_ready(void);
-extern void ao_wake_at_commit(void);
-extern void ao_wait_for_progress(long timeout_ms);
-extern void ao_announce_progress(bool wake_siblings);
-extern void ao_count_steps(uint64 done, uint64 failed);
-extern void ao_note_cancel(void);
-extern uint64 ao_cancel_generation(void);
-extern void ao_shared_metrics(uint64 *steps_done, uint64 *steps_failed, uint64 *commits,
-							  int *executors);
 
 #endif							/* AGENTORCH_H */

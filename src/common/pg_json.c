@@ -257,3 +257,16 @@ ao_check_size(Size size, const char *what)
 						   size, ao_max_definition_size),
 				 errhint("Raise agentorch.max_definition_size if this is intended.")));
 }
+
+/* An error jsonb {message, sqlstate, detail?}. */
+Jsonb *
+ao_error_jsonb(const char *sqlstate, const char *message, const char *detail)
+{
+	json_object *o = ao_json_own(json_object_new_object());
+
+	json_object_object_add(o, "message", json_object_new_string(message));
+	json_object_object_add(o, "sqlstate", json_object_new_string(sqlstate));
+	if (detail)
+		json_object_object_add(o, "detail", json_object_new_string(detail));
+	return ao_jsonb_from_json(o);
+}

@@ -23,7 +23,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "common.h"
+#include "policy.h"
 
 #include "funcapi.h"
 #include "miscadmin.h"

@@ -13,6 +13,8 @@
 #ifndef AO_POLICY_H
 #define AO_POLICY_H
 
+#include "io.h"
+
 #include "storage/lwlock.h"
 #include "utils/tuplestore.h"
 

@@ -29,7 +29,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "common.h"
+#include "runner.h"
 
 #include "ao_template.h"
 
@@ -157,106 +157,6 @@ ao_executor_startup(int index, bool after_crash)
  *-------------------------------------------------------------------------
  */
 
-/*
- * Plans of the executor's fixed statements, prepared once per process and
- * kept (SPI_keepplan): the executor runs the same few statements for every
- * step, and planning them each time was a large share of its CPU. The
- * cache is keyed by the address of the statement's string literal; the
- * plan cache revalidates the plans after DDL on what they use.
- */
-#define AO_MAX_CACHED_PLANS 64
-static struct
-{
-	const char *sql;
-	SPIPlanPtr	plan;
-}			cached_plans[AO_MAX_CACHED_PLANS];
-static int	ncached_plans = 0;
-
-/* The kept plan of a literal statement (prepared on first use). */
-static SPIPlanPtr
-cached_plan(const char *sql, int nargs, Oid *types)
-{
-	SPIPlanPtr	plan;
-
-	for (int i = 0; i < ncached_plans; i++)
-		if (cached_plans[i].sql == sql)
-			return cached_plans[i].plan;
-	plan = SPI_prepare(sql, nargs, types);
-	if (plan == NULL)
-		elog(ERROR, "agentorch: could not prepare: %s: %s", sql, SPI_result_code_string(SPI_result));
-	if (ncached_plans == AO_MAX_CACHED_PLANS)
-		return plan;			/* not kept: freed with the SPI connection */
-	SPI_keepplan(plan);
-	cached_plans[ncached_plans].sql = sql;
-	cached_plans[ncached_plans].plan = plan;
-	ncached_plans++;
-	return plan;
-}
-
-/*
- * Run a statement (a string literal) with parameters through its kept
- * plan; ERRORs with the statement when the result code is not the
- * expected one (0: any success).
- */
-static int
-spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected)
-{
-	int			ret = SPI_execute_plan(cached_plan(sql, nargs, types), values, nulls, false, 0);
-
-	if (expected == 0 ? ret < 0 : ret != expected)
-		elog(ERROR, "agentorch: unexpected SPI result %d for: %s", ret, sql);
-	return ret;
-}
-
-/*
- * spi_exec for other layers (runner_net.c): sql MUST be a string literal,
- * since the plan is cached by its address.
- */
-int
-ao_spi_exec_literal(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
-{
-	return spi_exec(sql, nargs, types, values, nulls, 0);
-}
-
-/* Call a state-layer function that takes (run bigint, step text, ...). */
-static void
-state_call(const char *sql, int64 run, const char *step, int nextra, Oid *extra_types,
-		   Datum *extra_values, const char *extra_nulls)
-{
-	Oid			types[8] = {INT8OID, TEXTOID};
-	Datum		values[8];
-	char		nulls[8];
-
-	values[0] = Int64GetDatum(run);
-	values[1] = CStringGetTextDatum(step);
-	nulls[0] = nulls[1] = ' ';
-	for (int i = 0; i < nextra; i++)
-	{
-		types[2 + i] = extra_types[i];
-		values[2 + i] = extra_values[i];
-		nulls[2 + i] = extra_nulls ? extra_nulls[i] : ' ';
-	}
-	spi_exec(sql, 2 + nextra, types, values, nulls, 0);
-}
-
-/*
- * Add a run id to a list of runs (palloc'd int64s) unless it is there
- * already: the runs a transaction touched, to notify each once.
- */
-List *
-ao_run_list_add(List *list, int64 value)
-{
-	ListCell   *lc;
-	int64	   *p;
-
-	foreach(lc, list)
-		if (*(int64 *) lfirst(lc) == value)
-			return list;
-	p = palloc(sizeof(int64));
-	*p = value;
-	return lappend(list, p);
-}
-
 /* A jsonb Datum from C text. */
 static Datum
 jsonb_datum(const char *text)
@@ -336,7 +236,7 @@ step_context(Claimed *c, MemoryContext into)
 	}
 	else
 		nulls[1] = nulls[2] = 'n';
-	spi_exec("SELECT agentorch._context($1, $2, $3)", 3, types, values, nulls, SPI_OK_SELECT);
+	ao_spi_exec("SELECT agentorch._context($1, $2, $3)", 3, types, values, nulls, SPI_OK_SELECT);
 	return spi_jsonb(0, 1, into);
 }
 
@@ -351,7 +251,7 @@ condition_holds(Jsonb *context, const char *condition)
 
 	values[0] = JsonbPGetDatum(context);
 	values[1] = CStringGetTextDatum(condition);
-	spi_exec("SELECT pg_catalog.jsonb_path_match($1, $2::jsonpath, '{}', true)",
+	ao_spi_exec("SELECT pg_catalog.jsonb_path_match($1, $2::jsonpath, '{}', true)",
 			 2, types, values, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return !isnull && DatumGetBool(d);
@@ -585,7 +485,7 @@ settle(Claimed *c, Outcome *o, json_object *spec)
 
 		v[0] = JsonbPGetDatum(o->output);
 		/* promotion of dependents happens once per run per round (process_steps) */
-		state_call("SELECT agentorch._finish_step($1, $2, 'succeeded', $3, NULL, NULL, true)", c->run_id, c->step_id,
+		ao_state_call("SELECT agentorch._finish_step($1, $2, 'succeeded', $3, NULL, NULL, true)", c->run_id, c->step_id,
 				   1, t, v, NULL);
 		ao_count_steps(1, 0);
 	}
@@ -598,7 +498,7 @@ settle(Claimed *c, Outcome *o, json_object *spec)
 		ao_step_backoff(spec, &b);
 		v[0] = JsonbPGetDatum(o->error);
 		v[1] = Float8GetDatum(ao_backoff_delay_ms(&b, c->attempt + 1, pg_prng_double(&pg_global_prng_state)));
-		state_call("SELECT agentorch._retry_step($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
+		ao_state_call("SELECT agentorch._retry_step($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
 	}
 	else
 	{
@@ -606,7 +506,7 @@ settle(Claimed *c, Outcome *o, json_object *spec)
 		Datum		v[1];
 
 		v[0] = JsonbPGetDatum(o->error);
-		state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $3)", c->run_id, c->step_id,
+		ao_state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $3)", c->run_id, c->step_id,
 				   1, t, v, NULL);
 		ao_count_steps(0, 1);
 		ao_log_step_failure(c->run_id, c->step_id, o->error);
@@ -672,7 +572,7 @@ run_branch(Claimed *c, json_object *spec, Jsonb *context)
 		v[1] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 	}
 	v[0] = ao_jsonb_datum_from_json(output);
-	state_call("SELECT agentorch._finish_branch($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
+	ao_state_call("SELECT agentorch._finish_branch($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
 	ao_count_steps(1, 0);
 }
 
@@ -714,7 +614,7 @@ run_loop(Claimed *c, json_object *spec, Jsonb *context)
 		v[0] = JsonbPGetDatum(items);
 		nulls[0] = ' ';
 	}
-	state_call("SELECT agentorch._start_children($1, $2, $3)", c->run_id, c->step_id, 1, t, v, nulls);
+	ao_state_call("SELECT agentorch._start_children($1, $2, $3)", c->run_id, c->step_id, 1, t, v, nulls);
 }
 
 /* A user_input step starts waiting for submit_input. */
@@ -737,7 +637,7 @@ run_user_input(Claimed *c, json_object *spec, Jsonb *context)
 	}
 	v[0] = CStringGetTextDatum(text);
 	v[1] = Float8GetDatum(timeout ? ao_duration_ms(timeout) : 0);
-	state_call("SELECT agentorch._wait_for_input($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
+	ao_state_call("SELECT agentorch._wait_for_input($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
 }
 
 /*
@@ -783,14 +683,14 @@ run_step(Claimed *c, MemoryContext stepcxt)
 
 		v[0] = Int32GetDatum(executor_id);
 		v[1] = input ? JsonbPGetDatum(input) : (Datum) 0;
-		state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
+		ao_state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
 				   "  input = COALESCE($4, input) "
 				   "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready' "
 				   "  AND EXISTS (SELECT 1 FROM agentorch.runs r WHERE r.id = $1 AND r.status IN ('running', 'waiting'))",
 				   c->run_id, c->step_id, 2, t, v, n);
 		if (SPI_processed == 0)
 		{
-			state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
+			ao_state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
 					   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
 					   c->run_id, c->step_id, 0, NULL, NULL, NULL);
 			MemoryContextSwitchTo(old);
@@ -825,7 +725,7 @@ run_step(Claimed *c, MemoryContext stepcxt)
 	}
 	else if (when && !condition_holds(context, json_object_get_string(when)))
 	{
-		state_call("SELECT agentorch._finish_step($1, $2, 'skipped', NULL, '{\"reason\": \"when condition is false\"}', NULL, true)",
+		ao_state_call("SELECT agentorch._finish_step($1, $2, 'skipped', NULL, '{\"reason\": \"when condition is false\"}', NULL, true)",
 				   c->run_id, c->step_id, 0, NULL, NULL, NULL);
 	}
 	else if (strcmp(c->kind, "tool") == 0)
@@ -838,7 +738,7 @@ run_step(Claimed *c, MemoryContext stepcxt)
 	else if (strcmp(c->kind, "branch") == 0)
 		run_branch(c, spec, context);
 	else if (strcmp(c->kind, "parallel") == 0)
-		state_call("SELECT agentorch._start_children($1, $2, NULL)", c->run_id, c->step_id, 0, NULL, NULL, NULL);
+		ao_state_call("SELECT agentorch._start_children($1, $2, NULL)", c->run_id, c->step_id, 0, NULL, NULL, NULL);
 	else if (strcmp(c->kind, "loop") == 0)
 		run_loop(c, spec, context);
 	else if (strcmp(c->kind, "user_input") == 0)
@@ -878,7 +778,7 @@ record_step_error(Claimed *c, ErrorData *edata)
 	PG_TRY();
 	{
 		spec = ao_json_from_jsonb(c->spec);
-		state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
+		ao_state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
 				   "  input = COALESCE($4, input) "
 				   "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready'",
 				   c->run_id, c->step_id, 2, t, v, n);
@@ -890,7 +790,7 @@ record_step_error(Claimed *c, ErrorData *edata)
 	{
 		FreeErrorData(ao_abort_subxact(caller, owner));
 		/* the simplest record there is: the step failed, no retry */
-		state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $3) "
+		ao_state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $3) "
 				   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
 				   c->run_id, c->step_id, 1, (Oid[]) {JSONBOID}, (Datum[]) {JsonbPGetDatum(o.error)}, NULL);
 		ao_count_steps(0, 1);
@@ -998,7 +898,7 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 	if (sim_run == 0)
 		nulls[5] = 'n';
 	values[6] = Int64GetDatum(cancelled_run != 0 && GetCurrentTimestamp() < cancelled_run_until ? cancelled_run : 0);
-	spi_exec("SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
+	ao_spi_exec("SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
 			 "       COALESCE(c.iteration, -1), c.owner FROM ("
 			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner, "
 			 "         s.priority, s.ord "
@@ -1089,7 +989,7 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 				char	   *status;
 
 				v[0] = Int64GetDatum(c->run_id);
-				spi_exec("SELECT agentorch._lock_run($1)::text", 1, t, v, NULL, SPI_OK_SELECT);
+				ao_spi_exec("SELECT agentorch._lock_run($1)::text", 1, t, v, NULL, SPI_OK_SELECT);
 				status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 				(void) isnull;
 				run_active = status && (strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0);
@@ -1113,7 +1013,7 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 			if (run_active)
 				run_step_guarded(c);
 			else
-				state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
+				ao_state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
 						   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
 						   c->run_id, c->step_id, 0, NULL, NULL, NULL);
 			processed++;
@@ -1130,28 +1030,12 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 				continue;		/* claimed steps are ordered by run */
 			locked_run = c->run_id;
 			v[0] = Int64GetDatum(c->run_id);
-			spi_exec("SELECT agentorch._settle_run($1)", 1, t, v, NULL, SPI_OK_SELECT);
+			ao_spi_exec("SELECT agentorch._settle_run($1)", 1, t, v, NULL, SPI_OK_SELECT);
 		}
 		list_free_deep(claimed);
 		only_step = NULL;		/* cascades may take any ready step */
 	}
 	return processed;
-}
-
-/* NOTIFY each touched run once (coalesced per transaction). */
-void
-ao_notify_runs(List *runs)
-{
-	ListCell   *lc;
-
-	foreach(lc, runs)
-	{
-		Oid			t[1] = {INT8OID};
-		Datum		v[1];
-
-		v[0] = Int64GetDatum(*(int64 *) lfirst(lc));
-		spi_exec("SELECT agentorch._notify_run($1)", 1, t, v, NULL, SPI_OK_SELECT);
-	}
 }
 
 /*
@@ -1202,7 +1086,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 			Datum		v[1];
 
 			v[0] = Int32GetDatum(MyProcPid);
-			spi_exec("WITH c AS (SELECT run_id, step_id, crashes FROM agentorch.steps "
+			ao_spi_exec("WITH c AS (SELECT run_id, step_id, crashes FROM agentorch.steps "
 					 "            WHERE status = 'ready' AND NOT network "
 					 "              AND (not_before IS NULL OR not_before <= pg_catalog.clock_timestamp()) "
 					 "              AND (worker IS NULL OR worker = $1 OR lease_until IS NULL "
@@ -1224,7 +1108,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 			crashes = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 			if (crashes >= AO_MAX_CRASHES)
 			{
-				state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, "
+				ao_state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, "
 						   "'{\"message\": \"the step stopped the executor repeatedly and will not run again\", \"sqlstate\": \"XX000\"}')",
 						   careful_run, careful_step, 0, NULL, NULL, NULL);
 				ao_log("agentorch: run %lld step %s stopped the executor %d times and is quarantined: it failed and will not run again",
@@ -1242,7 +1126,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 
 				v[0] = Int32GetDatum(MyProcPid);
 				v[1] = Int32GetDatum(10000);
-				state_call("UPDATE agentorch.steps SET crashes = crashes + 1, worker = $3, "
+				ao_state_call("UPDATE agentorch.steps SET crashes = crashes + 1, worker = $3, "
 						   "  lease_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4 / 1000.0) "
 						   "WHERE run_id = $1 AND step_id = $2",
 						   careful_run, careful_step, 2, t, v, NULL);
@@ -1281,7 +1165,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 		bool		isnull;
 		Datum		d;
 
-		spi_exec("SELECT (EXTRACT(EPOCH FROM pg_catalog.min(not_before) - pg_catalog.clock_timestamp()) * 1000)::int8 "
+		ao_spi_exec("SELECT (EXTRACT(EPOCH FROM pg_catalog.min(not_before) - pg_catalog.clock_timestamp()) * 1000)::int8 "
 				 "FROM agentorch.steps WHERE status = 'ready' AND not_before IS NOT NULL",
 				 0, NULL, NULL, NULL, SPI_OK_SELECT);
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -1321,7 +1205,7 @@ ao_executor_maintenance(void)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "agentorch: maintenance");
-	spi_exec("SELECT r FROM agentorch._recover() r", 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	ao_spi_exec("SELECT r FROM agentorch._recover() r", 0, NULL, NULL, NULL, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
@@ -1338,7 +1222,7 @@ ao_executor_maintenance(void)
 		Datum		v[1];
 
 		v[0] = Int32GetDatum(ao_retention_s);
-		spi_exec("SELECT agentorch._purge(pg_catalog.make_interval(secs => $1), NULL, 1000)",
+		ao_spi_exec("SELECT agentorch._purge(pg_catalog.make_interval(secs => $1), NULL, 1000)",
 				 1, t, v, NULL, SPI_OK_SELECT);
 		last_purge = GetCurrentTimestamp();
 	}
@@ -1392,14 +1276,14 @@ ao_sql_simulate(PG_FUNCTION_ARGS)
 		v[2] = JsonbPGetDatum(input);
 		ao_become_extension_owner(&owner_scope);
 		SPI_connect();
-		spi_exec("SELECT agentorch._create_run($1, 'fixed', '(simulation)', 0, NULL, $2, $3, '{}')",
+		ao_spi_exec("SELECT agentorch._create_run($1, 'fixed', '(simulation)', 0, NULL, $2, $3, '{}')",
 				 3, t, v, NULL, SPI_OK_SELECT);
 		sim_run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		while (process_steps(ao_batch_size, InvalidOid, 0, NULL, &runs) > 0)
 			CHECK_FOR_INTERRUPTS();
 		v[3] = Int64GetDatum(sim_run);
 		/* in the order the steps finished */
-		spi_exec("SELECT (pg_catalog.row_number() OVER (ORDER BY s.finished_at NULLS LAST, s.ord))::int, "
+		ao_spi_exec("SELECT (pg_catalog.row_number() OVER (ORDER BY s.finished_at NULLS LAST, s.ord))::int, "
 				 "       s.step_id, s.status, s.output FROM agentorch.steps s WHERE s.run_id = $4 "
 				 "  AND NOT s.spec ? 'compensates' "
 				 "ORDER BY 1",
@@ -1471,7 +1355,7 @@ ao_sql_work(PG_FUNCTION_ARGS)
 		if (n > 0)
 			continue;
 		/* nothing ready now: wait for a retry that comes due before the timeout */
-		spi_exec("SELECT (EXTRACT(EPOCH FROM pg_catalog.min(s.not_before) - pg_catalog.clock_timestamp()) * 1000)::int8 "
+		ao_spi_exec("SELECT (EXTRACT(EPOCH FROM pg_catalog.min(s.not_before) - pg_catalog.clock_timestamp()) * 1000)::int8 "
 				 "FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
 				 "WHERE s.status = 'ready' AND NOT s.network "
 				 "  AND ($1::oid IS NULL OR pg_catalog.pg_has_role($1::oid, r.owner, 'USAGE'))",

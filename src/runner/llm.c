@@ -38,7 +38,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "common.h"
+#include "runner.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>

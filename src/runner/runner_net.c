@@ -28,7 +28,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "common.h"
+#include "runner.h"
 
 #include <curl/curl.h>
 
@@ -108,19 +108,6 @@ spi_run(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls
 {
 	/* every caller passes a string literal: its plan is kept (executor.c) */
 	(void) ao_spi_exec_literal(sql, nargs, types, values, nulls);
-}
-
-/* An error jsonb {message, sqlstate, detail?}. */
-Jsonb *
-ao_error_jsonb(const char *sqlstate, const char *message, const char *detail)
-{
-	json_object *o = ao_json_own(json_object_new_object());
-
-	json_object_object_add(o, "message", json_object_new_string(message));
-	json_object_object_add(o, "sqlstate", json_object_new_string(sqlstate));
-	if (detail)
-		json_object_object_add(o, "detail", json_object_new_string(detail));
-	return ao_jsonb_from_json(o);
 }
 
 /* Finish a step's attempt with a permanent failure (before or after its request). */

@@ -23,7 +23,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "common.h"
+#include "stream.h"
 
 #include "commands/async.h"
 #include "executor/spi.h"
@@ -94,4 +94,38 @@ ao_sql_notify_mode(PG_FUNCTION_ARGS)
 	if (mode != NOTIFY_FULL)
 		warn_queue_filling(usage, mode);
 	PG_RETURN_INT32(mode);
+}
+
+/*
+ * Add a run id to a list of runs (palloc'd int64s) unless it is there
+ * already: the runs a transaction touched, to notify each once.
+ */
+List *
+ao_run_list_add(List *list, int64 value)
+{
+	ListCell   *lc;
+	int64	   *p;
+
+	foreach(lc, list)
+		if (*(int64 *) lfirst(lc) == value)
+			return list;
+	p = palloc(sizeof(int64));
+	*p = value;
+	return lappend(list, p);
+}
+
+/* NOTIFY each touched run once (coalesced per transaction). */
+void
+ao_notify_runs(List *runs)
+{
+	ListCell   *lc;
+
+	foreach(lc, runs)
+	{
+		Oid			t[1] = {INT8OID};
+		Datum		v[1];
+
+		v[0] = Int64GetDatum(*(int64 *) lfirst(lc));
+		ao_spi_exec("SELECT agentorch._notify_run($1)", 1, t, v, NULL, SPI_OK_SELECT);
+	}
 }

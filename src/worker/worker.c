@@ -33,7 +33,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "common.h"
+#include "worker.h"
 #include "utils/acl.h"
 #include "utils/syscache.h"
 #include "utils/resowner.h"
@@ -73,44 +73,10 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
-#include "io.h"
-#include "policy.h"
+#include "runner.h"
 
 PGDLLEXPORT void ao_launcher_main(Datum arg);
 PGDLLEXPORT void ao_executor_main(Datum arg);
-
-#define AO_MAX_DATABASES	64
-#define AO_MAX_EXECUTORS	16
-
-/* One database the launcher knows about. */
-typedef struct AoDbSlot
-{
-	Oid			dboid;			/* InvalidOid = free slot */
-	bool		has_extension;	/* set by executor 0 when it finds agentorch */
-	bool		no_extension;	/* set by executor 0 when it does not */
-	TimestampTz probe_after;	/* when to probe again after no_extension */
-	TimestampTz paused_until;	/* DROP/RENAME DATABASE in progress */
-	int			pids[AO_MAX_EXECUTORS];
-	Latch	   *latches[AO_MAX_EXECUTORS];
-	pg_atomic_uint64 current_runs[AO_MAX_EXECUTORS];	/* run of the step being executed, 0 = none */
-	pg_atomic_uint64 cancel_runs[AO_MAX_EXECUTORS];	/* run whose cancel() interrupted it */
-	bool		clean_exit[AO_MAX_EXECUTORS];	/* the last executor here was stopped on purpose */
-} AoDbSlot;
-
-typedef struct AoShared
-{
-	LWLock	   *lock;			/* protects dbs[] */
-	Latch	   *launcher_latch;
-	pg_atomic_uint32 rescan;	/* CREATE EXTENSION happened somewhere */
-	pg_atomic_uint64 steps_done;	/* counters shown by metrics() */
-	pg_atomic_uint64 steps_failed;
-	pg_atomic_uint64 commits;
-	pg_atomic_uint64 cancels;	/* bumped by cancel(): executors drop its streams */
-	ConditionVariable progress;	/* broadcast after state changes commit */
-	AoDbSlot	dbs[AO_MAX_DATABASES];
-} AoShared;
-
-static AoShared *ao_shared = NULL;
 
 /* settings */
 int			ao_max_workers = 2;
@@ -122,11 +88,8 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
-/* this backend's pending wake requests, flushed at commit */
-static bool wake_pending = false;
-static bool launcher_wake_pending = false;
-static bool cancel_pending = false;
-static bool xact_callback_registered = false;
+/* a DROP EXTENSION in progress in this backend: its executors are paused */
+static bool unpause_callbacks_registered = false;
 static Oid	unpause_at_xact_end = InvalidOid;	/* a DROP EXTENSION's database */
 static SubTransactionId unpause_subxid = InvalidSubTransactionId;	/* where it ran */
 static void unpause_database(Oid dboid);
@@ -168,9 +131,38 @@ ao_subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransaction
 		unpause_subxid = parentSubid;
 }
 
-/* executor identity */
-static int	my_executor_index = -1;
-static int	my_slot = -1;
+/*
+ * Transaction callback: when the transaction of a DROP EXTENSION ends
+ * (commit or abort), the launcher decides again about its database.
+ */
+static void
+unpause_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		if (OidIsValid(unpause_at_xact_end))
+		{
+			/* a DROP EXTENSION ended: the launcher decides again */
+			Oid			dboid = unpause_at_xact_end;
+
+			unpause_at_xact_end = InvalidOid;
+			unpause_database(dboid);
+		}
+	}
+}
+
+/* Make sure the DROP EXTENSION callbacks are registered in this backend. */
+static void
+ensure_unpause_callbacks(void)
+{
+	if (!unpause_callbacks_registered)
+	{
+		RegisterXactCallback(unpause_xact_callback, NULL);
+		RegisterSubXactCallback(ao_subxact_callback, NULL);
+		unpause_callbacks_registered = true;
+	}
+}
 
 /* Request our shared memory and LWLock (shmem_request_hook, PG15+). */
 static void
@@ -213,215 +205,6 @@ ao_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/* Is shared memory available (the library was preloaded)? */
-bool
-ao_shmem_ready(void)
-{
-	return ao_shared != NULL;
-}
-
-/* Find the slot of a database, or -1. Caller holds ao_shared->lock. */
-static int
-slot_of(Oid dboid)
-{
-	for (int i = 0; i < AO_MAX_DATABASES; i++)
-		if (ao_shared->dbs[i].dboid == dboid)
-			return i;
-	return -1;
-}
-
-/*
- * Commit callback: deliver the wake-ups this transaction asked for. Runs
- * at commit only, so work started in a transaction that rolls back wakes
- * nobody.
- */
-static void
-ao_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
-	{
-		if (ao_shared != NULL && cancel_pending)
-			pg_atomic_fetch_add_u64(&ao_shared->cancels, 1);
-		if (ao_shared != NULL && wake_pending)
-		{
-			Latch	   *latches[AO_MAX_EXECUTORS];
-			int			n = 0;
-
-			LWLockAcquire(ao_shared->lock, LW_SHARED);
-			{
-				int			s = slot_of(MyDatabaseId);
-
-				for (int i = 0; s >= 0 && i < AO_MAX_EXECUTORS; i++)
-					if (ao_shared->dbs[s].latches[i] != NULL &&
-						ao_shared->dbs[s].pids[i] != MyProcPid)
-						latches[n++] = ao_shared->dbs[s].latches[i];
-			}
-			LWLockRelease(ao_shared->lock);
-			for (int i = 0; i < n; i++)
-				SetLatch(latches[i]);
-			ConditionVariableBroadcast(&ao_shared->progress);
-		}
-		if (ao_shared != NULL && launcher_wake_pending)
-		{
-			pg_atomic_write_u32(&ao_shared->rescan, 1);
-			LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
-			{
-				int			s = slot_of(MyDatabaseId);
-
-				if (s >= 0)
-				{
-					ao_shared->dbs[s].no_extension = false;
-					ao_shared->dbs[s].probe_after = 0;
-				}
-			}
-			LWLockRelease(ao_shared->lock);
-			if (ao_shared->launcher_latch)
-				SetLatch(ao_shared->launcher_latch);
-		}
-	}
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-	{
-		wake_pending = launcher_wake_pending = cancel_pending = false;
-		if (OidIsValid(unpause_at_xact_end))
-		{
-			/* a DROP EXTENSION ended: the launcher decides again */
-			Oid			dboid = unpause_at_xact_end;
-
-			unpause_at_xact_end = InvalidOid;
-			unpause_database(dboid);
-		}
-	}
-}
-
-/* Make sure the commit callback is registered in this backend. */
-static void
-ensure_xact_callback(void)
-{
-	if (!xact_callback_registered)
-	{
-		RegisterXactCallback(ao_xact_callback, NULL);
-		RegisterSubXactCallback(ao_subxact_callback, NULL);
-		xact_callback_registered = true;
-	}
-}
-
-/*
- * Ask for this database's executors to be woken when the current
- * transaction commits (new runs, new input, cancel, resume).
- */
-void
-ao_wake_at_commit(void)
-{
-	ensure_xact_callback();
-	wake_pending = true;
-}
-
-/* SQL: agentorch._wake_launcher(), run by the install script. */
-PG_FUNCTION_INFO_V1(ao_sql_wake_launcher);
-Datum
-ao_sql_wake_launcher(PG_FUNCTION_ARGS)
-{
-	ensure_xact_callback();
-	launcher_wake_pending = true;
-	PG_RETURN_VOID();
-}
-
-/*
- * Sleep until run state may have changed (an executor committed) or
- * timeout_ms passed. Without shared memory, a short timed sleep.
- */
-void
-ao_wait_for_progress(long timeout_ms)
-{
-	if (ao_shared == NULL)
-	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Min(timeout_ms, 10), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-	}
-	else
-	{
-		ConditionVariablePrepareToSleep(&ao_shared->progress);
-		(void) ConditionVariableTimedSleep(&ao_shared->progress, timeout_ms, PG_WAIT_EXTENSION);
-		ConditionVariableCancelSleep();
-	}
-	CHECK_FOR_INTERRUPTS();
-}
-
-/* After a commit that changed run state: wake waiters and siblings. */
-void
-ao_announce_progress(bool wake_siblings)
-{
-	if (ao_shared == NULL)
-		return;
-	pg_atomic_fetch_add_u64(&ao_shared->commits, 1);
-	ConditionVariableBroadcast(&ao_shared->progress);
-	if (wake_siblings && my_slot >= 0)
-	{
-		for (int i = 0; i < AO_MAX_EXECUTORS; i++)
-		{
-			Latch	   *l = ao_shared->dbs[my_slot].latches[i];
-
-			if (l != NULL && i != my_executor_index)
-				SetLatch(l);
-		}
-	}
-}
-
-/*
- * A run was cancelled: when this transaction commits, executors are woken
- * and check their streams at once (not at their next heartbeat).
- */
-void
-ao_note_cancel(void)
-{
-	ensure_xact_callback();
-	cancel_pending = true;
-	wake_pending = true;
-}
-
-/* How many cancels have happened (executors compare it with what they saw). */
-uint64
-ao_cancel_generation(void)
-{
-	return ao_shared ? pg_atomic_read_u64(&ao_shared->cancels) : 0;
-}
-
-/* Count finished steps for metrics(). */
-void
-ao_count_steps(uint64 done, uint64 failed)
-{
-	if (ao_shared == NULL)
-		return;
-	if (done)
-		pg_atomic_fetch_add_u64(&ao_shared->steps_done, done);
-	if (failed)
-		pg_atomic_fetch_add_u64(&ao_shared->steps_failed, failed);
-}
-
-/* Shared counters and worker counts for metrics(). */
-void
-ao_shared_metrics(uint64 *steps_done, uint64 *steps_failed, uint64 *commits, int *executors)
-{
-	*steps_done = *steps_failed = *commits = 0;
-	*executors = 0;
-	if (ao_shared == NULL)
-		return;
-	*steps_done = pg_atomic_read_u64(&ao_shared->steps_done);
-	*steps_failed = pg_atomic_read_u64(&ao_shared->steps_failed);
-	*commits = pg_atomic_read_u64(&ao_shared->commits);
-	LWLockAcquire(ao_shared->lock, LW_SHARED);
-	{
-		int			s = slot_of(MyDatabaseId);
-
-		for (int i = 0; s >= 0 && i < AO_MAX_EXECUTORS; i++)
-			if (ao_shared->dbs[s].pids[i] != 0)
-				(*executors)++;
-	}
-	LWLockRelease(ao_shared->lock);
-}
-
 /*
  * Stop the executors of a database and keep the launcher from restarting
  * them for a while, so DROP DATABASE and friends can proceed. Waits up to
@@ -435,7 +218,7 @@ stop_database_executors(Oid dboid, int pause_seconds)
 	if (ao_shared == NULL || !OidIsValid(dboid))
 		return;
 	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
-	s = slot_of(dboid);
+	s = ao_shmem_slot_of(dboid);
 	if (s >= 0)
 	{
 		ao_shared->dbs[s].paused_until =
@@ -475,7 +258,7 @@ unpause_database(Oid dboid)
 	if (ao_shared == NULL || !OidIsValid(dboid))
 		return;
 	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
-	s = slot_of(dboid);
+	s = ao_shmem_slot_of(dboid);
 	if (s >= 0)
 		ao_shared->dbs[s].paused_until = 0;
 	LWLockRelease(ao_shared->lock);
@@ -548,10 +331,10 @@ ao_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 		 * DROP EXTENSION agentorch: stop this database's executors first,
 		 * so the DROP takes its locks with nobody holding rows or slots of
 		 * the extension's tables (it deadlocked with them), and keep them
-		 * stopped until this transaction ends (ao_xact_callback).
+		 * stopped until this transaction ends (unpause_xact_callback).
 		 */
 		stop_database_executors(MyDatabaseId, 300);
-		ensure_xact_callback();
+		ensure_unpause_callbacks();
 		unpause_at_xact_end = MyDatabaseId;
 		unpause_subxid = GetCurrentSubTransactionId();
 	}
@@ -808,10 +591,10 @@ launcher_scan(void)
 		bool		probe;
 
 		LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
-		s = slot_of(dboid);
+		s = ao_shmem_slot_of(dboid);
 		if (s < 0)
 		{
-			s = slot_of(InvalidOid);
+			s = ao_shmem_slot_of(InvalidOid);
 			if (s >= 0)
 			{
 				memset(&ao_shared->dbs[s], 0, sizeof(AoDbSlot));
@@ -898,14 +681,14 @@ ao_launcher_main(Datum arg)
 static void
 executor_detach(int code, Datum arg)
 {
-	if (my_slot < 0)
+	if (ao_my_slot < 0)
 		return;
-	ao_log("agentorch: executor %d of database %u stopped", my_executor_index, MyDatabaseId);
+	ao_log("agentorch: executor %d of database %u stopped", ao_my_executor_index, MyDatabaseId);
 	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
-	if (ao_shared->dbs[my_slot].pids[my_executor_index] == MyProcPid)
+	if (ao_shared->dbs[ao_my_slot].pids[ao_my_executor_index] == MyProcPid)
 	{
-		ao_shared->dbs[my_slot].pids[my_executor_index] = 0;
-		ao_shared->dbs[my_slot].latches[my_executor_index] = NULL;
+		ao_shared->dbs[ao_my_slot].pids[ao_my_executor_index] = 0;
+		ao_shared->dbs[ao_my_slot].latches[ao_my_executor_index] = NULL;
 	}
 	LWLockRelease(ao_shared->lock);
 	if (ao_shared->launcher_latch)
@@ -919,11 +702,11 @@ set_extension_state(bool present)
 	bool		changed;
 
 	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
-	changed = ao_shared->dbs[my_slot].has_extension != present;
-	ao_shared->dbs[my_slot].has_extension = present;
-	ao_shared->dbs[my_slot].no_extension = !present;
+	changed = ao_shared->dbs[ao_my_slot].has_extension != present;
+	ao_shared->dbs[ao_my_slot].has_extension = present;
+	ao_shared->dbs[ao_my_slot].no_extension = !present;
 	if (!present)
-		ao_shared->dbs[my_slot].probe_after =
+		ao_shared->dbs[ao_my_slot].probe_after =
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ao_launcher_naptime_ms * 6);
 	LWLockRelease(ao_shared->lock);
 	if (changed && ao_shared->launcher_latch)
@@ -958,7 +741,7 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p)
 		ProcessConfigFile(PGC_SIGHUP);
 	}
 	/* a lowered max_workers ends the executors beyond it */
-	if (my_executor_index >= ao_max_workers)
+	if (ao_my_executor_index >= ao_max_workers)
 		proc_exit(0);
 
 	now = GetCurrentTimestamp();
@@ -1029,24 +812,24 @@ ao_executor_main(Datum arg)
 	MemoryContext scratch;
 	static TimestampTz last_maintenance = 0;
 
-	memcpy(&my_executor_index, MyBgworkerEntry->bgw_extra, sizeof(int));
+	memcpy(&ao_my_executor_index, MyBgworkerEntry->bgw_extra, sizeof(int));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	ao_set_session_search_path();
 	pgstat_report_appname("agentorch executor");
-	ao_log("agentorch: executor %d started for database %u (pid %d)", my_executor_index, dboid, MyProcPid);
+	ao_log("agentorch: executor %d started for database %u (pid %d)", ao_my_executor_index, dboid, MyProcPid);
 
 	LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
-	my_slot = slot_of(dboid);
-	if (my_slot >= 0)
+	ao_my_slot = ao_shmem_slot_of(dboid);
+	if (ao_my_slot >= 0)
 	{
-		ao_shared->dbs[my_slot].pids[my_executor_index] = MyProcPid;
-		ao_shared->dbs[my_slot].latches[my_executor_index] = MyLatch;
+		ao_shared->dbs[ao_my_slot].pids[ao_my_executor_index] = MyProcPid;
+		ao_shared->dbs[ao_my_slot].latches[ao_my_executor_index] = MyLatch;
 	}
 	LWLockRelease(ao_shared->lock);
-	if (my_slot < 0)
+	if (ao_my_slot < 0)
 		proc_exit(0);
 	before_shmem_exit(executor_detach, (Datum) 0);
 
@@ -1080,10 +863,10 @@ ao_executor_main(Datum arg)
 		bool		clean;
 
 		LWLockAcquire(ao_shared->lock, LW_EXCLUSIVE);
-		clean = ao_shared->dbs[my_slot].clean_exit[my_executor_index];
-		ao_shared->dbs[my_slot].clean_exit[my_executor_index] = false;
+		clean = ao_shared->dbs[ao_my_slot].clean_exit[ao_my_executor_index];
+		ao_shared->dbs[ao_my_slot].clean_exit[ao_my_executor_index] = false;
 		LWLockRelease(ao_shared->lock);
-		ao_executor_startup(my_executor_index, !clean);
+		ao_executor_startup(ao_my_executor_index, !clean);
 	}
 
 	for (;;)
@@ -1130,85 +913,4 @@ ao_sql_backend_alive(PG_FUNCTION_ARGS)
 	int			pid = PG_GETARG_INT32(0);
 
 	PG_RETURN_BOOL(pid > 0 && BackendPidGetProc(pid) != NULL);
-}
-
-/*
- * The executor is about to execute a transactional step of run (0: done
- * with it). cancel() looks here to interrupt a step that holds the run.
- */
-void
-ao_executor_set_current_run(int64 run)
-{
-	if (ao_shared == NULL || my_slot < 0 || my_executor_index < 0)
-		return;
-	pg_atomic_write_u64(&ao_shared->dbs[my_slot].current_runs[my_executor_index], (uint64) run);
-}
-
-/*
- * cancel(): interrupt (as pg_cancel_backend does) the executors of this
- * database that are executing a step of run, so the step fails at once
- * and its batch ends, instead of cancel() waiting for the run's lock as
- * long as the step takes. Returns how many were signalled.
- */
-int
-ao_interrupt_run(int64 run)
-{
-	int			s;
-	int			n = 0;
-	int			pids[AO_MAX_EXECUTORS];
-
-	if (ao_shared == NULL)
-		return 0;
-	LWLockAcquire(ao_shared->lock, LW_SHARED);
-	s = slot_of(MyDatabaseId);
-	for (int i = 0; s >= 0 && i < AO_MAX_EXECUTORS; i++)
-		if (ao_shared->dbs[s].pids[i] != 0 &&
-			pg_atomic_read_u64(&ao_shared->dbs[s].current_runs[i]) == (uint64) run)
-		{
-			/* tell it why first: the interrupt is the run's cancel, not a failure */
-			pg_atomic_write_u64(&ao_shared->dbs[s].cancel_runs[i], (uint64) run);
-			pids[n++] = ao_shared->dbs[s].pids[i];
-		}
-	LWLockRelease(ao_shared->lock);
-	for (int i = 0; i < n; i++)
-		(void) kill(pids[i], SIGINT);
-	return n;
-}
-
-/*
- * Was this executor interrupted by cancel() of run? With take, the note is
- * cleared. (See ao_interrupt_run.)
- */
-bool
-ao_cancelled_by_request(int64 run, bool take)
-{
-	pg_atomic_uint64 *note;
-
-	if (ao_shared == NULL || my_slot < 0 || my_executor_index < 0)
-		return false;
-	note = &ao_shared->dbs[my_slot].cancel_runs[my_executor_index];
-	if (pg_atomic_read_u64(note) != (uint64) run)
-		return false;
-	if (take)
-		pg_atomic_write_u64(note, 0);
-	return true;
-}
-
-/*
- * Was this executor interrupted by a cancel() meant for a run it had
- * already left (a race: cancel() read the run before the executor moved
- * on)? Clears the note. The step interrupted instead is not failed for it.
- */
-bool
-ao_take_stale_cancel_note(void)
-{
-	pg_atomic_uint64 *note;
-
-	if (ao_shared == NULL || my_slot < 0 || my_executor_index < 0)
-		return false;
-	note = &ao_shared->dbs[my_slot].cancel_runs[my_executor_index];
-	if (pg_atomic_read_u64(note) == 0)
-		return false;
-	pg_atomic_write_u64(note, 0);
-	return true;
 }
