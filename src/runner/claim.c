@@ -57,17 +57,6 @@
 #include "ao_json_schema.h"
 #include "ao_workflow.h"
 
-/* settings */
-int			ao_batch_size = 64;
-int			ao_lease_ms = 30000;
-int			ao_step_timeout_ms = 0;
-int			ao_query_timeout_ms = 30000;
-int			ao_max_result_rows = 10000;
-int			ao_retry_initial_ms = 100;
-double		ao_retry_multiplier = 2.0;
-int			ao_retry_max_ms = 10000;
-double		ao_retry_jitter = 0.2;
-
 static int	executor_id = 0;
 
 /*

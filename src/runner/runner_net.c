@@ -51,10 +51,6 @@
 #include "policy.h"
 #include "ao_workflow.h"
 
-/* settings */
-int			ao_max_requests = 512;
-int			ao_max_response_size = 10 * 1024 * 1024;
-
 /* A network step this executor is running. */
 typedef struct NetStep
 {

@@ -78,12 +78,6 @@
 PGDLLEXPORT void ao_launcher_main(Datum arg);
 PGDLLEXPORT void ao_executor_main(Datum arg);
 
-/* settings */
-int			ao_max_workers = 2;
-char	   *ao_databases = NULL;
-int			ao_poll_interval_ms = 1000;
-int			ao_launcher_naptime_ms = 10000;
-
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type prev_process_utility_hook = NULL;
