@@ -69,6 +69,7 @@ _PG_init(void)
 		return;
 
 	ao_define_settings();
+	ao_llm_register();
 
 	if (process_shared_preload_libraries_in_progress)
 		ao_worker_init();

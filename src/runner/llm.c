@@ -63,21 +63,10 @@
 
 #define AO_LLM_DEFAULT_MAX_TURNS 8
 
-/* A chunk waiting to be written. */
-typedef struct PendingChunk
-{
-	const char *kind;			/* token, tool_call, json_partial, status */
-	int			attempt;		/* the request attempt it belongs to */
-	StringInfoData content;
-	char	   *data;			/* jsonb text or NULL */
-} PendingChunk;
-
 /* The state of one llm step (in the step's memory context). */
 typedef struct LlmState
 {
 	void	   *step;
-	dlist_node	node;			/* in all_llm_steps */
-	bool		linked;			/* node is in all_llm_steps */
 	/* the model in use */
 	char	   *model_name;
 	ao_llm_provider provider;
@@ -114,13 +103,9 @@ typedef struct LlmState
 	bool		need_reset;
 	const char *reset_reason;
 	bool		sent;			/* a request of this step went out */
-	/* chunks not yet written */
-	List	   *pending;
-	bool		first_flushed;	/* the first chunk went out at once */
-	TimestampTz last_flush;
+	/* chunks not yet written (stream/chunks.c) */
+	AoChunkBuffer chunks;
 } LlmState;
-
-static dlist_head all_llm_steps = DLIST_STATIC_INIT(all_llm_steps);
 
 /*
  * Begin a short transaction for work outside the executor's transactions
@@ -162,14 +147,14 @@ state_of(void *step)
 	return (LlmState *) *ao_net_step_state(step);
 }
 
-/* Queue a chunk; consecutive token/json_partial deltas are coalesced. */
+/*
+ * Queue a chunk in the step's buffer (consecutive token/json_partial
+ * deltas are coalesced there), after the {"reset": true} status chunk
+ * that opens a new try.
+ */
 static void
 queue_chunk(LlmState *st, const char *kind, const char *content, size_t len, const char *data)
 {
-	PendingChunk *last = st->pending ? llast(st->pending) : NULL;
-	PendingChunk *c;
-	char	   *clean = NULL;
-
 	if (st->need_reset)
 	{
 		json_object *d = json_object_new_object();
@@ -184,41 +169,8 @@ queue_chunk(LlmState *st, const char *kind, const char *content, size_t len, con
 		queue_chunk(st, "status", "reset", 5,
 					json_object_to_json_string_ext(d, JSON_C_TO_STRING_PLAIN));
 		json_object_put(d);
-		last = llast(st->pending);
 	}
-	/* text and jsonb hold no NUL and only well-formed UTF-8 */
-	if (!ao_llm_text_is_clean(content, len))
-	{
-		clean = ao_llm_text_sanitize(content, len, &len);
-		content = clean;
-	}
-	if (last && data == NULL && last->data == NULL && strcmp(last->kind, kind) == 0 &&
-		last->attempt == st->chunk_attempt &&
-		(strcmp(kind, "token") == 0 || strcmp(kind, "json_partial") == 0))
-	{
-		appendBinaryStringInfo(&last->content, content, (int) len);
-		if (clean)
-			free(clean);
-		return;
-	}
-	c = palloc0(sizeof(PendingChunk));
-	c->kind = kind;
-	c->attempt = st->chunk_attempt;
-	initStringInfo(&c->content);
-	appendBinaryStringInfo(&c->content, content, (int) len);
-	if (clean)
-		free(clean);
-	c->data = data ? pstrdup(data) : NULL;
-	st->pending = lappend(st->pending, c);
-	/*
-	 * Due at once: a full buffer (agentorch.chunk_buffer_size), and the
-	 * step's first chunk, so time to first token is not a flush interval.
-	 */
-	if (list_length(st->pending) >= ao_chunk_buffer_size || !st->first_flushed)
-	{
-		st->last_flush = 0;
-		st->first_flushed = true;
-	}
+	ao_chunks_queue(&st->chunks, st->chunk_attempt, kind, content, len, data);
 }
 
 /* Decoder callbacks: they run inside curl's write callback, so they only queue. */
@@ -273,13 +225,10 @@ release_core(void *arg)
 	/*
 	 * The step's memory is going away (normally, or because an ERROR
 	 * unwound a run_sync or a selector call): it must leave the list of
-	 * live llm steps first, or the list keeps a pointer into freed memory.
+	 * live chunk buffers first, or the list keeps a pointer into freed
+	 * memory.
 	 */
-	if (st->linked)
-	{
-		dlist_delete(&st->node);
-		st->linked = false;
-	}
+	ao_chunks_forget(&st->chunks);
 
 	if (st->decoder)
 		ao_llm_decoder_free(st->decoder);
@@ -663,8 +612,7 @@ llm_prepare(void *step, Jsonb *input, Jsonb *context)
 	st->toolmap = ao_llm_toolmap_new();
 	st->max_turns = json_object_object_get_ex(spec, "max_turns", &v) ? json_object_get_int(v)
 		: AO_LLM_DEFAULT_MAX_TURNS;
-	dlist_push_tail(&all_llm_steps, &st->node);
-	st->linked = true;
+	ao_chunks_init(&st->chunks, ao_net_step_run(step), ao_net_step_id(step), ao_net_step_scrub, step);
 	init_chunk_attempt(st);
 	MemoryContextSwitchTo(GetMemoryChunkContext(st));
 
@@ -1009,72 +957,6 @@ llm_finish_reply(void *step)
 	ao_llm_result_free(&res);
 }
 
-/* Write chunks [from, to) of the step's queue, all of one attempt. */
-static void
-append_chunks(LlmState *st, int from, int to)
-{
-	int			n = to - from;
-	Datum	   *kinds = palloc(sizeof(Datum) * n);
-	Datum	   *contents = palloc(sizeof(Datum) * n);
-	Datum	   *datas = palloc(sizeof(Datum) * n);
-	bool	   *dnulls = palloc(sizeof(bool) * n);
-	Oid			types[6] = {INT8OID, TEXTOID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum		values[6];
-	int			dims[1];
-	int			lbs[1] = {1};
-	int			attempt = 0;
-
-	for (int i = 0; i < n; i++)
-	{
-		PendingChunk *c = list_nth(st->pending, from + i);
-
-		attempt = c->attempt;
-		kinds[i] = CStringGetTextDatum(c->kind);
-		/* a reply that echoes the request's key keeps it out of the stream */
-		contents[i] = CStringGetTextDatum(ao_net_step_scrub(st->step, c->content.data));
-		datas[i] = c->data ? CStringGetTextDatum(ao_net_step_scrub(st->step, c->data)) : (Datum) 0;
-		dnulls[i] = c->data == NULL;
-	}
-	dims[0] = n;
-	values[0] = Int64GetDatum(ao_net_step_run(st->step));
-	values[1] = CStringGetTextDatum(ao_net_step_id(st->step));
-	values[2] = Int32GetDatum(attempt);
-	values[3] = PointerGetDatum(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
-	values[4] = PointerGetDatum(construct_array(contents, n, TEXTOID, -1, false, TYPALIGN_INT));
-	values[5] = PointerGetDatum(construct_md_array(datas, dnulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-	if (SPI_execute_with_args("SELECT agentorch._append_chunks($1, $2, $3, $4::agentorch.chunk_kind[], $5, $6::jsonb[])",
-							  6, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "agentorch: could not append chunks");
-}
-
-/*
- * Write a step's queued chunks (caller: in a transaction with an SPI
- * connection), one insert per attempt they belong to. Returns true when
- * something was written.
- */
-static bool
-flush_step(LlmState *st)
-{
-	int			n = list_length(st->pending);
-	int			from = 0;
-
-	if (n == 0)
-		return false;
-	for (int i = 1; i <= n; i++)
-	{
-		if (i == n || ((PendingChunk *) list_nth(st->pending, i))->attempt !=
-			((PendingChunk *) list_nth(st->pending, from))->attempt)
-		{
-			append_chunks(st, from, i);
-			from = i;
-		}
-	}
-	list_free_deep(st->pending);
-	st->pending = NIL;
-	st->last_flush = GetCurrentTimestamp();
-	return true;
-}
-
 /*
  * Write the queued chunks of a step now (caller: in a transaction with an
  * SPI connection, as the extension owner). run_sync uses it. Returns true
@@ -1085,7 +967,7 @@ ao_llm_flush_pending(void *step)
 {
 	LlmState   *st = state_of(step);
 
-	return st ? flush_step(st) : false;
+	return st ? ao_chunks_flush(&st->chunks) : false;
 }
 
 /* before_settle: the last chunks commit together with the outcome. */
@@ -1095,7 +977,7 @@ llm_before_settle(void *step)
 	LlmState   *st = state_of(step);
 
 	if (st)
-		(void) flush_step(st);
+		(void) ao_chunks_flush(&st->chunks);
 }
 
 /* release: forget the step (its memory goes with the step's context). */
@@ -1104,97 +986,18 @@ llm_release(void *step)
 {
 	LlmState   *st = state_of(step);
 
-	if (st && st->linked)
-	{
-		dlist_delete(&st->node);
-		st->linked = false;
-	}
+	if (st)
+		ao_chunks_forget(&st->chunks);
 }
 
 static AoNetKind llm_kind = {"llm", llm_prepare, llm_before_settle, llm_finish, llm_release};
 
-/* The llm step kind (runner_net.c dispatches on it). */
-AoNetKind *
-ao_llm_kind(void)
-{
-	return &llm_kind;
-}
-
-/* list_sort comparator: llm steps by run id. */
-static int
-compare_by_run(const ListCell *a, const ListCell *b)
-{
-	int64		x = ao_net_step_run(((LlmState *) lfirst(a))->step);
-	int64		y = ao_net_step_run(((LlmState *) lfirst(b))->step);
-
-	return x < y ? -1 : (x > y ? 1 : 0);
-}
-
 /*
- * Flush the queued chunks of every running llm step in one transaction
- * (one multi-row insert per step, one NOTIFY per run).
+ * Register the llm step kind with the network runner (from _PG_init), so
+ * runner_net.c dispatches llm steps here without naming this file.
  */
 void
-ao_llm_flush_all(void)
+ao_llm_register(void)
 {
-	dlist_iter	it;
-	bool		any = false;
-	List	   *runs = NIL;
-
-	dlist_foreach(it, &all_llm_steps)
-	{
-		LlmState   *st = dlist_container(LlmState, node, it.cur);
-
-		any = any || st->pending != NIL;
-	}
-	if (!any)
-		return;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "agentorch: writing streamed chunks");
-	{
-		/* runs are locked in id order (the lock order of agentorch_state.sql) */
-		List	   *steps = NIL;
-		ListCell   *lc;
-
-		dlist_foreach(it, &all_llm_steps)
-			steps = lappend(steps, dlist_container(LlmState, node, it.cur));
-		list_sort(steps, compare_by_run);
-		foreach(lc, steps)
-		{
-			LlmState   *st = lfirst(lc);
-
-			if (flush_step(st))
-				runs = ao_run_list_add(runs, ao_net_step_run(st->step));
-		}
-	}
-	ao_notify_runs(runs);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	ao_announce_progress(false);
-}
-
-/* Milliseconds until queued chunks should be flushed. */
-long
-ao_llm_next_flush_ms(void)
-{
-	dlist_iter	it;
-	long		next = 3600000;
-
-	dlist_foreach(it, &all_llm_steps)
-	{
-		LlmState   *st = dlist_container(LlmState, node, it.cur);
-
-		if (st->pending != NIL)
-		{
-			long		since = (long) ((GetCurrentTimestamp() - st->last_flush) / 1000);
-
-			next = Min(next, Max(0, ao_flush_interval_ms - since));
-		}
-	}
-	return next;
+	ao_net_register_kind("llm", &llm_kind);
 }

@@ -105,11 +105,11 @@ extern void ao_net_inline_drive(void *step, long timeout_ms);
 extern AoNetOutcome ao_net_inline_outcome(void *step);
 extern void ao_net_inline_free(void *step);
 
+extern void ao_net_register_kind(const char *type, AoNetKind *kind);
+
 /* llm.c */
 extern bool ao_llm_flush_pending(void *step);
-extern AoNetKind *ao_llm_kind(void);
-extern void ao_llm_flush_all(void);
-extern long ao_llm_next_flush_ms(void);
+extern void ao_llm_register(void);
 
 extern int	ao_net_steps_claim(void);
 extern int	ao_net_steps_settle(dlist_head *done);

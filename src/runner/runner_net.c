@@ -481,6 +481,29 @@ http_finish(void *step)
 
 static AoNetKind http_kind = {"http", http_prepare, NULL, http_finish, NULL};
 
+/*
+ * Kinds registered by the files that implement them (llm.c), by step
+ * type; a network step of any other type is an http tool.
+ */
+#define AO_MAX_NET_KINDS 8
+static struct
+{
+	const char *type;
+	AoNetKind  *kind;
+}			net_kinds[AO_MAX_NET_KINDS];
+static int	nnet_kinds = 0;
+
+/* Register the kind that runs network steps of a type (from _PG_init). */
+void
+ao_net_register_kind(const char *type, AoNetKind *kind)
+{
+	if (nnet_kinds == AO_MAX_NET_KINDS)
+		elog(ERROR, "agentorch: too many network step kinds");
+	net_kinds[nnet_kinds].type = type;
+	net_kinds[nnet_kinds].kind = kind;
+	nnet_kinds++;
+}
+
 /*-------------------------------------------------------------------------
  * Claim, heartbeat, settle
  *-------------------------------------------------------------------------
@@ -495,8 +518,9 @@ kind_of(json_object *spec)
 	json_object *type = NULL;
 
 	json_object_object_get_ex(spec, "type", &type);
-	if (type && strcmp(json_object_get_string(type), "llm") == 0)
-		return ao_llm_kind();
+	for (int i = 0; type && i < nnet_kinds; i++)
+		if (strcmp(json_object_get_string(type), net_kinds[i].type) == 0)
+			return net_kinds[i].kind;
 	return &http_kind;
 }
 
@@ -1330,18 +1354,18 @@ ao_net_steps_heartbeat(void)
 	CommitTransactionCommand();
 }
 
-/* Flush buffered stream chunks of running steps (llm.c buffers them). */
+/* Flush buffered stream chunks of running steps (stream/chunks.c). */
 void
 ao_net_steps_flush(void)
 {
-	ao_llm_flush_all();
+	ao_chunks_flush_all();
 }
 
 /* Milliseconds until the next chunk flush is due (or a large number). */
 long
 ao_net_steps_next_flush_ms(void)
 {
-	return ao_llm_next_flush_ms();
+	return ao_chunks_next_flush_ms();
 }
 
 /* Step identity for kinds (llm.c). */
