@@ -13,7 +13,7 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/core/ao_llm.c
+ *	  src/core/llm/ao_llm_decode.c
  *
  *-------------------------------------------------------------------------
  */

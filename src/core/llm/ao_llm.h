@@ -84,7 +84,7 @@
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
- *	  src/core/ao_llm.h
+ *	  src/core/llm/ao_llm.h
  *
  *-------------------------------------------------------------------------
  */
