@@ -57,7 +57,7 @@ ao_core_interrupt_pending(void)
 
 /*
  * Define the settings (guc.c); under shared_preload_libraries also request shared
- * memory and register the launcher (worker.c).
+ * memory and register the launcher (worker/worker.c).
  */
 void
 _PG_init(void)

@@ -61,14 +61,14 @@ check_env_name(const char *env, const char *pattern, const char *setting_name, c
 				 errhint("A superuser sets %s in postgresql.conf.", setting_name)));
 }
 
-/* See agentorch.h. */
+/* See io.h. */
 void
 ao_check_api_key_env(const char *env, const char *what)
 {
 	check_env_name(env, ao_api_key_env_pattern, "agentorch.api_key_env_pattern", what);
 }
 
-/* See agentorch.h. */
+/* See io.h. */
 void
 ao_check_model_host(const char *base_url, const char *what)
 {

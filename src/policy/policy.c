@@ -64,14 +64,14 @@ typedef struct AoPolicyShared
 
 static AoPolicyShared *policy = NULL;
 
-/* Shared memory size (requested by worker.c). */
+/* Shared memory size (requested by worker/worker.c). */
 Size
 ao_policy_shmem_size(void)
 {
 	return MAXALIGN(sizeof(AoPolicyShared));
 }
 
-/* Create or attach (called under AddinShmemInitLock by worker.c). */
+/* Create or attach (called under AddinShmemInitLock by worker/worker.c). */
 void
 ao_policy_shmem_init(LWLock *lock)
 {

@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * claim.c
- *	  The executor: claims ready steps, runs them by kind, and hands each
- *	  outcome to the state layer (sql/agentorch_state.sql).
+ *	  The claim loop of an executor: claims ready steps, runs them by kind
+ *	  (the transactional runners are here), and hands each outcome to the
+ *	  state layer (sql/agentorch_state.sql). The executor's main loop that
+ *	  calls it is in src/worker/worker.c.
  *
  * Transactional steps (sql and function tools, database.query, branch,
  * parallel, loop, user_input) are claimed, executed and completed in one
@@ -14,7 +16,7 @@
  * commit, not one per step.
  *
  * Network steps (llm, http tools) are never run inside a transaction;
- * they are leased and driven by the network layer.
+ * they are leased and driven by the network runner (runner_net.c).
  *
  * Tools run as the run's owner: inside the step's subtransaction the user
  * is switched with SECURITY_LOCAL_USERID_CHANGE and
@@ -451,7 +453,7 @@ ao_step_backoff(json_object *spec, ao_backoff *b)
 		b->jitter = json_object_get_double(x);
 }
 
-/* See agentorch.h: one line per failed step, with its SQLSTATE and message. */
+/* See runner.h: one line per failed step, with its SQLSTATE and message. */
 void
 ao_log_step_failure(int64 run, const char *step, Jsonb *error)
 {

@@ -13,11 +13,12 @@
  * and an ordered fallback list. A fallback is used when the model's
  * circuit breaker is open, or when its last attempt failed retryably.
  *
- * Streaming: response bytes go to the core's decoder (ao_llm.c), whose
- * callbacks buffer chunks -- token (consecutive text deltas coalesced),
- * json_partial for structured output, tool_call -- and the executor
- * flushes them every agentorch.flush_interval in one transaction with one
- * multi-row insert and one NOTIFY per run. Chunks carry the request attempt
+ * Streaming: response bytes go to the core's decoder (core/llm/), whose
+ * callbacks queue chunks in the step's chunk buffer (stream/chunks.c) --
+ * token (consecutive text deltas coalesced), json_partial for structured
+ * output, tool_call -- and the executor flushes them every
+ * agentorch.flush_interval in one transaction with one multi-row insert
+ * and one NOTIFY per run. Chunks carry the request attempt
  * they belong to: a retry, a fallback model and a resume each start a new
  * one (past the highest the step's chunks carry), announced by a status
  * chunk {"reset": true, "attempt", "reason", "model"}, so a reader that

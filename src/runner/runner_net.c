@@ -102,7 +102,7 @@ step_of(AoRequest *r)
 static void
 spi_run(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
 {
-	/* every caller passes a string literal: its plan is kept (executor.c) */
+	/* every caller passes a string literal: its plan is kept (common/spi.c) */
 	(void) ao_spi_exec_literal(sql, nargs, types, values, nulls);
 }
 

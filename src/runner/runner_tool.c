@@ -5,7 +5,7 @@
  *	  sql tools, function tools and the built-in database.query.
  *
  * Runners are called by the executor inside a step's subtransaction with
- * the run's owner as current user (see executor.c). Values from a step's
+ * the run's owner as current user (see claim.c). Values from a step's
  * input reach SQL only as bound parameters: the statement text of a sql
  * tool is the registered one, its $n parameters take the input keys named
  * in "params", with types inferred by the parser (as for PREPARE without
@@ -497,7 +497,7 @@ run_database_query(json_object *input, MemoryContext into)
 
 /*
  * Run a transactional tool with the current user already switched to the
- * run's owner (executor.c does that). ERRORs on failure; the result is
+ * run's owner (claim.c does that). ERRORs on failure; the result is
  * allocated in `into`.
  */
 Jsonb *

@@ -1,8 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  Background workers: shared state, the launcher, and the per-database
- *	  executors; plus the wake-up path from committing sessions.
+ *	  Background workers, the top layer: the launcher and the per-database
+ *	  executors' main loops, the shared memory hooks and the DROP DATABASE
+ *	  hook. The shared state and the wake-up path from committing sessions
+ *	  are in src/shmem/shmem.c; README.md in this folder draws the
+ *	  lifecycle.
  *
  * The launcher (one static worker) scans pg_database and keeps executors
  * running in every database that has the extension, the way TimescaleDB's
@@ -15,11 +18,9 @@
  * agentorch.max_workers per database.
  *
  * Executors sleep on their latch. A session that commits new or newly
- * ready work sets the latches of its database's executors (a transaction
- * callback, at commit only, so a rolled-back start wakes nobody); a timed
- * wake (agentorch.poll_interval) is only a safety net and also drives
- * lease recovery. After every commit that changed run state the executor
- * broadcasts a condition variable on which wait() and follow() sleep.
+ * ready work sets the latches of its database's executors (shmem.c); a
+ * timed wake (agentorch.poll_interval) is only a safety net and also
+ * drives lease recovery.
  *
  * DROP DATABASE (and ALTER DATABASE ... RENAME, CREATE DATABASE from a
  * template) cannot proceed while an executor is connected, so a
@@ -796,7 +797,7 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p)
 
 /*
  * Executor main: worker_spi's skeleton. Each loop iteration does bounded
- * work in short transactions (see executor.c) and sleeps on the latch when
+ * work in short transactions (see runner/claim.c) and sleeps on the latch when
  * there is nothing to do.
  */
 void
