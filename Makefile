@@ -7,7 +7,9 @@
 EXTENSION   = agentorch
 EXTVERSION  = 0.2.0
 MODULE_big  = agentorch
-OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c src/core/*.c src/selector/*.c src/orchestration/*.c))
+# One folder per layer (src/README.md); src/bin holds programs, not module code.
+LAYERS      = api coordinator selector orchestration runner state stream policy io shmem common core core/llm worker
+OBJS        = $(patsubst %.c,%.o,$(wildcard src/*.c $(addprefix src/,$(addsuffix /*.c,$(LAYERS)))))
 # The current version's install script is generated (below); released
 # versions' scripts are frozen, committed files (sql/agentorch--0.1.0.sql),
 # installed with every upgrade script sql/agentorch--A--B.sql, so older
@@ -21,7 +23,7 @@ DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql build tmp_check_regress tmp_check_isolation output_iso
 
 PKGS        = libcurl json-c yaml-0.1 libpcre2-8
-PG_CPPFLAGS = -Isrc -Isrc/core -Isrc/selector -Isrc/orchestration $(shell pkg-config --cflags $(PKGS))
+PG_CPPFLAGS = -Isrc $(addprefix -Isrc/,$(LAYERS)) $(shell pkg-config --cflags $(PKGS))
 SHLIB_LINK  = $(shell pkg-config --libs $(PKGS))
 PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(AO_CFLAGS)
 

@@ -4,14 +4,14 @@
 # Installs missing Debian packages (when root), builds and installs the
 # extension, then runs: unit tests of the core (plain and under
 # AddressSanitizer + UndefinedBehaviorSanitizer, the JSON-Schema-Test-Suite
-# among them), pg_regress, pg_isolation_regress, TAP (prove) and the mock
-# LLM server's wire tests. Servers are throwaway clusters run as the
+# among them), pg_regress, pg_isolation_regress, TAP (prove), the mock
+# LLM server's wire tests and the layering check of src/ (check_layers.sh). Servers are throwaway clusters run as the
 # postgres OS user. Ends with "N passed, N failed"; exits non-zero on any
-# failure. Usage: scripts/test.sh [suite...]   (unit regress isolation tap mock graphs)
+# failure. Usage: scripts/test.sh [suite...]   (layers unit regress isolation tap mock graphs)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SUITES=${*:-unit regress isolation tap mock graphs}
+SUITES=${*:-layers unit regress isolation tap mock graphs}
 TOTAL_PASS=0
 TOTAL_FAIL=0
 SUMMARY=()
@@ -41,6 +41,15 @@ chmod 755 "$WORK"
 mkdir -p "$WORK/src"
 cp -r "$AO_REPO/sql" "$AO_REPO/expected" "$AO_REPO/test" "$AO_REPO/samples" "$AO_REPO/README.md" "$WORK/src/"
 chown -R postgres: "$WORK"
+
+suite_layers() {
+    ao_log "layers (no upward #include, PostgreSQL-free core, no include cycle)"
+    local out="$WORK/layers.tap" p f
+    bash "$AO_REPO/scripts/check_layers.sh" >"$out" 2>&1; local rc=$?
+    read -r p f < <(count_tap "$out"); [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    [ "$f" -gt 0 ] && grep -v '^ok' "$out" | head -40
+    record layers "$p" "$f"
+}
 
 suite_unit() {
     ao_log "unit tests (plain and sanitized)"

@@ -203,7 +203,7 @@ CREATE TABLE agentorch.steps (
     priority          int NOT NULL DEFAULT 0,
     attempt           int NOT NULL DEFAULT 0,
     max_attempts      int NOT NULL DEFAULT 1 CHECK (max_attempts >= 1),
-    crashes           int NOT NULL DEFAULT 0,  -- executor crashes while running it (see executor.c)
+    crashes           int NOT NULL DEFAULT 0,  -- executor crashes while running it (see src/runner/claim.c)
     network           boolean NOT NULL DEFAULT false,  -- llm / http: leased, never in a transaction
     item              jsonb,                           -- loop iteration value (${item})
     input             jsonb,

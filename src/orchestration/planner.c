@@ -31,7 +31,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "agentorch.h"
+#include "orchestration.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -39,7 +39,6 @@
 
 #include "ao_json_schema.h"
 #include "ao_plan.h"
-#include "planner.h"
 
 PG_FUNCTION_INFO_V1(ao_sql_planner_step);
 PG_FUNCTION_INFO_V1(ao_sql_check_plan);

@@ -41,7 +41,7 @@
 #include "utils/memutils.h"
 
 #include "ao_json_schema.h"
-#include "ao_net.h"
+#include "runner.h"
 #include "ao_select.h"
 
 PG_FUNCTION_INFO_V1(ao_sql_select);

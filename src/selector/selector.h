@@ -14,7 +14,7 @@
 #ifndef AO_SELECTOR_H
 #define AO_SELECTOR_H
 
-#include "agentorch.h"
+#include "common.h"
 
 /* A decision, palloc'd in the caller's memory context. */
 typedef struct AoSelection

@@ -3,7 +3,7 @@
 #
 # Usage: run.sh [OUTDIR]
 #
-# Builds gen_graphs (gen_graphs.c + every src/core/*.c, like the unit
+# Builds gen_graphs (gen_graphs.c + every src/core/*.c and src/core/llm/*.c, like the unit
 # tests) into build/graph_render, writes the Mermaid and dot graphs of
 # samples/workflows/*.yaml and of gen_graphs' built-in workflows into
 # OUTDIR (default: a temporary directory, removed afterwards), then runs
@@ -25,8 +25,8 @@ fail() {
 mkdir -p "$BUILD" || fail "cannot create $BUILD"
 # shellcheck disable=SC2086
 ${CC:-cc} -std=gnu99 -O1 -g -Wall -Wextra -Wdeclaration-after-statement -Werror \
-    -I"$ROOT/src/core" $(pkg-config --cflags $PKGS) \
-    -o "$BUILD/gen_graphs" "$HERE/gen_graphs.c" "$ROOT"/src/core/*.c \
+    -I"$ROOT/src/core" -I"$ROOT/src/core/llm" $(pkg-config --cflags $PKGS) \
+    -o "$BUILD/gen_graphs" "$HERE/gen_graphs.c" "$ROOT"/src/core/*.c "$ROOT"/src/core/llm/*.c \
     $(pkg-config --libs $PKGS) >"$BUILD/gen_graphs.log" 2>&1 ||
     { sed 's/^/# /' "$BUILD/gen_graphs.log"; fail "gen_graphs builds"; }
 

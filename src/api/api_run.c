@@ -1,0 +1,1408 @@
+/*-------------------------------------------------------------------------
+ *
+ * api_run.c
+ *	  SQL API of runs: start, run_workflow, wait, follow, cancel, resume,
+ *	  submit_input, graph, purge and metrics.
+ *
+ * The coordinator's entry points. Each function checks its arguments,
+ * decides what the caller may do -- reading runs as the caller, so
+ * row-level security hides other roles' runs, which therefore "do not
+ * exist" -- and then switches to the extension owner to call the state
+ * layer, recording the caller as the run's owner. Work is announced to
+ * the executors at commit (a rolled-back start wakes nobody).
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/api/api_run.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "api.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/jsonb.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include <math.h>
+
+#include "storage/latch.h"
+#include "pgstat.h"
+
+#include "ao_json_schema.h"
+#include "ao_plan.h"
+#include "io.h"
+#include "policy.h"
+#include "ao_workflow.h"
+#include "orchestration.h"
+#include "selector.h"
+
+PG_FUNCTION_INFO_V1(ao_sql_start);
+PG_FUNCTION_INFO_V1(ao_sql_run_workflow);
+PG_FUNCTION_INFO_V1(ao_sql_wait);
+PG_FUNCTION_INFO_V1(ao_sql_follow);
+PG_FUNCTION_INFO_V1(ao_sql_cancel);
+PG_FUNCTION_INFO_V1(ao_sql_resume);
+PG_FUNCTION_INFO_V1(ao_sql_submit_input);
+PG_FUNCTION_INFO_V1(ao_sql_graph);
+PG_FUNCTION_INFO_V1(ao_sql_purge);
+PG_FUNCTION_INFO_V1(ao_sql_metrics);
+
+/* Milliseconds of an interval (months as 30 days). */
+static int64
+interval_ms(Interval *iv)
+{
+	return iv->time / 1000 + (int64) iv->day * 86400000 + (int64) iv->month * 30 * 86400000;
+}
+
+/* A workflow definition: latest version, or the given one. */
+typedef struct StoredWorkflow
+{
+	int			version;
+	char	   *hash;
+	Jsonb	   *definition;
+} StoredWorkflow;
+
+/* Load a workflow as the caller; ERROR when it does not exist. */
+static StoredWorkflow
+load_workflow(const char *name, int version)
+{
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	StoredWorkflow w = {0};
+	MemoryContext caller = CurrentMemoryContext;
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(version);
+	if (version <= 0)
+		nulls[1] = 'n';
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT version, definition_hash, definition FROM agentorch.workflows "
+							  "WHERE name OPERATOR(pg_catalog.=) $1 AND ($2 IS NULL OR version OPERATOR(pg_catalog.=) $2) "
+							  "ORDER BY version DESC LIMIT 1",
+							  2, types, values, nulls, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		w.version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		w.hash = SPI_getvalue(tup, desc, 2);
+		w.definition = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	if (w.definition == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 version > 0 ? errmsg("workflow \"%s\" has no version %d", name, version)
+				 : errmsg("workflow \"%s\" does not exist", name),
+				 errhint("Register it with agentorch.register_workflow().")));
+	return w;
+}
+
+/*
+ * A model named by a run (options.model, a simple run's input.model) must
+ * be registered: ERROR 42704 now, rather than a failed step later.
+ * models.name is readable by every role.
+ */
+static void
+check_model_name(json_object *v, const char *what)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		found;
+
+	if (!json_object_is_type(v, json_type_string))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be the name of a registered model", what)));
+	values[0] = CStringGetTextDatum(json_object_get_string(v));
+	SPI_connect();
+	found = SPI_execute_with_args("SELECT 1 FROM agentorch.models WHERE name OPERATOR(pg_catalog.=) $1",
+								  1, types, values, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1;
+	SPI_finish();
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist (%s)", json_object_get_string(v), what),
+				 errhint("See SELECT name FROM agentorch.models; a superuser registers models with agentorch.register_model().")));
+}
+
+/*
+ * A simple run's input becomes one llm step: check that step as a workflow
+ * step is checked (the same schema -- prompt and system strings, messages
+ * objects, tools an array of tool names -- database.query never offered
+ * to a model, tools the caller may use), so that no input can reach the
+ * executor in a shape it does not expect. ERRORs 22023 (42501 for a tool
+ * not granted) with the problems, their paths relative to the input.
+ */
+static void
+check_simple_input(json_object *in, const char *orchestration)
+{
+	static const char *const step_keys[] = {
+		"prompt", "system", "messages", "model", "response_schema", "tools", NULL
+	};
+	json_object *step = ao_json_own(json_object_new_object());
+	json_object *def = ao_json_own(json_object_new_object());
+	json_object *steps = json_object_new_array();
+	ao_problems *p;
+	ao_problems *relative;
+
+	json_object_object_add(step, "id", json_object_new_string("main"));
+	json_object_object_add(step, "type", json_object_new_string("llm"));
+	for (const char *const *k = step_keys; *k; k++)
+	{
+		json_object *v;
+
+		if (json_object_object_get_ex(in, *k, &v))
+			json_object_object_add(step, *k, json_object_get(v));
+	}
+	json_object_array_add(steps, json_object_get(step));
+	json_object_object_add(def, "steps", steps);
+	p = ao_workflow_problems(ao_jsonb_from_json(def), NULL);
+	if (p->n == 0)
+		return;
+	relative = ao_problems_new();
+	for (size_t i = 0; i < p->n; i++)
+	{
+		const char *path = p->paths[i];
+
+		if (strncmp(path, "/steps/0", 8) == 0)
+			path += 8;
+		if (strncmp(p->messages[i], AO_TOOL_DENIED_PREFIX, strlen(AO_TOOL_DENIED_PREFIX)) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s (at input%s)", p->messages[i], path),
+					 errhint("The tool's owner can allow it with agentorch.grant_tool().")));
+		ao_problems_add(relative, *path ? path : "/", p->messages[i]);
+	}
+	ao_problems_raise(relative, ERRCODE_INVALID_PARAMETER_VALUE, psprintf("invalid input of a %s run", orchestration));
+}
+
+/* An interval given as a string ("5 minutes"); ERRORs with what otherwise. */
+static void
+check_interval(json_object *v, const char *what)
+{
+	if (!json_object_is_type(v, json_type_string))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be an interval such as \"5 minutes\"", what)));
+	(void) DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+}
+
+/* Check run options whose errors would otherwise surface as cryptic casts. */
+static void
+check_options(json_object *options)
+{
+	json_object *v;
+
+	if (!json_object_is_type(options, json_type_object))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("run options must be a JSON object")));
+	{
+		/* a misspelt option would otherwise be ignored silently */
+		static const char *const known[] = {
+			"model", "priority", "timeout", "idempotency_key", "version", "metadata",
+			"traceparent", "tools", "max_replans", "planner_model", "budget", "replan_when",
+			"stall_timeout", NULL
+		};
+
+		json_object_object_foreach(options, key, val)
+		{
+			bool		ok = false;
+
+			(void) val;
+			for (const char *const *k = known; *k && !ok; k++)
+				ok = strcmp(key, *k) == 0;
+			if (!ok)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown run option \"%s\"", key),
+						 errhint("Run options are model, priority, timeout, idempotency_key, version, metadata, "
+								 "traceparent, tools, max_replans, planner_model, budget, replan_when and "
+								 "stall_timeout.")));
+		}
+	}
+	if (json_object_object_get_ex(options, "model", &v))
+		check_model_name(v, "option \"model\"");
+	if (json_object_object_get_ex(options, "tools", &v))
+	{
+		bool		ok = json_object_is_type(v, json_type_array);
+
+		for (size_t i = 0; ok && i < json_object_array_length(v); i++)
+			ok = json_object_is_type(json_object_array_get_idx(v, i), json_type_string);
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"tools\" must be an array of tool names")));
+	}
+	if (json_object_object_get_ex(options, "priority", &v) && !json_object_is_type(v, json_type_int))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"priority\" must be an integer")));
+	if (json_object_object_get_ex(options, "idempotency_key", &v) &&
+		(!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0 ||
+		 json_object_get_string_len(v) > 200))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"idempotency_key\" must be a string of 1 to 200 characters")));
+	if (json_object_object_get_ex(options, "timeout", &v))
+		check_interval(v, "option \"timeout\"");
+	if (json_object_object_get_ex(options, "stall_timeout", &v))
+		check_interval(v, "option \"stall_timeout\"");
+	if (json_object_object_get_ex(options, "planner_model", &v))
+		check_model_name(v, "option \"planner_model\"");
+	if (json_object_object_get_ex(options, "max_replans", &v) &&
+		(!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 || json_object_get_int64(v) > 100))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"max_replans\" must be an integer from 0 to 100")));
+	if (json_object_object_get_ex(options, "budget", &v))
+	{
+		if (!json_object_is_type(v, json_type_object) || json_object_object_length(v) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"budget\" must be an object with max_tokens, max_cost or max_duration")));
+		{
+			json_object_object_foreach(v, key, val)
+			{
+			if (strcmp(key, "max_tokens") == 0)
+			{
+				if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) <= 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("budget \"max_tokens\" must be a positive integer")));
+			}
+			else if (strcmp(key, "max_cost") == 0)
+			{
+				if ((!json_object_is_type(val, json_type_int) && !json_object_is_type(val, json_type_double)) ||
+					json_object_get_double(val) < 0 || !isfinite(json_object_get_double(val)))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("budget \"max_cost\" must be a number of at least 0")));
+			}
+			else if (strcmp(key, "max_duration") == 0)
+				check_interval(val, "budget \"max_duration\"");
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown budget \"%s\"", key),
+						 errhint("A budget has max_tokens, max_cost and max_duration.")));
+			}
+		}
+	}
+	if (json_object_object_get_ex(options, "replan_when", &v))
+	{
+		bool		ok = json_object_is_type(v, json_type_array);
+
+		for (size_t i = 0; ok && i < json_object_array_length(v); i++)
+		{
+			json_object *c = json_object_array_get_idx(v, i);
+
+			ok = json_object_is_type(c, json_type_string);
+			if (ok)				/* a jsonpath that does not compile is an error now */
+			{
+				char	   *err = ao_jsonpath_error(json_object_get_string(c));
+
+				if (err)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("option \"replan_when\" holds an invalid jsonpath: %s", err),
+							 errdetail("At /replan_when/%zu: %s", i, json_object_get_string(c))));
+			}
+		}
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"replan_when\" must be an array of jsonpath conditions"),
+					 errhint("For example [\"$.steps.search.output.count == 0\"].")));
+	}
+}
+
+/*
+ * Create a run as the caller. body is the normalised workflow body (fixed)
+ * or NULL (simple). Returns the run id (an existing one for a repeated
+ * idempotency key).
+ */
+static int64
+create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
+		   Jsonb *body, Jsonb *input, Jsonb *options, const char *selection,
+		   const char *search_path, Jsonb *tools)
+{
+	Oid			caller = GetUserId();
+	AoUserScope owner_scope;
+	Oid			types[11] = {OIDOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID,
+	TEXTOID, JSONBOID};
+	Datum		values[11];
+	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	int64		run;
+
+	/*
+	 * agentorch.default_model is the starting session's: the executors run
+	 * in sessions of their own, so a SET in this one would otherwise do
+	 * nothing for the run. The run records it (as its options' "model").
+	 */
+	{
+		json_object *opts = ao_json_from_jsonb(options);
+
+		if (json_object_is_type(opts, json_type_object) &&
+			!json_object_object_get_ex(opts, "model", NULL) &&
+			ao_default_model != NULL && ao_default_model[0] != '\0')
+		{
+			/* owned by the memory context: nothing leaks if the check ERRORs */
+			json_object *name = ao_json_own(json_object_new_string(ao_default_model));
+
+			/* a simple run is one llm step: its model must exist now */
+			if (strcmp(orchestration, "simple") == 0)
+				check_model_name(name, "agentorch.default_model");
+			json_object_object_add(opts, "model", json_object_get(name));
+			options = ao_jsonb_from_json(opts);
+		}
+	}
+	values[0] = ObjectIdGetDatum(caller);
+	values[1] = CStringGetTextDatum(orchestration);
+	if (workflow)
+	{
+		values[2] = CStringGetTextDatum(workflow);
+		values[3] = Int32GetDatum(w->version);
+		values[4] = CStringGetTextDatum(w->hash);
+	}
+	else
+		nulls[2] = nulls[3] = nulls[4] = 'n';
+	if (body)
+		values[5] = JsonbPGetDatum(body);
+	else
+		nulls[5] = 'n';
+	values[6] = JsonbPGetDatum(input);
+	values[7] = JsonbPGetDatum(options);
+	values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(selection));
+	values[9] = CStringGetTextDatum(search_path);
+	values[10] = JsonbPGetDatum(tools);
+
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT agentorch._create_run($1, $2::agentorch.orchestration_type, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+							  11, types, values, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "agentorch: could not create the run");
+	run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+	ao_wake_at_commit();
+	return run;
+}
+
+/*
+ * The common path of start() and run_workflow(): choose the orchestration,
+ * load and check what it needs, create the run.
+ */
+static int64
+start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *options,
+		  const char *search_path)
+{
+	json_object *in = ao_json_from_jsonb(input);
+	json_object *opts = ao_json_from_jsonb(options);
+	const char *selection;
+
+	ao_check_size(VARSIZE(input), "run input");
+	check_options(opts);
+
+	if (orchestration == NULL)
+	{
+		/* the selector decides (rules, then the default) and its decision is stored */
+		AoSelection sel;
+
+		ao_select_decide(in, workflow, &sel);
+		selection = ao_selection_json(&sel);
+		orchestration = sel.run_as;
+		if (strcmp(orchestration, "fixed") == 0)
+			workflow = sel.workflow;
+	}
+	else
+		selection = psprintf("{\"orchestration\": \"%s\", \"confidence\": 1, \"source\": \"caller\"}", orchestration);
+
+	/* what only the 0.2.0 state layer knows how to run */
+	if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
+		ao_require_schema(0, 2, psprintf("%s orchestration", orchestration));
+	{
+		static const char *const new_options[] = {"budget", "replan_when", "stall_timeout", "planner_model", NULL};
+
+		for (const char *const *o = new_options; *o; o++)
+			if (json_object_object_get_ex(opts, *o, NULL))
+				ao_require_schema(0, 2, psprintf("option \"%s\"", *o));
+	}
+
+	if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
+	{
+		/*
+		 * One planner llm step; its plan becomes the run's steps. The
+		 * tools it may plan with are pinned now: those named in the
+		 * tools option, else every tool the caller may use.
+		 */
+		json_object *names;
+		Jsonb	   *tools;
+
+		if (!json_object_is_type(in, json_type_object))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the input of a %s run must be a JSON object", orchestration),
+					 errhint("For example {\"prompt\": \"Compare the prices of ...\"}.")));
+		/* the goal is given as a simple run would take it: the same checks */
+		if (json_object_object_get_ex(in, "prompt", NULL) || json_object_object_get_ex(in, "messages", NULL))
+			check_simple_input(in, orchestration);
+		if (ao_plan_goal(in) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a %s run needs a goal: an input with \"prompt\", \"goal\" or a user message", orchestration),
+					 errhint("For example agentorch.start('{\"prompt\": \"Compare the sales of two regions\"}', 'planner').")));
+		names = json_object_object_get(opts, "tools");
+		if (names == NULL)
+			names = ao_usable_tool_names(GetUserId());
+		tools = ao_pin_tools(NULL, names, GetUserId());
+		if (!json_object_object_get_ex(opts, "max_replans", NULL))
+		{
+			/* recorded like the default model: executors read the run, not a session */
+			json_object_object_add(opts, "max_replans", json_object_new_int(ao_max_replans));
+			options = ao_jsonb_from_json(opts);
+		}
+		return create_run(orchestration, NULL, NULL,
+						  ao_planner_body(in, opts, tools),
+						  input, options, selection, search_path, tools);
+	}
+
+	if (strcmp(orchestration, "fixed") == 0)
+	{
+		json_object *version = NULL;
+		StoredWorkflow w;
+		json_object *def;
+		json_object *normalized;
+		json_object *body;
+		json_object *schema;
+
+		if (workflow == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a fixed run needs a workflow name")));
+		json_object_object_get_ex(opts, "version", &version);
+		w = load_workflow(workflow, version ? json_object_get_int(version) : 0);
+		def = ao_json_from_jsonb(w.definition);
+		normalized = ao_json_own(ao_workflow_normalize(def, NULL));
+		body = ao_workflow_body(normalized);
+		if (json_object_object_get_ex(body, "input_schema", &schema))
+		{
+			ao_problems *p = ao_problems_new();
+
+			if (ao_json_schema_validate(schema, in, ao_problems_add, p) > 0)
+				ao_problems_raise(p, ERRCODE_INVALID_PARAMETER_VALUE,
+								  psprintf("input does not match the input_schema of workflow \"%s\"", workflow));
+		}
+		return create_run("fixed", workflow, &w, ao_jsonb_from_json(body), input, options, selection,
+						  search_path,
+						  ao_pin_tools(json_object_object_get(body, "steps"),
+									   json_object_object_get(opts, "tools"), GetUserId()));
+	}
+
+	/* simple: one llm step from the input */
+	if (!json_object_is_type(in, json_type_object) ||
+		(!json_object_object_get_ex(in, "prompt", NULL) && !json_object_object_get_ex(in, "messages", NULL)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a simple run needs an input with \"prompt\" or \"messages\""),
+				 errhint("For example agentorch.start('{\"prompt\": \"Hello\"}').")));
+	check_simple_input(in, "simple");
+	{
+		json_object *model;
+
+		if (json_object_object_get_ex(in, "model", &model))
+			check_model_name(model, "input \"model\"");
+	}
+	return create_run("simple", NULL, NULL, NULL, input, options, selection, search_path,
+					  ao_pin_tools(NULL, json_object_object_get(in, "tools"), GetUserId()));
+}
+
+/*
+ * The arguments start() and start_many() share after their inputs:
+ * orchestration, workflow (NULL when not given) and options ('{}').
+ */
+static void
+start_arguments(FunctionCallInfo fcinfo, const char *what, char **orchestration, char **workflow,
+				Jsonb **options)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	*orchestration = PG_ARGISNULL(1) ? NULL
+		: DatumGetCString(DirectFunctionCall1(enum_out, PG_GETARG_DATUM(1)));
+	*workflow = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	*options = PG_ARGISNULL(3) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
+		: PG_GETARG_JSONB_P(3);
+}
+
+/* start(input, orchestration DEFAULT NULL, workflow DEFAULT NULL, options DEFAULT '{}') */
+Datum
+ao_sql_start(PG_FUNCTION_ARGS)
+{
+	char	   *orchestration;
+	char	   *workflow;
+	Jsonb	   *options;
+
+	start_arguments(fcinfo, "run input", &orchestration, &workflow, &options);
+	{
+		char	   *search_path = pstrdup(namespace_search_path);
+		int			nest = ao_push_safe_search_path();
+		int64		run = start_run(PG_GETARG_JSONB_P(0), orchestration, workflow, options, search_path);
+
+		AtEOXact_GUC(true, nest);
+		PG_RETURN_INT64(run);
+	}
+}
+
+/*
+ * start_many(inputs jsonb[], orchestration DEFAULT NULL, workflow DEFAULT
+ * NULL, options DEFAULT '{}') RETURNS SETOF bigint: one run per input, in
+ * order, in this statement and transaction, each exactly as start() would
+ * create it (same checks, same selection). An idempotency key would make
+ * them one run, so it is refused here.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_start_many);
+Datum
+ao_sql_start_many(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *orchestration;
+	char	   *workflow;
+	Jsonb	   *options;
+	ArrayType  *inputs;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	char	   *search_path;
+	int			nest;
+
+	start_arguments(fcinfo, "run inputs", &orchestration, &workflow, &options);
+	{
+		json_object *opts = ao_json_from_jsonb(options);
+
+		if (json_object_is_type(opts, json_type_object) &&
+			json_object_object_get_ex(opts, "idempotency_key", NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("start_many() takes no \"idempotency_key\" option"),
+					 errhint("One key would make every input the same run; use start() per input for keys.")));
+	}
+	inputs = PG_GETARG_ARRAYTYPE_P(0);
+	deconstruct_array(inputs, JSONBOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+
+	/* caller's search_path for the runs, then the safe one (as start()) */
+	search_path = pstrdup(namespace_search_path);
+	nest = ao_push_safe_search_path();
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		value[1];
+		bool		isnull[1] = {false};
+
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("run input %d must not be null", i + 1)));
+		value[0] = Int64GetDatum(start_run(DatumGetJsonbP(elems[i]), orchestration, workflow, options,
+										   search_path));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, value, isnull);
+	}
+	AtEOXact_GUC(true, nest);
+	return (Datum) 0;
+}
+
+/* run_workflow(name, input DEFAULT '{}', options DEFAULT '{}') */
+Datum
+ao_sql_run_workflow(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *empty = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("workflow name must not be null")));
+	{
+		char	   *search_path = pstrdup(namespace_search_path);
+		int			nest = ao_push_safe_search_path();
+		int64		run = start_run(PG_ARGISNULL(1) ? empty : PG_GETARG_JSONB_P(1), "fixed",
+									text_to_cstring(PG_GETARG_TEXT_PP(0)),
+									PG_ARGISNULL(2) ? empty : PG_GETARG_JSONB_P(2), search_path);
+
+		AtEOXact_GUC(true, nest);
+		PG_RETURN_INT64(run);
+	}
+}
+
+/*
+ * The owner of a run the caller can see (row-level security applies), or
+ * ERROR "does not exist". Also checks the caller may act for the owner.
+ */
+static Oid
+visible_run_owner(int64 run)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	Oid			owner = InvalidOid;
+	bool		isnull;
+
+	values[0] = Int64GetDatum(run);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT owner FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("run %lld does not exist", (long long) run)));
+	if (!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("run %lld belongs to another role", (long long) run)));
+	return owner;
+}
+
+/* Call a boolean state-layer function on a run as the extension owner. */
+static bool
+state_bool(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	AoUserScope owner_scope;
+	bool		isnull;
+	bool		result;
+
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "agentorch: %s failed", sql);
+	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+	if (result)
+		ao_wake_at_commit();
+	return result;
+}
+
+/* cancel(run_id, reason DEFAULT NULL) RETURNS boolean */
+Datum
+ao_sql_cancel(PG_FUNCTION_ARGS)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	visible_run_owner(PG_GETARG_INT64(0));
+	/*
+	 * An executor executing a step of the run holds the run's lock until
+	 * its batch ends: interrupt that step (it fails at once, the batch
+	 * commits) instead of waiting as long as the step takes.
+	 */
+	(void) ao_interrupt_run(PG_GETARG_INT64(0));
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_ARGISNULL(1) ? CStringGetTextDatum("") : PG_GETARG_DATUM(1);
+	if (!state_bool("SELECT agentorch._cancel($1, NULLIF($2, ''))", 2, types, values))
+		PG_RETURN_BOOL(false);
+	ao_note_cancel();
+	PG_RETURN_BOOL(true);
+}
+
+/* resume(run_id) RETURNS boolean */
+Datum
+ao_sql_resume(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	visible_run_owner(PG_GETARG_INT64(0));
+	values[0] = PG_GETARG_DATUM(0);
+	PG_RETURN_BOOL(state_bool("SELECT agentorch._resume($1)", 1, types, values));
+}
+
+/* submit_input(run_id, step_id, value) RETURNS boolean */
+Datum
+ao_sql_submit_input(PG_FUNCTION_ARGS)
+{
+	Oid			types[3] = {INT8OID, TEXTOID, JSONBOID};
+	Datum		values[3];
+
+	visible_run_owner(PG_GETARG_INT64(0));
+	ao_check_size(VARSIZE(PG_GETARG_JSONB_P(2)), "input value");
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_GETARG_DATUM(1);
+	values[2] = PG_GETARG_DATUM(2);
+	PG_RETURN_BOOL(state_bool("SELECT agentorch._submit_input($1, $2, $3)", 3, types, values));
+}
+
+/*
+ * wait(run_id, timeout) RETURNS agentorch.runs: the run once it has
+ * finished or is waiting for input, or as it is when the timeout passes.
+ * Each look is a fresh snapshot (READ COMMITTED); between looks the
+ * session sleeps until an executor announces progress.
+ */
+Datum
+ao_sql_wait(PG_FUNCTION_ARGS)
+{
+	int64		run = PG_GETARG_INT64(0);
+	int64		timeout_ms = interval_ms(PG_GETARG_INTERVAL_P(1));
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(run);
+	for (;;)
+	{
+		char	   *status;
+		long		remaining;
+
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT r.*, r.xmin, r.status::text FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1",
+								  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("run %lld does not exist", (long long) run)));
+		status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, SPI_tuptable->tupdesc->natts);
+		{
+			bool		isnull;
+			TransactionId xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+																	 SPI_tuptable->tupdesc->natts - 1, &isnull));
+
+			/* executors cannot see a run before its transaction commits */
+			if (strcmp(status, "running") == 0 && TransactionIdIsCurrentTransactionId(xmin))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("run %lld was started in this transaction and cannot run before it commits",
+								(long long) run),
+						 errhint("Commit, then call agentorch.wait(); or run it here with agentorch.work().")));
+		}
+		remaining = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+		if (strcmp(status, "running") != 0 && strcmp(status, "pending") != 0)
+			remaining = 0;
+		if (remaining <= 0)
+		{
+			TupleDesc	rettype;
+			HeapTuple	tup;
+			Datum		result;
+			int			natts;
+			Datum	   *vals;
+			bool	   *nulls;
+
+			if (get_call_result_type(fcinfo, NULL, &rettype) != TYPEFUNC_COMPOSITE)
+				elog(ERROR, "agentorch.wait must return a composite");
+			natts = rettype->natts;
+			vals = palloc(sizeof(Datum) * SPI_tuptable->tupdesc->natts);
+			nulls = palloc(sizeof(bool) * SPI_tuptable->tupdesc->natts);
+			heap_deform_tuple(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, vals, nulls);
+			tup = heap_form_tuple(BlessTupleDesc(rettype), vals, nulls);
+			(void) natts;
+			result = SPI_datumTransfer(HeapTupleGetDatum(tup), false, -1);
+			SPI_finish();
+			return result;
+		}
+		SPI_finish();
+		ao_wait_for_progress(Min(remaining, 1000));
+	}
+}
+
+/* State of a follow() call across its value-per-call invocations. */
+typedef struct FollowState
+{
+	int64		run;
+	int64		last_seq;
+	TimestampTz deadline;
+	bool		done;
+	List	   *buffered;		/* HeapTuples in multi_call_memory_ctx */
+} FollowState;
+
+/*
+ * follow(run_id, after_seq, timeout) RETURNS SETOF agentorch.chunks: the
+ * run's chunks as they are committed, value per call, so a cursor or
+ * psql's FETCH_COUNT shows them live. Ends after the final chunk or when
+ * the timeout passes. Each poll is a fresh snapshot.
+ */
+Datum
+ao_sql_follow(PG_FUNCTION_ARGS)
+{
+	FuncCallContext *funcctx;
+	FollowState *st;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext old;
+		TupleDesc	tupdesc;
+
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "agentorch.follow must return a composite");
+		funcctx->tuple_desc = BlessTupleDesc(tupdesc);
+		st = palloc0(sizeof(FollowState));
+		st->run = PG_GETARG_INT64(0);
+		st->last_seq = PG_GETARG_INT64(1);
+		st->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   interval_ms(PG_GETARG_INTERVAL_P(2)));
+		funcctx->user_fctx = st;
+		MemoryContextSwitchTo(old);
+		visible_run_owner(st->run);
+	}
+	funcctx = SRF_PERCALL_SETUP();
+	st = funcctx->user_fctx;
+
+	while (st->buffered == NIL && !st->done)
+	{
+		Oid			types[2] = {INT8OID, INT8OID};
+		Datum		values[2];
+		bool		finished = false;
+		long		remaining;
+
+		values[0] = Int64GetDatum(st->run);
+		values[1] = Int64GetDatum(st->last_seq);
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT c.*, (SELECT r.status::text FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1) "
+								  "FROM agentorch.chunks c WHERE c.run_id OPERATOR(pg_catalog.=) $1 AND c.seq OPERATOR(pg_catalog.>) $2 "
+								  "ORDER BY c.seq LIMIT 1000",
+								  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "agentorch: could not read chunks");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			Datum	   *vals = palloc(sizeof(Datum) * desc->natts);
+			bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+			MemoryContext old;
+			HeapTuple	tup;
+			char	   *kind;
+
+			heap_deform_tuple(SPI_tuptable->vals[i], desc, vals, nulls);
+			kind = SPI_getvalue(SPI_tuptable->vals[i], desc, 5);
+			old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+			tup = heap_form_tuple(funcctx->tuple_desc, vals, nulls);
+			st->buffered = lappend(st->buffered, tup);
+			MemoryContextSwitchTo(old);
+			st->last_seq = DatumGetInt64(vals[1]);
+			if (kind && strcmp(kind, "final") == 0)
+			{
+				char	   *status = SPI_getvalue(SPI_tuptable->vals[i], desc, desc->natts);
+
+				/* a run resumed after this final chunk goes on: follow it */
+				if (status == NULL || (strcmp(status, "running") != 0 && strcmp(status, "pending") != 0 &&
+									   strcmp(status, "waiting") != 0))
+				{
+					finished = true;
+					break;
+				}
+			}
+		}
+		SPI_finish();
+		if (finished)
+			st->done = true;
+		if (st->buffered != NIL)
+			break;
+		remaining = (long) ((st->deadline - GetCurrentTimestamp()) / 1000);
+		if (remaining <= 0)
+		{
+			st->done = true;
+			break;
+		}
+		ao_wait_for_progress(Min(remaining, 1000));
+	}
+
+	if (st->buffered != NIL)
+	{
+		HeapTuple	tup = linitial(st->buffered);
+
+		st->buffered = list_delete_first(st->buffered);
+		SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tup));
+	}
+	SRF_RETURN_DONE(funcctx);
+}
+
+/* Status callback of graph(): look a step up in the fetched list. */
+typedef struct StepStatuses
+{
+	int			n;
+	char	  **ids;
+	char	  **statuses;
+} StepStatuses;
+
+static const char *
+status_of(void *arg, const char *step_id)
+{
+	StepStatuses *s = arg;
+
+	for (int i = 0; i < s->n; i++)
+		if (strcmp(s->ids[i], step_id) == 0)
+			return s->statuses[i];
+	return NULL;
+}
+
+/* graph(run_id, format DEFAULT 'mermaid'): the run's DAG with each step's status. */
+Datum
+ao_sql_graph(PG_FUNCTION_ARGS)
+{
+	int64		run = PG_GETARG_INT64(0);
+	char	   *format = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	char	   *definition = NULL;
+	StepStatuses st = {0};
+	MemoryContext caller = CurrentMemoryContext;
+
+	visible_run_owner(run);
+	values[0] = Int64GetDatum(run);
+	SPI_connect();
+	/*
+	 * A planner or reactive run shows every version of its plan: each
+	 * planner step leads to the steps of the plan it wrote, and steps a
+	 * later version replaced are marked superseded.
+	 */
+	if (SPI_execute_with_args("SELECT COALESCE(w.definition, "
+							  "  CASE WHEN r.orchestration OPERATOR(pg_catalog.=) ANY ('{planner,reactive}'::agentorch.orchestration_type[]) THEN "
+							  "  pg_catalog.jsonb_build_object('steps', (SELECT pg_catalog.jsonb_agg(s.spec OPERATOR(pg_catalog.||) "
+							  "     pg_catalog.jsonb_build_object('depends_on', CASE WHEN s.depends_on OPERATOR(pg_catalog.=) '{}' AND s.spec OPERATOR(pg_catalog.?) 'planned_by' "
+							  "       THEN pg_catalog.jsonb_build_array(s.spec OPERATOR(pg_catalog.->) 'planned_by') ELSE pg_catalog.to_jsonb(s.depends_on) END) "
+							  "     ORDER BY s.ord) "
+							  "     FROM agentorch.steps s WHERE s.run_id OPERATOR(pg_catalog.=) r.id AND s.parent_step_id IS NULL)) END, "
+							  "  r.plan, "
+							  "  pg_catalog.jsonb_build_object('steps', (SELECT pg_catalog.jsonb_agg(s.spec ORDER BY s.ord) "
+							  "     FROM agentorch.steps s WHERE s.run_id OPERATOR(pg_catalog.=) r.id AND s.parent_step_id IS NULL)))::text "
+							  "FROM agentorch.runs r LEFT JOIN agentorch.workflows w "
+							  "  ON w.name OPERATOR(pg_catalog.=) r.workflow_name AND w.version OPERATOR(pg_catalog.=) r.workflow_version "
+							  "WHERE r.id OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		definition = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		MemoryContextSwitchTo(spi);
+	}
+	if (SPI_execute_with_args("SELECT step_id, CASE WHEN error OPERATOR(pg_catalog.->>) 'superseded' OPERATOR(pg_catalog.=) 'true' "
+							  "  THEN 'superseded' ELSE status::text END FROM agentorch.steps WHERE run_id OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, true, 0) == SPI_OK_SELECT)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		st.n = (int) SPI_processed;
+		st.ids = palloc(sizeof(char *) * (st.n + 1));
+		st.statuses = palloc(sizeof(char *) * (st.n + 1));
+		for (int i = 0; i < st.n; i++)
+		{
+			st.ids[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+			st.statuses[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		}
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	if (definition == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("run %lld has no definition", (long long) run)));
+	PG_RETURN_TEXT_P(ao_render_graph(definition, psprintf("run %lld", (long long) run), format,
+									 status_of, &st));
+}
+
+/*
+ * purge(older_than): delete finished runs older than the interval -- all
+ * runs for a superuser, the caller's own otherwise.
+ */
+Datum
+ao_sql_purge(PG_FUNCTION_ARGS)
+{
+	Oid			types[2] = {INTERVALOID, OIDOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	AoUserScope owner_scope;
+	bool		isnull;
+	int64		n;
+
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = ObjectIdGetDatum(GetUserId());
+	if (superuser())
+		nulls[1] = 'n';
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT agentorch._purge($1, $2)", 2, types, values, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "agentorch: purge failed");
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+	PG_RETURN_INT64(n);
+}
+
+/*
+ * metrics(): counters of this server's executors (shared memory) and the
+ * state of the runs the caller can see.
+ */
+Datum
+ao_sql_metrics(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	uint64		done,
+				failed,
+				commits;
+	int			executors;
+
+	InitMaterializedSRF(fcinfo, 0);
+	ao_shared_metrics(&done, &failed, &commits, &executors);
+	{
+		const char *names[] = {"executors", "steps_done_total", "steps_failed_total", "executor_commits_total"};
+		double		vals[] = {executors, (double) done, (double) failed, (double) commits};
+
+		for (int i = 0; i < 4; i++)
+		{
+			Datum		v[2];
+			bool		n[2] = {false, false};
+
+			v[0] = CStringGetTextDatum(names[i]);
+			v[1] = Float8GetDatum(vals[i]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+		}
+	}
+	ao_policy_metrics(rsinfo->setResult, rsinfo->setDesc);
+	SPI_connect();
+	if (SPI_execute("SELECT 'runs_' || s::text, (SELECT pg_catalog.count(*) FROM agentorch.runs r WHERE r.status = s)::float8 "
+					"FROM pg_catalog.unnest(enum_range(NULL::agentorch.run_status)) s "
+					"UNION ALL SELECT 'steps_ready', pg_catalog.count(*)::float8 FROM agentorch.steps WHERE status = 'ready' "
+					"UNION ALL SELECT 'steps_running', pg_catalog.count(*)::float8 FROM agentorch.steps WHERE status = 'running' "
+					"UNION ALL SELECT 'steps_waiting', pg_catalog.count(*)::float8 FROM agentorch.steps WHERE status = 'waiting'",
+					true, 0) == SPI_OK_SELECT)
+	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			Datum		v[2];
+			bool		n[2];
+
+			v[0] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &n[0]);
+			v[1] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &n[1]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+		}
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*-------------------------------------------------------------------------
+ * run_sync
+ *-------------------------------------------------------------------------
+ */
+
+/* State of a run_sync() call across its value-per-call invocations. */
+typedef struct SyncState
+{
+	int64		run;
+	int64		last_seq;
+	int			attempt;
+	int			max_attempts;
+	Oid			owner;
+	char	   *spec;			/* step spec (text) */
+	char	   *options;		/* run options (text) */
+	void	   *step;			/* the inline network step */
+	bool		done;
+	List	   *buffered;		/* HeapTuples of chunks not yet returned */
+} SyncState;
+
+/* Run a statement as the extension owner (the caller's transaction). */
+static void
+as_owner_exec(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	AoUserScope owner_scope;
+
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0) < 0)
+		elog(ERROR, "agentorch: failed: %s", sql);
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+}
+
+/* Start (or restart, for another attempt) the inline llm step of a sync run. */
+static void
+sync_start_attempt(SyncState *st, MemoryContext cxt)
+{
+	Oid			types[4] = {INT8OID, INT4OID, INT4OID, INT4OID};
+	Datum		values[4];
+	Jsonb	   *context = NULL;
+	MemoryContext old;
+	AoUserScope owner_scope;
+
+	st->attempt++;
+	values[0] = Int64GetDatum(st->run);
+	values[1] = Int32GetDatum(st->attempt);
+	values[2] = Int32GetDatum(MyProcPid);
+	values[3] = Int32GetDatum(ao_lease_ms);
+	as_owner_exec("UPDATE agentorch.steps SET status = 'running', attempt = $2, worker = $3, "
+				  "  started_at = pg_catalog.now(), "
+				  "  lease_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4 / 1000.0) "
+				  "WHERE run_id = $1 AND step_id = 'main'", 4, types, values);
+	as_owner_exec("SELECT agentorch._step_transition($1, 'main', 'running', $2, 'step_started')", 2, types, values);
+	/* the state layer's functions are the extension owner's */
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	/* not read-only: the run was created earlier in this statement */
+	if (SPI_execute_with_args("SELECT agentorch._context($1)", 1, types, values, NULL, false, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		old = MemoryContextSwitchTo(cxt);
+		if (!isnull)
+			context = DatumGetJsonbPCopy(d);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+	if (context == NULL)
+		elog(ERROR, "agentorch: run %lld has no context", (long long) st->run);
+	old = MemoryContextSwitchTo(cxt);
+	st->step = ao_net_inline_start(st->run, "main", st->attempt, st->max_attempts, st->owner,
+								   st->spec, st->options,
+								   DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}"))),
+								   context, cxt);
+	MemoryContextSwitchTo(old);
+}
+
+/* Read the run's chunks after last_seq (as the caller) into the buffer. */
+static void
+sync_fetch(SyncState *st, FuncCallContext *funcctx)
+{
+	Oid			types[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(st->run);
+	values[1] = Int64GetDatum(st->last_seq);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT * FROM agentorch.chunks WHERE run_id = $1 AND seq > $2 ORDER BY seq",
+							  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "agentorch: could not read chunks");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Datum	   *vals = palloc(sizeof(Datum) * desc->natts);
+		bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+		MemoryContext old;
+
+		heap_deform_tuple(SPI_tuptable->vals[i], desc, vals, nulls);
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		st->buffered = lappend(st->buffered, heap_form_tuple(funcctx->tuple_desc, vals, nulls));
+		MemoryContextSwitchTo(old);
+		st->last_seq = DatumGetInt64(vals[1]);
+	}
+	SPI_finish();
+}
+
+/* Write the step's queued chunks (as the extension owner). */
+static void
+sync_flush(SyncState *st)
+{
+	AoUserScope owner_scope;
+
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	(void) ao_llm_flush_pending(st->step);
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+}
+
+/*
+ * Record the outcome of the finished attempt; returns false when another
+ * attempt was started instead.
+ */
+static bool
+sync_settle(SyncState *st, MemoryContext cxt)
+{
+	AoNetOutcome o = ao_net_inline_outcome(st->step);
+	Datum		values[3];
+
+	sync_flush(st);
+	values[0] = Int64GetDatum(st->run);
+	if (o.deferred || (!o.ok && o.retryable && st->attempt < st->max_attempts))
+	{
+		double		delay = o.deferred ? (double) o.defer_ms
+			: Max(o.retry_after_ms, ao_retry_initial_ms * pow(ao_retry_multiplier, st->attempt - 1));
+
+		if (!o.deferred)
+		{
+			Oid			t[3] = {INT8OID, JSONBOID, FLOAT8OID};
+			Datum		v[3];
+
+			v[0] = values[0];
+			v[1] = JsonbPGetDatum(o.error);
+			v[2] = Float8GetDatum(delay);
+			as_owner_exec("SELECT agentorch._step_transition($1, 'main', 'ready', "
+						  "  (SELECT attempt FROM agentorch.steps WHERE run_id = $1 AND step_id = 'main'), "
+						  "  'step_retrying', pg_catalog.jsonb_build_object('error', $2, 'delay_ms', $3))",
+						  3, t, v);
+		}
+		else
+			st->attempt--;		/* a deferral spends no attempt */
+		ao_net_inline_free(st->step);
+		st->step = NULL;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 (long) Min(delay, ao_retry_max_ms), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		sync_start_attempt(st, cxt);
+		return false;
+	}
+	values[1] = o.ok ? JsonbPGetDatum(o.output) : (Datum) 0;
+	values[2] = o.ok ? (Datum) 0 : JsonbPGetDatum(o.error);
+	{
+		Oid			t[4] = {INT8OID, JSONBOID, JSONBOID, JSONBOID};
+		Datum		v[4];
+		char		n[4] = {' ', o.ok ? ' ' : 'n', o.ok ? 'n' : ' ', o.usage ? ' ' : 'n'};
+		AoUserScope owner_scope;
+
+		v[0] = values[0];
+		v[1] = values[1];
+		v[2] = values[2];
+		v[3] = o.usage ? JsonbPGetDatum(o.usage) : (Datum) 0;
+		ao_become_extension_owner(&owner_scope);
+		SPI_connect();
+		if (SPI_execute_with_args(o.ok
+								  ? "SELECT agentorch._finish_step($1, 'main', 'succeeded', $2, $3, $4)"
+								  : "SELECT agentorch._finish_step($1, 'main', 'failed', $2, $3, $4)",
+								  4, t, v, n, false, 0) < 0)
+			elog(ERROR, "agentorch: could not record the run_sync outcome");
+		SPI_finish();
+		ao_restore_user(&owner_scope);
+	}
+	ao_net_inline_free(st->step);
+	st->step = NULL;
+	return true;
+}
+
+/*
+ * run_sync(input, options DEFAULT '{}') RETURNS SETOF agentorch.chunks:
+ * a simple run executed in this session and this transaction, its chunks
+ * returned value per call as they arrive (a cursor, or psql with
+ * FETCH_COUNT 1, shows tokens live). The run and its chunks are rows like
+ * any other, visible to others when the transaction commits. This is the
+ * one place where a transaction stays open across network I/O: the
+ * caller's, by the caller's choice.
+ */
+static Datum run_sync_call(FunctionCallInfo fcinfo, const char *search_path);
+
+PG_FUNCTION_INFO_V1(ao_sql_run_sync);
+Datum
+ao_sql_run_sync(PG_FUNCTION_ARGS)
+{
+	/* each call runs under the safe search_path; the caller's is the run's */
+	char	   *search_path = pstrdup(namespace_search_path);
+	int			nest = ao_push_safe_search_path();
+	Datum		result = run_sync_call(fcinfo, search_path);
+
+	AtEOXact_GUC(true, nest);
+	return result;
+}
+
+/* One value-per-call invocation of run_sync(). */
+static Datum
+run_sync_call(FunctionCallInfo fcinfo, const char *search_path)
+{
+	FuncCallContext *funcctx;
+	SyncState  *st;
+
+	if (SRF_IS_FIRSTCALL())
+	{
+		MemoryContext old;
+		TupleDesc	tupdesc;
+		Jsonb	   *options;
+		int64		run;
+		Oid			types[1] = {INT8OID};
+		Datum		values[1];
+
+		if (PG_ARGISNULL(0))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("run input must not be null")));
+		options = PG_ARGISNULL(1) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
+			: PG_GETARG_JSONB_P(1);
+		funcctx = SRF_FIRSTCALL_INIT();
+		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+		if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "agentorch.run_sync must return a composite");
+		funcctx->tuple_desc = BlessTupleDesc(tupdesc);
+		st = palloc0(sizeof(SyncState));
+		funcctx->user_fctx = st;
+		MemoryContextSwitchTo(old);
+
+		run = start_run(PG_GETARG_JSONB_P(0), "simple", NULL, options, search_path);
+		st->run = run;
+		values[0] = Int64GetDatum(run);
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT s.spec::text, r.options::text, s.max_attempts, r.owner "
+								  "FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
+								  "WHERE s.run_id = $1 AND s.step_id = 'main'",
+								  1, types, values, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			bool		isnull;
+
+			old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
+			st->spec = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			st->options = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			MemoryContextSwitchTo(old);
+			st->max_attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+			st->owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+		}
+		SPI_finish();
+		if (st->spec == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("run %lld was not created", (long long) run)));
+		sync_fetch(st, funcctx);	/* "run started" */
+		sync_start_attempt(st, funcctx->multi_call_memory_ctx);
+	}
+	funcctx = SRF_PERCALL_SETUP();
+	st = funcctx->user_fctx;
+
+	while (st->buffered == NIL && !st->done)
+	{
+		AoNetOutcome o;
+
+		if (st->step == NULL)
+		{
+			st->done = true;
+			break;
+		}
+		o = ao_net_inline_outcome(st->step);
+		if (o.finished)
+		{
+			if (sync_settle(st, funcctx->multi_call_memory_ctx))
+				st->done = true;
+			sync_fetch(st, funcctx);
+			continue;
+		}
+		ao_net_inline_drive(st->step, ao_flush_interval_ms);
+		if (!ao_net_inline_outcome(st->step).finished)
+		{
+			sync_flush(st);
+			sync_fetch(st, funcctx);
+		}
+	}
+	if (st->buffered != NIL)
+	{
+		HeapTuple	tup = linitial(st->buffered);
+
+		st->buffered = list_delete_first(st->buffered);
+		SRF_RETURN_NEXT(funcctx, HeapTupleGetDatum(tup));
+	}
+	SRF_RETURN_DONE(funcctx);
+}

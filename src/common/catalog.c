@@ -1,0 +1,670 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Catalog helpers of the extension layer: the extension owner, the
+ *	  schema version installed in this database (ao_schema_at_least,
+ *	  ao_require_schema), acting as that owner for agentorch's own
+ *	  bookkeeping, the stored JSON Schemas, tool lookup, and the
+ *	  server-side half of workflow checks (tools exist, conditions are
+ *	  valid jsonpath).
+ *
+ * Writes to agentorch's tables are done as the extension owner (the
+ * tables' owner) inside SetUserIdAndSecContext with
+ * SECURITY_LOCAL_USERID_CHANGE, the way PostgreSQL itself switches user
+ * for maintenance work. The previous user is restored on the normal path;
+ * on ERROR, (sub)transaction abort restores it.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/common/catalog.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "common.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/guc.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+#include "nodes/value.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "storage/proc.h"
+
+#include "ao_workflow.h"
+
+/* Tools every database has without registering them. */
+static const char *const builtin_tools[] = {"database.query", NULL};
+
+/*
+ * The role that owns the agentorch extension (and its tables). ERRORs if
+ * the extension is not installed in this database.
+ */
+Oid
+ao_extension_owner(void)
+{
+	/* looked up once per transaction: the hot path switches owner per step */
+	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
+	static Oid	cached_owner = InvalidOid;
+	Oid			owner = InvalidOid;
+	bool		isnull;
+	int			ret;
+
+	if (cached_lxid == MyProc->lxid && OidIsValid(cached_owner))
+		return cached_owner;
+	SPI_connect();
+	ret = SPI_execute("SELECT extowner FROM pg_catalog.pg_extension "
+					  "WHERE extname OPERATOR(pg_catalog.=) 'agentorch'", true, 1);
+	if (ret == SPI_OK_SELECT && SPI_processed == 1)
+		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"agentorch\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION agentorch.")));
+	cached_lxid = MyProc->lxid;
+	cached_owner = owner;
+	return owner;
+}
+
+/* ao_schema_version's cache: valid for one transaction and command. */
+static LocalTransactionId schema_cached_lxid = InvalidLocalTransactionId;
+static CommandId schema_cached_cid = InvalidCommandId;
+static int	schema_cached_version = -1;
+static char schema_cached_text[NAMEDATALEN];
+
+/*
+ * Read agentorch's extversion from pg_extension into the cache (an index
+ * lookup; "" and -1 when the extension is not installed). ERRORs on a
+ * version string that is not major.minor[.patch], which cannot happen with
+ * the scripts this library ships.
+ */
+static void
+schema_version_lookup(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+
+	schema_cached_version = -1;
+	schema_cached_text[0] = '\0';
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("agentorch"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tuple, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+		char	   *vtext = isnull ? pstrdup("") : TextDatumGetCString(d);
+		int			major = 0,
+					minor = 0,
+					patch = 0;
+
+		if (sscanf(vtext, "%d.%d.%d", &major, &minor, &patch) < 2 ||
+			major < 0 || minor < 0 || minor > 99 || patch < 0 || patch > 99)
+			elog(ERROR, "unrecognized agentorch version \"%s\" in pg_extension", vtext);
+		strlcpy(schema_cached_text, vtext, sizeof(schema_cached_text));
+		schema_cached_version = AO_SCHEMA_VERSION(major, minor, patch);
+		pfree(vtext);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+}
+
+/*
+ * agentorch's schema version in this database as AO_SCHEMA_VERSION(major,
+ * minor, patch), or -1 when the extension is not installed. Needs a
+ * transaction. Cheap on hot paths: the value is cached for the current
+ * transaction and command, so a version changed by ALTER EXTENSION ...
+ * UPDATE is seen by the next command of the same transaction (the update
+ * wrote, so the command counter moved) and by every later transaction.
+ * (No syscache callback: pg_extension's syscache exists only on newer
+ * minor releases of PostgreSQL 15.)
+ */
+int
+ao_schema_version(void)
+{
+	CommandId	cid = GetCurrentCommandId(false);
+
+	if (schema_cached_lxid != MyProc->lxid || schema_cached_cid != cid)
+	{
+		/* invalidate first: an ERROR inside the lookup leaves no stale value */
+		schema_cached_lxid = InvalidLocalTransactionId;
+		schema_version_lookup();
+		schema_cached_lxid = MyProc->lxid;
+		schema_cached_cid = cid;
+	}
+	return schema_cached_version;
+}
+
+/*
+ * Is agentorch's schema in this database at major.minor or newer? False
+ * when the extension is not installed.
+ */
+bool
+ao_schema_at_least(int major, int minor)
+{
+	return ao_schema_version() >= AO_SCHEMA_VERSION(major, minor, 0);
+}
+
+/*
+ * ERROR (0A000) unless agentorch's schema in this database is at
+ * major.minor or newer: feature (e.g. "agentorch.foo()") needs SQL objects
+ * that ALTER EXTENSION agentorch UPDATE creates. Without the extension,
+ * the "not installed" error of ao_extension_owner.
+ */
+void
+ao_require_schema(int major, int minor, const char *feature)
+{
+	int			version = ao_schema_version();
+
+	if (version < 0)
+		(void) ao_extension_owner();	/* raises "not installed" */
+	if (version < AO_SCHEMA_VERSION(major, minor, 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s needs agentorch %d.%d.0 in this database (installed: %s)",
+						feature, major, minor, schema_cached_text),
+				 errhint("Run ALTER EXTENSION agentorch UPDATE.")));
+}
+
+/*
+ * agentorch._require_schema(major int, minor int, feature text) RETURNS
+ * text: ao_require_schema from SQL, returning the installed version. Not
+ * part of any install script (a database at an older version could not
+ * call it); the upgrade tests create it themselves to watch the check
+ * across ALTER EXTENSION ... UPDATE.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_require_schema);
+Datum
+ao_sql_require_schema(PG_FUNCTION_ARGS)
+{
+	ao_require_schema(PG_GETARG_INT32(0), PG_GETARG_INT32(1),
+					  text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	PG_RETURN_TEXT_P(cstring_to_text(schema_cached_text));
+}
+
+/*
+ * Switch the current user to the extension owner for agentorch's own
+ * bookkeeping, under the safe search_path (AO_SAFE_SEARCH_PATH) in a new
+ * GUC nest level -- what fmgr_security_definer does for a SECURITY
+ * DEFINER function -- so that no object of the caller's search_path (an
+ * operator, a function, a type early on the path) can ever be reached
+ * with the owner's rights. The previous identity and nest level are saved
+ * in scope for ao_restore_user; on ERROR, (sub)transaction abort restores
+ * both.
+ */
+void
+ao_become_extension_owner(AoUserScope *scope)
+{
+	Oid			owner = ao_extension_owner();
+
+	GetUserIdAndSecContext(&scope->uid, &scope->sec);
+	SetUserIdAndSecContext(owner, scope->sec | SECURITY_LOCAL_USERID_CHANGE);
+	scope->nest = ao_push_safe_search_path();
+}
+
+/* Undo ao_become_extension_owner: the settings, then the user. */
+void
+ao_restore_user(AoUserScope *scope)
+{
+	AtEOXact_GUC(true, scope->nest);
+	SetUserIdAndSecContext(scope->uid, scope->sec);
+}
+
+/*
+ * In the PG_CATCH of an internal subtransaction: copy the error out (into
+ * caller), clear it, roll the subtransaction back and restore the caller's
+ * memory context and resource owner -- what every "this step's failure,
+ * not the batch's" path does. Returns the error for the caller to record,
+ * rethrow or FreeErrorData.
+ */
+ErrorData *
+ao_abort_subxact(MemoryContext caller, ResourceOwner owner)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(caller);
+	edata = CopyErrorData();
+	FlushErrorState();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(caller);
+	CurrentResourceOwner = owner;
+	return edata;
+}
+
+/*
+ * Open a GUC nest level with search_path set to AO_SAFE_SEARCH_PATH;
+ * returns the level for AtEOXact_GUC(true, level). SQL run inside can then
+ * only name pg_catalog's objects unqualified.
+ */
+int
+ao_push_safe_search_path(void)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", AO_SAFE_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/*
+ * Load a JSON Schema from agentorch._schemas (generated from schemas/) as
+ * an owned json-c object. ERRORs if it is missing, which means a broken
+ * installation.
+ */
+json_object *
+ao_load_schema(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *text = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+
+	values[0] = CStringGetTextDatum(name);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT schema::text FROM agentorch._schemas "
+							  "WHERE name OPERATOR(pg_catalog.=) $1",
+							  1, argtypes, values, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	if (text == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("JSON Schema \"%s\" is missing from agentorch._schemas", name),
+				 errhint("Reinstall the extension.")));
+	return ao_json_from_cstring(text, strlen(text), "stored JSON Schema");
+}
+
+/* Does a tool of this name exist (registered or built in)? */
+bool
+ao_tool_exists(const char *name)
+{
+	return ao_tool_access(name, InvalidOid) != AO_TOOL_MISSING;
+}
+
+/*
+ * May role use the tool (in a workflow it registers, in a run, offered to
+ * a model)? Built-in tools: everyone. A registered tool: its owner (and
+ * members of the owner role), superusers, and roles granted it with
+ * grant_tool (or members of such a role). With role InvalidOid only
+ * existence is checked. Read as the extension owner.
+ */
+AoToolAccess
+ao_tool_access(const char *name, Oid role)
+{
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		values[2];
+	AoToolAccess result = AO_TOOL_MISSING;
+	AoUserScope owner_scope;
+
+	for (const char *const *b = builtin_tools; *b; b++)
+		if (strcmp(*b, name) == 0)
+			return AO_TOOL_USABLE;
+	values[0] = CStringGetTextDatum(name);
+	values[1] = ObjectIdGetDatum(role);
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT t.owner, EXISTS (SELECT 1 FROM agentorch.tool_grants g "
+							  "  WHERE g.tool OPERATOR(pg_catalog.=) t.name "
+							  "    AND $2 OPERATOR(pg_catalog.<>) 0 "
+							  "    AND pg_catalog.pg_has_role($2, g.grantee, 'USAGE')) "
+							  "FROM agentorch.tools t WHERE t.name OPERATOR(pg_catalog.=) $1",
+							  2, argtypes, values, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+	{
+		bool		isnull;
+		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		bool		granted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (!OidIsValid(role) || granted || superuser_arg(role) || has_privs_of_role(role, owner))
+			result = AO_TOOL_USABLE;
+		else
+			result = AO_TOOL_DENIED;
+	}
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+	return result;
+}
+
+/*
+ * The names of every registered tool role may use (owned, through role
+ * membership, granted, or as a superuser), as a JSON array: what a planner
+ * may plan with when the run names no tools. Read as the extension owner.
+ */
+json_object *
+ao_usable_tool_names(Oid role)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(role)};
+	json_object *names = ao_json_own(json_object_new_array());
+	AoUserScope owner_scope;
+	bool		super = superuser_arg(role);
+
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT t.name, t.owner, EXISTS (SELECT 1 FROM agentorch.tool_grants g "
+							  "  WHERE g.tool OPERATOR(pg_catalog.=) t.name "
+							  "    AND pg_catalog.pg_has_role($1, g.grantee, 'USAGE')) "
+							  "FROM agentorch.tools t ORDER BY t.name",
+							  1, argtypes, values, NULL, true, 0) == SPI_OK_SELECT)
+	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+			Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+			bool		granted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
+
+			if (super || granted || has_privs_of_role(role, owner))
+				json_object_array_add(names, json_object_new_string(name));
+		}
+	}
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+	return names;
+}
+
+/* Add the tool names a list of workflow steps uses (recursively) to *names. */
+static void
+collect_step_tools(json_object *steps, List **names)
+{
+	if (steps == NULL || !json_object_is_type(steps, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(steps); i++)
+	{
+		json_object *s = json_object_array_get_idx(steps, i);
+		json_object *v;
+
+		if (!json_object_is_type(s, json_type_object))
+			continue;
+		if (json_object_object_get_ex(s, "tool", &v) && json_object_is_type(v, json_type_string))
+			*names = list_append_unique(*names, makeString(pstrdup(json_object_get_string(v))));
+		if (json_object_object_get_ex(s, "compensate", &v) && json_object_is_type(v, json_type_object) &&
+			json_object_object_get_ex(v, "tool", &v) && json_object_is_type(v, json_type_string))
+			*names = list_append_unique(*names, makeString(pstrdup(json_object_get_string(v))));
+		if (json_object_object_get_ex(s, "tools", &v) && json_object_is_type(v, json_type_array))
+		{
+			for (size_t j = 0; j < json_object_array_length(v); j++)
+			{
+				json_object *n = json_object_array_get_idx(v, j);
+
+				if (json_object_is_type(n, json_type_string))
+					*names = list_append_unique(*names, makeString(pstrdup(json_object_get_string(n))));
+			}
+		}
+		if (json_object_object_get_ex(s, "steps", &v))
+			collect_step_tools(v, names);
+		if (json_object_object_get_ex(s, "step", &v) && json_object_is_type(v, json_type_object))
+		{
+			json_object *wrap = json_object_new_array();
+
+			json_object_array_add(wrap, json_object_get(v));
+			collect_step_tools(wrap, names);
+			json_object_put(wrap);
+		}
+	}
+}
+
+/*
+ * The definitions of the tools a run uses, pinned when it starts: steps
+ * is the run's steps array (or NULL), extra a JSON array of further tool
+ * names (tools offered to the model of a simple run) or NULL. ERRORs when
+ * a tool does not exist (42704) or role may not use it (42501). Returns
+ * {name: {kind, spec, input_schema, policy, owner, search_path, hash}}.
+ */
+Jsonb *
+ao_pin_tools(json_object *steps, json_object *extra, Oid role)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+	AoUserScope owner_scope;
+	Jsonb	   *result = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+
+	collect_step_tools(steps, &names);
+	if (extra && json_object_is_type(extra, json_type_array))
+	{
+		json_object *wrap;
+		json_object *step;
+
+		/* tools offered to a model (or a planner): never SQL text */
+		for (size_t i = 0; i < json_object_array_length(extra); i++)
+			if (json_object_is_type(json_object_array_get_idx(extra, i), json_type_string) &&
+				strcmp(json_object_get_string(json_object_array_get_idx(extra, i)), "database.query") == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("database.query cannot be offered to a model as a tool"),
+						 errdetail("Nothing a model writes is executed as SQL."),
+						 errhint("Register a sql tool with a fixed statement and offer that.")));
+		wrap = json_object_new_array();
+		step = json_object_new_object();
+
+		json_object_object_add(step, "tools", json_object_get(extra));
+		json_object_array_add(wrap, step);
+		collect_step_tools(wrap, &names);
+		json_object_put(wrap);
+	}
+	foreach(lc, names)
+	{
+		const char *name = strVal(lfirst(lc));
+
+		switch (ao_tool_access(name, role))
+		{
+			case AO_TOOL_MISSING:
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("tool \"%s\" does not exist", name)));
+				break;
+			case AO_TOOL_DENIED:
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for tool \"%s\"", name),
+						 errhint("Its owner can allow it with agentorch.grant_tool('%s', '%s').",
+								 name, GetUserNameFromId(role, true) ? GetUserNameFromId(role, true) : "?")));
+				break;
+			case AO_TOOL_USABLE:
+				break;
+		}
+	}
+
+	if (names == NIL)			/* the common case: nothing to pin */
+		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+
+	/* one statement builds the map of every registered tool named */
+	{
+		Oid			argtypes[1] = {TEXTARRAYOID};
+		Datum		values[1];
+		ArrayType  *arr;
+		Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(names), 1));
+		int			n = 0;
+
+		foreach(lc, names)
+			elems[n++] = CStringGetTextDatum(strVal(lfirst(lc)));
+		arr = construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
+		values[0] = PointerGetDatum(arr);
+		ao_become_extension_owner(&owner_scope);
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT COALESCE(pg_catalog.jsonb_object_agg(t.name, d OPERATOR(pg_catalog.||) "
+								  "         pg_catalog.jsonb_build_object('hash', pg_catalog.md5(d::text))), '{}') "
+								  "FROM agentorch.tools t, LATERAL (SELECT pg_catalog.jsonb_build_object("
+								  "  'kind', t.kind, 'spec', t.spec, 'input_schema', t.input_schema, 'policy', t.policy, "
+								  "  'owner', t.owner, 'search_path', t.search_path) AS d) x "
+								  "WHERE t.name OPERATOR(pg_catalog.=) ANY ($1)",
+								  1, argtypes, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			MemoryContext spi = MemoryContextSwitchTo(caller);
+
+			result = DatumGetJsonbPCopy(d);
+			MemoryContextSwitchTo(spi);
+		}
+		SPI_finish();
+		ao_restore_user(&owner_scope);
+	}
+	if (result == NULL)
+		elog(ERROR, "agentorch: could not pin the run's tools");
+	return result;
+}
+
+/*
+ * _channel_token() RETURNS text: 26 lowercase base32 characters (130 bits
+ * from pg_strong_random), the secret part of a run's NOTIFY channel.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_channel_token);
+Datum
+ao_sql_channel_token(PG_FUNCTION_ARGS)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+	uint8		bytes[26];
+	char		token[27];
+
+	if (!pg_strong_random(bytes, sizeof(bytes)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random bytes for a run's channel")));
+	for (int i = 0; i < 26; i++)
+		token[i] = alphabet[bytes[i] & 31];
+	token[26] = '\0';
+	PG_RETURN_TEXT_P(cstring_to_text(token));
+}
+
+/*
+ * Try to parse expr as a jsonpath; on failure return the parser's message
+ * (palloc'd in the caller's context), else NULL. jsonpath_in can only
+ * report errors by ERROR in PostgreSQL 15, so the parse runs in a
+ * subtransaction that is rolled back on failure, as PL/pgSQL does for an
+ * EXCEPTION block.
+ */
+char *
+ao_jsonpath_error(const char *expr)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	char	   *volatile message = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		(void) DirectFunctionCall1(jsonpath_in, CStringGetDatum(expr));
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		message = ao_abort_subxact(caller, owner)->message;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
+	CurrentResourceOwner = owner;
+	return message;
+}
+
+/* What the core's hooks collect for the server-side checks. */
+typedef struct collected
+{
+	ao_problems tools;			/* (path, tool name) */
+	ao_problems conditions;		/* (path, jsonpath text) */
+} collected;
+
+/* Hook: remember a tool name; checked after the core returns. */
+static void
+collect_tool(void *arg, const char *path, const char *name)
+{
+	ao_problems_add(&((collected *) arg)->tools, path, name);
+}
+
+/* Hook: remember a condition; parsed after the core returns. */
+static void
+collect_condition(void *arg, const char *path, const char *expr)
+{
+	ao_problems_add(&((collected *) arg)->conditions, path, expr);
+}
+
+/* Reset callback: free what the hooks collected. */
+static void
+release_collected(void *arg)
+{
+	collected  *c = arg;
+
+	ao_problems_free(&c->tools);
+	ao_problems_free(&c->conditions);
+}
+
+/*
+ * Check a normalised workflow or plan completely: the core's schema, graph
+ * and reference checks, then the server-side ones the core hands out
+ * through hooks (tools exist, conditions parse as jsonpath). Problems are
+ * appended to problems. The hooks only collect, because core callbacks
+ * must not ERROR (the core holds malloc'd state while it runs).
+ */
+void
+ao_check_workflow_semantics(json_object *normalized, json_object *schema,
+							ao_problems *problems)
+{
+	collected  *c = palloc(sizeof(collected));
+	MemoryContextCallback *cb = palloc(sizeof(MemoryContextCallback));
+	ao_workflow_hooks hooks;
+
+	ao_problems_init(&c->tools);
+	ao_problems_init(&c->conditions);
+	cb->func = release_collected;
+	cb->arg = c;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, cb);
+
+	hooks.tool = collect_tool;
+	hooks.condition = collect_condition;
+	hooks.arg = c;
+	/* a document that fails its schema hands out no tools or conditions */
+	(void) ao_workflow_check(normalized, schema, &hooks, ao_problems_add, problems);
+
+	for (size_t i = 0; i < c->tools.n; i++)
+	{
+		switch (ao_tool_access(c->tools.messages[i], GetUserId()))
+		{
+			case AO_TOOL_MISSING:
+				ao_problems_add(problems, c->tools.paths[i],
+								psprintf("unknown tool \"%s\"", c->tools.messages[i]));
+				break;
+			case AO_TOOL_DENIED:
+				ao_problems_add(problems, c->tools.paths[i],
+								psprintf(AO_TOOL_DENIED_PREFIX "\"%s\"", c->tools.messages[i]));
+				break;
+			case AO_TOOL_USABLE:
+				break;
+		}
+	}
+	for (size_t i = 0; i < c->conditions.n; i++)
+	{
+		char	   *err = ao_jsonpath_error(c->conditions.messages[i]);
+
+		if (err)
+			ao_problems_add(problems, c->conditions.paths[i],
+							psprintf("invalid jsonpath condition: %s", err));
+	}
+}

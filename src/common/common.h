@@ -1,0 +1,150 @@
+/*-------------------------------------------------------------------------
+ *
+ * common.h
+ *	  The bottom of the PostgreSQL side (src/common): every header of a
+ *	  layer above includes it first. Settings, the json-c bridge, problem
+ *	  reporting, catalog helpers, workflow definitions, kept SPI plans.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/common/common.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AGENTORCH_H
+#define AGENTORCH_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+#include "utils/resowner.h"
+#include "utils/palloc.h"
+
+/*
+ * PostgreSQL declares a SQL-callable C function named json_object (in
+ * fmgrprotos.h), json-c a type of that name. The function is never called
+ * here, so it is renamed while its header is read; afterwards the include
+ * guard keeps it out and json_object means json-c's type everywhere.
+ * Every file of the extension layer includes this header first.
+ */
+#define json_object ao_pg_json_object_function
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#undef json_object
+
+#include <json-c/json.h>
+
+#include "ao_core.h"
+#include "guc.h"
+
+
+/*
+ * json-c bridge (pg_json.c). json-c objects are malloc'd; every object the
+ * extension holds is "owned" by a memory context through a reset callback,
+ * so an ERROR releases it with the context.
+ */
+extern json_object *ao_json_own(json_object *obj);
+extern json_object *ao_json_from_jsonb(Jsonb *jb);
+extern json_object *ao_json_from_cstring(const char *text, size_t len, const char *what);
+extern Jsonb *ao_jsonb_from_json(json_object *obj);
+extern Datum ao_jsonb_datum_from_json(json_object *obj);
+
+/*
+ * Problem lists (pg_json.c). A core ao_problems list owned by the current
+ * memory context; returned as (path, message) rows or raised as one ERROR
+ * whose DETAIL lists every problem.
+ */
+extern ao_problems *ao_problems_new(void);
+extern void ao_problems_return(FunctionCallInfo fcinfo, ao_problems *p);
+extern char *ao_problems_detail(ao_problems *p);
+extern Jsonb *ao_error_jsonb(const char *sqlstate, const char *message, const char *detail);
+extern void ao_problems_raise(ao_problems *p, int sqlerrcode, const char *what) pg_attribute_noreturn();
+extern void ao_check_size(Size size, const char *what);
+
+/* catalog helpers (catalog.c) */
+extern Oid	ao_extension_owner(void);
+/*
+ * The search_path every SQL statement of the extension runs under: only
+ * pg_catalog's objects can be named unqualified (pg_temp last, so a
+ * temporary object never shadows one). See DESIGN.md section 9.
+ */
+#define AO_SAFE_SEARCH_PATH "pg_catalog, pg_temp"
+
+/*
+ * Deepest JSON nesting the extension converts to json-c (the template
+ * renderer's limit too): what PostgreSQL's own jsonb parser accepts with
+ * the default max_stack_depth (2MB) is of this order.
+ */
+#define AO_MAX_JSON_DEPTH 10000
+
+/* Timeout of transactional steps when neither they nor the settings give one. */
+#define AO_DEFAULT_STEP_TIMEOUT_MS 60000
+
+/* Saved identity and GUC nest level of ao_become_extension_owner. */
+typedef struct AoUserScope
+{
+	Oid			uid;
+	int			sec;
+	int			nest;
+} AoUserScope;
+
+extern void ao_become_extension_owner(AoUserScope *scope);
+extern void ao_restore_user(AoUserScope *scope);
+extern int	ao_push_safe_search_path(void);
+extern ErrorData *ao_abort_subxact(MemoryContext caller, ResourceOwner owner);
+extern json_object *ao_load_schema(const char *name);
+extern bool ao_tool_exists(const char *name);
+
+
+/* May a role use a tool? (catalog.c) */
+typedef enum AoToolAccess
+{
+	AO_TOOL_MISSING,
+	AO_TOOL_DENIED,
+	AO_TOOL_USABLE
+} AoToolAccess;
+extern AoToolAccess ao_tool_access(const char *name, Oid role);
+#define AO_TOOL_DENIED_PREFIX "permission denied for tool "
+extern Jsonb *ao_pin_tools(json_object *steps, json_object *extra, Oid role);
+extern json_object *ao_usable_tool_names(Oid role);
+
+/* Why expr is not a jsonpath (palloc'd message), or NULL when it is one. */
+extern char *ao_jsonpath_error(const char *expr);
+
+/*
+ * The schema version of agentorch in this database (pg_extension.extversion).
+ * One library serves every schema version it can be updated from: a
+ * database stays at its version until ALTER EXTENSION agentorch UPDATE, and
+ * its runs keep running meanwhile. C code that needs SQL objects of a newer
+ * version asks ao_schema_at_least() (to fall back) or ao_require_schema()
+ * (to refuse with 0A000 and a hint to update). Versions are compared as
+ * AO_SCHEMA_VERSION(major, minor, patch).
+ */
+#define AO_SCHEMA_VERSION(major, minor, patch) ((major) * 10000 + (minor) * 100 + (patch))
+extern int	ao_schema_version(void);
+extern bool ao_schema_at_least(int major, int minor);
+extern void ao_require_schema(int major, int minor, const char *feature);
+extern void ao_check_workflow_semantics(json_object *normalized, json_object *schema,
+										ao_problems *problems);
+
+/* workflow definitions (definitions.c) */
+extern void ao_core_interrupted(int *rounds);
+extern json_object *ao_json_from_yaml_text(text *document);
+extern ao_problems *ao_workflow_problems(Jsonb *definition, json_object **normalized_out);
+
+/* kept plans of the extension's literal statements (spi.c) */
+extern int	ao_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+						int expected);
+extern int	ao_spi_exec_literal(const char *sql, int nargs, Oid *types, Datum *values,
+								const char *nulls);
+
+
+/* templates (template_pg.c) */
+extern Jsonb *ao_render_jsonb(Jsonb *tmpl, Jsonb *context);
+
+
+
+#endif							/* AGENTORCH_H */

@@ -1,0 +1,77 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi.c
+ *	  Kept SPI plans of the extension's fixed statements, shared by every
+ *	  layer that runs them (the claim loop, the network runner, streams).
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/common/spi.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "common.h"
+
+#include "executor/spi.h"
+
+/*
+ * Plans of the executor's fixed statements, prepared once per process and
+ * kept (SPI_keepplan): the executor runs the same few statements for every
+ * step, and planning them each time was a large share of its CPU. The
+ * cache is keyed by the address of the statement's string literal; the
+ * plan cache revalidates the plans after DDL on what they use.
+ */
+#define AO_MAX_CACHED_PLANS 64
+static struct
+{
+	const char *sql;
+	SPIPlanPtr	plan;
+}			cached_plans[AO_MAX_CACHED_PLANS];
+static int	ncached_plans = 0;
+
+/* The kept plan of a literal statement (prepared on first use). */
+static SPIPlanPtr
+cached_plan(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan;
+
+	for (int i = 0; i < ncached_plans; i++)
+		if (cached_plans[i].sql == sql)
+			return cached_plans[i].plan;
+	plan = SPI_prepare(sql, nargs, types);
+	if (plan == NULL)
+		elog(ERROR, "agentorch: could not prepare: %s: %s", sql, SPI_result_code_string(SPI_result));
+	if (ncached_plans == AO_MAX_CACHED_PLANS)
+		return plan;			/* not kept: freed with the SPI connection */
+	SPI_keepplan(plan);
+	cached_plans[ncached_plans].sql = sql;
+	cached_plans[ncached_plans].plan = plan;
+	ncached_plans++;
+	return plan;
+}
+
+/*
+ * Run a statement (a string literal) with parameters through its kept
+ * plan; ERRORs with the statement when the result code is not the
+ * expected one (0: any success).
+ */
+int
+ao_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected)
+{
+	int			ret = SPI_execute_plan(cached_plan(sql, nargs, types), values, nulls, false, 0);
+
+	if (expected == 0 ? ret < 0 : ret != expected)
+		elog(ERROR, "agentorch: unexpected SPI result %d for: %s", ret, sql);
+	return ret;
+}
+
+/*
+ * ao_spi_exec without a result check, for the network runner: sql MUST be
+ * a string literal, since the plan is cached by its address.
+ */
+int
+ao_spi_exec_literal(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+	return ao_spi_exec(sql, nargs, types, values, nulls, 0);
+}

@@ -1,0 +1,435 @@
+/*-------------------------------------------------------------------------
+ *
+ * policy.c
+ *	  Circuit breaker, bulkhead and rate limit per model or tool, with
+ *	  their state in shared memory so every executor of the server sees
+ *	  the same limits; metrics() shows it.
+ *
+ *	  circuit breaker: after failure_threshold consecutive failures the
+ *	    target is open for cooldown; then one request may probe
+ *	    (half-open): its success closes the breaker, its failure re-opens.
+ *	  bulkhead: at most max_concurrency requests in flight.
+ *	  rate limit: token buckets of requests per minute (rpm) and tokens
+ *	    per minute (tpm); a request that would exceed them waits (the step
+ *	    is deferred, not failed).
+ *
+ * Without shared memory (no preload) every check allows: in-session work
+ * has no neighbours to protect.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/policy/policy.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "policy.h"
+
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "policy.h"
+#include "ao_workflow.h"
+
+#define AO_MAX_TARGETS 256
+
+typedef struct AoTarget
+{
+	Oid			dboid;
+	char		name[256];		/* "model:fast", "tool:weather" (tool names have at most 200 bytes) */
+	int			consecutive_failures;
+	TimestampTz open_until;		/* 0 = closed */
+	bool		probing;		/* half-open probe in flight */
+	int			in_flight;
+	double		rpm_tokens;
+	double		tpm_tokens;
+	TimestampTz refilled_at;
+	uint64		requests;
+	uint64		failures;
+	uint64		rejected;		/* breaker open */
+	uint64		deferred;		/* bulkhead full or rate limited */
+} AoTarget;
+
+typedef struct AoPolicyShared
+{
+	LWLock	   *lock;
+	int			ntargets;
+	AoTarget	targets[AO_MAX_TARGETS];
+} AoPolicyShared;
+
+static AoPolicyShared *policy = NULL;
+
+/* Shared memory size (requested by worker/worker.c). */
+Size
+ao_policy_shmem_size(void)
+{
+	return MAXALIGN(sizeof(AoPolicyShared));
+}
+
+/* Create or attach (called under AddinShmemInitLock by worker/worker.c). */
+void
+ao_policy_shmem_init(LWLock *lock)
+{
+	bool		found;
+
+	policy = ShmemInitStruct("agentorch policies", sizeof(AoPolicyShared), &found);
+	if (!found)
+	{
+		memset(policy, 0, sizeof(AoPolicyShared));
+		policy->lock = lock;
+	}
+}
+
+/* A fresh target entry for name in this database: full buckets, breaker closed. */
+static AoTarget *
+init_target(AoTarget *t, const char *name, const AoLimits *lim)
+{
+	memset(t, 0, sizeof(*t));
+	t->dboid = MyDatabaseId;
+	strlcpy(t->name, name, sizeof(t->name));
+	t->rpm_tokens = lim->rpm > 0 ? Max(1.0, lim->rpm / 60.0) : 0;
+	t->tpm_tokens = lim->tpm > 0 ? lim->tpm : 0;
+	t->refilled_at = GetCurrentTimestamp();
+	return t;
+}
+
+/* Find or create the state of a target; caller holds the lock exclusively. */
+static AoTarget *
+target(const char *name, const AoLimits *lim)
+{
+	for (int i = 0; i < policy->ntargets; i++)
+		if (policy->targets[i].dboid == MyDatabaseId && strcmp(policy->targets[i].name, name) == 0)
+			return &policy->targets[i];
+	if (policy->ntargets == AO_MAX_TARGETS)
+	{
+		/*
+		 * Full (many tools, many databases): reuse the idle target refilled
+		 * longest ago -- nothing in flight, breaker closed -- so new targets
+		 * still get their limits; with none idle, the caller defers.
+		 */
+		int			victim = -1;
+
+		for (int i = 0; i < policy->ntargets; i++)
+		{
+			AoTarget   *c = &policy->targets[i];
+
+			/*
+			 * tools before models: a role's many tools must not reset a
+			 * model's token budget or failure count by evicting it
+			 */
+			bool		model = strncmp(c->name, "model:", 6) == 0;
+			bool		victim_model = victim >= 0 && strncmp(policy->targets[victim].name, "model:", 6) == 0;
+
+			if (c->in_flight == 0 && c->open_until == 0 && !c->probing &&
+				(victim < 0 || (victim_model && !model) ||
+				 (victim_model == model && c->refilled_at < policy->targets[victim].refilled_at)))
+				victim = i;
+		}
+		if (victim < 0)
+			return NULL;
+		return init_target(&policy->targets[victim], name, lim);
+	}
+	return init_target(&policy->targets[policy->ntargets++], name, lim);
+}
+
+/*
+ * The concurrency slots this process holds (allowed by ao_policy_acquire,
+ * not yet given back by ao_policy_release). An executor that exits --
+ * SIGTERM from DROP EXTENSION or DROP DATABASE, a lowered max_workers, a
+ * FATAL error -- gives them back in a before_shmem_exit callback, so a
+ * model's in_flight never stays counted for requests nobody runs. (A crash
+ * restarts the cluster, and with it the counters.)
+ */
+typedef struct HeldSlots
+{
+	Oid			dboid;
+	char		name[128];
+	int			count;
+} HeldSlots;
+
+static HeldSlots *held = NULL;
+static int	nheld = 0;
+static int	held_cap = 0;
+static bool held_exit_registered = false;
+
+/* Give back every slot this process holds (before_shmem_exit). */
+static void
+release_held_slots(int code, Datum arg)
+{
+	if (policy == NULL || nheld == 0)
+		return;
+	LWLockAcquire(policy->lock, LW_EXCLUSIVE);
+	for (int h = 0; h < nheld; h++)
+	{
+		if (held[h].count <= 0)
+			continue;
+		for (int i = 0; i < policy->ntargets; i++)
+		{
+			AoTarget   *t = &policy->targets[i];
+
+			if (t->dboid == held[h].dboid && strcmp(t->name, held[h].name) == 0)
+			{
+				t->in_flight = Max(0, t->in_flight - held[h].count);
+				t->probing = false;
+			}
+		}
+		held[h].count = 0;
+	}
+	LWLockRelease(policy->lock);
+}
+
+/* Count a slot of target name as held (delta +1) or given back (-1). */
+static void
+note_held(const char *name, int delta)
+{
+	int			h;
+
+	for (h = 0; h < nheld; h++)
+		if (held[h].dboid == MyDatabaseId && strcmp(held[h].name, name) == 0)
+			break;
+	if (h == nheld)
+	{
+		if (delta < 0)
+			return;
+		if (nheld == held_cap)
+		{
+			held_cap = Max(8, held_cap * 2);
+			held = held ? repalloc(held, sizeof(HeldSlots) * held_cap)
+				: MemoryContextAlloc(TopMemoryContext, sizeof(HeldSlots) * held_cap);
+		}
+		held[nheld].dboid = MyDatabaseId;
+		strlcpy(held[nheld].name, name, sizeof(held[nheld].name));
+		held[nheld].count = 0;
+		nheld++;
+	}
+	held[h].count = Max(0, held[h].count + delta);
+	if (!held_exit_registered)
+	{
+		before_shmem_exit(release_held_slots, (Datum) 0);
+		held_exit_registered = true;
+	}
+}
+
+/* Refill the token buckets for the time passed. */
+static void
+refill(AoTarget *t, const AoLimits *lim, TimestampTz now)
+{
+	double		minutes = (double) (now - t->refilled_at) / (60.0 * USECS_PER_SEC);
+
+	if (lim->rpm > 0)
+		t->rpm_tokens = Min(Max(1.0, lim->rpm / 60.0), t->rpm_tokens + minutes * lim->rpm);
+	if (lim->tpm > 0)
+		t->tpm_tokens = Min(lim->tpm, t->tpm_tokens + minutes * lim->tpm);
+	t->refilled_at = now;
+}
+
+/*
+ * May a request to the target start now? Returns AO_ALLOW (and counts it
+ * in flight), AO_DEFER with *wait_ms (bulkhead full or rate limited), or
+ * AO_REJECT (breaker open; *wait_ms until it may probe).
+ */
+AoDecision
+ao_policy_acquire(const char *name, const AoLimits *lim, double expected_tokens, long *wait_ms)
+{
+	AoTarget   *t;
+	TimestampTz now = GetCurrentTimestamp();
+	AoDecision	d = AO_ALLOW;
+
+	*wait_ms = 0;
+	if (policy == NULL)
+		return AO_ALLOW;
+	LWLockAcquire(policy->lock, LW_EXCLUSIVE);
+	t = target(name, lim);
+	if (t == NULL)
+	{
+		/* every target is busy: wait, rather than run without limits */
+		LWLockRelease(policy->lock);
+		*wait_ms = 1000;
+		return AO_DEFER;
+	}
+	refill(t, lim, now);
+	if (t->open_until != 0)
+	{
+		if (now < t->open_until || t->probing)
+		{
+			d = AO_REJECT;
+			*wait_ms = t->probing ? 1000 : (long) ((t->open_until - now) / 1000) + 1;
+			t->rejected++;
+		}
+		else
+			t->probing = true;	/* half-open: this request probes */
+	}
+	if (d == AO_ALLOW && lim->max_concurrency > 0 && t->in_flight >= lim->max_concurrency)
+	{
+		d = AO_DEFER;
+		*wait_ms = 50;
+	}
+	if (d == AO_ALLOW && lim->rpm > 0 && t->rpm_tokens < 1)
+	{
+		d = AO_DEFER;
+		*wait_ms = (long) ((1 - t->rpm_tokens) / lim->rpm * 60000.0) + 1;
+	}
+	if (d == AO_ALLOW && lim->tpm > 0 && expected_tokens > 0 && t->tpm_tokens < Min(expected_tokens, lim->tpm))
+	{
+		d = AO_DEFER;
+		*wait_ms = (long) ((Min(expected_tokens, lim->tpm) - t->tpm_tokens) / lim->tpm * 60000.0) + 1;
+	}
+	if (d == AO_ALLOW)
+	{
+		t->in_flight++;
+		t->requests++;
+		if (lim->rpm > 0)
+			t->rpm_tokens -= 1;
+	}
+	else if (d == AO_DEFER)
+	{
+		t->deferred++;
+		if (t->probing && t->open_until != 0 && now >= t->open_until)
+			t->probing = false;
+	}
+	LWLockRelease(policy->lock);
+	if (d == AO_ALLOW)
+		note_held(name, +1);
+	return d;
+}
+
+/*
+ * A request that was allowed finished: outcome 1 (success) closes the
+ * breaker, 0 (a failure of the target: transport, 429, 5xx) counts toward
+ * opening it, -1 (neutral: the client's own timeout, which a role could
+ * set to a few milliseconds to trip a breaker every role shares) does
+ * neither; tokens used come off the tpm bucket.
+ */
+void
+ao_policy_release(const char *name, const AoLimits *lim, int outcome, double tokens_used)
+{
+	bool		success = outcome > 0;
+
+	AoTarget   *t;
+
+	if (policy == NULL)
+		return;
+	note_held(name, -1);
+	LWLockAcquire(policy->lock, LW_EXCLUSIVE);
+	t = target(name, lim);
+	if (t != NULL)
+	{
+		if (t->in_flight > 0)
+			t->in_flight--;
+		if (lim->tpm > 0 && tokens_used > 0)
+			t->tpm_tokens -= tokens_used;
+		if (outcome < 0)
+			t->probing = false;		/* the next request probes again */
+		else if (success)
+		{
+			t->consecutive_failures = 0;
+			t->open_until = 0;
+			t->probing = false;
+		}
+		else
+		{
+			t->failures++;
+			t->consecutive_failures++;
+			if (t->probing || (lim->failure_threshold > 0 && t->consecutive_failures >= lim->failure_threshold))
+				t->open_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), lim->cooldown_ms > 0 ? lim->cooldown_ms : 30000);
+			t->probing = false;
+		}
+	}
+	LWLockRelease(policy->lock);
+}
+
+/* Is the target's breaker open right now (for choosing a fallback)? */
+bool
+ao_policy_is_open(const char *name)
+{
+	bool		open = false;
+
+	if (policy == NULL)
+		return false;
+	LWLockAcquire(policy->lock, LW_SHARED);
+	for (int i = 0; i < policy->ntargets; i++)
+		if (policy->targets[i].dboid == MyDatabaseId && strcmp(policy->targets[i].name, name) == 0)
+			open = policy->targets[i].open_until != 0 &&
+				(GetCurrentTimestamp() < policy->targets[i].open_until || policy->targets[i].probing);
+	LWLockRelease(policy->lock);
+	return open;
+}
+
+/* Append the policy state of this database's targets to a metrics() result. */
+void
+ao_policy_metrics(Tuplestorestate *ts, TupleDesc desc)
+{
+	if (policy == NULL)
+		return;
+	LWLockAcquire(policy->lock, LW_SHARED);
+	for (int i = 0; i < policy->ntargets; i++)
+	{
+		AoTarget   *t = &policy->targets[i];
+		struct
+		{
+			const char *suffix;
+			double		value;
+		}			m[] = {
+			{"breaker_open", (t->open_until != 0 && GetCurrentTimestamp() < t->open_until) ? 1 : 0},
+			{"consecutive_failures", t->consecutive_failures},
+			{"in_flight", t->in_flight},
+			{"requests_total", (double) t->requests},
+			{"failures_total", (double) t->failures},
+			{"rejected_total", (double) t->rejected},
+			{"deferred_total", (double) t->deferred},
+		};
+
+		if (t->dboid != MyDatabaseId)
+			continue;
+		for (int j = 0; j < (int) lengthof(m); j++)
+		{
+			Datum		v[2];
+			bool		n[2] = {false, false};
+
+			v[0] = CStringGetTextDatum(psprintf("%s.%s", t->name, m[j].suffix));
+			v[1] = Float8GetDatum(m[j].value);
+			tuplestore_putvalues(ts, desc, v, n);
+		}
+	}
+	LWLockRelease(policy->lock);
+}
+
+/* Read limits from a model spec or tool policy object (missing = unlimited). */
+void
+ao_policy_limits_from_json(json_object *o, AoLimits *lim)
+{
+	json_object *v;
+	json_object *sub;
+
+	memset(lim, 0, sizeof(*lim));
+	lim->failure_threshold = 5;
+	lim->cooldown_ms = 30000;
+	if (o == NULL)
+		return;
+	if (json_object_object_get_ex(o, "max_concurrency", &v))
+		lim->max_concurrency = json_object_get_int(v);
+	if (json_object_object_get_ex(o, "rate_limit", &sub))
+	{
+		if (json_object_object_get_ex(sub, "rpm", &v))
+			lim->rpm = json_object_get_double(v);
+		if (json_object_object_get_ex(sub, "tpm", &v))
+			lim->tpm = json_object_get_double(v);
+	}
+	if (json_object_object_get_ex(o, "circuit_breaker", &sub))
+	{
+		if (json_object_object_get_ex(sub, "failure_threshold", &v))
+			lim->failure_threshold = json_object_get_int(v);
+		if (json_object_object_get_ex(sub, "cooldown", &v))
+		{
+			double		ms = ao_duration_ms(v);
+
+			if (ms >= 0)
+				lim->cooldown_ms = (long) ms;
+		}
+	}
+}

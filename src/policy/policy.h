@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * policy.h
+ *	  Circuit breaker, bulkhead and rate limit per model or tool (policy.c).
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/policy/policy.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AO_POLICY_H
+#define AO_POLICY_H
+
+#include "io.h"
+
+#include "storage/lwlock.h"
+#include "utils/tuplestore.h"
+
+typedef struct AoLimits
+{
+	int			max_concurrency;	/* 0 = unlimited */
+	double		rpm;			/* requests per minute, 0 = unlimited */
+	double		tpm;			/* tokens per minute, 0 = unlimited */
+	int			failure_threshold;	/* consecutive failures that open the breaker */
+	long		cooldown_ms;	/* open time before a probe */
+} AoLimits;
+
+typedef enum AoDecision
+{
+	AO_ALLOW,
+	AO_DEFER,					/* wait: bulkhead full or rate limited */
+	AO_REJECT					/* breaker open */
+} AoDecision;
+
+extern Size ao_policy_shmem_size(void);
+extern void ao_policy_shmem_init(LWLock *lock);
+extern AoDecision ao_policy_acquire(const char *name, const AoLimits *lim,
+									double expected_tokens, long *wait_ms);
+extern void ao_policy_release(const char *name, const AoLimits *lim, int outcome,
+							  double tokens_used);
+extern bool ao_policy_is_open(const char *name);
+extern void ao_policy_metrics(Tuplestorestate *ts, TupleDesc desc);
+extern void ao_policy_limits_from_json(json_object *o, AoLimits *lim);
+
+#endif							/* AO_POLICY_H */

@@ -1,0 +1,1375 @@
+/*-------------------------------------------------------------------------
+ *
+ * claim.c
+ *	  The claim loop of an executor: claims ready steps, runs them by kind
+ *	  (the transactional runners are here), and hands each outcome to the
+ *	  state layer (sql/agentorch_state.sql). The executor's main loop that
+ *	  calls it is in src/worker/worker.c.
+ *
+ * Transactional steps (sql and function tools, database.query, branch,
+ * parallel, loop, user_input) are claimed, executed and completed in one
+ * transaction: each step runs in its own subtransaction, so one failure
+ * does not roll back its neighbours, and one commit completes many steps
+ * exactly once. A crash before the commit leaves them ready again. Steps
+ * that a completion makes ready are picked up in the same transaction
+ * (up to the batch size), so a chain of transactional steps costs one
+ * commit, not one per step.
+ *
+ * Network steps (llm, http tools) are never run inside a transaction;
+ * they are leased and driven by the network runner (runner_net.c).
+ *
+ * Tools run as the run's owner: inside the step's subtransaction the user
+ * is switched with SECURITY_LOCAL_USERID_CHANGE and
+ * SECURITY_RESTRICTED_OPERATION, and a GUC nest level is unwound
+ * afterwards, the way PostgreSQL runs maintenance work as a table owner;
+ * aborting the subtransaction restores everything on error.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/runner/claim.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "runner.h"
+
+#include "ao_template.h"
+
+#include "access/xact.h"
+#include "common/pg_prng.h"
+#include "storage/latch.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+
+#include "ao_backoff.h"
+#include "ao_json_schema.h"
+#include "ao_workflow.h"
+
+static int	executor_id = 0;
+
+/*
+ * Simulation (agentorch.simulate): the executor runs one throwaway run in
+ * the caller's subtransaction, with every tool, llm and user_input step's
+ * output taken from the mocks instead of executed.
+ */
+static int64 sim_run = 0;
+static json_object *sim_mocks = NULL;
+
+/*
+ * Lock order across claims: a transaction waits for run locks only in
+ * ascending run id order, also across the claims it makes (the cascade
+ * loop in process_steps, several work() calls in one transaction). This
+ * is the highest run id the current transaction has locked; later claims
+ * leave runs below it to others.
+ */
+static LocalTransactionId locked_lxid = InvalidLocalTransactionId;
+static int64 locked_max_run = 0;
+
+/* The highest run id locked by the current transaction (0 = none). */
+static int64
+max_locked_run(void)
+{
+	if (locked_lxid != MyProc->lxid)
+	{
+		locked_lxid = MyProc->lxid;
+		locked_max_run = 0;
+	}
+	return locked_max_run;
+}
+
+/*
+ * Crash-loop protection. A transactional step runs inside the transaction
+ * that completes it, so if it crashes the server, nothing of the attempt
+ * is committed and the restarted executor would run it again, forever.
+ * So after a start that follows a crash (or the server's start) an executor is "careful" for its first
+ * AO_CAREFUL_STEPS steps: it commits crashes = crashes + 1 on a step before running it
+ * (completion resets it), and a step with AO_MAX_CRASHES recorded crashes
+ * fails instead of running again.
+ */
+#define AO_MAX_CRASHES 3
+#define AO_CAREFUL_STEPS 8
+static int	careful_left = 0;
+
+/* A cancel() interrupted a step: end the batch (process_steps) at once. */
+static bool end_batch_now = false;
+
+/* ... and claim nothing of that run for a moment (claim()). */
+static int64 cancelled_run = 0;
+static TimestampTz cancelled_run_until = 0;
+
+/* A claimed step, as the claim query returns it. */
+typedef struct Claimed
+{
+	int64		run_id;
+	char	   *step_id;
+	char	   *kind;
+	Jsonb	   *spec;
+	int			attempt;
+	int			max_attempts;
+	Jsonb	   *item;			/* NULL outside loops */
+	int			iteration;		/* -1 outside loops */
+	Oid			owner;
+} Claimed;
+
+/* The outcome of running one step. */
+typedef struct Outcome
+{
+	bool		ok;
+	Jsonb	   *output;			/* on success */
+	Jsonb	   *error;			/* on failure: {message, sqlstate, detail, hint} */
+	bool		retryable;
+} Outcome;
+
+/* Remember which executor this is (used as steps.worker). */
+void
+ao_executor_startup(int index, bool after_crash)
+{
+	executor_id = MyProcPid;	/* steps.worker: the pid holding a step */
+	/* the executor before this one stopped normally (SIGTERM, DROP ...): no crash to count */
+	careful_left = after_crash ? AO_CAREFUL_STEPS : 0;
+}
+
+/*-------------------------------------------------------------------------
+ * SPI helpers (all within an SPI connection opened by the caller)
+ *-------------------------------------------------------------------------
+ */
+
+/* A jsonb Datum from C text. */
+static Datum
+jsonb_datum(const char *text)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
+}
+
+/* Copy a jsonb result column out of SPI memory into the caller's context. */
+static Jsonb *
+spi_jsonb(int row, int col, MemoryContext into)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+	MemoryContext old;
+	Jsonb	   *result;
+
+	if (isnull)
+		return NULL;
+	old = MemoryContextSwitchTo(into);
+	result = DatumGetJsonbPCopy(d);
+	MemoryContextSwitchTo(old);
+	return result;
+}
+
+/* Error jsonb from an ErrorData. */
+static Jsonb *
+error_jsonb(ErrorData *edata)
+{
+	json_object *o = ao_json_own(json_object_new_object());
+
+	json_object_object_add(o, "message", json_object_new_string(edata->message ? edata->message : "error"));
+	json_object_object_add(o, "sqlstate", json_object_new_string(unpack_sql_state(edata->sqlerrcode)));
+	if (edata->detail)
+		json_object_object_add(o, "detail", json_object_new_string(edata->detail));
+	if (edata->hint)
+		json_object_object_add(o, "hint", json_object_new_string(edata->hint));
+	return ao_jsonb_from_json(o);
+}
+
+
+/*
+ * Errors worth another attempt: not syntax or access rule violations
+ * (class 42), not data exceptions (22), integrity violations (23),
+ * unsupported features (0A), PL/pgSQL raises (P0), writes in a read-only
+ * query (25006) or exceeded limits (54000); timeouts, serialization
+ * failures, resource shortages and the like are.
+ */
+static bool
+retryable_sqlstate(int sqlerrcode)
+{
+	char	   *s = unpack_sql_state(sqlerrcode);
+
+	return strncmp(s, "42", 2) != 0 && strncmp(s, "22", 2) != 0 &&
+		strncmp(s, "23", 2) != 0 && strncmp(s, "0A", 2) != 0 && strncmp(s, "P0", 2) != 0 &&
+		strcmp(s, "25006") != 0 &&	/* read-only transaction: the same again */
+		strcmp(s, "54000") != 0;	/* a limit: the same again */
+}
+
+/*-------------------------------------------------------------------------
+ * Templates and conditions
+ *-------------------------------------------------------------------------
+ */
+
+/* The template context of a step: the run's context plus item/index. */
+static Jsonb *
+step_context(Claimed *c, MemoryContext into)
+{
+	Oid			types[3] = {INT8OID, JSONBOID, INT4OID};
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	values[0] = Int64GetDatum(c->run_id);
+	if (c->iteration >= 0)
+	{
+		values[1] = c->item ? JsonbPGetDatum(c->item) : jsonb_datum("null");
+		values[2] = Int32GetDatum(c->iteration);
+	}
+	else
+		nulls[1] = nulls[2] = 'n';
+	ao_spi_exec("SELECT agentorch._context($1, $2, $3)", 3, types, values, nulls, SPI_OK_SELECT);
+	return spi_jsonb(0, 1, into);
+}
+
+/* Evaluate a jsonpath predicate against the context (null counts as false). */
+static bool
+condition_holds(Jsonb *context, const char *condition)
+{
+	Oid			types[2] = {JSONBOID, TEXTOID};
+	Datum		values[2];
+	bool		isnull;
+	Datum		d;
+
+	values[0] = JsonbPGetDatum(context);
+	values[1] = CStringGetTextDatum(condition);
+	ao_spi_exec("SELECT pg_catalog.jsonb_path_match($1, $2::jsonpath, '{}', true)",
+			 2, types, values, NULL, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull && DatumGetBool(d);
+}
+
+/* Member of the step spec as an owned json-c object (borrowed member), or NULL. */
+static json_object *
+spec_member(json_object *spec, const char *key)
+{
+	json_object *v;
+
+	if (json_object_object_get_ex(spec, key, &v))
+		return v;
+	return NULL;
+}
+
+/*-------------------------------------------------------------------------
+ * Running steps
+ *-------------------------------------------------------------------------
+ */
+
+/*
+ * Timeout of a transactional step in ms: the step's own, else the tool
+ * policy's, else agentorch.step_timeout, else AO_DEFAULT_STEP_TIMEOUT_MS:
+ * no step holds an executor (and the runs of its batch) without bound.
+ */
+static int
+step_timeout_ms(json_object *spec, json_object *policy)
+{
+	json_object *t = spec ? spec_member(spec, "timeout") : NULL;
+	double		ms = -1;
+
+	if (t)
+		ms = ao_duration_ms(t);
+	if (ms < 0 && policy && (t = spec_member(policy, "timeout")))
+		ms = ao_duration_ms(t);
+	if (ms < 0)
+		ms = ao_step_timeout_ms > 0 ? ao_step_timeout_ms : AO_DEFAULT_STEP_TIMEOUT_MS;
+	return (int) AO_CAP_STEP_TIMEOUT(ms);
+}
+
+/*
+ * Run a tool step as the run's owner inside a subtransaction. Returns the
+ * outcome; never ERRORs for failures of the tool itself.
+ */
+static Outcome
+run_tool_as(Oid run_owner, int64 run, const char *tool, json_object *spec, Jsonb *input)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile Outcome out = {0};
+	AoTool	   *t;
+
+	t = ao_lookup_tool(run, tool);
+	if (t != NULL && strcmp(t->kind, "builtin") == 0)
+	{
+		/*
+		 * Nothing an LLM writes is executed as SQL: database.query runs only
+		 * the literal query of its step's definition (validation refuses a
+		 * ${...} reference in it; this also holds for definitions stored by
+		 * older versions), and is never run for a model's function call.
+		 */
+		json_object *lit = spec ? spec_member(spec, "input") : NULL;
+		json_object *q = lit && json_object_is_type(lit, json_type_object)
+			? json_object_object_get(lit, "query") : NULL;
+
+		if (spec == NULL ||
+			(lit != NULL && !json_object_is_type(lit, json_type_object)) ||
+			(q != NULL && (!json_object_is_type(q, json_type_string) || ao_template_has_reference(q))))
+		{
+			out.error = ao_error_jsonb("42501", spec == NULL
+									   ? "database.query cannot be called by a model"
+									   : "database.query runs only a literal query of its step's definition",
+									   "Values reach a query only as bound parameters (\"params\": [...] for $1, $2, ...).");
+			return out;
+		}
+	}
+	if (t == NULL)
+	{
+		out.error = ao_error_jsonb("42704", psprintf("tool \"%s\" does not exist", tool), NULL);
+		return out;
+	}
+	if (t->input_schema)
+	{
+		ao_problems *p = ao_problems_new();
+		json_object *in = ao_json_from_jsonb(input);
+
+		if (ao_json_schema_validate(t->input_schema, in, ao_problems_add, p) > 0)
+		{
+			out.error = ao_error_jsonb("22023", psprintf("input of tool \"%s\" does not match its input_schema", tool),
+									   ao_problems_detail(p));
+			return out;
+		}
+	}
+	if (strcmp(t->kind, "http") == 0)
+	{
+		out.error = ao_error_jsonb("0A000", psprintf("http tool \"%s\" cannot run inside a transaction", tool), NULL);
+		return out;
+	}
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(run_owner)))
+	{
+		out.error = ao_error_jsonb("42704", "the role that started this run no longer exists", NULL);
+		return out;
+	}
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		Oid			save_uid;
+		int			save_sec;
+		int			nest;
+		int			timeout = step_timeout_ms(spec, t->policy);
+		Jsonb	   *result;
+
+		GetUserIdAndSecContext(&save_uid, &save_sec);
+		SetUserIdAndSecContext(run_owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		nest = NewGUCNestLevel();
+		/* the tool's SQL runs with the path captured for it, as the owner */
+		(void) set_config_option("search_path", t->search_path, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		if (strcmp(t->kind, "builtin") == 0 && (timeout <= 0 || timeout > ao_query_timeout_ms))
+			timeout = ao_query_timeout_ms;
+		if (timeout > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, timeout);
+		result = ao_run_tool_as_owner(t, input, caller);
+		if (timeout > 0)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+		AtEOXact_GUC(false, nest);
+		SetUserIdAndSecContext(save_uid, save_sec);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+		out.ok = true;
+		out.output = result;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		edata = ao_abort_subxact(caller, owner);
+		/* cancel() of the run is not the tool's failure: the step's guard handles it */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ao_cancelled_by_request(run, false))
+			ReThrowError(edata);
+		out.ok = false;
+		out.error = error_jsonb(edata);
+		out.retryable = retryable_sqlstate(edata->sqlerrcode);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	return out;
+}
+
+/*
+ * Run a transactional tool for an LLM's function call as the run's owner
+ * (caller: in a transaction with an SPI connection). Returns true with
+ * *output, or false with *error.
+ */
+bool
+ao_call_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *input, Jsonb **output, Jsonb **error)
+{
+	Outcome		o = run_tool_as(run_owner, run, tool, NULL, input);
+
+	*output = o.output;
+	*error = o.error;
+	return o.ok;
+}
+
+/* Render a template member of the spec against the context (missing = JSON null). */
+static Jsonb *
+render_member(json_object *spec, const char *key, Jsonb *context)
+{
+	json_object *v = spec_member(spec, key);
+
+	if (v == NULL)
+		return NULL;
+	if (context == NULL)		/* no ${...} anywhere in the step */
+		return ao_jsonb_from_json(v);
+	return ao_render_jsonb(ao_jsonb_from_json(v), context);
+}
+
+/*
+ * The backoff of a step: the settings, overridden by the step's own
+ * retry.backoff (initial, multiplier, max, jitter). spec may be NULL.
+ */
+void
+ao_step_backoff(json_object *spec, ao_backoff *b)
+{
+	json_object *retry = spec ? spec_member(spec, "retry") : NULL;
+	json_object *backoff = retry ? spec_member(retry, "backoff") : NULL;
+	json_object *x;
+
+	b->initial_ms = ao_retry_initial_ms;
+	b->multiplier = ao_retry_multiplier;
+	b->max_ms = ao_retry_max_ms;
+	b->jitter = ao_retry_jitter;
+	if (backoff == NULL)
+		return;
+	if ((x = spec_member(backoff, "initial")) && ao_duration_ms(x) >= 0)
+		b->initial_ms = ao_duration_ms(x);
+	if ((x = spec_member(backoff, "multiplier")))
+		b->multiplier = json_object_get_double(x);
+	if ((x = spec_member(backoff, "max")) && ao_duration_ms(x) >= 0)
+		b->max_ms = ao_duration_ms(x);
+	if ((x = spec_member(backoff, "jitter")))
+		b->jitter = json_object_get_double(x);
+}
+
+/* See runner.h: one line per failed step, with its SQLSTATE and message. */
+void
+ao_log_step_failure(int64 run, const char *step, Jsonb *error)
+{
+	char	   *text;
+
+	if (ao_log_level == 0)
+		return;
+	text = error ? JsonbToCString(NULL, &error->root, VARSIZE(error)) : "{}";
+	ao_log("agentorch: run %lld step %s failed: %s", (long long) run, step, text);
+}
+
+/* Record a tool outcome: success, another attempt, or failure. */
+static void
+settle(Claimed *c, Outcome *o, json_object *spec)
+{
+	if (o->ok)
+	{
+		Oid			t[1] = {JSONBOID};
+		Datum		v[1];
+
+		v[0] = JsonbPGetDatum(o->output);
+		/* promotion of dependents happens once per run per round (process_steps) */
+		ao_state_call("SELECT agentorch._finish_step($1, $2, 'succeeded', $3, NULL, NULL, true)", c->run_id, c->step_id,
+				   1, t, v, NULL);
+		ao_count_steps(1, 0);
+	}
+	else if (o->retryable && c->attempt + 1 < c->max_attempts)
+	{
+		Oid			t[2] = {JSONBOID, FLOAT8OID};
+		Datum		v[2];
+		ao_backoff	b;
+
+		ao_step_backoff(spec, &b);
+		v[0] = JsonbPGetDatum(o->error);
+		v[1] = Float8GetDatum(ao_backoff_delay_ms(&b, c->attempt + 1, pg_prng_double(&pg_global_prng_state)));
+		ao_state_call("SELECT agentorch._retry_step($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
+	}
+	else
+	{
+		Oid			t[1] = {JSONBOID};
+		Datum		v[1];
+
+		v[0] = JsonbPGetDatum(o->error);
+		ao_state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $3)", c->run_id, c->step_id,
+				   1, t, v, NULL);
+		ao_count_steps(0, 1);
+		ao_log_step_failure(c->run_id, c->step_id, o->error);
+	}
+}
+
+/* A branch: the first case whose condition holds chooses its steps, else "else". */
+static void
+run_branch(Claimed *c, json_object *spec, Jsonb *context)
+{
+	json_object *cases = spec_member(spec, "cases");
+	json_object *chosen = NULL;
+	int			chosen_case = -1;
+	json_object *all = ao_json_own(json_object_new_array());
+	json_object *unchosen = ao_json_own(json_object_new_array());
+	json_object *output = ao_json_own(json_object_new_object());
+	Oid			t[2] = {JSONBOID, TEXTARRAYOID};
+	Datum		v[2];
+
+	for (size_t i = 0; cases && i < json_object_array_length(cases); i++)
+	{
+		json_object *cs = json_object_array_get_idx(cases, i);
+		json_object *then = spec_member(cs, "then");
+
+		for (size_t j = 0; then && j < json_object_array_length(then); j++)
+			json_object_array_add(all, json_object_get(json_object_array_get_idx(then, j)));
+		if (chosen == NULL &&
+			condition_holds(context, json_object_get_string(spec_member(cs, "when"))))
+		{
+			chosen = then;
+			chosen_case = (int) i + 1;
+		}
+	}
+	if (spec_member(spec, "else"))
+	{
+		json_object *els = spec_member(spec, "else");
+
+		for (size_t j = 0; j < json_object_array_length(els); j++)
+			json_object_array_add(all, json_object_get(json_object_array_get_idx(els, j)));
+		if (chosen == NULL)
+			chosen = els;
+	}
+	for (size_t i = 0; i < json_object_array_length(all); i++)
+	{
+		const char *id = json_object_get_string(json_object_array_get_idx(all, i));
+		bool		is_chosen = false;
+
+		for (size_t j = 0; chosen && j < json_object_array_length(chosen); j++)
+			is_chosen = is_chosen || strcmp(id, json_object_get_string(json_object_array_get_idx(chosen, j))) == 0;
+		if (!is_chosen)
+			json_object_array_add(unchosen, json_object_new_string(id));
+	}
+	json_object_object_add(output, "case", chosen_case > 0 ? json_object_new_int(chosen_case) :
+						   (chosen ? json_object_new_string("else") : NULL));
+	json_object_object_add(output, "chosen", chosen ? json_object_get(chosen) : json_object_new_array());
+
+	{
+		int			n = (int) json_object_array_length(unchosen);
+		Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
+
+		for (int i = 0; i < n; i++)
+			elems[i] = CStringGetTextDatum(json_object_get_string(json_object_array_get_idx(unchosen, i)));
+		v[1] = PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	}
+	v[0] = ao_jsonb_datum_from_json(output);
+	ao_state_call("SELECT agentorch._finish_branch($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
+	ao_count_steps(1, 0);
+}
+
+/* Fail a step for a reason found before it ran (no retry). */
+static void
+fail_step(Claimed *c, const char *sqlstate, const char *message, const char *detail)
+{
+	Outcome		o = {0};
+
+	o.error = ao_error_jsonb(sqlstate, message, detail);
+	settle(c, &o, NULL);
+}
+
+/* Start a loop: for_each renders its array; while decides in the state layer. */
+static void
+run_loop(Claimed *c, json_object *spec, Jsonb *context)
+{
+	Oid			t[1] = {JSONBOID};
+	Datum		v[1] = {(Datum) 0};
+	char		nulls[1] = {'n'};
+	json_object *max = spec_member(spec, "max_iterations");
+	int			limit = max ? json_object_get_int(max) : ao_loop_max_iterations;
+
+	if (spec_member(spec, "for_each"))
+	{
+		Jsonb	   *items = render_member(spec, "for_each", context);
+
+		if (items == NULL || !JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
+		{
+			fail_step(c, "22023", "for_each must produce an array", NULL);
+			return;
+		}
+		if ((int) JB_ROOT_COUNT(items) > limit)
+		{
+			fail_step(c, "54000", psprintf("for_each produced %u items, more than max_iterations (%d)",
+										   JB_ROOT_COUNT(items), limit), NULL);
+			return;
+		}
+		v[0] = JsonbPGetDatum(items);
+		nulls[0] = ' ';
+	}
+	ao_state_call("SELECT agentorch._start_children($1, $2, $3)", c->run_id, c->step_id, 1, t, v, nulls);
+}
+
+/* A user_input step starts waiting for submit_input. */
+static void
+run_user_input(Claimed *c, json_object *spec, Jsonb *context)
+{
+	Oid			t[2] = {TEXTOID, FLOAT8OID};
+	Datum		v[2];
+	Jsonb	   *prompt = render_member(spec, "prompt", context);
+	json_object *timeout = spec_member(spec, "timeout");
+	char	   *text = prompt ? JsonbToCString(NULL, &prompt->root, VARSIZE(prompt)) : "";
+
+	/* a rendered string prompt is shown without its JSON quotes */
+	if (prompt && JB_ROOT_IS_SCALAR(prompt))
+	{
+		json_object *p = ao_json_from_jsonb(prompt);
+
+		if (json_object_is_type(p, json_type_string))
+			text = pstrdup(json_object_get_string(p));
+	}
+	v[0] = CStringGetTextDatum(text);
+	v[1] = Float8GetDatum(timeout ? ao_duration_ms(timeout) : 0);
+	ao_state_call("SELECT agentorch._wait_for_input($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
+}
+
+/*
+ * Run one claimed step of a run whose lock we hold. Its outcome is
+ * recorded through the state layer before returning.
+ */
+static void
+run_step(Claimed *c, MemoryContext stepcxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(stepcxt);
+	json_object *spec = ao_json_from_jsonb(c->spec);
+	json_object *when = spec_member(spec, "when");
+	Jsonb	   *context = NULL;
+	Jsonb	   *input = NULL;
+
+	/*
+	 * The run context (every step's output so far) is built only when the
+	 * step needs it: a template, a condition, a branch or a loop.
+	 */
+	if (when || strcmp(c->kind, "branch") == 0 || strcmp(c->kind, "loop") == 0 ||
+		strstr(json_object_to_json_string_ext(spec, JSON_C_TO_STRING_PLAIN), "${") != NULL)
+		context = step_context(c, stepcxt);
+
+	pgstat_report_activity(STATE_RUNNING, psprintf("agentorch: run %lld step %s",
+												   (long long) c->run_id, c->step_id));
+
+	/* a tool's input, rendered, is recorded with the attempt */
+	if (strcmp(c->kind, "tool") == 0)
+	{
+		input = render_member(spec, "input", context);
+		if (input == NULL)
+			input = DatumGetJsonbP(jsonb_datum("{}"));
+	}
+
+	/*
+	 * The attempt begins, counted in this transaction -- unless an earlier
+	 * step of this batch has meanwhile failed or finished the run.
+	 */
+	{
+		Oid			t[2] = {INT4OID, JSONBOID};
+		Datum		v[2];
+		char		n[2] = {' ', input ? ' ' : 'n'};
+
+		v[0] = Int32GetDatum(executor_id);
+		v[1] = input ? JsonbPGetDatum(input) : (Datum) 0;
+		ao_state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
+				   "  input = COALESCE($4, input) "
+				   "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready' "
+				   "  AND EXISTS (SELECT 1 FROM agentorch.runs r WHERE r.id = $1 AND r.status IN ('running', 'waiting'))",
+				   c->run_id, c->step_id, 2, t, v, n);
+		if (SPI_processed == 0)
+		{
+			ao_state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
+					   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
+					   c->run_id, c->step_id, 0, NULL, NULL, NULL);
+			MemoryContextSwitchTo(old);
+			return;
+		}
+	}
+
+	if (sim_run != 0 && !(when && !condition_holds(context, json_object_get_string(when))) &&
+		(strcmp(c->kind, "tool") == 0 || strcmp(c->kind, "llm") == 0 || strcmp(c->kind, "user_input") == 0))
+	{
+		/* simulation: the mock (by step id, else by tool name) is the output */
+		json_object *mock = NULL;
+		json_object *tool = spec_member(spec, "tool");
+		Outcome		o = {0};
+		const char *base = strrchr(c->step_id, '/') ? strrchr(c->step_id, '/') + 1 : c->step_id;
+		char	   *hash = strchr(base, '#');
+
+		if (hash)				/* a loop iteration: its body's id */
+			base = pnstrdup(base, hash - base);
+		if (!json_object_object_get_ex(sim_mocks, c->step_id, &mock) &&
+			!json_object_object_get_ex(sim_mocks, base, &mock) &&
+			tool != NULL)
+			json_object_object_get_ex(sim_mocks, json_object_get_string(tool), &mock);
+		if (strcmp(c->kind, "user_input") == 0 && mock == NULL)
+			run_user_input(c, spec, context);	/* no answer given: it waits */
+		else
+		{
+			o.ok = true;
+			o.output = mock ? ao_jsonb_from_json(mock) : DatumGetJsonbP(jsonb_datum("null"));
+			settle(c, &o, spec);
+		}
+	}
+	else if (when && !condition_holds(context, json_object_get_string(when)))
+	{
+		ao_state_call("SELECT agentorch._finish_step($1, $2, 'skipped', NULL, '{\"reason\": \"when condition is false\"}', NULL, true)",
+				   c->run_id, c->step_id, 0, NULL, NULL, NULL);
+	}
+	else if (strcmp(c->kind, "tool") == 0)
+	{
+		Outcome		o;
+
+		o = run_tool_as(c->owner, c->run_id, json_object_get_string(spec_member(spec, "tool")), spec, input);
+		settle(c, &o, spec);
+	}
+	else if (strcmp(c->kind, "branch") == 0)
+		run_branch(c, spec, context);
+	else if (strcmp(c->kind, "parallel") == 0)
+		ao_state_call("SELECT agentorch._start_children($1, $2, NULL)", c->run_id, c->step_id, 0, NULL, NULL, NULL);
+	else if (strcmp(c->kind, "loop") == 0)
+		run_loop(c, spec, context);
+	else if (strcmp(c->kind, "user_input") == 0)
+		run_user_input(c, spec, context);
+	else
+		fail_step(c, "0A000", psprintf("steps of kind %s cannot run in a transaction", c->kind), NULL);
+
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * A step failed outside its tool's own subtransaction (rendering its
+ * input, converting a value, a state call, a cancel): count the attempt
+ * again (the failed one was rolled back) and record the failure under the
+ * step's retry contract. If even that fails, the step fails without a
+ * retry; only if that fails too does the error reach the batch.
+ */
+static void
+record_step_error(Claimed *c, ErrorData *edata)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Outcome		o = {0};
+	json_object *volatile spec = NULL;
+	Oid			t[2] = {INT4OID, JSONBOID};
+	Datum		v[2];
+	char		n[2] = {' ', 'n'};
+
+	o.ok = false;
+	o.error = error_jsonb(edata);
+	o.retryable = retryable_sqlstate(edata->sqlerrcode);
+	v[0] = Int32GetDatum(executor_id);
+	v[1] = (Datum) 0;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		spec = ao_json_from_jsonb(c->spec);
+		ao_state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
+				   "  input = COALESCE($4, input) "
+				   "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready'",
+				   c->run_id, c->step_id, 2, t, v, n);
+		if (SPI_processed > 0)
+			settle(c, &o, spec);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		FreeErrorData(ao_abort_subxact(caller, owner));
+		/* the simplest record there is: the step failed, no retry */
+		ao_state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $3) "
+				   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
+				   c->run_id, c->step_id, 1, (Oid[]) {JSONBOID}, (Datum[]) {JsonbPGetDatum(o.error)}, NULL);
+		ao_count_steps(0, 1);
+		ao_log_step_failure(c->run_id, c->step_id, o.error);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
+	CurrentResourceOwner = owner;
+}
+
+/*
+ * Run one claimed step inside a subtransaction of its own: everything it
+ * does -- building its context, rendering its input, checking, executing,
+ * converting its output, recording the transition -- either commits with
+ * the batch or is rolled back and becomes that step's failure under its
+ * retry contract (record_step_error). So no step of one run can fail the
+ * batch and halt the other runs of the database. The step's memory is
+ * freed on both paths, so retries do not grow the executor.
+ */
+static void
+run_step_guarded(Claimed *c)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	MemoryContext stepcxt = AllocSetContextCreate(caller, "agentorch step", ALLOCSET_DEFAULT_SIZES);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	ao_executor_set_current_run(c->run_id);
+	PG_TRY();
+	{
+		run_step(c, stepcxt);
+		ao_executor_set_current_run(0);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		ao_executor_set_current_run(0);
+		edata = ao_abort_subxact(caller, owner);
+		MemoryContextReset(stepcxt);
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ao_cancelled_by_request(c->run_id, true))
+		{
+			/*
+			 * cancel() of this run interrupted the step: nothing of it is
+			 * kept, and the batch ends now, so the cancel, waiting for the
+			 * run's lock, settles the run (the step must not be claimed
+			 * again in this transaction).
+			 */
+			FreeErrorData(edata);
+			end_batch_now = true;
+			/* and leave the run alone while the cancel takes its lock */
+			cancelled_run = c->run_id;
+			cancelled_run_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 5000);
+		}
+		else if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ao_take_stale_cancel_note())
+		{
+			/*
+			 * A cancel() of another run reached this step (it read that
+			 * run as ours just before we moved on): this step failed, but
+			 * not for anything of its own -- another attempt, not the
+			 * batch's end.
+			 */
+			record_step_error(c, edata);
+			FreeErrorData(edata);
+		}
+		else if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);	/* the executor is stopped or cancelled: not the step's failure */
+		else
+		{
+			record_step_error(c, edata);
+			FreeErrorData(edata);
+		}
+	}
+	PG_END_TRY();
+	MemoryContextDelete(stepcxt);
+}
+
+/*
+ * Claim up to max ready transactional steps (SKIP LOCKED), ordered by run
+ * so runs are locked in id order. With only_role valid, only runs whose
+ * owner that role has the privileges of (agentorch.work()).
+ */
+static List *
+claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryContext into)
+{
+	Oid			types[7] = {INT4OID, OIDOID, INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	List	   *claimed = NIL;
+
+	values[0] = Int32GetDatum(max);
+	values[1] = ObjectIdGetDatum(only_role);
+	if (!OidIsValid(only_role))
+		nulls[1] = 'n';
+	values[2] = Int64GetDatum(only_run);
+	values[3] = only_step ? CStringGetTextDatum(only_step) : (Datum) 0;
+	if (only_step == NULL)
+		nulls[2] = nulls[3] = 'n';
+	values[4] = Int64GetDatum(max_locked_run());
+	values[5] = Int64GetDatum(sim_run);
+	if (sim_run == 0)
+		nulls[5] = 'n';
+	values[6] = Int64GetDatum(cancelled_run != 0 && GetCurrentTimestamp() < cancelled_run_until ? cancelled_run : 0);
+	ao_spi_exec("SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
+			 "       COALESCE(c.iteration, -1), c.owner FROM ("
+			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner, "
+			 "         s.priority, s.ord "
+			 "    FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
+			 "   WHERE s.status = 'ready' AND (NOT s.network OR $6::int8 IS NOT NULL) "
+			 "     AND ($6::int8 IS NULL OR s.run_id = $6) "
+			 "     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp()) "
+			 "     AND ($2::oid IS NULL OR pg_catalog.pg_has_role($2::oid, r.owner, 'USAGE')) "
+			 "     AND ($3::int8 IS NULL OR (s.run_id = $3 AND s.step_id = $4)) "
+			 "     AND s.run_id >= $5 AND s.run_id <> $7 "
+			 "   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST, s.ord "
+			 "   LIMIT $1 FOR UPDATE OF s, r SKIP LOCKED) c "
+			 /*
+			  * Every row is locked already: the order is only the order of
+			  * work. Steps of a run stay together; runs go by their best
+			  * step (priority, then place in the run), so when the batch
+			  * runs out of time (agentorch.batch_time_limit) a run's 1000th
+			  * loop iteration has not gone before another run's first step.
+			  */
+			 "WINDOW w AS (PARTITION BY c.run_id) "
+			 "ORDER BY pg_catalog.max(c.priority) OVER w DESC, pg_catalog.min(c.ord) OVER w, c.run_id, c.step_id",
+			 7, types, values, nulls, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(into);
+		Claimed    *c = palloc0(sizeof(Claimed));
+		bool		isnull;
+
+		c->run_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		c->step_id = SPI_getvalue(tup, desc, 2);
+		c->kind = SPI_getvalue(tup, desc, 3);
+		c->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		c->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		c->iteration = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+		c->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
+		MemoryContextSwitchTo(old);
+		c->spec = spi_jsonb((int) i, 4, into);
+		c->item = spi_jsonb((int) i, 7, into);
+		claimed = lappend(claimed, c);
+	}
+	return claimed;
+}
+
+static int	process_steps(int max, Oid only_role, int64 only_run, const char *only_step, List **runs);
+
+/*
+ * Process ready transactional steps in the current transaction (the
+ * caller has an SPI connection and an active snapshot): claim, lock each
+ * run, run its steps, and repeat for steps that became ready, until max
+ * steps were processed or none is ready. Runs touched are appended to
+ * *runs (for notifications). Returns the number of steps processed.
+ */
+int
+ao_process_ready_steps(int max, Oid only_role, List **runs)
+{
+	return process_steps(max, only_role, 0, NULL, runs);
+}
+
+/* See ao_process_ready_steps; only_step restricts the first claim to one step. */
+static int
+process_steps(int max, Oid only_role, int64 only_run, const char *only_step, List **runs)
+{
+	int			processed = 0;
+	TimestampTz started = GetCurrentTimestamp();
+	bool		out_of_time = false;
+
+	end_batch_now = false;
+	while (processed < max && !out_of_time && !end_batch_now)
+	{
+		List	   *claimed = claim(max - processed, only_role, only_run, only_step, CurrentMemoryContext);
+		ListCell   *lc;
+		int64		locked_run = 0;
+		bool		run_active = false;
+
+		if (claimed == NIL)
+			break;
+		foreach(lc, claimed)
+		{
+			Claimed    *c = lfirst(lc);
+
+			if (c->run_id != locked_run)
+			{
+				Oid			t[1] = {INT8OID};
+				Datum		v[1];
+				bool		isnull;
+				char	   *status;
+
+				v[0] = Int64GetDatum(c->run_id);
+				ao_spi_exec("SELECT agentorch._lock_run($1)::text", 1, t, v, NULL, SPI_OK_SELECT);
+				status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+				(void) isnull;
+				run_active = status && (strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0);
+				locked_run = c->run_id;
+				if (c->run_id > max_locked_run())
+					locked_max_run = c->run_id;
+				*runs = ao_run_list_add(*runs, c->run_id);
+			}
+			/*
+			 * agentorch.batch_time_limit: steps claimed but not started stay
+			 * ready (their row locks go with the commit) for the next batch,
+			 * so one run's many steps do not keep other runs waiting.
+			 */
+			if (end_batch_now ||
+				(processed > 0 &&
+				 TimestampDifferenceExceeds(started, GetCurrentTimestamp(), ao_batch_time_limit_ms)))
+			{
+				out_of_time = true;
+				break;
+			}
+			if (run_active)
+				run_step_guarded(c);
+			else
+				ao_state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
+						   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
+						   c->run_id, c->step_id, 0, NULL, NULL, NULL);
+			processed++;
+		}
+		/* dependents of this round's steps become ready (and runs finish) once per run */
+		locked_run = 0;
+		foreach(lc, claimed)
+		{
+			Claimed    *c = lfirst(lc);
+			Oid			t[1] = {INT8OID};
+			Datum		v[1];
+
+			if (c->run_id == locked_run)
+				continue;		/* claimed steps are ordered by run */
+			locked_run = c->run_id;
+			v[0] = Int64GetDatum(c->run_id);
+			ao_spi_exec("SELECT agentorch._settle_run($1)", 1, t, v, NULL, SPI_OK_SELECT);
+		}
+		list_free_deep(claimed);
+		only_step = NULL;		/* cascades may take any ready step */
+	}
+	return processed;
+}
+
+/*
+ * One executor batch in its own transaction (worker_spi's call sequence).
+ * Returns the number of steps processed (-1: the extension is gone); *sleep_ms is how long the caller
+ * may sleep before ready steps with a not_before come due.
+ */
+int
+ao_executor_run_batch(Oid only_role, long *sleep_ms)
+{
+	int			n;
+	List	   *runs = NIL;
+	int			max = ao_batch_size;
+	int64		careful_run = 0;
+	char	   *careful_step = NULL;
+
+	bool		careful_left_was_used = careful_left > 0;
+	bool		careful_locked = false;
+
+	if (careful_left > 0)
+	{
+		/*
+		 * Careful: reserve one ready step and commit crashes + 1 on it
+		 * before running it (worker = this pid, a short lease keeps other
+		 * careful executors from counting it too); then run exactly it.
+		 */
+		careful_left--;
+		max = 1;
+		/* one careful attempt at a time per database, so a crash is attributable */
+		{
+			LOCKTAG	tag;
+
+			SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x616f6372, 0, 3);
+			if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+			{
+				*sleep_ms = 20;
+				return 0;
+			}
+			careful_locked = true;
+		}
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "agentorch: recording a careful attempt");
+		{
+			Oid			t[1] = {INT4OID};
+			Datum		v[1];
+
+			v[0] = Int32GetDatum(MyProcPid);
+			ao_spi_exec("WITH c AS (SELECT run_id, step_id, crashes FROM agentorch.steps "
+					 "            WHERE status = 'ready' AND NOT network "
+					 "              AND (not_before IS NULL OR not_before <= pg_catalog.clock_timestamp()) "
+					 "              AND (worker IS NULL OR worker = $1 OR lease_until IS NULL "
+					 "                   OR lease_until < pg_catalog.clock_timestamp() "
+					 "                   OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = worker)) "
+					 "            ORDER BY network, priority DESC, not_before NULLS FIRST, ord "
+					 "            LIMIT 1 FOR UPDATE SKIP LOCKED) "
+					 "SELECT c.run_id, c.step_id, c.crashes, agentorch._lock_run(c.run_id) FROM c",
+					 1, t, v, NULL, SPI_OK_SELECT);
+		}
+		if (SPI_processed == 1)
+		{
+			bool		isnull;
+			int			crashes;
+
+			careful_run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			careful_step = MemoryContextStrdup(TopMemoryContext,
+											   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2));
+			crashes = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+			if (crashes >= AO_MAX_CRASHES)
+			{
+				ao_state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, "
+						   "'{\"message\": \"the step stopped the executor repeatedly and will not run again\", \"sqlstate\": \"XX000\"}')",
+						   careful_run, careful_step, 0, NULL, NULL, NULL);
+				ao_log("agentorch: run %lld step %s stopped the executor %d times and is quarantined: it failed and will not run again",
+					   (long long) careful_run, careful_step, crashes);
+				runs = ao_run_list_add(runs, careful_run);
+				ao_notify_runs(runs);
+				runs = NIL;
+				pfree(careful_step);
+				careful_step = NULL;
+			}
+			else
+			{
+				Oid			t[2] = {INT4OID, INT4OID};
+				Datum		v[2];
+
+				v[0] = Int32GetDatum(MyProcPid);
+				v[1] = Int32GetDatum(10000);
+				ao_state_call("UPDATE agentorch.steps SET crashes = crashes + 1, worker = $3, "
+						   "  lease_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4 / 1000.0) "
+						   "WHERE run_id = $1 AND step_id = $2",
+						   careful_run, careful_step, 2, t, v, NULL);
+			}
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	/* a dropped extension ends the executor (checked in the batch's own transaction) */
+	if (!OidIsValid(get_extension_oid("agentorch", true)))
+	{
+		CommitTransactionCommand();
+		return -1;
+	}
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "agentorch: claiming steps");
+
+	if (careful_left_was_used && careful_step == NULL)
+		max = 0;				/* careful: never run a step that was not counted */
+	n = process_steps(max, only_role, careful_step ? careful_run : 0, careful_step, &runs);
+	if (careful_step)
+	{
+		pfree(careful_step);
+		careful_step = NULL;
+	}
+	ao_notify_runs(runs);
+
+	*sleep_ms = ao_poll_interval_ms;
+	if (n == 0)
+	{
+		bool		isnull;
+		Datum		d;
+
+		ao_spi_exec("SELECT (EXTRACT(EPOCH FROM pg_catalog.min(not_before) - pg_catalog.clock_timestamp()) * 1000)::int8 "
+				 "FROM agentorch.steps WHERE status = 'ready' AND not_before IS NOT NULL",
+				 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			*sleep_ms = Max(1, Min(DatumGetInt64(d) + 1, ao_poll_interval_ms));
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	if (careful_locked)
+	{
+		LOCKTAG	tag;
+
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x616f6372, 0, 3);
+		LockRelease(&tag, ExclusiveLock, true);
+	}
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (n > 0)
+		ao_announce_progress(n >= ao_batch_size);
+	return n;
+}
+
+/*
+ * Maintenance in its own transaction: expired leases, input timeouts and
+ * run deadlines (agentorch._recover).
+ */
+void
+ao_executor_maintenance(void)
+{
+	static TimestampTz last_purge = 0;
+	List	   *runs = NIL;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "agentorch: maintenance");
+	ao_spi_exec("SELECT r FROM agentorch._recover() r", 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		runs = ao_run_list_add(runs, run);
+	}
+	ao_notify_runs(runs);
+	/* retention: a bounded purge of old finished runs, at most once a minute */
+	if (ao_retention_s > 0 &&
+		TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), 60000))
+	{
+		Oid			t[1] = {INT4OID};
+		Datum		v[1];
+
+		v[0] = Int32GetDatum(ao_retention_s);
+		ao_spi_exec("SELECT agentorch._purge(pg_catalog.make_interval(secs => $1), NULL, 1000)",
+				 1, t, v, NULL, SPI_OK_SELECT);
+		last_purge = GetCurrentTimestamp();
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (runs != NIL)
+		ao_announce_progress(true);
+}
+
+/*
+ * agentorch.simulate(definition, input, mocks): run a workflow definition
+ * without executing anything -- tools, llm and user_input steps take their
+ * output from mocks ({"<step id or tool name>": output}; missing = null,
+ * user_input without a mock waits) -- through the real state machine, in a
+ * subtransaction that is rolled back: nothing is stored, nobody is told.
+ * Returns each step's final status and output, in order of completion.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_simulate);
+Datum
+ao_sql_simulate(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Jsonb	   *definition = PG_GETARG_JSONB_P(0);
+	Jsonb	   *input = PG_ARGISNULL(1) ? DatumGetJsonbP(jsonb_datum("{}")) : PG_GETARG_JSONB_P(1);
+	Jsonb	   *mocks = PG_ARGISNULL(2) ? DatumGetJsonbP(jsonb_datum("{}")) : PG_GETARG_JSONB_P(2);
+	json_object *normalized;
+	ao_problems *p = ao_workflow_problems(definition, &normalized);
+
+	if (p->n > 0)
+		ao_problems_raise(p, ERRCODE_INVALID_PARAMETER_VALUE, "invalid workflow definition");
+	InitMaterializedSRF(fcinfo, 0);
+	sim_mocks = ao_json_from_jsonb(mocks);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller);
+	PG_TRY();
+	{
+		AoUserScope owner_scope;
+		List	   *runs = NIL;
+		Oid			t[4] = {OIDOID, JSONBOID, JSONBOID, INT8OID};
+		Datum		v[4];
+		bool		isnull;
+
+		v[0] = ObjectIdGetDatum(GetUserId());
+		v[1] = ao_jsonb_datum_from_json(ao_workflow_body(normalized));
+		v[2] = JsonbPGetDatum(input);
+		ao_become_extension_owner(&owner_scope);
+		SPI_connect();
+		ao_spi_exec("SELECT agentorch._create_run($1, 'fixed', '(simulation)', 0, NULL, $2, $3, '{}')",
+				 3, t, v, NULL, SPI_OK_SELECT);
+		sim_run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		while (process_steps(ao_batch_size, InvalidOid, 0, NULL, &runs) > 0)
+			CHECK_FOR_INTERRUPTS();
+		v[3] = Int64GetDatum(sim_run);
+		/* in the order the steps finished */
+		ao_spi_exec("SELECT (pg_catalog.row_number() OVER (ORDER BY s.finished_at NULLS LAST, s.ord))::int, "
+				 "       s.step_id, s.status, s.output FROM agentorch.steps s WHERE s.run_id = $4 "
+				 "  AND NOT s.spec ? 'compensates' "
+				 "ORDER BY 1",
+				 4, t, v, NULL, SPI_OK_SELECT);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			Datum		vals[4];
+			bool		nulls[4];
+
+			for (int c = 0; c < 4; c++)
+				vals[c] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, c + 1, &nulls[c]);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, vals, nulls);
+		}
+		SPI_finish();
+		ao_restore_user(&owner_scope);
+		sim_run = 0;
+		/* nothing of the simulation stays */
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(caller);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		sim_run = 0;
+		sim_mocks = NULL;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	sim_mocks = NULL;
+	return (Datum) 0;
+}
+
+/*
+ * agentorch.work(max_steps, timeout): run ready transactional steps in the
+ * calling session and transaction, for runs the caller may act for.
+ * Waits for steps whose retry delay comes due within the timeout.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_work);
+Datum
+ao_sql_work(PG_FUNCTION_ARGS)
+{
+	int32		max_steps = PG_GETARG_INT32(0);
+	Interval   *timeout = PG_GETARG_INTERVAL_P(1);
+	int64		timeout_ms = (int64) (timeout->time / 1000 + (int64) timeout->day * 86400000 +
+									  (int64) timeout->month * 30 * 86400000);
+	TimestampTz start = GetCurrentTimestamp();
+	Oid			caller = GetUserId();
+	Oid			only_role = superuser() ? InvalidOid : caller;
+	AoUserScope owner_scope;
+	int			done = 0;
+	List	   *runs = NIL;
+
+	if (max_steps <= 0)
+		PG_RETURN_INT32(0);
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	while (done < max_steps)
+	{
+		int			n = ao_process_ready_steps(Min(ao_batch_size, max_steps - done), only_role, &runs);
+		long		elapsed;
+		bool		isnull;
+		Datum		d;
+		int64		due_ms;
+
+		done += n;
+		elapsed = (long) ((GetCurrentTimestamp() - start) / 1000);
+		if (elapsed >= timeout_ms)
+			break;
+		if (n > 0)
+			continue;
+		/* nothing ready now: wait for a retry that comes due before the timeout */
+		ao_spi_exec("SELECT (EXTRACT(EPOCH FROM pg_catalog.min(s.not_before) - pg_catalog.clock_timestamp()) * 1000)::int8 "
+				 "FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
+				 "WHERE s.status = 'ready' AND NOT s.network "
+				 "  AND ($1::oid IS NULL OR pg_catalog.pg_has_role($1::oid, r.owner, 'USAGE'))",
+				 1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(only_role)},
+				 OidIsValid(only_role) ? " " : "n", SPI_OK_SELECT);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull)
+			break;
+		due_ms = DatumGetInt64(d);
+		if (due_ms > timeout_ms - elapsed)
+			break;
+		if (due_ms > 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 (long) due_ms + 1, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	ao_notify_runs(runs);
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+	if (done > 0)
+		ao_wake_at_commit();
+	PG_RETURN_INT32(done);
+}

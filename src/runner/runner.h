@@ -1,0 +1,120 @@
+/*-------------------------------------------------------------------------
+ *
+ * runner.h
+ *	  The runner layer: the claim loop and the transactional runners
+ *	  (claim.c), tools (runner_tool.c), network steps (runner_net.c) and
+ *	  llm steps (llm.c). Above state.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/runner/runner.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AO_RUNNER_H
+#define AO_RUNNER_H
+
+#include "state.h"
+
+/* tools (runner_tool.c) */
+typedef struct AoTool
+{
+	char	   *name;
+	char	   *kind;			/* sql, function, http, builtin */
+	json_object *spec;
+	json_object *input_schema;	/* NULL when none */
+	json_object *policy;		/* NULL when none */
+	char	   *search_path;	/* the path its SQL runs with */
+} AoTool;
+
+extern AoTool *ao_lookup_tool(int64 run, const char *name);
+extern Jsonb *ao_run_tool_as_owner(AoTool *t, Jsonb *input, MemoryContext into);
+
+/* the claim loop and transactional runners (claim.c) */
+extern void ao_executor_startup(int index, bool after_crash);
+extern int	ao_process_ready_steps(int max, Oid only_role, List **runs);
+extern int	ao_executor_run_batch(Oid only_role, long *sleep_ms);
+extern void ao_executor_maintenance(void);
+struct ao_backoff;
+extern void ao_step_backoff(json_object *spec, struct ao_backoff *b);
+extern bool ao_call_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *input, Jsonb **output,
+							Jsonb **error);
+
+extern void ao_log_step_failure(int64 run, const char *step, Jsonb *error);
+
+/*
+ * How one kind of network step runs (http tools in runner_net.c, llm steps in llm.c).
+ * Every callback gets the step (runner_net.c's NetStep, opaque to kinds)
+ * with CurrentMemoryContext set to the step's own context.
+ */
+typedef struct AoNetKind
+{
+	const char *name;
+	/* fill the step's request from its rendered input; false = failed already */
+	bool		(*prepare) (void *step, Jsonb *input, Jsonb *context);
+	/* inside the settle transaction, before the outcome is recorded */
+	void		(*before_settle) (void *step);
+	/* the step's request completed: finish the step or restart a request */
+	void		(*finish) (void *step);
+	/* free what the kind keeps for the step */
+	void		(*release) (void *step);
+} AoNetKind;
+
+/* runner_net.c: network steps in an executor */
+extern void ao_net_step_fail(void *step, const char *sqlstate, const char *message, const char *detail);
+extern void ao_net_step_fail_retryable(void *step, const char *sqlstate, const char *message,
+									   const char *detail, double retry_after_ms, Jsonb *usage);
+extern void ao_net_step_succeed(void *step, Jsonb *output, Jsonb *usage);
+extern void ao_net_step_set_usage(void *step, Jsonb *usage);
+extern bool ao_net_step_restart(void *step);
+extern void ao_net_step_defer(void *step, long wait_ms);
+extern bool ao_net_step_switch_target(void *step, const char *policy_name, json_object *limits_json);
+extern bool ao_net_step_admit(void *step, const char *policy_name, json_object *limits_json,
+							  double expected_tokens);
+extern int64 ao_net_step_run(void *step);
+extern void ao_net_step_add_secret(void *step, const char *value);
+extern char *ao_net_step_scrub(void *step, const char *text);
+extern const char *ao_net_step_id(void *step);
+extern int	ao_net_step_attempt(void *step);
+extern json_object *ao_net_step_spec(void *step);
+extern json_object *ao_net_step_run_options(void *step);
+extern Oid	ao_net_step_owner(void *step);
+extern bool ao_net_step_last_attempt(void *step);
+extern AoRequest *ao_net_step_request(void *step);
+extern void **ao_net_step_state(void *step);
+
+/* inline network steps (run_sync): driven inside the calling statement */
+typedef struct AoNetOutcome
+{
+	bool		finished;
+	bool		ok;
+	bool		retryable;
+	bool		deferred;
+	long		defer_ms;
+	double		retry_after_ms;
+	Jsonb	   *output;
+	Jsonb	   *error;
+	Jsonb	   *usage;
+} AoNetOutcome;
+
+extern void *ao_net_inline_start(int64 run, const char *step_id, int attempt, int max_attempts,
+								 Oid owner, const char *spec_text, const char *options_text,
+								 Jsonb *input, Jsonb *context, MemoryContext parent);
+extern void ao_net_inline_drive(void *step, long timeout_ms);
+extern AoNetOutcome ao_net_inline_outcome(void *step);
+extern void ao_net_inline_free(void *step);
+
+extern void ao_net_register_kind(const char *type, AoNetKind *kind);
+
+/* llm.c */
+extern bool ao_llm_flush_pending(void *step);
+extern void ao_llm_register(void);
+
+extern int	ao_net_steps_claim(void);
+extern int	ao_net_steps_settle(dlist_head *done);
+extern void ao_net_steps_heartbeat(void);
+extern void ao_net_steps_flush(void);
+extern long ao_net_steps_next_flush_ms(void);
+
+#endif							/* AO_RUNNER_H */
