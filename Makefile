@@ -43,6 +43,15 @@ PROVE_TESTS    = test/t/*.pl
 PG_CONFIG  ?= pg_config
 PGXS       := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Objects are rebuilt when AO_CFLAGS change: scripts/test.sh builds with
+# assertions (-DUSE_ASSERT_CHECKING), demo.sh and the benchmarks without.
+build/cflags.stamp: FORCE
+	@mkdir -p build; echo '$(AO_CFLAGS)' | cmp -s - $@ || echo '$(AO_CFLAGS)' > $@
+$(OBJS): build/cflags.stamp
+.PHONY: FORCE
+FORCE:
+
 PROVE_FLAGS += -I test/t
 
 # The install script: the editable sources (data model, state layer, run

@@ -2,16 +2,18 @@
 # scripts/test.sh -- the test command: every suite, one closing line.
 #
 # Installs missing Debian packages (when root), builds and installs the
-# extension, then runs: unit tests of the core (plain and under
-# AddressSanitizer + UndefinedBehaviorSanitizer, the JSON-Schema-Test-Suite
-# among them), pg_regress, pg_isolation_regress, TAP (prove), the mock
-# LLM server's wire tests and the layering check of src/ (check_layers.sh). Servers are throwaway clusters run as the
+# extension with assertions (-DUSE_ASSERT_CHECKING), then runs: the layering
+# check of src/ (check_layers.sh), the format check (check_format.sh), unit
+# tests of the core (plain and under AddressSanitizer +
+# UndefinedBehaviorSanitizer, the JSON-Schema-Test-Suite among them),
+# pg_regress, pg_isolation_regress, TAP (prove), the mock LLM server's wire
+# tests and the graph renderings. Servers are throwaway clusters run as the
 # postgres OS user. Ends with "N passed, N failed"; exits non-zero on any
-# failure. Usage: scripts/test.sh [suite...]   (layers unit regress isolation tap mock graphs)
+# failure. Usage: scripts/test.sh [suite...]   (layers format unit regress isolation tap mock graphs)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SUITES=${*:-layers unit regress isolation tap mock graphs}
+SUITES=${*:-layers format unit regress isolation tap mock graphs}
 TOTAL_PASS=0
 TOTAL_FAIL=0
 SUMMARY=()
@@ -33,7 +35,9 @@ count_tap() {
 
 ao_install_deps || exit 1
 case " $SUITES " in *" mock "*|*" graphs "*) ao_install_node || true ;; esac
-ao_build_install || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+# the suites run against an assertion-enabled build (USE_ASSERT_CHECKING)
+AO_CFLAGS="${AO_CFLAGS:--Werror} -DUSE_ASSERT_CHECKING" ao_build_install \
+    || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 
 WORK=$(mktemp -d /tmp/agentorch-test.XXXXXX)
 chmod 755 "$WORK"
@@ -49,6 +53,15 @@ suite_layers() {
     read -r p f < <(count_tap "$out"); [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
     [ "$f" -gt 0 ] && grep -v '^ok' "$out" | head -40
     record layers "$p" "$f"
+}
+
+suite_format() {
+    ao_log "format (tabs, no trailing whitespace, file headers, line length)"
+    local out="$WORK/format.tap" p f
+    bash "$AO_REPO/scripts/check_format.sh" >"$out" 2>&1; local rc=$?
+    read -r p f < <(count_tap "$out"); [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    [ "$f" -gt 0 ] && grep -v '^ok' "$out" | head -40
+    record format "$p" "$f"
 }
 
 suite_unit() {

@@ -45,6 +45,60 @@
 \echo Use "ALTER EXTENSION agentorch UPDATE TO '0.2.0'" to load this file. \quit
 
 -------------------------------------------------------------------------------
+-- Transition checks: whoever updates a step's or a run's status (these
+-- functions, or C code), the change must be one the state machines allow
+-- (src/README.md's diagrams); anything else is an internal error, never
+-- silently applied. Triggers fire only when the status changes.
+-------------------------------------------------------------------------------
+CREATE FUNCTION agentorch._check_step_transition() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (CASE OLD.status
+        WHEN 'pending' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{ready,skipped,cancelled}'::agentorch.step_status[])
+        WHEN 'ready' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{running,waiting,succeeded,failed,skipped,cancelled,pending}'::agentorch.step_status[])
+        WHEN 'running' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{ready,succeeded,failed,skipped,cancelled,pending}'::agentorch.step_status[])
+        WHEN 'waiting' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,cancelled,pending}'::agentorch.step_status[])
+        WHEN 'succeeded' THEN NEW.status OPERATOR(pg_catalog.=) 'compensated'
+        WHEN 'compensated' THEN NEW.status OPERATOR(pg_catalog.=) 'succeeded'
+        ELSE NEW.status OPERATOR(pg_catalog.=) ANY ('{pending,ready}'::agentorch.step_status[])   -- failed, cancelled, skipped: resume, a new plan
+    END) THEN
+        RAISE EXCEPTION 'illegal step transition % -> % (run %, step %)', OLD.status, NEW.status, NEW.run_id, NEW.step_id
+              USING ERRCODE = 'XX000';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER steps_transition BEFORE UPDATE OF status ON agentorch.steps
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION agentorch._check_step_transition();
+
+CREATE FUNCTION agentorch._check_run_transition() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (CASE OLD.status
+        WHEN 'pending' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{running,failed,cancelled}'::agentorch.run_status[])
+        WHEN 'running' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{waiting,succeeded,failed,cancelled}'::agentorch.run_status[])
+        WHEN 'waiting' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{running,succeeded,failed,cancelled}'::agentorch.run_status[])
+        WHEN 'succeeded' THEN false
+        ELSE NEW.status OPERATOR(pg_catalog.=) 'running'   -- failed, cancelled: resume
+    END) THEN
+        RAISE EXCEPTION 'illegal run transition % -> % (run %)', OLD.status, NEW.status, NEW.id
+              USING ERRCODE = 'XX000';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER runs_transition BEFORE UPDATE OF status ON agentorch.runs
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION agentorch._check_run_transition();
+REVOKE EXECUTE ON FUNCTION agentorch._check_step_transition() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION agentorch._check_run_transition() FROM PUBLIC;
+
+-------------------------------------------------------------------------------
 -- Planner and reactive runs (planner@n steps, plans, replans, budgets,
 -- reactive triggers, adaptive model fallback). The state layer's hooks
 -- (_finish_step, _promote, _retry_step, _run_output, _recover) call them.

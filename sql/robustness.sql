@@ -75,3 +75,23 @@ DELETE FROM agentorch.workflows WHERE name = 'robust-many';
 SELECT orchestration, source FROM agentorch.select('{"messages": [{"role": null, "content": "x"}]}');
 SELECT agentorch.start('{"messages": [{"role": null, "content": "x"}]}');
 SELECT orchestration FROM agentorch.select('{"messages": [null, 5, {"role": 7}]}');
+
+-- the state machines refuse a transition they do not have, whoever writes it
+-- (an internal error naming it; nothing changes)
+SELECT agentorch.register_workflow('robust-transitions', '{"steps": [
+  {"id": "q", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1 AS one"}}]}');
+SELECT agentorch.run_workflow('robust-transitions') AS tr \gset
+SELECT status FROM agentorch.wait(:tr, '30s');
+\set VERBOSITY terse
+UPDATE agentorch.steps SET status = 'running' WHERE run_id = :tr AND step_id = 'q';
+UPDATE agentorch.steps SET status = 'pending' WHERE run_id = :tr AND step_id = 'q';
+UPDATE agentorch.runs SET status = 'running' WHERE id = :tr;
+UPDATE agentorch.runs SET status = 'waiting' WHERE id = :tr;
+\set VERBOSITY default
+SELECT r.status, s.status AS step_status FROM agentorch.runs r JOIN agentorch.steps s ON s.run_id = r.id WHERE r.id = :tr;
+-- an allowed one goes through (a succeeded step may become compensated)
+BEGIN;
+UPDATE agentorch.steps SET status = 'compensated' WHERE run_id = :tr AND step_id = 'q';
+ROLLBACK;
+DELETE FROM agentorch.runs WHERE id = :tr;
+DELETE FROM agentorch.workflows WHERE name = 'robust-transitions';

@@ -976,8 +976,10 @@ ao_sql_graph(PG_FUNCTION_ARGS)
 	if (SPI_execute_with_args("SELECT COALESCE(w.definition, "
 							  "  CASE WHEN r.orchestration OPERATOR(pg_catalog.=) ANY ('{planner,reactive}'::agentorch.orchestration_type[]) THEN "
 							  "  pg_catalog.jsonb_build_object('steps', (SELECT pg_catalog.jsonb_agg(s.spec OPERATOR(pg_catalog.||) "
-							  "     pg_catalog.jsonb_build_object('depends_on', CASE WHEN s.depends_on OPERATOR(pg_catalog.=) '{}' AND s.spec OPERATOR(pg_catalog.?) 'planned_by' "
-							  "       THEN pg_catalog.jsonb_build_array(s.spec OPERATOR(pg_catalog.->) 'planned_by') ELSE pg_catalog.to_jsonb(s.depends_on) END) "
+							  "     pg_catalog.jsonb_build_object('depends_on', "
+							  "       CASE WHEN s.depends_on OPERATOR(pg_catalog.=) '{}' AND s.spec OPERATOR(pg_catalog.?) 'planned_by' "
+							  "       THEN pg_catalog.jsonb_build_array(s.spec OPERATOR(pg_catalog.->) 'planned_by') "
+							  "       ELSE pg_catalog.to_jsonb(s.depends_on) END) "
 							  "     ORDER BY s.ord) "
 							  "     FROM agentorch.steps s WHERE s.run_id OPERATOR(pg_catalog.=) r.id AND s.parent_step_id IS NULL)) END, "
 							  "  r.plan, "
@@ -1147,11 +1149,11 @@ sync_start_attempt(SyncState *st, MemoryContext cxt)
 	values[1] = Int32GetDatum(st->attempt);
 	values[2] = Int32GetDatum(MyProcPid);
 	values[3] = Int32GetDatum(ao_lease_ms);
-	as_owner_exec("UPDATE agentorch.steps SET status = 'running', attempt = $2, worker = $3, "
-				  "  started_at = pg_catalog.now(), "
-				  "  lease_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4 / 1000.0) "
-				  "WHERE run_id = $1 AND step_id = 'main'", 4, types, values);
-	as_owner_exec("SELECT agentorch._step_transition($1, 'main', 'running', $2, 'step_started')", 2, types, values);
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	ao_state_lease_step(st->run, "main", st->attempt, ao_lease_ms, MyProcPid, NULL);
+	SPI_finish();
+	ao_restore_user(&owner_scope);
 	/* the state layer's functions are the extension owner's */
 	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
@@ -1236,7 +1238,7 @@ sync_settle(SyncState *st, MemoryContext cxt)
 	if (o.deferred || (!o.ok && o.retryable && st->attempt < st->max_attempts))
 	{
 		double		delay = o.deferred ? (double) o.defer_ms
-			: Max(o.retry_after_ms, ao_retry_initial_ms * pow(ao_retry_multiplier, st->attempt - 1));
+			: ao_retry_delay_ms(NULL, st->attempt, o.retry_after_ms);
 
 		if (!o.deferred)
 		{

@@ -59,7 +59,10 @@ cached_plan(const char *sql, int nargs, Oid *types)
 int
 ao_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected)
 {
-	int			ret = SPI_execute_plan(cached_plan(sql, nargs, types), values, nulls, false, 0);
+	int			ret;
+
+	Assert(sql != NULL && nargs >= 0);
+	ret = SPI_execute_plan(cached_plan(sql, nargs, types), values, nulls, false, 0);
 
 	if (expected == 0 ? ret < 0 : ret != expected)
 		elog(ERROR, "agentorch: unexpected SPI result %d for: %s", ret, sql);

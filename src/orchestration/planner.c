@@ -109,6 +109,8 @@ planner_spec(int n, const char *reason, ao_plan_request *req, json_object *optio
 	char	   *prompt = pstrdup_free(ao_plan_prompt(req));
 	json_object *schema = ao_load_schema("AgentPlan");
 
+	Assert(n >= 1 && reason != NULL);
+
 	json_object_object_add(spec, "id", json_object_new_string(psprintf("planner@%d", n)));
 	json_object_object_add(spec, "type", json_object_new_string("llm"));
 	json_object_object_add(marker, "n", json_object_new_int(n));
@@ -297,6 +299,10 @@ ao_sql_check_plan(PG_FUNCTION_ARGS)
 	ao_plan_env env = {0};
 
 	load_run(run, &r);
+	if (r.planner_steps < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("run %lld has no planner step", (long long) run)));
 	nkept = r.kept ? json_object_array_length(r.kept) : 0;
 	kept = palloc0(sizeof(char *) * (nkept + 1));
 	for (size_t i = 0; i < nkept; i++)

@@ -25,6 +25,7 @@
  */
 #include "policy.h"
 
+#include "common/pg_prng.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -34,6 +35,7 @@
 #include "utils/timestamp.h"
 
 #include "policy.h"
+#include "ao_backoff.h"
 #include "ao_workflow.h"
 
 #define AO_MAX_TARGETS 256
@@ -432,4 +434,42 @@ ao_policy_limits_from_json(json_object *o, AoLimits *lim)
 				lim->cooldown_ms = (long) ms;
 		}
 	}
+}
+
+/*
+ * The one retry decision of every runner (claimed steps, network steps,
+ * work(), run_sync): the delay before attempt + 1 after attempt failed
+ * retryably -- exponential backoff with jitter from the settings,
+ * overridden by the step's retry.backoff {initial, multiplier, max,
+ * jitter}, and never less than the provider's Retry-After. spec may be
+ * NULL.
+ */
+double
+ao_retry_delay_ms(json_object *spec, int attempt, double retry_after_ms)
+{
+	json_object *retry = NULL;
+	json_object *backoff = NULL;
+	json_object *x;
+	ao_backoff	b;
+	double		d;
+
+	b.initial_ms = ao_retry_initial_ms;
+	b.multiplier = ao_retry_multiplier;
+	b.max_ms = ao_retry_max_ms;
+	b.jitter = ao_retry_jitter;
+	if (spec && json_object_is_type(spec, json_type_object) && json_object_object_get_ex(spec, "retry", &retry) &&
+		json_object_is_type(retry, json_type_object) && json_object_object_get_ex(retry, "backoff", &backoff) &&
+		json_object_is_type(backoff, json_type_object))
+	{
+		if (json_object_object_get_ex(backoff, "initial", &x) && ao_duration_ms(x) >= 0)
+			b.initial_ms = ao_duration_ms(x);
+		if (json_object_object_get_ex(backoff, "multiplier", &x))
+			b.multiplier = json_object_get_double(x);
+		if (json_object_object_get_ex(backoff, "max", &x) && ao_duration_ms(x) >= 0)
+			b.max_ms = ao_duration_ms(x);
+		if (json_object_object_get_ex(backoff, "jitter", &x))
+			b.jitter = json_object_get_double(x);
+	}
+	d = ao_backoff_delay_ms(&b, attempt, pg_prng_double(&pg_global_prng_state));
+	return Max(d, retry_after_ms);
 }

@@ -44,4 +44,7 @@ extern bool ao_policy_is_open(const char *name);
 extern void ao_policy_metrics(Tuplestorestate *ts, TupleDesc desc);
 extern void ao_policy_limits_from_json(json_object *o, AoLimits *lim);
 
+/* The delay before the next attempt of a step (policy.c): every runner's one retry decision. */
+extern double ao_retry_delay_ms(json_object *spec, int attempt, double retry_after_ms);
+
 #endif							/* AO_POLICY_H */

@@ -426,33 +426,6 @@ render_member(json_object *spec, const char *key, Jsonb *context)
 	return ao_render_jsonb(ao_jsonb_from_json(v), context);
 }
 
-/*
- * The backoff of a step: the settings, overridden by the step's own
- * retry.backoff (initial, multiplier, max, jitter). spec may be NULL.
- */
-void
-ao_step_backoff(json_object *spec, ao_backoff *b)
-{
-	json_object *retry = spec ? spec_member(spec, "retry") : NULL;
-	json_object *backoff = retry ? spec_member(retry, "backoff") : NULL;
-	json_object *x;
-
-	b->initial_ms = ao_retry_initial_ms;
-	b->multiplier = ao_retry_multiplier;
-	b->max_ms = ao_retry_max_ms;
-	b->jitter = ao_retry_jitter;
-	if (backoff == NULL)
-		return;
-	if ((x = spec_member(backoff, "initial")) && ao_duration_ms(x) >= 0)
-		b->initial_ms = ao_duration_ms(x);
-	if ((x = spec_member(backoff, "multiplier")))
-		b->multiplier = json_object_get_double(x);
-	if ((x = spec_member(backoff, "max")) && ao_duration_ms(x) >= 0)
-		b->max_ms = ao_duration_ms(x);
-	if ((x = spec_member(backoff, "jitter")))
-		b->jitter = json_object_get_double(x);
-}
-
 /* See runner.h: one line per failed step, with its SQLSTATE and message. */
 void
 ao_log_step_failure(int64 run, const char *step, Jsonb *error)
@@ -484,11 +457,9 @@ settle(Claimed *c, Outcome *o, json_object *spec)
 	{
 		Oid			t[2] = {JSONBOID, FLOAT8OID};
 		Datum		v[2];
-		ao_backoff	b;
 
-		ao_step_backoff(spec, &b);
 		v[0] = JsonbPGetDatum(o->error);
-		v[1] = Float8GetDatum(ao_backoff_delay_ms(&b, c->attempt + 1, pg_prng_double(&pg_global_prng_state)));
+		v[1] = Float8GetDatum(ao_retry_delay_ms(spec, c->attempt + 1, 0));
 		ao_state_call("SELECT agentorch._retry_step($1, $2, $3, $4)", c->run_id, c->step_id, 2, t, v, NULL);
 	}
 	else
@@ -668,18 +639,7 @@ run_step(Claimed *c, MemoryContext stepcxt)
 	 * step of this batch has meanwhile failed or finished the run.
 	 */
 	{
-		Oid			t[2] = {INT4OID, JSONBOID};
-		Datum		v[2];
-		char		n[2] = {' ', input ? ' ' : 'n'};
-
-		v[0] = Int32GetDatum(executor_id);
-		v[1] = input ? JsonbPGetDatum(input) : (Datum) 0;
-		ao_state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
-				   "  input = COALESCE($4, input) "
-				   "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready' "
-				   "  AND EXISTS (SELECT 1 FROM agentorch.runs r WHERE r.id = $1 AND r.status IN ('running', 'waiting'))",
-				   c->run_id, c->step_id, 2, t, v, n);
-		if (SPI_processed == 0)
+		if (!ao_state_begin_attempt(c->run_id, c->step_id, executor_id, input, true))
 		{
 			ao_state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
 					   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
@@ -754,26 +714,17 @@ record_step_error(Claimed *c, ErrorData *edata)
 	ResourceOwner owner = CurrentResourceOwner;
 	Outcome		o = {0};
 	json_object *volatile spec = NULL;
-	Oid			t[2] = {INT4OID, JSONBOID};
-	Datum		v[2];
-	char		n[2] = {' ', 'n'};
 
 	o.ok = false;
 	o.error = error_jsonb(edata);
 	o.retryable = retryable_sqlstate(edata->sqlerrcode);
-	v[0] = Int32GetDatum(executor_id);
-	v[1] = (Datum) 0;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(caller);
 	PG_TRY();
 	{
 		spec = ao_json_from_jsonb(c->spec);
-		ao_state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
-				   "  input = COALESCE($4, input) "
-				   "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready'",
-				   c->run_id, c->step_id, 2, t, v, n);
-		if (SPI_processed > 0)
+		if (ao_state_begin_attempt(c->run_id, c->step_id, executor_id, NULL, false))
 			settle(c, &o, spec);
 		ReleaseCurrentSubTransaction();
 	}

@@ -36,8 +36,6 @@ extern void ao_executor_startup(int index, bool after_crash);
 extern int	ao_process_ready_steps(int max, Oid only_role, List **runs);
 extern int	ao_executor_run_batch(Oid only_role, long *sleep_ms);
 extern void ao_executor_maintenance(void);
-struct ao_backoff;
-extern void ao_step_backoff(json_object *spec, struct ao_backoff *b);
 extern bool ao_call_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *input, Jsonb **output,
 							Jsonb **error);
 

@@ -682,36 +682,10 @@ ao_net_steps_claim(void)
 		if (s->deferred)
 		{
 			/* not started: stays ready, due again later; no attempt, no event */
-			Oid			t2[3] = {INT8OID, TEXTOID, INT4OID};
-			Datum		v2[3];
-
-			v2[0] = values[0];
-			v2[1] = values[1];
-			v2[2] = Int32GetDatum((int) Min(s->defer_ms, INT_MAX));
-			spi_run("UPDATE agentorch.steps SET not_before = pg_catalog.clock_timestamp() "
-					"  + pg_catalog.make_interval(secs => $3 / 1000.0) WHERE run_id = $1 AND step_id = $2",
-					3, t2, v2, NULL);
+			ao_state_defer_step(s->run_id, s->step_id, (int) Min(s->defer_ms, INT_MAX));
 			continue;
 		}
-
-		values[2] = Int32GetDatum(ao_lease_ms);
-		values[3] = Int32GetDatum(MyProcPid);
-		spi_run("UPDATE agentorch.steps SET status = 'running', attempt = attempt + 1, "
-				"  started_at = pg_catalog.now(), worker = $4, "
-				"  lease_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3 / 1000.0) "
-				"WHERE run_id = $1 AND step_id = $2",
-				4, types, values, NULL);
-		{
-			Oid			t2[3] = {INT8OID, TEXTOID, JSONBOID};
-			Datum		v2[3];
-
-			v2[0] = values[0];
-			v2[1] = values[1];
-			v2[2] = JsonbPGetDatum(input);
-			spi_run("UPDATE agentorch.steps SET input = $3 WHERE run_id = $1 AND step_id = $2", 3, t2, v2, NULL);
-			spi_run("SELECT agentorch._step_transition($1, $2, 'running', (SELECT attempt FROM agentorch.steps "
-					" WHERE run_id = $1 AND step_id = $2), 'step_started')", 2, t2, v2, NULL);
-		}
+		ao_state_lease_step(s->run_id, s->step_id, -1, ao_lease_ms, MyProcPid, input);
 	}
 	{
 		/* one notification per touched run */
@@ -952,16 +926,11 @@ ao_net_step_restart(void *step)
 	return true;
 }
 
-/* Delay before the next attempt: backoff, but at least Retry-After. */
+/* Delay before the next attempt (the policy layer decides). */
 static double
 retry_delay_ms(NetStep *s)
 {
-	ao_backoff	b;
-	double		d;
-
-	ao_step_backoff(s->spec, &b);
-	d = ao_backoff_delay_ms(&b, s->attempt, pg_prng_double(&pg_global_prng_state));
-	return Max(d, s->retry_after_ms);
+	return ao_retry_delay_ms(s->spec, s->attempt, s->retry_after_ms);
 }
 
 /* list_sort comparator: NetSteps by run id. */
@@ -1045,15 +1014,7 @@ settle_one(NetStep *s, List **runs_out)
 		runs = ao_run_list_add(runs, s->run_id);
 		if (s->usage)
 		{
-			values[4] = JsonbPGetDatum(s->usage);
-			spi_run("UPDATE agentorch.steps SET prompt_tokens = prompt_tokens + COALESCE(($5->>'prompt_tokens')::bigint, 0), "
-					"  completion_tokens = completion_tokens + COALESCE(($5->>'completion_tokens')::bigint, 0), "
-					"  cost = cost + COALESCE(($5->>'cost')::numeric, 0) "
-					"WHERE run_id = $1 AND step_id = $2", 5, types, values, NULL);
-			spi_run("UPDATE agentorch.runs SET prompt_tokens = prompt_tokens + COALESCE(($5->>'prompt_tokens')::bigint, 0), "
-					"  completion_tokens = completion_tokens + COALESCE(($5->>'completion_tokens')::bigint, 0), "
-					"  cost = cost + COALESCE(($5->>'cost')::numeric, 0) "
-					"WHERE id = $1 AND $2 IS NOT NULL AND $3 IS NOT NULL AND $4 IS NOT NULL", 5, types, values, NULL);
+			ao_state_add_usage(s->run_id, s->step_id, s->usage);
 		}
 		if (s->kind->before_settle)
 			s->kind->before_settle(s);
@@ -1070,22 +1031,12 @@ settle_one(NetStep *s, List **runs_out)
 		scrub_outcome(s);
 		if (s->deferred)
 		{
-			Oid			t2[4] = {INT8OID, TEXTOID, INT4OID, BOOLOID};
-			Datum		v2[4];
-
 			/*
 			 * Deferred after a request of this attempt was sent (a
 			 * fallback model's bulkhead was full): the attempt stays
 			 * spent. Otherwise it is given back.
 			 */
-			v2[0] = values[0];
-			v2[1] = values[1];
-			v2[2] = Int32GetDatum((int) Min(s->defer_ms, INT_MAX));
-			v2[3] = BoolGetDatum(s->sent);
-			spi_run("UPDATE agentorch.steps SET status = 'ready', attempt = attempt - CASE WHEN $4 THEN 0 ELSE 1 END, "
-					"  lease_until = NULL, worker = NULL, "
-					"  not_before = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3 / 1000.0) "
-					"WHERE run_id = $1 AND step_id = $2", 4, t2, v2, NULL);
+			ao_state_release_step(s->run_id, s->step_id, (int) Min(s->defer_ms, INT_MAX), s->sent);
 		}
 		else if (s->ok)
 		{

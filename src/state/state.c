@@ -2,8 +2,11 @@
  *
  * state.c
  *	  C side of the state layer: calls into the plpgsql functions of
- *	  sql/agentorch_state.sql, the only writers of run and step state
- *	  (README.md in this folder draws the states and the lock order).
+ *	  sql/agentorch_state.sql, and the transitions the executors make in
+ *	  C (a network step leased and given back, a transactional step's
+ *	  attempt begun, usage added). Nothing else writes run or step state;
+ *	  triggers check every status change against the state machines
+ *	  (README.md in this folder draws them and the lock order).
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -26,6 +29,7 @@ ao_state_call(const char *sql, int64 run, const char *step, int nextra, Oid *ext
 	Datum		values[8];
 	char		nulls[8];
 
+	Assert(run > 0 && step != NULL && nextra >= 0 && nextra <= 6);
 	values[0] = Int64GetDatum(run);
 	values[1] = CStringGetTextDatum(step);
 	nulls[0] = nulls[1] = ' ';
@@ -36,4 +40,114 @@ ao_state_call(const char *sql, int64 run, const char *step, int nextra, Oid *ext
 		nulls[2 + i] = extra_nulls ? extra_nulls[i] : ' ';
 	}
 	ao_spi_exec(sql, 2 + nextra, types, values, nulls, 0);
+}
+
+/*
+ * A ready network step is leased by worker (a backend pid) for lease_ms:
+ * running, its attempt counted, its input recorded, step_started.
+ * attempt < 0 counts the next attempt; otherwise it is the attempt number.
+ */
+void
+ao_state_lease_step(int64 run, const char *step, int attempt, int lease_ms, int worker, Jsonb *input)
+{
+	Oid			t[4] = {INT4OID, INT4OID, INT4OID, JSONBOID};
+	Datum		v[4];
+	char		n[4] = {' ', ' ', ' ', input ? ' ' : 'n'};
+
+	Assert(lease_ms > 0 && worker > 0);
+	v[0] = Int32GetDatum(attempt);
+	v[1] = Int32GetDatum(lease_ms);
+	v[2] = Int32GetDatum(worker);
+	v[3] = input ? JsonbPGetDatum(input) : (Datum) 0;
+	ao_state_call("UPDATE agentorch.steps SET status = 'running', "
+				  "  attempt = CASE WHEN $3 < 0 THEN attempt + 1 ELSE $3 END, "
+				  "  started_at = pg_catalog.now(), worker = $5, input = COALESCE($6, input), "
+				  "  lease_until = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4 / 1000.0) "
+				  "WHERE run_id = $1 AND step_id = $2",
+				  run, step, 4, t, v, n);
+	ao_state_call("SELECT agentorch._step_transition($1, $2, 'running', (SELECT attempt FROM agentorch.steps "
+				  " WHERE run_id = $1 AND step_id = $2), 'step_started')",
+				  run, step, 0, NULL, NULL, NULL);
+}
+
+/*
+ * A leased step is given back without an outcome (its bulkhead or rate
+ * limit deferred it): ready again after delay_ms. The attempt is given
+ * back too unless a request of it was sent (attempt_spent).
+ */
+void
+ao_state_release_step(int64 run, const char *step, int delay_ms, bool attempt_spent)
+{
+	Oid			t[2] = {INT4OID, BOOLOID};
+	Datum		v[2];
+
+	v[0] = Int32GetDatum(delay_ms);
+	v[1] = BoolGetDatum(attempt_spent);
+	ao_state_call("UPDATE agentorch.steps SET status = 'ready', attempt = attempt - CASE WHEN $4 THEN 0 ELSE 1 END, "
+				  "  lease_until = NULL, worker = NULL, "
+				  "  not_before = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3 / 1000.0) "
+				  "WHERE run_id = $1 AND step_id = $2",
+				  run, step, 2, t, v, NULL);
+}
+
+/* A ready step is put off before it started: due after delay_ms (no attempt, no event). */
+void
+ao_state_defer_step(int64 run, const char *step, int delay_ms)
+{
+	Oid			t[1] = {INT4OID};
+	Datum		v[1];
+
+	v[0] = Int32GetDatum(delay_ms);
+	ao_state_call("UPDATE agentorch.steps SET not_before = pg_catalog.clock_timestamp() "
+				  "  + pg_catalog.make_interval(secs => $3 / 1000.0) WHERE run_id = $1 AND step_id = $2",
+				  run, step, 1, t, v, NULL);
+}
+
+/*
+ * A claimed transactional step's attempt begins (counted, its input
+ * recorded) -- unless it is no longer ready, or (run_must_be_open) its run
+ * is no longer open (an earlier step of the batch failed or finished it):
+ * then false.
+ */
+bool
+ao_state_begin_attempt(int64 run, const char *step, int worker, Jsonb *input, bool run_must_be_open)
+{
+	Oid			t[2] = {INT4OID, JSONBOID};
+	Datum		v[2];
+	char		n[2] = {' ', input ? ' ' : 'n'};
+
+	v[0] = Int32GetDatum(worker);
+	v[1] = input ? JsonbPGetDatum(input) : (Datum) 0;
+	if (run_must_be_open)
+		ao_state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
+					  "  input = COALESCE($4, input) "
+					  "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready' "
+					  "  AND EXISTS (SELECT 1 FROM agentorch.runs r WHERE r.id = $1 AND r.status IN ('running', 'waiting'))",
+					  run, step, 2, t, v, n);
+	else
+		ao_state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
+					  "  input = COALESCE($4, input) "
+					  "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready'",
+					  run, step, 2, t, v, n);
+	return SPI_processed > 0;
+}
+
+/* The usage of a step's requests ({prompt_tokens, completion_tokens, cost}) is added to the step and its run. */
+void
+ao_state_add_usage(int64 run, const char *step, Jsonb *usage)
+{
+	Oid			t[1] = {JSONBOID};
+	Datum		v[1];
+
+	v[0] = JsonbPGetDatum(usage);
+	ao_state_call("UPDATE agentorch.steps SET prompt_tokens = prompt_tokens + COALESCE(($3->>'prompt_tokens')::bigint, 0), "
+				  "  completion_tokens = completion_tokens + COALESCE(($3->>'completion_tokens')::bigint, 0), "
+				  "  cost = cost + COALESCE(($3->>'cost')::numeric, 0) "
+				  "WHERE run_id = $1 AND step_id = $2",
+				  run, step, 1, t, v, NULL);
+	ao_state_call("UPDATE agentorch.runs SET prompt_tokens = prompt_tokens + COALESCE(($3->>'prompt_tokens')::bigint, 0), "
+				  "  completion_tokens = completion_tokens + COALESCE(($3->>'completion_tokens')::bigint, 0), "
+				  "  cost = cost + COALESCE(($3->>'cost')::numeric, 0) "
+				  "WHERE id = $1 AND $2 IS NOT NULL",
+				  run, step, 1, t, v, NULL);
 }

@@ -19,4 +19,13 @@
 extern void ao_state_call(const char *sql, int64 run, const char *step, int nextra, Oid *extra_types,
 						  Datum *extra_values, const char *extra_nulls);
 
+/* The transitions executors make in C (state.c); the rest is plpgsql. */
+extern void ao_state_lease_step(int64 run, const char *step, int attempt, int lease_ms, int worker,
+								Jsonb *input);
+extern void ao_state_release_step(int64 run, const char *step, int delay_ms, bool attempt_spent);
+extern void ao_state_defer_step(int64 run, const char *step, int delay_ms);
+extern bool ao_state_begin_attempt(int64 run, const char *step, int worker, Jsonb *input,
+								   bool run_must_be_open);
+extern void ao_state_add_usage(int64 run, const char *step, Jsonb *usage);
+
 #endif							/* AO_STATE_H */

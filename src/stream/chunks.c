@@ -103,6 +103,7 @@ ao_chunks_queue(AoChunkBuffer *buf, int attempt, const char *kind, const char *c
 			free(clean);
 		return;
 	}
+	Assert(attempt >= 0 && kind != NULL);
 	c = palloc0(sizeof(PendingChunk));
 	c->kind = kind;
 	c->attempt = attempt;
@@ -145,10 +146,13 @@ append_chunks(AoChunkBuffer *buf, int from, int to)
 	int			lbs[1] = {1};
 	int			attempt = 0;
 
+	Assert(n > 0 && to <= list_length(buf->pending));
 	for (int i = 0; i < n; i++)
 	{
 		PendingChunk *c = list_nth(buf->pending, from + i);
 
+		/* one insert holds the chunks of one attempt (ao_chunks_flush splits them) */
+		Assert(i == 0 || c->attempt == attempt);
 		attempt = c->attempt;
 		kinds[i] = CStringGetTextDatum(c->kind);
 		/* a reply that echoes the request's key keeps it out of the stream */

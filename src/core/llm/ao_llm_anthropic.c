@@ -204,7 +204,8 @@ build_anthropic(json_object *call, const ao_llm_toolmap *map, const ao_llm_reque
 
 		json_object_object_add(wt, "name", json_object_new_string(AO_LLM_STRUCTURED_TOOL));
 		json_object_object_add(wt, "description",
-							   json_object_new_string("Give the final answer: call this tool with the answer as its input, which must follow the input schema."));
+							   json_object_new_string("Give the final answer: call this tool with the answer as its input, "
+													  "which must follow the input schema."));
 		json_object_object_add(wt, "input_schema", structured_schema(schema, &spec->structured_wrapped));
 		json_object_array_add(wtools, wt);
 		if (choice != NULL && choice_s == NULL)
