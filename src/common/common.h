@@ -60,7 +60,7 @@ extern Datum ao_jsonb_datum_from_json(json_object *obj);
 extern ao_problems *ao_problems_new(void);
 extern void ao_problems_return(FunctionCallInfo fcinfo, ao_problems *p);
 extern char *ao_problems_detail(ao_problems *p);
-extern Jsonb *ao_error_jsonb(const char *sqlstate, const char *message, const char *detail);
+extern Jsonb *ao_error_jsonb(int sqlerrcode, const char *message, const char *detail);
 extern void ao_problems_raise(ao_problems *p, int sqlerrcode, const char *what) pg_attribute_noreturn();
 extern void ao_check_size(Size size, const char *what);
 

@@ -258,14 +258,14 @@ ao_check_size(Size size, const char *what)
 				 errhint("Raise agentorch.max_definition_size if this is intended.")));
 }
 
-/* An error jsonb {message, sqlstate, detail?}. */
+/* An error jsonb {message, sqlstate, detail?}; sqlerrcode is an ERRCODE_* constant. */
 Jsonb *
-ao_error_jsonb(const char *sqlstate, const char *message, const char *detail)
+ao_error_jsonb(int sqlerrcode, const char *message, const char *detail)
 {
 	json_object *o = ao_json_own(json_object_new_object());
 
 	json_object_object_add(o, "message", json_object_new_string(message));
-	json_object_object_add(o, "sqlstate", json_object_new_string(sqlstate));
+	json_object_object_add(o, "sqlstate", json_object_new_string(unpack_sql_state(sqlerrcode)));
 	if (detail)
 		json_object_object_add(o, "detail", json_object_new_string(detail));
 	return ao_jsonb_from_json(o);

@@ -66,7 +66,7 @@ extern void ao_check_api_key_env(const char *env, const char *what);
 extern void ao_check_model_host(const char *base_url, const char *what);
 extern void ao_check_headers_env(json_object *headers_env, const char *what);
 extern const char *ao_credential_problem(const char *env, bool tool, const char *what,
-										 const char **value, const char **sqlstate);
+										 const char **value, int *sqlerrcode);
 extern char *ao_scrub(const char *text, List *secrets);
 
 #endif							/* AO_NET_H */

@@ -137,18 +137,18 @@ ao_check_headers_env(json_object *headers_env, const char *what)
  * The checks before a request, which must not ERROR (the caller fails the
  * step instead): NULL when the credential variable env may be read and is
  * set -- its value in *value -- else the message to fail the step with
- * (SQLSTATE in *sqlstate). kind is "api_key_env" or "headers_env".
+ * (its ERRCODE_* in *sqlerrcode). kind is "api_key_env" or "headers_env".
  */
 const char *
 ao_credential_problem(const char *env, bool tool, const char *what, const char **value,
-					  const char **sqlstate)
+					  int *sqlerrcode)
 {
 	const char *pattern = tool ? ao_tool_env_pattern : ao_api_key_env_pattern;
 
 	*value = NULL;
 	if (!like(env, pattern))
 	{
-		*sqlstate = "42501";
+		*sqlerrcode = ERRCODE_INSUFFICIENT_PRIVILEGE;
 		return psprintf("%s may not read environment variable \"%s\": it does not match %s ('%s')",
 						what, env, tool ? "agentorch.tool_env_pattern" : "agentorch.api_key_env_pattern",
 						pattern ? pattern : "");
@@ -157,7 +157,7 @@ ao_credential_problem(const char *env, bool tool, const char *what, const char *
 	if (*value == NULL || (*value)[0] == '\0')
 	{
 		*value = NULL;
-		*sqlstate = "28000";
+		*sqlerrcode = ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION;
 		return psprintf("environment variable \"%s\" (%s) is not set in the server's environment; no request was sent",
 						env, what);
 	}

@@ -198,12 +198,15 @@ error_jsonb(ErrorData *edata)
 static bool
 retryable_sqlstate(int sqlerrcode)
 {
-	char	   *s = unpack_sql_state(sqlerrcode);
+	int			class = ERRCODE_TO_CATEGORY(sqlerrcode);
 
-	return strncmp(s, "42", 2) != 0 && strncmp(s, "22", 2) != 0 &&
-		strncmp(s, "23", 2) != 0 && strncmp(s, "0A", 2) != 0 && strncmp(s, "P0", 2) != 0 &&
-		strcmp(s, "25006") != 0 &&	/* read-only transaction: the same again */
-		strcmp(s, "54000") != 0;	/* a limit: the same again */
+	return class != ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION &&	/* 42 */
+		class != ERRCODE_DATA_EXCEPTION &&	/* 22 */
+		class != ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION &&	/* 23 */
+		class != ERRCODE_FEATURE_NOT_SUPPORTED &&	/* 0A */
+		class != ERRCODE_PLPGSQL_ERROR &&	/* P0 */
+		sqlerrcode != ERRCODE_READ_ONLY_SQL_TRANSACTION &&	/* the same again */
+		sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED;	/* a limit: the same again */
 }
 
 /*-------------------------------------------------------------------------
@@ -313,7 +316,7 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, json_object *spec, Jsonb
 			(lit != NULL && !json_object_is_type(lit, json_type_object)) ||
 			(q != NULL && (!json_object_is_type(q, json_type_string) || ao_template_has_reference(q))))
 		{
-			out.error = ao_error_jsonb("42501", spec == NULL
+			out.error = ao_error_jsonb(ERRCODE_INSUFFICIENT_PRIVILEGE, spec == NULL
 									   ? "database.query cannot be called by a model"
 									   : "database.query runs only a literal query of its step's definition",
 									   "Values reach a query only as bound parameters (\"params\": [...] for $1, $2, ...).");
@@ -322,7 +325,7 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, json_object *spec, Jsonb
 	}
 	if (t == NULL)
 	{
-		out.error = ao_error_jsonb("42704", psprintf("tool \"%s\" does not exist", tool), NULL);
+		out.error = ao_error_jsonb(ERRCODE_UNDEFINED_OBJECT, psprintf("tool \"%s\" does not exist", tool), NULL);
 		return out;
 	}
 	if (t->input_schema)
@@ -332,19 +335,19 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, json_object *spec, Jsonb
 
 		if (ao_json_schema_validate(t->input_schema, in, ao_problems_add, p) > 0)
 		{
-			out.error = ao_error_jsonb("22023", psprintf("input of tool \"%s\" does not match its input_schema", tool),
+			out.error = ao_error_jsonb(ERRCODE_INVALID_PARAMETER_VALUE, psprintf("input of tool \"%s\" does not match its input_schema", tool),
 									   ao_problems_detail(p));
 			return out;
 		}
 	}
 	if (strcmp(t->kind, "http") == 0)
 	{
-		out.error = ao_error_jsonb("0A000", psprintf("http tool \"%s\" cannot run inside a transaction", tool), NULL);
+		out.error = ao_error_jsonb(ERRCODE_FEATURE_NOT_SUPPORTED, psprintf("http tool \"%s\" cannot run inside a transaction", tool), NULL);
 		return out;
 	}
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(run_owner)))
 	{
-		out.error = ao_error_jsonb("42704", "the role that started this run no longer exists", NULL);
+		out.error = ao_error_jsonb(ERRCODE_UNDEFINED_OBJECT, "the role that started this run no longer exists", NULL);
 		return out;
 	}
 
@@ -540,11 +543,11 @@ run_branch(Claimed *c, json_object *spec, Jsonb *context)
 
 /* Fail a step for a reason found before it ran (no retry). */
 static void
-fail_step(Claimed *c, const char *sqlstate, const char *message, const char *detail)
+fail_step(Claimed *c, int sqlerrcode, const char *message, const char *detail)
 {
 	Outcome		o = {0};
 
-	o.error = ao_error_jsonb(sqlstate, message, detail);
+	o.error = ao_error_jsonb(sqlerrcode, message, detail);
 	settle(c, &o, NULL);
 }
 
@@ -564,12 +567,12 @@ run_loop(Claimed *c, json_object *spec, Jsonb *context)
 
 		if (items == NULL || !JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
 		{
-			fail_step(c, "22023", "for_each must produce an array", NULL);
+			fail_step(c, ERRCODE_INVALID_PARAMETER_VALUE, "for_each must produce an array", NULL);
 			return;
 		}
 		if ((int) JB_ROOT_COUNT(items) > limit)
 		{
-			fail_step(c, "54000", psprintf("for_each produced %u items, more than max_iterations (%d)",
+			fail_step(c, ERRCODE_PROGRAM_LIMIT_EXCEEDED, psprintf("for_each produced %u items, more than max_iterations (%d)",
 										   JB_ROOT_COUNT(items), limit), NULL);
 			return;
 		}
@@ -695,7 +698,7 @@ run_step(Claimed *c, MemoryContext stepcxt)
 	else if (strcmp(c->kind, "user_input") == 0)
 		run_user_input(c, spec, context);
 	else
-		fail_step(c, "0A000", psprintf("steps of kind %s cannot run in a transaction", c->kind), NULL);
+		fail_step(c, ERRCODE_FEATURE_NOT_SUPPORTED, psprintf("steps of kind %s cannot run in a transaction", c->kind), NULL);
 
 	MemoryContextSwitchTo(old);
 }

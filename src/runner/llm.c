@@ -382,7 +382,7 @@ add_tools(LlmState *st, json_object *spec)
 	/* start() and validation check this shape; a step must never trust it */
 	if (!json_object_is_type(names, json_type_array))
 	{
-		ao_net_step_fail(st->step, "22023", "\"tools\" of an llm step must be an array of tool names", NULL);
+		ao_net_step_fail(st->step, ERRCODE_INVALID_PARAMETER_VALUE, "\"tools\" of an llm step must be an array of tool names", NULL);
 		return false;
 	}
 	if (json_object_array_length(names) == 0)
@@ -390,7 +390,7 @@ add_tools(LlmState *st, json_object *spec)
 	for (size_t i = 0; i < json_object_array_length(names); i++)
 		if (!json_object_is_type(json_object_array_get_idx(names, i), json_type_string))
 		{
-			ao_net_step_fail(st->step, "22023", "\"tools\" of an llm step must be an array of tool names", NULL);
+			ao_net_step_fail(st->step, ERRCODE_INVALID_PARAMETER_VALUE, "\"tools\" of an llm step must be an array of tool names", NULL);
 			return false;
 		}
 	tools = json_object_new_array();
@@ -403,14 +403,14 @@ add_tools(LlmState *st, json_object *spec)
 		if (strcmp(name, "database.query") == 0)
 		{
 			json_object_put(tools);
-			ao_net_step_fail(st->step, "42501", "database.query cannot be offered to a model as a tool",
+			ao_net_step_fail(st->step, ERRCODE_INSUFFICIENT_PRIVILEGE, "database.query cannot be offered to a model as a tool",
 							 "Nothing a model writes is executed as SQL; offer a sql tool with a fixed statement.");
 			return false;
 		}
 		if (t == NULL)
 		{
 			json_object_put(tools);
-			ao_net_step_fail(st->step, "42704", psprintf("tool \"%s\" does not exist", name), NULL);
+			ao_net_step_fail(st->step, ERRCODE_UNDEFINED_OBJECT, psprintf("tool \"%s\" does not exist", name), NULL);
 			return false;
 		}
 		tool = json_object_new_object();
@@ -448,13 +448,13 @@ choose_model(LlmState *st, json_object *spec)
 		name = ao_default_model;
 	if (name == NULL)
 	{
-		ao_net_step_fail(st->step, "22023", "the llm step names no model",
+		ao_net_step_fail(st->step, ERRCODE_INVALID_PARAMETER_VALUE, "the llm step names no model",
 						 "Give the step a \"model\", pass options {\"model\": ...}, or set agentorch.default_model.");
 		return false;
 	}
 	if (!load_model(st, name))
 	{
-		ao_net_step_fail(st->step, "42704", psprintf("model \"%s\" is not registered", name),
+		ao_net_step_fail(st->step, ERRCODE_UNDEFINED_OBJECT, psprintf("model \"%s\" is not registered", name),
 						 "Register it with agentorch.register_model().");
 		return false;
 	}
@@ -489,21 +489,21 @@ prepare_request(LlmState *st)
 	/* the settings may have changed since the model was registered */
 	if (!ao_net_url_allowed(st->base_url, ao_llm_allowed_hosts, &host))
 	{
-		ao_net_step_fail(st->step, "42501",
+		ao_net_step_fail(st->step, ERRCODE_INSUFFICIENT_PRIVILEGE,
 						 psprintf("host %s of model \"%s\" is not allowed", host ? host : st->base_url, st->model_name),
 						 "Model hosts must be listed in agentorch.llm_allowed_hosts.");
 		return false;
 	}
 	if (st->api_key_env)
 	{
-		const char *sqlstate;
+		int			sqlerrcode;
 		const char *problem = ao_credential_problem(st->api_key_env, false,
 													psprintf("api_key_env of model \"%s\"", st->model_name),
-													&key, &sqlstate);
+													&key, &sqlerrcode);
 
 		if (problem)
 		{
-			ao_net_step_fail(st->step, sqlstate, problem, NULL);
+			ao_net_step_fail(st->step, sqlerrcode, problem, NULL);
 			return false;
 		}
 		ao_net_step_add_secret(st->step, key);
@@ -517,7 +517,7 @@ prepare_request(LlmState *st)
 		char	   *detail = ao_problems_detail(&problems);
 
 		ao_problems_free(&problems);
-		ao_net_step_fail(st->step, "22023", "could not build the LLM request", detail);
+		ao_net_step_fail(st->step, ERRCODE_INVALID_PARAMETER_VALUE, "could not build the LLM request", detail);
 		return false;
 	}
 	ao_problems_free(&problems);
@@ -530,7 +530,7 @@ prepare_request(LlmState *st)
 	st->headers = NULL;
 	if (!ao_llm_build_headers(st->provider, key ? key : "", st->anthropic_version, true, &h))
 	{
-		ao_net_step_fail(st->step, "22023", "the API key or version contains control characters", NULL);
+		ao_net_step_fail(st->step, ERRCODE_INVALID_PARAMETER_VALUE, "the API key or version contains control characters", NULL);
 		return false;
 	}
 	for (size_t i = 0; i < h.n; i++)
@@ -674,12 +674,12 @@ run_tool_calls(LlmState *st, const ao_llm_result *res)
 		if (!call->known)
 		{
 			ok = false;
-			error = ao_error_jsonb("42704", psprintf("unknown tool \"%s\"", call->wire_name), NULL);
+			error = ao_error_jsonb(ERRCODE_UNDEFINED_OBJECT, psprintf("unknown tool \"%s\"", call->wire_name), NULL);
 		}
 		else if (call->arguments == NULL)
 		{
 			ok = false;
-			error = ao_error_jsonb("22P02", "the arguments are not a JSON object", NULL);
+			error = ao_error_jsonb(ERRCODE_INVALID_TEXT_REPRESENTATION, "the arguments are not a JSON object", NULL);
 		}
 		else
 			ok = ao_call_tool_as(ao_net_step_owner(st->step), ao_net_step_run(st->step), call->name,
@@ -774,10 +774,12 @@ fail_or_fallback(LlmState *st, const ao_llm_error *e)
 		tx_end(started);
 	}
 	if (e->retryable)
-		ao_net_step_fail_retryable(st->step, e->http_status >= 500 ? "58000" : "08000", e->message, NULL,
+		ao_net_step_fail_retryable(st->step,
+								   e->http_status >= 500 ? ERRCODE_SYSTEM_ERROR : ERRCODE_CONNECTION_EXCEPTION,
+								   e->message, NULL,
 								   e->retry_after_ms > 0 ? e->retry_after_ms : 0, usage_jsonb(st));
 	else
-		ao_net_step_fail(st->step, "22000", e->message, NULL);
+		ao_net_step_fail(st->step, ERRCODE_DATA_EXCEPTION, e->message, NULL);
 }
 
 /*
@@ -849,7 +851,7 @@ llm_finish_reply(void *step)
 
 	if (st == NULL)
 	{
-		ao_net_step_fail(step, "XX000", "llm step has no state", NULL);
+		ao_net_step_fail(step, ERRCODE_INTERNAL_ERROR, "llm step has no state", NULL);
 		return;
 	}
 	memset(&res, 0, sizeof(res));
@@ -893,7 +895,7 @@ llm_finish_reply(void *step)
 		!(st->spec.structured && st->provider == AO_LLM_ANTHROPIC && res.structured))
 	{
 		ao_llm_result_free(&res);
-		ao_net_step_fail(step, "54000", "the reply was cut off by max_tokens inside a tool call",
+		ao_net_step_fail(step, ERRCODE_PROGRAM_LIMIT_EXCEEDED, "the reply was cut off by max_tokens inside a tool call",
 						 "The tool call's arguments are incomplete; raise the step's max_tokens.");
 		return;
 	}
@@ -904,7 +906,7 @@ llm_finish_reply(void *step)
 		if (st->turn + 1 >= st->max_turns)
 		{
 			ao_llm_result_free(&res);
-			ao_net_step_fail(step, "54000", psprintf("the model still asked for tools after %d turns", st->max_turns),
+			ao_net_step_fail(step, ERRCODE_PROGRAM_LIMIT_EXCEEDED, psprintf("the model still asked for tools after %d turns", st->max_turns),
 							 "Raise the step's max_turns if the conversation needs more.");
 			return;
 		}
@@ -934,7 +936,7 @@ llm_finish_reply(void *step)
 			{
 				/* asking again would be cut off the same way: no repair turn */
 				ao_llm_result_free(&res);
-				ao_net_step_fail(step, "54000", "the structured reply was cut off by max_tokens",
+				ao_net_step_fail(step, ERRCODE_PROGRAM_LIMIT_EXCEEDED, "the structured reply was cut off by max_tokens",
 								 "Raise the step's max_tokens.");
 				return;
 			}
@@ -954,7 +956,7 @@ llm_finish_reply(void *step)
 				return;
 			}
 			ao_llm_result_free(&res);
-			ao_net_step_fail(step, "22023", "the model's structured output does not match response_schema", detail);
+			ao_net_step_fail(step, ERRCODE_INVALID_PARAMETER_VALUE, "the model's structured output does not match response_schema", detail);
 			return;
 		}
 		ao_problems_free(&problems);

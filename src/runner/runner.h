@@ -60,8 +60,8 @@ typedef struct AoNetKind
 } AoNetKind;
 
 /* runner_net.c: network steps in an executor */
-extern void ao_net_step_fail(void *step, const char *sqlstate, const char *message, const char *detail);
-extern void ao_net_step_fail_retryable(void *step, const char *sqlstate, const char *message,
+extern void ao_net_step_fail(void *step, int sqlerrcode, const char *message, const char *detail);
+extern void ao_net_step_fail_retryable(void *step, int sqlerrcode, const char *message,
 									   const char *detail, double retry_after_ms, Jsonb *usage);
 extern void ao_net_step_succeed(void *step, Jsonb *output, Jsonb *usage);
 extern void ao_net_step_set_usage(void *step, Jsonb *usage);

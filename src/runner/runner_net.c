@@ -108,7 +108,7 @@ spi_run(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls
 
 /* Finish a step's attempt with a permanent failure (before or after its request). */
 void
-ao_net_step_fail(void *step, const char *sqlstate, const char *message, const char *detail)
+ao_net_step_fail(void *step, int sqlerrcode, const char *message, const char *detail)
 {
 	NetStep    *s = step;
 	MemoryContext old = MemoryContextSwitchTo(s->cxt);
@@ -116,7 +116,7 @@ ao_net_step_fail(void *step, const char *sqlstate, const char *message, const ch
 	s->finished = true;
 	s->ok = false;
 	s->retryable = false;
-	s->error = ao_error_jsonb(sqlstate, message, detail);
+	s->error = ao_error_jsonb(sqlerrcode, message, detail);
 	MemoryContextSwitchTo(old);
 }
 
@@ -164,7 +164,7 @@ ao_net_step_admit(void *step, const char *policy_name, json_object *limits_json,
 		ao_net_step_defer(s, wait_ms);
 	}
 	else
-		ao_net_step_fail(s, "57P03", psprintf("circuit breaker of %s is open", policy_name),
+		ao_net_step_fail(s, ERRCODE_CANNOT_CONNECT_NOW, psprintf("circuit breaker of %s is open", policy_name),
 						 "Too many consecutive failures; the run's deadline comes before the cooldown ends.");
 	return false;
 }
@@ -206,7 +206,7 @@ ao_net_step_switch_target(void *step, const char *policy_name, json_object *limi
 	if (d == AO_DEFER)
 		ao_net_step_defer(s, wait_ms);
 	else
-		ao_net_step_fail_retryable(s, "57P03", psprintf("circuit breaker of %s is open", policy_name),
+		ao_net_step_fail_retryable(s, ERRCODE_CANNOT_CONNECT_NOW, psprintf("circuit breaker of %s is open", policy_name),
 								   "Too many consecutive failures; requests resume after the cooldown.",
 								   (double) wait_ms, s->usage);
 	return false;
@@ -233,7 +233,7 @@ http_prepare(void *step, Jsonb *input, Jsonb *context)
 	t = ao_lookup_tool(s->run_id, json_object_get_string(tool_name));
 	if (t == NULL || strcmp(t->kind, "http") != 0)
 	{
-		ao_net_step_fail(s, "42704", psprintf("http tool \"%s\" does not exist", json_object_get_string(tool_name)), NULL);
+		ao_net_step_fail(s, ERRCODE_UNDEFINED_OBJECT, psprintf("http tool \"%s\" does not exist", json_object_get_string(tool_name)), NULL);
 		return false;
 	}
 	url = json_object_get_string(json_object_object_get(t->spec, "url"));
@@ -241,7 +241,7 @@ http_prepare(void *step, Jsonb *input, Jsonb *context)
 		? json_object_get_string(json_object_object_get(t->spec, "method")) : "POST";
 	if (!ao_net_url_allowed(url, ao_http_allowed_hosts, &host))
 	{
-		ao_net_step_fail(s, "42501", psprintf("host %s of tool \"%s\" is not allowed", host ? host : url, t->name),
+		ao_net_step_fail(s, ERRCODE_INSUFFICIENT_PRIVILEGE, psprintf("host %s of tool \"%s\" is not allowed", host ? host : url, t->name),
 						 "HTTP targets must be listed in agentorch.http_allowed_hosts (empty means none).");
 		return false;
 	}
@@ -272,7 +272,7 @@ http_prepare(void *step, Jsonb *input, Jsonb *context)
 			json_object *env = json_object_is_type(ref, json_type_string) ? ref : NULL;
 			json_object *prefix = NULL;
 			const char *value;
-			const char *sqlstate;
+			int			sqlerrcode;
 			const char *problem;
 
 			if (env == NULL && json_object_is_type(ref, json_type_object))
@@ -282,20 +282,20 @@ http_prepare(void *step, Jsonb *input, Jsonb *context)
 			}
 			if (env == NULL || !json_object_is_type(env, json_type_string))
 			{
-				ao_net_step_fail(s, "22023", psprintf("headers_env[\"%s\"] of tool \"%s\" names no variable", k, t->name), NULL);
+				ao_net_step_fail(s, ERRCODE_INVALID_PARAMETER_VALUE, psprintf("headers_env[\"%s\"] of tool \"%s\" names no variable", k, t->name), NULL);
 				return false;
 			}
 			problem = ao_credential_problem(json_object_get_string(env), true,
 											psprintf("headers_env[\"%s\"] of tool \"%s\"", k, t->name),
-											&value, &sqlstate);
+											&value, &sqlerrcode);
 			if (problem)
 			{
-				ao_net_step_fail(s, sqlstate, problem, NULL);
+				ao_net_step_fail(s, sqlerrcode, problem, NULL);
 				return false;
 			}
 			if (strpbrk(value, "\r\n") != NULL)
 			{
-				ao_net_step_fail(s, "22023", psprintf("environment variable \"%s\" contains a line break",
+				ao_net_step_fail(s, ERRCODE_INVALID_PARAMETER_VALUE, psprintf("environment variable \"%s\" contains a line break",
 													  json_object_get_string(env)), NULL);
 				return false;
 			}
@@ -395,7 +395,7 @@ http_finish(void *step)
 	{
 		s->ok = false;
 		s->retryable = !r->too_large;
-		s->error = ao_error_jsonb("08000", psprintf("http request failed: %s", clean_text(r->error, strlen(r->error))), NULL);
+		s->error = ao_error_jsonb(ERRCODE_CONNECTION_EXCEPTION, psprintf("http request failed: %s", clean_text(r->error, strlen(r->error))), NULL);
 		return;
 	}
 	out = ao_json_own(json_object_new_object());
@@ -473,7 +473,7 @@ http_finish(void *step)
 		if (ra)
 			s->retry_after_ms = atof(ra) * 1000.0;
 	}
-	s->error = ao_error_jsonb(r->status >= 500 ? "58000" : "22000",
+	s->error = ao_error_jsonb(r->status >= 500 ? ERRCODE_SYSTEM_ERROR : ERRCODE_DATA_EXCEPTION,
 							  psprintf("http tool returned status %ld", r->status),
 							  binary ? psprintf("(a binary body of %zu bytes)", len)
 							  : clean_text(data, Min(len, 500)));
@@ -668,7 +668,7 @@ ao_net_steps_claim(void)
 				if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 					ReThrowError(edata);
 				s->deferred = false;
-				ao_net_step_fail(s, unpack_sql_state(edata->sqlerrcode),
+				ao_net_step_fail(s, edata->sqlerrcode,
 								 psprintf("could not prepare the request: %s", edata->message), edata->detail);
 				FreeErrorData(edata);
 				input = NULL;
@@ -725,7 +725,7 @@ ao_net_steps_claim(void)
 			if (ao_net_start(&s->req))
 				s->sent = true;
 			else
-				ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+				ao_net_step_fail(s, ERRCODE_CONNECTION_EXCEPTION, psprintf("could not start the request: %s", s->req.error), NULL);
 		}
 	}
 	return list_length(claimed);
@@ -784,7 +784,7 @@ ao_net_inline_start(int64 run, const char *step_id, int attempt, int max_attempt
 		if (ao_net_start(&s->req))
 			s->sent = true;
 		else
-			ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+			ao_net_step_fail(s, ERRCODE_CONNECTION_EXCEPTION, psprintf("could not start the request: %s", s->req.error), NULL);
 	}
 	MemoryContextSwitchTo(old);
 	return s;
@@ -919,7 +919,7 @@ ao_net_step_restart(void *step)
 	ao_net_reset_transfer(&s->req);
 	if (!ao_net_start(&s->req))
 	{
-		ao_net_step_fail(s, "08000", psprintf("could not start the request: %s", s->req.error), NULL);
+		ao_net_step_fail(s, ERRCODE_CONNECTION_EXCEPTION, psprintf("could not start the request: %s", s->req.error), NULL);
 		return false;
 	}
 	s->sent = true;
@@ -975,7 +975,7 @@ finish_guarded(NetStep *s)
 		RESUME_INTERRUPTS();
 		if (s->req.in_active)
 			ao_net_abandon(&s->req);	/* a follow-up request had started */
-		ao_net_step_fail(s, edata->sqlerrcode == ERRCODE_INTERNAL_ERROR ? "XX000" : unpack_sql_state(edata->sqlerrcode),
+		ao_net_step_fail(s, edata->sqlerrcode,
 						 psprintf("could not process the response: %s", edata->message),
 						 edata->detail);
 		MemoryContextSwitchTo(old);
@@ -1025,7 +1025,7 @@ settle_one(NetStep *s, List **runs_out)
 			/* never store a NULL outcome (a kind that finished without one) */
 			s->ok = false;
 			s->retryable = false;
-			s->error = ao_error_jsonb("XX000", "the step finished without an outcome", NULL);
+			s->error = ao_error_jsonb(ERRCODE_INTERNAL_ERROR, "the step finished without an outcome", NULL);
 			MemoryContextSwitchTo(old);
 		}
 		scrub_outcome(s);
@@ -1107,7 +1107,7 @@ settle_guarded(NetStep *s, List **runs)
 			values[1] = CStringGetTextDatum(s->step_id);
 			values[2] = Int32GetDatum(s->attempt);
 			values[3] = Int32GetDatum(MyProcPid);
-			values[4] = JsonbPGetDatum(ao_error_jsonb(unpack_sql_state(edata->sqlerrcode),
+			values[4] = JsonbPGetDatum(ao_error_jsonb(edata->sqlerrcode,
 													  psprintf("could not record the result: %s", edata->message),
 													  edata->detail));
 			spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
@@ -1388,7 +1388,7 @@ ao_net_step_succeed(void *step, Jsonb *output, Jsonb *usage)
 
 /* Finish a step's attempt with a failure that may be retried. */
 void
-ao_net_step_fail_retryable(void *step, const char *sqlstate, const char *message,
+ao_net_step_fail_retryable(void *step, int sqlerrcode, const char *message,
 						   const char *detail, double retry_after_ms, Jsonb *usage)
 {
 	NetStep    *s = step;
@@ -1398,5 +1398,5 @@ ao_net_step_fail_retryable(void *step, const char *sqlstate, const char *message
 	s->retryable = true;
 	s->retry_after_ms = retry_after_ms;
 	s->usage = usage;
-	s->error = ao_error_jsonb(sqlstate, message, detail);
+	s->error = ao_error_jsonb(sqlerrcode, message, detail);
 }
