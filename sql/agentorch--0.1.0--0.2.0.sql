@@ -45,64 +45,68 @@
 \echo Use "ALTER EXTENSION agentorch UPDATE TO '0.2.0'" to load this file. \quit
 
 -------------------------------------------------------------------------------
--- Transition checks: whoever updates a step's or a run's status (these
--- functions, or C code), the change must be one the state machines allow
--- (src/README.md's diagrams); anything else is an internal error, never
--- silently applied. Triggers fire only when the status changes.
+-- Every function 0.2.0 changed or added (the state layer's transition checks
+-- and hooks, planner and reactive runs, budgets, tracing and Prometheus
+-- metrics), then the triggers that check status changes.
 -------------------------------------------------------------------------------
-CREATE FUNCTION agentorch._check_step_transition() RETURNS trigger
-LANGUAGE plpgsql
+
+CREATE OR REPLACE FUNCTION agentorch._create_run(p_owner oid, p_orchestration agentorch.orchestration_type,
+                                      p_workflow text, p_version int, p_hash text, p_body jsonb,
+                                      p_input jsonb, p_options jsonb, p_selection jsonb DEFAULT NULL,
+                                      p_search_path text DEFAULT 'pg_catalog, pg_temp',
+                                      p_tools jsonb DEFAULT '{}')
+RETURNS bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_run bigint;
+    v_key text := p_options OPERATOR(pg_catalog.->>) 'idempotency_key';
+    v_priority int := COALESCE((p_options OPERATOR(pg_catalog.->>) 'priority')::int, 0);
 BEGIN
-    IF NOT (CASE OLD.status
-        WHEN 'pending' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{ready,skipped,cancelled}'::agentorch.step_status[])
-        WHEN 'ready' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{running,waiting,succeeded,failed,skipped,cancelled,pending}'::agentorch.step_status[])
-        WHEN 'running' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{ready,succeeded,failed,skipped,cancelled,pending}'::agentorch.step_status[])
-        WHEN 'waiting' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,cancelled,pending}'::agentorch.step_status[])
-        WHEN 'succeeded' THEN NEW.status OPERATOR(pg_catalog.=) 'compensated'
-        WHEN 'compensated' THEN NEW.status OPERATOR(pg_catalog.=) 'succeeded'
-        ELSE NEW.status OPERATOR(pg_catalog.=) ANY ('{pending,ready}'::agentorch.step_status[])   -- failed, cancelled, skipped: resume, a new plan
-    END) THEN
-        RAISE EXCEPTION 'illegal step transition % -> % (run %, step %)', OLD.status, NEW.status, NEW.run_id, NEW.step_id
-              USING ERRCODE = 'XX000';
+    INSERT INTO agentorch.runs (orchestration, status, workflow_name, workflow_version, definition_hash,
+                                selection, input, options, priority, owner, idempotency_key,
+                                trace_id, started_at, deadline, memory, parent_id, search_path, tools)
+    VALUES (p_orchestration, 'running', p_workflow, p_version, p_hash, p_selection, p_input, p_options,
+            v_priority, p_owner, v_key,
+            -- the W3C trace id: the caller's (options.traceparent), else a new one
+            COALESCE(pg_catalog.substring(p_options OPERATOR(pg_catalog.->>) 'traceparent',
+                                          '^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$'),
+                     pg_catalog.md5(pg_catalog.random()::text OPERATOR(pg_catalog.||) pg_catalog.clock_timestamp()::text
+                                    OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid()::text)),
+            pg_catalog.now(),
+            pg_catalog.now() OPERATOR(pg_catalog.+) (p_options OPERATOR(pg_catalog.->>) 'timeout')::interval,
+            COALESCE(p_body OPERATOR(pg_catalog.->) 'memory', '{}'), (p_options OPERATOR(pg_catalog.->>) 'parent_id')::bigint,
+            p_search_path, p_tools)
+    ON CONFLICT (owner, idempotency_key) DO NOTHING
+    RETURNING id INTO v_run;
+    IF v_run IS NULL THEN
+        SELECT id INTO v_run FROM agentorch.runs
+        WHERE owner OPERATOR(pg_catalog.=) p_owner AND idempotency_key OPERATOR(pg_catalog.=) v_key;
+        RETURN v_run;
     END IF;
-    RETURN NEW;
+
+    IF p_orchestration OPERATOR(pg_catalog.=) 'simple' THEN
+        PERFORM agentorch._materialize(v_run, pg_catalog.jsonb_build_object('steps',
+            pg_catalog.jsonb_build_array(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                'id', 'main', 'type', 'llm',
+                'prompt', p_input OPERATOR(pg_catalog.->) 'prompt', 'system', p_input OPERATOR(pg_catalog.->) 'system', 'messages', p_input OPERATOR(pg_catalog.->) 'messages',
+                'model', COALESCE(p_input OPERATOR(pg_catalog.->) 'model', p_options OPERATOR(pg_catalog.->) 'model'),
+                'response_schema', p_input OPERATOR(pg_catalog.->) 'response_schema', 'tools', p_input OPERATOR(pg_catalog.->) 'tools')))), v_priority);
+    ELSE
+        PERFORM agentorch._materialize(v_run, p_body, v_priority);
+    END IF;
+
+    PERFORM agentorch._event(v_run, NULL, 'run_started',
+                             pg_catalog.jsonb_build_object('orchestration', p_orchestration,
+                                                           'workflow', p_workflow, 'version', p_version));
+    PERFORM agentorch._chunk(v_run, NULL, 0, 'status', 'run started',
+                             pg_catalog.jsonb_build_object('status', 'running'));
+    PERFORM agentorch._promote(v_run);
+    PERFORM agentorch._notify_lifecycle(v_run, 'run_started', 'running');
+    PERFORM agentorch._notify_run(v_run);
+    RETURN v_run;
 END
 $$;
-CREATE TRIGGER steps_transition BEFORE UPDATE OF status ON agentorch.steps
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION agentorch._check_step_transition();
-
-CREATE FUNCTION agentorch._check_run_transition() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT (CASE OLD.status
-        WHEN 'pending' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{running,failed,cancelled}'::agentorch.run_status[])
-        WHEN 'running' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{waiting,succeeded,failed,cancelled}'::agentorch.run_status[])
-        WHEN 'waiting' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{running,succeeded,failed,cancelled}'::agentorch.run_status[])
-        WHEN 'succeeded' THEN false
-        ELSE NEW.status OPERATOR(pg_catalog.=) 'running'   -- failed, cancelled: resume
-    END) THEN
-        RAISE EXCEPTION 'illegal run transition % -> % (run %)', OLD.status, NEW.status, NEW.id
-              USING ERRCODE = 'XX000';
-    END IF;
-    RETURN NEW;
-END
-$$;
-CREATE TRIGGER runs_transition BEFORE UPDATE OF status ON agentorch.runs
-    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION agentorch._check_run_transition();
-REVOKE EXECUTE ON FUNCTION agentorch._check_step_transition() FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION agentorch._check_run_transition() FROM PUBLIC;
-
--------------------------------------------------------------------------------
--- Planner and reactive runs (planner@n steps, plans, replans, budgets,
--- reactive triggers, adaptive model fallback). The state layer's hooks
--- (_finish_step, _promote, _retry_step, _run_output, _recover) call them.
--------------------------------------------------------------------------------
 
 CREATE OR REPLACE FUNCTION agentorch._promote(p_run bigint) RETURNS int
 LANGUAGE plpgsql
@@ -358,6 +362,50 @@ BEGIN
     RETURN QUERY SELECT agentorch._check_stalls(p_max);
 END
 $$;
+
+CREATE FUNCTION agentorch._check_step_transition() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (CASE OLD.status
+        WHEN 'pending' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{ready,skipped,cancelled}'::agentorch.step_status[])
+        WHEN 'ready' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{running,waiting,succeeded,failed,skipped,cancelled,pending}'::agentorch.step_status[])
+        WHEN 'running' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{ready,succeeded,failed,skipped,cancelled,pending}'::agentorch.step_status[])
+        WHEN 'waiting' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,cancelled,pending}'::agentorch.step_status[])
+        WHEN 'succeeded' THEN NEW.status OPERATOR(pg_catalog.=) 'compensated'
+        WHEN 'compensated' THEN NEW.status OPERATOR(pg_catalog.=) 'succeeded'
+        ELSE NEW.status OPERATOR(pg_catalog.=) ANY ('{pending,ready}'::agentorch.step_status[])   -- failed, cancelled, skipped: resume, a new plan
+    END) THEN
+        RAISE EXCEPTION 'illegal step transition % -> % (run %, step %)', OLD.status, NEW.status, NEW.run_id, NEW.step_id
+              USING ERRCODE = 'XX000';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._check_step_transition() FROM PUBLIC;
+
+CREATE FUNCTION agentorch._check_run_transition() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT (CASE OLD.status
+        WHEN 'pending' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{running,failed,cancelled}'::agentorch.run_status[])
+        WHEN 'running' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{waiting,succeeded,failed,cancelled}'::agentorch.run_status[])
+        WHEN 'waiting' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{running,succeeded,failed,cancelled}'::agentorch.run_status[])
+        WHEN 'succeeded' THEN false
+        ELSE NEW.status OPERATOR(pg_catalog.=) 'running'   -- failed, cancelled: resume
+    END) THEN
+        RAISE EXCEPTION 'illegal run transition % -> % (run %)', OLD.status, NEW.status, NEW.id
+              USING ERRCODE = 'XX000';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._check_run_transition() FROM PUBLIC;
 
 CREATE FUNCTION agentorch._replan(p_run bigint, p_reason text, p_problem text, p_rejected jsonb DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql
@@ -778,3 +826,128 @@ CREATE FUNCTION agentorch._check_plan(p_run bigint, p_plan jsonb)
 
 REVOKE EXECUTE ON FUNCTION agentorch._check_plan(bigint, jsonb) FROM PUBLIC;
 
+CREATE FUNCTION agentorch.trace(run_id bigint) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH r AS (
+        SELECT ru.* FROM agentorch.runs ru WHERE ru.id OPERATOR(pg_catalog.=) trace.run_id
+    ), spans AS (
+        SELECT 0 AS ord, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                   'traceId', r.trace_id,
+                   'spanId', agentorch._span_id(r.trace_id, NULL),
+                   'parentSpanId', pg_catalog.substring(r.options OPERATOR(pg_catalog.->>) 'traceparent',
+                                                        '^[0-9a-f]{2}-[0-9a-f]{32}-([0-9a-f]{16})-[0-9a-f]{2}$'),
+                   'name', 'run ' OPERATOR(pg_catalog.||) r.id::text,
+                   'kind', 1,
+                   'startTimeUnixNano', agentorch._unix_nano(COALESCE(r.started_at, r.created_at)),
+                   'endTimeUnixNano', agentorch._unix_nano(r.finished_at),
+                   'status', CASE r.status WHEN 'succeeded' THEN '{"code": 1}'::jsonb
+                                           WHEN 'failed' THEN pg_catalog.jsonb_build_object('code', 2, 'message', r.error OPERATOR(pg_catalog.->>) 'message')
+                                           WHEN 'cancelled' THEN '{"code": 2, "message": "cancelled"}'::jsonb
+                                           ELSE '{"code": 0}'::jsonb END,
+                   'attributes', agentorch._otel_attributes(pg_catalog.jsonb_build_object(
+                       'agentorch.run_id', r.id, 'agentorch.orchestration', r.orchestration,
+                       'agentorch.workflow', r.workflow_name, 'agentorch.status', r.status,
+                       'agentorch.model', r.options OPERATOR(pg_catalog.->>) 'model',
+                       'gen_ai.usage.input_tokens', r.prompt_tokens, 'gen_ai.usage.output_tokens', r.completion_tokens,
+                       'agentorch.cost', r.cost)))) AS span
+          FROM r
+        UNION ALL
+        SELECT s.ord, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                   'traceId', r.trace_id,
+                   'spanId', agentorch._span_id(r.trace_id, s.step_id),
+                   'parentSpanId', agentorch._span_id(r.trace_id, s.parent_step_id),
+                   'name', s.step_id,
+                   'kind', CASE WHEN s.network THEN 3 ELSE 1 END,
+                   'startTimeUnixNano', agentorch._unix_nano(COALESCE(s.started_at, s.created_at)),
+                   'endTimeUnixNano', agentorch._unix_nano(s.finished_at),
+                   'status', CASE s.status WHEN 'succeeded' THEN '{"code": 1}'::jsonb
+                                           WHEN 'failed' THEN pg_catalog.jsonb_build_object('code', 2, 'message', s.error OPERATOR(pg_catalog.->>) 'message')
+                                           ELSE '{"code": 0}'::jsonb END,
+                   'attributes', agentorch._otel_attributes(pg_catalog.jsonb_build_object(
+                       'agentorch.step.kind', s.kind, 'agentorch.step.status', s.status, 'agentorch.attempt', s.attempt,
+                       'agentorch.tool', s.spec OPERATOR(pg_catalog.->>) 'tool',
+                       'gen_ai.request.model', CASE WHEN s.kind OPERATOR(pg_catalog.=) 'llm'
+                                                    THEN COALESCE(s.spec OPERATOR(pg_catalog.->>) 'model', r.options OPERATOR(pg_catalog.->>) 'model') END,
+                       'gen_ai.usage.input_tokens', NULLIF(s.prompt_tokens, 0),
+                       'gen_ai.usage.output_tokens', NULLIF(s.completion_tokens, 0),
+                       'agentorch.cost', NULLIF(s.cost, 0))))) AS span
+          FROM r JOIN agentorch.steps s ON s.run_id OPERATOR(pg_catalog.=) r.id
+    )
+    SELECT pg_catalog.jsonb_build_object('resourceSpans', pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+               'resource', pg_catalog.jsonb_build_object('attributes', agentorch._otel_attributes('{"service.name": "agentorch"}')),
+               'scopeSpans', pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                   'scope', pg_catalog.jsonb_build_object('name', 'agentorch', 'version', '0.2.0'),
+                   'spans', (SELECT pg_catalog.jsonb_agg(span ORDER BY ord) FROM spans))))))
+      FROM r
+$$;
+
+CREATE FUNCTION agentorch.metrics_prometheus() RETURNS text
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH m AS (
+        SELECT x.ord,
+               CASE WHEN x.name OPERATOR(pg_catalog.~) '^[a-z]+:.*\.[a-z_]+$'
+                    THEN 'agentorch_target_' OPERATOR(pg_catalog.||) pg_catalog.substring(x.name, '\.([a-z_]+)$')
+                    ELSE 'agentorch_' OPERATOR(pg_catalog.||) pg_catalog.regexp_replace(x.name, '[^a-zA-Z0-9_]', '_', 'g') END AS metric,
+               CASE WHEN x.name OPERATOR(pg_catalog.~) '^[a-z]+:.*\.[a-z_]+$'
+                    THEN pg_catalog.substring(x.name, '^(.*)\.[a-z_]+$') END AS target,
+               CASE WHEN x.value = 'Infinity'::float8 THEN '+Inf' WHEN x.value = '-Infinity'::float8 THEN '-Inf'
+                    ELSE x.value::text END AS value
+          FROM agentorch.metrics() WITH ORDINALITY AS x(name, value, ord)
+    ), families AS (
+        SELECT metric, pg_catalog.min(ord) AS first,
+               '# TYPE ' OPERATOR(pg_catalog.||) metric OPERATOR(pg_catalog.||)
+               CASE WHEN metric OPERATOR(pg_catalog.~~) '%\_total' THEN ' counter' ELSE ' gauge' END OPERATOR(pg_catalog.||) E'\n' OPERATOR(pg_catalog.||)
+               pg_catalog.string_agg(metric OPERATOR(pg_catalog.||)
+                   COALESCE('{target="' OPERATOR(pg_catalog.||)
+                            pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(target, E'\\', E'\\\\'), '"', E'\\"'), E'\n', E'\\n')
+                            OPERATOR(pg_catalog.||) '"}', '')
+                   OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) value OPERATOR(pg_catalog.||) E'\n', '' ORDER BY ord) AS lines
+          FROM m GROUP BY metric
+    )
+    SELECT COALESCE(pg_catalog.string_agg(lines, '' ORDER BY first), '') FROM families
+$$;
+
+CREATE FUNCTION agentorch._otel_attributes(p jsonb) RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('key', e.key, 'value',
+               CASE pg_catalog.jsonb_typeof(e.value)
+                    WHEN 'number' THEN CASE WHEN e.value::text OPERATOR(pg_catalog.~) '^-?[0-9]+$'
+                                            THEN pg_catalog.jsonb_build_object('intValue', e.value::text)
+                                            ELSE pg_catalog.jsonb_build_object('doubleValue', e.value) END
+                    WHEN 'boolean' THEN pg_catalog.jsonb_build_object('boolValue', e.value)
+                    ELSE pg_catalog.jsonb_build_object('stringValue', e.value OPERATOR(pg_catalog.#>>) '{}') END)
+               ORDER BY e.key), '[]')
+      FROM pg_catalog.jsonb_each(p) e
+     WHERE pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.<>) 'null'
+$$;
+
+
+CREATE FUNCTION agentorch._unix_nano(t timestamptz) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (pg_catalog.floor(pg_catalog.date_part('epoch', t) OPERATOR(pg_catalog.*) 1000000)::numeric
+            OPERATOR(pg_catalog.*) 1000)::bigint::text
+$$;
+
+
+CREATE FUNCTION agentorch._span_id(p_trace text, p_step text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN p_trace IS NOT NULL
+                THEN pg_catalog.left(pg_catalog.md5(p_trace OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) COALESCE(p_step, '')), 16) END
+$$;
+
+CREATE TRIGGER steps_transition BEFORE UPDATE OF status ON agentorch.steps
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION agentorch._check_step_transition();
+CREATE TRIGGER runs_transition BEFORE UPDATE OF status ON agentorch.runs
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION agentorch._check_run_transition();

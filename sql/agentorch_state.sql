@@ -315,7 +315,13 @@ BEGIN
                                 selection, input, options, priority, owner, idempotency_key,
                                 trace_id, started_at, deadline, memory, parent_id, search_path, tools)
     VALUES (p_orchestration, 'running', p_workflow, p_version, p_hash, p_selection, p_input, p_options,
-            v_priority, p_owner, v_key, p_options OPERATOR(pg_catalog.->>) 'traceparent', pg_catalog.now(),
+            v_priority, p_owner, v_key,
+            -- the W3C trace id: the caller's (options.traceparent), else a new one
+            COALESCE(pg_catalog.substring(p_options OPERATOR(pg_catalog.->>) 'traceparent',
+                                          '^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$'),
+                     pg_catalog.md5(pg_catalog.random()::text OPERATOR(pg_catalog.||) pg_catalog.clock_timestamp()::text
+                                    OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid()::text)),
+            pg_catalog.now(),
             pg_catalog.now() OPERATOR(pg_catalog.+) (p_options OPERATOR(pg_catalog.->>) 'timeout')::interval,
             COALESCE(p_body OPERATOR(pg_catalog.->) 'memory', '{}'), (p_options OPERATOR(pg_catalog.->>) 'parent_id')::bigint,
             p_search_path, p_tools)

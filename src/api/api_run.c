@@ -263,6 +263,22 @@ check_options(json_object *options)
 				 errmsg("option \"idempotency_key\" must be a string of 1 to 200 characters")));
 	if (json_object_object_get_ex(options, "timeout", &v))
 		check_interval(v, "option \"timeout\"");
+	if (json_object_object_get_ex(options, "traceparent", &v))
+	{
+		/* W3C trace context: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, ids not all zero */
+		const char *tp = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+		bool		ok = strlen(tp) == 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
+			strncmp(tp + 3, "00000000000000000000000000000000", 32) != 0 &&
+			strncmp(tp + 36, "0000000000000000", 16) != 0 && strncmp(tp, "ff", 2) != 0;
+
+		for (int i = 0; ok && i < 55; i++)
+			ok = (i == 2 || i == 35 || i == 52) || (tp[i] >= '0' && tp[i] <= '9') || (tp[i] >= 'a' && tp[i] <= 'f');
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"traceparent\" must be a W3C trace context"),
+					 errhint("For example \"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\".")));
+	}
 	if (json_object_object_get_ex(options, "stall_timeout", &v))
 		check_interval(v, "option \"stall_timeout\"");
 	if (json_object_object_get_ex(options, "planner_model", &v))

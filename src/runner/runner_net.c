@@ -38,6 +38,7 @@
 #include "catalog/pg_type.h"
 #include "common/base64.h"
 #include "common/pg_prng.h"
+#include "common/md5.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -85,6 +86,8 @@ typedef struct NetStep
 	/* credential values the request carried: scrubbed from what is kept */
 	List	   *secrets;
 	bool		scrubbed;
+	/* "traceparent: 00-<run's trace id>-<step's span id>-01", or NULL */
+	char	   *traceparent;
 } NetStep;
 
 static dlist_head running_steps = DLIST_STATIC_INIT(running_steps);
@@ -104,6 +107,48 @@ spi_run(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls
 {
 	/* every caller passes a string literal: its plan is kept (common/spi.c) */
 	(void) ao_spi_exec_literal(sql, nargs, types, values, nulls);
+}
+
+/*
+ * The traceparent header of a step's requests: the run's trace id and the
+ * step's span id, the first 16 hex digits of md5("<trace id>/<step id>")
+ * -- what agentorch._span_id() gives trace(run_id). NULL when the run has
+ * no W3C trace id (a database still at 0.1.0 stored options.traceparent
+ * as given).
+ */
+static char *
+traceparent_header(const char *trace_id, const char *step_id)
+{
+	char		hex[33];
+	const char *errstr = NULL;
+	char	   *key;
+
+	if (trace_id == NULL || strlen(trace_id) != 32 || strspn(trace_id, "0123456789abcdef") != 32)
+		return NULL;
+	key = psprintf("%s/%s", trace_id, step_id);
+	if (!pg_md5_hash(key, strlen(key), hex, &errstr))
+		return NULL;
+	return psprintf("traceparent: 00-%s-%.16s-01", trace_id, hex);
+}
+
+/*
+ * Send the step's request: it carries the run's W3C trace context, so a
+ * provider's or tool's own tracing joins agentorch.trace(run_id) (the span
+ * id is the step's span there). Returns false when curl could not start it.
+ */
+static bool
+send_request(NetStep *s)
+{
+	if (s->traceparent)
+	{
+		bool		present = false;
+
+		for (struct curl_slist *h = s->req.request_headers; h && !present; h = h->next)
+			present = pg_strncasecmp(h->data, "traceparent:", 12) == 0;
+		if (!present)
+			s->req.request_headers = curl_slist_append(s->req.request_headers, s->traceparent);
+	}
+	return ao_net_start(&s->req);
 }
 
 /* Finish a step's attempt with a permanent failure (before or after its request). */
@@ -561,7 +606,8 @@ ao_net_steps_claim(void)
 				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
 				"SELECT c.run_id, c.step_id, r.status::text, s.spec::text, s.attempt + 1, s.max_attempts, r.owner,"
 				"       agentorch._context(c.run_id, s.item, s.iteration)::text, r.options::text, "
-				"       pg_catalog.date_part('epoch', r.deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) * 1000 "
+				"       pg_catalog.date_part('epoch', r.deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) * 1000, "
+				"       r.trace_id "
 				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
 				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
 				" ORDER BY c.run_id",
@@ -594,6 +640,7 @@ ao_net_steps_claim(void)
 		s->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		s->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
+		s->traceparent = traceparent_header(SPI_getvalue(tup, desc, 11), s->step_id);
 		{
 			Datum		left = SPI_getbinval(tup, desc, 10, &isnull);
 
@@ -722,7 +769,7 @@ ao_net_steps_claim(void)
 		nrunning++;
 		if (!s->finished && s->req.url)
 		{
-			if (ao_net_start(&s->req))
+			if (send_request(s))
 				s->sent = true;
 			else
 				ao_net_step_fail(s, ERRCODE_CONNECTION_EXCEPTION, psprintf("could not start the request: %s", s->req.error), NULL);
@@ -779,9 +826,29 @@ ao_net_inline_start(int64 run, const char *step_id, int attempt, int max_attempt
 	cb->func = release_request_cb;
 	cb->arg = s;
 	MemoryContextRegisterResetCallback(cxt, cb);
+	{
+		/* the run's trace context (run_sync runs in this transaction) */
+		Oid			t[1] = {INT8OID};
+		Datum		v[1] = {Int64GetDatum(run)};
+
+		if (SPI_connect() == SPI_OK_CONNECT)
+		{
+			if (SPI_execute_with_args("SELECT r.trace_id FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1",
+									  /* not read-only: the run may be this statement's own */
+									  1, t, v, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+			{
+				char	   *trace_id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+				MemoryContext spi = MemoryContextSwitchTo(cxt);
+
+				s->traceparent = traceparent_header(trace_id, step_id);
+				MemoryContextSwitchTo(spi);
+			}
+			SPI_finish();
+		}
+	}
 	if (s->kind->prepare(s, input, context) && !s->finished && s->req.url)
 	{
-		if (ao_net_start(&s->req))
+		if (send_request(s))
 			s->sent = true;
 		else
 			ao_net_step_fail(s, ERRCODE_CONNECTION_EXCEPTION, psprintf("could not start the request: %s", s->req.error), NULL);
@@ -917,7 +984,7 @@ ao_net_step_restart(void *step)
 	NetStep    *s = step;
 
 	ao_net_reset_transfer(&s->req);
-	if (!ao_net_start(&s->req))
+	if (!send_request(s))
 	{
 		ao_net_step_fail(s, ERRCODE_CONNECTION_EXCEPTION, psprintf("could not start the request: %s", s->req.error), NULL);
 		return false;

@@ -1119,7 +1119,8 @@ class Handler(BaseHTTPRequestHandler):
                     "headers": {k.lower(): v for k, v in self.headers.items()
                                 if k.lower() in ("content-type", "user-agent", "anthropic-version",
                                                  "anthropic-beta", "accept", "openai-organization",
-                                                 "x-stainless-retry-count") or k.lower().startswith("x-mock-")},
+                                                 "x-stainless-retry-count", "traceparent", "tracestate")
+                                or k.lower().startswith("x-mock-")},
                     "body": req.body,
                 })
         kind = None
