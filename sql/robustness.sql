@@ -95,3 +95,16 @@ UPDATE agentorch.steps SET status = 'compensated' WHERE run_id = :tr AND step_id
 ROLLBACK;
 DELETE FROM agentorch.runs WHERE id = :tr;
 DELETE FROM agentorch.workflows WHERE name = 'robust-transitions';
+
+-- a step's output_schema binds its output: a violation fails the step with the problems
+SELECT agentorch.register_workflow('robust-output-schema', '{"steps": [
+  {"id": "ok", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1 AS one"},
+   "output_schema": {"type": "array", "items": {"type": "object", "required": ["one"]}}},
+  {"id": "bad", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1 AS one"}, "depends_on": ["ok"],
+   "output_schema": {"type": "array", "items": {"type": "object", "required": ["two"]}}}]}');
+SELECT agentorch.run_workflow('robust-output-schema') AS os \gset
+SELECT status, error->>'message' AS message FROM agentorch.wait(:os, '30s');
+SELECT step_id, status, error->>'message' AS message, error->>'detail' AS detail, output
+  FROM agentorch.steps WHERE run_id = :os ORDER BY step_id;
+DELETE FROM agentorch.runs WHERE id = :os;
+DELETE FROM agentorch.workflows WHERE name = 'robust-output-schema';
