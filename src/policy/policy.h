@@ -47,4 +47,13 @@ extern void ao_policy_limits_from_json(json_object *o, AoLimits *lim);
 /* The delay before the next attempt of a step (policy.c): every runner's one retry decision. */
 extern double ao_retry_delay_ms(json_object *spec, int attempt, double retry_after_ms);
 
+/*
+ * Step locks (locks.c): try the lock a step names, never waiting. session:
+ * held until ao_step_lock_release (a network step's lease), else until the
+ * transaction ends (a transactional step).
+ */
+#define AO_STEP_LOCK_RETRY_MS 50
+extern bool ao_step_lock_try(const char *name, bool session);
+extern void ao_step_lock_release(const char *name);
+
 #endif							/* AO_POLICY_H */

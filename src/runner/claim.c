@@ -637,6 +637,19 @@ run_step(Claimed *c, MemoryContext stepcxt)
 			input = DatumGetJsonbP(jsonb_datum("{}"));
 	}
 
+	/* the step's lock, held until this transaction ends; busy: tried again shortly */
+	{
+		json_object *lock = spec_member(spec, "lock");
+
+		if (lock && json_object_is_type(lock, json_type_string) &&
+			!ao_step_lock_try(json_object_get_string(lock), false))
+		{
+			ao_state_defer_step(c->run_id, c->step_id, AO_STEP_LOCK_RETRY_MS);
+			MemoryContextSwitchTo(old);
+			return;
+		}
+	}
+
 	/*
 	 * The attempt begins, counted in this transaction -- unless an earlier
 	 * step of this batch has meanwhile failed or finished the run.

@@ -88,6 +88,8 @@ typedef struct NetStep
 	bool		scrubbed;
 	/* "traceparent: 00-<run's trace id>-<step's span id>-01", or NULL */
 	char	   *traceparent;
+	/* the step lock it holds (spec.lock), released when the step's memory goes */
+	char	   *lock_name;
 } NetStep;
 
 static dlist_head running_steps = DLIST_STATIC_INIT(running_steps);
@@ -680,6 +682,23 @@ ao_net_steps_claim(void)
 			spi_run("SELECT agentorch._finish_step($1, $2, 'cancelled')", 2, types, values, NULL);
 			continue;
 		}
+		{
+			/* the step's lock, held until the attempt ends; busy: tried again shortly */
+			json_object *lock = json_object_object_get(s->spec, "lock");
+
+			if (lock && json_object_is_type(lock, json_type_string))
+			{
+				if (!ao_step_lock_try(json_object_get_string(lock), true))
+				{
+					s->state = NULL;	/* the context text: no kind state yet */
+					ao_state_defer_step(s->run_id, s->step_id, AO_STEP_LOCK_RETRY_MS);
+					s->deferred = true;
+					s->defer_ms = AO_STEP_LOCK_RETRY_MS;
+					continue;
+				}
+				s->lock_name = MemoryContextStrdup(s->cxt, json_object_get_string(lock));
+			}
+		}
 		/*
 		 * Rendering and preparing the request happen in a subtransaction of
 		 * the step's own: whatever fails there (a template, a value nested
@@ -786,6 +805,11 @@ release_request_cb(void *arg)
 
 	if (s->req.easy)
 		ao_net_abandon(&s->req);
+	if (s->lock_name)
+	{
+		ao_step_lock_release(s->lock_name);
+		s->lock_name = NULL;
+	}
 	/* an ERROR that takes a step's memory (run_sync) must not keep its slot */
 	if (s->policy_acquired)
 	{
