@@ -345,6 +345,33 @@ GRANT SELECT (name, provider, created_at, updated_at) ON agentorch.models TO PUB
 -- agentorch.models.spec and agentorch.llm_cache: extension owner only.
 
 -------------------------------------------------------------------------------
+-- The audit log: who started, cancelled, resumed, submitted input to,
+-- registered, granted, revoked, dropped or purged what, and when. Written
+-- by the C API functions as the extension owner (ao_audit); row-level
+-- security shows a role its own rows, superusers (and the extension owner)
+-- all. Kept by pg_dump, and never purged with the runs it names.
+-------------------------------------------------------------------------------
+CREATE SEQUENCE agentorch.audit_log_id_seq;
+CREATE TABLE agentorch.audit_log (
+    id      bigint PRIMARY KEY DEFAULT pg_catalog.nextval('agentorch.audit_log_id_seq'),
+    at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    actor   oid NOT NULL,                 -- the role that acted
+    action  text NOT NULL,                -- start, cancel, resume, submit_input, register_*, grant_tool, ...
+    object  text,                         -- the workflow, tool, model, step or orchestration acted on
+    run_id  bigint,                       -- the run, when the action concerns one
+    detail  jsonb
+);
+ALTER SEQUENCE agentorch.audit_log_id_seq OWNED BY agentorch.audit_log.id;
+CREATE INDEX audit_log_actor ON agentorch.audit_log (actor, id);
+ALTER TABLE agentorch.audit_log ENABLE ROW LEVEL SECURITY;
+CREATE POLICY audit_log_actor ON agentorch.audit_log
+    USING (actor OPERATOR(pg_catalog.=) (SELECT agentorch._current_role()));
+REVOKE ALL ON agentorch.audit_log, agentorch.audit_log_id_seq FROM PUBLIC;
+GRANT SELECT ON agentorch.audit_log TO PUBLIC;   -- filtered by RLS
+SELECT pg_catalog.pg_extension_config_dump('agentorch.audit_log'::regclass, '');
+SELECT pg_catalog.pg_extension_config_dump('agentorch.audit_log_id_seq'::regclass, '');
+
+-------------------------------------------------------------------------------
 -- Validation, YAML and registration API (C)
 -------------------------------------------------------------------------------
 CREATE FUNCTION agentorch.yaml_to_jsonb(document text) RETURNS jsonb

@@ -420,6 +420,7 @@ create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
 	SPI_finish();
 	ao_restore_user(&owner_scope);
 	ao_wake_at_commit();
+	ao_audit_kv("start", orchestration, run, "workflow", workflow, NULL);
 	return run;
 }
 
@@ -738,6 +739,7 @@ ao_sql_cancel(PG_FUNCTION_ARGS)
 	if (!state_bool("SELECT agentorch._cancel($1, NULLIF($2, ''))", 2, types, values))
 		PG_RETURN_BOOL(false);
 	ao_note_cancel();
+	ao_audit_kv("cancel", NULL, PG_GETARG_INT64(0), "reason", PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)), NULL);
 	PG_RETURN_BOOL(true);
 }
 
@@ -750,7 +752,10 @@ ao_sql_resume(PG_FUNCTION_ARGS)
 
 	visible_run_owner(PG_GETARG_INT64(0));
 	values[0] = PG_GETARG_DATUM(0);
-	PG_RETURN_BOOL(state_bool("SELECT agentorch._resume($1)", 1, types, values));
+	if (!state_bool("SELECT agentorch._resume($1)", 1, types, values))
+		PG_RETURN_BOOL(false);
+	ao_audit("resume", NULL, PG_GETARG_INT64(0), NULL);
+	PG_RETURN_BOOL(true);
 }
 
 /* submit_input(run_id, step_id, value) RETURNS boolean */
@@ -765,7 +770,11 @@ ao_sql_submit_input(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_GETARG_DATUM(2);
-	PG_RETURN_BOOL(state_bool("SELECT agentorch._submit_input($1, $2, $3)", 3, types, values));
+	if (!state_bool("SELECT agentorch._submit_input($1, $2, $3)", 3, types, values))
+		PG_RETURN_BOOL(false);
+	/* the step, not the value (it may be anything the role would not log) */
+	ao_audit("submit_input", text_to_cstring(PG_GETARG_TEXT_PP(1)), PG_GETARG_INT64(0), NULL);
+	PG_RETURN_BOOL(true);
 }
 
 /*
@@ -1061,6 +1070,9 @@ ao_sql_purge(PG_FUNCTION_ARGS)
 	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	ao_restore_user(&owner_scope);
+	ao_audit_kv("purge", NULL, 0,
+				"older_than", DatumGetCString(DirectFunctionCall1(interval_out, PG_GETARG_DATUM(0))),
+				"deleted", psprintf(INT64_FORMAT, n), NULL);
 	PG_RETURN_INT64(n);
 }
 

@@ -184,7 +184,12 @@ register_definition(const char *name, Jsonb *definition)
 		ao_problems_raise(p, ERRCODE_INVALID_PARAMETER_VALUE,
 						  psprintf("invalid workflow definition \"%s\"", name));
 	}
-	return store_workflow(name, definition, normalized);
+	{
+		int			version = store_workflow(name, definition, normalized);
+
+		ao_audit_kv("register_workflow", name, 0, "version", psprintf("%d", version), NULL);
+		return version;
+	}
 }
 
 /* register_workflow(name text, definition jsonb) RETURNS int */
@@ -483,6 +488,7 @@ ao_sql_register_tool(PG_FUNCTION_ARGS)
 	SPI_finish();
 	ao_restore_user(&owner_scope);
 	AtEOXact_GUC(true, nest);
+	ao_audit_kv("register_tool", name, 0, "kind", kind, NULL);
 	PG_RETURN_VOID();
 }
 
@@ -538,6 +544,7 @@ ao_sql_register_model(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not store model \"%s\"", name);
 	SPI_finish();
 	ao_restore_user(&owner_scope);
+	ao_audit_kv("register_model", name, 0, "provider", provider, NULL);
 	PG_RETURN_VOID();
 }
 
@@ -599,6 +606,8 @@ change_tool_grant(FunctionCallInfo fcinfo, bool grant)
 		elog(ERROR, "agentorch: could not change the grants of tool \"%s\"", tool);
 	SPI_finish();
 	ao_restore_user(&owner_scope);
+	ao_audit_kv(grant ? "grant_tool" : "revoke_tool", tool, 0,
+				"grantee", GetUserNameFromId(grantee, true), NULL);
 }
 
 /* grant_tool(tool text, grantee regrole) RETURNS void */
@@ -646,5 +655,6 @@ ao_sql_drop_tool(PG_FUNCTION_ARGS)
 		elog(ERROR, "agentorch: could not drop tool \"%s\"", tool);
 	SPI_finish();
 	ao_restore_user(&owner_scope);
+	ao_audit("drop_tool", tool, 0, NULL);
 	PG_RETURN_BOOL(true);
 }

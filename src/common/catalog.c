@@ -668,3 +668,53 @@ ao_check_workflow_semantics(json_object *normalized, json_object *schema,
 							psprintf("invalid jsonpath condition: %s", err));
 	}
 }
+
+/*
+ * Record an action of the calling role in agentorch.audit_log (written as
+ * the extension owner). Call it in the caller's security context, after the
+ * action succeeded; object, run (0) and detail (NULL) may be absent. Does
+ * nothing in a database still at 0.1.0 (no audit log there).
+ */
+void
+ao_audit(const char *action, const char *object, int64 run, Jsonb *detail)
+{
+	Oid			actor = GetUserId();
+	Oid			types[5] = {OIDOID, TEXTOID, TEXTOID, INT8OID, JSONBOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', object ? ' ' : 'n', run > 0 ? ' ' : 'n', detail ? ' ' : 'n'};
+	AoUserScope owner_scope;
+
+	if (!ao_schema_at_least(0, 2))
+		return;
+	values[0] = ObjectIdGetDatum(actor);
+	values[1] = CStringGetTextDatum(action);
+	values[2] = object ? CStringGetTextDatum(object) : (Datum) 0;
+	values[3] = Int64GetDatum(run);
+	values[4] = detail ? JsonbPGetDatum(detail) : (Datum) 0;
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	if (SPI_execute_with_args("INSERT INTO agentorch.audit_log (actor, action, object, run_id, detail) "
+							  "VALUES ($1, $2, $3, $4, $5)", 5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "agentorch: could not write the audit log");
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+}
+
+/* ao_audit with a detail object built from key/value string pairs (NULL-terminated). */
+void
+ao_audit_kv(const char *action, const char *object, int64 run,...)
+{
+	va_list		ap;
+	json_object *d = ao_json_own(json_object_new_object());
+	const char *k;
+
+	va_start(ap, run);
+	while ((k = va_arg(ap, const char *)) != NULL)
+	{
+		const char *v = va_arg(ap, const char *);
+
+		json_object_object_add(d, k, v ? json_object_new_string(v) : NULL);
+	}
+	va_end(ap);
+	ao_audit(action, object, run, json_object_object_length(d) > 0 ? ao_jsonb_from_json(d) : NULL);
+}

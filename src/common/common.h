@@ -127,6 +127,10 @@ extern char *ao_jsonpath_error(const char *expr);
 extern int	ao_schema_version(void);
 extern bool ao_schema_at_least(int major, int minor);
 extern void ao_require_schema(int major, int minor, const char *feature);
+
+/* agentorch.audit_log: an action of the calling role (catalog.c). */
+extern void ao_audit(const char *action, const char *object, int64 run, Jsonb *detail);
+extern void ao_audit_kv(const char *action, const char *object, int64 run,...);
 extern void ao_check_workflow_semantics(json_object *normalized, json_object *schema,
 										ao_problems *problems);
 

@@ -605,5 +605,6 @@ ao_sql_load_selector_rules(PG_FUNCTION_ARGS)
 	SPI_finish();
 	ao_restore_user(&scope);
 	AtEOXact_GUC(true, nest);
+	ao_audit_kv("load_selector_rules", NULL, 0, "rules", psprintf("%d", loaded), NULL);
 	PG_RETURN_INT32(loaded);
 }

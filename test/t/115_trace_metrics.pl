@@ -8,7 +8,8 @@
 #     spans under the run's, times in Unix nanoseconds, status, attributes
 #     (model, tokens); another role gets NULL;
 #   - an invalid traceparent is refused;
-#   - metrics_prometheus() is metrics() in Prometheus' text format.
+#   - metrics_prometheus() is metrics() in Prometheus' text format;
+#   - the audit log records who did what (RLS: a role sees its own rows).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -85,6 +86,29 @@ for my $line (split /\n/, $prom)
 	like($line, qr/^(agentorch_[a-z0-9_]+)(\{target="[^"\\\n]*"\})? -?[0-9.e+]+$/, "prometheus: sample line '$line'") unless $line =~ /^agentorch_/ && $line =~ /^(\S+?)(\{|\s)/ && $types{$1};
 }
 ok(!grep({ $types{$_} > 1 } keys %types), 'prometheus: one TYPE line per family');
+
+# the audit log: who did what, each role sees its own rows, superusers all
+sql_as($node, 'mallory', q{SELECT agentorch.register_workflow('m-approve', '{"steps": [{"id": "ask", "type": "user_input", "prompt": "ok?"}]}')});
+my $m1 = sql_as($node, 'mallory', q{SELECT agentorch.run_workflow('m-approve')});
+my $m2 = sql_as($node, 'mallory', q{SELECT agentorch.run_workflow('m-approve')});
+is(sql_as($node, 'mallory', "SELECT status FROM agentorch.wait($m1, '30s')"), 'waiting', 'audit: the run waits for input');
+sql_as($node, 'mallory', "SELECT agentorch.submit_input($m1, 'ask', '{\"secret\": \"s3cr3t\"}')");
+sql_as($node, 'mallory', "SELECT agentorch.cancel($m2, 'not needed')");
+sql_as($node, 'mallory', "SELECT agentorch.resume($m2)");
+sql($node, q{SELECT agentorch.register_tool('t.audit', 'sql', '{"sql": "SELECT 1 AS one"}')});
+sql($node, q{SELECT agentorch.grant_tool('t.audit', 'mallory')});
+my $mine = sql_as($node, 'mallory', q{SELECT string_agg(action || ':' || COALESCE(object, '') || ':' || COALESCE(run_id::text, ''), ',' ORDER BY id) FROM agentorch.audit_log});
+is($mine, "register_workflow:m-approve:,start:fixed:$m1,start:fixed:$m2,submit_input:ask:$m1,cancel::$m2,resume::$m2",
+	'audit: mallory sees her actions, in order');
+unlike(sql_as($node, 'mallory', q{SELECT string_agg(detail::text, ' ') FROM agentorch.audit_log}), qr/s3cr3t/, 'audit: submitted values are not logged');
+like(sql_as($node, 'mallory', q{SELECT detail->>'reason' FROM agentorch.audit_log WHERE action = 'cancel'}), qr/^not needed$/, 'audit: the cancel reason');
+is(sql_as($node, 'mallory', q{SELECT count(*) FROM agentorch.audit_log WHERE actor <> 'mallory'::regrole}), '0', 'audit: no other role\'s rows');
+my $all = sql($node, q{SELECT string_agg(DISTINCT action, ',' ORDER BY action) FROM agentorch.audit_log});
+like($all, qr/register_model.*register_tool/, 'audit: the superuser sees every role\'s actions');
+like(sql($node, q{SELECT actor::regrole || ' ' || (detail->>'grantee') FROM agentorch.audit_log WHERE action = 'grant_tool'}),
+	qr/^postgres mallory$/, 'audit: who granted what to whom');
+my $r = psql_result($node, 'postgres', 'mallory', q{DELETE FROM agentorch.audit_log});
+isnt($r->{rc}, 0, 'audit: a role cannot delete its audit rows');
 
 ok(!crashed($node), 'no server process crashed');
 done_testing();
