@@ -1215,6 +1215,33 @@ CREATE TRIGGER runs_transition BEFORE UPDATE OF status ON agentorch.runs
 -- step is told apart from a workflow step (plan_version 0).
 -------------------------------------------------------------------------------
 
+-- Supersede the plan steps of a run in the given states: cancelled, with
+-- error {message, superseded: true} and a step_superseded event. Rows an
+-- executor holds are skipped (SKIP LOCKED): such a step finishes, and its
+-- result stays.
+CREATE FUNCTION agentorch._supersede(p_run bigint, p_states agentorch.step_status[], p_message text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    x record;
+BEGIN
+    FOR x IN UPDATE agentorch.steps s
+                SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(), lease_until = NULL, worker = NULL,
+                    error = pg_catalog.jsonb_build_object('message', p_message, 'superseded', true)
+              WHERE (s.run_id, s.step_id) IN (
+                    SELECT c.run_id, c.step_id FROM agentorch.steps c
+                     WHERE c.run_id OPERATOR(pg_catalog.=) p_run AND c.plan_version OPERATOR(pg_catalog.>) 0
+                       AND c.parent_step_id IS NULL AND c.status OPERATOR(pg_catalog.=) ANY (p_states)
+                     FOR UPDATE SKIP LOCKED)
+             RETURNING s.step_id, s.attempt
+    LOOP
+        PERFORM agentorch._step_transition(p_run, x.step_id, 'cancelled', x.attempt, 'step_superseded',
+                                           pg_catalog.jsonb_build_object('superseded', true, 'reason', p_message));
+    END LOOP;
+END
+$$;
+
 -- Ask for a new plan: supersede what has not started (pending and ready
 -- plan steps; a step an executor holds runs on and its result stays) and
 -- add the next planner step, ready. Past max_replans the run fails with
@@ -1228,7 +1255,6 @@ DECLARE
     n_planners int;
     v_max int;
     v_spec jsonb;
-    x record;
 BEGIN
     SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
     IF r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) OR r.compensating THEN
@@ -1250,20 +1276,7 @@ BEGIN
         RETURN;
     END IF;
 
-    FOR x IN UPDATE agentorch.steps s
-                SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
-                    error = pg_catalog.jsonb_build_object('message', 'superseded by a new plan', 'superseded', true)
-              WHERE (s.run_id, s.step_id) IN (
-                    SELECT c.run_id, c.step_id FROM agentorch.steps c
-                     WHERE c.run_id OPERATOR(pg_catalog.=) p_run AND c.plan_version OPERATOR(pg_catalog.>) 0
-                       AND c.parent_step_id IS NULL
-                       AND c.status OPERATOR(pg_catalog.=) ANY ('{pending,ready}'::agentorch.step_status[])
-                     FOR UPDATE SKIP LOCKED)
-             RETURNING s.step_id, s.attempt
-    LOOP
-        PERFORM agentorch._step_transition(p_run, x.step_id, 'cancelled', x.attempt, 'step_superseded',
-                                           '{"superseded": true}');
-    END LOOP;
+    PERFORM agentorch._supersede(p_run, '{pending,ready}', 'superseded by a new plan');
 
     v_spec := agentorch._planner_step(p_run, p_reason, p_problem, p_rejected);
     INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, priority, max_attempts, network)
@@ -1541,7 +1554,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r record;
-    x record;
 BEGIN
     FOR r IN SELECT ru.id, ru.options OPERATOR(pg_catalog.->>) 'stall_timeout' AS stall
                FROM agentorch.runs ru
@@ -1558,19 +1570,7 @@ BEGIN
               FOR UPDATE SKIP LOCKED
     LOOP
         -- the steps that hang are superseded (an executor holding one drops its result)
-        FOR x IN UPDATE agentorch.steps s
-                    SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(), lease_until = NULL, worker = NULL,
-                        error = pg_catalog.jsonb_build_object('message', 'superseded by a new plan (stalled)', 'superseded', true)
-                  WHERE (s.run_id, s.step_id) IN (
-                        SELECT c.run_id, c.step_id FROM agentorch.steps c
-                         WHERE c.run_id OPERATOR(pg_catalog.=) r.id AND c.plan_version OPERATOR(pg_catalog.>) 0
-                           AND c.parent_step_id IS NULL AND c.status OPERATOR(pg_catalog.=) 'running'
-                         FOR UPDATE SKIP LOCKED)
-                 RETURNING s.step_id, s.attempt
-        LOOP
-            PERFORM agentorch._step_transition(r.id, x.step_id, 'cancelled', x.attempt, 'step_superseded',
-                                               '{"superseded": true, "stalled": true}');
-        END LOOP;
+        PERFORM agentorch._supersede(r.id, '{running}', 'superseded by a new plan (stalled)');
         PERFORM agentorch._trigger_replan(r.id, 'stall', pg_catalog.clock_timestamp()::text,
                                           pg_catalog.format('no step finished for %s (stall_timeout)', r.stall));
         RETURN NEXT r.id;
