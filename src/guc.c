@@ -51,6 +51,10 @@ char	   *ao_tool_env_pattern = "%_TOKEN";
 int			ao_log_level = LOG;
 int			ao_max_step_timeout_ms = 3600000;
 int			ao_max_replans = 3;
+double		ao_chaos_step_failure_rate = 0;
+double		ao_chaos_provider_fault_rate = 0;
+int			ao_chaos_latency_ms = 0;
+int			ao_chaos_seed = 0;
 int			ao_max_iterations_per_run = 10000;
 int			ao_batch_time_limit_ms = 500;
 double		ao_notify_queue_limit = 0.5;
@@ -185,6 +189,22 @@ ao_define_settings(void)
 							"Revisions a planner or reactive run may ask for when its option max_replans is not given.",
 							"Read when a run starts and recorded in its options.",
 							&ao_max_replans, ao_max_replans, 0, 100, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("agentorch.chaos_step_failure_rate",
+							 "Chaos testing: the share of tool steps that fail before they run (retryable, 40001).",
+							 "Off (0) by default; for fault-injection tests only.",
+							 &ao_chaos_step_failure_rate, ao_chaos_step_failure_rate, 0, 1, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("agentorch.chaos_provider_fault_rate",
+							 "Chaos testing: the share of completed LLM and HTTP responses treated as a provider fault (retryable).",
+							 "Off (0) by default; for fault-injection tests only.",
+							 &ao_chaos_provider_fault_rate, ao_chaos_provider_fault_rate, 0, 1, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.chaos_latency",
+							"Chaos testing: up to this much delay before a tool step runs.",
+							"Off (0) by default; the executor running the step waits.",
+							&ao_chaos_latency_ms, ao_chaos_latency_ms, 0, 10000, PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.chaos_seed",
+							"Chaos testing: the seed of the fault generator (0: a new one per process).",
+							"Each process mixes its pid in, so executors draw different faults.",
+							&ao_chaos_seed, ao_chaos_seed, 0, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("agentorch.max_iterations_per_run",
 							"Most loop iterations one run may create, over all its loops.",
 							"A loop that would go past it fails (54000).",

@@ -47,6 +47,10 @@ extern int	ao_batch_time_limit_ms;
 extern int	ao_log_level;
 extern int	ao_max_step_timeout_ms;
 extern int	ao_max_replans;
+extern double ao_chaos_step_failure_rate;
+extern double ao_chaos_provider_fault_rate;
+extern int	ao_chaos_latency_ms;
+extern int	ao_chaos_seed;
 
 /* A step's timeout in ms, capped at agentorch.max_step_timeout. */
 #define AO_CAP_STEP_TIMEOUT(ms) ((long) Min((double) (ms), (double) ao_max_step_timeout_ms))

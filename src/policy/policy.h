@@ -52,6 +52,13 @@ extern double ao_retry_delay_ms(json_object *spec, int attempt, double retry_aft
  * held until ao_step_lock_release (a network step's lease), else until the
  * transaction ends (a transactional step).
  */
+/*
+ * Chaos (chaos.c): does a fault with this probability happen now? And a
+ * delay up to agentorch.chaos_latency. Both off unless the settings are set.
+ */
+extern bool ao_chaos_roll(double rate);
+extern int	ao_chaos_delay_ms(void);
+
 #define AO_STEP_LOCK_RETRY_MS 50
 extern bool ao_step_lock_try(const char *name, bool session);
 extern void ao_step_lock_release(const char *name);

@@ -665,6 +665,20 @@ run_step(Claimed *c, MemoryContext stepcxt)
 		}
 	}
 
+	/* chaos tests: a tool step waits, or fails (retryable) before it runs */
+	if (sim_run == 0 && strcmp(c->kind, "tool") == 0)
+	{
+		int			delay = ao_chaos_delay_ms();
+
+		if (delay > 0)
+			pg_usleep(delay * 1000L);
+		if (ao_chaos_roll(ao_chaos_step_failure_rate))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("chaos: injected step failure"),
+					 errdetail("agentorch.chaos_step_failure_rate is %g.", ao_chaos_step_failure_rate)));
+	}
+
 	if (sim_run != 0 && !(when && !condition_holds(context, json_object_get_string(when))) &&
 		(strcmp(c->kind, "tool") == 0 || strcmp(c->kind, "llm") == 0 || strcmp(c->kind, "user_input") == 0))
 	{

@@ -112,6 +112,20 @@ spi_run(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls
 }
 
 /*
+ * Chaos tests: a completed response treated as a provider fault (retryable,
+ * like a 503), with agentorch.chaos_provider_fault_rate. True when injected.
+ */
+static bool
+chaos_provider_fault(NetStep *s)
+{
+	if (!ao_chaos_roll(ao_chaos_provider_fault_rate))
+		return false;
+	ao_net_step_fail_retryable(s, ERRCODE_CONNECTION_EXCEPTION, "chaos: injected provider fault",
+							   "agentorch.chaos_provider_fault_rate is set.", 0, NULL);
+	return true;
+}
+
+/*
  * The traceparent header of a step's requests: the run's trace id and the
  * step's span id, the first 16 hex digits of md5("<trace id>/<step id>")
  * -- what agentorch._span_id() gives trace(run_id). NULL when the run has
@@ -901,7 +915,8 @@ ao_net_inline_drive(void *step, long timeout_ms)
 		MemoryContext old = MemoryContextSwitchTo(owner_step->cxt);
 
 		dlist_delete(&r->node);
-		owner_step->kind->finish(owner_step);
+		if (!chaos_provider_fault(owner_step))
+			owner_step->kind->finish(owner_step);
 		MemoryContextSwitchTo(old);
 	}
 }
@@ -1050,8 +1065,13 @@ finish_guarded(NetStep *s)
 	PG_TRY();
 	{
 		MemoryContextSwitchTo(s->cxt);
-		s->kind->finish(s);
-		MemoryContextSwitchTo(old);
+		if (chaos_provider_fault(s))
+			MemoryContextSwitchTo(old);
+		else
+		{
+			s->kind->finish(s);
+			MemoryContextSwitchTo(old);
+		}
 	}
 	PG_CATCH();
 	{
