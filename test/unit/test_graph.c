@@ -285,7 +285,7 @@ test_status(void)
 	expect_line(out.data, "  n11[\"end-it<br/>tool: t4\"]", 1, "mermaid status: none, no third line");
 	expect_line(out.data, "  n8{{\"poll<br/>loop while $.done<br/>paused-by-martians\"}}", 1,
 				"mermaid status: unknown status still shown");
-	UNIT_OK(count_prefixed(out.data, "  classDef ") == 9, "mermaid status: a classDef per known status");
+	UNIT_OK(count_prefixed(out.data, "  classDef ") == 10, "mermaid status: a classDef per known status");
 	expect_line(out.data, "  classDef succeeded fill:#c8e6c9", 1, "mermaid status: succeeded is green");
 	expect_line(out.data, "  classDef failed fill:#ffcdd2", 1, "mermaid status: failed is red");
 	expect_line(out.data, "  classDef pending fill:#eeeeee", 1, "mermaid status: pending is grey");
