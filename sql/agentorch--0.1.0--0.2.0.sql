@@ -625,10 +625,12 @@ BEGIN
                FROM agentorch.runs ru
               WHERE ru.status OPERATOR(pg_catalog.=) 'running' AND ru.orchestration OPERATOR(pg_catalog.=) 'reactive'
                 AND ru.options OPERATOR(pg_catalog.?) 'stall_timeout' AND NOT ru.compensating
-                AND GREATEST(ru.started_at,
-                             (SELECT pg_catalog.max(s.finished_at) FROM agentorch.steps s
-                               WHERE s.run_id OPERATOR(pg_catalog.=) ru.id))
-                    OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) (ru.options OPERATOR(pg_catalog.->>) 'stall_timeout')::interval)
+                -- (now - last) > stall_timeout: now - a huge interval would be out of range
+                AND (pg_catalog.now() OPERATOR(pg_catalog.-)
+                     GREATEST(ru.started_at,
+                              (SELECT pg_catalog.max(s.finished_at) FROM agentorch.steps s
+                                WHERE s.run_id OPERATOR(pg_catalog.=) ru.id)))
+                    OPERATOR(pg_catalog.>) (ru.options OPERATOR(pg_catalog.->>) 'stall_timeout')::interval
                 AND NOT EXISTS (SELECT 1 FROM agentorch.steps s
                                  WHERE s.run_id OPERATOR(pg_catalog.=) ru.id AND s.spec OPERATOR(pg_catalog.?) 'planner'
                                    AND s.status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running}'::agentorch.step_status[]))

@@ -192,17 +192,32 @@ check_simple_input(json_object *in, const char *orchestration)
 	ao_problems_raise(relative, ERRCODE_INVALID_PARAMETER_VALUE, psprintf("invalid input of a %s run", orchestration));
 }
 
-/* An interval given as a string ("5 minutes"); ERRORs with what otherwise. */
+/*
+ * An interval given as a string ("5 minutes"); ERRORs with what otherwise.
+ * positive: it must also be more than zero.
+ */
 static void
-check_interval(json_object *v, const char *what)
+check_interval_ext(json_object *v, const char *what, bool positive)
 {
+	Datum		iv;
+
 	if (!json_object_is_type(v, json_type_string))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be an interval such as \"5 minutes\"", what)));
-	(void) DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
-							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	iv = DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
+							 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	if (positive &&
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, iv,
+										  DirectFunctionCall3(interval_in, CStringGetDatum("0"),
+															  ObjectIdGetDatum(InvalidOid),
+															  Int32GetDatum(-1)))) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a positive interval", what)));
 }
+
+#define check_interval(v, what) check_interval_ext(v, what, false)
 
 /* Check run options whose errors would otherwise surface as cryptic casts. */
 static void
@@ -264,7 +279,7 @@ check_options(json_object *options)
 	if (json_object_object_get_ex(options, "timeout", &v))
 		check_interval(v, "option \"timeout\"");
 	if (json_object_object_get_ex(options, "stall_timeout", &v))
-		check_interval(v, "option \"stall_timeout\"");
+		check_interval_ext(v, "option \"stall_timeout\"", true);
 	if (json_object_object_get_ex(options, "planner_model", &v))
 		check_model_name(v, "option \"planner_model\"");
 	if (json_object_object_get_ex(options, "max_replans", &v) &&
@@ -297,7 +312,7 @@ check_options(json_object *options)
 							 errmsg("budget \"max_cost\" must be a number of at least 0")));
 			}
 			else if (strcmp(key, "max_duration") == 0)
-				check_interval(val, "budget \"max_duration\"");
+				check_interval_ext(val, "budget \"max_duration\"", true);
 			else
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
