@@ -608,6 +608,7 @@ DECLARE
     c record;
     v_ctx jsonb;
     v_state jsonb;
+    v_holds boolean;
 BEGIN
     SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
     IF r.orchestration OPERATOR(pg_catalog.<>) 'reactive'
@@ -620,7 +621,21 @@ BEGIN
                    FROM pg_catalog.jsonb_array_elements(r.options OPERATOR(pg_catalog.->) 'replan_when') e
         LOOP
             CONTINUE WHEN agentorch._triggered(p_run, 'condition', c.cond);
-            IF COALESCE(pg_catalog.jsonb_path_match(v_ctx, c.cond::jsonpath, '{}', true), false) THEN
+            BEGIN
+                v_holds := COALESCE(pg_catalog.jsonb_path_match(v_ctx, c.cond::jsonpath, '{}', true), false);
+            EXCEPTION WHEN OTHERS THEN
+                -- silent => true does not cover every error (an unknown
+                -- $variable): the condition does not hold, the step stays
+                -- succeeded, and the error is told once
+                v_holds := false;
+                IF NOT EXISTS (SELECT 1 FROM agentorch.events
+                                WHERE run_id OPERATOR(pg_catalog.=) p_run AND kind OPERATOR(pg_catalog.=) 'condition_failed'
+                                  AND data OPERATOR(pg_catalog.->>) 'condition' OPERATOR(pg_catalog.=) c.cond) THEN
+                    PERFORM agentorch._event(p_run, p_step, 'condition_failed',
+                                             pg_catalog.jsonb_build_object('condition', c.cond, 'error', SQLERRM));
+                END IF;
+            END;
+            IF v_holds THEN
                 PERFORM agentorch._trigger_replan(p_run, 'condition', c.cond,
                     pg_catalog.format('after step %s the condition %s holds', p_step, c.cond));
                 RETURN;

@@ -82,6 +82,15 @@ is(sql($node, "SELECT status FROM agentorch.steps WHERE run_id = $run AND step_i
 unlike(slurp_file($node->logfile), qr/timestamp out of range/, 'huge stall: no recovery error in the log');
 sql($node, "SELECT agentorch.cancel($huge)");
 
+# --- a replan_when condition that fails at run time (an unknown $variable
+# passes the jsonpath parser) does not stop the run
+mock_reset($mock);
+$run = start_planner('case-badcond: two steps', 'reactive', { replan_when => ['$.steps.one.output == $nope', '$.steps.one.output.size() > 0'] });
+is(wait_status($node, $run), 'succeeded', 'bad condition: the run succeeded');
+is(sql($node, "SELECT count(*) FROM agentorch.plans WHERE run_id = $run"), '2', 'bad condition: the next condition still asked for a revision');
+like(sql($node, "SELECT data->>'error' FROM agentorch.events WHERE run_id = $run AND kind = 'condition_failed'"), qr/nope/,
+	'bad condition: its error is an event');
+
 # --- intervals of zero or less are refused
 for my $bad ({ stall_timeout => '0 seconds' }, { stall_timeout => '-1 hour' }, { budget => { max_duration => '0' } },
 	{ budget => { max_duration => '-5 minutes' } })
