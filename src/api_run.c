@@ -443,6 +443,14 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 		AoSelection sel;
 
 		ao_select_decide(in, workflow, &sel);
+		if ((strcmp(sel.run_as, "planner") == 0 || strcmp(sel.run_as, "reactive") == 0) &&
+			!ao_schema_at_least(0, 2))
+		{
+			/* a database still at 0.1.0 runs what it ran before the library's update */
+			sel.reason = psprintf("%s; %s runs need agentorch 0.2.0 in this database (ALTER EXTENSION agentorch UPDATE): run as simple",
+								  sel.reason, sel.run_as);
+			sel.run_as = "simple";
+		}
 		selection = ao_selection_json(&sel);
 		orchestration = sel.run_as;
 		if (strcmp(orchestration, "fixed") == 0)
