@@ -1489,6 +1489,13 @@ BEGIN
        OR r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) THEN
         RETURN;
     END IF;
+    -- while a planner step is open a trigger would be used up for nothing:
+    -- the conditions are looked at again after the next step of its plan
+    IF EXISTS (SELECT 1 FROM agentorch.steps
+                WHERE run_id OPERATOR(pg_catalog.=) p_run AND spec OPERATOR(pg_catalog.?) 'planner'
+                  AND status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running}'::agentorch.step_status[])) THEN
+        RETURN;
+    END IF;
     IF pg_catalog.jsonb_typeof(r.options OPERATOR(pg_catalog.->) 'replan_when') OPERATOR(pg_catalog.=) 'array' THEN
         v_ctx := agentorch._context(p_run);
         FOR c IN SELECT e OPERATOR(pg_catalog.#>>) '{}' AS cond

@@ -58,6 +58,14 @@ is(sql($node, "SELECT count(*) FROM agentorch.events WHERE run_id = $run AND kin
 is(sql($node, "SELECT status FROM agentorch.steps WHERE run_id = $run AND step_id = 'fin2'"), 'succeeded',
 	'two failures: the last plan ran');
 
+# --- a condition that holds while a planner step is open is not used up
+mock_reset($mock);
+$run = start_planner('case-condopen: two steps', 'reactive', { replan_when => ['$.steps.b.output == "late answer"'] });
+is(wait_status($node, $run), 'succeeded', 'condition while planning: the run succeeded');
+is(sql($node, "SELECT string_agg(reason, ',' ORDER BY version) FROM agentorch.plans WHERE run_id = $run"), 'initial,error,condition',
+	'condition while planning: the condition asked for a revision after the next plan\'s step');
+is(sql($node, "SELECT status FROM agentorch.steps WHERE run_id = $run AND step_id = 'd'"), 'succeeded', 'condition while planning: the revised plan ran');
+
 # --- resume() of a run whose planning gave up asks the planner again
 mock_reset($mock);
 $run = start_planner('case-resume: answer', 'planner', { max_replans => 0 });
