@@ -66,6 +66,25 @@ is(sql($node, "SELECT string_agg(reason, ',' ORDER BY version) FROM agentorch.pl
 	'condition while planning: the condition asked for a revision after the next plan\'s step');
 is(sql($node, "SELECT status FROM agentorch.steps WHERE run_id = $run AND step_id = 'd'"), 'succeeded', 'condition while planning: the revised plan ran');
 
+# --- a kept step waiting for another attempt while the planner is at work:
+# a new plan naming it does not pretend to replace it, and a step using its
+# output waits for it
+mock_reset($mock);
+$run = start_planner('case-kept: two steps');
+ok(wait_for_sql("SELECT count(*) = 1 FROM agentorch.steps WHERE run_id = $run AND step_id = 'planner\@2' AND status IN ('ready', 'running')")
+	  && sql($node, "SELECT status FROM agentorch.steps WHERE run_id = $run AND step_id = 'b'") eq 'running',
+	'kept: b runs while the planner revises the plan');
+# b's attempt failed and waits for the next one (as _retry_step leaves it)
+sql($node, "UPDATE agentorch.steps SET status = 'ready', lease_until = NULL, worker = NULL, "
+	  . "not_before = clock_timestamp() + interval '5 s' WHERE run_id = $run AND step_id = 'b'");
+is(wait_status($node, $run), 'succeeded', 'kept: the run succeeded');
+is(sql($node, qq{SELECT count(*) FROM jsonb_array_elements((SELECT plan->'steps' FROM agentorch.runs WHERE id = $run)) p
+  JOIN agentorch.steps s ON s.run_id = $run AND s.step_id = p->>'id'
+ WHERE s.plan_version <> (SELECT plan_version FROM agentorch.runs WHERE id = $run) OR s.spec->>'prompt' IS DISTINCT FROM p->>'prompt'}), '0',
+	'kept: every step of the current plan is what ran');
+is(sql($node, "SELECT depends_on::text FROM agentorch.steps WHERE run_id = $run AND step_id = 'c'"), '{b}', 'kept: c waited for b');
+is(sql($node, "SELECT output #>> '{}' FROM agentorch.steps WHERE run_id = $run AND step_id = 'c'"), 'step-c2 late answer done', 'kept: c used b\'s output');
+
 # --- resume() of a run whose planning gave up asks the planner again
 mock_reset($mock);
 $run = start_planner('case-resume: answer', 'planner', { max_replans => 0 });
