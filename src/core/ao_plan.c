@@ -662,9 +662,11 @@ ao_plan_optimize(json_object *plan, const ao_plan_env *env, json_object *changes
 		 * another attempt) is waited for, listed or referenced
 		 */
 		{
-			json_object *all = json_object_get(d);
+			json_object *all;
 
-			if (env && env->nopen > 0)
+			if (env == NULL || env->nopen == 0)
+				all = json_object_get(d);
+			else
 			{
 				ref_walk	w = {steps, env, NULL, NULL, 0, NULL, json_object_new_array()};
 				json_object *v;
