@@ -512,7 +512,8 @@ BEGIN
             PERFORM agentorch._adapt_models(p_run);
         END IF;
         PERFORM agentorch._replan(p_run, 'error', 'step ' OPERATOR(pg_catalog.||) p_step OPERATOR(pg_catalog.||) ' failed: '
-                                  OPERATOR(pg_catalog.||) COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', 'unknown error'));
+                                  OPERATOR(pg_catalog.||) COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', 'unknown error'),
+                                  NULL, p_step);
         IF NOT p_defer THEN
             PERFORM agentorch._settle_run(p_run);
         END IF;
@@ -991,9 +992,27 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v_status agentorch.run_status := agentorch._lock_run(p_run);
+    r agentorch.runs;
+    v_replan boolean := false;
+    v_spec jsonb;
 BEGIN
     IF v_status IS NULL OR v_status OPERATOR(pg_catalog.<>) ALL ('{failed,cancelled}'::agentorch.run_status[]) THEN
         RETURN false;
+    END IF;
+    SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF r.orchestration OPERATOR(pg_catalog.=) ANY ('{planner,reactive}'::agentorch.orchestration_type[]) THEN
+        -- planner and reactive runs keep their history (planner steps,
+        -- superseded steps, failures a revision answered). One that stopped
+        -- while planning (no plan yet, the planning gave up, a planner step
+        -- open) asks the planner again -- one more revision; else the open
+        -- work of its plan starts over.
+        v_replan := r.plan_version OPERATOR(pg_catalog.=) 0 OR r.error OPERATOR(pg_catalog.?) 'problem'
+                    OR EXISTS (SELECT 1 FROM agentorch.steps
+                                WHERE run_id OPERATOR(pg_catalog.=) p_run AND spec OPERATOR(pg_catalog.?) 'planner'
+                                  AND status OPERATOR(pg_catalog.<>) 'succeeded'
+                                  AND ord OPERATOR(pg_catalog.=) (SELECT pg_catalog.max(ord) FROM agentorch.steps
+                                                                   WHERE run_id OPERATOR(pg_catalog.=) p_run
+                                                                     AND spec OPERATOR(pg_catalog.?) 'planner'));
     END IF;
     DELETE FROM agentorch.steps
      WHERE (run_id, step_id) IN (
@@ -1011,10 +1030,26 @@ BEGIN
            SELECT run_id, step_id FROM agentorch.steps
             WHERE run_id OPERATOR(pg_catalog.=) p_run AND parent_step_id IS NULL
               AND status OPERATOR(pg_catalog.<>) 'succeeded'
+              AND (r.orchestration OPERATOR(pg_catalog.<>) ALL ('{planner,reactive}'::agentorch.orchestration_type[])
+                   OR (NOT v_replan AND NOT spec OPERATOR(pg_catalog.?) 'planner'
+                       AND (error OPERATOR(pg_catalog.->>) 'superseded') IS NULL
+                       AND (plan_version OPERATOR(pg_catalog.=) r.plan_version OR status OPERATOR(pg_catalog.=) 'cancelled')))
            FOR UPDATE SKIP LOCKED);
     UPDATE agentorch.runs SET status = 'running', error = NULL, output = NULL, finished_at = NULL,
                               compensating = false
      WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF v_replan THEN
+        v_spec := agentorch._planner_step(p_run, CASE WHEN r.plan_version OPERATOR(pg_catalog.=) 0 THEN 'initial' ELSE 'error' END,
+                                          pg_catalog.format('the run was resumed after it %s: %s', v_status,
+                                                            COALESCE(r.error OPERATOR(pg_catalog.->>) 'problem',
+                                                                     r.error OPERATOR(pg_catalog.->>) 'message', 'unknown error')),
+                                          NULL);
+        INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, priority, max_attempts, network)
+        VALUES (p_run, v_spec OPERATOR(pg_catalog.->>) 'id', 'llm', v_spec, 'ready',
+                (SELECT COALESCE(pg_catalog.max(ord), 0) OPERATOR(pg_catalog.+) 1 FROM agentorch.steps
+                  WHERE run_id OPERATOR(pg_catalog.=) p_run),
+                r.priority, agentorch._max_attempts(v_spec, p_run), agentorch._is_network(v_spec, p_run));
+    END IF;
     PERFORM agentorch._event(p_run, NULL, 'run_resumed',
         pg_catalog.jsonb_build_object('checkpoint', (SELECT last_checkpoint FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run)));
     PERFORM agentorch._chunk(p_run, NULL, 0, 'status', 'run resumed', '{"status": "running"}');
@@ -1246,12 +1281,14 @@ $$;
 -- plan steps; a step an executor holds runs on and its result stays) and
 -- add the next planner step, ready. Past max_replans the run fails with
 -- the last problem. Does nothing while a planner step is still open.
-CREATE FUNCTION agentorch._replan(p_run bigint, p_reason text, p_problem text, p_rejected jsonb DEFAULT NULL)
+CREATE FUNCTION agentorch._replan(p_run bigint, p_reason text, p_problem text, p_rejected jsonb DEFAULT NULL,
+                                  p_step text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r agentorch.runs;
+    v_open text;
     n_planners int;
     v_max int;
     v_spec jsonb;
@@ -1260,9 +1297,16 @@ BEGIN
     IF r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) OR r.compensating THEN
         RETURN;
     END IF;
-    IF EXISTS (SELECT 1 FROM agentorch.steps
-                WHERE run_id OPERATOR(pg_catalog.=) p_run AND spec OPERATOR(pg_catalog.?) 'planner'
-                  AND status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running}'::agentorch.step_status[])) THEN
+    SELECT step_id INTO v_open FROM agentorch.steps
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND spec OPERATOR(pg_catalog.?) 'planner'
+       AND status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running}'::agentorch.step_status[]);
+    IF v_open IS NOT NULL THEN
+        -- its prompt was written before this step failed: the failure is
+        -- sent with the next request once that planner step has finished
+        IF p_step IS NOT NULL THEN
+            PERFORM agentorch._event(p_run, v_open, 'replan_deferred',
+                                     pg_catalog.jsonb_build_object('step', p_step, 'reason', p_reason, 'problem', p_problem));
+        END IF;
         RETURN;
     END IF;
     SELECT pg_catalog.count(*) INTO n_planners FROM agentorch.steps
@@ -1370,11 +1414,27 @@ DECLARE
     v_checked jsonb;
     v_reason text := COALESCE(p_planner.spec OPERATOR(pg_catalog.->) 'planner' OPERATOR(pg_catalog.->>) 'reason', 'initial');
     v_problems text;
+    v_deferred text;
 BEGIN
     IF p_status OPERATOR(pg_catalog.=) 'succeeded' THEN
         v_checked := agentorch._check_plan(p_run, p_output);
         IF pg_catalog.jsonb_array_length(v_checked OPERATOR(pg_catalog.->) 'problems') OPERATOR(pg_catalog.=) 0 THEN
             PERFORM agentorch._apply_plan(p_run, p_planner, v_checked);
+        END IF;
+    END IF;
+    -- steps that failed while this planner step ran (its prompt was
+    -- written before: _replan deferred them) and that no plan took up again
+    SELECT pg_catalog.string_agg(e.data OPERATOR(pg_catalog.->>) 'problem', E'\n' ORDER BY e.seq) INTO v_deferred
+      FROM agentorch.events e
+      JOIN agentorch.steps s ON s.run_id OPERATOR(pg_catalog.=) e.run_id
+                            AND s.step_id OPERATOR(pg_catalog.=) (e.data OPERATOR(pg_catalog.->>) 'step')
+     WHERE e.run_id OPERATOR(pg_catalog.=) p_run AND e.step_id OPERATOR(pg_catalog.=) p_planner.step_id
+       AND e.kind OPERATOR(pg_catalog.=) 'replan_deferred' AND s.status OPERATOR(pg_catalog.=) 'failed';
+    IF p_status OPERATOR(pg_catalog.=) 'succeeded' THEN
+        IF pg_catalog.jsonb_array_length(v_checked OPERATOR(pg_catalog.->) 'problems') OPERATOR(pg_catalog.=) 0 THEN
+            IF v_deferred IS NOT NULL THEN
+                PERFORM agentorch._replan(p_run, 'error', v_deferred);
+            END IF;
             RETURN;
         END IF;
         SELECT pg_catalog.string_agg(p OPERATOR(pg_catalog.->>) 'path' OPERATOR(pg_catalog.||) ': '
@@ -1383,12 +1443,14 @@ BEGIN
           FROM pg_catalog.jsonb_array_elements(v_checked OPERATOR(pg_catalog.->) 'problems') p;
         PERFORM agentorch._event(p_run, p_planner.step_id, 'plan_rejected',
                                  pg_catalog.jsonb_build_object('problems', v_checked OPERATOR(pg_catalog.->) 'problems'));
-        PERFORM agentorch._replan(p_run, v_reason, 'the plan was rejected: ' OPERATOR(pg_catalog.||) v_problems, p_output);
+        PERFORM agentorch._replan(p_run, v_reason, 'the plan was rejected: ' OPERATOR(pg_catalog.||) v_problems
+                                  OPERATOR(pg_catalog.||) COALESCE(E'\n' OPERATOR(pg_catalog.||) v_deferred, ''), p_output);
     ELSIF p_status OPERATOR(pg_catalog.=) 'failed' THEN
         PERFORM agentorch._replan(p_run, v_reason,
                                   'the planner did not answer a usable plan: '
                                   OPERATOR(pg_catalog.||) COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', 'unknown error')
-                                  OPERATOR(pg_catalog.||) COALESCE(E'\n' OPERATOR(pg_catalog.||) (p_error OPERATOR(pg_catalog.->>) 'detail'), ''));
+                                  OPERATOR(pg_catalog.||) COALESCE(E'\n' OPERATOR(pg_catalog.||) (p_error OPERATOR(pg_catalog.->>) 'detail'), '')
+                                  OPERATOR(pg_catalog.||) COALESCE(E'\n' OPERATOR(pg_catalog.||) v_deferred, ''));
     END IF;
 END
 $$;
@@ -1514,10 +1576,18 @@ DECLARE
     c record;
     v_ctx jsonb;
     v_state jsonb;
+    v_holds boolean;
 BEGIN
     SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
     IF r.orchestration OPERATOR(pg_catalog.<>) 'reactive'
        OR r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) THEN
+        RETURN;
+    END IF;
+    -- while a planner step is open a trigger would be used up for nothing:
+    -- the conditions are looked at again after the next step of its plan
+    IF EXISTS (SELECT 1 FROM agentorch.steps
+                WHERE run_id OPERATOR(pg_catalog.=) p_run AND spec OPERATOR(pg_catalog.?) 'planner'
+                  AND status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running}'::agentorch.step_status[])) THEN
         RETURN;
     END IF;
     IF pg_catalog.jsonb_typeof(r.options OPERATOR(pg_catalog.->) 'replan_when') OPERATOR(pg_catalog.=) 'array' THEN
@@ -1526,7 +1596,21 @@ BEGIN
                    FROM pg_catalog.jsonb_array_elements(r.options OPERATOR(pg_catalog.->) 'replan_when') e
         LOOP
             CONTINUE WHEN agentorch._triggered(p_run, 'condition', c.cond);
-            IF COALESCE(pg_catalog.jsonb_path_match(v_ctx, c.cond::jsonpath, '{}', true), false) THEN
+            BEGIN
+                v_holds := COALESCE(pg_catalog.jsonb_path_match(v_ctx, c.cond::jsonpath, '{}', true), false);
+            EXCEPTION WHEN OTHERS THEN
+                -- silent => true does not cover every error (an unknown
+                -- $variable): the condition does not hold, the step stays
+                -- succeeded, and the error is told once
+                v_holds := false;
+                IF NOT EXISTS (SELECT 1 FROM agentorch.events
+                                WHERE run_id OPERATOR(pg_catalog.=) p_run AND kind OPERATOR(pg_catalog.=) 'condition_failed'
+                                  AND data OPERATOR(pg_catalog.->>) 'condition' OPERATOR(pg_catalog.=) c.cond) THEN
+                    PERFORM agentorch._event(p_run, p_step, 'condition_failed',
+                                             pg_catalog.jsonb_build_object('condition', c.cond, 'error', SQLERRM));
+                END IF;
+            END;
+            IF v_holds THEN
                 PERFORM agentorch._trigger_replan(p_run, 'condition', c.cond,
                     pg_catalog.format('after step %s the condition %s holds', p_step, c.cond));
                 RETURN;
@@ -1559,10 +1643,12 @@ BEGIN
                FROM agentorch.runs ru
               WHERE ru.status OPERATOR(pg_catalog.=) 'running' AND ru.orchestration OPERATOR(pg_catalog.=) 'reactive'
                 AND ru.options OPERATOR(pg_catalog.?) 'stall_timeout' AND NOT ru.compensating
-                AND GREATEST(ru.started_at,
-                             (SELECT pg_catalog.max(s.finished_at) FROM agentorch.steps s
-                               WHERE s.run_id OPERATOR(pg_catalog.=) ru.id))
-                    OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) (ru.options OPERATOR(pg_catalog.->>) 'stall_timeout')::interval)
+                -- (now - last) > stall_timeout: now - a huge interval would be out of range
+                AND (pg_catalog.now() OPERATOR(pg_catalog.-)
+                     GREATEST(ru.started_at,
+                              (SELECT pg_catalog.max(s.finished_at) FROM agentorch.steps s
+                                WHERE s.run_id OPERATOR(pg_catalog.=) ru.id)))
+                    OPERATOR(pg_catalog.>) (ru.options OPERATOR(pg_catalog.->>) 'stall_timeout')::interval
                 AND NOT EXISTS (SELECT 1 FROM agentorch.steps s
                                  WHERE s.run_id OPERATOR(pg_catalog.=) ru.id AND s.spec OPERATOR(pg_catalog.?) 'planner'
                                    AND s.status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running}'::agentorch.step_status[]))

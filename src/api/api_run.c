@@ -192,17 +192,32 @@ check_simple_input(json_object *in, const char *orchestration)
 	ao_problems_raise(relative, ERRCODE_INVALID_PARAMETER_VALUE, psprintf("invalid input of a %s run", orchestration));
 }
 
-/* An interval given as a string ("5 minutes"); ERRORs with what otherwise. */
+/*
+ * An interval given as a string ("5 minutes"); ERRORs with what otherwise.
+ * positive: it must also be more than zero.
+ */
 static void
-check_interval(json_object *v, const char *what)
+check_interval_ext(json_object *v, const char *what, bool positive)
 {
+	Datum		iv;
+
 	if (!json_object_is_type(v, json_type_string))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be an interval such as \"5 minutes\"", what)));
-	(void) DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
-							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	iv = DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
+							 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	if (positive &&
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, iv,
+										  DirectFunctionCall3(interval_in, CStringGetDatum("0"),
+															  ObjectIdGetDatum(InvalidOid),
+															  Int32GetDatum(-1)))) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a positive interval", what)));
 }
+
+#define check_interval(v, what) check_interval_ext(v, what, false)
 
 /* Check run options whose errors would otherwise surface as cryptic casts. */
 static void
@@ -280,7 +295,7 @@ check_options(json_object *options)
 					 errhint("For example \"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\".")));
 	}
 	if (json_object_object_get_ex(options, "stall_timeout", &v))
-		check_interval(v, "option \"stall_timeout\"");
+		check_interval_ext(v, "option \"stall_timeout\"", true);
 	if (json_object_object_get_ex(options, "planner_model", &v))
 		check_model_name(v, "option \"planner_model\"");
 	if (json_object_object_get_ex(options, "max_replans", &v) &&
@@ -313,7 +328,7 @@ check_options(json_object *options)
 							 errmsg("budget \"max_cost\" must be a number of at least 0")));
 			}
 			else if (strcmp(key, "max_duration") == 0)
-				check_interval(val, "budget \"max_duration\"");
+				check_interval_ext(val, "budget \"max_duration\"", true);
 			else
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -445,6 +460,14 @@ start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *
 		AoSelection sel;
 
 		ao_select_decide(in, workflow, &sel);
+		if ((strcmp(sel.run_as, "planner") == 0 || strcmp(sel.run_as, "reactive") == 0) &&
+			!ao_schema_at_least(0, 2))
+		{
+			/* a database still at 0.1.0 runs what it ran before the library's update */
+			sel.reason = psprintf("%s; %s runs need agentorch 0.2.0 in this database (ALTER EXTENSION agentorch UPDATE): run as simple",
+								  sel.reason, sel.run_as);
+			sel.run_as = "simple";
+		}
 		selection = ao_selection_json(&sel);
 		orchestration = sel.run_as;
 		if (strcmp(orchestration, "fixed") == 0)

@@ -54,6 +54,15 @@ is_kept(const ao_plan_env *env, const char *id)
 	return 0;
 }
 
+static int
+is_open(const ao_plan_env *env, const char *id)
+{
+	for (size_t i = 0; env && env->open && i < env->nopen; i++)
+		if (strcmp(env->open[i], id) == 0)
+			return 1;
+	return 0;
+}
+
 /* Index of the plan step with this id, or -1. */
 static long
 step_index(json_object *steps, const char *id)
@@ -142,6 +151,18 @@ static void
 on_syntax(void *arg, const char *path, const char *message)
 {
 	ref_problem((ref_walk *) arg, path, message);
+}
+
+/* Collects the kept steps not finished yet that a value refers to. */
+static void
+on_open_ref(void *arg, const char *path, const ao_ref *ref, int whole)
+{
+	ref_walk   *w = arg;
+
+	(void) path;
+	(void) whole;
+	if (ref->root == AO_REF_STEP && is_open(w->env, ref->step_id))
+		add_unique(w->found, ref->step_id);
 }
 
 /* Scan value for references; plan step ids referenced go to w->found. */
@@ -635,8 +656,56 @@ ao_plan_optimize(json_object *plan, const ao_plan_env *env, json_object *changes
 				json_object_array_add(changes, c);
 			}
 		}
-		/* kept ids in depends_on are already satisfied: leave them out */
-		json_object_object_add(step, "depends_on", json_object_get(d));
+		/*
+		 * kept ids in depends_on are satisfied once they finished: leave
+		 * those out; one that has not finished yet (it runs, or waits for
+		 * another attempt) is waited for, listed or referenced
+		 */
+		{
+			json_object *all;
+
+			if (env == NULL || env->nopen == 0)
+				all = json_object_get(d);
+			else
+			{
+				ref_walk	w = {steps, env, NULL, NULL, 0, NULL, json_object_new_array()};
+				json_object *v;
+
+				all = json_object_new_array();
+				for (size_t j = 0; j < json_object_array_length(d); j++)
+					add_unique(all, json_object_get_string(json_object_array_get_idx(d, j)));
+				for (size_t k = 0; listed && k < json_object_array_length(listed); k++)
+				{
+					const char *id = json_object_get_string(json_object_array_get_idx(listed, k));
+
+					if (id && is_open(env, id))
+						add_unique(w.found, id);
+				}
+				if (json_object_object_get_ex(step, "prompt", &v))
+					(void) ao_template_scan(v, "", on_open_ref, &w, NULL, NULL);
+				if (json_object_object_get_ex(step, "input", &v))
+					(void) ao_template_scan(v, "", on_open_ref, &w, NULL, NULL);
+				for (size_t j = 0; j < json_object_array_length(w.found); j++)
+				{
+					const char *id = json_object_get_string(json_object_array_get_idx(w.found, j));
+					int			was = 0;
+
+					for (size_t k = 0; listed && k < json_object_array_length(listed); k++)
+						was |= strcmp(json_object_get_string(json_object_array_get_idx(listed, k)), id) == 0;
+					if (!was)
+					{
+						json_object *c = change("dependency_added", str_member(step, "id"));
+
+						json_object_object_add(c, "on", json_object_new_string(id));
+						json_object_object_add(c, "reason", json_object_new_string("the step uses the output of a kept step that has not finished"));
+						json_object_array_add(changes, c);
+					}
+					add_unique(all, id);
+				}
+				json_object_put(w.found);
+			}
+			json_object_object_add(step, "depends_on", all);
+		}
 	}
 
 	/* 4. with an output template, steps that cannot reach it are dropped */
@@ -886,7 +955,7 @@ ao_plan_prompt(const ao_plan_request *req)
 		}
 		if (req->finished && json_object_array_length(req->finished) > 0)
 		{
-			ao_buf_append(&b, "\nSteps that already finished (they stay: do not repeat them; use their "
+			ao_buf_append(&b, "\nSteps that finished or are still at work (they stay: do not repeat them; use their "
 						  "results as ${<id>.output}):\n");
 			for (size_t i = 0; i < json_object_array_length(req->finished); i++)
 			{

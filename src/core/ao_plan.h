@@ -49,6 +49,9 @@ typedef struct ao_plan_env
 	const char *(*tool_problem) (void *arg, const char *tool);
 	const char *(*model_problem) (void *arg, const char *model);
 	void	   *arg;
+	const char *const *open;	/* kept steps not finished yet (borrowed): a
+								 * step that uses one depends on it */
+	size_t		nopen;
 } ao_plan_env;
 
 /*

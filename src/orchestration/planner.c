@@ -184,7 +184,7 @@ load_run(int64 run, PlannerRun *r)
 							  "          'id', s.step_id, 'status', s.status, 'output', s.output) ORDER BY s.ord), '[]') "
 							  "     FROM agentorch.steps s WHERE s.run_id OPERATOR(pg_catalog.=) r.id "
 							  "      AND s.parent_step_id IS NULL AND NOT s.spec OPERATOR(pg_catalog.?) 'planner' "
-							  "      AND s.status OPERATOR(pg_catalog.=) ANY ('{succeeded,running,waiting}')), "
+							  "      AND s.status OPERATOR(pg_catalog.=) ANY ('{succeeded,running,waiting,pending,ready}')), "
 							  "  (SELECT pg_catalog.count(*)::int4 FROM agentorch.steps s "
 							  "     WHERE s.run_id OPERATOR(pg_catalog.=) r.id AND s.spec OPERATOR(pg_catalog.?) 'planner') "
 							  "FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1",
@@ -295,7 +295,9 @@ ao_sql_check_plan(PG_FUNCTION_ARGS)
 	json_object *problems = json_object_new_array();
 	PlannerRun	r;
 	const char **kept;
+	const char **open;
 	size_t		nkept;
+	size_t		nopen = 0;
 	ao_plan_env env = {0};
 
 	load_run(run, &r);
@@ -305,10 +307,20 @@ ao_sql_check_plan(PG_FUNCTION_ARGS)
 				 errmsg("run %lld has no planner step", (long long) run)));
 	nkept = r.kept ? json_object_array_length(r.kept) : 0;
 	kept = palloc0(sizeof(char *) * (nkept + 1));
+	open = palloc0(sizeof(char *) * (nkept + 1));
 	for (size_t i = 0; i < nkept; i++)
-		kept[i] = json_object_get_string(json_object_object_get(json_object_array_get_idx(r.kept, i), "id"));
+	{
+		json_object *k = json_object_array_get_idx(r.kept, i);
+
+		kept[i] = json_object_get_string(json_object_object_get(k, "id"));
+		/* running, or waiting for another attempt: steps using it wait */
+		if (strcmp(json_object_get_string(json_object_object_get(k, "status")), "succeeded") != 0)
+			open[nopen++] = kept[i];
+	}
 	env.kept = kept;
 	env.nkept = nkept;
+	env.open = open;
+	env.nopen = nopen;
 	env.tool_problem = tool_problem;
 	env.model_problem = model_problem;
 	env.arg = &r;

@@ -53,6 +53,19 @@ is(sql($node, q{SELECT public.require_schema(0, 1, 'x')}), $OLD, 'ao_require_sch
 $r = psql_result($node, 'postgres', undef, q{SELECT agentorch.start('{"prompt": "plan something"}', 'planner')});
 is($r->{sqlstate}, '0A000', 'on 0.1.0 a planner run is refused with 0A000');
 like($r->{message}, qr/planner orchestration needs agentorch 0\.2\.0 in this database/, '... saying what it needs');
+# the selector's default (planner for a task that is not a short question)
+# runs a database still at 0.1.0 as before: simple
+$r = psql_result($node, 'postgres', undef,
+	q{SELECT agentorch.start('{"prompt": "upgrade-default compare the north and south sales and write a short report about them"}', NULL, NULL, '{"model": "gpt"}')});
+is($r->{sqlstate}, '', 'on 0.1.0 the selector default (planner) is not refused') or diag($r->{err});
+SKIP:
+{
+	skip 'no run', 3 unless $r->{out} =~ /^\d+$/;
+	is(wait_status($node, $r->{out}), 'succeeded', '... the run succeeded');
+	is(sql($node, "SELECT orchestration || ' ' || (selection->>'orchestration') FROM agentorch.runs WHERE id = $r->{out}"),
+		'simple simple', '... as simple');
+	like(sql($node, "SELECT selection->>'reason' FROM agentorch.runs WHERE id = $r->{out}"), qr/; planner runs need agentorch 0\.2\.0 in this database .*: run as simple$/, '... and the selection says why');
+}
 
 ao_register($node, 'postgres', 'approval', q{{"steps": [
   {"id": "ask", "type": "user_input", "prompt": "Approve ${input.amount} EUR for ${input.tag}?",

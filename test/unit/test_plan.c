@@ -45,7 +45,9 @@ model_problem(void *arg, const char *model)
 }
 
 static const char *const kept_ids[] = {"fetched"};
-static const ao_plan_env env = {kept_ids, 1, tool_problem, model_problem, NULL};
+static const ao_plan_env env = {kept_ids, 1, tool_problem, model_problem, NULL, NULL, 0};
+/* the same kept step, still running (or waiting for another attempt) */
+static const ao_plan_env env_open = {kept_ids, 1, tool_problem, model_problem, NULL, kept_ids, 1};
 
 /* Problems of a plan (JSON text) as "path: message\n" lines. */
 static char *
@@ -159,6 +161,29 @@ test_optimize(void)
 	UNIT_OK(strstr(plan, "orphan") == NULL, "dropped step gone from the plan");
 	free(plan);
 	free(c);
+
+	/* a kept step that has not finished is waited for, named or referenced */
+	{
+		json_object *in = json_tokener_parse("{\"goal\": \"g\", \"steps\": ["
+											 "{\"id\": \"fetched\", \"type\": \"llm\", \"prompt\": \"again\"},"
+											 "{\"id\": \"u\", \"type\": \"llm\", \"prompt\": \"${fetched.output}\"},"
+											 "{\"id\": \"v\", \"type\": \"llm\", \"prompt\": \"v\", \"depends_on\": [\"fetched\"]}]}");
+		json_object *ch = json_object_new_array();
+		json_object *opt = ao_plan_optimize(in, &env_open, ch);
+		const char *o = json_object_to_json_string_ext(opt, JSON_C_TO_STRING_PLAIN);
+		const char *cs = json_object_to_json_string_ext(ch, JSON_C_TO_STRING_PLAIN);
+
+		UNIT_OK(strstr(o, "\"id\":\"fetched\"") == NULL, "open kept step: not planned again");
+		UNIT_OK(strstr(o, "\"prompt\":\"${fetched.output}\",\"depends_on\":[\"fetched\"]") != NULL,
+				"open kept step: a reference to it becomes a dependency");
+		UNIT_OK(strstr(o, "\"prompt\":\"v\",\"depends_on\":[\"fetched\"]") != NULL,
+				"open kept step: a listed dependency on it stays");
+		UNIT_OK(strstr(cs, "{\"action\":\"dependency_added\",\"step\":\"u\",\"on\":\"fetched\"") != NULL,
+				"open kept step: the dependency is a change");
+		json_object_put(in);
+		json_object_put(ch);
+		json_object_put(opt);
+	}
 }
 
 static void
