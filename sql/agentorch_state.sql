@@ -1541,7 +1541,8 @@ BEGIN
     IF NOT r.options OPERATOR(pg_catalog.?) 'budget' OR r.status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) THEN
         RETURN;
     END IF;
-    SELECT COALESCE(pg_catalog.max((spec OPERATOR(pg_catalog.->>) 'max_tokens')::bigint), 0) INTO v_next
+    -- numeric first: a declared max_tokens too large for bigint must not break the gate
+    SELECT COALESCE(pg_catalog.max(GREATEST(LEAST((spec OPERATOR(pg_catalog.->>) 'max_tokens')::numeric, 1e15), 0)), 0)::bigint INTO v_next
       FROM agentorch.steps
      WHERE run_id OPERATOR(pg_catalog.=) p_run AND status OPERATOR(pg_catalog.=) 'ready' AND kind OPERATOR(pg_catalog.=) 'llm'
        AND pg_catalog.jsonb_typeof(spec OPERATOR(pg_catalog.->) 'max_tokens') OPERATOR(pg_catalog.=) 'number';

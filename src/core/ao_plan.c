@@ -311,6 +311,20 @@ ao_plan_check(json_object *plan, const ao_plan_env *env, ao_problem_fn cb, void 
 
 		if (id == NULL)
 			continue;			/* the schema reported it */
+		{
+			/* ${input...}, ${memory...} and the like mean the run's data, never a step */
+			static const char *const roots[] = {"input", "memory", "item", "index", "steps", NULL};
+
+			for (const char *const *r = roots; *r; r++)
+				if (strcmp(id, *r) == 0)
+				{
+					ao_buf_reset(&path);
+					ao_buf_printf(&path, "/steps/%zu/id", i);
+					ao_buf_reset(&msg);
+					ao_buf_printf(&msg, "step id \"%s\" is reserved (${%s...} names the run's data, not a step)", id, id);
+					count_problem(&c, path.data, msg.data);
+				}
+		}
 		for (size_t j = 0; j < i; j++)
 		{
 			const char *other = str_member(json_object_array_get_idx(steps, j), "id");

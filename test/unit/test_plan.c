@@ -100,6 +100,12 @@ test_check(void)
 	UNIT_OK(strstr(p, "depends on itself") != NULL, "self dependency");
 	free(p);
 
+	p = check("{\"goal\": \"g\", \"steps\": [{\"id\": \"input\", \"type\": \"llm\", \"prompt\": \"x\"},"
+			  " {\"id\": \"memory\", \"type\": \"llm\", \"prompt\": \"y\"}]}");
+	UNIT_OK(strstr(p, "/steps/0/id: step id \"input\" is reserved") != NULL &&
+			strstr(p, "/steps/1/id: step id \"memory\" is reserved") != NULL, "reference roots are no step ids");
+	free(p);
+
 	p = check("{\"goal\": \"g\", \"steps\": [{\"id\": \"a\", \"type\": \"llm\", \"prompt\": \"${b.output}\"},"
 			  " {\"id\": \"b\", \"type\": \"llm\", \"prompt\": \"${a.output}\"}]}");
 	UNIT_OK(strstr(p, "cycle") != NULL, "a cycle made of references is reported");
