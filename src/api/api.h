@@ -14,7 +14,7 @@
 #ifndef AO_API_H
 #define AO_API_H
 
-#include "selector.h"
+#include "coordinator.h"
 #include "runner.h"
 
 /* graph rendering (api_graph.c) */

@@ -1,0 +1,548 @@
+/*-------------------------------------------------------------------------
+ *
+ * coordinator.c
+ *	  The run lifecycle's first step: a run is created here. start(),
+ *	  start_many(), run_workflow() and run_sync() (the SQL API layer) call
+ *	  ao_start_run, which checks the options, asks the selector when no
+ *	  orchestration is named, loads and checks what the orchestration needs
+ *	  (a workflow and its input_schema, a simple run's input, a planner's
+ *	  goal and tools), pins the tools, and has the state layer create the
+ *	  run as the extension owner with the caller as its owner. Finishing,
+ *	  cancelling and resuming runs are the state layer's transitions.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/coordinator/coordinator.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "coordinator.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include <math.h>
+
+#include "ao_json_schema.h"
+#include "ao_plan.h"
+#include "ao_workflow.h"
+
+/* A workflow definition: latest version, or the given one. */
+typedef struct StoredWorkflow
+{
+	int			version;
+	char	   *hash;
+	Jsonb	   *definition;
+} StoredWorkflow;
+
+/* Load a workflow as the caller; ERROR when it does not exist. */
+static StoredWorkflow
+load_workflow(const char *name, int version)
+{
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	StoredWorkflow w = {0};
+	MemoryContext caller = CurrentMemoryContext;
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = Int32GetDatum(version);
+	if (version <= 0)
+		nulls[1] = 'n';
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT version, definition_hash, definition FROM agentorch.workflows "
+							  "WHERE name OPERATOR(pg_catalog.=) $1 AND ($2 IS NULL OR version OPERATOR(pg_catalog.=) $2) "
+							  "ORDER BY version DESC LIMIT 1",
+							  2, types, values, nulls, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		w.version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		w.hash = SPI_getvalue(tup, desc, 2);
+		w.definition = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	if (w.definition == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 version > 0 ? errmsg("workflow \"%s\" has no version %d", name, version)
+				 : errmsg("workflow \"%s\" does not exist", name),
+				 errhint("Register it with agentorch.register_workflow().")));
+	return w;
+}
+
+/*
+ * A model named by a run (options.model, a simple run's input.model) must
+ * be registered: ERROR 42704 now, rather than a failed step later.
+ * models.name is readable by every role.
+ */
+static void
+check_model_name(json_object *v, const char *what)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		found;
+
+	if (!json_object_is_type(v, json_type_string))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be the name of a registered model", what)));
+	values[0] = CStringGetTextDatum(json_object_get_string(v));
+	SPI_connect();
+	found = SPI_execute_with_args("SELECT 1 FROM agentorch.models WHERE name OPERATOR(pg_catalog.=) $1",
+								  1, types, values, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1;
+	SPI_finish();
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist (%s)", json_object_get_string(v), what),
+				 errhint("See SELECT name FROM agentorch.models; a superuser registers models with agentorch.register_model().")));
+}
+
+/*
+ * A simple run's input becomes one llm step: check that step as a workflow
+ * step is checked (the same schema -- prompt and system strings, messages
+ * objects, tools an array of tool names -- database.query never offered
+ * to a model, tools the caller may use), so that no input can reach the
+ * executor in a shape it does not expect. ERRORs 22023 (42501 for a tool
+ * not granted) with the problems, their paths relative to the input.
+ */
+static void
+check_simple_input(json_object *in, const char *orchestration)
+{
+	static const char *const step_keys[] = {
+		"prompt", "system", "messages", "model", "response_schema", "tools", NULL
+	};
+	json_object *step = ao_json_own(json_object_new_object());
+	json_object *def = ao_json_own(json_object_new_object());
+	json_object *steps = json_object_new_array();
+	ao_problems *p;
+	ao_problems *relative;
+
+	json_object_object_add(step, "id", json_object_new_string("main"));
+	json_object_object_add(step, "type", json_object_new_string("llm"));
+	for (const char *const *k = step_keys; *k; k++)
+	{
+		json_object *v;
+
+		if (json_object_object_get_ex(in, *k, &v))
+			json_object_object_add(step, *k, json_object_get(v));
+	}
+	json_object_array_add(steps, json_object_get(step));
+	json_object_object_add(def, "steps", steps);
+	p = ao_workflow_problems(ao_jsonb_from_json(def), NULL);
+	if (p->n == 0)
+		return;
+	relative = ao_problems_new();
+	for (size_t i = 0; i < p->n; i++)
+	{
+		const char *path = p->paths[i];
+
+		if (strncmp(path, "/steps/0", 8) == 0)
+			path += 8;
+		if (strncmp(p->messages[i], AO_TOOL_DENIED_PREFIX, strlen(AO_TOOL_DENIED_PREFIX)) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s (at input%s)", p->messages[i], path),
+					 errhint("The tool's owner can allow it with agentorch.grant_tool().")));
+		ao_problems_add(relative, *path ? path : "/", p->messages[i]);
+	}
+	ao_problems_raise(relative, ERRCODE_INVALID_PARAMETER_VALUE, psprintf("invalid input of a %s run", orchestration));
+}
+
+/*
+ * An interval given as a string ("5 minutes"); ERRORs with what otherwise.
+ * positive: it must also be more than zero.
+ */
+static void
+check_interval_ext(json_object *v, const char *what, bool positive)
+{
+	Datum		iv;
+
+	if (!json_object_is_type(v, json_type_string))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be an interval such as \"5 minutes\"", what)));
+	iv = DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
+							 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	if (positive &&
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, iv,
+										  DirectFunctionCall3(interval_in, CStringGetDatum("0"),
+															  ObjectIdGetDatum(InvalidOid),
+															  Int32GetDatum(-1)))) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a positive interval", what)));
+}
+
+#define check_interval(v, what) check_interval_ext(v, what, false)
+
+/* Check run options whose errors would otherwise surface as cryptic casts. */
+static void
+check_options(json_object *options)
+{
+	json_object *v;
+
+	if (!json_object_is_type(options, json_type_object))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("run options must be a JSON object")));
+	{
+		/* a misspelt option would otherwise be ignored silently */
+		static const char *const known[] = {
+			"model", "priority", "timeout", "idempotency_key", "version", "metadata",
+			"traceparent", "tools", "max_replans", "planner_model", "budget", "replan_when",
+			"stall_timeout", NULL
+		};
+
+		json_object_object_foreach(options, key, val)
+		{
+			bool		ok = false;
+
+			(void) val;
+			for (const char *const *k = known; *k && !ok; k++)
+				ok = strcmp(key, *k) == 0;
+			if (!ok)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown run option \"%s\"", key),
+						 errhint("Run options are model, priority, timeout, idempotency_key, version, metadata, "
+								 "traceparent, tools, max_replans, planner_model, budget, replan_when and "
+								 "stall_timeout.")));
+		}
+	}
+	if (json_object_object_get_ex(options, "model", &v))
+		check_model_name(v, "option \"model\"");
+	if (json_object_object_get_ex(options, "tools", &v))
+	{
+		bool		ok = json_object_is_type(v, json_type_array);
+
+		for (size_t i = 0; ok && i < json_object_array_length(v); i++)
+			ok = json_object_is_type(json_object_array_get_idx(v, i), json_type_string);
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"tools\" must be an array of tool names")));
+	}
+	if (json_object_object_get_ex(options, "priority", &v) && !json_object_is_type(v, json_type_int))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"priority\" must be an integer")));
+	if (json_object_object_get_ex(options, "idempotency_key", &v) &&
+		(!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0 ||
+		 json_object_get_string_len(v) > 200))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"idempotency_key\" must be a string of 1 to 200 characters")));
+	if (json_object_object_get_ex(options, "timeout", &v))
+		check_interval(v, "option \"timeout\"");
+	if (json_object_object_get_ex(options, "traceparent", &v))
+	{
+		/* W3C trace context: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, ids not all zero */
+		const char *tp = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+		bool		ok = strlen(tp) == 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
+			strncmp(tp + 3, "00000000000000000000000000000000", 32) != 0 &&
+			strncmp(tp + 36, "0000000000000000", 16) != 0 && strncmp(tp, "ff", 2) != 0;
+
+		for (int i = 0; ok && i < 55; i++)
+			ok = (i == 2 || i == 35 || i == 52) || (tp[i] >= '0' && tp[i] <= '9') || (tp[i] >= 'a' && tp[i] <= 'f');
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"traceparent\" must be a W3C trace context"),
+					 errhint("For example \"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\".")));
+	}
+	if (json_object_object_get_ex(options, "stall_timeout", &v))
+		check_interval_ext(v, "option \"stall_timeout\"", true);
+	if (json_object_object_get_ex(options, "planner_model", &v))
+		check_model_name(v, "option \"planner_model\"");
+	if (json_object_object_get_ex(options, "max_replans", &v) &&
+		(!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 || json_object_get_int64(v) > 100))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"max_replans\" must be an integer from 0 to 100")));
+	if (json_object_object_get_ex(options, "budget", &v))
+	{
+		if (!json_object_is_type(v, json_type_object) || json_object_object_length(v) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"budget\" must be an object with max_tokens, max_cost or max_duration")));
+		{
+			json_object_object_foreach(v, key, val)
+			{
+			if (strcmp(key, "max_tokens") == 0)
+			{
+				if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) <= 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("budget \"max_tokens\" must be a positive integer")));
+			}
+			else if (strcmp(key, "max_cost") == 0)
+			{
+				if ((!json_object_is_type(val, json_type_int) && !json_object_is_type(val, json_type_double)) ||
+					json_object_get_double(val) < 0 || !isfinite(json_object_get_double(val)))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("budget \"max_cost\" must be a number of at least 0")));
+			}
+			else if (strcmp(key, "max_duration") == 0)
+				check_interval_ext(val, "budget \"max_duration\"", true);
+			else
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("unknown budget \"%s\"", key),
+						 errhint("A budget has max_tokens, max_cost and max_duration.")));
+			}
+		}
+	}
+	if (json_object_object_get_ex(options, "replan_when", &v))
+	{
+		bool		ok = json_object_is_type(v, json_type_array);
+
+		for (size_t i = 0; ok && i < json_object_array_length(v); i++)
+		{
+			json_object *c = json_object_array_get_idx(v, i);
+
+			ok = json_object_is_type(c, json_type_string);
+			if (ok)				/* a jsonpath that does not compile is an error now */
+			{
+				char	   *err = ao_jsonpath_error(json_object_get_string(c));
+
+				if (err)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("option \"replan_when\" holds an invalid jsonpath: %s", err),
+							 errdetail("At /replan_when/%zu: %s", i, json_object_get_string(c))));
+			}
+		}
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"replan_when\" must be an array of jsonpath conditions"),
+					 errhint("For example [\"$.steps.search.output.count == 0\"].")));
+	}
+}
+
+/*
+ * Create a run as the caller. body is the normalised workflow body (fixed)
+ * or NULL (simple). Returns the run id (an existing one for a repeated
+ * idempotency key).
+ */
+static int64
+create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
+		   Jsonb *body, Jsonb *input, Jsonb *options, const char *selection,
+		   const char *search_path, Jsonb *tools)
+{
+	Oid			caller = GetUserId();
+	AoUserScope owner_scope;
+	Oid			types[11] = {OIDOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID,
+	TEXTOID, JSONBOID};
+	Datum		values[11];
+	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	int64		run;
+
+	/*
+	 * agentorch.default_model is the starting session's: the executors run
+	 * in sessions of their own, so a SET in this one would otherwise do
+	 * nothing for the run. The run records it (as its options' "model").
+	 */
+	{
+		json_object *opts = ao_json_from_jsonb(options);
+
+		if (json_object_is_type(opts, json_type_object) &&
+			!json_object_object_get_ex(opts, "model", NULL) &&
+			ao_default_model != NULL && ao_default_model[0] != '\0')
+		{
+			/* owned by the memory context: nothing leaks if the check ERRORs */
+			json_object *name = ao_json_own(json_object_new_string(ao_default_model));
+
+			/* a simple run is one llm step: its model must exist now */
+			if (strcmp(orchestration, "simple") == 0)
+				check_model_name(name, "agentorch.default_model");
+			json_object_object_add(opts, "model", json_object_get(name));
+			options = ao_jsonb_from_json(opts);
+		}
+	}
+	values[0] = ObjectIdGetDatum(caller);
+	values[1] = CStringGetTextDatum(orchestration);
+	if (workflow)
+	{
+		values[2] = CStringGetTextDatum(workflow);
+		values[3] = Int32GetDatum(w->version);
+		values[4] = CStringGetTextDatum(w->hash);
+	}
+	else
+		nulls[2] = nulls[3] = nulls[4] = 'n';
+	if (body)
+		values[5] = JsonbPGetDatum(body);
+	else
+		nulls[5] = 'n';
+	values[6] = JsonbPGetDatum(input);
+	values[7] = JsonbPGetDatum(options);
+	values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(selection));
+	values[9] = CStringGetTextDatum(search_path);
+	values[10] = JsonbPGetDatum(tools);
+
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT agentorch._create_run($1, $2::agentorch.orchestration_type, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+							  11, types, values, nulls, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "agentorch: could not create the run");
+	run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+	ao_wake_at_commit();
+	ao_audit_kv("start", orchestration, run, "workflow", workflow, NULL);
+	return run;
+}
+
+/*
+ * The common path of start() and run_workflow(): choose the orchestration,
+ * load and check what it needs, create the run.
+ */
+int64
+ao_start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *options,
+			 const char *search_path)
+{
+	json_object *in = ao_json_from_jsonb(input);
+	json_object *opts = ao_json_from_jsonb(options);
+	const char *selection;
+
+	ao_check_size(VARSIZE(input), "run input");
+	check_options(opts);
+
+	if (orchestration == NULL)
+	{
+		/* the selector decides (rules, then the default) and its decision is stored */
+		AoSelection sel;
+
+		ao_select_decide(in, workflow, &sel);
+		if ((strcmp(sel.run_as, "planner") == 0 || strcmp(sel.run_as, "reactive") == 0) &&
+			!ao_schema_at_least(0, 2))
+		{
+			/* a database still at 0.1.0 runs what it ran before the library's update */
+			sel.reason = psprintf("%s; %s runs need agentorch 0.2.0 in this database (ALTER EXTENSION agentorch UPDATE): run as simple",
+								  sel.reason, sel.run_as);
+			sel.run_as = "simple";
+		}
+		selection = ao_selection_json(&sel);
+		orchestration = sel.run_as;
+		if (strcmp(orchestration, "fixed") == 0)
+			workflow = sel.workflow;
+	}
+	else
+		selection = psprintf("{\"orchestration\": \"%s\", \"confidence\": 1, \"source\": \"caller\"}", orchestration);
+
+	/* what only the 0.2.0 state layer knows how to run */
+	if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
+		ao_require_schema(0, 2, psprintf("%s orchestration", orchestration));
+	{
+		static const char *const new_options[] = {"budget", "replan_when", "stall_timeout", "planner_model", NULL};
+
+		for (const char *const *o = new_options; *o; o++)
+			if (json_object_object_get_ex(opts, *o, NULL))
+				ao_require_schema(0, 2, psprintf("option \"%s\"", *o));
+	}
+
+	if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
+	{
+		/*
+		 * One planner llm step; its plan becomes the run's steps. The
+		 * tools it may plan with are pinned now: those named in the
+		 * tools option, else every tool the caller may use.
+		 */
+		json_object *names;
+		Jsonb	   *tools;
+
+		if (!json_object_is_type(in, json_type_object))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the input of a %s run must be a JSON object", orchestration),
+					 errhint("For example {\"prompt\": \"Compare the prices of ...\"}.")));
+		/* the goal is given as a simple run would take it: the same checks */
+		if (json_object_object_get_ex(in, "prompt", NULL) || json_object_object_get_ex(in, "messages", NULL))
+			check_simple_input(in, orchestration);
+		if (ao_plan_goal(in) == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a %s run needs a goal: an input with \"prompt\", \"goal\" or a user message", orchestration),
+					 errhint("For example agentorch.start('{\"prompt\": \"Compare the sales of two regions\"}', 'planner').")));
+		names = json_object_object_get(opts, "tools");
+		if (names == NULL)
+			names = ao_usable_tool_names(GetUserId());
+		tools = ao_pin_tools(NULL, names, GetUserId());
+		if (!json_object_object_get_ex(opts, "max_replans", NULL))
+		{
+			/* recorded like the default model: executors read the run, not a session */
+			json_object_object_add(opts, "max_replans", json_object_new_int(ao_max_replans));
+			options = ao_jsonb_from_json(opts);
+		}
+		return create_run(orchestration, NULL, NULL,
+						  ao_planner_body(in, opts, tools),
+						  input, options, selection, search_path, tools);
+	}
+
+	if (strcmp(orchestration, "fixed") == 0)
+	{
+		json_object *version = NULL;
+		StoredWorkflow w;
+		json_object *def;
+		json_object *normalized;
+		json_object *body;
+		json_object *schema;
+
+		if (workflow == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a fixed run needs a workflow name")));
+		json_object_object_get_ex(opts, "version", &version);
+		w = load_workflow(workflow, version ? json_object_get_int(version) : 0);
+		def = ao_json_from_jsonb(w.definition);
+		normalized = ao_json_own(ao_workflow_normalize(def, NULL));
+		body = ao_workflow_body(normalized);
+		if (json_object_object_get_ex(body, "input_schema", &schema))
+		{
+			ao_problems *p = ao_problems_new();
+
+			if (ao_json_schema_validate(schema, in, ao_problems_add, p) > 0)
+				ao_problems_raise(p, ERRCODE_INVALID_PARAMETER_VALUE,
+								  psprintf("input does not match the input_schema of workflow \"%s\"", workflow));
+		}
+		return create_run("fixed", workflow, &w, ao_jsonb_from_json(body), input, options, selection,
+						  search_path,
+						  ao_pin_tools(json_object_object_get(body, "steps"),
+									   json_object_object_get(opts, "tools"), GetUserId()));
+	}
+
+	/* simple: one llm step from the input */
+	if (!json_object_is_type(in, json_type_object) ||
+		(!json_object_object_get_ex(in, "prompt", NULL) && !json_object_object_get_ex(in, "messages", NULL)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a simple run needs an input with \"prompt\" or \"messages\""),
+				 errhint("For example agentorch.start('{\"prompt\": \"Hello\"}').")));
+	check_simple_input(in, "simple");
+	{
+		json_object *model;
+
+		if (json_object_object_get_ex(in, "model", &model))
+			check_model_name(model, "input \"model\"");
+	}
+	return create_run("simple", NULL, NULL, NULL, input, options, selection, search_path,
+					  ao_pin_tools(NULL, json_object_object_get(in, "tools"), GetUserId()));
+}
