@@ -94,13 +94,22 @@ typedef struct ref_walk
 	json_object *found;			/* array of referenced plan step ids */
 } ref_walk;
 
+/* Is id in the array of ids arr (NULL: an empty array)? */
+static int
+has_id(json_object *arr, const char *id)
+{
+	for (size_t i = 0; arr && i < json_object_array_length(arr); i++)
+		if (strcmp(json_object_get_string(json_object_array_get_idx(arr, i)), id) == 0)
+			return 1;
+	return 0;
+}
+
+/* Append id to the array of ids arr unless it is there. */
 static void
 add_unique(json_object *arr, const char *id)
 {
-	for (size_t i = 0; i < json_object_array_length(arr); i++)
-		if (strcmp(json_object_get_string(json_object_array_get_idx(arr, i)), id) == 0)
-			return;
-	json_object_array_add(arr, json_object_new_string(id));
+	if (!has_id(arr, id))
+		json_object_array_add(arr, json_object_new_string(id));
 }
 
 static void
@@ -420,6 +429,21 @@ change(const char *action, const char *step)
 	return c;
 }
 
+/* Record a dependency the optimizer gives step on id, unless it listed it. */
+static void
+note_dependency(json_object *changes, json_object *step, json_object *listed, const char *id,
+				const char *reason)
+{
+	json_object *c;
+
+	if (has_id(listed, id))
+		return;
+	c = change("dependency_added", str_member(step, "id"));
+	json_object_object_add(c, "on", json_object_new_string(id));
+	json_object_object_add(c, "reason", json_object_new_string(reason));
+	json_object_array_add(changes, c);
+}
+
 /*
  * A copy of s with every reference to step "from" pointing at "to":
  * "${from." and "${steps.from." (spaces allowed after "${"); an escaped
@@ -507,15 +531,8 @@ same_id_set(json_object *a, json_object *b)
 	if (na != json_object_array_length(b))
 		return 0;
 	for (size_t i = 0; i < na; i++)
-	{
-		const char *id = json_object_get_string(json_object_array_get_idx(a, i));
-		int			found = 0;
-
-		for (size_t j = 0; j < na && !found; j++)
-			found = strcmp(id, json_object_get_string(json_object_array_get_idx(b, j))) == 0;
-		if (!found)
+		if (!has_id(b, json_object_get_string(json_object_array_get_idx(a, i))))
 			return 0;
-	}
 	return 1;
 }
 
@@ -655,21 +672,8 @@ ao_plan_optimize(json_object *plan, const ao_plan_env *env, json_object *changes
 		json_object *listed = json_object_object_get(step, "depends_on");
 
 		for (size_t j = 0; j < json_object_array_length(d); j++)
-		{
-			const char *id = json_object_get_string(json_object_array_get_idx(d, j));
-			int			was = 0;
-
-			for (size_t k = 0; listed && k < json_object_array_length(listed); k++)
-				was |= strcmp(json_object_get_string(json_object_array_get_idx(listed, k)), id) == 0;
-			if (!was)
-			{
-				json_object *c = change("dependency_added", str_member(step, "id"));
-
-				json_object_object_add(c, "on", json_object_new_string(id));
-				json_object_object_add(c, "reason", json_object_new_string("the step uses its output"));
-				json_object_array_add(changes, c);
-			}
-		}
+			note_dependency(changes, step, listed, json_object_get_string(json_object_array_get_idx(d, j)),
+							"the step uses its output");
 		/*
 		 * kept ids in depends_on are satisfied once they finished: leave
 		 * those out; one that has not finished yet (it runs, or waits for
@@ -702,18 +706,9 @@ ao_plan_optimize(json_object *plan, const ao_plan_env *env, json_object *changes
 				for (size_t j = 0; j < json_object_array_length(w.found); j++)
 				{
 					const char *id = json_object_get_string(json_object_array_get_idx(w.found, j));
-					int			was = 0;
 
-					for (size_t k = 0; listed && k < json_object_array_length(listed); k++)
-						was |= strcmp(json_object_get_string(json_object_array_get_idx(listed, k)), id) == 0;
-					if (!was)
-					{
-						json_object *c = change("dependency_added", str_member(step, "id"));
-
-						json_object_object_add(c, "on", json_object_new_string(id));
-						json_object_object_add(c, "reason", json_object_new_string("the step uses the output of a kept step that has not finished"));
-						json_object_array_add(changes, c);
-					}
+					note_dependency(changes, step, listed, id,
+									"the step uses the output of a kept step that has not finished");
 					add_unique(all, id);
 				}
 				json_object_put(w.found);
