@@ -144,6 +144,13 @@ CREATE TABLE agentorch.llm_cache (
 -------------------------------------------------------------------------------
 -- Run state. Every per-run table's key leads with run_id, so the tables can
 -- be distributed by run_id; a child run's parent_id is a plain value.
+-- The per-run tables (steps, events, chunks, checkpoints, plans) have no
+-- foreign key to runs: the state layer is their only writer and always
+-- writes under the run's lock, and a foreign key's check on every event
+-- and chunk row (a key-share lock of the run row from each step's
+-- subtransaction) was a large share of an executor's work per step.
+-- Deleting or truncating runs deletes their rows (agentorch._delete_run_rows
+-- in agentorch_state.sql), as ON DELETE CASCADE did.
 -------------------------------------------------------------------------------
 CREATE SEQUENCE agentorch.runs_id_seq;
 CREATE TABLE agentorch.runs (
@@ -193,7 +200,7 @@ CREATE INDEX runs_owner ON agentorch.runs (owner, id);
 CREATE INDEX runs_finished ON agentorch.runs (finished_at) WHERE finished_at IS NOT NULL;
 
 CREATE TABLE agentorch.steps (
-    run_id            bigint NOT NULL REFERENCES agentorch.runs (id) ON DELETE CASCADE,
+    run_id            bigint NOT NULL,
     step_id           text NOT NULL,
     kind              agentorch.step_kind NOT NULL,
     spec              jsonb NOT NULL,
@@ -234,7 +241,7 @@ CREATE INDEX steps_leased ON agentorch.steps (lease_until) WHERE status = 'runni
 CREATE INDEX steps_waiting ON agentorch.steps (not_before) WHERE status = 'waiting';
 
 CREATE TABLE agentorch.events (
-    run_id  bigint NOT NULL REFERENCES agentorch.runs (id) ON DELETE CASCADE,
+    run_id  bigint NOT NULL,
     seq     bigint NOT NULL,
     at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     kind    text NOT NULL,
@@ -244,7 +251,7 @@ CREATE TABLE agentorch.events (
 );
 
 CREATE TABLE agentorch.chunks (
-    run_id  bigint NOT NULL REFERENCES agentorch.runs (id) ON DELETE CASCADE,
+    run_id  bigint NOT NULL,
     seq     bigint NOT NULL CHECK (seq > 0),
     step_id text,
     attempt int NOT NULL DEFAULT 0,
@@ -256,7 +263,7 @@ CREATE TABLE agentorch.chunks (
 );
 
 CREATE TABLE agentorch.checkpoints (
-    run_id  bigint NOT NULL REFERENCES agentorch.runs (id) ON DELETE CASCADE,
+    run_id  bigint NOT NULL,
     seq     bigint NOT NULL,
     at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     step_id text,
@@ -265,7 +272,7 @@ CREATE TABLE agentorch.checkpoints (
 );
 
 CREATE TABLE agentorch.plans (
-    run_id         bigint NOT NULL REFERENCES agentorch.runs (id) ON DELETE CASCADE,
+    run_id         bigint NOT NULL,
     version        int NOT NULL,
     plan           jsonb NOT NULL,
     parent_version int,

@@ -38,7 +38,13 @@ AS $$
 DECLARE
     v agentorch.run_status;
 BEGIN
-    SELECT status INTO v FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run FOR UPDATE;
+    -- An update that changes nothing, not SELECT ... FOR UPDATE: the row
+    -- version it leaves is this transaction's own, so the step
+    -- subtransactions that update the run next do not turn its xmax into a
+    -- MultiXact (a parent's lock plus a child's update), which every later
+    -- read of the row would have to decode.
+    UPDATE agentorch.runs SET last_event_seq = last_event_seq WHERE id OPERATOR(pg_catalog.=) p_run
+    RETURNING status INTO v;
     RETURN v;
 END
 $$;
@@ -1187,6 +1193,32 @@ BEGIN
     RETURN n;
 END
 $$;
+
+-- Deleting runs deletes their rows in the per-run tables (which have no
+-- foreign key to runs, see agentorch.sql): once per statement, for every
+-- deleted run at once; TRUNCATE of runs truncates them too.
+CREATE FUNCTION agentorch._delete_run_rows() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'TRUNCATE' THEN
+        TRUNCATE agentorch.steps, agentorch.events, agentorch.chunks, agentorch.checkpoints, agentorch.plans;
+        RETURN NULL;
+    END IF;
+    DELETE FROM agentorch.steps WHERE run_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM deleted_runs));
+    DELETE FROM agentorch.events WHERE run_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM deleted_runs));
+    DELETE FROM agentorch.chunks WHERE run_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM deleted_runs));
+    DELETE FROM agentorch.checkpoints WHERE run_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM deleted_runs));
+    DELETE FROM agentorch.plans WHERE run_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT id FROM deleted_runs));
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER runs_delete_rows AFTER DELETE ON agentorch.runs
+    REFERENCING OLD TABLE AS deleted_runs
+    FOR EACH STATEMENT EXECUTE FUNCTION agentorch._delete_run_rows();
+CREATE TRIGGER runs_truncate_rows AFTER TRUNCATE ON agentorch.runs
+    FOR EACH STATEMENT EXECUTE FUNCTION agentorch._delete_run_rows();
 
 -------------------------------------------------------------------------------
 -- Transition checks: whoever updates a step's or a run's status (these

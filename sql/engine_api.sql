@@ -334,6 +334,17 @@ SELECT count(*) AS orphan_events FROM agentorch.events e WHERE NOT EXISTS (SELEC
 SELECT agentorch.cancel(:open_run) AS cancelled, agentorch.cancel(:pinned) AS cancelled_pinned;
 SELECT agentorch.purge('0 seconds') >= 2 AS purged_last;
 SELECT count(*) AS left_over FROM agentorch.runs WHERE id IN (:open_run, :pinned);
+-- the per-run tables have no foreign key: deleting runs by hand (a
+-- superuser's DELETE) takes their rows along all the same
+SELECT agentorch.run_workflow('eng_a-versions', '{"who": "gone"}') AS gone \gset
+SELECT status FROM agentorch.wait(:gone, '20s');
+SELECT (SELECT count(*) FROM agentorch.steps WHERE run_id = :gone) > 0 AS has_steps,
+       (SELECT count(*) FROM agentorch.checkpoints WHERE run_id = :gone) > 0 AS has_checkpoints;
+DELETE FROM agentorch.runs WHERE id = :gone;
+SELECT (SELECT count(*) FROM agentorch.steps WHERE run_id = :gone) AS steps,
+       (SELECT count(*) FROM agentorch.events WHERE run_id = :gone) AS events,
+       (SELECT count(*) FROM agentorch.chunks WHERE run_id = :gone) AS chunks,
+       (SELECT count(*) FROM agentorch.checkpoints WHERE run_id = :gone) AS checkpoints;
 
 -- clean up
 DELETE FROM agentorch.workflows WHERE name LIKE 'eng\_a-%';

@@ -870,8 +870,7 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 	if (sim_run == 0)
 		nulls[5] = 'n';
 	values[6] = Int64GetDatum(cancelled_run != 0 && GetCurrentTimestamp() < cancelled_run_until ? cancelled_run : 0);
-	ao_spi_exec("SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
-			 "       COALESCE(c.iteration, -1), c.owner FROM ("
+	ao_spi_exec("WITH c AS ("
 			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner, "
 			 "         s.priority, s.ord "
 			 "    FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
@@ -882,7 +881,18 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			 "     AND ($3::int8 IS NULL OR (s.run_id = $3 AND s.step_id = $4)) "
 			 "     AND s.run_id >= $5 AND s.run_id <> $7 "
 			 "   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST, s.ord "
-			 "   LIMIT $1 FOR UPDATE OF s, r SKIP LOCKED) c "
+			 "   LIMIT $1 FOR UPDATE OF s, r SKIP LOCKED), "
+			 /*
+			  * An update that changes nothing: the claimed rows' versions
+			  * become this transaction's own, so the step's subtransaction
+			  * that updates them next does not turn their xmax into a
+			  * MultiXact (our lock plus a child's update), which every later
+			  * read of the row would decode.
+			  */
+			 "u AS (UPDATE agentorch.steps s SET worker = s.worker FROM c "
+			 "      WHERE s.run_id = c.run_id AND s.step_id = c.step_id) "
+			 "SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
+			 "       COALESCE(c.iteration, -1), c.owner FROM c "
 			 /*
 			  * Every row is locked already: the order is only the order of
 			  * work. Steps of a run stay together; runs go by their best

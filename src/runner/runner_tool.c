@@ -36,15 +36,37 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/syscache.h"
+#include "storage/proc.h"
+
+/*
+ * Tools looked up in the current transaction, by run and name: a run's
+ * tools are pinned when it starts and never change, and the executor runs
+ * many steps of a run with the same tool in one transaction (a chain is
+ * one batch), so each is read and parsed once per transaction. The cache
+ * lives in a child of TopTransactionContext and goes with it (its json-c
+ * objects are owned by that context). Entries are read-only.
+ */
+typedef struct ToolCacheEntry
+{
+	int64		run;
+	AoTool	   *tool;
+} ToolCacheEntry;
+static MemoryContext tool_cache_cxt = NULL;
+static LocalTransactionId tool_cache_lxid = InvalidLocalTransactionId;
+static List *tool_cache = NIL;
+
+/* beyond this many tools in one transaction (a long work() call), no caching */
+#define AO_TOOL_CACHE_MAX 256
 
 /*
  * Look up a tool of a run by name: the definition the run pinned when it
- * started (agentorch._tool; runs started before pinning read the live
- * one), or the built-in database.query, which runs with the search_path
- * of the session that started the run. Returns NULL when it does not
- * exist. Read as the extension owner, so that work() and run_sync() in an
- * ordinary role's session can read it. The result lives in
- * CurrentMemoryContext.
+ * started (runs.tools, see agentorch._tool), or the built-in
+ * database.query, which runs with the search_path of the session that
+ * started the run. Returns NULL when it does not exist. Read as the
+ * extension owner, so that work() and run_sync() in an ordinary role's
+ * session can read it. The result is shared and read-only; it lives until
+ * the end of the transaction (or the caller's memory context, past the
+ * cache's size).
  */
 AoTool *
 ao_lookup_tool(int64 run, const char *name)
@@ -54,23 +76,43 @@ ao_lookup_tool(int64 run, const char *name)
 	AoTool	   *t = NULL;
 	MemoryContext caller = CurrentMemoryContext;
 	AoUserScope owner_scope;
+	ListCell   *lc;
+
+	if (name == NULL)
+		return NULL;
+	if (tool_cache_lxid != MyProc->lxid || tool_cache_cxt == NULL)
+	{
+		/* a new transaction: the previous cache went with the old one */
+		tool_cache_cxt = AllocSetContextCreate(TopTransactionContext, "agentorch tools",
+											   ALLOCSET_SMALL_SIZES);
+		tool_cache_lxid = MyProc->lxid;
+		tool_cache = NIL;
+	}
+	foreach(lc, tool_cache)
+	{
+		ToolCacheEntry *e = lfirst(lc);
+
+		if (e->run == run && strcmp(e->tool->name, name) == 0)
+			return e->tool;
+	}
 
 	values[0] = Int64GetDatum(run);
 	values[1] = CStringGetTextDatum(name);
 	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT d OPERATOR(pg_catalog.->>) 'kind', (d OPERATOR(pg_catalog.->) 'spec')::text, "
-							  "  (d OPERATOR(pg_catalog.->) 'input_schema')::text, (d OPERATOR(pg_catalog.->) 'policy')::text, "
-							  "  CASE WHEN $2 OPERATOR(pg_catalog.=) 'database.query' THEN r.search_path "
-							  "       ELSE d OPERATOR(pg_catalog.->>) 'search_path' END "
-							  "FROM agentorch.runs r, LATERAL (SELECT agentorch._tool(r.id, $2) AS d) x "
-							  "WHERE r.id OPERATOR(pg_catalog.=) $1",
-							  /* not read-only: a fresh snapshot sees a run newer than the batch's */
-							  2, types, values, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	ao_spi_exec("SELECT d OPERATOR(pg_catalog.->>) 'kind', (d OPERATOR(pg_catalog.->) 'spec')::text, "
+				"  (d OPERATOR(pg_catalog.->) 'input_schema')::text, (d OPERATOR(pg_catalog.->) 'policy')::text, "
+				"  CASE WHEN $2 OPERATOR(pg_catalog.=) 'database.query' THEN r.search_path "
+				"       ELSE d OPERATOR(pg_catalog.->>) 'search_path' END "
+				"FROM agentorch.runs r, LATERAL (SELECT r.tools OPERATOR(pg_catalog.->) $2 AS d) x "
+				"WHERE r.id OPERATOR(pg_catalog.=) $1",
+				2, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext spi = MemoryContextSwitchTo(caller);
+		bool		keep = list_length(tool_cache) < AO_TOOL_CACHE_MAX;
+		MemoryContext spi = MemoryContextSwitchTo(keep ? tool_cache_cxt : caller);
 		char	   *kind = SPI_getvalue(tup, desc, 1);
 		char	   *spec = SPI_getvalue(tup, desc, 2);
 		char	   *schema = SPI_getvalue(tup, desc, 3);
@@ -96,10 +138,19 @@ ao_lookup_tool(int64 run, const char *name)
 		}
 		if (t)
 			t->search_path = path ? path : AO_SAFE_SEARCH_PATH;
+		if (t && keep)
+		{
+			ToolCacheEntry *e = palloc(sizeof(ToolCacheEntry));
+
+			e->run = run;
+			e->tool = t;
+			tool_cache = lappend(tool_cache, e);
+		}
 		MemoryContextSwitchTo(spi);
 	}
 	SPI_finish();
 	ao_restore_user(&owner_scope);
+	MemoryContextSwitchTo(caller);
 	return t;
 }
 
