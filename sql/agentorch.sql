@@ -198,6 +198,12 @@ CREATE TABLE agentorch.runs (
 CREATE INDEX runs_active ON agentorch.runs (id) WHERE status IN ('pending', 'running', 'waiting');
 CREATE INDEX runs_owner ON agentorch.runs (owner, id);
 CREATE INDEX runs_finished ON agentorch.runs (finished_at) WHERE finished_at IS NOT NULL;
+-- maintenance (agentorch._recover) finds runs past their deadline and
+-- reactive runs that may have stalled through these, not by reading every
+-- open run on every pass
+CREATE INDEX runs_deadline ON agentorch.runs (id)
+    WHERE deadline IS NOT NULL AND status IN ('pending', 'running', 'waiting');
+CREATE INDEX runs_reactive ON agentorch.runs (id) WHERE orchestration = 'reactive' AND status = 'running';
 
 CREATE TABLE agentorch.steps (
     run_id            bigint NOT NULL,

@@ -109,44 +109,41 @@ BEGIN
 END
 $$;
 
--- A status chunk and an event for one step transition.
+-- A status chunk and an event for one step transition (and a checkpoint
+-- when given). One statement: the update of the run row takes every
+-- sequence number the transition needs and feeds the inserts.
 CREATE FUNCTION agentorch._step_transition(p_run bigint, p_step text, p_status agentorch.step_status,
                                            p_attempt int, p_event text, p_data jsonb DEFAULT NULL,
                                            p_checkpoint jsonb DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    v_event bigint;
-    v_chunk bigint;
-    v_checkpoint bigint;
-    v_open boolean;
-    v_memory jsonb;
 BEGIN
-    -- one update of the run row takes every sequence number this transition needs;
     -- no stream output after a run's final chunk (a claimed step settled after cancel)
-    UPDATE agentorch.runs
-       SET last_event_seq = last_event_seq OPERATOR(pg_catalog.+) 1,
-           last_chunk_seq = last_chunk_seq OPERATOR(pg_catalog.+)
-               CASE WHEN status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[])
-                    THEN 1 ELSE 0 END,
-           last_checkpoint = last_checkpoint OPERATOR(pg_catalog.+) CASE WHEN p_checkpoint IS NULL THEN 0 ELSE 1 END
-     WHERE id OPERATOR(pg_catalog.=) p_run
-    RETURNING last_event_seq, last_chunk_seq, last_checkpoint,
-              status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[]), memory
-         INTO v_event, v_chunk, v_checkpoint, v_open, v_memory;
-    INSERT INTO agentorch.events (run_id, seq, kind, step_id, data) VALUES (p_run, v_event, p_event, p_step, p_data);
-    IF v_open THEN
+    WITH r AS (
+        UPDATE agentorch.runs
+           SET last_event_seq = last_event_seq OPERATOR(pg_catalog.+) 1,
+               last_chunk_seq = last_chunk_seq OPERATOR(pg_catalog.+)
+                   CASE WHEN status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[])
+                        THEN 1 ELSE 0 END,
+               last_checkpoint = last_checkpoint OPERATOR(pg_catalog.+) CASE WHEN p_checkpoint IS NULL THEN 0 ELSE 1 END
+         WHERE id OPERATOR(pg_catalog.=) p_run
+        RETURNING last_event_seq, last_chunk_seq, last_checkpoint,
+                  status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[]) AS open, memory),
+    e AS (
+        INSERT INTO agentorch.events (run_id, seq, kind, step_id, data)
+        SELECT p_run, r.last_event_seq, p_event, p_step, p_data FROM r),
+    c AS (
         INSERT INTO agentorch.chunks (run_id, seq, step_id, attempt, kind, content, data)
-        VALUES (p_run, v_chunk, p_step, COALESCE(p_attempt, 0), 'status', p_step OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) p_status::text,
-                pg_catalog.jsonb_build_object('step_id', p_step, 'status', p_status, 'attempt', p_attempt)
-                OPERATOR(pg_catalog.||) COALESCE(p_data, '{}'));
-    END IF;
-    IF p_checkpoint IS NOT NULL THEN
-        INSERT INTO agentorch.checkpoints (run_id, seq, step_id, state)
-        VALUES (p_run, v_checkpoint, p_step,
-                p_checkpoint OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('memory', v_memory));
-    END IF;
+        SELECT p_run, r.last_chunk_seq, p_step, COALESCE(p_attempt, 0), 'status',
+               p_step OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) p_status::text,
+               pg_catalog.jsonb_build_object('step_id', p_step, 'status', p_status, 'attempt', p_attempt)
+               OPERATOR(pg_catalog.||) COALESCE(p_data, '{}')
+          FROM r WHERE r.open)
+    INSERT INTO agentorch.checkpoints (run_id, seq, step_id, state)
+    SELECT p_run, r.last_checkpoint, p_step,
+           p_checkpoint OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('memory', r.memory)
+      FROM r WHERE p_checkpoint IS NOT NULL;
 END
 $$;
 
@@ -370,7 +367,9 @@ $$;
 -- when at least one dependency succeeded (or there are none), to skipped
 -- when all were skipped -- so skipping propagates down a chain, and a join
 -- after a branch runs with whichever side was taken. Repeats until stable.
-CREATE FUNCTION agentorch._promote(p_run bigint) RETURNS int
+-- Set-based: one statement per pass for all the given runs (the executor
+-- settles every run of a claim round at once); returns the steps moved.
+CREATE FUNCTION agentorch._promote_runs(p_runs bigint[]) RETURNS int
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -378,13 +377,13 @@ DECLARE
     r record;
     n_skipped int;
     n_total int := 0;
-    v_llm boolean := false;
+    v_llm bigint[] := '{}';
 BEGIN
     LOOP
         n_skipped := 0;
         FOR r IN
             WITH cand AS (
-                SELECT s.step_id,
+                SELECT s.run_id, s.step_id,
                        pg_catalog.count(d.step_id) AS n,
                        COALESCE(pg_catalog.bool_and(d.status OPERATOR(pg_catalog.=) ANY
                                 ('{succeeded,skipped,compensated}'::agentorch.step_status[])), true) AS done,
@@ -394,34 +393,46 @@ BEGIN
                 LEFT JOIN agentorch.steps d
                   ON d.run_id OPERATOR(pg_catalog.=) s.run_id
                  AND d.step_id OPERATOR(pg_catalog.=) ANY (s.depends_on)
-                WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.status OPERATOR(pg_catalog.=) 'pending'
+                WHERE s.run_id OPERATOR(pg_catalog.=) ANY (p_runs) AND s.status OPERATOR(pg_catalog.=) 'pending'
                   AND s.parent_step_id IS NULL AND NOT s.spec OPERATOR(pg_catalog.?) 'compensates'
-                GROUP BY s.step_id)
+                GROUP BY s.run_id, s.step_id)
             UPDATE agentorch.steps s
                SET status = CASE WHEN c.n OPERATOR(pg_catalog.=) 0 OR c.any_ok
                                  THEN 'ready'::agentorch.step_status ELSE 'skipped' END,
                    finished_at = CASE WHEN c.n OPERATOR(pg_catalog.=) 0 OR c.any_ok
                                       THEN NULL ELSE pg_catalog.now() END
             FROM cand c
-            WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.step_id OPERATOR(pg_catalog.=) c.step_id
+            WHERE s.run_id OPERATOR(pg_catalog.=) c.run_id AND s.step_id OPERATOR(pg_catalog.=) c.step_id
               AND c.done
-            RETURNING s.step_id, s.status, s.kind
+            RETURNING s.run_id, s.step_id, s.status, s.kind
         LOOP
             n_total := n_total OPERATOR(pg_catalog.+) 1;
-            v_llm := v_llm OR (r.status OPERATOR(pg_catalog.=) 'ready' AND r.kind OPERATOR(pg_catalog.=) 'llm');
+            IF r.status OPERATOR(pg_catalog.=) 'ready' AND r.kind OPERATOR(pg_catalog.=) 'llm'
+               AND NOT r.run_id OPERATOR(pg_catalog.=) ANY (v_llm) THEN
+                v_llm := v_llm OPERATOR(pg_catalog.||) r.run_id;
+            END IF;
             IF r.status OPERATOR(pg_catalog.=) 'skipped' THEN
                 n_skipped := n_skipped OPERATOR(pg_catalog.+) 1;
-                PERFORM agentorch._step_transition(p_run, r.step_id, 'skipped', 0, 'step_skipped',
+                PERFORM agentorch._step_transition(r.run_id, r.step_id, 'skipped', 0, 'step_skipped',
                                                    '{"reason": "no dependency succeeded"}');
             END IF;
         END LOOP;
         EXIT WHEN n_skipped OPERATOR(pg_catalog.=) 0;
     END LOOP;
-    IF v_llm THEN
-        -- llm steps may start: not past the run's budget (options.budget)
-        PERFORM agentorch._budget_gate(p_run);
-    END IF;
+    -- llm steps may start: not past their run's budget (options.budget)
+    FOR r IN SELECT pg_catalog.unnest(v_llm) AS run_id ORDER BY 1 LOOP
+        PERFORM agentorch._budget_gate(r.run_id);
+    END LOOP;
     RETURN n_total;
+END
+$$;
+
+CREATE FUNCTION agentorch._promote(p_run bigint) RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN agentorch._promote_runs(ARRAY[p_run]);
 END
 $$;
 
@@ -540,16 +551,46 @@ BEGIN
 END
 $$;
 
--- Make dependents of finished steps ready and finish the run when nothing
--- is open. The executor calls it once per run per claim round instead of
--- after every step (_finish_step's p_defer).
+-- Make dependents of finished steps ready and finish the runs where
+-- nothing is open. The executor calls it once per claim round for every
+-- run the round touched (_finish_step's p_defer), not after every step:
+-- one promotion pass for all of them, then _maybe_finish only for the runs
+-- whose status must change (no open step left, or running <-> waiting).
+CREATE FUNCTION agentorch._settle_runs(p_runs bigint[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    PERFORM agentorch._promote_runs(p_runs);
+    FOR r IN SELECT ru.id
+               FROM agentorch.runs ru,
+                    LATERAL (SELECT pg_catalog.count(*) FILTER (WHERE s.status OPERATOR(pg_catalog.=) ANY ('{ready,running}'::agentorch.step_status[])) AS active,
+                                    pg_catalog.count(*) FILTER (WHERE s.status OPERATOR(pg_catalog.=) 'waiting') AS waiting,
+                                    pg_catalog.count(*) AS open
+                               FROM agentorch.steps s
+                              WHERE s.run_id OPERATOR(pg_catalog.=) ru.id
+                                AND s.status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running,waiting}'::agentorch.step_status[])) c
+              WHERE ru.id OPERATOR(pg_catalog.=) ANY (p_runs)
+                AND ru.status OPERATOR(pg_catalog.=) ANY ('{running,waiting}'::agentorch.run_status[])
+                AND (c.open OPERATOR(pg_catalog.=) 0
+                     OR (c.active OPERATOR(pg_catalog.=) 0 AND c.waiting OPERATOR(pg_catalog.>) 0
+                         AND ru.status OPERATOR(pg_catalog.=) 'running')
+                     OR (c.active OPERATOR(pg_catalog.>) 0 AND ru.status OPERATOR(pg_catalog.=) 'waiting'))
+              ORDER BY ru.id
+    LOOP
+        PERFORM agentorch._maybe_finish(r.id);
+    END LOOP;
+END
+$$;
+
 CREATE FUNCTION agentorch._settle_run(p_run bigint) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM agentorch._promote(p_run);
-    PERFORM agentorch._maybe_finish(p_run);
+    PERFORM agentorch._settle_runs(ARRAY[p_run]);
 END
 $$;
 

@@ -1000,19 +1000,41 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 						   c->run_id, c->step_id, 0, NULL, NULL, NULL);
 			processed++;
 		}
-		/* dependents of this round's steps become ready (and runs finish) once per run */
-		locked_run = 0;
-		foreach(lc, claimed)
+		/*
+		 * Dependents of this round's steps become ready (and runs finish):
+		 * one call for every run of the round (claimed steps are ordered by
+		 * run); a 0.1.0 schema has only the per-run function.
+		 */
 		{
-			Claimed    *c = lfirst(lc);
-			Oid			t[1] = {INT8OID};
+			Datum	   *ids = palloc(sizeof(Datum) * list_length(claimed));
+			int			nids = 0;
+			Oid			t[1];
 			Datum		v[1];
 
-			if (c->run_id == locked_run)
-				continue;		/* claimed steps are ordered by run */
-			locked_run = c->run_id;
-			v[0] = Int64GetDatum(c->run_id);
-			ao_spi_exec("SELECT agentorch._settle_run($1)", 1, t, v, NULL, SPI_OK_SELECT);
+			locked_run = 0;
+			foreach(lc, claimed)
+			{
+				Claimed    *c = lfirst(lc);
+
+				if (c->run_id != locked_run)
+					ids[nids++] = Int64GetDatum(c->run_id);
+				locked_run = c->run_id;
+			}
+			if (ao_schema_at_least(0, 2))
+			{
+				t[0] = INT8ARRAYOID;
+				v[0] = PointerGetDatum(construct_array(ids, nids, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+													   TYPALIGN_DOUBLE));
+				ao_spi_exec("SELECT agentorch._settle_runs($1)", 1, t, v, NULL, SPI_OK_SELECT);
+			}
+			else
+				for (int i = 0; i < nids; i++)
+				{
+					t[0] = INT8OID;
+					v[0] = ids[i];
+					ao_spi_exec("SELECT agentorch._settle_run($1)", 1, t, v, NULL, SPI_OK_SELECT);
+				}
+			pfree(ids);
 		}
 		list_free_deep(claimed);
 		only_step = NULL;		/* cascades may take any ready step */
