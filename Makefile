@@ -96,7 +96,7 @@ AO_PROGRAM_FILES = $(addprefix $(CURDIR)/build/,$(AO_PROGRAMS))
 all: $(AO_PROGRAM_FILES)
 $(AO_PROGRAM_FILES): $(CURDIR)/build/%: $(SRC)/src/bin/%.c
 	@mkdir -p $(@D)
-	$(CC) -O2 -Wall -Wextra $(COPT) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+	$(CC) -O2 -Wall -Wextra $(COPT) $(filter -D%,$(CPPFLAGS)) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
 		$(LDFLAGS) -L$(shell $(PG_CONFIG) --libdir) -lpq $(AO_PROGRAM_FLAGS_$*)
 install: install-programs
 install-programs: $(AO_PROGRAM_FILES)
