@@ -37,16 +37,22 @@ DIR=$(mktemp -d /tmp/agentorch-deb.XXXXXX)
 chmod 755 "$DIR"
 MOCK_PID=
 SAVED=
+# restore_system: remove the package, put back the files it replaced
+# (saved before it was installed); returns non-zero if one is not back.
+restore_system() {
+    local f rc=0
+    [ -n "$SAVED" ] || return 0
+    SAVED=
+    DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "$PKG" >"$DIR/remove.log" 2>&1 || rc=1
+    while read -r f; do
+        mkdir -p "$(dirname "$f")" && cp -a "$DIR/saved$f" "$f" && cmp -s "$DIR/saved$f" "$f" || rc=1
+    done <"$DIR/saved.list"
+    return $rc
+}
 cleanup() {
     [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null
     ao_cluster_stop "$DIR/cluster"
-    if [ -n "$SAVED" ]; then
-        # the system as before: no package, the files it replaced put back
-        DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "$PKG" >/dev/null 2>&1
-        while read -r f; do
-            [ -e "$DIR/saved$f" ] || [ -L "$DIR/saved$f" ] && cp -a "$DIR/saved$f" "$f"
-        done <"$DIR/saved.list"
-    fi
+    restore_system
     rm -rf "$DIR"
 }
 trap cleanup EXIT
@@ -107,9 +113,10 @@ if ! dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q 'install ok insta
     while read -r f; do
         [ -e "$f" ] || [ -L "$f" ] || continue
         [ -d "$f" ] && [ ! -L "$f" ] && continue
-        cp -a --parents "$f" "$DIR/saved/" && echo "$f"
+        mkdir -p "$DIR/saved$(dirname "$f")" && cp -a "$f" "$DIR/saved$f" && echo "$f"
     done <"$DIR/contents" >"$DIR/saved.list"
     SAVED=1
+    echo "# saved $(wc -l <"$DIR/saved.list") files the package replaces, to put them back afterwards"
 fi
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$DEB" >"$DIR/apt.log" 2>&1
 rc=$?
@@ -157,4 +164,14 @@ if [ -n "${follow:-}" ]; then
 fi
 q "SELECT extversion FROM pg_extension WHERE extname = 'agentorch'" | grep -qx "$ver"
 ok $? "the extension is at $ver"
+
+[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null; MOCK_PID=
+ao_cluster_stop "$DIR/cluster"
+if [ -n "$SAVED" ]; then
+    n=$(wc -l <"$DIR/saved.list")
+    restore_system
+    ok $? "the package is removed again and the $n files it replaced are back, unchanged"
+    ! dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null | grep -q 'install ok installed'
+    ok $? "$PKG is no longer installed"
+fi
 finish
