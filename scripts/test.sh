@@ -7,13 +7,17 @@
 # tests of the core (plain and under AddressSanitizer +
 # UndefinedBehaviorSanitizer, the JSON-Schema-Test-Suite among them),
 # pg_regress, pg_isolation_regress, TAP (prove), the mock LLM server's wire
-# tests and the graph renderings. Servers are throwaway clusters run as the
-# postgres OS user. Ends with "N passed, N failed"; exits non-zero on any
-# failure. Usage: scripts/test.sh [suite...]   (layers format unit regress isolation tap mock graphs)
+# tests, the graph renderings and, last, the Debian package (scripts/test_deb.sh:
+# builds postgresql-15-agentorch, installs it into the system's PostgreSQL,
+# runs the README's quick start on it, then removes it and puts back the
+# files it replaced; with AO_PG_ROOT set it only builds and checks the
+# package). Servers are throwaway clusters run as the postgres OS user.
+# Ends with "N passed, N failed"; exits non-zero on any failure.
+# Usage: scripts/test.sh [suite...]   (layers format unit regress isolation tap mock graphs deb)
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SUITES=${*:-layers format unit regress isolation tap mock graphs}
+SUITES=${*:-layers format unit regress isolation tap mock graphs deb}
 TOTAL_PASS=0
 TOTAL_FAIL=0
 SUMMARY=()
@@ -169,6 +173,17 @@ suite_graphs() {
     read -r p f < <(count_tap "$out"); [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
     [ "$f" -gt 0 ] && tail -30 "$out"
     record graphs "$p" "$f"
+}
+
+# Last in the default list: it installs the package over the files installed above.
+suite_deb() {
+    ao_log "Debian package (build, apt-get install, the README's quick start)"
+    local out="$WORK/deb.tap" p f
+    bash "$AO_REPO/scripts/test_deb.sh" >"$out" 2>&1; local rc=$?
+    read -r p f < <(count_tap "$out"); [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    grep -E '^(ok|not ok)' "$out" | sed 's/^/    /'
+    [ "$f" -gt 0 ] && grep -E '^#' "$out" | head -60
+    record deb "$p" "$f"
 }
 
 for s in $SUITES; do "suite_$s"; done
