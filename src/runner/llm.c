@@ -550,6 +550,8 @@ prepare_request(LlmState *st)
 	r->url = psprintf("%s%s", st->base_url, ao_llm_endpoint_path(st->provider));
 	r->method = "POST";
 	r->on_data = on_data;
+	/* an LLM request: recorded or replayed per agentorch.llm_mode (replay.c) */
+	ao_net_step_set_llm(st->step, ao_llm_provider_name(st->provider), st->model_name);
 
 	if (st->decoder)
 		ao_llm_decoder_free(st->decoder);
