@@ -131,6 +131,7 @@ extern AoRecording *ao_replay_capture(AoRequest *r, bytea *material, const char 
 extern void ao_replay_store(List *recordings);
 extern bool ao_replay_lookup(bytea *material, MemoryContext cxt, AoReplayed *out, char **key_out);
 extern void ao_net_step_set_llm(void *step, const char *provider, const char *model);
+extern int	ao_net_step_llm_mode(void *step);
 
 /* llm.c */
 extern bool ao_llm_flush_pending(void *step);

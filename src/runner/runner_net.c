@@ -191,6 +191,13 @@ ao_net_step_set_llm(void *step, const char *provider, const char *model)
 	s->llm_model = MemoryContextStrdup(s->cxt, model ? model : "");
 }
 
+/* The step's agentorch.llm_mode (AO_LLM_LIVE, _RECORD, _REPLAY). */
+int
+ao_net_step_llm_mode(void *step)
+{
+	return ((NetStep *) step)->llm_mode;
+}
+
 /*
  * agentorch.llm_mode = replay: answer the step's request from its
  * recording; the engine delivers the recorded bytes as if they came from

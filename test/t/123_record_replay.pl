@@ -23,8 +23,15 @@ use FindBin;
 use lib $FindBin::Bin;
 use AgentorchLLM;
 
+my $key = 'sk-rrtest-' . join('', map { ('a' .. 'z', 0 .. 9)[ int(rand(36)) ] } 1 .. 24) . '-KEYMARK';
 my $mock = mock_start('replay.json', args => ['--strict']);
-my $node = llm_start(llm_node('record_replay'));
+my $node = llm_node('record_replay');
+{
+	# only the postmaster has the key, and only while recording
+	local $ENV{AO_RR_API_KEY} = $key;
+	llm_start($node);
+}
+register_model($node, 'gpt_keyed', 'openai', $mock, { model => 'mock-gpt', api_key_env => 'AO_RR_API_KEY' });
 register_model($node, 'gpt', 'openai', $mock, { model => 'mock-gpt', prices => { input_per_mtok => 1, output_per_mtok => 2 } });
 register_model($node, 'claude', 'anthropic', $mock, { model => 'mock-claude' });
 
@@ -87,6 +94,7 @@ my %starts = (
 			tags => { type => 'array', items => { type => 'string' } } } } }, { model => 'gpt' }, 'alice') },
 	tools => sub { start_run($node, {}, { workflow => 'rr_tools' }, 'alice') },
 	two => sub { start_run($node, {}, { workflow => 'rr_two' }, 'alice') },
+	keyed => sub { start_run($node, { prompt => 'rr-openai: with a key' }, { model => 'gpt_keyed' }, 'alice') },
 	badreq => sub { start_run($node, { prompt => 'rr-badreq: refused' }, { model => 'gpt' }, 'alice') },
 	planner => sub {
 		sql($node, q{SELECT agentorch.start('{"prompt": "rr-plan: add one, then say it"}', 'planner', NULL, '{"model": "gpt", "tools": ["t.one"]}')}) },
@@ -146,9 +154,9 @@ like($select_recorded, qr/^simple\|0\.9\|llm\|.*recorded selector answer/, 'reco
 # what was recorded
 my $rows = jdec(sql($node, "SELECT json_agg(json_build_object('key', request_hash, 'model', model, 'request', request, 'response', response)) FROM agentorch.llm_cache"));
 my @llm = grep { $_->{key} =~ /^llm:[0-9a-f]{64}$/ } @$rows;
-# openai, anthropic, structured, tools (2 turns), two (2 steps), badreq, planner (2), run_sync, selector;
+# openai, keyed, anthropic, structured, tools (2 turns), two (2 steps), badreq, planner (2), run_sync, selector;
 # the live run's request was not recorded
-is(scalar @llm, 12, 'record: one recording per distinct request') or diag(join("\n", map { "$_->{model} $_->{request}{path} " . substr(jenc($_->{request}{body}), 0, 120) } @llm));
+is(scalar @llm, 13, 'record: one recording per distinct request') or diag(join("\n", map { "$_->{model} $_->{request}{path} " . substr(jenc($_->{request}{body}), 0, 120) } @llm));
 ok(!grep({ !$_->{request}{body}{model} || !defined $_->{response}{status} } @llm), 'record: each holds the request body and the response status');
 my ($bad) = grep { $_->{response}{status} == 400 } @llm;
 ok($bad, 'record: the permanent 400 was recorded');
@@ -157,15 +165,18 @@ is($anth->{request}{path}, '/v1/messages', 'record: the URL path without the hos
 like($anth->{response}{content_type}, qr{^text/event-stream}, 'record: the content type');
 like($anth->{response}{body}, qr/event: content_block_delta/, 'record: the streamed body as it came');
 unlike(jenc(\@llm), qr/traceparent|x-api-key|authorization/i, 'record: no headers, no traceparent in the recordings');
+is(sql($node, "SELECT count(*) FROM agentorch.llm_cache WHERE request::text LIKE '%KEYMARK%' OR response::text LIKE '%KEYMARK%'"), '0',
+	'record: the API key is nowhere in llm_cache');
 is($llm[0]{request}{owner} ne '' ? 'owner' : '', 'owner', 'record: the run owner is part of the request');
 
 # ---------------------------------------------------------------- replay, mock stopped
 $mock->{handle}->kill_kill(grace => 5);
 ok(!IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $mock->{port}, Proto => 'tcp', Timeout => 2),
 	'the mock is stopped: nothing listens on its port');
-sql($node, "ALTER SYSTEM SET agentorch.llm_mode = 'replay'; SELECT pg_reload_conf();");
-$node->poll_query_until('postgres', "SELECT current_setting('agentorch.llm_mode') = 'replay'")
-  or die 'the reload did not reach new sessions';
+# server-wide replay; the restart leaves the key out of the postmaster's environment
+sql($node, "ALTER SYSTEM SET agentorch.llm_mode = 'replay'");
+$node->restart;
+is(sql($node, 'SHOW agentorch.llm_mode'), 'replay', 'replay is the server-wide value');
 
 for my $n (@names)
 {
