@@ -17,6 +17,10 @@
  *              that finished together: success, another attempt after a
  *              backoff (honouring Retry-After), or failure. The outcome is
  *              recorded only if the step is still running under our lease.
+ * Record and replay (replay.c): the request of a kind that calls itself an
+ * LLM request (ao_net_step_set_llm) is, under the run's agentorch.llm_mode,
+ * answered from its recording instead of being sent (replay), or its
+ * complete response is kept and written when the step settles (record).
  * A crash anywhere leaves a running step whose lease expires; maintenance
  * (agentorch._recover) makes it ready again or fails it when its
  * attempts are spent.
