@@ -940,7 +940,8 @@ release_request_cb(void *arg)
 {
 	NetStep    *s = arg;
 
-	if (s->req.easy)
+	/* a transfer in curl, or a replayed response not yet delivered */
+	if (s->req.easy || s->req.in_active)
 		ao_net_abandon(&s->req);
 	if (s->lock_name)
 	{
