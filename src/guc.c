@@ -291,7 +291,8 @@ ao_define_settings(void)
 							&ao_retention_s, ao_retention_s, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("agentorch.llm_mode",
-							 "Record and replay of LLM requests: live, record (keep every provider request and its response in agentorch.llm_cache), replay (answer from there, no network).",
+							 "Record and replay of LLM requests: live, record (keep each request and its response in agentorch.llm_cache), "
+							 "replay (answer from there, no network).",
 							 "Taken from the session that starts a run and recorded in the run (options.llm_mode); executors never read their own value.",
 							 &ao_llm_mode, ao_llm_mode, llm_mode_options, PGC_SUSET, 0, NULL, NULL, NULL);
 
