@@ -215,8 +215,40 @@ replay_request(NetStep *s)
 	AoReplayed	rec;
 	char	   *key = NULL;
 	bytea	   *material = ao_replay_material(s->owner_name, s->llm_provider, s->req.url, s->req.request_body);
+	volatile bool found = false;
 
-	if (ao_replay_lookup(material, s->cxt, &rec, &key))
+	if (IsTransactionState())
+		found = ao_replay_lookup(material, s->cxt, &rec, &key);
+	else
+	{
+		/*
+		 * An executor between its transactions: whatever fails in the
+		 * lookup's own (a recording a superuser broke) is this step's
+		 * failure, not the executor's.
+		 */
+		PG_TRY();
+		{
+			found = ao_replay_lookup(material, s->cxt, &rec, &key);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			HOLD_INTERRUPTS();
+			MemoryContextSwitchTo(s->cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortOutOfAnyTransaction();
+			RESUME_INTERRUPTS();
+			MemoryContextSwitchTo(s->cxt);
+			ao_net_step_fail(s, edata->sqlerrcode, psprintf("could not read the recording: %s", edata->message),
+							 edata->detail);
+			MemoryContextSwitchTo(old);
+			return;
+		}
+		PG_END_TRY();
+	}
+	if (found)
 		ao_net_start_replay(&s->req, rec.status, rec.content_type, rec.body, rec.len);
 	else
 		ao_net_step_fail(s, ERRCODE_UNDEFINED_OBJECT,

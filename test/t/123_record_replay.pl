@@ -194,6 +194,14 @@ for my $n (@names)
 is(sql_as($node, 'alice', $sync_tokens_sql), $sync_recorded, 'replay: run_sync streams the recorded reply');
 is(sql($node, $select_sql), $select_recorded, 'replay: the selector gets the recorded answer');
 
+# a recording a superuser broke fails its step, not the executor
+sql($node, q{UPDATE agentorch.llm_cache SET response = '{"status": 200, "body_base64": "***"}'
+  WHERE request #>> '{body,messages,0,content}' = 'rr-openai: with a key'});
+$run = $starts{keyed}->();
+is(wait_status($node, $run), 'failed', 'replay: a broken recording fails the step');
+like(run_field($node, $run, "error #>> '{error,message}'"), qr/^could not read the recording: the recording llm:\w+ holds invalid base64/,
+	'replay: with what is wrong');
+
 # a request never recorded
 $run = start_run($node, { prompt => 'rr-openai: never recorded' }, { model => 'gpt' }, 'alice');
 is(wait_status($node, $run), 'failed', 'replay: a request with no recording fails');
