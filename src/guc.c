@@ -13,6 +13,9 @@
  * start(). agentorch.retry_max_attempts, read when loops and parallel
  * steps create their children in an executor, is PGC_SUSET for that
  * reason. The selector settings are read only in the starting session.
+ * agentorch.llm_mode (superuser) is recorded in the run's options by
+ * start() when it is not live, like default_model, and requests without a
+ * run (the selector's) read the session's value.
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -68,6 +71,7 @@ char	   *ao_selector_model = "";
 double		ao_selector_min_confidence = 0.5;
 int			ao_selector_cache_ttl_s = 3600;
 int			ao_retention_s = 0;
+int			ao_llm_mode = AO_LLM_LIVE;
 /* Values of agentorch.selector. */
 static const struct config_enum_entry selector_options[] = {
 	{"rules", AO_SELECTOR_RULES, false},
@@ -75,6 +79,34 @@ static const struct config_enum_entry selector_options[] = {
 	{"hybrid", AO_SELECTOR_HYBRID, false},
 	{NULL, 0, false}
 };
+
+/* Values of agentorch.llm_mode. */
+static const struct config_enum_entry llm_mode_options[] = {
+	{"live", AO_LLM_LIVE, false},
+	{"record", AO_LLM_RECORD, false},
+	{"replay", AO_LLM_REPLAY, false},
+	{NULL, 0, false}
+};
+
+/* The name of an agentorch.llm_mode value. */
+const char *
+ao_llm_mode_name(int mode)
+{
+	for (const struct config_enum_entry *e = llm_mode_options; e->name; e++)
+		if (e->val == mode)
+			return e->name;
+	return "live";
+}
+
+/* An agentorch.llm_mode value by name; -1 when the name is none. */
+int
+ao_llm_mode_parse(const char *name)
+{
+	for (const struct config_enum_entry *e = llm_mode_options; name && e->name; e++)
+		if (strcmp(e->name, name) == 0)
+			return e->val;
+	return -1;
+}
 
 /* Values of agentorch.log_level. */
 static const struct config_enum_entry log_level_options[] = {
@@ -257,6 +289,12 @@ ao_define_settings(void)
 							"Finished runs older than this are purged by the executors (0 = keep them).",
 							"Their steps, events, chunks, checkpoints and plans go with them.",
 							&ao_retention_s, ao_retention_s, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("agentorch.llm_mode",
+							 "Record and replay of LLM requests: live, record (keep each request and its response in agentorch.llm_cache), "
+							 "replay (answer from there, no network).",
+							 "Taken from the session that starts a run and recorded in the run (options.llm_mode); executors never read their own value.",
+							 &ao_llm_mode, ao_llm_mode, llm_mode_options, PGC_SUSET, 0, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("agentorch");
 }

@@ -78,6 +78,13 @@ extern char *ao_selector_model;
 extern double ao_selector_min_confidence;
 extern int	ao_selector_cache_ttl_s;
 extern int	ao_retention_s;
+/* values of agentorch.llm_mode (record and replay of LLM requests) */
+#define AO_LLM_LIVE 0
+#define AO_LLM_RECORD 1
+#define AO_LLM_REPLAY 2
+extern int	ao_llm_mode;
+extern const char *ao_llm_mode_name(int mode);
+extern int	ao_llm_mode_parse(const char *name);
 extern int	ao_max_requests;
 extern int	ao_max_response_size;
 

@@ -214,6 +214,12 @@ check_options(json_object *options)
 			bool		ok = false;
 
 			(void) val;
+			if (strcmp(key, "llm_mode") == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("run option \"llm_mode\" cannot be given"),
+						 errdetail("A run's LLM mode (live, record, replay) is taken from agentorch.llm_mode when it starts."),
+						 errhint("A superuser sets agentorch.llm_mode (SET, ALTER ROLE, ALTER SYSTEM).")));
 			for (const char *const *k = known; *k && !ok; k++)
 				ok = strcmp(key, *k) == 0;
 			if (!ok)
@@ -375,6 +381,23 @@ create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
 			if (strcmp(orchestration, "simple") == 0)
 				check_model_name(name, "agentorch.default_model");
 			json_object_object_add(opts, "model", json_object_get(name));
+			options = ao_jsonb_from_json(opts);
+		}
+	}
+	/*
+	 * agentorch.llm_mode (superuser-set) is the starting session's too: a
+	 * run that is not live records it where the executors read it, in its
+	 * options, which no caller can write ("llm_mode" is refused by
+	 * check_options). The server-wide value is every session's value
+	 * unless a superuser changed it for the session.
+	 */
+	if (ao_llm_mode != AO_LLM_LIVE)
+	{
+		json_object *opts = ao_json_from_jsonb(options);
+
+		if (json_object_is_type(opts, json_type_object))
+		{
+			json_object_object_add(opts, "llm_mode", json_object_new_string(ao_llm_mode_name(ao_llm_mode)));
 			options = ao_jsonb_from_json(opts);
 		}
 	}

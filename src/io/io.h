@@ -47,12 +47,19 @@ typedef struct AoRequest
 	long		status;			/* HTTP status, 0 when none */
 	const char *error;			/* transport error, NULL when none */
 	TimestampTz started_at;
+	/* a replayed response (ao_net_start_replay): no connection */
+	bool		replayed;
+	const char *replay_body;
+	size_t		replay_len;
+	long		replay_status;
 } AoRequest;
 
 extern void ao_net_init(void);
 extern MemoryContext ao_net_context(void);
 extern int	ao_net_active(void);
 extern bool ao_net_start(AoRequest *r);
+extern void ao_net_start_replay(AoRequest *r, long status, const char *content_type,
+								const char *body, size_t len);
 extern void ao_net_release(AoRequest *r);
 extern void ao_net_reset_transfer(AoRequest *r);
 extern void ao_net_abandon(AoRequest *r);

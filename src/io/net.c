@@ -14,6 +14,13 @@
  * stream; nothing here blocks on the network, so SQL work is never starved
  * by open streams.
  *
+ * A replayed request (agentorch.llm_mode = replay, runner_net.c) opens no
+ * connection: ao_net_start_replay queues it with the recorded status,
+ * Content-Type and body, and the next ao_net_poll or ao_net_wait hands
+ * those bytes to the same write path (cap, body buffer, on_data) and
+ * returns it as finished, so its caller decodes it as it would decode the
+ * network's bytes.
+ *
  * Every request is restricted to http and https, has connect, total and
  * low-speed (idle stream) timeouts, follows no redirects, and caps the
  * bytes it keeps. Request memory lives in a long-lived context; curl
@@ -54,6 +61,8 @@ static long curl_timeout_ms = -1;	/* -1: curl wants no timeout */
 static TimestampTz curl_timeout_set_at = 0;
 static dlist_head active = DLIST_STATIC_INIT(active);
 static int	nactive = 0;
+/* replayed requests not yet handed back (counted in nactive) */
+static dlist_head replaying = DLIST_STATIC_INIT(replaying);
 
 /* Socket callback: record what curl wants for fd. */
 static int
@@ -128,6 +137,21 @@ ao_net_context(void)
 	return net_context;
 }
 
+/* Hand n response bytes to the request (capped); false when over the cap. */
+static bool
+deliver(AoRequest *r, const char *data, size_t n)
+{
+	if (r->body.len + n > r->max_bytes)
+	{
+		r->too_large = true;
+		return false;
+	}
+	ao_buf_append_n(&r->body, data, n);
+	if (r->on_data)
+		r->on_data(r, data, n);
+	return true;
+}
+
 /* Write callback: hand the bytes to the request (capped). */
 static size_t
 write_cb(char *data, size_t size, size_t nmemb, void *userp)
@@ -135,14 +159,8 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	AoRequest  *r = userp;
 	size_t		n = size * nmemb;
 
-	if (r->body.len + n > r->max_bytes)
-	{
-		r->too_large = true;
+	if (!deliver(r, data, n))
 		return 0;				/* aborts the transfer with CURLE_WRITE_ERROR */
-	}
-	ao_buf_append_n(&r->body, data, n);
-	if (r->on_data)
-		r->on_data(r, data, n);
 	return n;
 }
 
@@ -221,6 +239,62 @@ ao_net_start(AoRequest *r)
 	return true;
 }
 
+/*
+ * Start a replayed request: no connection; status, Content-Type and body
+ * are the recorded response's (body and content_type must live as long as
+ * the request). The bytes are delivered, and the request returned as
+ * finished, by the next ao_net_poll or ao_net_wait.
+ */
+void
+ao_net_start_replay(AoRequest *r, long status, const char *content_type,
+					const char *body, size_t len)
+{
+	ao_net_init();
+	ao_buf_init(&r->body);
+	ao_buf_init(&r->headers);
+	r->easy = NULL;
+	r->replayed = true;
+	r->replay_status = status;
+	r->replay_body = body;
+	r->replay_len = len;
+	if (content_type && strpbrk(content_type, "\r\n") == NULL)
+		ao_buf_printf(&r->headers, "HTTP/1.1 %ld\r\nContent-Type: %s\r\n\r\n", status, content_type);
+	dlist_push_tail(&replaying, &r->node);
+	r->in_active = true;
+	nactive++;
+	r->started_at = GetCurrentTimestamp();
+}
+
+/*
+ * Deliver the recorded bytes of queued replayed requests through the path
+ * the network's bytes take, and move them to *done. Returns how many.
+ */
+static int
+drain_replayed(dlist_head *done)
+{
+	int			n = 0;
+
+	while (!dlist_is_empty(&replaying))
+	{
+		AoRequest  *r = dlist_container(AoRequest, node, dlist_pop_head_node(&replaying));
+
+		r->in_active = false;
+		nactive--;
+		r->result = CURLE_OK;
+		r->error = NULL;
+		/* as from curl: the status is known when the transfer is done */
+		if (r->replay_len > 0 && !deliver(r, r->replay_body, r->replay_len))
+		{
+			r->result = CURLE_WRITE_ERROR;
+			r->error = "response is larger than the limit";
+		}
+		r->status = r->replay_status;
+		dlist_push_tail(done, &r->node);
+		n++;
+	}
+	return n;
+}
+
 /* Release curl resources of a finished or abandoned request. */
 void
 ao_net_release(AoRequest *r)
@@ -261,6 +335,9 @@ ao_net_reset_transfer(AoRequest *r)
 	}
 	ao_buf_free(&r->body);
 	ao_buf_free(&r->headers);
+	r->replayed = false;
+	r->replay_body = NULL;
+	r->replay_len = 0;
 	r->too_large = false;
 	r->status = 0;
 	r->result = 0;
@@ -323,6 +400,13 @@ ao_net_wait(long timeout_ms, dlist_head *done)
 	bool		latch = false;
 	long		wait_ms = timeout_ms;
 
+	/* replayed responses are there already: no sleep */
+	if (drain_replayed(done) > 0)
+	{
+		if (multi != NULL && nactive > 0)
+			ao_net_poll(done);
+		return false;
+	}
 	if (multi == NULL || nactive == 0)
 	{
 		int			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -392,6 +476,7 @@ ao_net_poll(dlist_head *done)
 {
 	int			running;
 
+	(void) drain_replayed(done);
 	if (multi == NULL || nactive == 0)
 		return;
 	curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);

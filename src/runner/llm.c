@@ -494,7 +494,11 @@ prepare_request(LlmState *st)
 						 "Model hosts must be listed in agentorch.llm_allowed_hosts.");
 		return false;
 	}
-	if (st->api_key_env)
+	/*
+	 * A replayed request is answered from its recording and sent nowhere:
+	 * it needs no key (a demo replays where the key is not set).
+	 */
+	if (st->api_key_env && ao_net_step_llm_mode(st->step) != AO_LLM_REPLAY)
 	{
 		int			sqlerrcode;
 		const char *problem = ao_credential_problem(st->api_key_env, false,
@@ -550,6 +554,8 @@ prepare_request(LlmState *st)
 	r->url = psprintf("%s%s", st->base_url, ao_llm_endpoint_path(st->provider));
 	r->method = "POST";
 	r->on_data = on_data;
+	/* an LLM request: recorded or replayed per agentorch.llm_mode (replay.c) */
+	ao_net_step_set_llm(st->step, ao_llm_provider_name(st->provider), st->model_name);
 
 	if (st->decoder)
 		ao_llm_decoder_free(st->decoder);

@@ -105,6 +105,34 @@ extern void ao_net_inline_free(void *step);
 
 extern void ao_net_register_kind(const char *type, AoNetKind *kind);
 
+/* record and replay of LLM requests (replay.c, driven by runner_net.c) */
+typedef struct AoRecording
+{
+	bytea	   *material;		/* the canonical request: its sha256 is the key */
+	char	   *model;
+	char	   *request;		/* jsonb text */
+	char	   *response;		/* jsonb text */
+} AoRecording;
+
+typedef struct AoReplayed
+{
+	long		status;
+	char	   *content_type;
+	char	   *body;
+	size_t		len;
+} AoReplayed;
+
+extern bytea *ao_replay_material(const char *owner, const char *provider, const char *url,
+								 const char *body);
+extern bool ao_replay_recordable(AoRequest *r);
+extern AoRecording *ao_replay_capture(AoRequest *r, bytea *material, const char *owner,
+									  const char *provider, const char *model,
+									  char *(*scrub) (void *arg, const char *text), void *scrub_arg);
+extern void ao_replay_store(List *recordings);
+extern bool ao_replay_lookup(bytea *material, MemoryContext cxt, AoReplayed *out, char **key_out);
+extern void ao_net_step_set_llm(void *step, const char *provider, const char *model);
+extern int	ao_net_step_llm_mode(void *step);
+
 /* llm.c */
 extern bool ao_llm_flush_pending(void *step);
 extern void ao_llm_register(void);

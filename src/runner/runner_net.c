@@ -17,6 +17,10 @@
  *              that finished together: success, another attempt after a
  *              backoff (honouring Retry-After), or failure. The outcome is
  *              recorded only if the step is still running under our lease.
+ * Record and replay (replay.c): the request of a kind that calls itself an
+ * LLM request (ao_net_step_set_llm) is, under the run's agentorch.llm_mode,
+ * answered from its recording instead of being sent (replay), or its
+ * complete response is kept and written when the step settles (record).
  * A crash anywhere leaves a running step whose lease expires; maintenance
  * (agentorch._recover) makes it ready again or fails it when its
  * attempts are spent.
@@ -90,6 +94,12 @@ typedef struct NetStep
 	char	   *traceparent;
 	/* the step lock it holds (spec.lock), released when the step's memory goes */
 	char	   *lock_name;
+	/* record and replay (replay.c): the run's agentorch.llm_mode */
+	int			llm_mode;
+	char	   *owner_name;		/* the run owner's role name (part of the key) */
+	const char *llm_provider;	/* set by a kind whose requests are LLM requests */
+	const char *llm_model;		/* the logical model of the current request */
+	List	   *recordings;		/* AoRecording: written when the step settles */
 } NetStep;
 
 static dlist_head running_steps = DLIST_STATIC_INIT(running_steps);
@@ -148,13 +158,157 @@ traceparent_header(const char *trace_id, const char *step_id)
 }
 
 /*
+ * The agentorch.llm_mode of a step: the run's (options.llm_mode, written
+ * by start() from the starting session's setting); without one, live for
+ * an executor, the session's own value inside a statement (the selector's
+ * request, which has no run). Caller: in a transaction (inline: the role
+ * name lookup).
+ */
+static void
+set_llm_mode(NetStep *s, bool in_session)
+{
+	json_object *v = NULL;
+	int			mode = -1;
+
+	if (json_object_is_type(s->run_options, json_type_object) &&
+		json_object_object_get_ex(s->run_options, "llm_mode", &v) &&
+		json_object_is_type(v, json_type_string))
+		mode = ao_llm_mode_parse(json_object_get_string(v));
+	if (mode < 0)
+		mode = in_session ? ao_llm_mode : AO_LLM_LIVE;
+	s->llm_mode = mode;
+	if (mode != AO_LLM_LIVE)
+	{
+		char	   *name = GetUserNameFromId(s->owner, true);
+
+		s->owner_name = name ? name : psprintf("%u", s->owner);
+	}
+}
+
+/* A kind's requests are LLM requests of this provider and logical model (llm.c). */
+void
+ao_net_step_set_llm(void *step, const char *provider, const char *model)
+{
+	NetStep    *s = step;
+
+	s->llm_provider = provider;
+	s->llm_model = MemoryContextStrdup(s->cxt, model ? model : "");
+}
+
+/* The step's agentorch.llm_mode (AO_LLM_LIVE, _RECORD, _REPLAY). */
+int
+ao_net_step_llm_mode(void *step)
+{
+	return ((NetStep *) step)->llm_mode;
+}
+
+/*
+ * agentorch.llm_mode = replay: answer the step's request from its
+ * recording; the engine delivers the recorded bytes as if they came from
+ * the network (ao_net_start_replay). No recording: the step fails for
+ * good (42704), naming the model -- another attempt would miss again.
+ */
+static void
+replay_request(NetStep *s)
+{
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+	AoReplayed	rec;
+	char	   *key = NULL;
+	bytea	   *material = ao_replay_material(s->owner_name, s->llm_provider, s->req.url, s->req.request_body);
+	volatile bool found = false;
+
+	if (IsTransactionState())
+		found = ao_replay_lookup(material, s->cxt, &rec, &key);
+	else
+	{
+		/*
+		 * An executor between its transactions: whatever fails in the
+		 * lookup's own (a recording a superuser broke) is this step's
+		 * failure, not the executor's.
+		 */
+		PG_TRY();
+		{
+			found = ao_replay_lookup(material, s->cxt, &rec, &key);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			HOLD_INTERRUPTS();
+			MemoryContextSwitchTo(s->cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortOutOfAnyTransaction();
+			RESUME_INTERRUPTS();
+			MemoryContextSwitchTo(s->cxt);
+			ao_net_step_fail(s, edata->sqlerrcode, psprintf("could not read the recording: %s", edata->message),
+							 edata->detail);
+			MemoryContextSwitchTo(old);
+			return;
+		}
+		PG_END_TRY();
+	}
+	if (found)
+		ao_net_start_replay(&s->req, rec.status, rec.content_type, rec.body, rec.len);
+	else
+		ao_net_step_fail(s, ERRCODE_UNDEFINED_OBJECT,
+						 psprintf("no recording of this request to model \"%s\" exists (agentorch.llm_mode is replay)",
+								  s->llm_model ? s->llm_model : "?"),
+						 psprintf("Nothing was sent. Its key in agentorch.llm_cache would be %s. "
+								  "Run it once with agentorch.llm_mode = record (as the same role, with the same input) to record it.",
+								  key ? key : "?"));
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * agentorch.llm_mode = record: keep the response of a finished request
+ * (when it is complete and worth replaying) with its request, to be
+ * written when the step settles. Called before the kind sees the
+ * response, which may start the next request on the same AoRequest.
+ */
+static void
+capture_recording(NetStep *s)
+{
+	MemoryContext old;
+
+	if (s->llm_mode != AO_LLM_RECORD || s->llm_provider == NULL || s->req.replayed ||
+		!ao_replay_recordable(&s->req))
+		return;
+	old = MemoryContextSwitchTo(s->cxt);
+	s->recordings = lappend(s->recordings,
+							ao_replay_capture(&s->req,
+											  ao_replay_material(s->owner_name, s->llm_provider,
+																 s->req.url, s->req.request_body),
+											  s->owner_name, s->llm_provider, s->llm_model,
+											  ao_net_step_scrub, s));
+	MemoryContextSwitchTo(old);
+}
+
+/* Write the step's recordings (in the settling transaction) and forget them. */
+static void
+store_recordings(NetStep *s)
+{
+	if (s->recordings == NIL)
+		return;
+	ao_replay_store(s->recordings);
+	s->recordings = NIL;
+}
+
+/*
  * Send the step's request: it carries the run's W3C trace context, so a
  * provider's or tool's own tracing joins agentorch.trace(run_id) (the span
  * id is the step's span there). Returns false when curl could not start it.
+ * In replay mode an LLM request is answered from its recording instead
+ * (or the step fails); true either way.
  */
 static bool
 send_request(NetStep *s)
 {
+	if (s->llm_provider && s->llm_mode == AO_LLM_REPLAY)
+	{
+		replay_request(s);
+		return true;
+	}
 	if (s->traceparent)
 	{
 		bool		present = false;
@@ -664,6 +818,7 @@ ao_net_steps_claim(void)
 		}
 		s->spec = ao_json_from_cstring(spec, strlen(spec), "step spec");
 		s->run_options = ao_json_from_cstring(options, strlen(options), "run options");
+		set_llm_mode(s, false);
 		s->kind = kind_of(s->spec);
 		s->req.arg = s;
 		s->req.max_bytes = (size_t) ao_max_response_size;
@@ -817,7 +972,8 @@ release_request_cb(void *arg)
 {
 	NetStep    *s = arg;
 
-	if (s->req.easy)
+	/* a transfer in curl, or a replayed response not yet delivered */
+	if (s->req.easy || s->req.in_active)
 		ao_net_abandon(&s->req);
 	if (s->lock_name)
 	{
@@ -857,6 +1013,7 @@ ao_net_inline_start(int64 run, const char *step_id, int attempt, int max_attempt
 	s->deadline_left_ms = -1;
 	s->spec = ao_json_from_cstring(spec_text, strlen(spec_text), "step spec");
 	s->run_options = ao_json_from_cstring(options_text, strlen(options_text), "run options");
+	set_llm_mode(s, true);
 	s->kind = kind_of(s->spec);
 	s->req.arg = s;
 	s->req.max_bytes = (size_t) ao_max_response_size;
@@ -915,9 +1072,12 @@ ao_net_inline_drive(void *step, long timeout_ms)
 		MemoryContext old = MemoryContextSwitchTo(owner_step->cxt);
 
 		dlist_delete(&r->node);
+		capture_recording(owner_step);
 		if (!chaos_provider_fault(owner_step))
 			owner_step->kind->finish(owner_step);
 		MemoryContextSwitchTo(old);
+		/* inside the calling statement: its transaction keeps the recordings */
+		store_recordings(owner_step);
 	}
 }
 
@@ -1065,6 +1225,7 @@ finish_guarded(NetStep *s)
 	PG_TRY();
 	{
 		MemoryContextSwitchTo(s->cxt);
+		capture_recording(s);
 		if (chaos_provider_fault(s))
 			MemoryContextSwitchTo(old);
 		else
@@ -1123,6 +1284,8 @@ settle_one(NetStep *s, List **runs_out)
 	if (SPI_processed == 1 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool){false})))
 	{
 		runs = ao_run_list_add(runs, s->run_id);
+		/* what the step recorded commits with its outcome */
+		store_recordings(s);
 		if (s->usage)
 		{
 			ao_state_add_usage(s->run_id, s->step_id, s->usage);

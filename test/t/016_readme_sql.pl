@@ -48,6 +48,10 @@ like($node->safe_psql('postgres', "SELECT output::text FROM agentorch.runs WHERE
 	qr/approved/, 'with the submitted answer in its output');
 is($node->safe_psql('postgres', "SELECT count(*) FROM agentorch.models"), '5',
 	'the provider examples registered their models');
+is($node->safe_psql('postgres', "SELECT string_agg((options->>'llm_mode') || ':' || status, ',' ORDER BY id) FROM agentorch.runs WHERE options ? 'llm_mode'"),
+	'record:succeeded,replay:succeeded', 'the record and replay example recorded a run and replayed it');
+is($node->safe_psql('postgres', "SELECT count(*) FROM agentorch.llm_cache WHERE request_hash LIKE 'llm:%'"), '1',
+	'with one recording');
 is($node->safe_psql('postgres', "SELECT string_agg(orchestration || ':' || status, ',' ORDER BY id) FROM agentorch.runs WHERE orchestration IN ('planner', 'reactive')"),
 	'planner:succeeded,reactive:succeeded', 'the planner and reactive examples succeeded');
 is($node->safe_psql('postgres', "SELECT string_agg(p.reason, ',' ORDER BY r.id, p.version) FROM agentorch.plans p JOIN agentorch.runs r ON r.id = p.run_id"),
