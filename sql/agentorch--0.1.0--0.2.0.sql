@@ -70,7 +70,26 @@ SELECT pg_catalog.pg_extension_config_dump('agentorch.audit_log'::regclass, '');
 SELECT pg_catalog.pg_extension_config_dump('agentorch.audit_log_id_seq'::regclass, '');
 
 -- the per-run tables lose their foreign keys to runs (0.2.0): deleting runs
--- deletes their rows through the trigger runs_delete_rows (created below)
+-- deletes their rows through the trigger runs_delete_rows (created below).
+-- Dropping a foreign key locks both tables exclusively, while executors may
+-- be working on runs: the locks are taken together first, without waiting
+-- while holding any of them (NOWAIT, retried), so the upgrade cannot
+-- deadlock with an executor's transaction; executors wait for it to commit.
+DO $lock$
+BEGIN
+    FOR i IN 1..6000 LOOP
+        BEGIN
+            LOCK TABLE agentorch.steps, agentorch.runs, agentorch.events, agentorch.chunks,
+                       agentorch.checkpoints, agentorch.plans IN ACCESS EXCLUSIVE MODE NOWAIT;
+            RETURN;
+        EXCEPTION WHEN lock_not_available THEN
+            PERFORM pg_catalog.pg_sleep(0.01);
+        END;
+    END LOOP;
+    RAISE EXCEPTION 'could not lock agentorch''s run tables for the upgrade: they were always in use'
+          USING ERRCODE = '55P03', HINT = 'Try again; the executors hold these tables only while a batch commits.';
+END
+$lock$;
 ALTER TABLE agentorch.steps DROP CONSTRAINT IF EXISTS steps_run_id_fkey;
 ALTER TABLE agentorch.events DROP CONSTRAINT IF EXISTS events_run_id_fkey;
 ALTER TABLE agentorch.chunks DROP CONSTRAINT IF EXISTS chunks_run_id_fkey;
@@ -202,7 +221,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION agentorch._promote_runs(p_runs bigint[]) RETURNS int
+CREATE OR REPLACE FUNCTION agentorch._promote(p_run bigint) RETURNS int
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -210,13 +229,13 @@ DECLARE
     r record;
     n_skipped int;
     n_total int := 0;
-    v_llm bigint[] := '{}';
+    v_llm boolean := false;
 BEGIN
     LOOP
         n_skipped := 0;
         FOR r IN
             WITH cand AS (
-                SELECT s.run_id, s.step_id,
+                SELECT s.step_id,
                        pg_catalog.count(d.step_id) AS n,
                        COALESCE(pg_catalog.bool_and(d.status OPERATOR(pg_catalog.=) ANY
                                 ('{succeeded,skipped,compensated}'::agentorch.step_status[])), true) AS done,
@@ -226,50 +245,53 @@ BEGIN
                 LEFT JOIN agentorch.steps d
                   ON d.run_id OPERATOR(pg_catalog.=) s.run_id
                  AND d.step_id OPERATOR(pg_catalog.=) ANY (s.depends_on)
-                WHERE s.run_id OPERATOR(pg_catalog.=) ANY (p_runs) AND s.status OPERATOR(pg_catalog.=) 'pending'
+                WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.status OPERATOR(pg_catalog.=) 'pending'
                   AND s.parent_step_id IS NULL AND NOT s.spec OPERATOR(pg_catalog.?) 'compensates'
-                GROUP BY s.run_id, s.step_id)
+                GROUP BY s.step_id)
             UPDATE agentorch.steps s
                SET status = CASE WHEN c.n OPERATOR(pg_catalog.=) 0 OR c.any_ok
                                  THEN 'ready'::agentorch.step_status ELSE 'skipped' END,
                    finished_at = CASE WHEN c.n OPERATOR(pg_catalog.=) 0 OR c.any_ok
                                       THEN NULL ELSE pg_catalog.now() END
             FROM cand c
-            WHERE s.run_id OPERATOR(pg_catalog.=) c.run_id AND s.step_id OPERATOR(pg_catalog.=) c.step_id
+            WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.step_id OPERATOR(pg_catalog.=) c.step_id
               AND c.done
-            RETURNING s.run_id, s.step_id, s.status, s.kind
+            RETURNING s.step_id, s.status, s.kind
         LOOP
             n_total := n_total OPERATOR(pg_catalog.+) 1;
-            IF r.status OPERATOR(pg_catalog.=) 'ready' AND r.kind OPERATOR(pg_catalog.=) 'llm'
-               AND NOT r.run_id OPERATOR(pg_catalog.=) ANY (v_llm) THEN
-                v_llm := v_llm OPERATOR(pg_catalog.||) r.run_id;
-            END IF;
+            v_llm := v_llm OR (r.status OPERATOR(pg_catalog.=) 'ready' AND r.kind OPERATOR(pg_catalog.=) 'llm');
             IF r.status OPERATOR(pg_catalog.=) 'skipped' THEN
                 n_skipped := n_skipped OPERATOR(pg_catalog.+) 1;
-                PERFORM agentorch._step_transition(r.run_id, r.step_id, 'skipped', 0, 'step_skipped',
+                PERFORM agentorch._step_transition(p_run, r.step_id, 'skipped', 0, 'step_skipped',
                                                    '{"reason": "no dependency succeeded"}');
             END IF;
         END LOOP;
         EXIT WHEN n_skipped OPERATOR(pg_catalog.=) 0;
     END LOOP;
-    -- llm steps may start: not past their run's budget (options.budget)
-    FOR r IN SELECT pg_catalog.unnest(v_llm) AS run_id ORDER BY 1 LOOP
-        PERFORM agentorch._budget_gate(r.run_id);
-    END LOOP;
+    IF v_llm THEN
+        -- llm steps may start: not past the run's budget (options.budget)
+        PERFORM agentorch._budget_gate(p_run);
+    END IF;
     RETURN n_total;
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION agentorch._promote_runs(bigint[]) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION agentorch._promote(p_run bigint) RETURNS int
+CREATE FUNCTION agentorch._promote_runs(p_runs bigint[]) RETURNS int
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_run bigint;
+    n int := 0;
 BEGIN
-    RETURN agentorch._promote_runs(ARRAY[p_run]);
+    FOREACH v_run IN ARRAY p_runs LOOP
+        n := n OPERATOR(pg_catalog.+) agentorch._promote(v_run);
+    END LOOP;
+    RETURN n;
 END
 $$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._promote_runs(bigint[]) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION agentorch._finish_step(p_run bigint, p_step text, p_status agentorch.step_status,
                                        p_output jsonb DEFAULT NULL, p_error jsonb DEFAULT NULL,
