@@ -281,9 +281,9 @@ ao_load_schema(const char *name)
 
 	values[0] = CStringGetTextDatum(name);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT schema::text FROM agentorch._schemas "
-							  "WHERE name OPERATOR(pg_catalog.=) $1",
-							  1, argtypes, values, NULL, true, 1) == SPI_OK_SELECT &&
+	if (ao_spi_exec("SELECT schema::text FROM agentorch._schemas "
+					"WHERE name OPERATOR(pg_catalog.=) $1",
+					1, argtypes, values, NULL, 0) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 	{
 		MemoryContext spi = MemoryContextSwitchTo(caller);
@@ -329,12 +329,12 @@ ao_tool_access(const char *name, Oid role)
 	values[1] = ObjectIdGetDatum(role);
 	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT t.owner, EXISTS (SELECT 1 FROM agentorch.tool_grants g "
-							  "  WHERE g.tool OPERATOR(pg_catalog.=) t.name "
-							  "    AND $2 OPERATOR(pg_catalog.<>) 0 "
-							  "    AND pg_catalog.pg_has_role($2, g.grantee, 'USAGE')) "
-							  "FROM agentorch.tools t WHERE t.name OPERATOR(pg_catalog.=) $1",
-							  2, argtypes, values, NULL, true, 1) == SPI_OK_SELECT &&
+	if (ao_spi_exec("SELECT t.owner, EXISTS (SELECT 1 FROM agentorch.tool_grants g "
+					"  WHERE g.tool OPERATOR(pg_catalog.=) t.name "
+					"    AND $2 OPERATOR(pg_catalog.<>) 0 "
+					"    AND pg_catalog.pg_has_role($2, g.grantee, 'USAGE')) "
+					"FROM agentorch.tools t WHERE t.name OPERATOR(pg_catalog.=) $1",
+					2, argtypes, values, NULL, 0) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 	{
 		bool		isnull;
@@ -367,11 +367,11 @@ ao_usable_tool_names(Oid role)
 
 	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT t.name, t.owner, EXISTS (SELECT 1 FROM agentorch.tool_grants g "
-							  "  WHERE g.tool OPERATOR(pg_catalog.=) t.name "
-							  "    AND pg_catalog.pg_has_role($1, g.grantee, 'USAGE')) "
-							  "FROM agentorch.tools t ORDER BY t.name",
-							  1, argtypes, values, NULL, true, 0) == SPI_OK_SELECT)
+	if (ao_spi_exec("SELECT t.name, t.owner, EXISTS (SELECT 1 FROM agentorch.tool_grants g "
+					"  WHERE g.tool OPERATOR(pg_catalog.=) t.name "
+					"    AND pg_catalog.pg_has_role($1, g.grantee, 'USAGE')) "
+					"FROM agentorch.tools t ORDER BY t.name",
+					1, argtypes, values, NULL, 0) == SPI_OK_SELECT)
 	{
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -509,13 +509,13 @@ ao_pin_tools(json_object *steps, json_object *extra, Oid role)
 		values[0] = PointerGetDatum(arr);
 		ao_become_extension_owner(&owner_scope);
 		SPI_connect();
-		if (SPI_execute_with_args("SELECT COALESCE(pg_catalog.jsonb_object_agg(t.name, d OPERATOR(pg_catalog.||) "
-								  "         pg_catalog.jsonb_build_object('hash', pg_catalog.md5(d::text))), '{}') "
-								  "FROM agentorch.tools t, LATERAL (SELECT pg_catalog.jsonb_build_object("
-								  "  'kind', t.kind, 'spec', t.spec, 'input_schema', t.input_schema, 'policy', t.policy, "
-								  "  'owner', t.owner, 'search_path', t.search_path) AS d) x "
-								  "WHERE t.name OPERATOR(pg_catalog.=) ANY ($1)",
-								  1, argtypes, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		if (ao_spi_exec("SELECT COALESCE(pg_catalog.jsonb_object_agg(t.name, d OPERATOR(pg_catalog.||) "
+						"         pg_catalog.jsonb_build_object('hash', pg_catalog.md5(d::text))), '{}') "
+						"FROM agentorch.tools t, LATERAL (SELECT pg_catalog.jsonb_build_object("
+						"  'kind', t.kind, 'spec', t.spec, 'input_schema', t.input_schema, 'policy', t.policy, "
+						"  'owner', t.owner, 'search_path', t.search_path) AS d) x "
+						"WHERE t.name OPERATOR(pg_catalog.=) ANY ($1)",
+						1, argtypes, values, NULL, 0) == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			bool		isnull;
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -693,8 +693,8 @@ ao_audit(const char *action, const char *object, int64 run, Jsonb *detail)
 	values[4] = detail ? JsonbPGetDatum(detail) : (Datum) 0;
 	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
-	if (SPI_execute_with_args("INSERT INTO agentorch.audit_log (actor, action, object, run_id, detail) "
-							  "VALUES ($1, $2, $3, $4, $5)", 5, types, values, nulls, false, 0) != SPI_OK_INSERT)
+	if (ao_spi_exec("INSERT INTO agentorch.audit_log (actor, action, object, run_id, detail) "
+					"VALUES ($1, $2, $3, $4, $5)", 5, types, values, nulls, 0) != SPI_OK_INSERT)
 		elog(ERROR, "agentorch: could not write the audit log");
 	SPI_finish();
 	ao_restore_user(&owner_scope);

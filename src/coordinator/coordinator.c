@@ -60,10 +60,10 @@ load_workflow(const char *name, int version)
 	if (version <= 0)
 		nulls[1] = 'n';
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT version, definition_hash, definition FROM agentorch.workflows "
-							  "WHERE name OPERATOR(pg_catalog.=) $1 AND ($2 IS NULL OR version OPERATOR(pg_catalog.=) $2) "
-							  "ORDER BY version DESC LIMIT 1",
-							  2, types, values, nulls, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	if (ao_spi_exec("SELECT version, definition_hash, definition FROM agentorch.workflows "
+					"WHERE name OPERATOR(pg_catalog.=) $1 AND ($2 IS NULL OR version OPERATOR(pg_catalog.=) $2) "
+					"ORDER BY version DESC LIMIT 1",
+					2, types, values, nulls, 0) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -103,8 +103,8 @@ check_model_name(json_object *v, const char *what)
 				 errmsg("%s must be the name of a registered model", what)));
 	values[0] = CStringGetTextDatum(json_object_get_string(v));
 	SPI_connect();
-	found = SPI_execute_with_args("SELECT 1 FROM agentorch.models WHERE name OPERATOR(pg_catalog.=) $1",
-								  1, types, values, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1;
+	found = ao_spi_exec("SELECT 1 FROM agentorch.models WHERE name OPERATOR(pg_catalog.=) $1",
+						1, types, values, NULL, 0) == SPI_OK_SELECT && SPI_processed == 1;
 	SPI_finish();
 	if (!found)
 		ereport(ERROR,
@@ -423,8 +423,8 @@ create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
 
 	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT agentorch._create_run($1, $2::agentorch.orchestration_type, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-							  11, types, values, nulls, false, 1) != SPI_OK_SELECT)
+	if (ao_spi_exec("SELECT agentorch._create_run($1, $2::agentorch.orchestration_type, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+					11, types, values, nulls, 0) != SPI_OK_SELECT)
 		elog(ERROR, "agentorch: could not create the run");
 	run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
