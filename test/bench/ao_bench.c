@@ -7,7 +7,8 @@
  *
  *   ao_bench CONNINFO throughput WORKFLOW NRUNS STEPS_PER_RUN TIMEOUT_S
  *       Starts NRUNS runs of WORKFLOW in one transaction (one statement,
- *       SELECT agentorch.run_workflow(...) FROM generate_series), then
+ *       SELECT agentorch.run_workflow(...) FROM generate_series; with
+ *       WORKFLOW "many:NAME", one agentorch.start_many() call), then
  *       waits until every one of them has finished (agentorch.wait on
  *       the highest unfinished id, repeated). Reports runs/s and steps/s
  *       from just before the start statement to the moment the last run
@@ -18,6 +19,10 @@
  *   ao_bench CONNINFO latency WORKFLOW N
  *       N times, sequentially: run_workflow (its own autocommit
  *       transaction) then agentorch.wait on it; times start -> finished.
+ *
+ *   ao_bench CONNINFO latency_new WORKFLOW N
+ *       As latency, each run from a new connection (made before the
+ *       clock starts): the cost of a session's first start().
  *
  *   ao_bench CONNINFO listen WORKFLOW N
  *       A second connection LISTENs on agentorch_events; N times: send
@@ -109,8 +114,16 @@ mode_throughput(PGconn *conn, const char *wf, int nruns, int steps_per_run, int 
 	p[0] = wf;
 	p[1] = nbuf;
 	t0 = now_ms();
-	r = exec(conn, "SELECT min(id), max(id) FROM "
-			 "(SELECT agentorch.run_workflow($1) AS id FROM generate_series(1, $2::int)) s", 2, p);
+	if (strncmp(wf, "many:", 5) == 0)
+	{
+		/* one start_many() call with N inputs */
+		p[0] = wf + 5;
+		r = exec(conn, "SELECT min(id), max(id) FROM agentorch.start_many("
+				 "ARRAY(SELECT '{}'::jsonb FROM generate_series(1, $2::int)), 'fixed', $1) AS id", 2, p);
+	}
+	else
+		r = exec(conn, "SELECT min(id), max(id) FROM "
+				 "(SELECT agentorch.run_workflow($1) AS id FROM generate_series(1, $2::int)) s", 2, p);
 	t_started = now_ms();
 	snprintf(lo, sizeof lo, "%s", PQgetvalue(r, 0, 0));
 	snprintf(hi, sizeof hi, "%s", PQgetvalue(r, 0, 1));
@@ -172,6 +185,45 @@ mode_throughput(PGconn *conn, const char *wf, int nruns, int steps_per_run, int 
 		   succeeded / elapsed, succeeded * (double) steps_per_run / elapsed, elapsed, t_started - t0,
 		   succeeded, failed, unfinished, c1 - c0, w1 - w0,
 		   succeeded ? (x1 - x0) / (succeeded * (double) steps_per_run) : 0, (o_started - o0) / nruns);
+	return 0;
+}
+
+/*
+ * mode_latency, each run from a new connection (the connection is made
+ * before the clock starts): what the first start() of a session costs.
+ */
+static int
+mode_latency_new(const char *conninfo, const char *wf, int n)
+{
+	double	   *total = calloc(n, sizeof(double));
+	int			ok = 0,
+				bad = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		PGconn	   *conn = connect_or_die(conninfo);
+		const char *p[1] = {wf};
+		double		t0,
+					t2;
+		char	   *id,
+				   *status;
+
+		t0 = now_ms();
+		id = exec_value(conn, "SELECT agentorch.run_workflow($1)", 1, p);
+		p[0] = id;
+		status = exec_value(conn, "SELECT (agentorch.wait($1::bigint, '10s')).status", 1, p);
+		t2 = now_ms();
+		if (status && strcmp(status, "succeeded") == 0)
+			total[ok++] = t2 - t0;
+		else
+			bad++;
+		free(status);
+		free(id);
+		PQfinish(conn);
+	}
+	stats("start -> finished from a new connection (run_workflow + wait)", total, ok, "e2e");
+	if (bad)
+		printf("  %d runs did not succeed within 10 s\n", bad);
 	return 0;
 }
 
@@ -359,12 +411,15 @@ main(int argc, char **argv)
 	{
 		fprintf(stderr, "usage: ao_bench CONNINFO throughput WF NRUNS STEPS_PER_RUN TIMEOUT_S\n"
 				"       ao_bench CONNINFO latency WF N\n"
+				"       ao_bench CONNINFO latency_new WF N\n"
 				"       ao_bench CONNINFO listen WF N\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(argv[2], "listen") == 0 && argc == 5)
 		return mode_listen(argv[1], argv[3], atoi(argv[4]));
+	if (strcmp(argv[2], "latency_new") == 0 && argc == 5)
+		return mode_latency_new(argv[1], argv[3], atoi(argv[4]));
 	conn = connect_or_die(argv[1]);
 	if (strcmp(argv[2], "throughput") == 0 && argc == 7)
 		return mode_throughput(conn, argv[3], atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
