@@ -57,7 +57,8 @@ PROVE_FLAGS += -I test/t
 # The install script: the editable sources (data model, state layer, run
 # API) plus the JSON Schema documents of
 # schemas/, so the validators read exactly the files in the repository.
-INSTALL_SOURCES = sql/$(EXTENSION).sql sql/$(EXTENSION)_state.sql sql/$(EXTENSION)_api.sql
+INSTALL_SOURCES = sql/$(EXTENSION).sql sql/$(EXTENSION)_state.sql sql/$(EXTENSION)_api.sql \
+                  sql/$(EXTENSION)_workers.sql
 sql/$(EXTENSION)--$(EXTVERSION).sql: $(INSTALL_SOURCES) $(wildcard schemas/*.schema.json) scripts/gen_schemas_sql.sh
 	{ cat $(INSTALL_SOURCES); sh scripts/gen_schemas_sql.sh schemas/*.schema.json; } > $@
 
@@ -82,3 +83,22 @@ install-follow: $(FOLLOW)
 	@if [ -z '$(DESTDIR)' ] && [ -d /usr/local/bin ] && [ -w /usr/local/bin ]; then \
 		ln -sf '$(bindir)/agentorch-follow' /usr/local/bin/agentorch-follow; fi
 .PHONY: install-follow
+
+# agentorch-worker: an external worker (libpq + libcurl multi) that claims
+# network steps; it links the PostgreSQL-free core, compiled for the program.
+WORKER      = build/agentorch-worker
+WORKER_CORE = $(wildcard src/core/*.c src/core/llm/*.c)
+all: $(WORKER)
+$(WORKER): src/bin/agentorch-worker.c $(WORKER_CORE) $(wildcard src/core/*.h src/core/llm/*.h)
+	@mkdir -p build
+	$(CC) -std=gnu99 -O2 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare \
+		-Isrc/core -Isrc/core/llm -I$(shell $(PG_CONFIG) --includedir) $(shell pkg-config --cflags $(PKGS)) \
+		-o $@ src/bin/agentorch-worker.c $(WORKER_CORE) \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq $(shell pkg-config --libs $(PKGS))
+install: install-worker
+install-worker: $(WORKER)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(WORKER) '$(DESTDIR)$(bindir)/agentorch-worker'
+	@if [ -z '$(DESTDIR)' ] && [ -d /usr/local/bin ] && [ -w /usr/local/bin ]; then \
+		ln -sf '$(bindir)/agentorch-worker' /usr/local/bin/agentorch-worker; fi
+.PHONY: install-worker

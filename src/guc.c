@@ -68,11 +68,20 @@ char	   *ao_selector_model = "";
 double		ao_selector_min_confidence = 0.5;
 int			ao_selector_cache_ttl_s = 3600;
 int			ao_retention_s = 0;
+int			ao_network_steps = AO_NETWORK_BOTH;
 /* Values of agentorch.selector. */
 static const struct config_enum_entry selector_options[] = {
 	{"rules", AO_SELECTOR_RULES, false},
 	{"llm", AO_SELECTOR_LLM, false},
 	{"hybrid", AO_SELECTOR_HYBRID, false},
+	{NULL, 0, false}
+};
+
+/* Values of agentorch.network_steps. */
+static const struct config_enum_entry network_steps_options[] = {
+	{"both", AO_NETWORK_BOTH, false},
+	{"executors", AO_NETWORK_EXECUTORS, false},
+	{"workers", AO_NETWORK_WORKERS, false},
 	{NULL, 0, false}
 };
 
@@ -257,6 +266,14 @@ ao_define_settings(void)
 							"Finished runs older than this are purged by the executors (0 = keep them).",
 							"Their steps, events, chunks, checkpoints and plans go with them.",
 							&ao_retention_s, ao_retention_s, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	/* executors read it: not settable per session (the header comment) */
+	DefineCustomEnumVariable("agentorch.network_steps",
+							 "Who claims network steps (llm steps, http tools): executors, external workers, or both.",
+							 "both: executors and agentorch-worker programs; executors: only the executors (workers "
+							 "claim nothing); workers: only agentorch-worker programs (executors run the other steps).",
+							 &ao_network_steps, ao_network_steps, network_steps_options, PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("agentorch");
 }
