@@ -1382,7 +1382,8 @@ http_start(Step *s)
 			{
 				char		m[512];
 
-				snprintf(m, sizeof(m), "environment variable \"%s\" (headers_env[\"%s\"]) is not set in the worker's environment, or holds a line break; no request was sent",
+				snprintf(m, sizeof(m), "environment variable \"%s\" (headers_env[\"%s\"]) is not set in the worker's environment, "
+						 "or holds a line break; no request was sent",
 						 env, hn);
 				step_fail(s, false, "28000", m, NULL, 0);
 				return;

@@ -585,7 +585,8 @@ prepare_http(RemoteStep *s, Jsonb *input)
 			if (!ao_env_name_allowed(json_object_get_string(env), true))
 			{
 				remote_fail(s, ERRCODE_INSUFFICIENT_PRIVILEGE,
-							psprintf("headers_env[\"%s\"] of tool \"%s\" may not read environment variable \"%s\": it does not match agentorch.tool_env_pattern ('%s')",
+							psprintf("headers_env[\"%s\"] of tool \"%s\" may not read environment variable \"%s\": "
+									 "it does not match agentorch.tool_env_pattern ('%s')",
 									 k, t->name, json_object_get_string(env), ao_tool_env_pattern ? ao_tool_env_pattern : ""), NULL);
 				return;
 			}

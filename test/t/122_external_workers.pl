@@ -142,6 +142,9 @@ is(sql($node, "SELECT count(*) FROM agentorch.chunks WHERE run_id IN ($list) AND
 	'0', 'no reset chunk when nothing failed');
 
 # ---------------------------------------------------------------- SIGKILL mid-stream
+# wb is paused (SIGSTOP) while the runs start, so wa claims them; its
+# session stays, so it loses nothing meanwhile.
+kill 'STOP', $wb->{pid};
 $runs = start_runs(40, 'long-stream');
 $list = join(',', @$runs);
 ok($node->poll_query_until('postgres', qq{
@@ -149,6 +152,7 @@ SELECT count(*) >= 3 FROM agentorch.steps s JOIN agentorch.workers w ON s.worker
  WHERE w.name = 'wa' AND s.status = 'running' AND s.run_id IN ($list)
    AND EXISTS (SELECT 1 FROM agentorch.chunks c WHERE c.run_id = s.run_id AND c.kind = 'token')}),
 	'wa is streaming long replies');
+kill 'CONT', $wb->{pid};
 kill 'KILL', $wa->{pid};
 $wa->{h}->finish;
 pass('wa killed with SIGKILL mid-stream');
