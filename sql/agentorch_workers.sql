@@ -128,6 +128,9 @@ BEGIN
       INTO v_lost
       FROM k WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.run_id OPERATOR(pg_catalog.=) k.run_id
                                                  AND u.step_id OPERATOR(pg_catalog.=) k.step_id);
+    -- the worker drops them: their policy slots and step locks go back now
+    PERFORM agentorch._worker_slot_done((x OPERATOR(pg_catalog.->>) 0)::bigint, x OPERATOR(pg_catalog.->>) 1, -1, 0, 0)
+       FROM pg_catalog.jsonb_array_elements(v_lost) x;
     RETURN pg_catalog.jsonb_build_object('lost', v_lost, 'settings', v_settings);
 END
 $$;
@@ -175,6 +178,8 @@ BEGIN
                                        (b OPERATOR(pg_catalog.->>) 'attempt')::int) THEN
             v_lost := v_lost OPERATOR(pg_catalog.||)
                 pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array(v_run, b OPERATOR(pg_catalog.->) 'step_id'));
+            -- the worker drops it: its policy slot and step lock go back now
+            PERFORM agentorch._worker_slot_done(v_run, b OPERATOR(pg_catalog.->>) 'step_id', -1, 0, 0);
             CONTINUE;
         END IF;
         PERFORM agentorch._worker_append(b);
