@@ -76,7 +76,7 @@ PROVE_FLAGS += -I test/t
 # The install script: the editable sources (data model, state layer, run
 # API) plus the JSON Schema documents of
 # schemas/, so the validators read exactly the files in the repository.
-INSTALL_SOURCES = $(addprefix $(SRC)/sql/$(EXTENSION),.sql _state.sql _api.sql)
+INSTALL_SOURCES = $(addprefix $(SRC)/sql/$(EXTENSION),.sql _state.sql _api.sql _workers.sql)
 $(DATA_built): $(INSTALL_SOURCES) $(wildcard $(SRC)/schemas/*.schema.json) $(SRC)/scripts/gen_schemas_sql.sh
 	@mkdir -p $(@D)
 	{ cat $(INSTALL_SOURCES); sh $(SRC)/scripts/gen_schemas_sql.sh $(SRC)/schemas/*.schema.json; } > $@
@@ -91,7 +91,8 @@ unit:
 # PostgreSQL's bindir. Adding one is one word in AO_PROGRAMS (extra
 # libraries or flags of one program: AO_PROGRAM_FLAGS_NAME).
 #   agentorch-follow  prints a run's stream live
-AO_PROGRAMS      = agentorch-follow
+#   agentorch-worker  an external worker that claims network steps
+AO_PROGRAMS      = agentorch-follow agentorch-worker
 AO_PROGRAM_FILES = $(addprefix $(CURDIR)/build/,$(AO_PROGRAMS))
 all: $(AO_PROGRAM_FILES)
 $(AO_PROGRAM_FILES): $(CURDIR)/build/%: $(SRC)/src/bin/%.c
@@ -107,3 +108,11 @@ install-programs: $(AO_PROGRAM_FILES)
 	@if [ -z '$(DESTDIR)' ] && [ -d /usr/local/bin ] && [ -w /usr/local/bin ]; then \
 		for p in $(AO_PROGRAMS); do ln -sf '$(bindir)/'$$p /usr/local/bin/$$p; done; fi
 .PHONY: install-programs
+
+# agentorch-worker: an external worker (libpq + libcurl multi) that claims
+# network steps; it links the PostgreSQL-free core, compiled for the program.
+WORKER_CORE = $(wildcard $(SRC)/src/core/*.c $(SRC)/src/core/llm/*.c)
+$(CURDIR)/build/agentorch-worker: $(WORKER_CORE) $(wildcard $(SRC)/src/core/*.h $(SRC)/src/core/llm/*.h)
+AO_PROGRAM_FLAGS_agentorch-worker = -std=gnu99 -Wno-unused-parameter -Wno-missing-field-initializers \
+	-Wno-sign-compare -I$(SRC)/src/core -I$(SRC)/src/core/llm $(shell pkg-config --cflags $(PKGS)) \
+	$(WORKER_CORE) $(shell pkg-config --libs $(PKGS))

@@ -15,6 +15,7 @@ sql/agentorch--0.1.0--0.2.0.sql has two parts:
     CREATE TRIGGER statements of the state layer.
 test/t/121_schema_equivalence.pl checks the result against a fresh install.
 """
+import os
 import re
 import subprocess
 import sys
@@ -58,7 +59,8 @@ def arg_types(signature):
 
 
 def main():
-    subprocess.run(['make', '-s', NEW], check=True)
+    # the Makefile names the generated script by absolute path (out-of-tree builds)
+    subprocess.run(['make', '-s', os.path.abspath(NEW)], check=True)
     old_text = open(OLD).read()
     new_text = open(NEW).read()
     old, new = functions(old_text), functions(new_text)

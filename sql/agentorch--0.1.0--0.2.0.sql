@@ -102,6 +102,8 @@ CREATE INDEX runs_deadline ON agentorch.runs (id)
     WHERE deadline IS NOT NULL AND status IN ('pending', 'running', 'waiting');
 CREATE INDEX runs_reactive ON agentorch.runs (id) WHERE orchestration = 'reactive' AND status = 'running';
 
+-- external workers (new in 0.2.0): name, host and session of each worker
+ALTER TABLE agentorch.workers ADD COLUMN name text, ADD COLUMN host text, ADD COLUMN backend_pid int;
 
 -------------------------------------------------------------------------------
 -- Every function 0.2.0 changed or added (the state layer's transition checks
@@ -1283,6 +1285,306 @@ AS $$
     SELECT CASE WHEN p_trace IS NOT NULL
                 THEN pg_catalog.left(pg_catalog.md5(p_trace OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) COALESCE(p_step, '')), 16) END
 $$;
+
+CREATE FUNCTION agentorch._worker_claim(p_worker int, p_name text, p_n int, p_recover boolean)
+    RETURNS jsonb LANGUAGE c VOLATILE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_worker_claim';
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_claim(int, text, int, boolean) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_call_tools(p_run bigint, p_step text, p_attempt int, p_calls jsonb)
+    RETURNS jsonb LANGUAGE c VOLATILE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_worker_call_tools';
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_call_tools(bigint, text, int, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_fallback(p_run bigint, p_step text, p_attempt int, p_model text)
+    RETURNS jsonb LANGUAGE c VOLATILE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_worker_fallback';
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_fallback(bigint, text, int, text) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_slot_done(p_run bigint, p_step text, p_outcome int, p_tokens double precision,
+                                            p_counted int)
+    RETURNS void LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_worker_slot_done';
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_slot_done(bigint, text, int, double precision, int) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_retry_delay(p_spec jsonb, p_attempt int, p_retry_after_ms double precision)
+    RETURNS double precision LANGUAGE c VOLATILE STRICT
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_worker_retry_delay';
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_retry_delay(jsonb, int, double precision) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_settings() RETURNS jsonb
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_worker_settings';
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_settings() FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_wake() RETURNS void
+    LANGUAGE c VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_worker_wake';
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_wake() FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_register(p_name text, p_host text, p_pid int) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_id int;
+BEGIN
+    LOCK TABLE agentorch.workers IN SHARE ROW EXCLUSIVE MODE;
+    DELETE FROM agentorch.workers
+     WHERE backend_pid IS NOT NULL AND NOT agentorch._backend_alive(backend_pid);
+    SELECT COALESCE(pg_catalog.max(id), 0) OPERATOR(pg_catalog.+) 1 INTO v_id FROM agentorch.workers;
+    INSERT INTO agentorch.workers (id, node, pid, name, host, backend_pid)
+    VALUES (v_id, COALESCE(p_host, 'unknown'), p_pid, p_name, p_host, pg_catalog.pg_backend_pid());
+    RETURN agentorch._worker_settings() OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('worker_id', v_id);
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_register(text, text, int) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_exit(p_worker int) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM agentorch.workers
+     WHERE id OPERATOR(pg_catalog.=) p_worker AND backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid();
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_exit(int) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_holds(p_run bigint, p_step text, p_attempt int) RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN EXISTS (SELECT 1 FROM agentorch.steps
+                    WHERE run_id OPERATOR(pg_catalog.=) p_run AND step_id OPERATOR(pg_catalog.=) p_step
+                      AND status OPERATOR(pg_catalog.=) 'running'
+                      AND worker OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+                      AND attempt OPERATOR(pg_catalog.=) p_attempt);
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_holds(bigint, text, int) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_heartbeat(p_worker int, p_steps jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v_settings jsonb := agentorch._worker_settings();
+    v_lost jsonb;
+BEGIN
+    UPDATE agentorch.workers SET heartbeat_at = pg_catalog.clock_timestamp()
+     WHERE id OPERATOR(pg_catalog.=) p_worker AND backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid();
+    WITH k AS (SELECT (e OPERATOR(pg_catalog.->>) 0)::bigint AS run_id, e OPERATOR(pg_catalog.->>) 1 AS step_id,
+                      (e OPERATOR(pg_catalog.->>) 2)::int AS attempt
+                 FROM pg_catalog.jsonb_array_elements(p_steps) e),
+         u AS (UPDATE agentorch.steps s
+                  SET lease_until = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)
+                      pg_catalog.make_interval(secs => (v_settings OPERATOR(pg_catalog.->>) 'lease_ms')::int OPERATOR(pg_catalog./) 1000.0)
+                 FROM k
+                WHERE s.run_id OPERATOR(pg_catalog.=) k.run_id AND s.step_id OPERATOR(pg_catalog.=) k.step_id
+                  AND s.status OPERATOR(pg_catalog.=) 'running'
+                  AND s.worker OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+                  AND s.attempt OPERATOR(pg_catalog.=) k.attempt
+               RETURNING s.run_id, s.step_id)
+    SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(k.run_id, k.step_id)), '[]')
+      INTO v_lost
+      FROM k WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.run_id OPERATOR(pg_catalog.=) k.run_id
+                                                 AND u.step_id OPERATOR(pg_catalog.=) k.step_id);
+    -- the worker drops them: their policy slots and step locks go back now
+    PERFORM agentorch._worker_slot_done((x OPERATOR(pg_catalog.->>) 0)::bigint, x OPERATOR(pg_catalog.->>) 1, -1, 0, 0)
+       FROM pg_catalog.jsonb_array_elements(v_lost) x;
+    RETURN pg_catalog.jsonb_build_object('lost', v_lost, 'settings', v_settings);
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_heartbeat(int, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_append(p_batch jsonb) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM agentorch._append_chunks(
+        (p_batch OPERATOR(pg_catalog.->>) 'run_id')::bigint, p_batch OPERATOR(pg_catalog.->>) 'step_id',
+        (p_batch OPERATOR(pg_catalog.->>) 'chunk_attempt')::int,
+        ARRAY(SELECT x.v FROM pg_catalog.jsonb_array_elements_text(p_batch OPERATOR(pg_catalog.->) 'kinds')
+                              WITH ORDINALITY AS x(v, o) ORDER BY x.o)::agentorch.chunk_kind[],
+        ARRAY(SELECT x.v FROM pg_catalog.jsonb_array_elements_text(p_batch OPERATOR(pg_catalog.->) 'contents')
+                              WITH ORDINALITY AS x(v, o) ORDER BY x.o),
+        ARRAY(SELECT CASE WHEN x.v OPERATOR(pg_catalog.=) 'null'::jsonb THEN NULL ELSE x.v END
+                FROM pg_catalog.jsonb_array_elements(p_batch OPERATOR(pg_catalog.->) 'datas')
+                     WITH ORDINALITY AS x(v, o) ORDER BY x.o));
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_append(jsonb) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_flush(p_batches jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    b jsonb;
+    v_runs bigint[] := '{}';
+    v_lost jsonb := '[]';
+    v_run bigint;
+BEGIN
+    FOR b IN SELECT x FROM pg_catalog.jsonb_array_elements(p_batches) x
+              ORDER BY (x OPERATOR(pg_catalog.->>) 'run_id')::bigint
+    LOOP
+        v_run := (b OPERATOR(pg_catalog.->>) 'run_id')::bigint;
+        IF NOT agentorch._worker_holds(v_run, b OPERATOR(pg_catalog.->>) 'step_id',
+                                       (b OPERATOR(pg_catalog.->>) 'attempt')::int) THEN
+            v_lost := v_lost OPERATOR(pg_catalog.||)
+                pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array(v_run, b OPERATOR(pg_catalog.->) 'step_id'));
+            -- the worker drops it: its policy slot and step lock go back now
+            PERFORM agentorch._worker_slot_done(v_run, b OPERATOR(pg_catalog.->>) 'step_id', -1, 0, 0);
+            CONTINUE;
+        END IF;
+        PERFORM agentorch._worker_append(b);
+        IF NOT v_run OPERATOR(pg_catalog.=) ANY (v_runs) THEN
+            v_runs := v_runs OPERATOR(pg_catalog.||) v_run;
+        END IF;
+    END LOOP;
+    FOREACH v_run IN ARRAY v_runs LOOP
+        PERFORM agentorch._notify_run(v_run);
+    END LOOP;
+    RETURN pg_catalog.jsonb_build_object('lost', v_lost);
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_flush(jsonb) FROM PUBLIC;
+
+CREATE FUNCTION agentorch._worker_settle(p_steps jsonb) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e jsonb;
+    b jsonb;
+    st agentorch.steps;
+    v_run bigint;
+    v_step text;
+    v_attempt int;
+    v_outcome text;
+    v_usage jsonb;
+    v_counted int;
+    v_runs bigint[] := '{}';
+    v_lost jsonb := '[]';
+BEGIN
+    FOR e IN SELECT x FROM pg_catalog.jsonb_array_elements(p_steps) x
+              ORDER BY (x OPERATOR(pg_catalog.->>) 'run_id')::bigint
+    LOOP
+        v_run := (e OPERATOR(pg_catalog.->>) 'run_id')::bigint;
+        v_step := e OPERATOR(pg_catalog.->>) 'step_id';
+        v_attempt := (e OPERATOR(pg_catalog.->>) 'attempt')::int;
+        v_outcome := e OPERATOR(pg_catalog.->>) 'outcome';
+        v_counted := 0;
+        BEGIN
+            PERFORM agentorch._lock_run(v_run);
+            SELECT * INTO st FROM agentorch.steps
+             WHERE run_id OPERATOR(pg_catalog.=) v_run AND step_id OPERATOR(pg_catalog.=) v_step FOR UPDATE;
+            IF NOT FOUND OR st.status OPERATOR(pg_catalog.<>) 'running'
+               OR st.worker IS DISTINCT FROM pg_catalog.pg_backend_pid()
+               OR st.attempt OPERATOR(pg_catalog.<>) v_attempt THEN
+                -- not ours any more (cancelled, lease lost): nothing is recorded
+                v_lost := v_lost OPERATOR(pg_catalog.||)
+                    pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array(v_run, v_step));
+                PERFORM agentorch._worker_slot_done(v_run, v_step, -1, 0, 0);
+                CONTINUE;
+            END IF;
+            FOR b IN SELECT x FROM pg_catalog.jsonb_array_elements(COALESCE(e OPERATOR(pg_catalog.->) 'chunks', '[]')) x
+            LOOP
+                PERFORM agentorch._worker_append(b);
+            END LOOP;
+            v_usage := e OPERATOR(pg_catalog.->) 'usage';
+            IF v_usage IS NOT NULL AND pg_catalog.jsonb_typeof(v_usage) OPERATOR(pg_catalog.=) 'object' THEN
+                UPDATE agentorch.steps
+                   SET prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((v_usage OPERATOR(pg_catalog.->>) 'prompt_tokens')::bigint, 0),
+                       completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((v_usage OPERATOR(pg_catalog.->>) 'completion_tokens')::bigint, 0),
+                       cost = cost OPERATOR(pg_catalog.+) COALESCE((v_usage OPERATOR(pg_catalog.->>) 'cost')::numeric, 0)
+                 WHERE run_id OPERATOR(pg_catalog.=) v_run AND step_id OPERATOR(pg_catalog.=) v_step;
+                UPDATE agentorch.runs
+                   SET prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((v_usage OPERATOR(pg_catalog.->>) 'prompt_tokens')::bigint, 0),
+                       completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((v_usage OPERATOR(pg_catalog.->>) 'completion_tokens')::bigint, 0),
+                       cost = cost OPERATOR(pg_catalog.+) COALESCE((v_usage OPERATOR(pg_catalog.->>) 'cost')::numeric, 0)
+                 WHERE id OPERATOR(pg_catalog.=) v_run;
+            END IF;
+            IF v_outcome OPERATOR(pg_catalog.=) 'release' THEN
+                -- given back without an outcome (ao_state_release_step)
+                UPDATE agentorch.steps
+                   SET status = 'ready',
+                       attempt = attempt OPERATOR(pg_catalog.-)
+                                 CASE WHEN COALESCE((e OPERATOR(pg_catalog.->>) 'sent')::boolean, false) THEN 0 ELSE 1 END,
+                       lease_until = NULL, worker = NULL,
+                       not_before = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)
+                           pg_catalog.make_interval(secs => COALESCE((e OPERATOR(pg_catalog.->>) 'defer_ms')::float8, 0) OPERATOR(pg_catalog./) 1000.0)
+                 WHERE run_id OPERATOR(pg_catalog.=) v_run AND step_id OPERATOR(pg_catalog.=) v_step;
+            ELSIF v_outcome OPERATOR(pg_catalog.=) 'succeeded' THEN
+                PERFORM agentorch._finish_step(v_run, v_step, 'succeeded', e OPERATOR(pg_catalog.->) 'output');
+                v_counted := 1;
+            ELSIF COALESCE((e OPERATOR(pg_catalog.->>) 'retryable')::boolean, false)
+                  AND st.attempt OPERATOR(pg_catalog.<) st.max_attempts THEN
+                PERFORM agentorch._retry_step(v_run, v_step, e OPERATOR(pg_catalog.->) 'error',
+                    agentorch._worker_retry_delay(st.spec, st.attempt,
+                        COALESCE((e OPERATOR(pg_catalog.->>) 'retry_after_ms')::float8, 0)));
+            ELSE
+                PERFORM agentorch._finish_step(v_run, v_step, 'failed', NULL,
+                    COALESCE(e OPERATOR(pg_catalog.->) 'error', '{"message": "the step failed"}'));
+                v_counted := 2;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            -- as an executor does (runner_net.c settle_guarded): recorded as failed
+            BEGIN
+                PERFORM agentorch._finish_step(v_run, v_step, 'failed', NULL,
+                    pg_catalog.jsonb_build_object('message', 'could not record the result: ' OPERATOR(pg_catalog.||) SQLERRM,
+                                                  'sqlstate', SQLSTATE))
+                   FROM agentorch.steps
+                  WHERE run_id OPERATOR(pg_catalog.=) v_run AND step_id OPERATOR(pg_catalog.=) v_step
+                    AND status OPERATOR(pg_catalog.=) 'running'
+                    AND worker OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()
+                    AND attempt OPERATOR(pg_catalog.=) v_attempt;
+                v_counted := 2;
+            EXCEPTION WHEN OTHERS THEN
+                NULL;    -- even that failed: the lease expires and recovery takes the step back
+            END;
+        END;
+        PERFORM agentorch._worker_slot_done(v_run, v_step,
+            COALESCE((e OPERATOR(pg_catalog.->>) 'policy')::int, -1),
+            COALESCE((e OPERATOR(pg_catalog.->>) 'tokens')::float8, 0), v_counted);
+        IF NOT v_run OPERATOR(pg_catalog.=) ANY (v_runs) THEN
+            v_runs := v_runs OPERATOR(pg_catalog.||) v_run;
+        END IF;
+    END LOOP;
+    FOREACH v_run IN ARRAY v_runs LOOP
+        PERFORM agentorch._notify_run(v_run);
+    END LOOP;
+    IF pg_catalog.cardinality(v_runs) OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM agentorch._worker_wake();
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('lost', v_lost);
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._worker_settle(jsonb) FROM PUBLIC;
 
 CREATE TRIGGER runs_delete_rows AFTER DELETE ON agentorch.runs
     REFERENCING OLD TABLE AS deleted_runs

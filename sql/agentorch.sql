@@ -293,7 +293,13 @@ CREATE TABLE agentorch.workers (
     node         text NOT NULL DEFAULT 'local',
     pid          int NOT NULL,
     started_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    heartbeat_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+    heartbeat_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- external workers (agentorch-worker; sql/agentorch_workers.sql): its
+    -- --name, its host, and the pid of its database session (the holder of
+    -- its leases)
+    name         text,
+    host         text,
+    backend_pid  int
 );
 
 ALTER SEQUENCE agentorch.selector_rules_id_seq OWNED BY agentorch.selector_rules.id;

@@ -72,6 +72,7 @@ double		ao_selector_min_confidence = 0.5;
 int			ao_selector_cache_ttl_s = 3600;
 int			ao_retention_s = 0;
 int			ao_llm_mode = AO_LLM_LIVE;
+int			ao_network_steps = AO_NETWORK_BOTH;
 /* Values of agentorch.selector. */
 static const struct config_enum_entry selector_options[] = {
 	{"rules", AO_SELECTOR_RULES, false},
@@ -107,6 +108,14 @@ ao_llm_mode_parse(const char *name)
 			return e->val;
 	return -1;
 }
+
+/* Values of agentorch.network_steps. */
+static const struct config_enum_entry network_steps_options[] = {
+	{"both", AO_NETWORK_BOTH, false},
+	{"executors", AO_NETWORK_EXECUTORS, false},
+	{"workers", AO_NETWORK_WORKERS, false},
+	{NULL, 0, false}
+};
 
 /* Values of agentorch.log_level. */
 static const struct config_enum_entry log_level_options[] = {
@@ -295,6 +304,13 @@ ao_define_settings(void)
 							 "replay (answer from there, no network).",
 							 "Taken from the session that starts a run and recorded in the run (options.llm_mode); executors never read their own value.",
 							 &ao_llm_mode, ao_llm_mode, llm_mode_options, PGC_SUSET, 0, NULL, NULL, NULL);
+	/* executors read it: not settable per session (the header comment) */
+	DefineCustomEnumVariable("agentorch.network_steps",
+							 "Who claims network steps (llm steps, http tools): executors, external workers, or both.",
+							 "both: executors and agentorch-worker programs; executors: only the executors (workers "
+							 "claim nothing); workers: only agentorch-worker programs (executors run the other steps).",
+							 &ao_network_steps, ao_network_steps, network_steps_options, PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("agentorch");
 }

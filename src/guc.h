@@ -87,5 +87,10 @@ extern const char *ao_llm_mode_name(int mode);
 extern int	ao_llm_mode_parse(const char *name);
 extern int	ao_max_requests;
 extern int	ao_max_response_size;
+/* values of agentorch.network_steps: who claims network steps */
+#define AO_NETWORK_BOTH 0
+#define AO_NETWORK_EXECUTORS 1
+#define AO_NETWORK_WORKERS 2
+extern int	ao_network_steps;
 
 #endif							/* AO_GUC_H */

@@ -72,6 +72,7 @@ extern bool ao_net_url_allowed(const char *url, const char *allowlist, char **ho
 extern void ao_check_api_key_env(const char *env, const char *what);
 extern void ao_check_model_host(const char *base_url, const char *what);
 extern void ao_check_headers_env(json_object *headers_env, const char *what);
+extern bool ao_env_name_allowed(const char *env, bool tool);
 extern const char *ao_credential_problem(const char *env, bool tool, const char *what,
 										 const char **value, int *sqlerrcode);
 extern char *ao_scrub(const char *text, List *secrets);

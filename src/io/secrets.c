@@ -165,6 +165,19 @@ ao_credential_problem(const char *env, bool tool, const char *what, const char *
 }
 
 /*
+ * May a spec name this credential variable (api_key_env, or a tool's
+ * headers_env when tool)? Only the name is checked, against
+ * agentorch.api_key_env_pattern / agentorch.tool_env_pattern: the value
+ * is read by the process that sends the request (an external worker reads
+ * its own environment).
+ */
+bool
+ao_env_name_allowed(const char *env, bool tool)
+{
+	return env != NULL && env[0] != '\0' && like(env, tool ? ao_tool_env_pattern : ao_api_key_env_pattern);
+}
+
+/*
  * text with every secret of secrets (a List of C strings) replaced by
  * "[REDACTED]"; text itself when none occurs. palloc'd in the current
  * context. ERRORs when memory runs out rather than pass secrets on.

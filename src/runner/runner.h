@@ -41,6 +41,14 @@ extern bool ao_call_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *i
 
 extern void ao_log_step_failure(int64 run, const char *step, Jsonb *error);
 
+/* network steps claimed by external workers (remote.c) */
+extern Jsonb *ao_remote_claim(int worker_id, const char *worker_name, int n, bool recover);
+extern Jsonb *ao_remote_call_tools(int64 run, const char *step_id, int attempt, Jsonb *calls);
+extern Jsonb *ao_remote_fallback(int64 run, const char *step_id, int attempt, const char *model_name,
+								 long *defer_ms);
+extern void ao_remote_slot_done(int64 run, const char *step_id, int outcome, double tokens);
+extern Jsonb *ao_remote_settings(void);
+
 /*
  * How one kind of network step runs (http tools in runner_net.c, llm steps in llm.c).
  * Every callback gets the step (runner_net.c's NetStep, opaque to kinds)

@@ -754,7 +754,8 @@ ao_net_steps_claim(void)
 
 	MemoryContext caller = CurrentMemoryContext;
 
-	if (capacity <= 0)
+	/* agentorch.network_steps = workers: external workers claim them */
+	if (capacity <= 0 || ao_network_steps == AO_NETWORK_WORKERS)
 		return 0;
 
 	SetCurrentStatementStartTimestamp();

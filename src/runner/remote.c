@@ -1,0 +1,978 @@
+/*-------------------------------------------------------------------------
+ *
+ * remote.c
+ *	  Network steps claimed by external workers (src/bin/agentorch-worker):
+ *	  the server side of their claim, tool calls, fallbacks and policy
+ *	  slots. The worker only sends requests; everything here runs in the
+ *	  worker's own database session, called through the internal SQL
+ *	  functions of sql/agentorch_workers.sql.
+ *
+ * The life of a network step in an external worker mirrors an executor's
+ * (runner_net.c): the claim (agentorch._worker_claim) moves ready steps to
+ * running with a lease whose holder is the worker's BACKEND pid -- so
+ * recovery's agentorch._backend_alive() check sees a worker whose session
+ * is gone (killed, connection lost) at once, exactly as it sees a dead
+ * executor -- counts the attempt, records the rendered input, and hands
+ * the worker everything it needs to send the request: the provider-neutral
+ * call (rendered prompt, messages, tools), the resolved model and its
+ * fallbacks, the tool's URL and headers, the traceparent, the chunk
+ * attempt and whether a reset marker must open it. Admission (breaker,
+ * bulkhead, rate limit, step locks) is decided here, at claim time, in
+ * shared memory like an executor's: the slot (and the step lock) is held
+ * by the worker's session until the step settles, and released by the
+ * session's exit hooks when the session dies.
+ *
+ * Nothing an LLM produced is ever run as SQL here: tool calls go through
+ * ao_call_tool_as (registered tools, as the run's owner, input validated),
+ * exactly like an executor's.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/runner/remote.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "runner.h"
+
+#include <limits.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/md5.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "ao_llm.h"
+#include "ao_workflow.h"
+#include "io.h"
+#include "policy.h"
+
+#define AO_LLM_DEFAULT_MAX_TURNS 8
+
+/*
+ * What this session holds for a step it claimed for its worker: a policy
+ * slot and a step lock, given back when the step settles or is released
+ * (ao_remote_slot_done), or by the session's exit hooks.
+ */
+typedef struct HeldStep
+{
+	int64		run;
+	char	   *step_id;
+	char	   *policy_name;
+	AoLimits	limits;
+	bool		acquired;
+	char	   *lock_name;
+} HeldStep;
+
+static List *held_steps = NIL;	/* in TopMemoryContext */
+
+/* A step being prepared for a worker. */
+typedef struct RemoteStep
+{
+	int64		run_id;
+	char	   *step_id;
+	char	   *run_status;
+	int			attempt;
+	int			max_attempts;
+	json_object *spec;
+	json_object *options;
+	char	   *context;
+	char	   *trace_id;
+	/* outcome of preparing */
+	json_object *out;			/* what the worker gets */
+	bool		deferred;
+	long		defer_ms;
+	bool		failed;
+	Jsonb	   *error;
+	HeldStep   *held;
+} RemoteStep;
+
+/* Run a literal statement in the current SPI connection (plan kept). */
+static void
+spi_run(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls)
+{
+	(void) ao_spi_exec_literal(sql, nargs, types, values, nulls);
+}
+
+/* Fail the step being prepared (recorded when the claim ends). */
+static void
+remote_fail(RemoteStep *s, int sqlerrcode, const char *message, const char *detail)
+{
+	s->failed = true;
+	s->error = ao_error_jsonb(sqlerrcode, message, detail);
+}
+
+/* Defer the step being prepared: ready again after ms, no attempt spent. */
+static void
+remote_defer(RemoteStep *s, long ms)
+{
+	s->deferred = true;
+	s->defer_ms = ms;
+}
+
+/* The held entry of a step, or NULL. */
+static HeldStep *
+find_held(int64 run, const char *step_id, bool remove)
+{
+	ListCell   *lc;
+
+	foreach(lc, held_steps)
+	{
+		HeldStep   *h = lfirst(lc);
+
+		if (h->run == run && strcmp(h->step_id, step_id) == 0)
+		{
+			if (remove)
+				held_steps = foreach_delete_current(held_steps, lc);
+			return h;
+		}
+	}
+	return NULL;
+}
+
+/* The held entry of a step, created when missing. */
+static HeldStep *
+hold(RemoteStep *s)
+{
+	MemoryContext old;
+
+	if (s->held)
+		return s->held;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	s->held = palloc0(sizeof(HeldStep));
+	s->held->run = s->run_id;
+	s->held->step_id = pstrdup(s->step_id);
+	held_steps = lappend(held_steps, s->held);
+	MemoryContextSwitchTo(old);
+	return s->held;
+}
+
+/*
+ * Give back what this session holds for a step: its policy slot (outcome
+ * 1 success, 0 a failure of the target, -1 neutral, as ao_policy_release
+ * counts them; tokens come off the tpm bucket) and its step lock.
+ */
+void
+ao_remote_slot_done(int64 run, const char *step_id, int outcome, double tokens)
+{
+	HeldStep   *h = find_held(run, step_id, true);
+
+	if (h == NULL)
+		return;
+	if (h->acquired)
+		ao_policy_release(h->policy_name, &h->limits, outcome, tokens);
+	if (h->lock_name)
+		ao_step_lock_release(h->lock_name);
+	if (h->policy_name)
+		pfree(h->policy_name);
+	if (h->lock_name)
+		pfree(h->lock_name);
+	pfree(h->step_id);
+	pfree(h);
+}
+
+/*
+ * Ask the target's policies (breaker, bulkhead, rate limit) whether the
+ * step may send its request now; on "no" the step is deferred (no attempt
+ * spent) and false is returned. The slot is held by this session.
+ */
+static bool
+admit(RemoteStep *s, const char *policy_name, json_object *limits_json)
+{
+	AoLimits	lim;
+	long		wait_ms;
+	AoDecision	d;
+	HeldStep   *h;
+	MemoryContext old;
+
+	ao_policy_limits_from_json(limits_json, &lim);
+	d = ao_policy_acquire(policy_name, &lim, 0, &wait_ms);
+	if (d != AO_ALLOW)
+	{
+		/* a full bulkhead, a rate limit, an open breaker: try again later */
+		remote_defer(s, Max(wait_ms, 1));
+		return false;
+	}
+	h = hold(s);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (h->acquired)
+		ao_policy_release(h->policy_name, &h->limits, -1, 0);
+	if (h->policy_name)
+		pfree(h->policy_name);
+	h->policy_name = pstrdup(policy_name);
+	h->limits = lim;
+	h->acquired = true;
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/*
+ * "00-<run's trace id>-<step's span id>-01" (runner_net.c's
+ * traceparent_header: the span id is what agentorch._span_id() gives
+ * trace(run_id)), or NULL when the run has no W3C trace id.
+ */
+static char *
+traceparent(const char *trace_id, const char *step_id)
+{
+	char		hex[33];
+	const char *errstr = NULL;
+	char	   *key;
+
+	if (trace_id == NULL || strlen(trace_id) != 32 || strspn(trace_id, "0123456789abcdef") != 32)
+		return NULL;
+	key = psprintf("%s/%s", trace_id, step_id);
+	if (!pg_md5_hash(key, strlen(key), hex, &errstr))
+		return NULL;
+	return psprintf("00-%s-%.16s-01", trace_id, hex);
+}
+
+/*
+ * A logical model as the worker needs it ({name, provider, base_url,
+ * model, api_key_env, anthropic_version, prices, limits}), or NULL when it
+ * is not registered; *problem (with *sqlerrcode) is set when its host or
+ * its key variable's name is not allowed. The caller is the extension
+ * owner (the worker functions are SECURITY DEFINER).
+ */
+static json_object *
+load_model(const char *name, json_object **fallbacks, char **problem, int *sqlerrcode)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	json_object *m = NULL;
+	json_object *spec;
+	json_object *v;
+	char	   *host = NULL;
+
+	*problem = NULL;
+	values[0] = CStringGetTextDatum(name);
+	if (SPI_execute_with_args("SELECT provider, spec::text FROM agentorch.models WHERE name OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		return NULL;
+	{
+		char	   *provider = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *spec_text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+		spec = ao_json_from_cstring(spec_text, strlen(spec_text), "model spec");
+		m = ao_json_own(json_object_new_object());
+		json_object_object_add(m, "name", json_object_new_string(name));
+		json_object_object_add(m, "provider", json_object_new_string(provider));
+	}
+	{
+		const char *const keys[] = {"base_url", "model", "api_key_env", "anthropic_version", "prices"};
+
+		for (int i = 0; i < (int) lengthof(keys); i++)
+			if (json_object_object_get_ex(spec, keys[i], &v))
+				json_object_object_add(m, keys[i], json_object_get(v));
+	}
+	json_object_object_add(m, "limits", json_object_get(spec));
+	if (fallbacks && *fallbacks == NULL && json_object_object_get_ex(spec, "fallback", &v) &&
+		json_object_is_type(v, json_type_array))
+		*fallbacks = json_object_get(v);
+	if (!ao_net_url_allowed(json_object_get_string(json_object_object_get(spec, "base_url")),
+							ao_llm_allowed_hosts, &host))
+	{
+		*problem = psprintf("host %s of model \"%s\" is not allowed", host ? host : "(none)", name);
+		*sqlerrcode = ERRCODE_INSUFFICIENT_PRIVILEGE;
+	}
+	else if (json_object_object_get_ex(spec, "api_key_env", &v) &&
+			 !ao_env_name_allowed(json_object_get_string(v), false))
+	{
+		*problem = psprintf("api_key_env of model \"%s\" may not read environment variable \"%s\": it does not match agentorch.api_key_env_pattern ('%s')",
+							name, json_object_get_string(v), ao_api_key_env_pattern ? ao_api_key_env_pattern : "");
+		*sqlerrcode = ERRCODE_INSUFFICIENT_PRIVILEGE;
+	}
+	return m;
+}
+
+/* The text of a string-or-other JSON value (strings without quotes). */
+static char *
+value_text(json_object *v)
+{
+	if (v == NULL)
+		return pstrdup("null");
+	if (json_object_is_type(v, json_type_string))
+		return pstrdup(json_object_get_string(v));
+	return pstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/*
+ * The provider-neutral call of an llm step, as llm.c's build_call makes
+ * it: prompt/system/messages at the top level or inside input; other
+ * input keys are given to the model after the prompt.
+ */
+static json_object *
+build_call(json_object *spec, json_object *input, const char *model_id)
+{
+	json_object *call = ao_json_own(json_object_new_object());
+	json_object *v;
+	json_object *messages = json_object_new_array();
+	StringInfoData prompt;
+	StringInfoData extra;
+	const char *sources_keys[] = {"system", "temperature", "max_tokens"};
+	bool		obj = json_object_is_type(input, json_type_object);
+
+	initStringInfo(&prompt);
+	initStringInfo(&extra);
+	json_object_object_add(call, "model", json_object_new_string(model_id ? model_id : ""));
+	for (int i = 0; i < (int) lengthof(sources_keys); i++)
+	{
+		if (json_object_object_get_ex(spec, sources_keys[i], &v) ||
+			(obj && json_object_object_get_ex(input, sources_keys[i], &v)))
+			json_object_object_add(call, sources_keys[i], json_object_get(v));
+	}
+	if ((json_object_object_get_ex(spec, "messages", &v) ||
+		 (obj && json_object_object_get_ex(input, "messages", &v))) &&
+		json_object_is_type(v, json_type_array))
+	{
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			json_object_array_add(messages, json_object_get(json_object_array_get_idx(v, i)));
+	}
+	if (json_object_object_get_ex(spec, "prompt", &v) ||
+		(obj && json_object_object_get_ex(input, "prompt", &v)))
+		appendStringInfoString(&prompt, value_text(v));
+	if (obj)
+	{
+		json_object_object_foreach(input, key, val)
+		{
+			if (strcmp(key, "prompt") == 0 || strcmp(key, "system") == 0 || strcmp(key, "messages") == 0 ||
+				strcmp(key, "temperature") == 0 || strcmp(key, "max_tokens") == 0)
+				continue;
+			appendStringInfo(&extra, "\n\n%s:\n%s", key, value_text(val));
+		}
+	}
+	if (prompt.len > 0 || extra.len > 0)
+	{
+		json_object *m = json_object_new_object();
+
+		json_object_object_add(m, "role", json_object_new_string("user"));
+		json_object_object_add(m, "content", json_object_new_string(psprintf("%s%s", prompt.data, extra.data)));
+		json_object_array_add(messages, m);
+	}
+	json_object_object_add(call, "messages", messages);
+	json_object_object_add(call, "stream", json_object_new_boolean(true));
+	if (json_object_object_get_ex(spec, "response_schema", &v))
+		json_object_object_add(call, "response_schema", json_object_get(v));
+	return call;
+}
+
+/*
+ * The step's tools as functions of the call (each registered tool with its
+ * input_schema), as llm.c's add_tools gives them. False (step failed) when
+ * one does not exist or is database.query.
+ */
+static bool
+add_tools(RemoteStep *s, json_object *call, json_object *spec)
+{
+	json_object *names;
+	json_object *tools;
+
+	if (!json_object_object_get_ex(spec, "tools", &names))
+		return true;
+	if (!json_object_is_type(names, json_type_array))
+	{
+		remote_fail(s, ERRCODE_INVALID_PARAMETER_VALUE, "\"tools\" of an llm step must be an array of tool names", NULL);
+		return false;
+	}
+	if (json_object_array_length(names) == 0)
+		return true;
+	tools = json_object_new_array();
+	json_object_object_add(call, "tools", tools);
+	for (size_t i = 0; i < json_object_array_length(names); i++)
+	{
+		json_object *n = json_object_array_get_idx(names, i);
+		const char *name;
+		AoTool	   *t;
+		json_object *tool;
+		json_object *d = NULL;
+
+		if (!json_object_is_type(n, json_type_string))
+		{
+			remote_fail(s, ERRCODE_INVALID_PARAMETER_VALUE, "\"tools\" of an llm step must be an array of tool names", NULL);
+			return false;
+		}
+		name = json_object_get_string(n);
+		if (strcmp(name, "database.query") == 0)
+		{
+			remote_fail(s, ERRCODE_INSUFFICIENT_PRIVILEGE, "database.query cannot be offered to a model as a tool",
+						"Nothing a model writes is executed as SQL; offer a sql tool with a fixed statement.");
+			return false;
+		}
+		t = ao_lookup_tool(s->run_id, name);
+		if (t == NULL)
+		{
+			remote_fail(s, ERRCODE_UNDEFINED_OBJECT, psprintf("tool \"%s\" does not exist", name), NULL);
+			return false;
+		}
+		tool = json_object_new_object();
+		json_object_object_add(tool, "name", json_object_new_string(name));
+		json_object_object_add(tool, "description",
+							   t->spec && json_object_object_get_ex(t->spec, "description", &d) &&
+							   json_object_is_type(d, json_type_string) && json_object_get_string_len(d) > 0
+							   ? json_object_get(d)
+							   : json_object_new_string(psprintf("agentorch tool %s (%s)", name, t->kind)));
+		json_object_object_add(tool, "input_schema", t->input_schema ? json_object_get(t->input_schema)
+							   : json_tokener_parse("{\"type\": \"object\"}"));
+		json_object_array_add(tools, tool);
+	}
+	return true;
+}
+
+/* A step's timeout in ms: its own, else agentorch.step_timeout, else dflt; capped. */
+static long
+timeout_ms(json_object *spec, json_object *policy, long dflt)
+{
+	long		ms;
+
+	if (spec && json_object_object_get_ex(spec, "timeout", NULL))
+		ms = (long) ao_duration_ms(json_object_object_get(spec, "timeout"));
+	else if (policy && json_object_object_get_ex(policy, "timeout", NULL))
+		ms = (long) ao_duration_ms(json_object_object_get(policy, "timeout"));
+	else
+		ms = ao_step_timeout_ms > 0 ? ao_step_timeout_ms : dflt;
+	return AO_CAP_STEP_TIMEOUT(ms);
+}
+
+/* Prepare an llm step for a worker: the model, the call, admission. */
+static void
+prepare_llm(RemoteStep *s, Jsonb *input, Jsonb *context)
+{
+	json_object *spec = ao_json_from_jsonb(ao_render_jsonb(ao_jsonb_from_json(s->spec), context));
+	json_object *llm = json_object_new_object();
+	json_object *v;
+	const char *name = NULL;
+	json_object *model;
+	json_object *fallbacks = NULL;
+	char	   *problem;
+	int			code;
+	json_object *call;
+	int			next = 0;
+
+	json_object_object_add(s->out, "llm", llm);
+	if (json_object_object_get_ex(spec, "model", &v))
+		name = json_object_get_string(v);
+	else if (json_object_object_get_ex(s->options, "model", &v))
+		name = json_object_get_string(v);
+	else if (ao_default_model && ao_default_model[0])
+		name = ao_default_model;
+	if (name == NULL)
+	{
+		remote_fail(s, ERRCODE_INVALID_PARAMETER_VALUE, "the llm step names no model",
+					"Give the step a \"model\", pass options {\"model\": ...}, or set agentorch.default_model.");
+		return;
+	}
+	model = load_model(name, &fallbacks, &problem, &code);
+	if (model == NULL)
+	{
+		remote_fail(s, ERRCODE_UNDEFINED_OBJECT, psprintf("model \"%s\" is not registered", name),
+					"Register it with agentorch.register_model().");
+		return;
+	}
+	/* an open breaker: the first fallback whose breaker is closed (llm.c's choose_model) */
+	while (ao_policy_is_open(psprintf("model:%s", name)) && fallbacks &&
+		   next < (int) json_object_array_length(fallbacks))
+	{
+		const char *fb = json_object_get_string(json_object_array_get_idx(fallbacks, next++));
+		char	   *p2;
+		int			c2;
+		json_object *m2 = load_model(fb, NULL, &p2, &c2);
+
+		if (m2 == NULL)
+			continue;
+		model = m2;
+		name = fb;
+		problem = p2;
+		code = c2;
+	}
+	if (problem)
+	{
+		remote_fail(s, code, problem, "Model hosts must be listed in agentorch.llm_allowed_hosts; key variables must match agentorch.api_key_env_pattern.");
+		return;
+	}
+	json_object_object_add(llm, "model", json_object_get(model));
+	{
+		/* the fallbacks not used yet, by name: _worker_fallback loads one when needed */
+		json_object *rest = json_object_new_array();
+
+		for (int i = next; fallbacks && i < (int) json_object_array_length(fallbacks); i++)
+			json_object_array_add(rest, json_object_get(json_object_array_get_idx(fallbacks, i)));
+		json_object_object_add(llm, "fallbacks", rest);
+	}
+	call = build_call(spec, ao_json_from_jsonb(input),
+					  json_object_get_string(json_object_object_get(model, "model")));
+	if (!add_tools(s, call, spec))
+		return;
+	json_object_object_add(llm, "call", json_object_get(call));
+	if (json_object_object_get_ex(spec, "response_schema", &v))
+		json_object_object_add(llm, "response_schema", json_object_get(v));
+	json_object_object_add(llm, "max_turns",
+						   json_object_new_int(json_object_object_get_ex(s->spec, "max_turns", &v)
+											   ? json_object_get_int(v) : AO_LLM_DEFAULT_MAX_TURNS));
+	json_object_object_add(s->out, "timeout_ms", json_object_new_int64(timeout_ms(s->spec, NULL, 300000)));
+	(void) admit(s, psprintf("model:%s", name), json_object_object_get(model, "limits"));
+}
+
+/* Prepare an http tool step for a worker: URL, method, headers, body, admission. */
+static void
+prepare_http(RemoteStep *s, Jsonb *input)
+{
+	json_object *tool_name = NULL;
+	json_object *http = json_object_new_object();
+	AoTool	   *t;
+	const char *url;
+	const char *method;
+	char	   *host;
+	json_object *headers;
+	json_object *hdrs = json_object_new_array();
+
+	json_object_object_add(s->out, "http", http);
+	json_object_object_get_ex(s->spec, "tool", &tool_name);
+	t = ao_lookup_tool(s->run_id, json_object_get_string(tool_name));
+	if (t == NULL || strcmp(t->kind, "http") != 0)
+	{
+		remote_fail(s, ERRCODE_UNDEFINED_OBJECT, psprintf("http tool \"%s\" does not exist", json_object_get_string(tool_name)), NULL);
+		return;
+	}
+	url = json_object_get_string(json_object_object_get(t->spec, "url"));
+	method = json_object_object_get(t->spec, "method")
+		? json_object_get_string(json_object_object_get(t->spec, "method")) : "POST";
+	if (!ao_net_url_allowed(url, ao_http_allowed_hosts, &host))
+	{
+		remote_fail(s, ERRCODE_INSUFFICIENT_PRIVILEGE, psprintf("host %s of tool \"%s\" is not allowed", host ? host : url, t->name),
+					"HTTP targets must be listed in agentorch.http_allowed_hosts (empty means none).");
+		return;
+	}
+	json_object_object_add(http, "tool", json_object_new_string(t->name));
+	json_object_object_add(http, "url", json_object_new_string(url));
+	json_object_object_add(http, "method", json_object_new_string(method));
+	if (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0)
+	{
+		json_object_object_add(http, "body", json_object_new_string(JsonbToCString(NULL, &input->root, VARSIZE(input))));
+		json_object_array_add(hdrs, json_object_new_string("Content-Type: application/json"));
+	}
+	if (json_object_object_get_ex(t->spec, "headers", &headers))
+	{
+		json_object_object_foreach(headers, k, v)
+			json_object_array_add(hdrs, json_object_new_string(psprintf("%s: %s", k, json_object_get_string(v))));
+	}
+	json_object_object_add(http, "headers", hdrs);
+	if (json_object_object_get_ex(t->spec, "headers_env", &headers) &&
+		json_object_is_type(headers, json_type_object))
+	{
+		/* credentials come from the WORKER's environment; only names travel */
+		json_object *envs = json_object_new_array();
+
+		json_object_object_add(http, "headers_env", envs);
+		{
+		json_object_object_foreach(headers, k, ref)
+		{
+			json_object *env = json_object_is_type(ref, json_type_string) ? ref : NULL;
+			json_object *prefix = NULL;
+			json_object *e;
+
+			if (env == NULL && json_object_is_type(ref, json_type_object))
+			{
+				json_object_object_get_ex(ref, "env", &env);
+				json_object_object_get_ex(ref, "prefix", &prefix);
+			}
+			if (env == NULL || !json_object_is_type(env, json_type_string))
+			{
+				remote_fail(s, ERRCODE_INVALID_PARAMETER_VALUE, psprintf("headers_env[\"%s\"] of tool \"%s\" names no variable", k, t->name), NULL);
+				return;
+			}
+			if (!ao_env_name_allowed(json_object_get_string(env), true))
+			{
+				remote_fail(s, ERRCODE_INSUFFICIENT_PRIVILEGE,
+							psprintf("headers_env[\"%s\"] of tool \"%s\" may not read environment variable \"%s\": "
+									 "it does not match agentorch.tool_env_pattern ('%s')",
+									 k, t->name, json_object_get_string(env), ao_tool_env_pattern ? ao_tool_env_pattern : ""), NULL);
+				return;
+			}
+			e = json_object_new_object();
+			json_object_object_add(e, "header", json_object_new_string(k));
+			json_object_object_add(e, "env", json_object_get(env));
+			json_object_object_add(e, "prefix", json_object_new_string(prefix ? json_object_get_string(prefix) : ""));
+			json_object_array_add(envs, e);
+		}
+		}
+	}
+	json_object_object_add(s->out, "timeout_ms", json_object_new_int64(timeout_ms(s->spec, t->policy, 60000)));
+	(void) admit(s, psprintf("tool:%s", t->name), t->policy);
+}
+
+/*
+ * The chunk attempt the step continues from (llm.c's init_chunk_attempt):
+ * the step's attempt, or past the highest one its chunks carry; a reset
+ * marker opens it when the step streamed before or retries.
+ */
+static void
+chunk_attempt(RemoteStep *s)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+	int			last = 0;
+
+	values[0] = Int64GetDatum(s->run_id);
+	values[1] = CStringGetTextDatum(s->step_id);
+	if (SPI_execute_with_args("SELECT CASE WHEN s.attempt OPERATOR(pg_catalog.>) 0 OR s.input IS NOT NULL THEN "
+							  "  (SELECT COALESCE(pg_catalog.max(c.attempt), 0) FROM agentorch.chunks c "
+							  "    WHERE c.run_id OPERATOR(pg_catalog.=) $1 AND c.step_id OPERATOR(pg_catalog.=) $2) "
+							  "  ELSE 0 END "
+							  "FROM agentorch.steps s WHERE s.run_id OPERATOR(pg_catalog.=) $1 AND s.step_id OPERATOR(pg_catalog.=) $2",
+							  2, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		last = isnull ? 0 : DatumGetInt32(d);
+	}
+	json_object_object_add(s->out, "chunk_attempt", json_object_new_int(Max(s->attempt, last + 1)));
+	json_object_object_add(s->out, "need_reset", json_object_new_boolean(last > 0 || s->attempt > 1));
+	json_object_object_add(s->out, "reset_reason", json_object_new_string(s->attempt > 1 ? "retry" : "resume"));
+}
+
+/*
+ * Render and prepare one claimed step in a subtransaction of its own:
+ * whatever fails there is this step's failure, never the claim's.
+ * Returns the rendered input (or NULL).
+ */
+static Jsonb *
+prepare_guarded(RemoteStep *s)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Jsonb	   *volatile input = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		Jsonb	   *context;
+		Jsonb	   *in;
+		json_object *type = NULL;
+
+		MemoryContextSwitchTo(caller);
+		context = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s->context)));
+		in = json_object_object_get(s->spec, "input")
+			? ao_render_jsonb(ao_jsonb_from_json(json_object_object_get(s->spec, "input")), context)
+			: DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+		input = in;
+		json_object_object_get_ex(s->spec, "type", &type);
+		if (type && strcmp(json_object_get_string(type), "llm") == 0)
+		{
+			json_object_object_add(s->out, "kind", json_object_new_string("llm"));
+			prepare_llm(s, in, context);
+		}
+		else
+		{
+			json_object_object_add(s->out, "kind", json_object_new_string("http"));
+			prepare_http(s, in);
+		}
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata = ao_abort_subxact(caller, owner);
+
+		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN || edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		s->deferred = false;
+		remote_fail(s, edata->sqlerrcode, psprintf("could not prepare the request: %s", edata->message), edata->detail);
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller);
+	CurrentResourceOwner = owner;
+	return input;
+}
+
+/*
+ * Claim up to n ready network steps for worker worker_id (this session:
+ * the lease's holder is this backend's pid). recover: first run lease
+ * recovery, so steps of a dead holder are claimable at once. Returns a
+ * jsonb array, one object per step the worker must run.
+ */
+Jsonb *
+ao_remote_claim(int worker_id, const char *worker_name, int n, bool recover)
+{
+	List	   *claimed = NIL;
+	List	   *runs = NIL;
+	ListCell   *lc;
+	json_object *result = ao_json_own(json_object_new_array());
+
+	if (ao_network_steps == AO_NETWORK_EXECUTORS || n <= 0)
+		return ao_jsonb_from_json(result);
+	SPI_connect();
+	if (recover)
+	{
+		/* holders whose session is gone, expired leases (the executors' maintenance) */
+		if (SPI_execute("SELECT r FROM agentorch._recover(100) r", false, 0) == SPI_OK_SELECT)
+			for (uint64 i = 0; i < SPI_processed; i++)
+			{
+				bool		isnull;
+
+				runs = ao_run_list_add(runs, DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
+			}
+	}
+	{
+		Oid			types[1] = {INT4OID};
+		Datum		values[1];
+
+		values[0] = Int32GetDatum(n);
+		spi_run("WITH c AS ("
+				"  SELECT s.run_id, s.step_id FROM agentorch.steps s"
+				"   WHERE s.status = 'ready' AND s.network"
+				"     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp())"
+				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
+				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
+				"SELECT c.run_id, c.step_id, r.status::text, s.spec::text, s.attempt + 1, s.max_attempts,"
+				"       agentorch._context(c.run_id, s.item, s.iteration)::text, r.options::text, r.trace_id "
+				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
+				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
+				" ORDER BY c.run_id",
+				1, types, values, NULL);
+	}
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		/* in SPI's procedure context: it lives until SPI_finish */
+		RemoteStep *s = palloc0(sizeof(RemoteStep));
+		bool		isnull;
+		char	   *spec = SPI_getvalue(tup, desc, 4);
+		char	   *options = SPI_getvalue(tup, desc, 8);
+
+		s->run_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		s->step_id = SPI_getvalue(tup, desc, 2);
+		s->run_status = SPI_getvalue(tup, desc, 3);
+		s->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		s->context = SPI_getvalue(tup, desc, 7);
+		s->trace_id = SPI_getvalue(tup, desc, 9);
+		s->spec = ao_json_from_cstring(spec, strlen(spec), "step spec");
+		s->options = ao_json_from_cstring(options, strlen(options), "run options");
+		claimed = lappend(claimed, s);
+	}
+
+	foreach(lc, claimed)
+	{
+		RemoteStep *s = lfirst(lc);
+		Oid			types[3] = {INT8OID, TEXTOID, JSONBOID};
+		Datum		values[3];
+		Jsonb	   *input;
+
+		values[0] = Int64GetDatum(s->run_id);
+		values[1] = CStringGetTextDatum(s->step_id);
+		spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
+		runs = ao_run_list_add(runs, s->run_id);
+		if (strcmp(s->run_status, "running") != 0 && strcmp(s->run_status, "waiting") != 0)
+		{
+			/* run no longer active: the step is cancelled, as an executor does */
+			spi_run("SELECT agentorch._finish_step($1, $2, 'cancelled')", 2, types, values, NULL);
+			continue;
+		}
+		{
+			json_object *lock = json_object_object_get(s->spec, "lock");
+
+			if (lock && json_object_is_type(lock, json_type_string))
+			{
+				/* held by this session until the step settles, or the session ends */
+				if (!ao_step_lock_try(json_object_get_string(lock), true))
+				{
+					ao_state_defer_step(s->run_id, s->step_id, AO_STEP_LOCK_RETRY_MS);
+					continue;
+				}
+				hold(s)->lock_name = MemoryContextStrdup(TopMemoryContext, json_object_get_string(lock));
+			}
+		}
+		s->out = ao_json_own(json_object_new_object());
+		input = prepare_guarded(s);
+		if (s->deferred && !s->failed)
+		{
+			/* not started: stays ready, due again later; no attempt, no event */
+			ao_remote_slot_done(s->run_id, s->step_id, -1, 0);
+			ao_state_defer_step(s->run_id, s->step_id, (int) Min(s->defer_ms, INT_MAX));
+			continue;
+		}
+		ao_state_lease_step(s->run_id, s->step_id, -1, ao_lease_ms, MyProcPid, input);
+		{
+			/* who holds it: the run's events say which worker ran the step */
+			json_object *who = ao_json_own(json_object_new_object());
+
+			json_object_object_add(who, "worker_id", json_object_new_int(worker_id));
+			json_object_object_add(who, "worker", json_object_new_string(worker_name ? worker_name : ""));
+			json_object_object_add(who, "backend_pid", json_object_new_int(MyProcPid));
+			json_object_object_add(who, "attempt", json_object_new_int(s->attempt));
+			values[2] = JsonbPGetDatum(ao_jsonb_from_json(who));
+			spi_run("SELECT agentorch._event($1, $2, 'worker_claimed', $3)", 3, types, values, NULL);
+		}
+		if (s->failed)
+		{
+			/* could not be prepared: the attempt is counted and failed, like an executor's */
+			ao_remote_slot_done(s->run_id, s->step_id, -1, 0);
+			values[2] = JsonbPGetDatum(s->error);
+			spi_run("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $3)", 3, types, values, NULL);
+			ao_log_step_failure(s->run_id, s->step_id, s->error);
+			continue;
+		}
+		json_object_object_add(s->out, "run_id", json_object_new_int64(s->run_id));
+		json_object_object_add(s->out, "step_id", json_object_new_string(s->step_id));
+		json_object_object_add(s->out, "attempt", json_object_new_int(s->attempt));
+		json_object_object_add(s->out, "max_attempts", json_object_new_int(s->max_attempts));
+		{
+			char	   *tp = traceparent(s->trace_id, s->step_id);
+
+			if (tp)
+				json_object_object_add(s->out, "traceparent", json_object_new_string(tp));
+		}
+		chunk_attempt(s);
+		json_object_array_add(result, json_object_get(s->out));
+	}
+	ao_notify_runs(runs);
+	if (runs != NIL)
+		ao_wake_at_commit();
+	SPI_finish();
+	return ao_jsonb_from_json(result);
+}
+
+/*
+ * Is the step running under this session's lease for that attempt?
+ * Locks the run, then the step (the lock order of agentorch_state.sql).
+ * Caller: connected to SPI.
+ */
+static bool
+held_by_me(int64 run, const char *step_id, int attempt)
+{
+	Oid			types[4] = {INT8OID, TEXTOID, INT4OID, INT4OID};
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(run);
+	values[1] = CStringGetTextDatum(step_id);
+	values[2] = Int32GetDatum(attempt);
+	values[3] = Int32GetDatum(MyProcPid);
+	spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
+	spi_run("SELECT COALESCE(status = 'running' AND attempt = $3 AND worker = $4, false) FROM agentorch.steps "
+			"WHERE run_id = $1 AND step_id = $2 FOR UPDATE", 4, types, values, NULL);
+	return SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool){false}));
+}
+
+/*
+ * Run the tool calls of a model's reply for a step this session holds: as
+ * the run's owner, registered tools only, input validated (ao_call_tool_as,
+ * what an executor runs). calls: [{id, name, arguments}]. Returns
+ * [{id, name, ok, result}], or NULL when the step is no longer ours.
+ */
+Jsonb *
+ao_remote_call_tools(int64 run, const char *step_id, int attempt, Jsonb *calls)
+{
+	json_object *in = ao_json_from_jsonb(calls);
+	json_object *out = ao_json_own(json_object_new_array());
+	Oid			owner;
+	bool		isnull;
+
+	SPI_connect();
+	if (!held_by_me(run, step_id, attempt))
+	{
+		SPI_finish();
+		return NULL;
+	}
+	{
+		Oid			types[1] = {INT8OID};
+		Datum		values[1] = {Int64GetDatum(run)};
+
+		spi_run("SELECT owner FROM agentorch.runs WHERE id = $1", 1, types, values, NULL);
+		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	for (size_t i = 0; json_object_is_type(in, json_type_array) && i < json_object_array_length(in); i++)
+	{
+		json_object *c = json_object_array_get_idx(in, i);
+		json_object *name = json_object_object_get(c, "name");
+		json_object *args = json_object_object_get(c, "arguments");
+		json_object *r = json_object_new_object();
+		Jsonb	   *output = NULL;
+		Jsonb	   *error = NULL;
+		bool		ok;
+
+		if (name == NULL || !json_object_is_type(name, json_type_string))
+		{
+			ok = false;
+			error = ao_error_jsonb(ERRCODE_UNDEFINED_OBJECT, "unknown tool", NULL);
+		}
+		else if (args == NULL || !json_object_is_type(args, json_type_object))
+		{
+			ok = false;
+			error = ao_error_jsonb(ERRCODE_INVALID_TEXT_REPRESENTATION, "the arguments are not a JSON object", NULL);
+		}
+		else if (strcmp(json_object_get_string(name), "database.query") == 0)
+		{
+			/* never offered; never run for a model */
+			ok = false;
+			error = ao_error_jsonb(ERRCODE_INSUFFICIENT_PRIVILEGE, "database.query cannot be called by a model", NULL);
+		}
+		else
+			ok = ao_call_tool_as(owner, run, json_object_get_string(name), ao_jsonb_from_json(args), &output, &error);
+		json_object_object_add(r, "id", json_object_get(json_object_object_get(c, "id")));
+		json_object_object_add(r, "name", json_object_get(name));
+		json_object_object_add(r, "ok", json_object_new_boolean(ok));
+		json_object_object_add(r, "result", json_object_get(ao_json_from_jsonb(ok ? output : error)));
+		json_object_array_add(out, r);
+	}
+	SPI_finish();
+	return ao_jsonb_from_json(out);
+}
+
+/*
+ * A fallback model for a step this session holds (its last attempt failed
+ * retryably): the model as the claim gives it, its policy slot taken in
+ * place of the current one; NULL when it is not registered, not allowed,
+ * or the step is no longer ours. *defer_ms is set when its bulkhead or
+ * breaker says "not now" (the caller fails the attempt retryably).
+ */
+Jsonb *
+ao_remote_fallback(int64 run, const char *step_id, int attempt, const char *model_name, long *defer_ms)
+{
+	json_object *m;
+	char	   *problem;
+	int			code;
+	RemoteStep	s;
+
+	*defer_ms = 0;
+	SPI_connect();
+	if (!held_by_me(run, step_id, attempt))
+	{
+		SPI_finish();
+		return NULL;
+	}
+	m = load_model(model_name, NULL, &problem, &code);
+	SPI_finish();
+	if (m == NULL || problem)
+		return NULL;
+	memset(&s, 0, sizeof(s));
+	s.run_id = run;
+	s.step_id = (char *) step_id;
+	s.held = find_held(run, step_id, false);
+	if (!admit(&s, psprintf("model:%s", model_name), json_object_object_get(m, "limits")))
+	{
+		*defer_ms = s.defer_ms;
+		return NULL;
+	}
+	return ao_jsonb_from_json(m);
+}
+
+/* The settings a worker follows, as jsonb. */
+Jsonb *
+ao_remote_settings(void)
+{
+	json_object *o = ao_json_own(json_object_new_object());
+
+	json_object_object_add(o, "lease_ms", json_object_new_int(ao_lease_ms));
+	json_object_object_add(o, "flush_interval_ms", json_object_new_int(ao_flush_interval_ms));
+	json_object_object_add(o, "chunk_buffer_size", json_object_new_int(ao_chunk_buffer_size));
+	json_object_object_add(o, "max_response_size", json_object_new_int(ao_max_response_size));
+	json_object_object_add(o, "network_steps",
+						   json_object_new_string(ao_network_steps == AO_NETWORK_WORKERS ? "workers"
+												  : ao_network_steps == AO_NETWORK_EXECUTORS ? "executors" : "both"));
+	return ao_jsonb_from_json(o);
+}
