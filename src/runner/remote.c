@@ -724,6 +724,9 @@ ao_remote_claim(int worker_id, const char *worker_name, int n, bool recover)
 				"  SELECT s.run_id, s.step_id FROM agentorch.steps s"
 				"   WHERE s.status = 'ready' AND s.network"
 				"     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp())"
+				/* runs that record or replay their LLM requests are the executors' */
+				"     AND NOT EXISTS (SELECT 1 FROM agentorch.runs m WHERE m.id = s.run_id"
+				"                       AND m.options OPERATOR(pg_catalog.?) 'llm_mode')"
 				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
 				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
 				"SELECT c.run_id, c.step_id, r.status::text, s.spec::text, s.attempt + 1, s.max_attempts,"

@@ -754,8 +754,7 @@ ao_net_steps_claim(void)
 
 	MemoryContext caller = CurrentMemoryContext;
 
-	/* agentorch.network_steps = workers: external workers claim them */
-	if (capacity <= 0 || ao_network_steps == AO_NETWORK_WORKERS)
+	if (capacity <= 0)
 		return 0;
 
 	SetCurrentStatementStartTimestamp();
@@ -764,15 +763,24 @@ ao_net_steps_claim(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "agentorch: claiming network steps");
 	{
-		Oid			types[2] = {INT4OID, INT4OID};
-		Datum		values[2];
+		Oid			types[3] = {INT4OID, INT4OID, BOOLOID};
+		Datum		values[3];
 
 		values[0] = Int32GetDatum(capacity);
 		values[1] = Int32GetDatum(ao_lease_ms);
+
+		/*
+		 * agentorch.network_steps = workers: external workers claim network
+		 * steps -- except those of runs that record or replay their LLM
+		 * requests (options.llm_mode), which only executors do.
+		 */
+		values[2] = BoolGetDatum(ao_network_steps == AO_NETWORK_WORKERS);
 		spi_run("WITH c AS ("
 				"  SELECT s.run_id, s.step_id FROM agentorch.steps s"
 				"   WHERE s.status = 'ready' AND s.network"
 				"     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp())"
+				"     AND (NOT $3 OR EXISTS (SELECT 1 FROM agentorch.runs m WHERE m.id = s.run_id"
+				"                              AND m.options OPERATOR(pg_catalog.?) 'llm_mode'))"
 				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
 				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
 				"SELECT c.run_id, c.step_id, r.status::text, s.spec::text, s.attempt + 1, s.max_attempts, r.owner,"
@@ -782,7 +790,7 @@ ao_net_steps_claim(void)
 				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
 				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
 				" ORDER BY c.run_id",
-				2, types, values, NULL);
+				3, types, values, NULL);
 	}
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

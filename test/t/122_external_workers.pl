@@ -8,6 +8,8 @@
 #     other, announced by a reset chunk, with no duplicated tokens;
 #   * a worker whose session is terminated reconnects and goes on;
 #   * SIGTERM releases what a worker holds and it exits 0;
+#   * runs that record or replay (options.llm_mode) are the executors' even
+#     under network_steps = workers;
 #   * network_steps = executors: workers claim nothing;
 #   * an ordinary role cannot call the worker functions.
 # Every wait is a poll of the server; none is a fixed sleep.
@@ -212,6 +214,18 @@ is(sql($node, "SELECT count(*) FROM agentorch.steps WHERE run_id IN ($list) AND 
 		  . "AND worker IS NULL AND lease_until IS NULL AND attempt = 0"), '6',
 	'its steps were released: ready, no lease, the attempt given back');
 is(sql($node, "SELECT count(*) FROM agentorch.workers WHERE name = 'wd'"), '0', 'its row is gone');
+
+# ---------------------------------------------------------------- record/replay runs stay with the executors
+# (workers do not record or replay LLM requests: a run with options.llm_mode
+# is claimed by an executor even under network_steps = workers)
+my $rec = sql($node, "SET agentorch.llm_mode = 'record'; "
+	  . "SELECT agentorch.start('{\"prompt\": \"recorded run\"}', 'simple', NULL, '{\"model\": \"m\"}')");
+wait_runs([$rec], 'a recording run finished under network_steps = workers');
+is(sql($node, "SELECT status FROM agentorch.runs WHERE id = $rec"), 'succeeded', 'it succeeded');
+is(sql($node, "SELECT count(*) FROM agentorch.events WHERE run_id = $rec AND kind = 'worker_claimed'"), '0',
+	'no worker claimed it: an executor ran it');
+cmp_ok(sql($node, "SELECT count(*) FROM agentorch.llm_cache WHERE request_hash LIKE 'llm:%'"), '>=', 1,
+	'and its request was recorded');
 
 # ---------------------------------------------------------------- network_steps = executors
 sql($node, "ALTER SYSTEM SET agentorch.network_steps = 'executors'");
