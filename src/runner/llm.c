@@ -303,13 +303,14 @@ value_text(json_object *v)
 }
 
 /*
- * Build the provider-neutral call from the rendered spec and input:
- * prompt/system/messages at the top level or inside input; any other
+ * The provider-neutral call of an llm step, from its rendered spec and
+ * input: prompt/system/messages at the top level or inside input; any other
  * input keys (the design notes' input.context) are given to the model
- * after the prompt.
+ * after the prompt. Used by the executors' llm steps and by the server side
+ * of external workers (remote.c). The caller owns the result.
  */
-static json_object *
-build_call(LlmState *st, json_object *spec, json_object *input)
+json_object *
+ao_llm_build_call(json_object *spec, json_object *input, const char *model_id)
 {
 	json_object *call = json_object_new_object();
 	json_object *v;
@@ -317,28 +318,28 @@ build_call(LlmState *st, json_object *spec, json_object *input)
 	StringInfoData prompt;
 	StringInfoData extra;
 	const char *sources_keys[] = {"system", "temperature", "max_tokens"};
+	bool		obj = json_object_is_type(input, json_type_object);
 
 	initStringInfo(&prompt);
 	initStringInfo(&extra);
-	json_object_object_add(call, "model", json_object_new_string(st->model_id));
+	json_object_object_add(call, "model", json_object_new_string(model_id ? model_id : ""));
 	for (int i = 0; i < (int) lengthof(sources_keys); i++)
 	{
 		if (json_object_object_get_ex(spec, sources_keys[i], &v) ||
-			(json_object_is_type(input, json_type_object) &&
-			 json_object_object_get_ex(input, sources_keys[i], &v)))
+			(obj && json_object_object_get_ex(input, sources_keys[i], &v)))
 			json_object_object_add(call, sources_keys[i], json_object_get(v));
 	}
 	if ((json_object_object_get_ex(spec, "messages", &v) ||
-		 (json_object_is_type(input, json_type_object) && json_object_object_get_ex(input, "messages", &v))) &&
+		 (obj && json_object_object_get_ex(input, "messages", &v))) &&
 		json_object_is_type(v, json_type_array))
 	{
 		for (size_t i = 0; i < json_object_array_length(v); i++)
 			json_object_array_add(messages, json_object_get(json_object_array_get_idx(v, i)));
 	}
 	if (json_object_object_get_ex(spec, "prompt", &v) ||
-		(json_object_is_type(input, json_type_object) && json_object_object_get_ex(input, "prompt", &v)))
+		(obj && json_object_object_get_ex(input, "prompt", &v)))
 		appendStringInfoString(&prompt, value_text(v));
-	if (json_object_is_type(input, json_type_object))
+	if (obj)
 	{
 		json_object_object_foreach(input, key, val)
 		{
@@ -359,77 +360,98 @@ build_call(LlmState *st, json_object *spec, json_object *input)
 	json_object_object_add(call, "messages", messages);
 	json_object_object_add(call, "stream", json_object_new_boolean(true));
 	if (json_object_object_get_ex(spec, "response_schema", &v))
-	{
 		json_object_object_add(call, "response_schema", json_object_get(v));
-		st->response_schema = v;
-	}
 	return call;
 }
 
 /*
- * Add the step's tools to the call: each registered tool becomes a
- * function with its input_schema. Returns false (step failed) when one
- * does not exist.
+ * The tools of an llm step as functions of its call: each registered tool
+ * of the run with its spec.description and input_schema. Returns NULL when
+ * the step has none; on a bad name (not a string, database.query, a tool
+ * that does not exist) returns NULL with *problem, *detail and *sqlerrcode
+ * set, and the step must fail. The caller owns the array.
  */
-static bool
-add_tools(LlmState *st, json_object *spec)
+json_object *
+ao_llm_tool_functions(int64 run, json_object *spec, int *sqlerrcode, char **problem, char **detail)
 {
 	json_object *names;
 	json_object *tools;
 
+	*problem = NULL;
+	*detail = NULL;
 	if (!json_object_object_get_ex(spec, "tools", &names))
-		return true;
+		return NULL;
 	/* start() and validation check this shape; a step must never trust it */
 	if (!json_object_is_type(names, json_type_array))
 	{
-		ao_net_step_fail(st->step, ERRCODE_INVALID_PARAMETER_VALUE, "\"tools\" of an llm step must be an array of tool names", NULL);
-		return false;
+		*sqlerrcode = ERRCODE_INVALID_PARAMETER_VALUE;
+		*problem = "\"tools\" of an llm step must be an array of tool names";
+		return NULL;
 	}
-	if (json_object_array_length(names) == 0)
-		return true;
 	for (size_t i = 0; i < json_object_array_length(names); i++)
 		if (!json_object_is_type(json_object_array_get_idx(names, i), json_type_string))
 		{
-			ao_net_step_fail(st->step, ERRCODE_INVALID_PARAMETER_VALUE, "\"tools\" of an llm step must be an array of tool names", NULL);
-			return false;
+			*sqlerrcode = ERRCODE_INVALID_PARAMETER_VALUE;
+			*problem = "\"tools\" of an llm step must be an array of tool names";
+			return NULL;
 		}
+	if (json_object_array_length(names) == 0)
+		return NULL;
 	tools = json_object_new_array();
 	for (size_t i = 0; i < json_object_array_length(names); i++)
 	{
 		const char *name = json_object_get_string(json_object_array_get_idx(names, i));
-		AoTool	   *t = ao_lookup_tool(ao_net_step_run(st->step), name);
+		AoTool	   *t;
 		json_object *tool;
+		json_object *d = NULL;
 
 		if (strcmp(name, "database.query") == 0)
 		{
 			json_object_put(tools);
-			ao_net_step_fail(st->step, ERRCODE_INSUFFICIENT_PRIVILEGE, "database.query cannot be offered to a model as a tool",
-							 "Nothing a model writes is executed as SQL; offer a sql tool with a fixed statement.");
-			return false;
+			*sqlerrcode = ERRCODE_INSUFFICIENT_PRIVILEGE;
+			*problem = "database.query cannot be offered to a model as a tool";
+			*detail = "Nothing a model writes is executed as SQL; offer a sql tool with a fixed statement.";
+			return NULL;
 		}
+		t = ao_lookup_tool(run, name);
 		if (t == NULL)
 		{
 			json_object_put(tools);
-			ao_net_step_fail(st->step, ERRCODE_UNDEFINED_OBJECT, psprintf("tool \"%s\" does not exist", name), NULL);
-			return false;
+			*sqlerrcode = ERRCODE_UNDEFINED_OBJECT;
+			*problem = psprintf("tool \"%s\" does not exist", name);
+			return NULL;
 		}
 		tool = json_object_new_object();
 		json_object_object_add(tool, "name", json_object_new_string(name));
-		{
-			/* the tool's own description (spec.description) when it gives one */
-			json_object *d = NULL;
-
-			json_object_object_add(tool, "description",
-								   t->spec && json_object_object_get_ex(t->spec, "description", &d) &&
-								   json_object_is_type(d, json_type_string) && json_object_get_string_len(d) > 0
-								   ? json_object_get(d)
-								   : json_object_new_string(psprintf("agentorch tool %s (%s)", name, t->kind)));
-		}
+		/* the tool's own description (spec.description) when it gives one */
+		json_object_object_add(tool, "description",
+							   t->spec && json_object_object_get_ex(t->spec, "description", &d) &&
+							   json_object_is_type(d, json_type_string) && json_object_get_string_len(d) > 0
+							   ? json_object_get(d)
+							   : json_object_new_string(psprintf("agentorch tool %s (%s)", name, t->kind)));
 		json_object_object_add(tool, "input_schema", t->input_schema ? json_object_get(t->input_schema)
 							   : json_tokener_parse("{\"type\": \"object\"}"));
 		json_object_array_add(tools, tool);
 	}
-	json_object_object_add(st->call, "tools", tools);
+	return tools;
+}
+
+/* Add the step's tools to its call; false (step failed) on a bad one. */
+static bool
+add_tools(LlmState *st, json_object *spec)
+{
+	int			sqlerrcode = 0;
+	char	   *problem;
+	char	   *detail;
+	json_object *tools = ao_llm_tool_functions(ao_net_step_run(st->step), spec, &sqlerrcode, &problem, &detail);
+
+	if (problem)
+	{
+		ao_net_step_fail(st->step, sqlerrcode, problem, detail);
+		return false;
+	}
+	if (tools)
+		json_object_object_add(st->call, "tools", tools);
 	return true;
 }
 
@@ -636,7 +658,8 @@ llm_prepare(void *step, Jsonb *input, Jsonb *context)
 	rendered_spec = ao_json_from_jsonb(ao_render_jsonb(ao_jsonb_from_json(spec), context));
 	if (!choose_model(st, rendered_spec))
 		return false;
-	st->call = ao_json_own(build_call(st, rendered_spec, ao_json_from_jsonb(input)));
+	st->call = ao_json_own(ao_llm_build_call(rendered_spec, ao_json_from_jsonb(input), st->model_id));
+	st->response_schema = json_object_object_get(rendered_spec, "response_schema");
 	if (!add_tools(st, rendered_spec))
 		return false;
 	if (!ao_net_step_admit(step, psprintf("model:%s", st->model_name), st->model_spec, 0))

@@ -210,26 +210,6 @@ admit(RemoteStep *s, const char *policy_name, json_object *limits_json)
 }
 
 /*
- * "00-<run's trace id>-<step's span id>-01" (runner_net.c's
- * traceparent_header: the span id is what agentorch._span_id() gives
- * trace(run_id)), or NULL when the run has no W3C trace id.
- */
-static char *
-traceparent(const char *trace_id, const char *step_id)
-{
-	char		hex[33];
-	const char *errstr = NULL;
-	char	   *key;
-
-	if (trace_id == NULL || strlen(trace_id) != 32 || strspn(trace_id, "0123456789abcdef") != 32)
-		return NULL;
-	key = psprintf("%s/%s", trace_id, step_id);
-	if (!pg_md5_hash(key, strlen(key), hex, &errstr))
-		return NULL;
-	return psprintf("00-%s-%.16s-01", trace_id, hex);
-}
-
-/*
  * A logical model as the worker needs it ({name, provider, base_url,
  * model, api_key_env, anthropic_version, prices, limits}), or NULL when it
  * is not registered; *problem (with *sqlerrcode) is set when its host or
@@ -285,139 +265,6 @@ load_model(const char *name, json_object **fallbacks, char **problem, int *sqler
 		*sqlerrcode = ERRCODE_INSUFFICIENT_PRIVILEGE;
 	}
 	return m;
-}
-
-/* The text of a string-or-other JSON value (strings without quotes). */
-static char *
-value_text(json_object *v)
-{
-	if (v == NULL)
-		return pstrdup("null");
-	if (json_object_is_type(v, json_type_string))
-		return pstrdup(json_object_get_string(v));
-	return pstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-}
-
-/*
- * The provider-neutral call of an llm step, as llm.c's build_call makes
- * it: prompt/system/messages at the top level or inside input; other
- * input keys are given to the model after the prompt.
- */
-static json_object *
-build_call(json_object *spec, json_object *input, const char *model_id)
-{
-	json_object *call = ao_json_own(json_object_new_object());
-	json_object *v;
-	json_object *messages = json_object_new_array();
-	StringInfoData prompt;
-	StringInfoData extra;
-	const char *sources_keys[] = {"system", "temperature", "max_tokens"};
-	bool		obj = json_object_is_type(input, json_type_object);
-
-	initStringInfo(&prompt);
-	initStringInfo(&extra);
-	json_object_object_add(call, "model", json_object_new_string(model_id ? model_id : ""));
-	for (int i = 0; i < (int) lengthof(sources_keys); i++)
-	{
-		if (json_object_object_get_ex(spec, sources_keys[i], &v) ||
-			(obj && json_object_object_get_ex(input, sources_keys[i], &v)))
-			json_object_object_add(call, sources_keys[i], json_object_get(v));
-	}
-	if ((json_object_object_get_ex(spec, "messages", &v) ||
-		 (obj && json_object_object_get_ex(input, "messages", &v))) &&
-		json_object_is_type(v, json_type_array))
-	{
-		for (size_t i = 0; i < json_object_array_length(v); i++)
-			json_object_array_add(messages, json_object_get(json_object_array_get_idx(v, i)));
-	}
-	if (json_object_object_get_ex(spec, "prompt", &v) ||
-		(obj && json_object_object_get_ex(input, "prompt", &v)))
-		appendStringInfoString(&prompt, value_text(v));
-	if (obj)
-	{
-		json_object_object_foreach(input, key, val)
-		{
-			if (strcmp(key, "prompt") == 0 || strcmp(key, "system") == 0 || strcmp(key, "messages") == 0 ||
-				strcmp(key, "temperature") == 0 || strcmp(key, "max_tokens") == 0)
-				continue;
-			appendStringInfo(&extra, "\n\n%s:\n%s", key, value_text(val));
-		}
-	}
-	if (prompt.len > 0 || extra.len > 0)
-	{
-		json_object *m = json_object_new_object();
-
-		json_object_object_add(m, "role", json_object_new_string("user"));
-		json_object_object_add(m, "content", json_object_new_string(psprintf("%s%s", prompt.data, extra.data)));
-		json_object_array_add(messages, m);
-	}
-	json_object_object_add(call, "messages", messages);
-	json_object_object_add(call, "stream", json_object_new_boolean(true));
-	if (json_object_object_get_ex(spec, "response_schema", &v))
-		json_object_object_add(call, "response_schema", json_object_get(v));
-	return call;
-}
-
-/*
- * The step's tools as functions of the call (each registered tool with its
- * input_schema), as llm.c's add_tools gives them. False (step failed) when
- * one does not exist or is database.query.
- */
-static bool
-add_tools(RemoteStep *s, json_object *call, json_object *spec)
-{
-	json_object *names;
-	json_object *tools;
-
-	if (!json_object_object_get_ex(spec, "tools", &names))
-		return true;
-	if (!json_object_is_type(names, json_type_array))
-	{
-		remote_fail(s, ERRCODE_INVALID_PARAMETER_VALUE, "\"tools\" of an llm step must be an array of tool names", NULL);
-		return false;
-	}
-	if (json_object_array_length(names) == 0)
-		return true;
-	tools = json_object_new_array();
-	json_object_object_add(call, "tools", tools);
-	for (size_t i = 0; i < json_object_array_length(names); i++)
-	{
-		json_object *n = json_object_array_get_idx(names, i);
-		const char *name;
-		AoTool	   *t;
-		json_object *tool;
-		json_object *d = NULL;
-
-		if (!json_object_is_type(n, json_type_string))
-		{
-			remote_fail(s, ERRCODE_INVALID_PARAMETER_VALUE, "\"tools\" of an llm step must be an array of tool names", NULL);
-			return false;
-		}
-		name = json_object_get_string(n);
-		if (strcmp(name, "database.query") == 0)
-		{
-			remote_fail(s, ERRCODE_INSUFFICIENT_PRIVILEGE, "database.query cannot be offered to a model as a tool",
-						"Nothing a model writes is executed as SQL; offer a sql tool with a fixed statement.");
-			return false;
-		}
-		t = ao_lookup_tool(s->run_id, name);
-		if (t == NULL)
-		{
-			remote_fail(s, ERRCODE_UNDEFINED_OBJECT, psprintf("tool \"%s\" does not exist", name), NULL);
-			return false;
-		}
-		tool = json_object_new_object();
-		json_object_object_add(tool, "name", json_object_new_string(name));
-		json_object_object_add(tool, "description",
-							   t->spec && json_object_object_get_ex(t->spec, "description", &d) &&
-							   json_object_is_type(d, json_type_string) && json_object_get_string_len(d) > 0
-							   ? json_object_get(d)
-							   : json_object_new_string(psprintf("agentorch tool %s (%s)", name, t->kind)));
-		json_object_object_add(tool, "input_schema", t->input_schema ? json_object_get(t->input_schema)
-							   : json_tokener_parse("{\"type\": \"object\"}"));
-		json_object_array_add(tools, tool);
-	}
-	return true;
 }
 
 /* A step's timeout in ms: its own, else agentorch.step_timeout, else dflt; capped. */
@@ -500,10 +347,22 @@ prepare_llm(RemoteStep *s, Jsonb *input, Jsonb *context)
 			json_object_array_add(rest, json_object_get(json_object_array_get_idx(fallbacks, i)));
 		json_object_object_add(llm, "fallbacks", rest);
 	}
-	call = build_call(spec, ao_json_from_jsonb(input),
-					  json_object_get_string(json_object_object_get(model, "model")));
-	if (!add_tools(s, call, spec))
-		return;
+	call = ao_json_own(ao_llm_build_call(spec, ao_json_from_jsonb(input),
+										 json_object_get_string(json_object_object_get(model, "model"))));
+	{
+		int			sqlerrcode = 0;
+		char	   *problem;
+		char	   *detail;
+		json_object *tools = ao_llm_tool_functions(s->run_id, spec, &sqlerrcode, &problem, &detail);
+
+		if (problem)
+		{
+			remote_fail(s, sqlerrcode, problem, detail);
+			return;
+		}
+		if (tools)
+			json_object_object_add(call, "tools", tools);
+	}
 	json_object_object_add(llm, "call", json_object_get(call));
 	if (json_object_object_get_ex(spec, "response_schema", &v))
 		json_object_object_add(llm, "response_schema", json_object_get(v));
@@ -824,7 +683,7 @@ ao_remote_claim(int worker_id, const char *worker_name, int n, bool recover)
 		json_object_object_add(s->out, "attempt", json_object_new_int(s->attempt));
 		json_object_object_add(s->out, "max_attempts", json_object_new_int(s->max_attempts));
 		{
-			char	   *tp = traceparent(s->trace_id, s->step_id);
+			char	   *tp = ao_traceparent(s->trace_id, s->step_id);
 
 			if (tp)
 				json_object_object_add(s->out, "traceparent", json_object_new_string(tp));

@@ -68,6 +68,7 @@ typedef struct AoNetKind
 } AoNetKind;
 
 /* runner_net.c: network steps in an executor */
+extern char *ao_traceparent(const char *trace_id, const char *step_id);
 extern void ao_net_step_fail(void *step, int sqlerrcode, const char *message, const char *detail);
 extern void ao_net_step_fail_retryable(void *step, int sqlerrcode, const char *message,
 									   const char *detail, double retry_after_ms, Jsonb *usage);
@@ -141,9 +142,12 @@ extern bool ao_replay_lookup(bytea *material, MemoryContext cxt, AoReplayed *out
 extern void ao_net_step_set_llm(void *step, const char *provider, const char *model);
 extern int	ao_net_step_llm_mode(void *step);
 
-/* llm.c */
+/* llm.c (the call and tools of an llm step are built here for executors and external workers alike) */
 extern bool ao_llm_flush_pending(void *step);
 extern void ao_llm_register(void);
+extern json_object *ao_llm_build_call(json_object *spec, json_object *input, const char *model_id);
+extern json_object *ao_llm_tool_functions(int64 run, json_object *spec, int *sqlerrcode, char **problem,
+										  char **detail);
 
 extern int	ao_net_steps_claim(void);
 extern int	ao_net_steps_settle(dlist_head *done);

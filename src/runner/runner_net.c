@@ -136,14 +136,15 @@ chaos_provider_fault(NetStep *s)
 }
 
 /*
- * The traceparent header of a step's requests: the run's trace id and the
- * step's span id, the first 16 hex digits of md5("<trace id>/<step id>")
- * -- what agentorch._span_id() gives trace(run_id). NULL when the run has
- * no W3C trace id (a database still at 0.1.0 stored options.traceparent
- * as given).
+ * The W3C traceparent of a step's requests, "00-<trace id>-<span id>-01":
+ * the run's trace id and the step's span id, the first 16 hex digits of
+ * md5("<trace id>/<step id>") -- what agentorch._span_id() gives
+ * trace(run_id). NULL when the run has no W3C trace id (a database still
+ * at 0.1.0 stored options.traceparent as given). Executors send it as a
+ * header; external workers get it with the step (remote.c).
  */
-static char *
-traceparent_header(const char *trace_id, const char *step_id)
+char *
+ao_traceparent(const char *trace_id, const char *step_id)
 {
 	char		hex[33];
 	const char *errstr = NULL;
@@ -154,7 +155,16 @@ traceparent_header(const char *trace_id, const char *step_id)
 	key = psprintf("%s/%s", trace_id, step_id);
 	if (!pg_md5_hash(key, strlen(key), hex, &errstr))
 		return NULL;
-	return psprintf("traceparent: 00-%s-%.16s-01", trace_id, hex);
+	return psprintf("00-%s-%.16s-01", trace_id, hex);
+}
+
+/* The traceparent header line of a step's requests (NULL: none). */
+static char *
+traceparent_header(const char *trace_id, const char *step_id)
+{
+	char	   *value = ao_traceparent(trace_id, step_id);
+
+	return value ? psprintf("traceparent: %s", value) : NULL;
 }
 
 /*
