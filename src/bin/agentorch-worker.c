@@ -1428,21 +1428,8 @@ http_finish(Step *s, CURLcode result, long status)
 	json_object_object_add(out, "headers", hdrs);
 	{
 		char	   *all = clean_scrubbed(s, s->resp_headers.p ? s->resp_headers.p : "", s->resp_headers.len);
-		char	   *save = NULL;
 
-		for (char *line = strtok_r(all, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save))
-		{
-			char	   *colon = strchr(line, ':');
-
-			if (colon == NULL || strncmp(line, "HTTP/", 5) == 0)
-				continue;
-			*colon++ = '\0';
-			for (char *c = line; *c; c++)
-				*c = (char) (*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-			while (*colon == ' ')
-				colon++;
-			json_object_object_add(hdrs, line, json_object_new_string(colon));
-		}
+		ao_http_headers_into(hdrs, all);
 		free(all);
 	}
 	ctype = response_header(s, "Content-Type");

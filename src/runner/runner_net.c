@@ -627,26 +627,9 @@ http_finish(void *step)
 	hdrs = json_object_new_object();
 	json_object_object_add(out, "status", json_object_new_int((int) r->status));
 	json_object_object_add(out, "headers", hdrs);
-	{
-		/* headers: one "name: value" per line; later duplicates win */
-		char	   *all = clean_text(r->headers.data ? r->headers.data : "", r->headers.data ? r->headers.len : 0);
-		char	   *save = NULL;
-
-		for (char *line = strtok_r(all, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save))
-		{
-			char	   *colon = strchr(line, ':');
-
-			if (colon == NULL || strncmp(line, "HTTP/", 5) == 0)
-				continue;
-			*colon = '\0';
-			for (char *c = line; *c; c++)
-				*c = pg_tolower((unsigned char) *c);
-			colon++;
-			while (*colon == ' ')
-				colon++;
-			json_object_object_add(hdrs, line, json_object_new_string(colon));
-		}
-	}
+	/* headers: one "name: value" per line; later duplicates win */
+	ao_http_headers_into(hdrs, clean_text(r->headers.data ? r->headers.data : "",
+										  r->headers.data ? r->headers.len : 0));
 	ctype = ao_net_header(r, "Content-Type");
 	if (ctype)
 		ctype = clean_text(ctype, strlen(ctype));

@@ -2018,6 +2018,27 @@ test_conversation_loop(void)
 }
 
 /* ---------------------------------------------------------------------- */
+/* HTTP response headers into JSON (http tools, executors and workers)    */
+/* ---------------------------------------------------------------------- */
+
+static void
+test_http_headers(void)
+{
+	char		text[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Twice: one\r\n"
+		"no colon here\r\nx-twice:   two\r\nEmpty:\r\n\r\nHTTP/2 404\r\n";
+	json_object *h = json_object_new_object();
+
+	ao_http_headers_into(h, text);
+	UNIT_STREQ(json_object_get_string(json_object_object_get(h, "content-type")), "text/plain",
+			   "headers: names lower-cased, value after the colon and its spaces");
+	UNIT_STREQ(json_object_get_string(json_object_object_get(h, "x-twice")), "two",
+			   "headers: a later duplicate wins");
+	UNIT_STREQ(json_object_get_string(json_object_object_get(h, "empty")), "", "headers: an empty value");
+	UNIT_OK(json_object_object_length(h) == 3, "headers: status lines and lines without a colon are skipped");
+	json_object_put(h);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Text PostgreSQL can store; provider edge cases from recorded streams   */
 /* ---------------------------------------------------------------------- */
 
@@ -2118,5 +2139,6 @@ main(void)
 	test_classify();
 	test_conversation_loop();
 	test_sanitize();
+	test_http_headers();
 	return unit_done();
 }

@@ -114,6 +114,14 @@
 
 /* Well-formed UTF-8 without NUL? */
 extern bool ao_llm_text_is_clean(const char *s, size_t n);
+
+/*
+ * HTTP response headers (of an http tool or a provider) into a JSON
+ * object: one "name: value" per line, names lower-cased, status lines
+ * ("HTTP/...") and lines without a colon skipped, later duplicates win.
+ * Adds to obj; text is modified in place.
+ */
+extern void ao_http_headers_into(json_object *obj, char *text);
 /* A malloc'd, NUL-terminated clean copy (see above); *out_len its length. */
 extern char *ao_llm_text_sanitize(const char *s, size_t n, size_t *out_len);
 /* Sanitize every string and key of v in place; returns how many changed. */

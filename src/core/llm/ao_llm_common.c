@@ -210,6 +210,27 @@ utf8_seq_len(const unsigned char *s, size_t n)
 	return 0;
 }
 
+/* See ao_llm.h. */
+void
+ao_http_headers_into(json_object *obj, char *text)
+{
+	char	   *save = NULL;
+
+	for (char *line = strtok_r(text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save))
+	{
+		char	   *colon = strchr(line, ':');
+
+		if (colon == NULL || strncmp(line, "HTTP/", 5) == 0)
+			continue;
+		*colon++ = '\0';
+		for (char *c = line; *c; c++)
+			*c = (char) (*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+		while (*colon == ' ')
+			colon++;
+		json_object_object_add(obj, line, json_object_new_string(colon));
+	}
+}
+
 /* Is the text free of NUL bytes and well-formed UTF-8? (ao_llm.h) */
 bool
 ao_llm_text_is_clean(const char *s, size_t n)
