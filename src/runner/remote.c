@@ -720,6 +720,22 @@ held_by_me(int64 run, const char *step_id, int attempt)
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool){false}));
 }
 
+/* Is name one of the tool names the step's spec offers its model (spec.tools)? */
+static bool
+offered_tool(json_object *tools, const char *name)
+{
+	if (tools == NULL || !json_object_is_type(tools, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(tools); i++)
+	{
+		json_object *t = json_object_array_get_idx(tools, i);
+
+		if (json_object_is_type(t, json_type_string) && strcmp(json_object_get_string(t), name) == 0)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Run the tool calls of a model's reply for a step this session holds: as
  * the run's owner, registered tools only, input validated (ao_call_tool_as,
@@ -733,6 +749,7 @@ ao_remote_call_tools(int64 run, const char *step_id, int attempt, Jsonb *calls)
 	json_object *out = ao_json_own(json_object_new_array());
 	Oid			owner;
 	bool		isnull;
+	json_object *offered;
 
 	SPI_connect();
 	if (!held_by_me(run, step_id, attempt))
@@ -741,11 +758,18 @@ ao_remote_call_tools(int64 run, const char *step_id, int attempt, Jsonb *calls)
 		return NULL;
 	}
 	{
-		Oid			types[1] = {INT8OID};
-		Datum		values[1] = {Int64GetDatum(run)};
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		values[2] = {Int64GetDatum(run), CStringGetTextDatum(step_id)};
+		char	   *t;
 
-		spi_run("SELECT owner FROM agentorch.runs WHERE id = $1", 1, types, values, NULL);
+		spi_run("SELECT r.owner, (s.spec OPERATOR(pg_catalog.->) 'tools')::text FROM agentorch.runs r "
+				"JOIN agentorch.steps s ON s.run_id OPERATOR(pg_catalog.=) r.id "
+				"WHERE r.id OPERATOR(pg_catalog.=) $1 AND s.step_id OPERATOR(pg_catalog.=) $2",
+				2, types, values, NULL);
 		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		/* the tools the step offers its model: a worker may call only those */
+		offered = t ? ao_json_from_cstring(t, strlen(t), "step tools") : NULL;
 	}
 	for (size_t i = 0; json_object_is_type(in, json_type_array) && i < json_object_array_length(in); i++)
 	{
@@ -772,6 +796,16 @@ ao_remote_call_tools(int64 run, const char *step_id, int attempt, Jsonb *calls)
 			/* never offered; never run for a model */
 			ok = false;
 			error = ao_error_jsonb(ERRCODE_INSUFFICIENT_PRIVILEGE, "database.query cannot be called by a model", NULL);
+		}
+		else if (!offered_tool(offered, json_object_get_string(name)))
+		{
+			/*
+			 * Only a tool the step offers its model (an executor's "known"
+			 * call): the run may pin others, for its own tool steps.
+			 */
+			ok = false;
+			error = ao_error_jsonb(ERRCODE_UNDEFINED_OBJECT,
+								   psprintf("unknown tool \"%s\"", json_object_get_string(name)), NULL);
 		}
 		else
 			ok = ao_call_tool_as(owner, run, json_object_get_string(name), ao_jsonb_from_json(args), &output, &error);
