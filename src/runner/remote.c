@@ -579,15 +579,21 @@ ao_remote_claim(int worker_id, const char *worker_name, int n, bool recover)
 		Datum		values[1];
 
 		values[0] = Int32GetDatum(n);
+		/*
+		 * The steps and their runs are locked together, skipping locked
+		 * ones (as an executor's claim does): a claim that held a step and
+		 * then waited for its run's lock would deadlock with whoever holds
+		 * the run and updates the run's steps (a cancel, a failing step's
+		 * settle).
+		 */
 		spi_run("WITH c AS ("
-				"  SELECT s.run_id, s.step_id FROM agentorch.steps s"
+				"  SELECT s.run_id, s.step_id FROM agentorch.steps s JOIN agentorch.runs m ON m.id = s.run_id"
 				"   WHERE s.status = 'ready' AND s.network"
 				"     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp())"
 				/* runs that record or replay their LLM requests are the executors' */
-				"     AND NOT EXISTS (SELECT 1 FROM agentorch.runs m WHERE m.id = s.run_id"
-				"                       AND m.options OPERATOR(pg_catalog.?) 'llm_mode')"
+				"     AND NOT m.options OPERATOR(pg_catalog.?) 'llm_mode'"
 				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
-				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
+				"   LIMIT $1 FOR UPDATE OF s, m SKIP LOCKED) "
 				"SELECT c.run_id, c.step_id, r.status::text, s.spec::text, s.attempt + 1, s.max_attempts,"
 				"       agentorch._context(c.run_id, s.item, s.iteration)::text, r.options::text, r.trace_id "
 				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"

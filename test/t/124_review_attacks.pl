@@ -9,7 +9,9 @@
 #   * _worker_settle writes a step's streamed chunks into that step only,
 #     whatever run or step a batch names (no chunks in another role's run);
 #   * usage a worker reports never makes a run's tokens or cost go down;
-#   * malformed jsonb arguments are errors, never a crashed backend.
+#   * malformed jsonb arguments are errors, never a crashed backend;
+#   * a claim skips the steps of a run someone holds locked (it waited for
+#     the run while holding the step: a deadlock with a cancel or a settle).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -89,7 +91,9 @@ for my $q (
 	qq{SELECT agentorch._worker_call_tools($arun, 'ask', 1, '[null, 1, "x", {"name": 5}, {"name": "t.offered", "arguments": [1]}]')},
 	qq{SELECT agentorch._worker_call_tools($arun, 'ask', 1, '{"name": "t.offered"}')},
 	qq{SELECT agentorch._worker_fallback($arun, 'ask', 1, repeat('x', 100000))},
-	q{SELECT agentorch._worker_claim(2147483647, repeat('n', 100000), -5, true)})
+	q{SELECT agentorch._worker_claim(2147483647, repeat('n', 100000), -5, true)},
+	qq{SELECT agentorch._worker_call_tools($arun, 'ask', 1, jsonb_build_array(jsonb_build_object('name', 't.offered',
+	   'arguments', (repeat('{"a": ', 5000) || '1' || repeat('}', 5000))::jsonb)))})
 {
 	my $r = psql_result($node, 'postgres', 'aor_worker', $q);
 	ok(!crashed($node), "no crash: $q") or diag($r->{err});
@@ -114,6 +118,23 @@ is(sql($node, qq{SELECT prompt_tokens >= 0 AND completion_tokens >= 0 AND cost >
                   WHERE run_id = $arun AND step_id = 'ask'}),
 	't', 'settle: nor the step\'s');
 is(sql($node, qq{SELECT status FROM agentorch.steps WHERE run_id = $brun}), 'ready', 'bob\'s step untouched');
+
+# ------------------------------------------------------------- claim vs. a locked run
+# Someone holds a run's lock (a cancel, a settle) and will update its steps:
+# a claim must skip that run's steps, not hold one and wait for the run
+# (a deadlock once the holder reaches the step).
+my $arun2 = sql_as($node, 'alice', q{SELECT agentorch.run_workflow('wf', '{}', '{}')});
+my $locker = $node->background_psql('postgres');
+$locker->query_safe("BEGIN; SELECT agentorch._lock_run($arun2);");
+my $out = eval { $w->query(qq{SET lock_timeout = '3s';
+SELECT 'claimed:' || COALESCE(string_agg(e->>'run_id', ','), '')
+  FROM jsonb_array_elements(agentorch._worker_claim($wid, 'evil', 10, false)) e}) };
+like($out // '', qr/^claimed:/, 'claim: a locked run does not make the claim wait');
+unlike($out // '', qr/\b$arun2\b/, 'claim: the locked run\'s step was skipped');
+is($locker->query_safe("UPDATE agentorch.steps SET priority = priority WHERE run_id = $arun2 AND step_id = 'ask' RETURNING status"),
+	'ready', 'claim: the lock holder updates the run\'s steps without waiting');
+$locker->query_safe('ROLLBACK');
+$locker->quit;
 
 $w->quit;
 ok(!crashed($node), 'no server process crashed');
