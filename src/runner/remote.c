@@ -65,6 +65,7 @@ typedef struct HeldStep
 	AoLimits	limits;
 	bool		acquired;
 	char	   *lock_name;
+	List	   *fallbacks;		/* model names _worker_fallback may give it */
 } HeldStep;
 
 static List *held_steps = NIL;	/* in TopMemoryContext */
@@ -170,6 +171,7 @@ ao_remote_slot_done(int64 run, const char *step_id, int outcome, double tokens)
 		pfree(h->policy_name);
 	if (h->lock_name)
 		pfree(h->lock_name);
+	list_free_deep(h->fallbacks);
 	pfree(h->step_id);
 	pfree(h);
 }
@@ -370,7 +372,16 @@ prepare_llm(RemoteStep *s, Jsonb *input, Jsonb *context)
 						   json_object_new_int(json_object_object_get_ex(s->spec, "max_turns", &v)
 											   ? json_object_get_int(v) : AO_LLM_DEFAULT_MAX_TURNS));
 	json_object_object_add(s->out, "timeout_ms", json_object_new_int64(timeout_ms(s->spec, NULL, 300000)));
-	(void) admit(s, psprintf("model:%s", name), json_object_object_get(model, "limits"));
+	if (admit(s, psprintf("model:%s", name), json_object_object_get(model, "limits")))
+	{
+		/* the fallbacks handed out are the only models _worker_fallback gives this step */
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		for (int i = next; fallbacks && i < (int) json_object_array_length(fallbacks); i++)
+			s->held->fallbacks = lappend(s->held->fallbacks,
+										 pstrdup(json_object_get_string(json_object_array_get_idx(fallbacks, i))));
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /* Prepare an http tool step for a worker: URL, method, headers, body, admission. */
@@ -828,8 +839,9 @@ ao_remote_call_tools(int64 run, const char *step_id, int attempt, Jsonb *calls)
 /*
  * A fallback model for a step this session holds (its last attempt failed
  * retryably): the model as the claim gives it, its policy slot taken in
- * place of the current one; NULL when it is not registered, not allowed,
- * or the step is no longer ours. *defer_ms is set when its bulkhead or
+ * place of the current one; NULL when it is not one of the fallbacks the
+ * claim gave the step, not registered, not allowed, or the step is no
+ * longer ours. *defer_ms is set when its bulkhead or
  * breaker says "not now" (the caller fails the attempt retryably).
  */
 Jsonb *
@@ -839,28 +851,52 @@ ao_remote_fallback(int64 run, const char *step_id, int attempt, const char *mode
 	char	   *problem;
 	int			code;
 	RemoteStep	s;
+	MemoryContext caller = CurrentMemoryContext;
+	Jsonb	   *result;
 
 	*defer_ms = 0;
+	{
+		/* one of the fallbacks the claim gave the step, nothing else */
+		HeldStep   *h = find_held(run, step_id, false);
+		ListCell   *lc;
+		bool		listed = false;
+
+		foreach(lc, h ? h->fallbacks : NIL)
+			listed = listed || strcmp(lfirst(lc), model_name) == 0;
+		if (!listed)
+			return NULL;
+	}
 	SPI_connect();
 	if (!held_by_me(run, step_id, attempt))
 	{
 		SPI_finish();
 		return NULL;
 	}
+	/* m belongs to SPI's memory context: used and converted before SPI_finish */
 	m = load_model(model_name, NULL, &problem, &code);
-	SPI_finish();
 	if (m == NULL || problem)
+	{
+		SPI_finish();
 		return NULL;
+	}
 	memset(&s, 0, sizeof(s));
 	s.run_id = run;
 	s.step_id = (char *) step_id;
 	s.held = find_held(run, step_id, false);
 	if (!admit(&s, psprintf("model:%s", model_name), json_object_object_get(m, "limits")))
 	{
+		SPI_finish();
 		*defer_ms = s.defer_ms;
 		return NULL;
 	}
-	return ao_jsonb_from_json(m);
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		result = ao_jsonb_from_json(m);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return result;
 }
 
 /* The settings a worker follows, as jsonb. */

@@ -8,6 +8,8 @@
 #     "unknown", and is not run;
 #   * _worker_settle writes a step's streamed chunks into that step only,
 #     whatever run or step a batch names (no chunks in another role's run);
+#   * _worker_fallback gives only the fallbacks of the step's model, not any
+#     model's spec (which PUBLIC cannot read) to switch the step to;
 #   * usage a worker reports never makes a run's tokens or cost go down;
 #   * malformed jsonb arguments are errors, never a crashed backend;
 #   * a claim skips the steps of a run someone holds locked (it waited for
@@ -54,7 +56,9 @@ CREATE FUNCTION public.t_hidden(input jsonb) RETURNS jsonb LANGUAGE sql AS
 SELECT agentorch.register_tool('t.offered', 'function', '{"function": "public.t_offered"}');
 SELECT agentorch.register_tool('t.hidden', 'function', '{"function": "public.t_hidden"}');
 SELECT agentorch.grant_tool(t, 'alice') FROM unnest(ARRAY['t.offered', 't.hidden']) t;
-SELECT agentorch.register_model('m', 'openai', '{"base_url": "http://127.0.0.1:9/v1", "model": "x"}');
+SELECT agentorch.register_model('m2', 'openai', '{"base_url": "http://127.0.0.1:9/v1", "model": "x2"}');
+SELECT agentorch.register_model('other', 'openai', '{"base_url": "http://10.1.2.3/v1", "model": "secret-internal"}');
+SELECT agentorch.register_model('m', 'openai', '{"base_url": "http://127.0.0.1:9/v1", "model": "x", "fallback": ["m2"]}');
 });
 
 # alice's workflow: the model is offered t.offered; t.hidden is a later tool
@@ -81,6 +85,12 @@ my $res = $w->query_safe(qq{SELECT string_agg((r->>'name') || '=' || (r->>'ok'),
 is($res, 't.hidden=false,t.offered=true', 'tool calls: only the tool the step offers runs');
 is(sql($node, q{SELECT string_agg(tool || ':' || who, ',' ORDER BY id) FROM public.tool_calls}), 'offered:alice',
 	'tool calls: the pinned but not offered tool did not run; the offered one ran as the run\'s owner');
+
+# ------------------------------------------------------------- fallbacks
+is($w->query_safe(qq{SELECT agentorch._worker_fallback($arun, 'ask', 1, 'm2')->'model'->>'model'}), 'x2',
+	'fallback: the step\'s model\'s fallback is given');
+is($w->query_safe(qq{SELECT agentorch._worker_fallback($arun, 'ask', 1, 'other') IS NULL}), 't',
+	'fallback: a model outside the step\'s fallbacks is not (nor its spec)');
 
 # ------------------------------------------------------------- malformed arguments
 for my $q (
