@@ -245,19 +245,22 @@ BEGIN
             END IF;
             FOR b IN SELECT x FROM pg_catalog.jsonb_array_elements(COALESCE(e OPERATOR(pg_catalog.->) 'chunks', '[]')) x
             LOOP
-                PERFORM agentorch._worker_append(b);
+                -- this step's chunks only, whatever run or step a batch names
+                PERFORM agentorch._worker_append(b OPERATOR(pg_catalog.||)
+                    pg_catalog.jsonb_build_object('run_id', v_run, 'step_id', v_step));
             END LOOP;
+            -- usage is the worker's word: never negative (a run's cost only grows)
             v_usage := e OPERATOR(pg_catalog.->) 'usage';
             IF v_usage IS NOT NULL AND pg_catalog.jsonb_typeof(v_usage) OPERATOR(pg_catalog.=) 'object' THEN
                 UPDATE agentorch.steps
-                   SET prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((v_usage OPERATOR(pg_catalog.->>) 'prompt_tokens')::bigint, 0),
-                       completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((v_usage OPERATOR(pg_catalog.->>) 'completion_tokens')::bigint, 0),
-                       cost = cost OPERATOR(pg_catalog.+) COALESCE((v_usage OPERATOR(pg_catalog.->>) 'cost')::numeric, 0)
+                   SET prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) GREATEST(COALESCE((v_usage OPERATOR(pg_catalog.->>) 'prompt_tokens')::bigint, 0), 0),
+                       completion_tokens = completion_tokens OPERATOR(pg_catalog.+) GREATEST(COALESCE((v_usage OPERATOR(pg_catalog.->>) 'completion_tokens')::bigint, 0), 0),
+                       cost = cost OPERATOR(pg_catalog.+) GREATEST(COALESCE((v_usage OPERATOR(pg_catalog.->>) 'cost')::numeric, 0), 0)
                  WHERE run_id OPERATOR(pg_catalog.=) v_run AND step_id OPERATOR(pg_catalog.=) v_step;
                 UPDATE agentorch.runs
-                   SET prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) COALESCE((v_usage OPERATOR(pg_catalog.->>) 'prompt_tokens')::bigint, 0),
-                       completion_tokens = completion_tokens OPERATOR(pg_catalog.+) COALESCE((v_usage OPERATOR(pg_catalog.->>) 'completion_tokens')::bigint, 0),
-                       cost = cost OPERATOR(pg_catalog.+) COALESCE((v_usage OPERATOR(pg_catalog.->>) 'cost')::numeric, 0)
+                   SET prompt_tokens = prompt_tokens OPERATOR(pg_catalog.+) GREATEST(COALESCE((v_usage OPERATOR(pg_catalog.->>) 'prompt_tokens')::bigint, 0), 0),
+                       completion_tokens = completion_tokens OPERATOR(pg_catalog.+) GREATEST(COALESCE((v_usage OPERATOR(pg_catalog.->>) 'completion_tokens')::bigint, 0), 0),
+                       cost = cost OPERATOR(pg_catalog.+) GREATEST(COALESCE((v_usage OPERATOR(pg_catalog.->>) 'cost')::numeric, 0), 0)
                  WHERE id OPERATOR(pg_catalog.=) v_run;
             END IF;
             IF v_outcome OPERATOR(pg_catalog.=) 'release' THEN

@@ -65,6 +65,7 @@ typedef struct HeldStep
 	AoLimits	limits;
 	bool		acquired;
 	char	   *lock_name;
+	List	   *fallbacks;		/* model names _worker_fallback may give it */
 } HeldStep;
 
 static List *held_steps = NIL;	/* in TopMemoryContext */
@@ -170,6 +171,7 @@ ao_remote_slot_done(int64 run, const char *step_id, int outcome, double tokens)
 		pfree(h->policy_name);
 	if (h->lock_name)
 		pfree(h->lock_name);
+	list_free_deep(h->fallbacks);
 	pfree(h->step_id);
 	pfree(h);
 }
@@ -370,7 +372,16 @@ prepare_llm(RemoteStep *s, Jsonb *input, Jsonb *context)
 						   json_object_new_int(json_object_object_get_ex(s->spec, "max_turns", &v)
 											   ? json_object_get_int(v) : AO_LLM_DEFAULT_MAX_TURNS));
 	json_object_object_add(s->out, "timeout_ms", json_object_new_int64(timeout_ms(s->spec, NULL, 300000)));
-	(void) admit(s, psprintf("model:%s", name), json_object_object_get(model, "limits"));
+	if (admit(s, psprintf("model:%s", name), json_object_object_get(model, "limits")))
+	{
+		/* the fallbacks handed out are the only models _worker_fallback gives this step */
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		for (int i = next; fallbacks && i < (int) json_object_array_length(fallbacks); i++)
+			s->held->fallbacks = lappend(s->held->fallbacks,
+										 pstrdup(json_object_get_string(json_object_array_get_idx(fallbacks, i))));
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /* Prepare an http tool step for a worker: URL, method, headers, body, admission. */
@@ -579,15 +590,21 @@ ao_remote_claim(int worker_id, const char *worker_name, int n, bool recover)
 		Datum		values[1];
 
 		values[0] = Int32GetDatum(n);
+		/*
+		 * The steps and their runs are locked together, skipping locked
+		 * ones (as an executor's claim does): a claim that held a step and
+		 * then waited for its run's lock would deadlock with whoever holds
+		 * the run and updates the run's steps (a cancel, a failing step's
+		 * settle).
+		 */
 		spi_run("WITH c AS ("
-				"  SELECT s.run_id, s.step_id FROM agentorch.steps s"
+				"  SELECT s.run_id, s.step_id FROM agentorch.steps s JOIN agentorch.runs m ON m.id = s.run_id"
 				"   WHERE s.status = 'ready' AND s.network"
 				"     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp())"
 				/* runs that record or replay their LLM requests are the executors' */
-				"     AND NOT EXISTS (SELECT 1 FROM agentorch.runs m WHERE m.id = s.run_id"
-				"                       AND m.options OPERATOR(pg_catalog.?) 'llm_mode')"
+				"     AND NOT m.options OPERATOR(pg_catalog.?) 'llm_mode'"
 				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
-				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
+				"   LIMIT $1 FOR UPDATE OF s, m SKIP LOCKED) "
 				"SELECT c.run_id, c.step_id, r.status::text, s.spec::text, s.attempt + 1, s.max_attempts,"
 				"       agentorch._context(c.run_id, s.item, s.iteration)::text, r.options::text, r.trace_id "
 				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
@@ -720,6 +737,22 @@ held_by_me(int64 run, const char *step_id, int attempt)
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &(bool){false}));
 }
 
+/* Is name one of the tool names the step's spec offers its model (spec.tools)? */
+static bool
+offered_tool(json_object *tools, const char *name)
+{
+	if (tools == NULL || !json_object_is_type(tools, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(tools); i++)
+	{
+		json_object *t = json_object_array_get_idx(tools, i);
+
+		if (json_object_is_type(t, json_type_string) && strcmp(json_object_get_string(t), name) == 0)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Run the tool calls of a model's reply for a step this session holds: as
  * the run's owner, registered tools only, input validated (ao_call_tool_as,
@@ -733,6 +766,7 @@ ao_remote_call_tools(int64 run, const char *step_id, int attempt, Jsonb *calls)
 	json_object *out = ao_json_own(json_object_new_array());
 	Oid			owner;
 	bool		isnull;
+	json_object *offered;
 
 	SPI_connect();
 	if (!held_by_me(run, step_id, attempt))
@@ -741,11 +775,18 @@ ao_remote_call_tools(int64 run, const char *step_id, int attempt, Jsonb *calls)
 		return NULL;
 	}
 	{
-		Oid			types[1] = {INT8OID};
-		Datum		values[1] = {Int64GetDatum(run)};
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		values[2] = {Int64GetDatum(run), CStringGetTextDatum(step_id)};
+		char	   *t;
 
-		spi_run("SELECT owner FROM agentorch.runs WHERE id = $1", 1, types, values, NULL);
+		spi_run("SELECT r.owner, (s.spec OPERATOR(pg_catalog.->) 'tools')::text FROM agentorch.runs r "
+				"JOIN agentorch.steps s ON s.run_id OPERATOR(pg_catalog.=) r.id "
+				"WHERE r.id OPERATOR(pg_catalog.=) $1 AND s.step_id OPERATOR(pg_catalog.=) $2",
+				2, types, values, NULL);
 		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		t = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		/* the tools the step offers its model: a worker may call only those */
+		offered = t ? ao_json_from_cstring(t, strlen(t), "step tools") : NULL;
 	}
 	for (size_t i = 0; json_object_is_type(in, json_type_array) && i < json_object_array_length(in); i++)
 	{
@@ -773,6 +814,16 @@ ao_remote_call_tools(int64 run, const char *step_id, int attempt, Jsonb *calls)
 			ok = false;
 			error = ao_error_jsonb(ERRCODE_INSUFFICIENT_PRIVILEGE, "database.query cannot be called by a model", NULL);
 		}
+		else if (!offered_tool(offered, json_object_get_string(name)))
+		{
+			/*
+			 * Only a tool the step offers its model (an executor's "known"
+			 * call): the run may pin others, for its own tool steps.
+			 */
+			ok = false;
+			error = ao_error_jsonb(ERRCODE_UNDEFINED_OBJECT,
+								   psprintf("unknown tool \"%s\"", json_object_get_string(name)), NULL);
+		}
 		else
 			ok = ao_call_tool_as(owner, run, json_object_get_string(name), ao_jsonb_from_json(args), &output, &error);
 		json_object_object_add(r, "id", json_object_get(json_object_object_get(c, "id")));
@@ -788,8 +839,9 @@ ao_remote_call_tools(int64 run, const char *step_id, int attempt, Jsonb *calls)
 /*
  * A fallback model for a step this session holds (its last attempt failed
  * retryably): the model as the claim gives it, its policy slot taken in
- * place of the current one; NULL when it is not registered, not allowed,
- * or the step is no longer ours. *defer_ms is set when its bulkhead or
+ * place of the current one; NULL when it is not one of the fallbacks the
+ * claim gave the step, not registered, not allowed, or the step is no
+ * longer ours. *defer_ms is set when its bulkhead or
  * breaker says "not now" (the caller fails the attempt retryably).
  */
 Jsonb *
@@ -799,28 +851,52 @@ ao_remote_fallback(int64 run, const char *step_id, int attempt, const char *mode
 	char	   *problem;
 	int			code;
 	RemoteStep	s;
+	MemoryContext caller = CurrentMemoryContext;
+	Jsonb	   *result;
 
 	*defer_ms = 0;
+	{
+		/* one of the fallbacks the claim gave the step, nothing else */
+		HeldStep   *h = find_held(run, step_id, false);
+		ListCell   *lc;
+		bool		listed = false;
+
+		foreach(lc, h ? h->fallbacks : NIL)
+			listed = listed || strcmp(lfirst(lc), model_name) == 0;
+		if (!listed)
+			return NULL;
+	}
 	SPI_connect();
 	if (!held_by_me(run, step_id, attempt))
 	{
 		SPI_finish();
 		return NULL;
 	}
+	/* m belongs to SPI's memory context: used and converted before SPI_finish */
 	m = load_model(model_name, NULL, &problem, &code);
-	SPI_finish();
 	if (m == NULL || problem)
+	{
+		SPI_finish();
 		return NULL;
+	}
 	memset(&s, 0, sizeof(s));
 	s.run_id = run;
 	s.step_id = (char *) step_id;
 	s.held = find_held(run, step_id, false);
 	if (!admit(&s, psprintf("model:%s", model_name), json_object_object_get(m, "limits")))
 	{
+		SPI_finish();
 		*defer_ms = s.defer_ms;
 		return NULL;
 	}
-	return ao_jsonb_from_json(m);
+	{
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		result = ao_jsonb_from_json(m);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return result;
 }
 
 /* The settings a worker follows, as jsonb. */
