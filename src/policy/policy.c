@@ -25,6 +25,8 @@
  */
 #include "policy.h"
 
+#include <math.h>
+
 #include "common/pg_prng.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -276,10 +278,22 @@ ao_policy_acquire(const char *name, const AoLimits *lim, double expected_tokens,
 		d = AO_DEFER;
 		*wait_ms = (long) ((1 - t->rpm_tokens) / lim->rpm * 60000.0) + 1;
 	}
-	if (d == AO_ALLOW && lim->tpm > 0 && expected_tokens > 0 && t->tpm_tokens < Min(expected_tokens, lim->tpm))
+	/*
+	 * tpm: a request goes when the bucket holds what it expects to use
+	 * (capped at one minute's worth), or at least one token when it
+	 * declares nothing -- so the tokens earlier replies used, which are
+	 * taken off when they settle and can leave the bucket in debt, hold
+	 * the next requests back until the minute has paid for them.
+	 */
+	if (d == AO_ALLOW && lim->tpm > 0)
 	{
-		d = AO_DEFER;
-		*wait_ms = (long) ((Min(expected_tokens, lim->tpm) - t->tpm_tokens) / lim->tpm * 60000.0) + 1;
+		double		need = expected_tokens > 0 ? Min(expected_tokens, lim->tpm) : Min(1.0, lim->tpm);
+
+		if (t->tpm_tokens < need)
+		{
+			d = AO_DEFER;
+			*wait_ms = (long) ((need - t->tpm_tokens) / lim->tpm * 60000.0) + 1;
+		}
 	}
 	if (d == AO_ALLOW)
 	{
@@ -323,8 +337,13 @@ ao_policy_release(const char *name, const AoLimits *lim, int outcome, double tok
 	{
 		if (t->in_flight > 0)
 			t->in_flight--;
-		if (lim->tpm > 0 && tokens_used > 0)
-			t->tpm_tokens -= tokens_used;
+		/*
+		 * tokens used come off the bucket; a count that is not finite (a
+		 * worker's report) is ignored, and the debt stops at ten minutes'
+		 * worth, so one absurd count cannot block the target for good
+		 */
+		if (lim->tpm > 0 && tokens_used > 0 && isfinite(tokens_used))
+			t->tpm_tokens = Max(t->tpm_tokens - tokens_used, -10.0 * lim->tpm);
 		if (outcome < 0)
 			t->probing = false;		/* the next request probes again */
 		else if (success)

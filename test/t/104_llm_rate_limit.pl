@@ -3,7 +3,9 @@
 # started together all succeed on their first attempt, the limiter
 # deferred some of them (deferred_total > 0), and the requests reached
 # the provider spread out. A deferral is not an attempt and not a start.
-# Then a bulkhead (max_concurrency 1) defers slow requests the same way.
+# Then a bulkhead (max_concurrency 1) defers slow requests the same way, and
+# a tokens-per-minute limit defers the request after one that used more than
+# a minute's tokens.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -80,6 +82,22 @@ is(mock_get($mock, '/stats')->{concurrent_max}, 1, 'bulkhead: never more than on
 cmp_ok(metric($node, 'model:M.deferred_total'), '>', 0, 'bulkhead: model:M.deferred_total > 0');
 is(metric($node, 'model:M.failures_total'), '0', 'bulkhead: no failures');
 is(metric($node, 'model:M.in_flight'), '0', 'bulkhead: nothing left in flight');
+
+# ------------------------------------------------ tokens per minute
+# Model T allows 60,000 tokens a minute; a reply that used 70,000 leaves the
+# bucket 10,000 in debt, so the next request waits (deferred, not failed)
+# until the minute has paid for them, although it declares no expected
+# tokens. Counted by the limiter, not timed.
+register_model($node, 'T', 'openai', $mock, { model => 'model-t', rate_limit => { tpm => 60000 } });
+my $heavy = sql($node, q{SELECT agentorch.start('{"prompt": "token-heavy question 1"}', 'simple', NULL, '{"model": "T"}')});
+is(wait_status($node, $heavy), 'succeeded', 'tpm: the first request went at once and succeeded');
+is(metric($node, 'model:T.deferred_total'), '0', 'tpm: nothing deferred yet');
+is(run_field($node, $heavy, 'prompt_tokens'), '70000', 'tpm: it used 70,000 tokens');
+my $next = sql($node, q{SELECT agentorch.start('{"prompt": "token-heavy question 2"}', 'simple', NULL, '{"model": "T"}')});
+is(wait_status($node, $next), 'succeeded', 'tpm: the next request succeeded');
+cmp_ok(metric($node, 'model:T.deferred_total'), '>', 0, 'tpm: it was deferred while the bucket was in debt');
+is(step_row($node, $next, 'main')->{attempt}, 1, 'tpm: one attempt (a deferral spends none)');
+is(metric($node, 'model:T.failures_total'), '0', 'tpm: no failures');
 
 $node->stop;
 done_testing();
