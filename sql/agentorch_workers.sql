@@ -273,6 +273,18 @@ BEGIN
                        not_before = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+)
                            pg_catalog.make_interval(secs => COALESCE((e OPERATOR(pg_catalog.->>) 'defer_ms')::float8, 0) OPERATOR(pg_catalog./) 1000.0)
                  WHERE run_id OPERATOR(pg_catalog.=) v_run AND step_id OPERATOR(pg_catalog.=) v_step;
+            ELSIF v_outcome OPERATOR(pg_catalog.=) 'succeeded' AND st.spec OPERATOR(pg_catalog.?) 'response_schema'
+                  AND NOT agentorch.is_valid_json(COALESCE(e OPERATOR(pg_catalog.->) 'output', 'null'::jsonb),
+                                                  st.spec OPERATOR(pg_catalog.->) 'response_schema') THEN
+                -- the server checks a structured reply itself, as an executor
+                -- does: a worker's word is not enough
+                PERFORM agentorch._finish_step(v_run, v_step, 'failed', NULL, pg_catalog.jsonb_build_object(
+                    'message', 'the model''s structured output does not match response_schema',
+                    'sqlstate', '22023',
+                    'detail', (SELECT pg_catalog.string_agg(v.path OPERATOR(pg_catalog.||) ': ' OPERATOR(pg_catalog.||) v.message, E'\n')
+                                 FROM agentorch.validate_json(COALESCE(e OPERATOR(pg_catalog.->) 'output', 'null'::jsonb),
+                                                              st.spec OPERATOR(pg_catalog.->) 'response_schema') v)));
+                v_counted := 2;
             ELSIF v_outcome OPERATOR(pg_catalog.=) 'succeeded' THEN
                 PERFORM agentorch._finish_step(v_run, v_step, 'succeeded', e OPERATOR(pg_catalog.->) 'output');
                 v_counted := 1;

@@ -6,6 +6,7 @@
 #   * _worker_call_tools runs only tools the claimed llm step offers its
 #     model: another tool the run pinned (for a tool step of its own) is
 #     "unknown", and is not run;
+#   * _worker_settle checks a structured reply against response_schema itself;
 #   * _worker_settle writes a step's streamed chunks into that step only,
 #     whatever run or step a batch names (no chunks in another role's run);
 #   * _worker_fallback gives only the fallbacks of the step's model, not any
@@ -128,6 +129,21 @@ is(sql($node, qq{SELECT prompt_tokens >= 0 AND completion_tokens >= 0 AND cost >
                   WHERE run_id = $arun AND step_id = 'ask'}),
 	't', 'settle: nor the step\'s');
 is(sql($node, qq{SELECT status FROM agentorch.steps WHERE run_id = $brun}), 'ready', 'bob\'s step untouched');
+
+# ------------------------------------------------------------- structured output is checked by the server
+# A worker reporting success with output that does not match the step's
+# response_schema does not make the step succeed.
+sql_as($node, 'alice', q{SELECT agentorch.register_workflow('wfs', '{"steps": [
+  {"id": "shape", "type": "llm", "model": "m", "prompt": "a number",
+   "response_schema": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}}]}')});
+my $srun = sql_as($node, 'alice', q{SELECT agentorch.run_workflow('wfs', '{}', '{}')});
+is($w->query_safe(qq{SELECT count(*) FROM jsonb_array_elements(agentorch._worker_claim($wid, 'evil', 10, false)) e
+                      WHERE (e->>'run_id')::bigint = $srun}), '1', 'structured: the worker claimed the step');
+$w->query_safe(qq{SELECT agentorch._worker_settle(jsonb_build_array(jsonb_build_object(
+  'run_id', $srun, 'step_id', 'shape', 'attempt', 1, 'outcome', 'succeeded', 'output', '{"n": "many"}'::jsonb)))});
+is(sql($node, qq{SELECT status || ': ' || (error->>'message') FROM agentorch.steps WHERE run_id = $srun}),
+	q{failed: the model's structured output does not match response_schema},
+	'structured: an output that does not match response_schema fails the step');
 
 # ------------------------------------------------------------- claim vs. a locked run
 # Someone holds a run's lock (a cancel, a settle) and will update its steps:
