@@ -7,12 +7,11 @@
  *
  *   llm_bench CONNINFO stream N INPUT_JSON TIMEOUT_S NOOP_WF NOOP_N
  *       Starts N simple runs in ONE statement (one transaction):
- *         SELECT agentorch.start(INPUT_JSON) FROM generate_series(1, N)
- *       A listener connection LISTENs on every run's channel
- *       agentorch_run_<id> BEFORE the start: the ids are predicted from the
- *       runs' identity sequence (nobody else starts runs in the throwaway
- *       cluster) and checked when the start returns (if they differ, it
- *       LISTENs on the real ids and catches up from the rows; reported).
+ *         SELECT agentorch.start(INPUT_JSON, 'simple') FROM generate_series(1, N)
+ *       A listener connection LISTENs on every run's private channel
+ *       (agentorch.channel(id), known once the run exists) right after the
+ *       start returns, and first catches up from the rows (nothing is lost:
+ *       chunks are rows; the LISTENs are inside the clock).
  *       On notifications the listener reads the new chunk rows with
  *       agentorch.stream(run, after_seq) -- one statement per wake-up for
  *       every run that has news, through unnest(...) LATERAL stream(...) --
@@ -31,9 +30,10 @@
  *       on the highest unfinished id); prints the id range and the time.
  *
  *   llm_bench CONNINFO ttft N INPUT_JSON
- *       N times, sequentially: LISTEN on the predicted next run's channel,
- *       then (timed from just before it) SELECT agentorch.start(INPUT_JSON)
- *       in its own transaction; on each notification read the new rows with
+ *       N times, sequentially: (timed from just before it) SELECT
+ *       agentorch.start(INPUT_JSON, 'simple') in its own transaction, then
+ *       LISTEN on the run's private channel and read its rows once (the
+ *       channel exists only with the run); on each notification read the new rows with
  *       agentorch.stream(run, after_seq); the time to the first token row
  *       read is the time to first token at a LISTEN client. The next start
  *       is sent only after the run's final chunk was read.
@@ -112,22 +112,31 @@ next_run_id(PGconn *conn)
 	return id;
 }
 
-/* LISTEN (or UNLISTEN) on agentorch_run_<id> for ids lo..hi, in one round trip. */
+/*
+ * LISTEN (or UNLISTEN) on the private channels of runs lo..hi
+ * (agentorch.channel(id): agentorch_run_<id>_<token>, known only once the
+ * run exists), in two round trips.
+ */
 static void
 listen_range(PGconn *conn, const char *verb, long long lo, long long hi)
 {
-	size_t		cap = (size_t) (hi - lo + 1) * 48 + 16;
-	char	   *sql = malloc(cap);
-	size_t		len = 0;
+	char		a[32],
+				b[32];
+	const char *p[3] = {verb, a, b};
+	char	   *sql;
 	PGresult   *r;
 
-	sql[0] = '\0';
-	for (long long id = lo; id <= hi; id++)
-		len += snprintf(sql + len, cap - len, "%s agentorch_run_%lld;", verb, id);
-	r = PQexec(conn, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		die(conn, verb);
-	PQclear(r);
+	snprintf(a, sizeof a, "%lld", lo);
+	snprintf(b, sizeof b, "%lld", hi);
+	sql = exec_value(conn, "SELECT COALESCE(string_agg(format('%s %I', $1::text, agentorch.channel(id)), '; '), '') "
+					 "FROM generate_series($2::bigint, $3::bigint) id WHERE agentorch.channel(id) IS NOT NULL", 3, p);
+	if (sql[0] != '\0')
+	{
+		r = PQexec(conn, sql);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK)
+			die(conn, verb);
+		PQclear(r);
+	}
 	free(sql);
 }
 
@@ -284,11 +293,13 @@ mode_stream(const char *conninfo, int n, const char *input, int timeout_s, const
 	for (int i = 0; i < n; i++)
 		seen[i].t_first_token = seen[i].t_final = -1;
 
-	/* predict the ids and LISTEN before the clock starts */
+	/*
+	 * A run's channel is private (agentorch.channel(id)), known once the run
+	 * exists: the listener LISTENs right after the start statement and
+	 * catches up from the rows (stream()), which lose nothing.
+	 */
 	plo = next_run_id(listener);
-	t_listen = now_ms();
-	listen_range(listener, "LISTEN", plo, plo + n - 1);
-	t_listen = now_ms() - t_listen;
+	t_listen = 0;
 	executor_cpu(sampler, &x0);
 	start_cpu0 = backend_cpu(starter);
 	cpu_self0 = self_cpu_ms();
@@ -298,20 +309,18 @@ mode_stream(const char *conninfo, int n, const char *input, int timeout_s, const
 	p[1] = nbuf;
 	t0 = now_ms();
 	r = exec(starter, "SELECT min(id), max(id), count(*) FROM "
-			 "(SELECT agentorch.start($1::jsonb) AS id FROM generate_series(1, $2::int)) s", 2, p);
+			 "(SELECT agentorch.start($1::jsonb, 'simple') AS id FROM generate_series(1, $2::int)) s", 2, p);
 	t_started = now_ms();
 	lo = atoll(PQgetvalue(r, 0, 0));
 	hi = atoll(PQgetvalue(r, 0, 1));
 	PQclear(r);
 	start_cpu1 = backend_cpu(starter);
-	if (lo != plo || hi != plo + n - 1)
-	{
-		/* somebody else took ids: listen on the real ones and catch up from the rows */
-		mismatch = 1;
-		listen_range(listener, "LISTEN", lo, hi);
-		for (int i = 0; i < n; i++)
-			dirty[ndirty++] = i;
-	}
+	mismatch = lo != plo || hi != plo + n - 1;
+	t_listen = now_ms();
+	listen_range(listener, "LISTEN", lo, hi);
+	t_listen = now_ms() - t_listen;
+	for (int i = 0; i < n; i++)
+		dirty[ndirty++] = i;
 	snprintf(los, sizeof los, "%lld", lo);
 	snprintf(his, sizeof his, "%lld", hi);
 
@@ -529,8 +538,8 @@ mode_stream(const char *conninfo, int n, const char *input, int timeout_s, const
 				fin[nfin++] = seen[i].t_final;
 		}
 		qsort(nps, n, sizeof(double), cmp_double);
-		printf("  %d runs started in one statement in %.0f ms (ids %lld..%lld%s; %d LISTENs took %.0f ms before the clock)\n",
-			   n, t_started - t0, lo, hi, mismatch ? ", NOT the predicted ids: listened late, caught up from rows" : "",
+		printf("  %d runs started in one statement in %.0f ms (ids %lld..%lld%s; %d LISTENs after it took %.0f ms)\n",
+			   n, t_started - t0, lo, hi, mismatch ? ", not the ids predicted from the sequence" : "",
 			   n, t_listen);
 		printf("  %d of %d final chunks read after %.3f s%s; first token row at %.0f ms, last token row at %.0f ms\n",
 			   nfinal, n, wall, nfinal < n ? " (TIMED OUT)" : "", t_first_token, t_last_token);
@@ -652,20 +661,18 @@ mode_ttft(const char *conninfo, int n, const char *input)
 		int			need_read = 0;
 		char	   *id;
 
-		listen_range(listener, "LISTEN", want, want);
 		e0[i] = epoch_ms();
 		t0 = now_ms();
-		id = exec_value(starter, "SELECT agentorch.start($1::jsonb)", 1, p);
+		id = exec_value(starter, "SELECT agentorch.start($1::jsonb, 'simple')", 1, p);
 		ret[i] = now_ms() - t0;
 		eret[i] = e0[i] + ret[i];
 		run = atoll(id);
 		free(id);
 		if (run != want)
-		{
 			mismatches++;
-			listen_range(listener, "LISTEN", run, run);
-			need_read = 1;
-		}
+		/* the run's private channel exists now; rows read first catch up */
+		listen_range(listener, "LISTEN", run, run);
+		need_read = 1;
 		if (first < 0)
 			first = run;
 		last = run;
@@ -727,17 +734,7 @@ mode_ttft(const char *conninfo, int n, const char *input)
 				PQclear(r);
 			}
 		}
-		{
-			char		sql[64];
-
-			snprintf(sql, sizeof sql, "UNLISTEN agentorch_run_%lld", run);
-			PQclear(exec(listener, sql, 0, NULL));
-			if (run != want)
-			{
-				snprintf(sql, sizeof sql, "UNLISTEN agentorch_run_%lld", want);
-				PQclear(exec(listener, sql, 0, NULL));
-			}
-		}
+		PQclear(exec(listener, "UNLISTEN *", 0, NULL));
 		enote[i] = t_tok_notify >= 0 ? e0[i] + t_tok_notify : -1;
 		etok[i] = t_tok >= 0 ? e0[i] + t_tok : -1;
 		if (t_tok >= 0)
@@ -756,7 +753,7 @@ mode_ttft(const char *conninfo, int n, const char *input)
 	if (ntok < n || nfin < n)
 		printf("  %d runs without a token row, %d without a final chunk within 10 s\n", n - ntok, n - nfin);
 	if (mismatches)
-		printf("  %d starts got another id than predicted (listened late)\n", mismatches);
+		printf("  %d starts got another id than predicted from the sequence\n", mismatches);
 
 	/*
 	 * Where the time goes: the client's wall clock and the rows'

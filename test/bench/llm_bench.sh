@@ -390,8 +390,8 @@ C_WALL=(); C_RPS=(); C_WORKERS=(); C_TPS=(); C_NPR=(); C_RPR=(); C_EXEC=()
 
 echo
 echo "== 1. $N_STREAMS concurrent simple runs, started in one statement, read by one LISTEN client"
-echo "   (SELECT agentorch.start('{\"prompt\": ...}') FROM generate_series(1, $N_STREAMS); the client LISTENs on all"
-echo "    $N_STREAMS channels agentorch_run_<id> before the start (ids predicted from the sequence, then checked) and"
+echo "   (SELECT agentorch.start('{\"prompt\": ...}', 'simple') FROM generate_series(1, $N_STREAMS); the client LISTENs on all"
+echo "    $N_STREAMS private channels (agentorch.channel(id)) right after the start, catches up from the rows, and"
 echo "    reads new rows with agentorch.stream(run, after_seq) on each wake-up; clock: just before the start ->"
 echo "    last final chunk read; executors = distinct steps.worker while the steps run)"
 for i in $(seq 1 "$REPEAT"); do
@@ -424,7 +424,7 @@ bulk "bench-paced: fifty words please" "$N_NOOP" "$PACED_PID"
 
 echo
 echo "== 3. time to first token: $N_TTFT sequential simple runs (${TTFT_LATENCY_MS} ms latency) vs. $N_CURL direct curl requests"
-echo "   (the mock with TCP_NODELAY; LISTEN on the predicted run's channel first; timed from just before"
+echo "   (the mock with TCP_NODELAY; LISTEN on the run's private channel once it exists; timed from just before"
 echo "    SELECT agentorch.start(...) (autocommit) until the first token row is read with agentorch.stream() after"
 echo "    its notification; the next run starts after the final chunk was read)"
 use_model mock_nodelay
