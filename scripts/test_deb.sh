@@ -73,7 +73,8 @@ DEB=$(ls "$DIR"/src/${PKG}_*.deb 2>/dev/null | grep -v dbgsym | head -1)
 [ -z "$DEB" ] && finish && exit 1
 
 # What the package holds: what make install installs.
-dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's|^\./|/|' >"$DIR/contents"
+dpkg-deb -c "$DEB" >"$DIR/listing"
+awk '{print $6}' "$DIR/listing" | sed 's|^\./|/|' >"$DIR/contents"
 has() { grep -qxF "$1" "$DIR/contents"; }
 has /usr/lib/postgresql/$PG_MAJOR/lib/agentorch.so && has /usr/share/postgresql/$PG_MAJOR/extension/agentorch.control
 ok $? "it holds the library and the control file"
@@ -87,7 +88,9 @@ programs=$(sed -nE 's/^AO_PROGRAMS[[:space:]]*[+:]?=[[:space:]]*//p' "$AO_REPO/M
 missing=
 for p in $programs; do
     has "$SYS_BIN/$p" || missing="$missing $p"
-    dpkg-deb -c "$DEB" | grep -qE "\./usr/bin/$p -> \.\./lib/postgresql/$PG_MAJOR/bin/$p\$" || missing="$missing /usr/bin/$p"
+    # (grep -q on a file: in a pipeline under pipefail, grep leaving early
+    # could fail the writer with SIGPIPE and the check with it)
+    grep -qE "\./usr/bin/$p -> \.\./lib/postgresql/$PG_MAJOR/bin/$p\$" "$DIR/listing" || missing="$missing /usr/bin/$p"
 done
 [ -n "$programs" ] && [ -z "$missing" ]
 ok $? "it holds the programs ($programs) in $SYS_BIN, linked into /usr/bin${missing:+; missing:$missing}"
