@@ -39,21 +39,8 @@ ok(-x $worker_bin, "agentorch-worker is installed ($worker_bin)");
 register_model($node, 'm', 'openai', $mock, { model => 'mock-gpt' });
 
 # The worker's role: LOGIN, EXECUTE on the worker-facing functions only.
-sql($node, q{
-CREATE ROLE aow_worker LOGIN;
-CREATE ROLE aow_plain LOGIN;
-DO $$
-DECLARE f regprocedure;
-BEGIN
-    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
-              WHERE p.pronamespace = 'agentorch'::regnamespace AND p.proname IN
-                    ('_worker_register', '_worker_claim', '_worker_heartbeat', '_worker_flush',
-                     '_worker_settle', '_worker_call_tools', '_worker_fallback', '_worker_exit')
-    LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO aow_worker', f);
-    END LOOP;
-END $$;
-});
+create_worker_role($node, 'aow_worker');
+sql($node, 'CREATE ROLE aow_plain LOGIN');
 
 # ---------------------------------------------------------------- privileges
 for my $f ("agentorch._worker_claim(1, 'x', 1, false)", "agentorch._worker_settle('[]')",

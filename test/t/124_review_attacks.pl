@@ -32,21 +32,10 @@ $PostgreSQL::Test::Utils::timeout_default = 60;
 my $node = llm_node('review_attacks', "agentorch.network_steps = 'workers'");
 llm_start($node);
 
+create_worker_role($node, 'aor_worker');
 sql($node, q{
-CREATE ROLE aor_worker LOGIN;
 CREATE ROLE alice LOGIN;
 CREATE ROLE bob LOGIN;
-DO $$
-DECLARE f regprocedure;
-BEGIN
-    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
-              WHERE p.pronamespace = 'agentorch'::regnamespace AND p.proname IN
-                    ('_worker_register', '_worker_claim', '_worker_heartbeat', '_worker_flush',
-                     '_worker_settle', '_worker_call_tools', '_worker_fallback', '_worker_exit')
-    LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO aor_worker', f);
-    END LOOP;
-END $$;
 CREATE TABLE public.tool_calls (id serial PRIMARY KEY, tool text, who text);
 GRANT INSERT ON public.tool_calls TO alice;
 GRANT USAGE ON SEQUENCE public.tool_calls_id_seq TO alice;

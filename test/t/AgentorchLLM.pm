@@ -31,7 +31,7 @@ sub deadline
 	return $d < $BUDGET_END ? $d : $BUDGET_END;
 }
 
-our @EXPORT = qw(llm_node llm_start mock_start mock_get mock_post mock_poll mock_requests
+our @EXPORT = qw(create_worker_role llm_node llm_start mock_start mock_get mock_post mock_poll mock_requests
   mock_reset sql sql_as register_model start_run wait_status crashed run_field
   token_text chunk_list event_list step_row json_in jdec jenc metric
   script_path psql_result settle_run);
@@ -167,6 +167,29 @@ sub sql_as
 
 # register_model(node, name, provider, mock, {spec...}): base_url points at
 # the mock (with /v1 for openai).
+# create_worker_role(node, role): a LOGIN role with EXECUTE on the
+# worker-facing functions only, as the README tells administrators to make
+# the role agentorch-worker connects as.
+sub create_worker_role
+{
+	my ($node, $role) = @_;
+	sql($node, qq{
+CREATE ROLE $role LOGIN;
+DO \$\$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = 'agentorch'::regnamespace AND p.proname IN
+                    ('_worker_register', '_worker_claim', '_worker_heartbeat', '_worker_flush',
+                     '_worker_settle', '_worker_call_tools', '_worker_fallback', '_worker_exit')
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO $role', f);
+    END LOOP;
+END \$\$;
+});
+	return;
+}
+
 sub register_model
 {
 	my ($node, $name, $provider, $m, $spec) = @_;
