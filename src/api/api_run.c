@@ -105,8 +105,9 @@ ao_sql_start(PG_FUNCTION_ARGS)
  * start_many(inputs jsonb[], orchestration DEFAULT NULL, workflow DEFAULT
  * NULL, options DEFAULT '{}') RETURNS SETOF bigint: one run per input, in
  * order, in this statement and transaction, each exactly as start() would
- * create it (same checks, same selection). An idempotency key would make
- * them one run, so it is refused here.
+ * create it (same checks, same selection), all created by one call of the
+ * state layer. An idempotency key would make them one run, so it is
+ * refused here.
  */
 PG_FUNCTION_INFO_V1(ao_sql_start_many);
 Datum
@@ -141,18 +142,27 @@ ao_sql_start_many(PG_FUNCTION_ARGS)
 	search_path = pstrdup(namespace_search_path);
 	nest = ao_push_safe_search_path();
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	for (int i = 0; i < n; i++)
 	{
-		Datum		value[1];
-		bool		isnull[1] = {false};
+		Jsonb	  **each = palloc(sizeof(Jsonb *) * Max(n, 1));
+		int64	   *ids;
 
-		if (nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("run input %d must not be null", i + 1)));
-		value[0] = Int64GetDatum(ao_start_run(DatumGetJsonbP(elems[i]), orchestration, workflow, options,
-										   search_path));
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, value, isnull);
+		for (int i = 0; i < n; i++)
+		{
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("run input %d must not be null", i + 1)));
+			each[i] = DatumGetJsonbP(elems[i]);
+		}
+		/* checked one by one, created together */
+		ids = ao_start_runs(each, n, orchestration, workflow, options, search_path);
+		for (int i = 0; i < n; i++)
+		{
+			Datum		value[1] = {Int64GetDatum(ids[i])};
+			bool		isnull[1] = {false};
+
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, value, isnull);
+		}
 	}
 	AtEOXact_GUC(true, nest);
 	return (Datum) 0;

@@ -55,22 +55,30 @@ static const char *const builtin_tools[] = {"database.query", NULL};
 Oid
 ao_extension_owner(void)
 {
-	/* looked up once per transaction: the hot path switches owner per step */
+	/*
+	 * Looked up once per transaction (the hot path switches owner per
+	 * step), by an index scan of pg_extension: a statement here was parsed
+	 * and planned anew in every transaction.
+	 */
 	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
 	static Oid	cached_owner = InvalidOid;
 	Oid			owner = InvalidOid;
-	bool		isnull;
-	int			ret;
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
 
 	if (cached_lxid == MyProc->lxid && OidIsValid(cached_owner))
 		return cached_owner;
-	SPI_connect();
-	ret = SPI_execute("SELECT extowner FROM pg_catalog.pg_extension "
-					  "WHERE extname OPERATOR(pg_catalog.=) 'agentorch'", true, 1);
-	if (ret == SPI_OK_SELECT && SPI_processed == 1)
-		owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("agentorch"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
 	if (!OidIsValid(owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

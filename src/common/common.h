@@ -142,6 +142,8 @@ extern ao_problems *ao_workflow_problems(Jsonb *definition, json_object **normal
 /* kept plans of the extension's literal statements (spi.c) */
 extern int	ao_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
 						int expected);
+extern int	ao_spi_exec_generic(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+								int expected);
 extern int	ao_spi_exec_literal(const char *sql, int nargs, Oid *types, Datum *values,
 								const char *nulls);
 

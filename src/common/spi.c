@@ -30,16 +30,20 @@ static struct
 }			cached_plans[AO_MAX_CACHED_PLANS];
 static int	ncached_plans = 0;
 
-/* The kept plan of a literal statement (prepared on first use). */
+/*
+ * The kept plan of a literal statement (prepared on first use).
+ * cursor_options CURSOR_OPT_GENERIC_PLAN: the plan cache never builds a
+ * custom plan for it (see ao_spi_exec_generic).
+ */
 static SPIPlanPtr
-cached_plan(const char *sql, int nargs, Oid *types)
+cached_plan(const char *sql, int nargs, Oid *types, int cursor_options)
 {
 	SPIPlanPtr	plan;
 
 	for (int i = 0; i < ncached_plans; i++)
 		if (cached_plans[i].sql == sql)
 			return cached_plans[i].plan;
-	plan = SPI_prepare(sql, nargs, types);
+	plan = SPI_prepare_cursor(sql, nargs, types, cursor_options);
 	if (plan == NULL)
 		elog(ERROR, "agentorch: could not prepare: %s: %s", sql, SPI_result_code_string(SPI_result));
 	if (ncached_plans == AO_MAX_CACHED_PLANS)
@@ -62,8 +66,28 @@ ao_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *n
 	int			ret;
 
 	Assert(sql != NULL && nargs >= 0);
-	ret = SPI_execute_plan(cached_plan(sql, nargs, types), values, nulls, false, 0);
+	ret = SPI_execute_plan(cached_plan(sql, nargs, types, 0), values, nulls, false, 0);
 
+	if (expected == 0 ? ret < 0 : ret != expected)
+		elog(ERROR, "agentorch: unexpected SPI result %d for: %s", ret, sql);
+	return ret;
+}
+
+/*
+ * ao_spi_exec for a statement whose best plan does not depend on its
+ * parameters' values (a lookup by key). The plan cache would otherwise
+ * plan some of them anew on every execution: when the generic plan's
+ * estimate is above the custom plans' (a "$2 IS NULL OR ..." condition, an
+ * array parameter), it keeps building custom plans, and planning was a
+ * large share of a short transaction.
+ */
+int
+ao_spi_exec_generic(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected)
+{
+	int			ret;
+
+	Assert(sql != NULL && nargs >= 0);
+	ret = SPI_execute_plan(cached_plan(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN), values, nulls, false, 0);
 	if (expected == 0 ? ret < 0 : ret != expected)
 		elog(ERROR, "agentorch: unexpected SPI result %d for: %s", ret, sql);
 	return ret;

@@ -60,7 +60,7 @@ load_workflow(const char *name, int version)
 	if (version <= 0)
 		nulls[1] = 'n';
 	SPI_connect();
-	if (ao_spi_exec("SELECT version, definition_hash, definition FROM agentorch.workflows "
+	if (ao_spi_exec_generic("SELECT version, definition_hash, definition FROM agentorch.workflows "
 					"WHERE name OPERATOR(pg_catalog.=) $1 AND ($2 IS NULL OR version OPERATOR(pg_catalog.=) $2) "
 					"ORDER BY version DESC LIMIT 1",
 					2, types, values, nulls, 0) == SPI_OK_SELECT && SPI_processed == 1)
@@ -344,46 +344,120 @@ check_options(json_object *options)
 }
 
 /*
- * Create a run as the caller. body is the normalised workflow body (fixed)
- * or NULL (simple). Returns the run id (an existing one for a repeated
- * idempotency key).
+ * One run to create (ao_start_runs): what the coordinator decided for one
+ * input. Runs of one workflow share their body and tools (template).
  */
-static int64
-create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
-		   Jsonb *body, Jsonb *input, Jsonb *options, const char *selection,
-		   const char *search_path, Jsonb *tools)
+typedef struct RunRequest
 {
-	Oid			caller = GetUserId();
-	AoUserScope owner_scope;
-	Oid			types[11] = {OIDOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, JSONBOID,
-	TEXTOID, JSONBOID};
-	Datum		values[11];
-	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	bool		isnull;
-	int64		run;
+	const char *orchestration;
+	const char *workflow;		/* NULL unless fixed */
+	int			version;
+	const char *hash;
+	Jsonb	   *input;
+	Jsonb	   *options;		/* as the run records them (run_options) */
+	const char *selection;
+	int			template;		/* index into the call's templates, from 0 */
+} RunRequest;
+
+/* A run's body and pinned tools, shared by the runs of one workflow. */
+typedef struct RunTemplate
+{
+	const char *workflow;		/* fixed: the workflow it is of */
+	int			asked;			/* the version asked for (0: the latest) */
+	int			version;		/* the version found */
+	const char *hash;
+	json_object *body_json;		/* for input_schema checks */
+	Jsonb	   *body;			/* NULL: a simple run's, made from its input */
+	Jsonb	   *tools;
+} RunTemplate;
+
+/* What one ao_start_runs call has built so far. */
+typedef struct StartBatch
+{
+	RunRequest *runs;
+	int			nruns;
+	RunTemplate *templates;
+	int			ntemplates;
+	int			maxtemplates;
+	Jsonb	   *options;		/* the caller's */
+	json_object *opts;
+	Jsonb	   *run_options[4];	/* per orchestration, once computed */
+	json_object *planner_opts;	/* the options a planner's spec is made from */
+} StartBatch;
+
+static int
+add_template(StartBatch *b, const char *workflow, int asked, int version, const char *hash,
+			 json_object *body_json, Jsonb *body, Jsonb *tools)
+{
+	RunTemplate *t;
+
+	if (b->ntemplates == b->maxtemplates)
+	{
+		b->maxtemplates *= 2;
+		b->templates = repalloc(b->templates, sizeof(RunTemplate) * b->maxtemplates);
+	}
+	t = &b->templates[b->ntemplates];
+	t->workflow = workflow;
+	t->asked = asked;
+	t->version = version;
+	t->hash = hash;
+	t->body_json = body_json;
+	t->body = body;
+	t->tools = tools;
+	return b->ntemplates++;
+}
+
+/*
+ * The options a run records: the caller's, plus what the executors must
+ * read from the run rather than from a session of their own. Computed
+ * once per orchestration in a call.
+ */
+static Jsonb *
+run_options(StartBatch *b, const char *orchestration)
+{
+	static const char *const kinds[4] = {"simple", "fixed", "planner", "reactive"};
+	int			k = 0;
+	Jsonb	   *options = b->options;
+	json_object *opts;
+
+	while (k < 3 && strcmp(kinds[k], orchestration) != 0)
+		k++;
+	if (b->run_options[k] != NULL)
+		return b->run_options[k];
+	opts = ao_json_from_jsonb(options);
+
+	/* a planner's replan limit, recorded like the default model below */
+	if ((strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0) &&
+		json_object_is_type(opts, json_type_object) &&
+		!json_object_object_get_ex(opts, "max_replans", NULL))
+	{
+		json_object_object_add(opts, "max_replans", json_object_new_int(ao_max_replans));
+		options = ao_jsonb_from_json(opts);
+		/* what the planner's own spec is made from */
+		b->planner_opts = ao_json_from_jsonb(options);
+	}
+	else if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
+		b->planner_opts = ao_json_from_jsonb(options);
 
 	/*
 	 * agentorch.default_model is the starting session's: the executors run
 	 * in sessions of their own, so a SET in this one would otherwise do
 	 * nothing for the run. The run records it (as its options' "model").
 	 */
+	if (json_object_is_type(opts, json_type_object) &&
+		!json_object_object_get_ex(opts, "model", NULL) &&
+		ao_default_model != NULL && ao_default_model[0] != '\0')
 	{
-		json_object *opts = ao_json_from_jsonb(options);
+		/* owned by the memory context: nothing leaks if the check ERRORs */
+		json_object *name = ao_json_own(json_object_new_string(ao_default_model));
 
-		if (json_object_is_type(opts, json_type_object) &&
-			!json_object_object_get_ex(opts, "model", NULL) &&
-			ao_default_model != NULL && ao_default_model[0] != '\0')
-		{
-			/* owned by the memory context: nothing leaks if the check ERRORs */
-			json_object *name = ao_json_own(json_object_new_string(ao_default_model));
-
-			/* a simple run is one llm step: its model must exist now */
-			if (strcmp(orchestration, "simple") == 0)
-				check_model_name(name, "agentorch.default_model");
-			json_object_object_add(opts, "model", json_object_get(name));
-			options = ao_jsonb_from_json(opts);
-		}
+		/* a simple run is one llm step: its model must exist now */
+		if (strcmp(orchestration, "simple") == 0)
+			check_model_name(name, "agentorch.default_model");
+		json_object_object_add(opts, "model", json_object_get(name));
+		options = ao_jsonb_from_json(opts);
 	}
+
 	/*
 	 * agentorch.llm_mode (superuser-set) is the starting session's too: a
 	 * run that is not live records it where the executors read it, in its
@@ -391,63 +465,29 @@ create_run(const char *orchestration, const char *workflow, StoredWorkflow *w,
 	 * check_options). The server-wide value is every session's value
 	 * unless a superuser changed it for the session.
 	 */
-	if (ao_llm_mode != AO_LLM_LIVE)
+	if (ao_llm_mode != AO_LLM_LIVE && json_object_is_type(opts, json_type_object))
 	{
-		json_object *opts = ao_json_from_jsonb(options);
-
-		if (json_object_is_type(opts, json_type_object))
-		{
-			json_object_object_add(opts, "llm_mode", json_object_new_string(ao_llm_mode_name(ao_llm_mode)));
-			options = ao_jsonb_from_json(opts);
-		}
+		json_object_object_add(opts, "llm_mode", json_object_new_string(ao_llm_mode_name(ao_llm_mode)));
+		options = ao_jsonb_from_json(opts);
 	}
-	values[0] = ObjectIdGetDatum(caller);
-	values[1] = CStringGetTextDatum(orchestration);
-	if (workflow)
-	{
-		values[2] = CStringGetTextDatum(workflow);
-		values[3] = Int32GetDatum(w->version);
-		values[4] = CStringGetTextDatum(w->hash);
-	}
-	else
-		nulls[2] = nulls[3] = nulls[4] = 'n';
-	if (body)
-		values[5] = JsonbPGetDatum(body);
-	else
-		nulls[5] = 'n';
-	values[6] = JsonbPGetDatum(input);
-	values[7] = JsonbPGetDatum(options);
-	values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(selection));
-	values[9] = CStringGetTextDatum(search_path);
-	values[10] = JsonbPGetDatum(tools);
 
-	ao_become_extension_owner(&owner_scope);
-	SPI_connect();
-	if (ao_spi_exec("SELECT agentorch._create_run($1, $2::agentorch.orchestration_type, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-					11, types, values, nulls, 0) != SPI_OK_SELECT)
-		elog(ERROR, "agentorch: could not create the run");
-	run = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	ao_restore_user(&owner_scope);
-	ao_wake_at_commit();
-	ao_audit_kv("start", orchestration, run, "workflow", workflow, NULL);
-	return run;
+	b->run_options[k] = options;
+	return options;
 }
 
 /*
- * The common path of start() and run_workflow(): choose the orchestration,
- * load and check what it needs, create the run.
+ * Decide one run: choose the orchestration, load and check what it needs
+ * (reusing the call's templates), and add it to the batch.
  */
-int64
-ao_start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *options,
-			 const char *search_path)
+static void
+prepare_run(StartBatch *b, Jsonb *input, const char *orchestration, const char *workflow)
 {
 	json_object *in = ao_json_from_jsonb(input);
-	json_object *opts = ao_json_from_jsonb(options);
+	json_object *opts = b->opts;
+	RunRequest *r = &b->runs[b->nruns];
 	const char *selection;
 
 	ao_check_size(VARSIZE(input), "run input");
-	check_options(opts);
 
 	if (orchestration == NULL)
 	{
@@ -474,13 +514,13 @@ ao_start_run(Jsonb *input, const char *orchestration, const char *workflow, Json
 	/* what only the 0.2.0 state layer knows how to run */
 	if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
 		ao_require_schema(0, 2, psprintf("%s orchestration", orchestration));
-	{
-		static const char *const new_options[] = {"budget", "replan_when", "stall_timeout", "planner_model", NULL};
 
-		for (const char *const *o = new_options; *o; o++)
-			if (json_object_object_get_ex(opts, *o, NULL))
-				ao_require_schema(0, 2, psprintf("option \"%s\"", *o));
-	}
+	r->orchestration = orchestration;
+	r->workflow = NULL;
+	r->version = 0;
+	r->hash = NULL;
+	r->input = input;
+	r->selection = selection;
 
 	if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
 	{
@@ -509,36 +549,42 @@ ao_start_run(Jsonb *input, const char *orchestration, const char *workflow, Json
 		if (names == NULL)
 			names = ao_usable_tool_names(GetUserId());
 		tools = ao_pin_tools(NULL, names, GetUserId());
-		if (!json_object_object_get_ex(opts, "max_replans", NULL))
-		{
-			/* recorded like the default model: executors read the run, not a session */
-			json_object_object_add(opts, "max_replans", json_object_new_int(ao_max_replans));
-			options = ao_jsonb_from_json(opts);
-		}
-		return create_run(orchestration, NULL, NULL,
-						  ao_planner_body(in, opts, tools),
-						  input, options, selection, search_path, tools);
+		r->options = run_options(b, orchestration);
+		r->template = add_template(b, NULL, 0, 0, NULL, NULL, ao_planner_body(in, b->planner_opts, tools), tools);
 	}
-
-	if (strcmp(orchestration, "fixed") == 0)
+	else if (strcmp(orchestration, "fixed") == 0)
 	{
 		json_object *version = NULL;
-		StoredWorkflow w;
-		json_object *def;
-		json_object *normalized;
-		json_object *body;
 		json_object *schema;
+		RunTemplate *t = NULL;
+		int			want;
 
 		if (workflow == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("a fixed run needs a workflow name")));
 		json_object_object_get_ex(opts, "version", &version);
-		w = load_workflow(workflow, version ? json_object_get_int(version) : 0);
-		def = ao_json_from_jsonb(w.definition);
-		normalized = ao_json_own(ao_workflow_normalize(def, NULL));
-		body = ao_workflow_body(normalized);
-		if (json_object_object_get_ex(body, "input_schema", &schema))
+		want = version ? json_object_get_int(version) : 0;
+		/* a workflow this call loaded already */
+		for (int i = 0; i < b->ntemplates && t == NULL; i++)
+			if (b->templates[i].workflow && strcmp(b->templates[i].workflow, workflow) == 0 &&
+				b->templates[i].asked == want)
+			{
+				t = &b->templates[i];
+				r->template = i;
+			}
+		if (t == NULL)
+		{
+			StoredWorkflow w = load_workflow(workflow, want);
+			json_object *normalized = ao_json_own(ao_workflow_normalize(ao_json_from_jsonb(w.definition), NULL));
+			json_object *body = ao_workflow_body(normalized);
+
+			r->template = add_template(b, pstrdup(workflow), want, w.version, w.hash, body, ao_jsonb_from_json(body),
+									   ao_pin_tools(json_object_object_get(body, "steps"),
+													json_object_object_get(opts, "tools"), GetUserId()));
+			t = &b->templates[r->template];
+		}
+		if (json_object_object_get_ex(t->body_json, "input_schema", &schema))
 		{
 			ao_problems *p = ao_problems_new();
 
@@ -546,26 +592,171 @@ ao_start_run(Jsonb *input, const char *orchestration, const char *workflow, Json
 				ao_problems_raise(p, ERRCODE_INVALID_PARAMETER_VALUE,
 								  psprintf("input does not match the input_schema of workflow \"%s\"", workflow));
 		}
-		return create_run("fixed", workflow, &w, ao_jsonb_from_json(body), input, options, selection,
-						  search_path,
-						  ao_pin_tools(json_object_object_get(body, "steps"),
-									   json_object_object_get(opts, "tools"), GetUserId()));
+		r->workflow = t->workflow;
+		r->version = t->version;
+		r->hash = t->hash;
+		r->options = run_options(b, orchestration);
 	}
-
-	/* simple: one llm step from the input */
-	if (!json_object_is_type(in, json_type_object) ||
-		(!json_object_object_get_ex(in, "prompt", NULL) && !json_object_object_get_ex(in, "messages", NULL)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a simple run needs an input with \"prompt\" or \"messages\""),
-				 errhint("For example agentorch.start('{\"prompt\": \"Hello\"}').")));
-	check_simple_input(in, "simple");
+	else
 	{
 		json_object *model;
 
+		/* simple: one llm step from the input (made by the state layer) */
+		if (!json_object_is_type(in, json_type_object) ||
+			(!json_object_object_get_ex(in, "prompt", NULL) && !json_object_object_get_ex(in, "messages", NULL)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a simple run needs an input with \"prompt\" or \"messages\""),
+					 errhint("For example agentorch.start('{\"prompt\": \"Hello\"}').")));
+		check_simple_input(in, "simple");
 		if (json_object_object_get_ex(in, "model", &model))
 			check_model_name(model, "input \"model\"");
+		r->options = run_options(b, orchestration);
+		r->template = add_template(b, NULL, 0, 0, NULL, NULL, NULL,
+								   ao_pin_tools(NULL, json_object_object_get(in, "tools"), GetUserId()));
 	}
-	return create_run("simple", NULL, NULL, NULL, input, options, selection, search_path,
-					  ao_pin_tools(NULL, json_object_object_get(in, "tools"), GetUserId()));
+	b->nruns++;
+}
+
+/*
+ * Create the batch's runs as the caller, through the state layer as the
+ * extension owner: one _create_runs call for all (a 0.1.0 schema has only
+ * _create_run, one run at a time). Fills ids in the batch's order.
+ */
+static void
+create_runs(StartBatch *b, const char *search_path, int64 *ids)
+{
+	Oid			caller = GetUserId();
+	AoUserScope owner_scope;
+	int			n = b->nruns;
+
+	ao_become_extension_owner(&owner_scope);
+	SPI_connect();
+	if (ao_schema_at_least(0, 2))
+	{
+		Oid			types[12] = {OIDOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, JSONBARRAYOID,
+		JSONBARRAYOID, JSONBARRAYOID, INT4ARRAYOID, JSONBARRAYOID, JSONBARRAYOID, TEXTOID};
+		Datum		values[12];
+		/* one array per column, filled by AO_ARRAY's loop (i: run or template) */
+		Datum	   *d = palloc(sizeof(Datum) * Max(n, b->ntemplates));
+		bool	   *isnull = palloc(sizeof(bool) * Max(n, b->ntemplates));
+		int			dims[1];
+		int			lbs[1] = {1};
+		int			argno = 0;
+
+#define AO_ARRAY(count, fill, elemtype, len, byval, align) \
+		do { \
+			for (int i = 0; i < (count); i++) { isnull[i] = false; fill; } \
+			dims[0] = (count); \
+			values[argno++] = PointerGetDatum(construct_md_array(d, isnull, 1, dims, lbs, elemtype, len, byval, align)); \
+		} while (0)
+
+		values[argno++] = ObjectIdGetDatum(caller);
+		AO_ARRAY(n, d[i] = CStringGetTextDatum(b->runs[i].orchestration), TEXTOID, -1, false, TYPALIGN_INT);
+		AO_ARRAY(n, (b->runs[i].workflow ? (d[i] = CStringGetTextDatum(b->runs[i].workflow)) : (isnull[i] = true, d[i] = 0)),
+				 TEXTOID, -1, false, TYPALIGN_INT);
+		AO_ARRAY(n, (b->runs[i].workflow ? (d[i] = Int32GetDatum(b->runs[i].version)) : (isnull[i] = true, d[i] = 0)),
+				 INT4OID, sizeof(int32), true, TYPALIGN_INT);
+		AO_ARRAY(n, (b->runs[i].hash ? (d[i] = CStringGetTextDatum(b->runs[i].hash)) : (isnull[i] = true, d[i] = 0)),
+				 TEXTOID, -1, false, TYPALIGN_INT);
+		AO_ARRAY(n, d[i] = JsonbPGetDatum(b->runs[i].input), JSONBOID, -1, false, TYPALIGN_INT);
+		AO_ARRAY(n, d[i] = JsonbPGetDatum(b->runs[i].options), JSONBOID, -1, false, TYPALIGN_INT);
+		AO_ARRAY(n, d[i] = DirectFunctionCall1(jsonb_in, CStringGetDatum(b->runs[i].selection)),
+				 JSONBOID, -1, false, TYPALIGN_INT);
+		AO_ARRAY(n, d[i] = Int32GetDatum(b->runs[i].template + 1), INT4OID, sizeof(int32), true, TYPALIGN_INT);
+		AO_ARRAY(b->ntemplates, (b->templates[i].body ? (d[i] = JsonbPGetDatum(b->templates[i].body)) : (isnull[i] = true, d[i] = 0)),
+				 JSONBOID, -1, false, TYPALIGN_INT);
+		AO_ARRAY(b->ntemplates, d[i] = JsonbPGetDatum(b->templates[i].tools), JSONBOID, -1, false, TYPALIGN_INT);
+#undef AO_ARRAY
+		values[argno++] = CStringGetTextDatum(search_path);
+		Assert(argno == 12);
+		if (ao_spi_exec("SELECT agentorch._create_runs($1, $2::agentorch.orchestration_type[], $3, $4, $5, $6, $7, "
+						"$8, $9, $10, $11, $12)",
+						12, types, values, NULL, 0) != SPI_OK_SELECT || SPI_processed != (uint64) n)
+			elog(ERROR, "agentorch: could not create the runs");
+		for (int i = 0; i < n; i++)
+		{
+			bool		null;
+
+			ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &null));
+		}
+	}
+	else
+	{
+		for (int i = 0; i < n; i++)
+		{
+			RunRequest *r = &b->runs[i];
+			RunTemplate *t = &b->templates[r->template];
+			Oid			types[11] = {OIDOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+			JSONBOID, TEXTOID, JSONBOID};
+			Datum		values[11];
+			char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+			bool		null;
+
+			values[0] = ObjectIdGetDatum(caller);
+			values[1] = CStringGetTextDatum(r->orchestration);
+			if (r->workflow)
+			{
+				values[2] = CStringGetTextDatum(r->workflow);
+				values[3] = Int32GetDatum(r->version);
+				values[4] = CStringGetTextDatum(r->hash);
+			}
+			else
+				nulls[2] = nulls[3] = nulls[4] = 'n';
+			values[5] = t->body ? JsonbPGetDatum(t->body) : (Datum) 0;
+			if (t->body == NULL)
+				nulls[5] = 'n';
+			values[6] = JsonbPGetDatum(r->input);
+			values[7] = JsonbPGetDatum(r->options);
+			values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(r->selection));
+			values[9] = CStringGetTextDatum(search_path);
+			values[10] = JsonbPGetDatum(t->tools);
+			if (ao_spi_exec("SELECT agentorch._create_run($1, $2::agentorch.orchestration_type, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+							11, types, values, nulls, 0) != SPI_OK_SELECT)
+				elog(ERROR, "agentorch: could not create the run");
+			ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &null));
+		}
+	}
+	SPI_finish();
+	ao_restore_user(&owner_scope);
+	ao_wake_at_commit();
+}
+
+/*
+ * The common path of start(), start_many() and run_workflow(): for each
+ * input choose the orchestration, load and check what it needs, then
+ * create the runs together. Returns their ids, in the inputs' order.
+ */
+int64 *
+ao_start_runs(Jsonb **inputs, int n, const char *orchestration, const char *workflow, Jsonb *options,
+			  const char *search_path)
+{
+	StartBatch	b = {0};
+	int64	   *ids = palloc(sizeof(int64) * Max(n, 1));
+
+	b.options = options;
+	b.opts = ao_json_from_jsonb(options);
+	check_options(b.opts);
+	{
+		static const char *const new_options[] = {"budget", "replan_when", "stall_timeout", "planner_model", NULL};
+
+		for (const char *const *o = new_options; *o; o++)
+			if (json_object_object_get_ex(b.opts, *o, NULL))
+				ao_require_schema(0, 2, psprintf("option \"%s\"", *o));
+	}
+	b.runs = palloc(sizeof(RunRequest) * Max(n, 1));
+	b.maxtemplates = 4;
+	b.templates = palloc(sizeof(RunTemplate) * b.maxtemplates);
+	for (int i = 0; i < n; i++)
+		prepare_run(&b, inputs[i], orchestration, workflow);
+	if (n > 0)
+		create_runs(&b, search_path, ids);
+	return ids;
+}
+
+int64
+ao_start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *options,
+			 const char *search_path)
+{
+	return ao_start_runs(&input, 1, orchestration, workflow, options, search_path)[0];
 }

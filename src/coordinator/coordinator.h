@@ -27,4 +27,12 @@
 extern int64 ao_start_run(Jsonb *input, const char *orchestration, const char *workflow, Jsonb *options,
 						  const char *search_path);
 
+/*
+ * ao_start_run for many inputs with the same orchestration, workflow and
+ * options (start_many()): each is checked and decided as start() would,
+ * then all are created together. Returns the ids in the inputs' order.
+ */
+extern int64 *ao_start_runs(Jsonb **inputs, int n, const char *orchestration, const char *workflow,
+							Jsonb *options, const char *search_path);
+
 #endif							/* AO_COORDINATOR_H */
