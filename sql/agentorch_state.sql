@@ -1048,23 +1048,34 @@ END
 $$;
 
 -- Close a run: final status, output or error, the final chunk and event.
+-- One statement: the update of the run row takes the event's and the
+-- chunk's seqs and feeds the inserts.
 CREATE FUNCTION agentorch._close_run(p_run bigint, p_status agentorch.run_status,
                                      p_output jsonb, p_error jsonb)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    UPDATE agentorch.runs SET status = p_status, output = p_output, error = p_error,
-                              finished_at = pg_catalog.clock_timestamp()
-     WHERE id OPERATOR(pg_catalog.=) p_run;
-    PERFORM agentorch._event(p_run, NULL, 'run_' OPERATOR(pg_catalog.||) p_status::text,
-                             pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('error', p_error)));
-    PERFORM agentorch._chunk(p_run, NULL, 0, 'final',
-        CASE WHEN p_status OPERATOR(pg_catalog.=) 'succeeded'
-             THEN CASE WHEN pg_catalog.jsonb_typeof(p_output) OPERATOR(pg_catalog.=) 'string'
-                       THEN p_output OPERATOR(pg_catalog.#>>) '{}' ELSE p_output::text END
-             ELSE COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', p_error::text) END,
-        pg_catalog.jsonb_build_object('status', p_status, 'output', p_output, 'error', p_error));
+    WITH r AS (
+        UPDATE agentorch.runs SET status = p_status, output = p_output, error = p_error,
+                                  finished_at = pg_catalog.clock_timestamp(),
+                                  last_event_seq = last_event_seq OPERATOR(pg_catalog.+) 1,
+                                  last_chunk_seq = last_chunk_seq OPERATOR(pg_catalog.+) 1
+         WHERE id OPERATOR(pg_catalog.=) p_run
+        RETURNING last_event_seq, last_chunk_seq),
+    e AS (
+        INSERT INTO agentorch.events (run_id, seq, kind, step_id, data)
+        SELECT p_run, r.last_event_seq, 'run_' OPERATOR(pg_catalog.||) p_status::text, NULL,
+               pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('error', p_error))
+          FROM r)
+    INSERT INTO agentorch.chunks (run_id, seq, step_id, attempt, kind, content, data)
+    SELECT p_run, r.last_chunk_seq, NULL, 0, 'final',
+           CASE WHEN p_status OPERATOR(pg_catalog.=) 'succeeded'
+                THEN CASE WHEN pg_catalog.jsonb_typeof(p_output) OPERATOR(pg_catalog.=) 'string'
+                          THEN p_output OPERATOR(pg_catalog.#>>) '{}' ELSE p_output::text END
+                ELSE COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', p_error::text) END,
+           pg_catalog.jsonb_build_object('status', p_status, 'output', p_output, 'error', p_error)
+      FROM r;
     PERFORM agentorch._notify_lifecycle(p_run, 'run_' OPERATOR(pg_catalog.||) p_status::text, p_status);
 END
 $$;
@@ -1436,48 +1447,20 @@ CREATE TRIGGER runs_truncate_rows AFTER TRUNCATE ON agentorch.runs
 -- (src/README.md's diagrams); anything else is an internal error, never
 -- silently applied. Triggers fire only when the status changes.
 -------------------------------------------------------------------------------
+-- The state machines are written once, in C (src/state/state.c); a C
+-- trigger also costs a fraction of a plpgsql one on every status change.
 CREATE FUNCTION agentorch._check_step_transition() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT (CASE OLD.status
-        WHEN 'pending' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{ready,skipped,cancelled}'::agentorch.step_status[])
-        WHEN 'ready' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{running,waiting,succeeded,failed,skipped,cancelled,pending}'::agentorch.step_status[])
-        WHEN 'running' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{ready,succeeded,failed,skipped,cancelled,pending}'::agentorch.step_status[])
-        WHEN 'waiting' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{succeeded,failed,cancelled,pending}'::agentorch.step_status[])
-        WHEN 'succeeded' THEN NEW.status OPERATOR(pg_catalog.=) 'compensated'
-        WHEN 'compensated' THEN NEW.status OPERATOR(pg_catalog.=) 'succeeded'
-        ELSE NEW.status OPERATOR(pg_catalog.=) ANY ('{pending,ready}'::agentorch.step_status[])   -- failed, cancelled, skipped: resume, a new plan
-    END) THEN
-        RAISE EXCEPTION 'illegal step transition % -> % (run %, step %)', OLD.status, NEW.status, NEW.run_id, NEW.step_id
-              USING ERRCODE = 'XX000';
-    END IF;
-    RETURN NEW;
-END
-$$;
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_check_step_transition';
 CREATE TRIGGER steps_transition BEFORE UPDATE OF status ON agentorch.steps
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION agentorch._check_step_transition();
 
 CREATE FUNCTION agentorch._check_run_transition() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT (CASE OLD.status
-        WHEN 'pending' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{running,failed,cancelled}'::agentorch.run_status[])
-        WHEN 'running' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{waiting,succeeded,failed,cancelled}'::agentorch.run_status[])
-        WHEN 'waiting' THEN NEW.status OPERATOR(pg_catalog.=) ANY ('{running,succeeded,failed,cancelled}'::agentorch.run_status[])
-        WHEN 'succeeded' THEN false
-        ELSE NEW.status OPERATOR(pg_catalog.=) 'running'   -- failed, cancelled: resume
-    END) THEN
-        RAISE EXCEPTION 'illegal run transition % -> % (run %)', OLD.status, NEW.status, NEW.id
-              USING ERRCODE = 'XX000';
-    END IF;
-    RETURN NEW;
-END
-$$;
+    LANGUAGE c
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'ao_sql_check_run_transition';
 CREATE TRIGGER runs_transition BEFORE UPDATE OF status ON agentorch.runs
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
     EXECUTE FUNCTION agentorch._check_run_transition();

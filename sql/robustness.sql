@@ -71,6 +71,52 @@ SELECT agentorch.start_many(ARRAY['{"n": 1}', NULL]::jsonb[], 'fixed', 'robust-m
 DELETE FROM agentorch.runs WHERE workflow_name = 'robust-many';
 DELETE FROM agentorch.workflows WHERE name = 'robust-many';
 
+-- what a run is made of when it starts, start() or start_many() alike: its
+-- steps (defaults merged, branch targets depending on their branch, retry
+-- limits from the step, the tool's policy or the setting, what is network
+-- work, ready when it depends on nothing), its first event and chunk, its
+-- audit row. Read before commit, so no executor has touched them yet.
+SELECT agentorch.register_tool('robust_many.http', 'http', '{"url": "http://127.0.0.1:9/x"}',
+                               policy => '{"retry": {"max_attempts": 5}}');
+SELECT agentorch.register_workflow('robust-shape', '{"defaults": {"timeout": "7s"}, "memory": {"k": 1}, "steps": [
+  {"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1"}, "retry": {"max_attempts": 2}},
+  {"id": "b", "type": "branch", "depends_on": ["a"], "cases": [{"when": "$.steps.a.output.x == 1", "then": ["c"]}], "else": ["d"]},
+  {"id": "c", "type": "tool", "tool": "robust_many.http"},
+  {"id": "d", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 2"}},
+  {"id": "e", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 3"}}]}');
+BEGIN;
+SELECT agentorch.start('{"n": 0}', 'fixed', 'robust-shape', '{"priority": 3}') AS one \gset
+SELECT count(*) AS many FROM agentorch.start_many(ARRAY['{"n": 1}', '{"n": 2}']::jsonb[], 'fixed', 'robust-shape', '{"priority": 3}');
+SELECT r.id - :one AS run, r.status, r.orchestration, r.workflow_version, r.input, r.memory, r.priority,
+       r.last_event_seq, r.last_chunk_seq, r.tools ? 'robust_many.http' AS pinned, r.started_at IS NOT NULL AS started,
+       length(r.trace_id) AS trace_len
+  FROM agentorch.runs r WHERE r.workflow_name = 'robust-shape' ORDER BY r.id;
+SELECT s.run_id - :one AS run, s.step_id, s.kind, s.status, s.depends_on, s.ord, s.priority, s.max_attempts, s.network,
+       s.spec->>'timeout' AS timeout
+  FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id
+ WHERE r.workflow_name = 'robust-shape' ORDER BY s.run_id, s.ord;
+SELECT e.run_id - :one AS run, e.seq, e.kind, e.data FROM agentorch.events e JOIN agentorch.runs r ON r.id = e.run_id
+ WHERE r.workflow_name = 'robust-shape' ORDER BY e.run_id, e.seq;
+SELECT c.run_id - :one AS run, c.seq, c.kind, c.content, c.data FROM agentorch.chunks c JOIN agentorch.runs r ON r.id = c.run_id
+ WHERE r.workflow_name = 'robust-shape' ORDER BY c.run_id, c.seq;
+SELECT a.run_id - :one AS run, a.action, a.object, a.detail, a.actor = (SELECT oid FROM pg_roles WHERE rolname = current_user) AS by_caller
+  FROM agentorch.audit_log a JOIN agentorch.runs r ON r.id = a.run_id
+ WHERE r.workflow_name = 'robust-shape' ORDER BY a.run_id;
+ROLLBACK;
+-- simple runs started together each get their own step from their own input
+BEGIN;
+SELECT agentorch.register_model('robust-m2', 'openai', '{"base_url": "http://127.0.0.1:9/v1", "model": "m"}');
+CREATE TEMP TABLE robust_many_ids AS
+SELECT id, row_number() OVER () AS n
+  FROM agentorch.start_many(ARRAY['{"prompt": "one", "model": "robust-m2"}', '{"prompt": "two", "system": "be brief", "model": "robust-m2"}']::jsonb[], 'simple') id;
+SELECT m.n, s.step_id, s.kind, s.status, s.network, s.spec
+  FROM robust_many_ids m JOIN agentorch.steps s ON s.run_id = m.id ORDER BY m.id;
+-- an empty array starts nothing
+SELECT count(*) FROM agentorch.start_many(ARRAY[]::jsonb[], 'simple');
+ROLLBACK;
+DELETE FROM agentorch.workflows WHERE name = 'robust-shape';
+SELECT agentorch.drop_tool('robust_many.http');
+
 -- selecting over messages whose role is not a string does not crash
 SELECT orchestration, source FROM agentorch.select('{"messages": [{"role": null, "content": "x"}]}');
 SELECT agentorch.start('{"messages": [{"role": null, "content": "x"}]}');

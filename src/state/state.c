@@ -19,6 +19,10 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "access/htup_details.h"
+#include "commands/trigger.h"
+#include "utils/builtins.h"
+#include "utils/rel.h"
 
 /* Call a state-layer function that takes (run bigint, step text, ...). */
 void
@@ -150,4 +154,119 @@ ao_state_add_usage(int64 run, const char *step, Jsonb *usage)
 				  "  cost = cost + COALESCE(($3->>'cost')::numeric, 0) "
 				  "WHERE id = $1 AND $2 IS NOT NULL",
 				  run, step, 1, t, v, NULL);
+}
+
+/*
+ * The state machines (README.md in this folder draws them): may a step or
+ * a run go from status from to status to? A status not listed as a "from"
+ * is one of the ends named in the last entry.
+ */
+typedef struct Transitions
+{
+	const char *from;
+	const char *const *to;
+} Transitions;
+
+static const Transitions step_transitions[] = {
+	{"pending", (const char *const[]) {"ready", "skipped", "cancelled", NULL}},
+	{"ready", (const char *const[]) {"running", "waiting", "succeeded", "failed", "skipped", "cancelled", "pending", NULL}},
+	{"running", (const char *const[]) {"ready", "succeeded", "failed", "skipped", "cancelled", "pending", NULL}},
+	{"waiting", (const char *const[]) {"succeeded", "failed", "cancelled", "pending", NULL}},
+	{"succeeded", (const char *const[]) {"compensated", NULL}},
+	{"compensated", (const char *const[]) {"succeeded", NULL}},
+	/* failed, cancelled, skipped: resume(), a new plan */
+	{NULL, (const char *const[]) {"pending", "ready", NULL}},
+};
+
+static const Transitions run_transitions[] = {
+	{"pending", (const char *const[]) {"running", "failed", "cancelled", NULL}},
+	{"running", (const char *const[]) {"waiting", "succeeded", "failed", "cancelled", NULL}},
+	{"waiting", (const char *const[]) {"running", "succeeded", "failed", "cancelled", NULL}},
+	{"succeeded", (const char *const[]) {NULL}},
+	/* failed, cancelled: resume() */
+	{NULL, (const char *const[]) {"running", NULL}},
+};
+
+static bool
+transition_allowed(const Transitions *machine, const char *from, const char *to)
+{
+	const Transitions *t = machine;
+
+	while (t->from != NULL && strcmp(t->from, from) != 0)
+		t++;
+	for (const char *const *n = t->to; *n; n++)
+		if (strcmp(*n, to) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The status column of a trigger's old and new row, as labels. ERRORs
+ * unless called as a BEFORE UPDATE row trigger.
+ */
+static void
+trigger_statuses(FunctionCallInfo fcinfo, const char *what, const char **from, const char **to)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	int			attnum;
+	bool		isnull;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_BY_UPDATE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		elog(ERROR, "agentorch: %s must be called as a BEFORE UPDATE row trigger", what);
+	desc = RelationGetDescr(td->tg_relation);
+	attnum = SPI_fnumber(desc, "status");
+	if (attnum <= 0)
+		elog(ERROR, "agentorch: %s: the table has no status column", what);
+	*from = DatumGetCString(DirectFunctionCall1(enum_out, heap_getattr(td->tg_trigtuple, attnum, desc, &isnull)));
+	*to = DatumGetCString(DirectFunctionCall1(enum_out, heap_getattr(td->tg_newtuple, attnum, desc, &isnull)));
+}
+
+/*
+ * Trigger steps_transition: a step's status change must be one its state
+ * machine allows; anything else is an internal error, never applied.
+ */
+PG_FUNCTION_INFO_V1(ao_sql_check_step_transition);
+Datum
+ao_sql_check_step_transition(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	const char *from;
+	const char *to;
+
+	trigger_statuses(fcinfo, "_check_step_transition", &from, &to);
+	if (strcmp(from, to) != 0 && !transition_allowed(step_transitions, from, to))
+	{
+		TupleDesc	desc = RelationGetDescr(td->tg_relation);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("illegal step transition %s -> %s (run %s, step %s)", from, to,
+						SPI_getvalue(td->tg_newtuple, desc, SPI_fnumber(desc, "run_id")),
+						SPI_getvalue(td->tg_newtuple, desc, SPI_fnumber(desc, "step_id")))));
+	}
+	return PointerGetDatum(td->tg_newtuple);
+}
+
+/* Trigger runs_transition: the same for a run's status. */
+PG_FUNCTION_INFO_V1(ao_sql_check_run_transition);
+Datum
+ao_sql_check_run_transition(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	const char *from;
+	const char *to;
+
+	trigger_statuses(fcinfo, "_check_run_transition", &from, &to);
+	if (strcmp(from, to) != 0 && !transition_allowed(run_transitions, from, to))
+	{
+		TupleDesc	desc = RelationGetDescr(td->tg_relation);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("illegal run transition %s -> %s (run %s)", from, to,
+						SPI_getvalue(td->tg_newtuple, desc, SPI_fnumber(desc, "id")))));
+	}
+	return PointerGetDatum(td->tg_newtuple);
 }

@@ -94,5 +94,31 @@ is($last->{payload}{seq},
 is($node->safe_psql('postgres', "SELECT last_chunk_seq FROM agentorch.runs WHERE id = $run"),
 	$last->{payload}{seq}, 'which is the run\'s chunk counter');
 
+# start_many(): every run it creates is announced like start()'s, one
+# run_started each, in the runs' order, by the session that started them
+my $l2 = $node->background_psql('postgres');
+@notes = ();
+collect($l2->query_safe('LISTEN agentorch_events'));
+my @many = split /\n/,
+  $node->safe_psql('postgres', q{SELECT * FROM agentorch.start_many(ARRAY['{}', '{}', '{}']::jsonb[], 'fixed', 'ask')});
+my %many = map { $_ => 1 } @many;
+my @started;
+$deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+while (time() < $deadline)
+{
+	collect($l2->query_safe('SELECT 1'));
+	@started = grep { $_->{channel} eq 'agentorch_events' && $_->{payload}{event} eq 'run_started'
+		  && $many{ $_->{payload}{run_id} } } @notes;
+	last if @started >= 3;
+	usleep(100_000);
+}
+$l2->quit;
+is_deeply([ map { $_->{payload}{run_id} } @started ], \@many, 'start_many: one run_started per run, in order');
+ok(@started == 3 && !grep({ $executor{ $_->{pid} } } @started), 'sent by the starting session, not an executor');
+is_deeply([ map { join(',', $_->{payload}{status}, $_->{payload}{owner}) } @started ],
+	[ (join(',', 'running', $node->safe_psql('postgres', "SELECT oid FROM pg_roles WHERE rolname = current_user"))) x 3 ],
+	'each with status running and the caller as owner');
+$node->safe_psql('postgres', "SELECT agentorch.cancel(id) FROM unnest(ARRAY[" . join(',', @many) . "]::bigint[]) id");
+
 $node->stop;
 done_testing();
