@@ -46,6 +46,7 @@ def functions(text):
 def arg_types(signature):
     """The argument types of a signature, without names and defaults."""
     args = signature[signature.index('(') + 1:-1]
+    args = re.sub(r"'(?:[^']|'')*'", "''", args)   # a default's literal may hold commas
     types = []
     for a in [x.strip() for x in args.split(',') if x.strip()]:
         a = re.split(r'\s+DEFAULT\s+|\s*=\s*', a, flags=re.I)[0]

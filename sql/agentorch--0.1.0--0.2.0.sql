@@ -282,7 +282,7 @@ CREATE FUNCTION agentorch._create_runs(p_owner oid, p_orchestrations agentorch.o
                                        p_workflows text[], p_versions int[], p_hashes text[],
                                        p_inputs jsonb[], p_options jsonb[], p_selections jsonb[],
                                        p_templates int[], p_bodies jsonb[], p_tools jsonb[],
-                                       p_search_path text DEFAULT 'pg_catalog, pg_temp')
+                                       p_search_path text)
 RETURNS SETOF bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
@@ -402,7 +402,7 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION agentorch._create_runs(oid, agentorch.orchestration_type[], text[], int[], text[], jsonb[], jsonb[], jsonb[], int[], jsonb[], jsonb[], text, pg_temp') FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION agentorch._create_runs(oid, agentorch.orchestration_type[], text[], int[], text[], jsonb[], jsonb[], jsonb[], int[], jsonb[], jsonb[], text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION agentorch._create_run(p_owner oid, p_orchestration agentorch.orchestration_type,
                                       p_workflow text, p_version int, p_hash text, p_body jsonb,

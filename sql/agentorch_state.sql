@@ -381,7 +381,7 @@ CREATE FUNCTION agentorch._create_runs(p_owner oid, p_orchestrations agentorch.o
                                        p_workflows text[], p_versions int[], p_hashes text[],
                                        p_inputs jsonb[], p_options jsonb[], p_selections jsonb[],
                                        p_templates int[], p_bodies jsonb[], p_tools jsonb[],
-                                       p_search_path text DEFAULT 'pg_catalog, pg_temp')
+                                       p_search_path text)
 RETURNS SETOF bigint LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
