@@ -1166,53 +1166,37 @@ llm_finish(Step *s, CURLcode result, long status)
 {
 	ao_llm_result res;
 	ao_llm_error e;
+	ao_llm_reply_outcome outcome;
 
-	memset(&res, 0, sizeof(res));
-	if (result != CURLE_OK && status == 0)
 	{
-		ao_llm_classify_transport((int) result, s->errbuf[0] ? s->errbuf : curl_easy_strerror(result), &e);
-		s->timed_out = result == CURLE_OPERATION_TIMEDOUT;
-		fail_or_fallback(s, &e);
-		return;
-	}
-	if (status >= 300)
-	{
-		char	   *ra = response_header(s, "Retry-After");
+		char	   *ra = status >= 300 ? response_header(s, "Retry-After") : NULL;
+		ao_llm_reply reply = {
+			.provider = s->provider, .structured = s->spec.structured,
+			.curl_code = (int) result,
+			.transport_error = result == CURLE_OK ? NULL : s->errbuf[0] ? s->errbuf : curl_easy_strerror(result),
+			.http_status = status, .body = s->resp.p, .body_len = s->resp.len, .retry_after = ra,
+			.now_epoch_s = (double) time(NULL),
+		};
 
-		ao_llm_classify_http(s->provider, status, s->resp.p, s->resp.len, ra, (double) time(NULL), &e);
+		outcome = ao_llm_finish_reply(&reply, s->decoder, &res, &e);
 		free(ra);
-		fail_or_fallback(s, &e);
-		return;
 	}
-	(void) ao_llm_decoder_finish(s->decoder);
-	ao_llm_decoder_take_result(s->decoder, &res);
 	add_usage(s, &res);
-	if (result != CURLE_OK && (res.error.kind == AO_LLM_ERR_NONE || res.error.kind == AO_LLM_ERR_TRUNCATED))
+	if (outcome == AO_LLM_REPLY_FAILED)
 	{
-		ao_llm_classify_transport((int) result, s->errbuf[0] ? s->errbuf : curl_easy_strerror(result), &e);
-		s->timed_out = result == CURLE_OPERATION_TIMEDOUT;
+		s->timed_out = e.kind == AO_LLM_ERR_TRANSPORT && result == CURLE_OPERATION_TIMEDOUT;
 		ao_llm_result_free(&res);
 		fail_or_fallback(s, &e);
 		return;
 	}
-	if (res.error.kind != AO_LLM_ERR_NONE && res.error.kind != AO_LLM_ERR_OUTPUT)
-	{
-		e = res.error;
-		if (e.kind == AO_LLM_ERR_PROTOCOL || e.kind == AO_LLM_ERR_TRUNCATED)
-			e.retryable = true;
-		ao_llm_result_free(&res);
-		fail_or_fallback(s, &e);
-		return;
-	}
-	if (res.n_tool_calls > 0 && cut_off(&res) &&
-		!(s->spec.structured && s->provider == AO_LLM_ANTHROPIC && res.structured))
+	if (outcome == AO_LLM_REPLY_CUT_OFF)
 	{
 		ao_llm_result_free(&res);
 		step_fail(s, false, "54000", "the reply was cut off by max_tokens inside a tool call",
 				  "The tool call's arguments are incomplete; raise the step's max_tokens.", 0);
 		return;
 	}
-	if (res.n_tool_calls > 0 && !(s->spec.structured && s->provider == AO_LLM_ANTHROPIC && res.structured))
+	if (outcome == AO_LLM_REPLY_TOOL_CALLS)
 	{
 		if (s->turn + 1 >= s->max_turns)
 		{

@@ -877,73 +877,52 @@ llm_finish_reply(void *step)
 	AoRequest  *r = ao_net_step_request(step);
 	ao_llm_result res;
 	ao_llm_error e;
+	ao_llm_reply_outcome outcome;
 
 	if (st == NULL)
 	{
 		ao_net_step_fail(step, ERRCODE_INTERNAL_ERROR, "llm step has no state", NULL);
 		return;
 	}
-	memset(&res, 0, sizeof(res));
-	if (r->error && r->status == 0)
 	{
-		ao_llm_classify_transport(r->result, r->error, &e);
-		fail_or_fallback(st, &e);
-		return;
-	}
-	if (r->status >= 300)
-	{
-		char	   *ra = ao_net_header(r, "Retry-After");
+		char	   *ra = r->status >= 300 ? ao_net_header(r, "Retry-After") : NULL;
+		ao_llm_reply reply = {
+			.provider = st->provider, .structured = st->spec.structured,
+			.curl_code = r->result, .transport_error = r->error, .http_status = r->status,
+			.body = r->body.data, .body_len = r->body.len, .retry_after = ra, .now_epoch_s = (double) time(NULL),
+		};
 
-		ao_llm_classify_http(st->provider, r->status, r->body.data, r->body.len, ra,
-							 (double) time(NULL), &e);
-		fail_or_fallback(st, &e);
-		return;
+		outcome = ao_llm_finish_reply(&reply, st->decoder, &res, &e);
 	}
-	(void) ao_llm_decoder_finish(st->decoder);
-	ao_llm_decoder_take_result(st->decoder, &res);
 	add_usage(st, &res);
-	if (r->error && (res.error.kind == AO_LLM_ERR_NONE || res.error.kind == AO_LLM_ERR_TRUNCATED))
+	switch (outcome)
 	{
-		ao_llm_classify_transport(r->result, r->error, &e);
-		ao_llm_result_free(&res);
-		fail_or_fallback(st, &e);
-		return;
-	}
-	if (res.error.kind != AO_LLM_ERR_NONE && res.error.kind != AO_LLM_ERR_OUTPUT)
-	{
-		e = res.error;
-		if (e.kind == AO_LLM_ERR_PROTOCOL || e.kind == AO_LLM_ERR_TRUNCATED)
-			e.retryable = true;
-		ao_llm_result_free(&res);
-		fail_or_fallback(st, &e);
-		return;
-	}
-
-	/* a reply cut off inside a tool call: its arguments are incomplete */
-	if (res.n_tool_calls > 0 && cut_off(&res) &&
-		!(st->spec.structured && st->provider == AO_LLM_ANTHROPIC && res.structured))
-	{
-		ao_llm_result_free(&res);
-		ao_net_step_fail(step, ERRCODE_PROGRAM_LIMIT_EXCEEDED, "the reply was cut off by max_tokens inside a tool call",
-						 "The tool call's arguments are incomplete; raise the step's max_tokens.");
-		return;
-	}
-
-	/* tool calls: run them and ask again */
-	if (res.n_tool_calls > 0 && !(st->spec.structured && st->provider == AO_LLM_ANTHROPIC && res.structured))
-	{
-		if (st->turn + 1 >= st->max_turns)
-		{
+		case AO_LLM_REPLY_FAILED:
 			ao_llm_result_free(&res);
-			ao_net_step_fail(step, ERRCODE_PROGRAM_LIMIT_EXCEEDED, psprintf("the model still asked for tools after %d turns", st->max_turns),
-							 "Raise the step's max_turns if the conversation needs more.");
+			fail_or_fallback(st, &e);
 			return;
-		}
-		add_message(st, ao_llm_result_to_json(&res));
-		run_tool_calls(st, &res);
-		ao_llm_result_free(&res);
-		next_turn(st);
-		return;
+		case AO_LLM_REPLY_CUT_OFF:
+			/* a tool call's arguments are incomplete */
+			ao_llm_result_free(&res);
+			ao_net_step_fail(step, ERRCODE_PROGRAM_LIMIT_EXCEEDED, "the reply was cut off by max_tokens inside a tool call",
+							 "The tool call's arguments are incomplete; raise the step's max_tokens.");
+			return;
+		case AO_LLM_REPLY_TOOL_CALLS:
+			/* run them and ask again */
+			if (st->turn + 1 >= st->max_turns)
+			{
+				ao_llm_result_free(&res);
+				ao_net_step_fail(step, ERRCODE_PROGRAM_LIMIT_EXCEEDED, psprintf("the model still asked for tools after %d turns", st->max_turns),
+								 "Raise the step's max_turns if the conversation needs more.");
+				return;
+			}
+			add_message(st, ao_llm_result_to_json(&res));
+			run_tool_calls(st, &res);
+			ao_llm_result_free(&res);
+			next_turn(st);
+			return;
+		case AO_LLM_REPLY_ANSWER:
+			break;
 	}
 
 	if (st->response_schema)

@@ -2119,6 +2119,79 @@ test_sanitize(void)
 		UNIT_OK(e.retryable, "HTTP 409 is retryable");
 	}
 }
+/* ---------------------------------------------------------------------- */
+/* What a finished request comes to (ao_llm_finish_reply)                 */
+/* ---------------------------------------------------------------------- */
+
+static ao_llm_reply_outcome
+finish_reply(const char *stream, int curl_code, const char *transport_error, long status,
+			 const char *body, ao_llm_result *res, ao_llm_error *e)
+{
+	ao_llm_spec spec = {AO_LLM_OPENAI, true, false, false};
+	ao_llm_decoder *d = ao_llm_decoder_new(&spec, NULL, NULL, NULL, NULL);
+	ao_llm_reply reply = {AO_LLM_OPENAI, false, curl_code, transport_error, status,
+	body, body ? strlen(body) : 0, NULL, 0};
+	ao_llm_reply_outcome o;
+
+	if (stream)
+		ao_llm_decoder_feed(d, stream, strlen(stream));
+	o = ao_llm_finish_reply(&reply, d, res, e);
+	ao_llm_decoder_free(d);
+	return o;
+}
+
+static void
+test_finish_reply(void)
+{
+	static const char answer[] =
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}],"
+		"\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n";
+	static const char tool_call[] =
+		"data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c1\",\"type\":\"function\","
+		"\"function\":{\"name\":\"x\",\"arguments\":\"{}\"}}]},\"finish_reason\":null}]}\n\n"
+		"data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"%s\"}]}\n\ndata: [DONE]\n\n";
+	char		buf[1024];
+	ao_llm_result res;
+	ao_llm_error e;
+
+	UNIT_OK(finish_reply(answer, 0, NULL, 200, NULL, &res, &e) == AO_LLM_REPLY_ANSWER &&
+			res.text_len == 2 && res.usage.input_tokens == 3, "a clean answer is the answer, usage taken");
+	ao_llm_result_free(&res);
+
+	snprintf(buf, sizeof(buf), tool_call, "tool_calls");
+	UNIT_OK(finish_reply(buf, 0, NULL, 200, NULL, &res, &e) == AO_LLM_REPLY_TOOL_CALLS && res.n_tool_calls == 1,
+			"tool calls are run");
+	ao_llm_result_free(&res);
+
+	snprintf(buf, sizeof(buf), tool_call, "length");
+	UNIT_OK(finish_reply(buf, 0, NULL, 200, NULL, &res, &e) == AO_LLM_REPLY_CUT_OFF,
+			"tool calls cut off by max_tokens are a failure of their own");
+	ao_llm_result_free(&res);
+
+	UNIT_OK(finish_reply(NULL, 7, "Failed to connect", 0, NULL, &res, &e) == AO_LLM_REPLY_FAILED &&
+			e.kind == AO_LLM_ERR_TRANSPORT && e.retryable && res.n_tool_calls == 0 && res.text == NULL,
+			"no connection: a retryable transport failure, nothing decoded");
+
+	UNIT_OK(finish_reply(NULL, 0, NULL, 429, "{\"error\": {\"message\": \"slow down\"}}", &res, &e) == AO_LLM_REPLY_FAILED &&
+			e.kind == AO_LLM_ERR_HTTP && e.retryable && e.http_status == 429, "429: retryable");
+	UNIT_OK(finish_reply(NULL, 0, NULL, 400, "{\"error\": {\"message\": \"bad\"}}", &res, &e) == AO_LLM_REPLY_FAILED &&
+			!e.retryable, "400: permanent");
+
+	UNIT_OK(finish_reply("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"h", 56, "Recv failure", 200, NULL,
+						 &res, &e) == AO_LLM_REPLY_FAILED && e.kind == AO_LLM_ERR_TRANSPORT && e.retryable,
+			"a stream broken off by the transport: the transport's retryable failure");
+	ao_llm_result_free(&res);
+
+	UNIT_OK(finish_reply("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"h", 0, NULL, 200, NULL,
+						 &res, &e) == AO_LLM_REPLY_FAILED && e.retryable,
+			"a stream that ends early: retryable");
+	ao_llm_result_free(&res);
+
+	UNIT_OK(finish_reply("data: {not json}\n\n", 0, NULL, 200, NULL, &res, &e) == AO_LLM_REPLY_FAILED && e.retryable,
+			"a stream that breaks the protocol: retryable");
+	ao_llm_result_free(&res);
+}
+
 
 int
 main(void)
@@ -2140,5 +2213,6 @@ main(void)
 	test_conversation_loop();
 	test_sanitize();
 	test_http_headers();
+	test_finish_reply();
 	return unit_done();
 }

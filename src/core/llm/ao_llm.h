@@ -526,4 +526,45 @@ extern void ao_llm_classify_http(ao_llm_provider provider, long status,
  */
 extern void ao_llm_classify_transport(int curl_code, const char *message, ao_llm_error *out);
 
+/*
+ * The end of one request of an llm turn, as the transport saw it: what
+ * ao_llm_finish_reply decides from.
+ */
+typedef struct ao_llm_reply
+{
+	ao_llm_provider provider;
+	bool		structured;		/* the step asked for structured output */
+	int			curl_code;		/* the transfer's CURLcode, as int */
+	const char *transport_error;	/* NULL when the transfer completed */
+	long		http_status;	/* 0: no status was received */
+	const char *body;			/* the body of a non-2xx reply */
+	size_t		body_len;
+	const char *retry_after;	/* its Retry-After header, or NULL */
+	double		now_epoch_s;
+} ao_llm_reply;
+
+typedef enum ao_llm_reply_outcome
+{
+	AO_LLM_REPLY_FAILED,		/* *err says why: fail the attempt, or fall back */
+	AO_LLM_REPLY_CUT_OFF,		/* stopped by max_tokens inside a tool call */
+	AO_LLM_REPLY_TOOL_CALLS,	/* run the tool calls and ask again */
+	AO_LLM_REPLY_ANSWER			/* the answer (an output error included) */
+} ao_llm_reply_outcome;
+
+/*
+ * Decide what a finished request comes to, the same way for the executors
+ * and agentorch-worker. A transport error or a non-2xx status fails it
+ * (classified by ao_llm_classify_transport / ao_llm_classify_http);
+ * otherwise the decoder is finished and its result taken into *res (the
+ * caller counts its usage whatever the outcome, and frees it; *res is
+ * zeroed when nothing was decoded). A transfer broken off after a clean
+ * or truncated stream is the transport's failure; an error in the stream
+ * fails it (retryable when the stream broke the protocol or ended early).
+ * Tool calls (other than Anthropic's structured-output tool) are run --
+ * unless the reply was cut off by max_tokens inside them, which is a
+ * permanent failure.
+ */
+extern ao_llm_reply_outcome ao_llm_finish_reply(const ao_llm_reply *reply, ao_llm_decoder *decoder,
+												ao_llm_result *res, ao_llm_error *err);
+
 #endif							/* AO_LLM_H */

@@ -1349,3 +1349,50 @@ ao_llm_cost(const ao_llm_price *price, const ao_llm_usage *usage)
 	return (plain * price->input_per_mtok + cached * cached_price +
 			written * write_price + output * price->output_per_mtok) / 1e6;
 }
+
+/* Is the reply cut off by max_tokens (finish_reason "length")? */
+static bool
+reply_cut_off(const ao_llm_result *res)
+{
+	return res->finish_reason != NULL && strcmp(res->finish_reason, "length") == 0;
+}
+
+ao_llm_reply_outcome
+ao_llm_finish_reply(const ao_llm_reply *reply, ao_llm_decoder *decoder, ao_llm_result *res, ao_llm_error *err)
+{
+	bool		structured_answer;
+
+	memset(res, 0, sizeof(*res));
+	memset(err, 0, sizeof(*err));
+	if (reply->transport_error != NULL && reply->http_status == 0)
+	{
+		ao_llm_classify_transport(reply->curl_code, reply->transport_error, err);
+		return AO_LLM_REPLY_FAILED;
+	}
+	if (reply->http_status >= 300)
+	{
+		ao_llm_classify_http(reply->provider, reply->http_status, reply->body, reply->body_len,
+							 reply->retry_after, reply->now_epoch_s, err);
+		return AO_LLM_REPLY_FAILED;
+	}
+	(void) ao_llm_decoder_finish(decoder);
+	ao_llm_decoder_take_result(decoder, res);
+	if (reply->transport_error != NULL &&
+		(res->error.kind == AO_LLM_ERR_NONE || res->error.kind == AO_LLM_ERR_TRUNCATED))
+	{
+		ao_llm_classify_transport(reply->curl_code, reply->transport_error, err);
+		return AO_LLM_REPLY_FAILED;
+	}
+	if (res->error.kind != AO_LLM_ERR_NONE && res->error.kind != AO_LLM_ERR_OUTPUT)
+	{
+		*err = res->error;
+		if (err->kind == AO_LLM_ERR_PROTOCOL || err->kind == AO_LLM_ERR_TRUNCATED)
+			err->retryable = true;
+		return AO_LLM_REPLY_FAILED;
+	}
+	/* Anthropic's structured output arrives as a call of its own tool */
+	structured_answer = reply->structured && reply->provider == AO_LLM_ANTHROPIC && res->structured;
+	if (res->n_tool_calls > 0 && !structured_answer)
+		return reply_cut_off(res) ? AO_LLM_REPLY_CUT_OFF : AO_LLM_REPLY_TOOL_CALLS;
+	return AO_LLM_REPLY_ANSWER;
+}
