@@ -102,6 +102,13 @@ CREATE INDEX runs_deadline ON agentorch.runs (id)
     WHERE deadline IS NOT NULL AND status IN ('pending', 'running', 'waiting');
 CREATE INDEX runs_reactive ON agentorch.runs (id) WHERE orchestration = 'reactive' AND status = 'running';
 
+-- the claim order (0.2.0): places in groups of sixteen, then the oldest run,
+-- so a fan-out's steps are claimed together (the index holds only ready
+-- steps, so rebuilding it is short)
+DROP INDEX agentorch.steps_ready;
+CREATE INDEX steps_ready ON agentorch.steps (network, priority DESC, not_before NULLS FIRST, (ord / 16), run_id, ord)
+    WHERE status = 'ready';
+
 -- external workers (new in 0.2.0): name, host and session of each worker
 ALTER TABLE agentorch.workers ADD COLUMN name text, ADD COLUMN host text, ADD COLUMN backend_pid int;
 

@@ -237,9 +237,11 @@ CREATE TABLE agentorch.steps (
     PRIMARY KEY (run_id, step_id)
 );
 -- The claim query's index: ready steps by priority, then not_before, then
--- ord (a step's place in its run or loop), so a run's 1000th loop iteration
--- does not go before another run's first step.
-CREATE INDEX steps_ready ON agentorch.steps (network, priority DESC, not_before NULLS FIRST, ord)
+-- ord (a step's place in its run or loop) in groups of sixteen places, so a
+-- run's 1000th loop iteration does not go before another run's first step;
+-- within a group the oldest run first, so the steps of a fan-out are
+-- claimed together.
+CREATE INDEX steps_ready ON agentorch.steps (network, priority DESC, not_before NULLS FIRST, (ord / 16), run_id, ord)
     WHERE status = 'ready';
 -- Lease recovery: running steps whose lease expired.
 CREATE INDEX steps_leased ON agentorch.steps (lease_until) WHERE status = 'running';

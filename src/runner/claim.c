@@ -880,7 +880,15 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			 "     AND ($2::oid IS NULL OR pg_catalog.pg_has_role($2::oid, r.owner, 'USAGE')) "
 			 "     AND ($3::int8 IS NULL OR (s.run_id = $3 AND s.step_id = $4)) "
 			 "     AND s.run_id >= $5 AND s.run_id <> $7 "
-			 "   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST, s.ord "
+			 /*
+			  * steps_ready's order: steps early in their runs (the first
+			  * sixteen places) before later ones, so a run's 1000th loop
+			  * iteration does not go before another run's first step; among
+			  * those, the oldest run's steps together, so what a run costs
+			  * per claim (its lock, settling, promotion, notification) is
+			  * paid once for a fan-out's ten steps, not ten times.
+			  */
+			 "   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST, (s.ord / 16), s.run_id, s.ord "
 			 "   LIMIT $1 FOR UPDATE OF s, r SKIP LOCKED), "
 			 /*
 			  * An update that changes nothing: the claimed rows' versions
@@ -1096,7 +1104,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 					 "              AND (worker IS NULL OR worker = $1 OR lease_until IS NULL "
 					 "                   OR lease_until < pg_catalog.clock_timestamp() "
 					 "                   OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = worker)) "
-					 "            ORDER BY network, priority DESC, not_before NULLS FIRST, ord "
+					 "            ORDER BY network, priority DESC, not_before NULLS FIRST, (ord / 16), run_id, ord "
 					 "            LIMIT 1 FOR UPDATE SKIP LOCKED) "
 					 "SELECT c.run_id, c.step_id, c.crashes, agentorch._lock_run(c.run_id) FROM c",
 					 1, t, v, NULL, SPI_OK_SELECT);
