@@ -716,6 +716,85 @@ BEGIN
 END
 $$;
 
+-- The successes of an executor's claim round, recorded together: what
+-- _finish_step(run, step, 'succeeded', output, NULL, NULL, true) does for
+-- each, in a few statements for all -- the steps' updates, one update of
+-- each run's counters, one insert each of their events, status chunks and
+-- checkpoints (seqs in the order given). Only a plain success is done so:
+-- a top-level step of no plan, without output_schema, compensates or
+-- planner, still ready. Any other goes through _finish_step, one by one.
+CREATE FUNCTION agentorch._finish_steps(p_runs bigint[], p_steps text[], p_outputs jsonb[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    v_done text[];
+    d record;
+BEGIN
+    WITH g AS (
+        SELECT u.run, u.step, u.output, u.ord
+          FROM ROWS FROM (pg_catalog.unnest(p_runs), pg_catalog.unnest(p_steps), pg_catalog.unnest(p_outputs))
+               WITH ORDINALITY AS u(run, step, output, ord)),
+    s AS (
+        UPDATE agentorch.steps t
+           SET status = 'succeeded', output = g.output, error = NULL, finished_at = pg_catalog.clock_timestamp(),
+               lease_until = NULL, worker = NULL, crashes = 0, started_at = COALESCE(t.started_at, pg_catalog.now())
+          FROM g
+         WHERE t.run_id OPERATOR(pg_catalog.=) g.run AND t.step_id OPERATOR(pg_catalog.=) g.step
+           AND t.status OPERATOR(pg_catalog.=) 'ready' AND t.parent_step_id IS NULL
+           AND t.plan_version OPERATOR(pg_catalog.=) 0
+           AND NOT t.spec OPERATOR(pg_catalog.?|) '{output_schema,compensates,planner}'::text[]
+        RETURNING t.run_id, t.step_id, t.attempt, g.output, g.ord),
+    n AS (SELECT s.run_id, pg_catalog.count(*)::int AS k FROM s GROUP BY s.run_id),
+    r AS (
+        UPDATE agentorch.runs ru
+           SET last_event_seq = ru.last_event_seq OPERATOR(pg_catalog.+) n.k,
+               last_chunk_seq = ru.last_chunk_seq OPERATOR(pg_catalog.+)
+                   CASE WHEN ru.status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[])
+                        THEN n.k ELSE 0 END,
+               last_checkpoint = ru.last_checkpoint OPERATOR(pg_catalog.+) n.k
+          FROM n
+         WHERE ru.id OPERATOR(pg_catalog.=) n.run_id
+        RETURNING ru.id, ru.last_event_seq OPERATOR(pg_catalog.-) n.k AS e0,
+                  ru.last_chunk_seq OPERATOR(pg_catalog.-) n.k AS c0,
+                  ru.last_checkpoint OPERATOR(pg_catalog.-) n.k AS k0,
+                  ru.status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[]) AS open,
+                  ru.memory),
+    x AS (
+        SELECT s.run_id, s.step_id, s.attempt, s.output, r.e0, r.c0, r.k0, r.open, r.memory,
+               pg_catalog.row_number() OVER (PARTITION BY s.run_id ORDER BY s.ord) AS i
+          FROM s JOIN r ON r.id OPERATOR(pg_catalog.=) s.run_id),
+    e AS (
+        INSERT INTO agentorch.events (run_id, seq, kind, step_id, data)
+        SELECT x.run_id, x.e0 OPERATOR(pg_catalog.+) x.i, 'step_succeeded', x.step_id, NULL FROM x),
+    c AS (
+        INSERT INTO agentorch.chunks (run_id, seq, step_id, attempt, kind, content, data)
+        SELECT x.run_id, x.c0 OPERATOR(pg_catalog.+) x.i, x.step_id, x.attempt, 'status',
+               x.step_id OPERATOR(pg_catalog.||) ': succeeded',
+               pg_catalog.jsonb_build_object('step_id', x.step_id, 'status', 'succeeded', 'attempt', x.attempt)
+          FROM x WHERE x.open),
+    k AS (
+        INSERT INTO agentorch.checkpoints (run_id, seq, step_id, state)
+        SELECT x.run_id, x.k0 OPERATOR(pg_catalog.+) x.i, x.step_id,
+               pg_catalog.jsonb_build_object('step_id', x.step_id, 'output', x.output)
+               OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('memory', x.memory)
+          FROM x)
+    SELECT pg_catalog.array_agg(x.run_id::text OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) x.step_id)
+      INTO v_done FROM x;
+
+    FOR d IN SELECT u.run, u.step, u.output
+               FROM ROWS FROM (pg_catalog.unnest(p_runs), pg_catalog.unnest(p_steps), pg_catalog.unnest(p_outputs))
+                    WITH ORDINALITY AS u(run, step, output, ord)
+              WHERE NOT (u.run::text OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) u.step)
+                        OPERATOR(pg_catalog.=) ANY (COALESCE(v_done, '{}'))
+              ORDER BY u.ord
+    LOOP
+        PERFORM agentorch._finish_step(d.run, d.step, 'succeeded', d.output, NULL, NULL, true);
+    END LOOP;
+END
+$$;
+
 -- Make dependents of finished steps ready and finish the runs where
 -- nothing is open. The executor calls it once per claim round for every
 -- run the round touched (_finish_step's p_defer), not after every step:

@@ -117,6 +117,21 @@ ROLLBACK;
 DELETE FROM agentorch.workflows WHERE name = 'robust-shape';
 SELECT agentorch.drop_tool('robust_many.http');
 
+-- siblings claimed together: a success before a sibling's failure is
+-- recorded as a success (with its output, before the failure in the event
+-- stream), the failure fails the run, and a later sibling is cancelled
+SELECT agentorch.register_workflow('robust-siblings', '{"steps": [
+  {"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1 AS one"}},
+  {"id": "b", "type": "tool", "tool": "database.query", "input": {"query": "SELECT * FROM no_such_table"}, "retry": {"max_attempts": 1}},
+  {"id": "c", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 3 AS three"}}]}');
+SELECT agentorch.run_workflow('robust-siblings') AS sib \gset
+SELECT status FROM agentorch.wait(:sib, '30s');
+SELECT step_id, status, output IS NOT NULL AS has_output FROM agentorch.steps WHERE run_id = :sib ORDER BY step_id;
+SELECT seq, kind, step_id FROM agentorch.events WHERE run_id = :sib ORDER BY seq;
+SELECT count(*) = max(seq) AS gap_free FROM agentorch.chunks WHERE run_id = :sib;
+DELETE FROM agentorch.runs WHERE id = :sib;
+DELETE FROM agentorch.workflows WHERE name = 'robust-siblings';
+
 -- selecting over messages whose role is not a string does not crash
 SELECT orchestration, source FROM agentorch.select('{"messages": [{"role": null, "content": "x"}]}');
 SELECT agentorch.start('{"messages": [{"role": null, "content": "x"}]}');

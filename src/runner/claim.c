@@ -123,7 +123,31 @@ typedef struct Claimed
 	Jsonb	   *item;			/* NULL outside loops */
 	int			iteration;		/* -1 outside loops */
 	Oid			owner;
+	bool		plain;			/* top-level, of no plan: see defer_success */
 } Claimed;
+
+/*
+ * Successes recorded together at the end of a claim round
+ * (agentorch._finish_steps), instead of one _finish_step call each: the
+ * plain ones -- a tool step that succeeded, top-level, of no plan, without
+ * output_schema, compensates or planner in its spec. Before anything else
+ * changes the state of a run (a failure, a retry, a branch, a child, a
+ * cancel), that run's pending successes are written first (flush_successes),
+ * so no transition can overtake them. A flush inside a step's
+ * subtransaction is kept with it: if the subtransaction is rolled back,
+ * the successes it wrote are pending again (successes_rolled_back).
+ */
+typedef struct PendingSuccess
+{
+	int64		run_id;
+	char	   *step_id;
+	Jsonb	   *output;
+	int			written_at;		/* transaction nest level that wrote it; 0: pending */
+} PendingSuccess;
+
+static List *pending_successes = NIL;
+static MemoryContext pending_cxt = NULL;	/* NULL: not in process_steps */
+static int	pending_base_level = 0;	/* the nest level process_steps runs at */
 
 /* The outcome of running one step. */
 typedef struct Outcome
@@ -441,10 +465,143 @@ ao_log_step_failure(int64 run, const char *step, Jsonb *error)
 	ao_log("agentorch: run %lld step %s failed: %s", (long long) run, step, text);
 }
 
+/* May this success wait for the end of the round (see PendingSuccess)? */
+static bool
+defer_success(Claimed *c, json_object *spec)
+{
+	static const char *const special[] = {"output_schema", "compensates", "planner", NULL};
+
+	if (!c->plain || sim_run != 0 || pending_cxt == NULL || !ao_schema_at_least(0, 2))
+		return false;
+	for (const char *const *k = special; *k; k++)
+		if (json_object_object_get_ex(spec, *k, NULL))
+			return false;
+	return true;
+}
+
+/*
+ * Write the pending successes of run (0: of every run) through
+ * _finish_steps. Inside a subtransaction they stay listed, marked with its
+ * level, until it ends (successes_kept / successes_rolled_back).
+ */
+static void
+flush_successes(int64 run)
+{
+	ListCell   *lc;
+	int			n = 0;
+	int			level = GetCurrentTransactionNestLevel();
+	Datum	   *runs;
+	Datum	   *steps;
+	Datum	   *outputs;
+	Oid			t[3] = {INT8ARRAYOID, TEXTARRAYOID, JSONBARRAYOID};
+	Datum		v[3];
+	List	   *left = NIL;
+
+	foreach(lc, pending_successes)
+	{
+		PendingSuccess *p = lfirst(lc);
+
+		if (p->written_at == 0 && (run == 0 || p->run_id == run))
+			n++;
+	}
+	if (n == 0)
+		return;
+	runs = palloc(sizeof(Datum) * n);
+	steps = palloc(sizeof(Datum) * n);
+	outputs = palloc(sizeof(Datum) * n);
+	n = 0;
+	foreach(lc, pending_successes)
+	{
+		PendingSuccess *p = lfirst(lc);
+
+		if (p->written_at == 0 && (run == 0 || p->run_id == run))
+		{
+			runs[n] = Int64GetDatum(p->run_id);
+			steps[n] = CStringGetTextDatum(p->step_id);
+			outputs[n] = JsonbPGetDatum(p->output);
+			n++;
+		}
+	}
+	v[0] = PointerGetDatum(construct_array(runs, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	v[1] = PointerGetDatum(construct_array(steps, n, TEXTOID, -1, false, TYPALIGN_INT));
+	v[2] = PointerGetDatum(construct_array(outputs, n, JSONBOID, -1, false, TYPALIGN_INT));
+	ao_spi_exec("SELECT agentorch._finish_steps($1, $2, $3)", 3, t, v, NULL, SPI_OK_SELECT);
+
+	/* written: forgotten at the top level, else marked until the subtransaction ends */
+	foreach(lc, pending_successes)
+	{
+		PendingSuccess *p = lfirst(lc);
+
+		if (p->written_at == 0 && (run == 0 || p->run_id == run))
+		{
+			if (level > pending_base_level)
+			{
+				p->written_at = level;
+				left = lappend(left, p);
+			}
+		}
+		else
+			left = lappend(left, p);
+	}
+	list_free(pending_successes);
+	pending_successes = left;
+}
+
+/* The subtransaction at level ended committed: its writes belong to its parent now. */
+static void
+successes_kept(int level)
+{
+	ListCell   *lc;
+	List	   *left = NIL;
+
+	foreach(lc, pending_successes)
+	{
+		PendingSuccess *p = lfirst(lc);
+
+		if (p->written_at >= level)
+			p->written_at = level - 1;
+		if (p->written_at != pending_base_level)	/* written at process_steps' level: done */
+			left = lappend(left, p);
+	}
+	list_free(pending_successes);
+	pending_successes = left;
+}
+
+/* The subtransaction at level was rolled back: what it wrote is pending again. */
+static void
+successes_rolled_back(int level)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_successes)
+	{
+		PendingSuccess *p = lfirst(lc);
+
+		if (p->written_at >= level)
+			p->written_at = 0;
+	}
+}
+
 /* Record a tool outcome: success, another attempt, or failure. */
 static void
 settle(Claimed *c, Outcome *o, json_object *spec)
 {
+	if (o->ok && defer_success(c, spec))
+	{
+		MemoryContext old = MemoryContextSwitchTo(pending_cxt);
+		PendingSuccess *p = palloc(sizeof(PendingSuccess));
+
+		p->run_id = c->run_id;
+		p->step_id = pstrdup(c->step_id);
+		p->output = (Jsonb *) pg_detoast_datum_copy((struct varlena *) o->output);
+		p->written_at = 0;
+		pending_successes = lappend(pending_successes, p);
+		MemoryContextSwitchTo(old);
+		ao_count_steps(1, 0);
+		return;
+	}
+	/* anything else changes the run: its pending successes go first */
+	flush_successes(c->run_id);
 	if (o->ok)
 	{
 		Oid			t[1] = {JSONBOID};
@@ -618,6 +775,10 @@ run_step(Claimed *c, MemoryContext stepcxt)
 	Jsonb	   *context = NULL;
 	Jsonb	   *input = NULL;
 
+	/* only a tool's success can wait for the round's end (settle) */
+	if (strcmp(c->kind, "tool") != 0 || when != NULL)
+		flush_successes(c->run_id);
+
 	/*
 	 * The run context (every step's output so far) is built only when the
 	 * step needs it: a template, a condition, a branch or a loop.
@@ -657,6 +818,7 @@ run_step(Claimed *c, MemoryContext stepcxt)
 	{
 		if (!ao_state_begin_attempt(c->run_id, c->step_id, executor_id, input, true))
 		{
+			flush_successes(c->run_id);
 			ao_state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
 					   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
 					   c->run_id, c->step_id, 0, NULL, NULL, NULL);
@@ -744,6 +906,7 @@ record_step_error(Claimed *c, ErrorData *edata)
 	ResourceOwner owner = CurrentResourceOwner;
 	Outcome		o = {0};
 	json_object *volatile spec = NULL;
+	int			level;
 
 	o.ok = false;
 	o.error = error_jsonb(edata);
@@ -751,17 +914,21 @@ record_step_error(Claimed *c, ErrorData *edata)
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(caller);
+	level = GetCurrentTransactionNestLevel();
 	PG_TRY();
 	{
 		spec = ao_json_from_jsonb(c->spec);
 		if (ao_state_begin_attempt(c->run_id, c->step_id, executor_id, NULL, false))
 			settle(c, &o, spec);
 		ReleaseCurrentSubTransaction();
+		successes_kept(level);
 	}
 	PG_CATCH();
 	{
 		FreeErrorData(ao_abort_subxact(caller, owner));
+		successes_rolled_back(level);
 		/* the simplest record there is: the step failed, no retry */
+		flush_successes(c->run_id);
 		ao_state_call("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $3) "
 				   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
 				   c->run_id, c->step_id, 1, (Oid[]) {JSONBOID}, (Datum[]) {JsonbPGetDatum(o.error)}, NULL);
@@ -789,14 +956,18 @@ run_step_guarded(Claimed *c)
 	ResourceOwner owner = CurrentResourceOwner;
 	MemoryContext stepcxt = AllocSetContextCreate(caller, "agentorch step", ALLOCSET_DEFAULT_SIZES);
 
+	int			level;
+
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(caller);
+	level = GetCurrentTransactionNestLevel();
 	ao_executor_set_current_run(c->run_id);
 	PG_TRY();
 	{
 		run_step(c, stepcxt);
 		ao_executor_set_current_run(0);
 		ReleaseCurrentSubTransaction();
+		successes_kept(level);
 		MemoryContextSwitchTo(caller);
 		CurrentResourceOwner = owner;
 	}
@@ -806,6 +977,7 @@ run_step_guarded(Claimed *c)
 
 		ao_executor_set_current_run(0);
 		edata = ao_abort_subxact(caller, owner);
+		successes_rolled_back(level);
 		MemoryContextReset(stepcxt);
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ao_cancelled_by_request(c->run_id, true))
 		{
@@ -872,7 +1044,7 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 	values[6] = Int64GetDatum(cancelled_run != 0 && GetCurrentTimestamp() < cancelled_run_until ? cancelled_run : 0);
 	ao_spi_exec("WITH c AS ("
 			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner, "
-			 "         s.priority, s.ord "
+			 "         s.priority, s.ord, (s.parent_step_id IS NULL AND s.plan_version = 0) AS plain "
 			 "    FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
 			 "   WHERE s.status = 'ready' AND (NOT s.network OR $6::int8 IS NOT NULL) "
 			 "     AND ($6::int8 IS NULL OR s.run_id = $6) "
@@ -900,7 +1072,7 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			 "u AS (UPDATE agentorch.steps s SET worker = s.worker FROM c "
 			 "      WHERE s.run_id = c.run_id AND s.step_id = c.step_id) "
 			 "SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
-			 "       COALESCE(c.iteration, -1), c.owner FROM c "
+			 "       COALESCE(c.iteration, -1), c.owner, c.plain FROM c "
 			 /*
 			  * Every row is locked already: the order is only the order of
 			  * work. Steps of a run stay together; runs go by their best
@@ -926,6 +1098,7 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 		c->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		c->iteration = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
 		c->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
+		c->plain = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
 		MemoryContextSwitchTo(old);
 		c->spec = spi_jsonb((int) i, 4, into);
 		c->item = spi_jsonb((int) i, 7, into);
@@ -950,8 +1123,38 @@ ao_process_ready_steps(int max, Oid only_role, List **runs)
 }
 
 /* See ao_process_ready_steps; only_step restricts the first claim to one step. */
+static int process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_step, List **runs);
+
 static int
 process_steps(int max, Oid only_role, int64 only_run, const char *only_step, List **runs)
+{
+	/* a tool that calls work() nests: it gets a list of its own */
+	List	   *outer_pending = pending_successes;
+	MemoryContext outer_cxt = pending_cxt;
+	int			outer_level = pending_base_level;
+	int			processed;
+
+	pending_successes = NIL;
+	pending_cxt = CurrentMemoryContext;
+	pending_base_level = GetCurrentTransactionNestLevel();
+	PG_TRY();
+	{
+		processed = process_steps_rounds(max, only_role, only_run, only_step, runs);
+		Assert(pending_successes == NIL);
+	}
+	PG_FINALLY();
+	{
+		pending_successes = outer_pending;
+		pending_cxt = outer_cxt;
+		pending_base_level = outer_level;
+	}
+	PG_END_TRY();
+	return processed;
+}
+
+/* process_steps' claim rounds */
+static int
+process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_step, List **runs)
 {
 	int			processed = 0;
 	TimestampTz started = GetCurrentTimestamp();
@@ -1003,11 +1206,16 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 			if (run_active)
 				run_step_guarded(c);
 			else
+			{
+				flush_successes(c->run_id);
 				ao_state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
 						   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
 						   c->run_id, c->step_id, 0, NULL, NULL, NULL);
+			}
 			processed++;
 		}
+		/* the round's successes, then what they make ready */
+		flush_successes(0);
 		/*
 		 * Dependents of this round's steps become ready (and runs finish):
 		 * one call for every run of the round (claimed steps are ordered by
