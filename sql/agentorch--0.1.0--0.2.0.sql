@@ -614,6 +614,9 @@ DECLARE
     v_done text[];
     d record;
 BEGIN
+    -- the runs' counters are read with the steps (this statement's snapshot),
+    -- so numbering needs no join; status::text keeps the planner on the
+    -- primary key rather than the ready-steps index
     WITH g AS (
         SELECT u.run, u.step, u.output, u.ord
           FROM ROWS FROM (pg_catalog.unnest(p_runs), pg_catalog.unnest(p_steps), pg_catalog.unnest(p_outputs))
@@ -622,31 +625,25 @@ BEGIN
         UPDATE agentorch.steps t
            SET status = 'succeeded', output = g.output, error = NULL, finished_at = pg_catalog.clock_timestamp(),
                lease_until = NULL, worker = NULL, crashes = 0, started_at = COALESCE(t.started_at, pg_catalog.now())
-          FROM g
+          FROM g JOIN agentorch.runs ru ON ru.id OPERATOR(pg_catalog.=) g.run
          WHERE t.run_id OPERATOR(pg_catalog.=) g.run AND t.step_id OPERATOR(pg_catalog.=) g.step
-           AND t.status OPERATOR(pg_catalog.=) 'ready' AND t.parent_step_id IS NULL
+           AND t.status::text OPERATOR(pg_catalog.=) 'ready' AND t.parent_step_id IS NULL
            AND t.plan_version OPERATOR(pg_catalog.=) 0
            AND NOT t.spec OPERATOR(pg_catalog.?|) '{output_schema,compensates,planner}'::text[]
-        RETURNING t.run_id, t.step_id, t.attempt, g.output, g.ord),
-    n AS (SELECT s.run_id, pg_catalog.count(*)::int AS k FROM s GROUP BY s.run_id),
+        RETURNING t.run_id, t.step_id, t.attempt, g.output, g.ord,
+                  ru.last_event_seq AS e0, ru.last_chunk_seq AS c0, ru.last_checkpoint AS k0, ru.memory,
+                  ru.status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[]) AS open),
+    x AS (
+        SELECT s.*, pg_catalog.row_number() OVER (PARTITION BY s.run_id ORDER BY s.ord) AS i FROM s),
+    n AS (
+        SELECT x.run_id, pg_catalog.count(*)::int AS k, pg_catalog.bool_or(x.open) AS open FROM x GROUP BY x.run_id),
     r AS (
         UPDATE agentorch.runs ru
            SET last_event_seq = ru.last_event_seq OPERATOR(pg_catalog.+) n.k,
-               last_chunk_seq = ru.last_chunk_seq OPERATOR(pg_catalog.+)
-                   CASE WHEN ru.status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[])
-                        THEN n.k ELSE 0 END,
+               last_chunk_seq = ru.last_chunk_seq OPERATOR(pg_catalog.+) CASE WHEN n.open THEN n.k ELSE 0 END,
                last_checkpoint = ru.last_checkpoint OPERATOR(pg_catalog.+) n.k
           FROM n
-         WHERE ru.id OPERATOR(pg_catalog.=) n.run_id
-        RETURNING ru.id, ru.last_event_seq OPERATOR(pg_catalog.-) n.k AS e0,
-                  ru.last_chunk_seq OPERATOR(pg_catalog.-) n.k AS c0,
-                  ru.last_checkpoint OPERATOR(pg_catalog.-) n.k AS k0,
-                  ru.status OPERATOR(pg_catalog.=) ANY ('{pending,running,waiting}'::agentorch.run_status[]) AS open,
-                  ru.memory),
-    x AS (
-        SELECT s.run_id, s.step_id, s.attempt, s.output, r.e0, r.c0, r.k0, r.open, r.memory,
-               pg_catalog.row_number() OVER (PARTITION BY s.run_id ORDER BY s.ord) AS i
-          FROM s JOIN r ON r.id OPERATOR(pg_catalog.=) s.run_id),
+         WHERE ru.id OPERATOR(pg_catalog.=) n.run_id),
     e AS (
         INSERT INTO agentorch.events (run_id, seq, kind, step_id, data)
         SELECT x.run_id, x.e0 OPERATOR(pg_catalog.+) x.i, 'step_succeeded', x.step_id, NULL FROM x),
