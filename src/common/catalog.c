@@ -277,8 +277,20 @@ ao_push_safe_search_path(void)
 /*
  * Load a JSON Schema from agentorch._schemas (generated from schemas/) as
  * an owned json-c object. ERRORs if it is missing, which means a broken
- * installation.
+ * installation. Parsed schemas are kept for the process, per extension
+ * version (the table changes only with the extension's scripts): start()
+ * checked every run's input against a schema read and parsed anew.
+ * Callers get a reference of their own and must not change the schema.
  */
+#define AO_MAX_CACHED_SCHEMAS 8
+static struct
+{
+	char		name[NAMEDATALEN];
+	int			version;
+	json_object *schema;		/* the cache's reference */
+}			cached_schemas[AO_MAX_CACHED_SCHEMAS];
+static int	ncached_schemas = 0;
+
 json_object *
 ao_load_schema(const char *name)
 {
@@ -286,6 +298,12 @@ ao_load_schema(const char *name)
 	Datum		values[1];
 	char	   *text = NULL;
 	MemoryContext caller = CurrentMemoryContext;
+	int			version = ao_schema_version();
+	json_object *schema;
+
+	for (int i = 0; i < ncached_schemas; i++)
+		if (cached_schemas[i].version == version && strcmp(cached_schemas[i].name, name) == 0)
+			return ao_json_own(json_object_get(cached_schemas[i].schema));
 
 	values[0] = CStringGetTextDatum(name);
 	SPI_connect();
@@ -305,7 +323,15 @@ ao_load_schema(const char *name)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("JSON Schema \"%s\" is missing from agentorch._schemas", name),
 				 errhint("Reinstall the extension.")));
-	return ao_json_from_cstring(text, strlen(text), "stored JSON Schema");
+	schema = ao_json_from_cstring(text, strlen(text), "stored JSON Schema");
+	if (ncached_schemas < AO_MAX_CACHED_SCHEMAS && strlen(name) < NAMEDATALEN)
+	{
+		strlcpy(cached_schemas[ncached_schemas].name, name, NAMEDATALEN);
+		cached_schemas[ncached_schemas].version = version;
+		cached_schemas[ncached_schemas].schema = json_object_get(schema);
+		ncached_schemas++;
+	}
+	return schema;
 }
 
 /* Does a tool of this name exist (registered or built in)? */

@@ -22,7 +22,7 @@
  * cache is keyed by the address of the statement's string literal; the
  * plan cache revalidates the plans after DDL on what they use.
  */
-#define AO_MAX_CACHED_PLANS 64
+#define AO_MAX_CACHED_PLANS 256
 static struct
 {
 	const char *sql;

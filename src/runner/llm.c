@@ -259,8 +259,8 @@ load_model(LlmState *st, const char *name)
 	values[0] = CStringGetTextDatum(name);
 	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT provider, spec::text FROM agentorch.models WHERE name OPERATOR(pg_catalog.=) $1",
-							  1, types, values, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	if (ao_spi_exec_generic("SELECT provider, spec::text FROM agentorch.models WHERE name OPERATOR(pg_catalog.=) $1",
+							1, types, values, NULL, 0) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		MemoryContext spi = MemoryContextSwitchTo(caller);
 		char	   *provider = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -612,12 +612,12 @@ init_chunk_attempt(LlmState *st)
 	 * have chunks; a first claim skips the scan of the run's chunks (there
 	 * is no index on step_id, and a fan-out run may have many).
 	 */
-	if (SPI_execute_with_args("SELECT CASE WHEN s.attempt OPERATOR(pg_catalog.>) 0 OR s.input IS NOT NULL THEN "
+	if (ao_spi_exec_generic("SELECT CASE WHEN s.attempt OPERATOR(pg_catalog.>) 0 OR s.input IS NOT NULL THEN "
 							  "  (SELECT COALESCE(pg_catalog.max(c.attempt), 0) FROM agentorch.chunks c "
 							  "    WHERE c.run_id OPERATOR(pg_catalog.=) $1 AND c.step_id OPERATOR(pg_catalog.=) $2) "
 							  "  ELSE 0 END "
 							  "FROM agentorch.steps s WHERE s.run_id OPERATOR(pg_catalog.=) $1 AND s.step_id OPERATOR(pg_catalog.=) $2",
-							  2, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+							  2, types, values, NULL, 0) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
