@@ -48,56 +48,17 @@
 /* Tools every database has without registering them. */
 static const char *const builtin_tools[] = {"database.query", NULL};
 
-/*
- * The role that owns the agentorch extension (and its tables). ERRORs if
- * the extension is not installed in this database.
- */
-Oid
-ao_extension_owner(void)
-{
-	/*
-	 * Looked up once per transaction (the hot path switches owner per
-	 * step), by an index scan of pg_extension: a statement here was parsed
-	 * and planned anew in every transaction.
-	 */
-	static LocalTransactionId cached_lxid = InvalidLocalTransactionId;
-	static Oid	cached_owner = InvalidOid;
-	Oid			owner = InvalidOid;
-	Relation	rel;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tuple;
-
-	if (cached_lxid == MyProc->lxid && OidIsValid(cached_owner))
-		return cached_owner;
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
-				CStringGetDatum("agentorch"));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
-		owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	if (!OidIsValid(owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("extension \"agentorch\" is not installed in this database"),
-				 errhint("Run CREATE EXTENSION agentorch.")));
-	cached_lxid = MyProc->lxid;
-	cached_owner = owner;
-	return owner;
-}
-
 /* ao_schema_version's cache: valid for one transaction and command. */
 static LocalTransactionId schema_cached_lxid = InvalidLocalTransactionId;
 static CommandId schema_cached_cid = InvalidCommandId;
 static int	schema_cached_version = -1;
 static char schema_cached_text[NAMEDATALEN];
+static Oid	schema_cached_owner = InvalidOid;
 
 /*
- * Read agentorch's extversion from pg_extension into the cache (an index
- * lookup; "" and -1 when the extension is not installed). ERRORs on a
+ * Read agentorch's extversion and extowner from pg_extension into the
+ * cache (an index lookup; "", -1 and InvalidOid when the extension is not
+ * installed). ERRORs on a
  * version string that is not major.minor[.patch], which cannot happen with
  * the scripts this library ships.
  */
@@ -111,6 +72,7 @@ schema_version_lookup(void)
 
 	schema_cached_version = -1;
 	schema_cached_text[0] = '\0';
+	schema_cached_owner = InvalidOid;
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
 				CStringGetDatum("agentorch"));
@@ -131,6 +93,7 @@ schema_version_lookup(void)
 			elog(ERROR, "unrecognized agentorch version \"%s\" in pg_extension", vtext);
 		strlcpy(schema_cached_text, vtext, sizeof(schema_cached_text));
 		schema_cached_version = AO_SCHEMA_VERSION(major, minor, patch);
+		schema_cached_owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
 		pfree(vtext);
 	}
 	systable_endscan(scan);
@@ -161,6 +124,24 @@ ao_schema_version(void)
 		schema_cached_cid = cid;
 	}
 	return schema_cached_version;
+}
+
+/*
+ * The role that owns the agentorch extension (and its tables), read with
+ * the version (the hot path switches owner per step; a statement here was
+ * parsed and planned in every transaction). ERRORs if the extension is not
+ * installed in this database.
+ */
+Oid
+ao_extension_owner(void)
+{
+	(void) ao_schema_version();
+	if (!OidIsValid(schema_cached_owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"agentorch\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION agentorch.")));
+	return schema_cached_owner;
 }
 
 /*

@@ -13,7 +13,10 @@
  * exactly once. A crash before the commit leaves them ready again. Steps
  * that a completion makes ready are picked up in the same transaction
  * (up to the batch size), so a chain of transactional steps costs one
- * commit, not one per step.
+ * commit, not one per step. The work of a claim round is set-based where
+ * it can be: a claim takes a run's ready steps together (steps_ready's
+ * order), the round's plain successes are recorded by one _finish_steps
+ * call, and one _settle_runs call promotes and finishes its runs.
  *
  * Network steps (llm, http tools) are never run inside a transaction;
  * they are leased and driven by the network runner (runner_net.c).

@@ -201,72 +201,54 @@ transition_allowed(const Transitions *machine, const char *from, const char *to)
 }
 
 /*
- * The status column of a trigger's old and new row, as labels. ERRORs
- * unless called as a BEFORE UPDATE row trigger.
+ * The trigger steps_transition or runs_transition (is_step tells which):
+ * the row's status change must be one its state machine allows; anything
+ * else is an internal error naming it, never applied. ERRORs unless called
+ * as a BEFORE UPDATE row trigger.
  */
-static void
-trigger_statuses(FunctionCallInfo fcinfo, const char *what, const char **from, const char **to)
+static Datum
+check_transition(FunctionCallInfo fcinfo, bool is_step)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	TupleDesc	desc;
 	int			attnum;
 	bool		isnull;
+	const char *from;
+	const char *to;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_BY_UPDATE(td->tg_event) || !TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "agentorch: %s must be called as a BEFORE UPDATE row trigger", what);
+		elog(ERROR, "agentorch: a transition check must be called as a BEFORE UPDATE row trigger");
 	desc = RelationGetDescr(td->tg_relation);
 	attnum = SPI_fnumber(desc, "status");
 	if (attnum <= 0)
-		elog(ERROR, "agentorch: %s: the table has no status column", what);
-	*from = DatumGetCString(DirectFunctionCall1(enum_out, heap_getattr(td->tg_trigtuple, attnum, desc, &isnull)));
-	*to = DatumGetCString(DirectFunctionCall1(enum_out, heap_getattr(td->tg_newtuple, attnum, desc, &isnull)));
+		elog(ERROR, "agentorch: a transition check's table has no status column");
+	from = DatumGetCString(DirectFunctionCall1(enum_out, heap_getattr(td->tg_trigtuple, attnum, desc, &isnull)));
+	to = DatumGetCString(DirectFunctionCall1(enum_out, heap_getattr(td->tg_newtuple, attnum, desc, &isnull)));
+	if (strcmp(from, to) != 0 && !transition_allowed(is_step ? step_transitions : run_transitions, from, to))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 is_step ?
+				 errmsg("illegal step transition %s -> %s (run %s, step %s)", from, to,
+						SPI_getvalue(td->tg_newtuple, desc, SPI_fnumber(desc, "run_id")),
+						SPI_getvalue(td->tg_newtuple, desc, SPI_fnumber(desc, "step_id"))) :
+				 errmsg("illegal run transition %s -> %s (run %s)", from, to,
+						SPI_getvalue(td->tg_newtuple, desc, SPI_fnumber(desc, "id")))));
+	return PointerGetDatum(td->tg_newtuple);
 }
 
-/*
- * Trigger steps_transition: a step's status change must be one its state
- * machine allows; anything else is an internal error, never applied.
- */
+/* Trigger steps_transition (_check_step_transition). */
 PG_FUNCTION_INFO_V1(ao_sql_check_step_transition);
 Datum
 ao_sql_check_step_transition(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	const char *from;
-	const char *to;
-
-	trigger_statuses(fcinfo, "_check_step_transition", &from, &to);
-	if (strcmp(from, to) != 0 && !transition_allowed(step_transitions, from, to))
-	{
-		TupleDesc	desc = RelationGetDescr(td->tg_relation);
-
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("illegal step transition %s -> %s (run %s, step %s)", from, to,
-						SPI_getvalue(td->tg_newtuple, desc, SPI_fnumber(desc, "run_id")),
-						SPI_getvalue(td->tg_newtuple, desc, SPI_fnumber(desc, "step_id")))));
-	}
-	return PointerGetDatum(td->tg_newtuple);
+	return check_transition(fcinfo, true);
 }
 
-/* Trigger runs_transition: the same for a run's status. */
+/* Trigger runs_transition (_check_run_transition). */
 PG_FUNCTION_INFO_V1(ao_sql_check_run_transition);
 Datum
 ao_sql_check_run_transition(PG_FUNCTION_ARGS)
 {
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	const char *from;
-	const char *to;
-
-	trigger_statuses(fcinfo, "_check_run_transition", &from, &to);
-	if (strcmp(from, to) != 0 && !transition_allowed(run_transitions, from, to))
-	{
-		TupleDesc	desc = RelationGetDescr(td->tg_relation);
-
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("illegal run transition %s -> %s (run %s)", from, to,
-						SPI_getvalue(td->tg_newtuple, desc, SPI_fnumber(desc, "id")))));
-	}
-	return PointerGetDatum(td->tg_newtuple);
+	return check_transition(fcinfo, false);
 }
