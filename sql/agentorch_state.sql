@@ -796,8 +796,8 @@ $$;
 -- nothing is open. The executor calls it once per claim round for every
 -- run the round touched (_finish_step's p_defer), not after every step:
 -- promotion, then one statement finds the runs whose status must change
--- (no open step left, or running <-> waiting), and only those go through
--- _maybe_finish.
+-- (no open step left, or running <-> waiting): those that succeeded are
+-- closed together (_close_runs), the others go through _maybe_finish.
 CREATE FUNCTION agentorch._settle_runs(p_runs bigint[]) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -807,9 +807,10 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     r record;
+    v_done bigint[] := '{}';
 BEGIN
     PERFORM agentorch._promote_runs(p_runs);
-    FOR r IN SELECT ru.id
+    FOR r IN SELECT ru.id, c.open OPERATOR(pg_catalog.=) 0 AND NOT ru.compensating AS succeeded
                FROM agentorch.runs ru,
                     LATERAL (SELECT pg_catalog.count(*) FILTER (WHERE s.status OPERATOR(pg_catalog.=) ANY ('{ready,running}'::agentorch.step_status[])) AS active,
                                     pg_catalog.count(*) FILTER (WHERE s.status OPERATOR(pg_catalog.=) 'waiting') AS waiting,
@@ -825,8 +826,20 @@ BEGIN
                      OR (c.active OPERATOR(pg_catalog.>) 0 AND ru.status OPERATOR(pg_catalog.=) 'waiting'))
               ORDER BY ru.id
     LOOP
-        PERFORM agentorch._maybe_finish(r.id);
+        IF r.succeeded THEN
+            v_done := v_done OPERATOR(pg_catalog.||) r.id;   -- closed together below
+        ELSE
+            PERFORM agentorch._maybe_finish(r.id);
+        END IF;
     END LOOP;
+    -- the runs with nothing left open: succeeded, with their outputs (what
+    -- _maybe_finish would do for each)
+    IF pg_catalog.cardinality(v_done) OPERATOR(pg_catalog.>) 0 THEN
+        PERFORM agentorch._close_runs(v_done, 'succeeded',
+                                      ARRAY(SELECT agentorch._run_output(d.id)
+                                              FROM pg_catalog.unnest(v_done) WITH ORDINALITY AS d(id, ord) ORDER BY d.ord),
+                                      NULL);
+    END IF;
 END
 $$;
 
@@ -1123,36 +1136,69 @@ BEGIN
 END
 $$;
 
--- Close a run: final status, output or error, the final chunk and event.
--- One statement: the update of the run row takes the event's and the
--- chunk's seqs and feeds the inserts.
+-- Close runs: each its final status, output or error, its final event and
+-- chunk, and its lifecycle notification. A few statements for all of them
+-- (_settle_runs closes every run a claim round finished at once): the update
+-- of the run rows takes the event's and the chunk's seqs and feeds the
+-- inserts. p_outputs and p_errors are parallel to p_runs (NULL: all NULL).
+CREATE FUNCTION agentorch._close_runs(p_runs bigint[], p_status agentorch.run_status,
+                                      p_outputs jsonb[], p_errors jsonb[])
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    v_owners oid[];
+    v_ids bigint[];
+BEGIN
+    WITH g AS (
+        SELECT u.run, u.output, u.error, u.ord
+          FROM ROWS FROM (pg_catalog.unnest(p_runs), pg_catalog.unnest(p_outputs), pg_catalog.unnest(p_errors))
+               WITH ORDINALITY AS u(run, output, error, ord)
+         WHERE u.run IS NOT NULL),
+    r AS (
+        UPDATE agentorch.runs ru SET status = p_status, output = g.output, error = g.error,
+                                     finished_at = pg_catalog.clock_timestamp(),
+                                     last_event_seq = ru.last_event_seq OPERATOR(pg_catalog.+) 1,
+                                     last_chunk_seq = ru.last_chunk_seq OPERATOR(pg_catalog.+) 1
+          FROM g
+         WHERE ru.id OPERATOR(pg_catalog.=) g.run
+        RETURNING ru.id, ru.owner, ru.last_event_seq, ru.last_chunk_seq, g.output, g.error, g.ord),
+    e AS (
+        INSERT INTO agentorch.events (run_id, seq, kind, step_id, data)
+        SELECT r.id, r.last_event_seq, 'run_' OPERATOR(pg_catalog.||) p_status::text, NULL,
+               pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('error', r.error))
+          FROM r ORDER BY r.ord),
+    c AS (
+        INSERT INTO agentorch.chunks (run_id, seq, step_id, attempt, kind, content, data)
+        SELECT r.id, r.last_chunk_seq, NULL, 0, 'final',
+               CASE WHEN p_status OPERATOR(pg_catalog.=) 'succeeded'
+                    THEN CASE WHEN pg_catalog.jsonb_typeof(r.output) OPERATOR(pg_catalog.=) 'string'
+                              THEN r.output OPERATOR(pg_catalog.#>>) '{}' ELSE r.output::text END
+                    ELSE COALESCE(r.error OPERATOR(pg_catalog.->>) 'message', r.error::text) END,
+               pg_catalog.jsonb_build_object('status', p_status, 'output', r.output, 'error', r.error)
+          FROM r ORDER BY r.ord)
+    SELECT pg_catalog.array_agg(r.id ORDER BY r.ord), pg_catalog.array_agg(r.owner ORDER BY r.ord)
+      INTO v_ids, v_owners FROM r;
+    -- on agentorch_events, which every role may LISTEN to: ids, statuses and owners only
+    IF v_ids IS NOT NULL AND agentorch._notify_mode() OPERATOR(pg_catalog.<>) 2 THEN
+        PERFORM pg_catalog.pg_notify('agentorch_events',
+                    pg_catalog.jsonb_build_object('run_id', n.id, 'event', 'run_' OPERATOR(pg_catalog.||) p_status::text,
+                                                  'status', p_status, 'owner', n.owner)::text)
+           FROM ROWS FROM (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_owners)) WITH ORDINALITY AS n(id, owner, ord)
+          ORDER BY n.ord;
+    END IF;
+END
+$$;
+
+-- Close one run (see _close_runs).
 CREATE FUNCTION agentorch._close_run(p_run bigint, p_status agentorch.run_status,
                                      p_output jsonb, p_error jsonb)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    WITH r AS (
-        UPDATE agentorch.runs SET status = p_status, output = p_output, error = p_error,
-                                  finished_at = pg_catalog.clock_timestamp(),
-                                  last_event_seq = last_event_seq OPERATOR(pg_catalog.+) 1,
-                                  last_chunk_seq = last_chunk_seq OPERATOR(pg_catalog.+) 1
-         WHERE id OPERATOR(pg_catalog.=) p_run
-        RETURNING last_event_seq, last_chunk_seq),
-    e AS (
-        INSERT INTO agentorch.events (run_id, seq, kind, step_id, data)
-        SELECT p_run, r.last_event_seq, 'run_' OPERATOR(pg_catalog.||) p_status::text, NULL,
-               pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('error', p_error))
-          FROM r)
-    INSERT INTO agentorch.chunks (run_id, seq, step_id, attempt, kind, content, data)
-    SELECT p_run, r.last_chunk_seq, NULL, 0, 'final',
-           CASE WHEN p_status OPERATOR(pg_catalog.=) 'succeeded'
-                THEN CASE WHEN pg_catalog.jsonb_typeof(p_output) OPERATOR(pg_catalog.=) 'string'
-                          THEN p_output OPERATOR(pg_catalog.#>>) '{}' ELSE p_output::text END
-                ELSE COALESCE(p_error OPERATOR(pg_catalog.->>) 'message', p_error::text) END,
-           pg_catalog.jsonb_build_object('status', p_status, 'output', p_output, 'error', p_error)
-      FROM r;
-    PERFORM agentorch._notify_lifecycle(p_run, 'run_' OPERATOR(pg_catalog.||) p_status::text, p_status);
+    PERFORM agentorch._close_runs(ARRAY[p_run], p_status, ARRAY[p_output], ARRAY[p_error]);
 END
 $$;
 
