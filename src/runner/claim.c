@@ -127,6 +127,7 @@ typedef struct Claimed
 	int			iteration;		/* -1 outside loops */
 	Oid			owner;
 	bool		plain;			/* top-level, of no plan: see defer_success */
+	bool		run_active;		/* its run was running or waiting when claimed */
 } Claimed;
 
 /*
@@ -1073,9 +1074,19 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			  * read of the row would decode.
 			  */
 			 "u AS (UPDATE agentorch.steps s SET worker = s.worker FROM c "
-			 "      WHERE s.run_id = c.run_id AND s.step_id = c.step_id) "
+			 "      WHERE s.run_id = c.run_id AND s.step_id = c.step_id), "
+			 /*
+			  * The same for the claimed steps' runs, locked with them: what
+			  * _lock_run did for each run of the round, in this statement,
+			  * with the run's status as the round starts (nobody else can
+			  * change it while we hold the row).
+			  */
+			 "v AS (UPDATE agentorch.runs r SET last_event_seq = r.last_event_seq "
+			 "      FROM (SELECT DISTINCT run_id FROM c) x WHERE r.id = x.run_id "
+			 "      RETURNING r.id, r.status) "
 			 "SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
-			 "       COALESCE(c.iteration, -1), c.owner, c.plain FROM c "
+			 "       COALESCE(c.iteration, -1), c.owner, c.plain, v.status::text "
+			 "  FROM c JOIN v ON v.id = c.run_id "
 			 /*
 			  * Every row is locked already: the order is only the order of
 			  * work. Steps of a run stay together; runs go by their best
@@ -1102,6 +1113,11 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 		c->iteration = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
 		c->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 9, &isnull));
 		c->plain = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
+		{
+			char	   *status = SPI_getvalue(tup, desc, 11);
+
+			c->run_active = status && (strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0);
+		}
 		MemoryContextSwitchTo(old);
 		c->spec = spi_jsonb((int) i, 4, into);
 		c->item = spi_jsonb((int) i, 7, into);
@@ -1179,16 +1195,8 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 
 			if (c->run_id != locked_run)
 			{
-				Oid			t[1] = {INT8OID};
-				Datum		v[1];
-				bool		isnull;
-				char	   *status;
-
-				v[0] = Int64GetDatum(c->run_id);
-				ao_spi_exec("SELECT agentorch._lock_run($1)::text", 1, t, v, NULL, SPI_OK_SELECT);
-				status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-				(void) isnull;
-				run_active = status && (strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0);
+				/* the claim locked the run (its row is ours) and read its status */
+				run_active = c->run_active;
 				locked_run = c->run_id;
 				if (c->run_id > max_locked_run())
 					locked_max_run = c->run_id;
