@@ -172,6 +172,44 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION agentorch._notify_runs(p_runs bigint[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+    v_mode int := agentorch._notify_mode();
+BEGIN
+    IF v_mode OPERATOR(pg_catalog.=) 2 THEN
+        RETURN;    -- the queue is held by a listener: clients read the rows
+    END IF;
+    PERFORM pg_catalog.pg_notify('agentorch_run_' OPERATOR(pg_catalog.||) r.id OPERATOR(pg_catalog.||) '_'
+                                 OPERATOR(pg_catalog.||) r.channel_token,
+                                 CASE WHEN v_mode OPERATOR(pg_catalog.=) 1
+                                           OR pg_catalog.octet_length(p.whole) OPERATOR(pg_catalog.>) 7900
+                                      THEN pg_catalog.jsonb_build_object('run_id', r.id, 'seq', ch.seq, 'kind', ch.kind,
+                                                                         'truncated', true)::text
+                                      ELSE p.whole END)
+       FROM pg_catalog.unnest(p_runs) WITH ORDINALITY AS u(id, ord)
+       JOIN agentorch.runs r ON r.id OPERATOR(pg_catalog.=) u.id
+       JOIN agentorch.chunks ch ON ch.run_id OPERATOR(pg_catalog.=) r.id AND ch.seq OPERATOR(pg_catalog.=) r.last_chunk_seq,
+            LATERAL (SELECT pg_catalog.jsonb_build_object('run_id', r.id, 'seq', ch.seq, 'kind', ch.kind,
+                                                          'content', ch.content)::text AS whole) p
+      ORDER BY u.ord;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION agentorch._notify_runs(bigint[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION agentorch._notify_run(p_run bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM agentorch._notify_runs(ARRAY[p_run]);
+END
+$$;
+
 CREATE FUNCTION agentorch._is_network_in(p_spec jsonb, p_tools jsonb) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp

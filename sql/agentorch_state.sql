@@ -147,38 +147,45 @@ BEGIN
 END
 $$;
 
--- NOTIFY the run's private channel (agentorch_run_<id>_<token>, see
+-- NOTIFY each run's private channel (agentorch_run_<id>_<token>, see
 -- agentorch.channel()) once: the payload names the last chunk seq and
 -- carries its content when it fits under the NOTIFY limit. Called once per
 -- run per transaction by whoever commits the transition (coalescing).
 -- Content is never sent anywhere else.
-CREATE FUNCTION agentorch._notify_run(p_run bigint) RETURNS void
+CREATE FUNCTION agentorch._notify_runs(p_runs bigint[]) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    c record;
-    payload text;
     v_mode int := agentorch._notify_mode();
 BEGIN
     IF v_mode OPERATOR(pg_catalog.=) 2 THEN
         RETURN;    -- the queue is held by a listener: clients read the rows
     END IF;
-    SELECT ch.seq, ch.kind, ch.content, r.channel_token INTO c
-    FROM agentorch.runs r JOIN agentorch.chunks ch
-      ON ch.run_id OPERATOR(pg_catalog.=) r.id AND ch.seq OPERATOR(pg_catalog.=) r.last_chunk_seq
-    WHERE r.id OPERATOR(pg_catalog.=) p_run;
-    IF NOT FOUND THEN
-        RETURN;
-    END IF;
-    payload := pg_catalog.jsonb_build_object('run_id', p_run, 'seq', c.seq, 'kind', c.kind,
-                                             'content', c.content)::text;
-    IF v_mode OPERATOR(pg_catalog.=) 1 OR pg_catalog.octet_length(payload) OPERATOR(pg_catalog.>) 7900 THEN
-        payload := pg_catalog.jsonb_build_object('run_id', p_run, 'seq', c.seq, 'kind', c.kind,
-                                                 'truncated', true)::text;
-    END IF;
-    PERFORM pg_catalog.pg_notify('agentorch_run_' OPERATOR(pg_catalog.||) p_run OPERATOR(pg_catalog.||) '_'
-                                 OPERATOR(pg_catalog.||) c.channel_token, payload);
+    PERFORM pg_catalog.pg_notify('agentorch_run_' OPERATOR(pg_catalog.||) r.id OPERATOR(pg_catalog.||) '_'
+                                 OPERATOR(pg_catalog.||) r.channel_token,
+                                 CASE WHEN v_mode OPERATOR(pg_catalog.=) 1
+                                           OR pg_catalog.octet_length(p.whole) OPERATOR(pg_catalog.>) 7900
+                                      THEN pg_catalog.jsonb_build_object('run_id', r.id, 'seq', ch.seq, 'kind', ch.kind,
+                                                                         'truncated', true)::text
+                                      ELSE p.whole END)
+       FROM pg_catalog.unnest(p_runs) WITH ORDINALITY AS u(id, ord)
+       JOIN agentorch.runs r ON r.id OPERATOR(pg_catalog.=) u.id
+       JOIN agentorch.chunks ch ON ch.run_id OPERATOR(pg_catalog.=) r.id AND ch.seq OPERATOR(pg_catalog.=) r.last_chunk_seq,
+            LATERAL (SELECT pg_catalog.jsonb_build_object('run_id', r.id, 'seq', ch.seq, 'kind', ch.kind,
+                                                          'content', ch.content)::text AS whole) p
+      ORDER BY u.ord;
+END
+$$;
+
+-- _notify_runs for one run.
+CREATE FUNCTION agentorch._notify_run(p_run bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM agentorch._notify_runs(ARRAY[p_run]);
 END
 $$;
 

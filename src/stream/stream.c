@@ -25,6 +25,9 @@
  */
 #include "stream.h"
 
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+
 #include "commands/async.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
@@ -114,12 +117,30 @@ ao_run_list_add(List *list, int64 value)
 	return lappend(list, p);
 }
 
-/* NOTIFY each touched run once (coalesced per transaction). */
+/*
+ * NOTIFY each touched run once (coalesced per transaction): one
+ * _notify_runs call for all (a 0.1.0 schema has only _notify_run).
+ */
 void
 ao_notify_runs(List *runs)
 {
 	ListCell   *lc;
 
+	if (runs == NIL)
+		return;
+	if (ao_schema_at_least(0, 2))
+	{
+		Oid			t[1] = {INT8ARRAYOID};
+		Datum		v[1];
+		Datum	   *ids = palloc(sizeof(Datum) * list_length(runs));
+		int			n = 0;
+
+		foreach(lc, runs)
+			ids[n++] = Int64GetDatum(*(int64 *) lfirst(lc));
+		v[0] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		ao_spi_exec("SELECT agentorch._notify_runs($1)", 1, t, v, NULL, SPI_OK_SELECT);
+		return;
+	}
 	foreach(lc, runs)
 	{
 		Oid			t[1] = {INT8OID};
