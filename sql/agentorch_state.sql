@@ -730,7 +730,9 @@ $$;
 -- checkpoints (seqs in the order given). Only a plain success is done so:
 -- a top-level step of no plan, without output_schema, compensates or
 -- planner, still ready. Any other goes through _finish_step, one by one.
-CREATE FUNCTION agentorch._finish_steps(p_runs bigint[], p_steps text[], p_outputs jsonb[]) RETURNS void
+-- p_inputs: the steps' rendered inputs, recorded with them (NULL: none).
+CREATE FUNCTION agentorch._finish_steps(p_runs bigint[], p_steps text[], p_outputs jsonb[], p_inputs jsonb[])
+RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
@@ -743,12 +745,14 @@ BEGIN
     -- so numbering needs no join; status::text keeps the planner on the
     -- primary key rather than the ready-steps index
     WITH g AS (
-        SELECT u.run, u.step, u.output, u.ord
-          FROM ROWS FROM (pg_catalog.unnest(p_runs), pg_catalog.unnest(p_steps), pg_catalog.unnest(p_outputs))
-               WITH ORDINALITY AS u(run, step, output, ord)),
+        SELECT u.run, u.step, u.output, u.input, u.ord
+          FROM ROWS FROM (pg_catalog.unnest(p_runs), pg_catalog.unnest(p_steps), pg_catalog.unnest(p_outputs),
+                          pg_catalog.unnest(p_inputs))
+               WITH ORDINALITY AS u(run, step, output, input, ord)),
     s AS (
         UPDATE agentorch.steps t
            SET status = 'succeeded', output = g.output, error = NULL, finished_at = pg_catalog.clock_timestamp(),
+               input = COALESCE(g.input, t.input),
                lease_until = NULL, worker = NULL, crashes = 0, started_at = COALESCE(t.started_at, pg_catalog.now())
           FROM g JOIN agentorch.runs ru ON ru.id OPERATOR(pg_catalog.=) g.run
          WHERE t.run_id OPERATOR(pg_catalog.=) g.run AND t.step_id OPERATOR(pg_catalog.=) g.step
@@ -787,13 +791,18 @@ BEGIN
     SELECT pg_catalog.array_agg(x.run_id::text OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) x.step_id)
       INTO v_done FROM x;
 
-    FOR d IN SELECT u.run, u.step, u.output
-               FROM ROWS FROM (pg_catalog.unnest(p_runs), pg_catalog.unnest(p_steps), pg_catalog.unnest(p_outputs))
-                    WITH ORDINALITY AS u(run, step, output, ord)
+    FOR d IN SELECT u.run, u.step, u.output, u.input
+               FROM ROWS FROM (pg_catalog.unnest(p_runs), pg_catalog.unnest(p_steps), pg_catalog.unnest(p_outputs),
+                               pg_catalog.unnest(p_inputs))
+                    WITH ORDINALITY AS u(run, step, output, input, ord)
               WHERE NOT (u.run::text OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) u.step)
                         OPERATOR(pg_catalog.=) ANY (COALESCE(v_done, '{}'))
               ORDER BY u.ord
     LOOP
+        IF d.input IS NOT NULL THEN
+            UPDATE agentorch.steps SET input = d.input
+             WHERE run_id OPERATOR(pg_catalog.=) d.run AND step_id OPERATOR(pg_catalog.=) d.step;
+        END IF;
         PERFORM agentorch._finish_step(d.run, d.step, 'succeeded', d.output, NULL, NULL, true);
     END LOOP;
 END

@@ -126,7 +126,9 @@ SELECT agentorch.register_workflow('robust-siblings', '{"steps": [
   {"id": "c", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 3 AS three"}}]}');
 SELECT agentorch.run_workflow('robust-siblings') AS sib \gset
 SELECT status FROM agentorch.wait(:sib, '30s');
-SELECT step_id, status, output IS NOT NULL AS has_output FROM agentorch.steps WHERE run_id = :sib ORDER BY step_id;
+SELECT step_id, status, attempt, output IS NOT NULL AS has_output, input IS NOT NULL AS has_input,
+       started_at IS NOT NULL AS started
+  FROM agentorch.steps WHERE run_id = :sib ORDER BY step_id;
 SELECT seq, kind, step_id FROM agentorch.events WHERE run_id = :sib ORDER BY seq;
 SELECT count(*) = max(seq) AS gap_free FROM agentorch.chunks WHERE run_id = :sib;
 DELETE FROM agentorch.runs WHERE id = :sib;

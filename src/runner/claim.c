@@ -128,6 +128,10 @@ typedef struct Claimed
 	Oid			owner;
 	bool		plain;			/* top-level, of no plan: see defer_success */
 	bool		run_active;		/* its run was running or waiting when claimed */
+	/* the claim counted the attempt; unclaimed, the step gets these back */
+	TimestampTz old_started_at;
+	int			old_worker;
+	Jsonb	   *input;			/* a tool's rendered input, recorded with the outcome */
 } Claimed;
 
 /*
@@ -146,12 +150,20 @@ typedef struct PendingSuccess
 	int64		run_id;
 	char	   *step_id;
 	Jsonb	   *output;
+	Jsonb	   *input;			/* NULL: none to record */
 	int			written_at;		/* transaction nest level that wrote it; 0: pending */
 } PendingSuccess;
 
 static List *pending_successes = NIL;
 static MemoryContext pending_cxt = NULL;	/* NULL: not in process_steps */
 static int	pending_base_level = 0;	/* the nest level process_steps runs at */
+
+/*
+ * The run whose state a slow path of this round changed last (flush_successes
+ * marks it): its next claimed steps are checked before they run, since a
+ * failure may have cancelled them or closed the run.
+ */
+static int64 touched_run = 0;
 
 /* The outcome of running one step. */
 typedef struct Outcome
@@ -497,9 +509,16 @@ flush_successes(int64 run)
 	Datum	   *runs;
 	Datum	   *steps;
 	Datum	   *outputs;
-	Oid			t[3] = {INT8ARRAYOID, TEXTARRAYOID, JSONBARRAYOID};
-	Datum		v[3];
+	Datum	   *inputs;
+	bool	   *input_nulls;
+	int			dims[1];
+	int			lbs[1] = {1};
+	Oid			t[4] = {INT8ARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID};
+	Datum		v[4];
 	List	   *left = NIL;
+
+	if (run != 0)
+		touched_run = run;
 
 	foreach(lc, pending_successes)
 	{
@@ -513,6 +532,8 @@ flush_successes(int64 run)
 	runs = palloc(sizeof(Datum) * n);
 	steps = palloc(sizeof(Datum) * n);
 	outputs = palloc(sizeof(Datum) * n);
+	inputs = palloc(sizeof(Datum) * n);
+	input_nulls = palloc(sizeof(bool) * n);
 	n = 0;
 	foreach(lc, pending_successes)
 	{
@@ -523,13 +544,17 @@ flush_successes(int64 run)
 			runs[n] = Int64GetDatum(p->run_id);
 			steps[n] = CStringGetTextDatum(p->step_id);
 			outputs[n] = JsonbPGetDatum(p->output);
+			inputs[n] = p->input ? JsonbPGetDatum(p->input) : (Datum) 0;
+			input_nulls[n] = p->input == NULL;
 			n++;
 		}
 	}
 	v[0] = PointerGetDatum(construct_array(runs, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	v[1] = PointerGetDatum(construct_array(steps, n, TEXTOID, -1, false, TYPALIGN_INT));
 	v[2] = PointerGetDatum(construct_array(outputs, n, JSONBOID, -1, false, TYPALIGN_INT));
-	ao_spi_exec("SELECT agentorch._finish_steps($1, $2, $3)", 3, t, v, NULL, SPI_OK_SELECT);
+	dims[0] = n;
+	v[3] = PointerGetDatum(construct_md_array(inputs, input_nulls, 1, dims, lbs, JSONBOID, -1, false, TYPALIGN_INT));
+	ao_spi_exec("SELECT agentorch._finish_steps($1, $2, $3, $4)", 4, t, v, NULL, SPI_OK_SELECT);
 
 	/* written: forgotten at the top level, else marked until the subtransaction ends */
 	foreach(lc, pending_successes)
@@ -598,6 +623,7 @@ settle(Claimed *c, Outcome *o, json_object *spec)
 		p->run_id = c->run_id;
 		p->step_id = pstrdup(c->step_id);
 		p->output = (Jsonb *) pg_detoast_datum_copy((struct varlena *) o->output);
+		p->input = c->input ? (Jsonb *) pg_detoast_datum_copy((struct varlena *) c->input) : NULL;
 		p->written_at = 0;
 		pending_successes = lappend(pending_successes, p);
 		MemoryContextSwitchTo(old);
@@ -606,6 +632,7 @@ settle(Claimed *c, Outcome *o, json_object *spec)
 	}
 	/* anything else changes the run: its pending successes go first */
 	flush_successes(c->run_id);
+	ao_state_record_input(c->run_id, c->step_id, c->input);
 	if (o->ok)
 	{
 		Oid			t[1] = {JSONBOID};
@@ -809,27 +836,30 @@ run_step(Claimed *c, MemoryContext stepcxt)
 		if (lock && json_object_is_type(lock, json_type_string) &&
 			!ao_step_lock_try(json_object_get_string(lock), false))
 		{
-			ao_state_defer_step(c->run_id, c->step_id, AO_STEP_LOCK_RETRY_MS);
+			ao_state_unclaim_step(c->run_id, c->step_id, c->attempt, c->old_started_at, c->old_worker,
+								  AO_STEP_LOCK_RETRY_MS);
 			MemoryContextSwitchTo(old);
 			return;
 		}
 	}
 
 	/*
-	 * The attempt begins, counted in this transaction -- unless an earlier
-	 * step of this batch has meanwhile failed or finished the run.
+	 * The claim counted the attempt. If a step of this round changed the
+	 * run before (a failure may have cancelled this one or closed the run),
+	 * it runs only if it is still ready in an open run; else it is cancelled
+	 * with its attempt given back.
 	 */
+	if (c->run_id == touched_run && !ao_state_still_claimable(c->run_id, c->step_id, true))
 	{
-		if (!ao_state_begin_attempt(c->run_id, c->step_id, executor_id, input, true))
-		{
-			flush_successes(c->run_id);
-			ao_state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
-					   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
-					   c->run_id, c->step_id, 0, NULL, NULL, NULL);
-			MemoryContextSwitchTo(old);
-			return;
-		}
+		ao_state_unclaim_step(c->run_id, c->step_id, c->attempt, c->old_started_at, c->old_worker, -1);
+		flush_successes(c->run_id);
+		ao_state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
+					  "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",
+					  c->run_id, c->step_id, 0, NULL, NULL, NULL);
+		MemoryContextSwitchTo(old);
+		return;
 	}
+	c->input = input;			/* recorded with the outcome (settle) */
 
 	/* chaos tests: a tool step waits, or fails (retryable) before it runs */
 	if (sim_run == 0 && strcmp(c->kind, "tool") == 0)
@@ -922,7 +952,9 @@ record_step_error(Claimed *c, ErrorData *edata)
 	PG_TRY();
 	{
 		spec = ao_json_from_jsonb(c->spec);
-		if (ao_state_begin_attempt(c->run_id, c->step_id, executor_id, NULL, false))
+		c->input = NULL;		/* rolled back with the attempt's subtransaction */
+		/* the claim counted the attempt, which the rollback kept */
+		if (ao_state_still_claimable(c->run_id, c->step_id, false))
 			settle(c, &o, spec);
 		ReleaseCurrentSubTransaction();
 		successes_kept(level);
@@ -1028,9 +1060,9 @@ run_step_guarded(Claimed *c)
 static List *
 claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryContext into)
 {
-	Oid			types[7] = {INT4OID, OIDOID, INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[8] = {INT4OID, OIDOID, INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT4OID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	List	   *claimed = NIL;
 
 	values[0] = Int32GetDatum(max);
@@ -1046,9 +1078,11 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 	if (sim_run == 0)
 		nulls[5] = 'n';
 	values[6] = Int64GetDatum(cancelled_run != 0 && GetCurrentTimestamp() < cancelled_run_until ? cancelled_run : 0);
+	values[7] = Int32GetDatum(executor_id);
 	ao_spi_exec("WITH c AS ("
 			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner, "
-			 "         s.priority, s.ord, (s.parent_step_id IS NULL AND s.plan_version = 0) AS plain "
+			 "         s.priority, s.ord, (s.parent_step_id IS NULL AND s.plan_version = 0) AS plain, "
+			 "         s.started_at, s.worker "
 			 "    FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
 			 "   WHERE s.status = 'ready' AND (NOT s.network OR $6::int8 IS NOT NULL) "
 			 "     AND ($6::int8 IS NULL OR s.run_id = $6) "
@@ -1073,8 +1107,8 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			  * MultiXact (our lock plus a child's update), which every later
 			  * read of the row would decode.
 			  */
-			 "u AS (UPDATE agentorch.steps s SET worker = s.worker FROM c "
-			 "      WHERE s.run_id = c.run_id AND s.step_id = c.step_id), "
+			 "u AS (UPDATE agentorch.steps s SET attempt = s.attempt + 1, started_at = pg_catalog.now(), worker = $8 "
+			 "      FROM c WHERE s.run_id = c.run_id AND s.step_id = c.step_id), "
 			 /*
 			  * The same for the claimed steps' runs, locked with them: what
 			  * _lock_run did for each run of the round, in this statement,
@@ -1085,7 +1119,7 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			 "      FROM (SELECT DISTINCT run_id FROM c) x WHERE r.id = x.run_id "
 			 "      RETURNING r.id, r.status) "
 			 "SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
-			 "       COALESCE(c.iteration, -1), c.owner, c.plain, v.status::text "
+			 "       COALESCE(c.iteration, -1), c.owner, c.plain, v.status::text, c.started_at, c.worker "
 			 "  FROM c JOIN v ON v.id = c.run_id "
 			 /*
 			  * Every row is locked already: the order is only the order of
@@ -1096,7 +1130,7 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			  */
 			 "WINDOW w AS (PARTITION BY c.run_id) "
 			 "ORDER BY pg_catalog.max(c.priority) OVER w DESC, pg_catalog.min(c.ord) OVER w, c.run_id, c.step_id",
-			 7, types, values, nulls, SPI_OK_SELECT);
+			 8, types, values, nulls, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -1115,8 +1149,13 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 		c->plain = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
 		{
 			char	   *status = SPI_getvalue(tup, desc, 11);
+			Datum		d;
 
 			c->run_active = status && (strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0);
+			d = SPI_getbinval(tup, desc, 12, &isnull);
+			c->old_started_at = isnull ? 0 : DatumGetTimestampTz(d);
+			d = SPI_getbinval(tup, desc, 13, &isnull);
+			c->old_worker = isnull ? 0 : DatumGetInt32(d);
 		}
 		MemoryContextSwitchTo(old);
 		c->spec = spi_jsonb((int) i, 4, into);
@@ -1189,6 +1228,7 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 
 		if (claimed == NIL)
 			break;
+		touched_run = 0;
 		foreach(lc, claimed)
 		{
 			Claimed    *c = lfirst(lc);
@@ -1211,6 +1251,14 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 				(processed > 0 &&
 				 TimestampDifferenceExceeds(started, GetCurrentTimestamp(), ao_batch_time_limit_ms)))
 			{
+				/* the rest stay ready, their attempts given back */
+				for_each_cell(lc, claimed, lc)
+				{
+					Claimed    *rest = lfirst(lc);
+
+					ao_state_unclaim_step(rest->run_id, rest->step_id, rest->attempt, rest->old_started_at,
+										  rest->old_worker, -1);
+				}
 				out_of_time = true;
 				break;
 			}
@@ -1218,6 +1266,7 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 				run_step_guarded(c);
 			else
 			{
+				ao_state_unclaim_step(c->run_id, c->step_id, c->attempt, c->old_started_at, c->old_worker, -1);
 				flush_successes(c->run_id);
 				ao_state_call("SELECT agentorch._finish_step($1, $2, 'cancelled') "
 						   "FROM agentorch.steps WHERE run_id = $1 AND step_id = $2 AND status = 'ready'",

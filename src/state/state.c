@@ -19,6 +19,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/timestamp.h"
 #include "access/htup_details.h"
 #include "commands/trigger.h"
 #include "utils/builtins.h"
@@ -108,32 +109,63 @@ ao_state_defer_step(int64 run, const char *step, int delay_ms)
 }
 
 /*
- * A claimed transactional step's attempt begins (counted, its input
- * recorded) -- unless it is no longer ready, or (run_must_be_open) its run
- * is no longer open (an earlier step of the batch failed or finished it):
- * then false.
+ * A transactional step's attempt is counted when it is claimed (the claim
+ * statement's update): is it still ready (and, run_must_be_open, its run
+ * still open)? An earlier step of the round may have failed or finished
+ * the run.
  */
 bool
-ao_state_begin_attempt(int64 run, const char *step, int worker, Jsonb *input, bool run_must_be_open)
+ao_state_still_claimable(int64 run, const char *step, bool run_must_be_open)
 {
-	Oid			t[2] = {INT4OID, JSONBOID};
-	Datum		v[2];
-	char		n[2] = {' ', input ? ' ' : 'n'};
-
-	v[0] = Int32GetDatum(worker);
-	v[1] = input ? JsonbPGetDatum(input) : (Datum) 0;
 	if (run_must_be_open)
-		ao_state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
-					  "  input = COALESCE($4, input) "
-					  "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready' "
-					  "  AND EXISTS (SELECT 1 FROM agentorch.runs r WHERE r.id = $1 AND r.status IN ('running', 'waiting'))",
-					  run, step, 2, t, v, n);
+		ao_state_call("SELECT 1 FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
+					  "WHERE s.run_id = $1 AND s.step_id = $2 AND s.status::text = 'ready' "
+					  "  AND r.status IN ('running', 'waiting')",
+					  run, step, 0, NULL, NULL, NULL);
 	else
-		ao_state_call("UPDATE agentorch.steps SET attempt = attempt + 1, started_at = pg_catalog.now(), worker = $3, "
-					  "  input = COALESCE($4, input) "
-					  "WHERE run_id = $1 AND step_id = $2 AND status::text = 'ready'",
-					  run, step, 2, t, v, n);
+		ao_state_call("SELECT 1 FROM agentorch.steps s "
+					  "WHERE s.run_id = $1 AND s.step_id = $2 AND s.status::text = 'ready'",
+					  run, step, 0, NULL, NULL, NULL);
 	return SPI_processed > 0;
+}
+
+/*
+ * A claimed step that is not run after all (its lock is busy, the batch ran
+ * out of time, its run closed): the claim's attempt, start time and worker
+ * are put back as they were; with delay_ms >= 0 it is also due only after
+ * delay_ms.
+ */
+void
+ao_state_unclaim_step(int64 run, const char *step, int attempt, TimestampTz started_at, int worker,
+					  int delay_ms)
+{
+	Oid			t[4] = {INT4OID, TIMESTAMPTZOID, INT4OID, INT4OID};
+	Datum		v[4];
+	char		n[4] = {' ', started_at ? ' ' : 'n', worker ? ' ' : 'n', ' '};
+
+	v[0] = Int32GetDatum(attempt);
+	v[1] = TimestampTzGetDatum(started_at);
+	v[2] = Int32GetDatum(worker);
+	v[3] = Int32GetDatum(delay_ms);
+	ao_state_call("UPDATE agentorch.steps SET attempt = $3, started_at = $4, worker = $5, "
+				  "  not_before = CASE WHEN $6 < 0 THEN not_before "
+				  "                    ELSE pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $6 / 1000.0) END "
+				  "WHERE run_id = $1 AND step_id = $2",
+				  run, step, 4, t, v, n);
+}
+
+/* A transactional step's rendered input, recorded with its attempt. */
+void
+ao_state_record_input(int64 run, const char *step, Jsonb *input)
+{
+	Oid			t[1] = {JSONBOID};
+	Datum		v[1];
+
+	if (input == NULL)
+		return;
+	v[0] = JsonbPGetDatum(input);
+	ao_state_call("UPDATE agentorch.steps SET input = $3 WHERE run_id = $1 AND step_id = $2",
+				  run, step, 1, t, v, NULL);
 }
 
 /* The usage of a step's requests ({prompt_tokens, completion_tokens, cost}) is added to the step and its run. */

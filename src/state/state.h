@@ -24,8 +24,10 @@ extern void ao_state_lease_step(int64 run, const char *step, int attempt, int le
 								Jsonb *input);
 extern void ao_state_release_step(int64 run, const char *step, int delay_ms, bool attempt_spent);
 extern void ao_state_defer_step(int64 run, const char *step, int delay_ms);
-extern bool ao_state_begin_attempt(int64 run, const char *step, int worker, Jsonb *input,
-								   bool run_must_be_open);
+extern bool ao_state_still_claimable(int64 run, const char *step, bool run_must_be_open);
+extern void ao_state_unclaim_step(int64 run, const char *step, int attempt, TimestampTz started_at,
+								  int worker, int delay_ms);
+extern void ao_state_record_input(int64 run, const char *step, Jsonb *input);
 extern void ao_state_add_usage(int64 run, const char *step, Jsonb *usage);
 
 #endif							/* AO_STATE_H */
