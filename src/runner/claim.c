@@ -529,32 +529,57 @@ flush_successes(int64 run)
 	}
 	if (n == 0)
 		return;
-	runs = palloc(sizeof(Datum) * n);
-	steps = palloc(sizeof(Datum) * n);
-	outputs = palloc(sizeof(Datum) * n);
-	inputs = palloc(sizeof(Datum) * n);
-	input_nulls = palloc(sizeof(bool) * n);
-	n = 0;
-	foreach(lc, pending_successes)
+	if (n == 1)
 	{
-		PendingSuccess *p = lfirst(lc);
-
-		if (p->written_at == 0 && (run == 0 || p->run_id == run))
+		/*
+		 * One success: _finish_step itself. The set-based statement costs
+		 * more than that for a single row (a chain's rounds have one each).
+		 */
+		foreach(lc, pending_successes)
 		{
-			runs[n] = Int64GetDatum(p->run_id);
-			steps[n] = CStringGetTextDatum(p->step_id);
-			outputs[n] = JsonbPGetDatum(p->output);
-			inputs[n] = p->input ? JsonbPGetDatum(p->input) : (Datum) 0;
-			input_nulls[n] = p->input == NULL;
-			n++;
+			PendingSuccess *p = lfirst(lc);
+
+			if (p->written_at == 0 && (run == 0 || p->run_id == run))
+			{
+				Oid			t1[1] = {JSONBOID};
+				Datum		v1[1] = {JsonbPGetDatum(p->output)};
+
+				ao_state_record_input(p->run_id, p->step_id, p->input);
+				ao_state_call("SELECT agentorch._finish_step($1, $2, 'succeeded', $3, NULL, NULL, true)",
+							  p->run_id, p->step_id, 1, t1, v1, NULL);
+				break;
+			}
 		}
 	}
-	v[0] = PointerGetDatum(construct_array(runs, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	v[1] = PointerGetDatum(construct_array(steps, n, TEXTOID, -1, false, TYPALIGN_INT));
-	v[2] = PointerGetDatum(construct_array(outputs, n, JSONBOID, -1, false, TYPALIGN_INT));
-	dims[0] = n;
-	v[3] = PointerGetDatum(construct_md_array(inputs, input_nulls, 1, dims, lbs, JSONBOID, -1, false, TYPALIGN_INT));
-	ao_spi_exec("SELECT agentorch._finish_steps($1, $2, $3, $4)", 4, t, v, NULL, SPI_OK_SELECT);
+	else
+	{
+		runs = palloc(sizeof(Datum) * n);
+		steps = palloc(sizeof(Datum) * n);
+		outputs = palloc(sizeof(Datum) * n);
+		inputs = palloc(sizeof(Datum) * n);
+		input_nulls = palloc(sizeof(bool) * n);
+		n = 0;
+		foreach(lc, pending_successes)
+		{
+			PendingSuccess *p = lfirst(lc);
+
+			if (p->written_at == 0 && (run == 0 || p->run_id == run))
+			{
+				runs[n] = Int64GetDatum(p->run_id);
+				steps[n] = CStringGetTextDatum(p->step_id);
+				outputs[n] = JsonbPGetDatum(p->output);
+				inputs[n] = p->input ? JsonbPGetDatum(p->input) : (Datum) 0;
+				input_nulls[n] = p->input == NULL;
+				n++;
+			}
+		}
+		v[0] = PointerGetDatum(construct_array(runs, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		v[1] = PointerGetDatum(construct_array(steps, n, TEXTOID, -1, false, TYPALIGN_INT));
+		v[2] = PointerGetDatum(construct_array(outputs, n, JSONBOID, -1, false, TYPALIGN_INT));
+		dims[0] = n;
+		v[3] = PointerGetDatum(construct_md_array(inputs, input_nulls, 1, dims, lbs, JSONBOID, -1, false, TYPALIGN_INT));
+		ao_spi_exec("SELECT agentorch._finish_steps($1, $2, $3, $4)", 4, t, v, NULL, SPI_OK_SELECT);
+	}
 
 	/* written: forgotten at the top level, else marked until the subtransaction ends */
 	foreach(lc, pending_successes)
