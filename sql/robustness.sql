@@ -134,6 +134,22 @@ SELECT count(*) = max(seq) AS gap_free FROM agentorch.chunks WHERE run_id = :sib
 DELETE FROM agentorch.runs WHERE id = :sib;
 DELETE FROM agentorch.workflows WHERE name = 'robust-siblings';
 
+-- a claim takes a run's ready steps together (steps_ready's order): in the
+-- transaction that started three fan-out runs (no executor can see them),
+-- work(10) runs the first run's ten steps, not the first steps of all three
+SELECT agentorch.register_workflow('robust-fan', jsonb_build_object('steps',
+  (SELECT jsonb_agg(jsonb_build_object('id', 's' || i, 'type', 'tool', 'tool', 'database.query',
+                                       'input', jsonb_build_object('query', 'SELECT ' || i || ' AS n')))
+     FROM generate_series(1, 10) i)));
+BEGIN;
+SELECT min(id) AS fan FROM (SELECT agentorch.run_workflow('robust-fan') AS id FROM generate_series(1, 3)) x \gset
+SELECT agentorch.work(10) AS steps_done;
+SELECT r.id - :fan AS run, r.status, count(*) FILTER (WHERE s.status = 'succeeded') AS succeeded
+  FROM agentorch.runs r JOIN agentorch.steps s ON s.run_id = r.id
+ WHERE r.workflow_name = 'robust-fan' GROUP BY r.id, r.status ORDER BY r.id;
+ROLLBACK;
+DELETE FROM agentorch.workflows WHERE name = 'robust-fan';
+
 -- selecting over messages whose role is not a string does not crash
 SELECT orchestration, source FROM agentorch.select('{"messages": [{"role": null, "content": "x"}]}');
 SELECT agentorch.start('{"messages": [{"role": null, "content": "x"}]}');
