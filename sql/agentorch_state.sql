@@ -191,18 +191,32 @@ $$;
 
 -- Lifecycle notification on agentorch_events, which every role may LISTEN
 -- to: run id, event, status and the owner's oid only, never content.
-CREATE FUNCTION agentorch._notify_lifecycle(p_run bigint, p_event text, p_status agentorch.run_status)
+-- One notification per run, in the order given.
+CREATE FUNCTION agentorch._notify_lifecycles(p_runs bigint[], p_event text, p_status agentorch.run_status)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 BEGIN
     IF agentorch._notify_mode() OPERATOR(pg_catalog.=) 2 THEN
         RETURN;
     END IF;
     PERFORM pg_catalog.pg_notify('agentorch_events',
-        pg_catalog.jsonb_build_object('run_id', p_run, 'event', p_event, 'status', p_status,
-                                      'owner', (SELECT r.owner FROM agentorch.runs r
-                                                 WHERE r.id OPERATOR(pg_catalog.=) p_run))::text);
+                pg_catalog.jsonb_build_object('run_id', r.id, 'event', p_event, 'status', p_status,
+                                              'owner', r.owner)::text)
+       FROM pg_catalog.unnest(p_runs) WITH ORDINALITY AS u(id, ord)
+       JOIN agentorch.runs r ON r.id OPERATOR(pg_catalog.=) u.id
+      ORDER BY u.ord;
+END
+$$;
+
+-- _notify_lifecycles for one run.
+CREATE FUNCTION agentorch._notify_lifecycle(p_run bigint, p_event text, p_status agentorch.run_status)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM agentorch._notify_lifecycles(ARRAY[p_run], p_event, p_status);
 END
 $$;
 
@@ -398,8 +412,6 @@ DECLARE
     v_bodies jsonb[];
     v_ids bigint[];
     v_new bigint[];
-    v_tokens text[];
-    v_mode int;
 BEGIN
     IF v_n IS NULL OR v_n OPERATOR(pg_catalog.=) 0 THEN
         RETURN;
@@ -441,9 +453,8 @@ BEGIN
             ON b.t OPERATOR(pg_catalog.=) u.t
          ORDER BY u.id
         ON CONFLICT (owner, idempotency_key) DO NOTHING
-        RETURNING r.id, r.channel_token)
-    SELECT pg_catalog.array_agg(ins.id ORDER BY ins.id), pg_catalog.array_agg(ins.channel_token ORDER BY ins.id)
-      INTO v_new, v_tokens FROM ins;
+        RETURNING r.id)
+    SELECT pg_catalog.array_agg(ins.id ORDER BY ins.id) INTO v_new FROM ins;
 
     IF v_new IS NOT NULL THEN
         PERFORM agentorch._materialize_runs(
@@ -467,20 +478,8 @@ BEGIN
         SELECT n.id, 1, NULL, 0, 'status', 'run started', '{"status": "running"}'
           FROM pg_catalog.unnest(v_new) AS n(id) ORDER BY n.id;
 
-        v_mode := agentorch._notify_mode();
-        IF v_mode OPERATOR(pg_catalog.<>) 2 THEN
-            PERFORM pg_catalog.pg_notify('agentorch_events',
-                        pg_catalog.jsonb_build_object('run_id', n.id, 'event', 'run_started', 'status', 'running',
-                                                      'owner', p_owner)::text),
-                    pg_catalog.pg_notify('agentorch_run_' OPERATOR(pg_catalog.||) n.id OPERATOR(pg_catalog.||) '_'
-                                         OPERATOR(pg_catalog.||) n.token,
-                        CASE WHEN v_mode OPERATOR(pg_catalog.=) 1
-                             THEN pg_catalog.jsonb_build_object('run_id', n.id, 'seq', 1, 'kind', 'status', 'truncated', true)
-                             ELSE pg_catalog.jsonb_build_object('run_id', n.id, 'seq', 1, 'kind', 'status',
-                                                                'content', 'run started') END::text)
-              FROM ROWS FROM (pg_catalog.unnest(v_new), pg_catalog.unnest(v_tokens)) AS n(id, token)
-             ORDER BY n.id;
-        END IF;
+        PERFORM agentorch._notify_lifecycles(v_new, 'run_started', 'running');
+        PERFORM agentorch._notify_runs(v_new);
 
         -- llm steps may start: not past a run's budget (options.budget)
         PERFORM agentorch._budget_gate(u.id)
@@ -1164,7 +1163,6 @@ SET search_path = pg_catalog, pg_temp
 SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
-    v_owners oid[];
     v_ids bigint[];
 BEGIN
     WITH g AS (
@@ -1194,15 +1192,9 @@ BEGIN
                     ELSE COALESCE(r.error OPERATOR(pg_catalog.->>) 'message', r.error::text) END,
                pg_catalog.jsonb_build_object('status', p_status, 'output', r.output, 'error', r.error)
           FROM r ORDER BY r.ord)
-    SELECT pg_catalog.array_agg(r.id ORDER BY r.ord), pg_catalog.array_agg(r.owner ORDER BY r.ord)
-      INTO v_ids, v_owners FROM r;
-    -- on agentorch_events, which every role may LISTEN to: ids, statuses and owners only
-    IF v_ids IS NOT NULL AND agentorch._notify_mode() OPERATOR(pg_catalog.<>) 2 THEN
-        PERFORM pg_catalog.pg_notify('agentorch_events',
-                    pg_catalog.jsonb_build_object('run_id', n.id, 'event', 'run_' OPERATOR(pg_catalog.||) p_status::text,
-                                                  'status', p_status, 'owner', n.owner)::text)
-           FROM ROWS FROM (pg_catalog.unnest(v_ids), pg_catalog.unnest(v_owners)) WITH ORDINALITY AS n(id, owner, ord)
-          ORDER BY n.ord;
+    SELECT pg_catalog.array_agg(r.id ORDER BY r.ord) INTO v_ids FROM r;
+    IF v_ids IS NOT NULL THEN
+        PERFORM agentorch._notify_lifecycles(v_ids, 'run_' OPERATOR(pg_catalog.||) p_status::text, p_status);
     END IF;
 END
 $$;
