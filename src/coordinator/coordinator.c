@@ -620,8 +620,9 @@ prepare_run(StartBatch *b, Jsonb *input, const char *orchestration, const char *
 
 /*
  * Create the batch's runs as the caller, through the state layer as the
- * extension owner: one _create_runs call for all (a 0.1.0 schema has only
- * _create_run, one run at a time). Fills ids in the batch's order.
+ * extension owner: ao_state_create_runs writes them (with an idempotency
+ * key, one _create_runs call does; a 0.1.0 schema has only _create_run,
+ * one run at a time). Fills ids in the batch's order.
  */
 static void
 create_runs(StartBatch *b, const char *search_path, int64 *ids)
@@ -632,8 +633,35 @@ create_runs(StartBatch *b, const char *search_path, int64 *ids)
 
 	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
-	if (ao_schema_at_least(0, 2))
+	if (ao_schema_at_least(0, 2) && !json_object_object_get_ex(b->opts, "idempotency_key", NULL))
 	{
+		/* the state layer writes the rows itself (create.c) */
+		AoNewRun   *runs = palloc(sizeof(AoNewRun) * n);
+		AoRunTemplate *templates = palloc(sizeof(AoRunTemplate) * Max(b->ntemplates, 1));
+
+		for (int i = 0; i < n; i++)
+		{
+			RunRequest *r = &b->runs[i];
+
+			runs[i].orchestration = r->orchestration;
+			runs[i].workflow = r->workflow;
+			runs[i].version = r->version;
+			runs[i].hash = r->hash;
+			runs[i].input = r->input;
+			runs[i].options = r->options;
+			runs[i].selection = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(r->selection)));
+			runs[i].template = r->template;
+		}
+		for (int i = 0; i < b->ntemplates; i++)
+		{
+			templates[i].body = b->templates[i].body;
+			templates[i].tools = b->templates[i].tools;
+		}
+		ao_state_create_runs(caller, runs, n, templates, b->ntemplates, search_path, ids);
+	}
+	else if (ao_schema_at_least(0, 2))
+	{
+		/* an idempotency key: INSERT ... ON CONFLICT waits for a concurrent start with the key */
 		Oid			types[12] = {OIDOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID, JSONBARRAYOID,
 		JSONBARRAYOID, JSONBARRAYOID, INT4ARRAYOID, JSONBARRAYOID, JSONBARRAYOID, TEXTOID};
 		Datum		values[12];

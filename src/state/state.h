@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * state.h
- *	  The state layer (state.c and sql/agentorch_state.sql): the only writer
- *	  of run and step state. Above stream.
+ *	  The state layer (state.c, create.c and sql/agentorch_state.sql): the
+ *	  only writer of run and step state. Above stream.
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -29,5 +29,28 @@ extern void ao_state_unclaim_step(int64 run, const char *step, int attempt, Time
 								  int worker, int delay_ms);
 extern void ao_state_record_input(int64 run, const char *step, Jsonb *input);
 extern void ao_state_add_usage(int64 run, const char *step, Jsonb *usage);
+
+/* A run to create (create.c), as the coordinator decided it. */
+typedef struct AoNewRun
+{
+	const char *orchestration;
+	const char *workflow;		/* NULL unless fixed */
+	int			version;
+	const char *hash;
+	Jsonb	   *input;
+	Jsonb	   *options;		/* as the run records them */
+	Jsonb	   *selection;
+	int			template;		/* index into the call's templates */
+} AoNewRun;
+
+/* The body and pinned tools that runs (of one workflow) share. */
+typedef struct AoRunTemplate
+{
+	Jsonb	   *body;			/* NULL: a simple run's, made from its input */
+	Jsonb	   *tools;
+} AoRunTemplate;
+
+extern void ao_state_create_runs(Oid owner, const AoNewRun *runs, int n, const AoRunTemplate *templates,
+								 int ntemplates, const char *search_path, int64 *ids);
 
 #endif							/* AO_STATE_H */

@@ -33,10 +33,6 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-/* Values of agentorch._notify_mode(). */
-#define NOTIFY_FULL		0			/* notify with content */
-#define NOTIFY_NO_CONTENT 1			/* notify, content left in the rows */
-#define NOTIFY_NONE		2			/* do not notify */
 
 static TimestampTz last_warning = 0;
 
@@ -83,9 +79,8 @@ warn_queue_filling(double usage, int mode)
  * agentorch._notify_mode() RETURNS int: 0 notify with content, 1 without
  * content, 2 not at all (see the file header).
  */
-PG_FUNCTION_INFO_V1(ao_sql_notify_mode);
-Datum
-ao_sql_notify_mode(PG_FUNCTION_ARGS)
+int
+ao_notify_mode(void)
 {
 	double		usage = DatumGetFloat8(DirectFunctionCall1(pg_notification_queue_usage, (Datum) 0));
 	int			mode = NOTIFY_FULL;
@@ -96,7 +91,14 @@ ao_sql_notify_mode(PG_FUNCTION_ARGS)
 		mode = NOTIFY_NO_CONTENT;
 	if (mode != NOTIFY_FULL)
 		warn_queue_filling(usage, mode);
-	PG_RETURN_INT32(mode);
+	return mode;
+}
+
+PG_FUNCTION_INFO_V1(ao_sql_notify_mode);
+Datum
+ao_sql_notify_mode(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(ao_notify_mode());
 }
 
 /*

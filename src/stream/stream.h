@@ -20,6 +20,13 @@
 #include "lib/ilist.h"
 #include "utils/timestamp.h"
 
+/* Values of ao_notify_mode() and agentorch._notify_mode(). */
+#define NOTIFY_FULL		0			/* notify with content */
+#define NOTIFY_NO_CONTENT 1			/* notify, content left in the rows */
+#define NOTIFY_NONE		2			/* do not notify */
+
+/* How much may go into the NOTIFY queue now (warns when it fills). */
+extern int	ao_notify_mode(void);
 extern List *ao_run_list_add(List *list, int64 run);
 extern void ao_notify_runs(List *runs);
 

@@ -1,0 +1,823 @@
+/*-------------------------------------------------------------------------
+ *
+ * create.c
+ *	  New runs, written by the state layer: each run's row, its top-level
+ *	  steps, its run_started event and first status chunk, its audit row,
+ *	  and its notifications. The rows go straight into the tables through
+ *	  the executor's row insert -- column defaults, constraints, indexes
+ *	  and row triggers as an INSERT has them -- with no SQL to parse or
+ *	  plan: a session's first start() costs little more than its next.
+ *
+ *	  agentorch._create_runs (plpgsql) makes the same rows. It stays the
+ *	  writer of a start with an idempotency key, whose INSERT ... ON
+ *	  CONFLICT waits for a concurrent start with the same key; a regress
+ *	  test (robustness.sql) checks that both make the same rows.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/state/create.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "state.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_relation.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+/* One table a creation writes: its result relation, slot and column defaults. */
+typedef struct TableWriter
+{
+	Relation	rel;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+	ExprState **defaults;		/* per column; NULL: no default (NULL) */
+	bool	   *given;			/* per column: set for the row being built */
+} TableWriter;
+
+/* The tables a creation writes, sharing one executor state. */
+enum
+{
+	T_RUNS, T_STEPS, T_EVENTS, T_CHUNKS, T_AUDIT, T_COUNT
+};
+static const char *const table_names[T_COUNT] = {"runs", "steps", "events", "chunks", "audit_log"};
+
+typedef struct Writers
+{
+	EState	   *estate;
+	TableWriter t[T_COUNT];
+} Writers;
+
+static void
+writers_open(Writers *w)
+{
+	Oid			nsp = get_namespace_oid("agentorch", false);
+	Oid			relids[T_COUNT];
+	List	   *rtable = NIL;
+
+	w->estate = CreateExecutorState();
+	for (int i = 0; i < T_COUNT; i++)
+	{
+		RangeTblEntry *rte = makeNode(RangeTblEntry);
+
+		relids[i] = get_relname_relid(table_names[i], nsp);
+		if (!OidIsValid(relids[i]))
+			elog(ERROR, "agentorch: table agentorch.%s is missing", table_names[i]);
+		rte->rtekind = RTE_RELATION;
+		rte->relid = relids[i];
+		rte->relkind = RELKIND_RELATION;
+		rte->rellockmode = RowExclusiveLock;
+		rtable = lappend(rtable, rte);
+	}
+	ExecInitRangeTable(w->estate, rtable);
+	w->estate->es_output_cid = GetCurrentCommandId(true);
+	for (int i = 0; i < T_COUNT; i++)
+	{
+		TableWriter *t = &w->t[i];
+		TupleDesc	desc;
+
+		t->rel = table_open(relids[i], RowExclusiveLock);
+		t->rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(t->rri, t->rel, i + 1, NULL, 0);
+		/* where AFTER row triggers find their relation */
+		w->estate->es_opened_result_relations = lappend(w->estate->es_opened_result_relations, t->rri);
+		ExecOpenIndices(t->rri, false);
+		desc = RelationGetDescr(t->rel);
+		t->slot = ExecInitExtraTupleSlot(w->estate, desc, &TTSOpsVirtual);
+		t->defaults = palloc0(sizeof(ExprState *) * desc->natts);
+		t->given = palloc0(sizeof(bool) * desc->natts);
+		for (int a = 0; a < desc->natts; a++)
+		{
+			Node	   *d;
+
+			if (TupleDescAttr(desc, a)->attisdropped)
+				continue;
+			d = build_column_default(t->rel, a + 1);
+			if (d != NULL)
+				t->defaults[a] = ExecPrepareExpr((Expr *) d, w->estate);
+		}
+	}
+	AfterTriggerBeginQuery();
+}
+
+static void
+writers_close(Writers *w)
+{
+	AfterTriggerEndQuery(w->estate);
+	for (int i = 0; i < T_COUNT; i++)
+	{
+		ExecCloseIndices(w->t[i].rri);
+		table_close(w->t[i].rel, NoLock);
+	}
+	ExecResetTupleTable(w->estate->es_tupleTable, false);
+	FreeExecutorState(w->estate);
+	/* what follows in this transaction sees the rows */
+	CommandCounterIncrement();
+}
+
+/* Start a row of t: every column unset (a column left unset gets its default). */
+static void
+begin_row(Writers *w, TableWriter *t)
+{
+	ResetPerTupleExprContext(w->estate);
+	ExecClearTuple(t->slot);
+	memset(t->given, 0, sizeof(bool) * t->slot->tts_tupleDescriptor->natts);
+}
+
+static int
+column(TableWriter *t, const char *name)
+{
+	AttrNumber	a = attnameAttNum(t->rel, name, false);
+
+	if (a == InvalidAttrNumber)
+		elog(ERROR, "agentorch: column %s of agentorch.%s is missing", name, RelationGetRelationName(t->rel));
+	return a - 1;
+}
+
+static void
+put(TableWriter *t, const char *name, Datum value, bool isnull)
+{
+	int			a = column(t, name);
+
+	t->slot->tts_values[a] = value;
+	t->slot->tts_isnull[a] = isnull;
+	t->given[a] = true;
+}
+
+/* A column from text, through its type's input function (enums, text). */
+static void
+put_text(TableWriter *t, const char *name, const char *text)
+{
+	int			a = column(t, name);
+	Form_pg_attribute att = TupleDescAttr(t->slot->tts_tupleDescriptor, a);
+	Oid			input;
+	Oid			ioparam;
+
+	if (text == NULL)
+	{
+		put(t, name, (Datum) 0, true);
+		return;
+	}
+	getTypeInputInfo(att->atttypid, &input, &ioparam);
+	put(t, name, OidInputFunctionCall(input, (char *) text, ioparam, att->atttypmod), false);
+}
+
+static void
+put_jsonb(TableWriter *t, const char *name, Jsonb *value)
+{
+	put(t, name, value ? JsonbPGetDatum(value) : (Datum) 0, value == NULL);
+}
+
+/* Insert the row built: defaults for the columns not given, then the executor's insert. */
+static void
+insert_row(Writers *w, TableWriter *t)
+{
+	TupleTableSlot *slot = t->slot;
+	ExprContext *econtext = GetPerTupleExprContext(w->estate);
+
+	for (int a = 0; a < slot->tts_tupleDescriptor->natts; a++)
+		if (!t->given[a])
+		{
+			if (t->defaults[a] != NULL)
+				slot->tts_values[a] = ExecEvalExprSwitchContext(t->defaults[a], econtext, &slot->tts_isnull[a]);
+			else
+			{
+				slot->tts_values[a] = (Datum) 0;
+				slot->tts_isnull[a] = true;
+			}
+		}
+	ExecStoreVirtualTuple(slot);
+	ExecSimpleRelationInsert(t->rri, w->estate, slot);
+}
+
+/* A column of the row just inserted, as text (copied). */
+static char *
+inserted_text(TableWriter *t, const char *name)
+{
+	int			a = column(t, name);
+
+	if (t->slot->tts_isnull[a])
+		return NULL;
+	return TextDatumGetCString(t->slot->tts_values[a]);
+}
+
+/*
+ * jsonb, read with PostgreSQL's jsonb API
+ */
+
+/* c -> key (false: no such key, or c is not an object). */
+static bool
+get_key(JsonbContainer *c, const char *key, JsonbValue *out)
+{
+	if (c == NULL || !JsonContainerIsObject(c))
+		return false;
+	return getKeyJsonValueFromContainer(c, key, strlen(key), out) != NULL;
+}
+
+/* A value as ->> gives it: NULL for JSON null. */
+static char *
+value_text(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return NULL;
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		case jbvBinary:
+			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+		default:
+			elog(ERROR, "agentorch: unexpected jsonb value type %d", (int) v->type);
+	}
+	return NULL;
+}
+
+/* c ->> key, NULL when missing or JSON null. */
+static char *
+key_text(JsonbContainer *c, const char *key)
+{
+	JsonbValue	v;
+
+	return get_key(c, key, &v) ? value_text(&v) : NULL;
+}
+
+/* The container of a binary (object or array) value, else NULL. */
+static JsonbContainer *
+container_of(JsonbValue *v)
+{
+	return v->type == jbvBinary ? v->val.binary.data : NULL;
+}
+
+/* c -> key as its own container (NULL unless an object or array). */
+static JsonbContainer *
+key_container(JsonbContainer *c, const char *key)
+{
+	JsonbValue	v;
+
+	return get_key(c, key, &v) ? container_of(&v) : NULL;
+}
+
+/* Does v hold the string s? An array: one of its elements is s (lax, as jsonpath's [*]). */
+static bool
+holds_string(JsonbValue *v, const char *s)
+{
+	JsonbContainer *c = container_of(v);
+
+	if (v->type == jbvString)
+		return strlen(s) == (size_t) v->val.string.len && memcmp(s, v->val.string.val, v->val.string.len) == 0;
+	if (c != NULL && JsonContainerIsArray(c))
+		for (uint32 i = 0; i < JsonContainerSize(c); i++)
+		{
+			JsonbValue *e = getIthJsonbValueFromContainer(c, i);
+
+			if (e->type == jbvString && holds_string(e, s))
+				return true;
+		}
+	return false;
+}
+
+/* The elements of an array value (a non-array counts as its only element, as jsonpath's lax [*]). */
+static int
+elements(JsonbValue *v, JsonbValue ***out)
+{
+	JsonbContainer *c = container_of(v);
+
+	if (c != NULL && JsonContainerIsArray(c))
+	{
+		int			n = JsonContainerSize(c);
+
+		*out = palloc(sizeof(JsonbValue *) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			(*out)[i] = getIthJsonbValueFromContainer(c, i);
+		return n;
+	}
+	*out = palloc(sizeof(JsonbValue *));
+	(*out)[0] = v;
+	return 1;
+}
+
+static JsonbValue
+jv_string(const char *s)
+{
+	JsonbValue	v;
+
+	if (s == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) s;
+		v.val.string.len = strlen(s);
+	}
+	return v;
+}
+
+static JsonbValue
+jv_int(int64 i)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(i);
+	return v;
+}
+
+/* jsonb_build_object(keys[0], values[0], ...). */
+static Jsonb *
+object_of(int n, const char *const *keys, JsonbValue *values)
+{
+	JsonbParseState *st = NULL;
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue	k = jv_string(keys[i]);
+
+		pushJsonbValue(&st, WJB_KEY, &k);
+		pushJsonbValue(&st, WJB_VALUE, &values[i]);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
+}
+
+static char *
+jsonb_text(Jsonb *j)
+{
+	return JsonbToCString(NULL, &j->root, VARSIZE(j));
+}
+
+static Jsonb *
+empty_object(void)
+{
+	return object_of(0, NULL, NULL);
+}
+
+/*
+ * Templates: the step rows of a body, worked out once for the runs that
+ * share it (what _materialize_runs works out in SQL)
+ */
+
+typedef struct TemplateStep
+{
+	char	   *step_id;
+	char	   *kind;			/* the step's "type" */
+	Jsonb	   *spec;			/* the body's defaults || the step */
+	Datum		depends_on;		/* text[]: depends_on, then the branches that target it */
+	int			ord;
+	int			max_attempts;
+	bool		network;
+	bool		ready;			/* ready at start: depends on nothing, compensates nothing */
+} TemplateStep;
+
+typedef struct Template
+{
+	bool		done;
+	Jsonb	   *memory;
+	TemplateStep *steps;
+	int			nsteps;
+} Template;
+
+/* Does branch step br send control to id (cases[*].then[*] or else)? */
+static bool
+branch_targets(JsonbContainer *br, const char *id)
+{
+	JsonbValue	v;
+
+	if (get_key(br, "cases", &v))
+	{
+		JsonbValue **cases;
+		int			ncases = elements(&v, &cases);
+
+		for (int i = 0; i < ncases; i++)
+		{
+			JsonbValue	then;
+
+			if (get_key(container_of(cases[i]), "then", &then) && holds_string(&then, id))
+				return true;
+		}
+	}
+	if (get_key(br, "else", &v))
+	{
+		/* jsonb's ? : a key of an object, a string element of an array, or the string itself */
+		JsonbContainer *c = container_of(&v);
+
+		if (c != NULL && JsonContainerIsObject(c))
+			return get_key(c, id, &v);
+		return holds_string(&v, id);
+	}
+	return false;
+}
+
+/* A setting-like integer given as JSON: its ->> text cast to int, as SQL's ::int. */
+static bool
+int_at(JsonbContainer *c, const char *key, int *out)
+{
+	char	   *text = key_text(c, key);
+
+	if (text == NULL)
+		return false;
+	*out = DatumGetInt32(DirectFunctionCall1(int4in, CStringGetDatum(text)));
+	return true;
+}
+
+static void
+work_out_template(Template *tp, Jsonb *body, Jsonb *tools)
+{
+	JsonbContainer *root = &body->root;
+	JsonbValue	v;
+	JsonbContainer *steps;
+	Jsonb	   *defaults;
+	JsonbContainer **branches;
+	int			nbranches = 0;
+	int			n;
+
+	tp->memory = get_key(root, "memory", &v) ? JsonbValueToJsonb(&v) : empty_object();
+	defaults = get_key(root, "defaults", &v) ? JsonbValueToJsonb(&v) : empty_object();
+	steps = key_container(root, "steps");
+	n = steps && JsonContainerIsArray(steps) ? JsonContainerSize(steps) : 0;
+	tp->steps = palloc0(sizeof(TemplateStep) * Max(n, 1));
+	tp->nsteps = n;
+	branches = palloc(sizeof(JsonbContainer *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbContainer *s = container_of(getIthJsonbValueFromContainer(steps, i));
+		char	   *type = key_text(s, "type");
+
+		if (type != NULL && strcmp(type, "branch") == 0)
+			branches[nbranches++] = s;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *x = getIthJsonbValueFromContainer(steps, i);
+		JsonbContainer *s = container_of(x);
+		TemplateStep *ts = &tp->steps[i];
+		JsonbContainer *spec;
+		JsonbContainer *tool = NULL;
+		char	   *tool_name;
+		char	   *spec_type;
+		Datum	   *deps;
+		bool	   *deps_null;
+		int			ndeps = 0;
+		int			dims[1];
+		int			lbs[1] = {1};
+		JsonbValue **dep_values = NULL;
+		int			ndep_values = 0;
+
+		ts->step_id = key_text(s, "id");
+		ts->kind = key_text(s, "type");
+		ts->ord = i + 1;
+		ts->spec = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(defaults),
+													  JsonbPGetDatum(JsonbValueToJsonb(x))));
+		spec = &ts->spec->root;
+
+		/* depends_on's elements as text, then the branches that target the step */
+		if (get_key(s, "depends_on", &v))
+		{
+			JsonbContainer *c = container_of(&v);
+
+			if (c == NULL || !JsonContainerIsArray(c))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("cannot extract elements from a scalar or an object: depends_on of step \"%s\"",
+								ts->step_id ? ts->step_id : "")));
+			ndep_values = elements(&v, &dep_values);
+		}
+		deps = palloc(sizeof(Datum) * (ndep_values + nbranches + 1));
+		deps_null = palloc(sizeof(bool) * (ndep_values + nbranches + 1));
+		for (int d = 0; d < ndep_values; d++)
+		{
+			char	   *text = value_text(dep_values[d]);
+
+			deps_null[ndeps] = text == NULL;
+			deps[ndeps++] = text ? CStringGetTextDatum(text) : (Datum) 0;
+		}
+		for (int b = 0; b < nbranches && ts->step_id != NULL; b++)
+			if (branch_targets(branches[b], ts->step_id))
+			{
+				char	   *br_id = key_text(branches[b], "id");
+
+				deps_null[ndeps] = br_id == NULL;
+				deps[ndeps++] = br_id ? CStringGetTextDatum(br_id) : (Datum) 0;
+			}
+		dims[0] = ndeps;
+		ts->depends_on = PointerGetDatum(construct_md_array(deps, deps_null, 1, dims, lbs, TEXTOID, -1, false,
+															TYPALIGN_INT));
+
+		/* attempts: the step's retry, else its tool's policy, else the setting (_max_attempts_in) */
+		tool_name = key_text(spec, "tool");
+		if (tool_name != NULL)
+			tool = key_container(&tools->root, tool_name);
+		if (!int_at(key_container(spec, "retry"), "max_attempts", &ts->max_attempts))
+		{
+			JsonbContainer *retry = key_container(key_container(tool, "policy"), "retry");
+
+			if (!int_at(retry, "max_attempts", &ts->max_attempts))
+				ts->max_attempts = ao_retry_max_attempts;
+		}
+
+		/* network work: an llm step, or a tool of kind http (_is_network_in) */
+		spec_type = key_text(spec, "type");
+		if (spec_type != NULL && strcmp(spec_type, "llm") == 0)
+			ts->network = true;
+		else if (spec_type != NULL && strcmp(spec_type, "tool") == 0)
+		{
+			char	   *kind = key_text(tool, "kind");
+
+			ts->network = kind != NULL && strcmp(kind, "http") == 0;
+		}
+		ts->ready = ndeps == 0 && !get_key(spec, "compensates", &v);
+	}
+	tp->done = true;
+}
+
+/* The body of a simple run: one llm step made from its input (_simple_body). */
+static Jsonb *
+simple_body(Jsonb *input, Jsonb *options)
+{
+	static const char *const keys[] = {"id", "type", "prompt", "system", "messages", "model",
+	"response_schema", "tools"};
+	JsonbValue	values[8];
+	JsonbValue	v;
+	JsonbParseState *st = NULL;
+	JsonbValue	step;
+	JsonbValue	k = jv_string("steps");
+	JsonbContainer *in = &input->root;
+	Jsonb	   *stripped;
+
+	values[0] = jv_string("main");
+	values[1] = jv_string("llm");
+	for (int i = 2; i < 8; i++)
+		if (!get_key(in, keys[i], &values[i]))
+			values[i] = jv_string(NULL);
+	if (values[5].type == jbvNull && !get_key(in, "model", &v) && get_key(&options->root, "model", &v))
+		values[5] = v;
+	stripped = DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls, JsonbPGetDatum(object_of(8, keys, values))));
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	pushJsonbValue(&st, WJB_KEY, &k);
+	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
+	step.type = jbvBinary;
+	step.val.binary.data = &stripped->root;
+	step.val.binary.len = VARSIZE(stripped) - VARHDRSZ;
+	pushJsonbValue(&st, WJB_ELEM, &step);
+	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
+	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
+}
+
+/*
+ * Runs
+ */
+
+/* The trace id of options.traceparent (W3C: 2-32-16-2 lowercase hex), else NULL. */
+static char *
+traceparent_trace_id(const char *tp)
+{
+	static const int field_lengths[4] = {2, 32, 16, 2};
+	const char *p = tp;
+
+	if (tp == NULL || strlen(tp) != 55)
+		return NULL;
+	for (int f = 0; f < 4; f++)
+	{
+		for (int i = 0; i < field_lengths[f]; i++, p++)
+			if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+				return NULL;
+		if (f < 3 && *p++ != '-')
+			return NULL;
+	}
+	return pnstrdup(tp + 3, 32);
+}
+
+/* A new W3C trace id: 32 random lowercase hex digits. */
+static char *
+new_trace_id(void)
+{
+	uint8		bytes[16];
+	char	   *hex = palloc(33);
+
+	if (!pg_strong_random(bytes, sizeof(bytes)))
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not generate a random trace id")));
+	for (int i = 0; i < 16; i++)
+		snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
+	return hex;
+}
+
+static void
+insert_run(Writers *w, Oid owner, const AoNewRun *r, Template *tp, Jsonb *tools, const char *search_path,
+		   int64 *id, char **channel_token)
+{
+	TableWriter *t = &w->t[T_RUNS];
+	JsonbContainer *opts = &r->options->root;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	char	   *text;
+	bool		isnull;
+
+	begin_row(w, t);
+	put_text(t, "orchestration", r->orchestration);
+	put_text(t, "status", "running");
+	put_text(t, "workflow_name", r->workflow);
+	put(t, "workflow_version", Int32GetDatum(r->version), r->workflow == NULL);
+	put_text(t, "definition_hash", r->hash);
+	put_jsonb(t, "selection", r->selection);
+	put_jsonb(t, "input", r->input);
+	put_jsonb(t, "options", r->options);
+	text = key_text(opts, "priority");
+	put(t, "priority", text ? DirectFunctionCall1(int4in, CStringGetDatum(text)) : Int32GetDatum(0), false);
+	put(t, "owner", ObjectIdGetDatum(owner), false);
+	/* the caller's trace id (options.traceparent), else a new one */
+	text = traceparent_trace_id(key_text(opts, "traceparent"));
+	put_text(t, "trace_id", text ? text : new_trace_id());
+	put(t, "started_at", TimestampTzGetDatum(now), false);
+	text = key_text(opts, "timeout");
+	put(t, "deadline",
+		text ? DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
+								   DirectFunctionCall3(interval_in, CStringGetDatum(text),
+													   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)))
+		: (Datum) 0,
+		text == NULL);
+	put_jsonb(t, "memory", tp->memory);
+	text = key_text(opts, "parent_id");
+	put(t, "parent_id", text ? DirectFunctionCall1(int8in, CStringGetDatum(text)) : (Datum) 0, text == NULL);
+	put_text(t, "search_path", search_path);
+	put_jsonb(t, "tools", tools);
+	/* the run_started event and the first status chunk, below */
+	put(t, "last_event_seq", Int64GetDatum(1), false);
+	put(t, "last_chunk_seq", Int64GetDatum(1), false);
+	insert_row(w, t);
+	*id = DatumGetInt64(slot_getattr(t->slot, column(t, "id") + 1, &isnull));
+	*channel_token = inserted_text(t, "channel_token");
+}
+
+static void
+insert_steps(Writers *w, int64 run, int priority, Template *tp)
+{
+	TableWriter *t = &w->t[T_STEPS];
+
+	for (int i = 0; i < tp->nsteps; i++)
+	{
+		TemplateStep *s = &tp->steps[i];
+
+		begin_row(w, t);
+		put(t, "run_id", Int64GetDatum(run), false);
+		put_text(t, "step_id", s->step_id);
+		put_text(t, "kind", s->kind);
+		put_jsonb(t, "spec", s->spec);
+		put(t, "depends_on", s->depends_on, false);
+		put(t, "ord", Int32GetDatum(s->ord), false);
+		put(t, "priority", Int32GetDatum(priority), false);
+		put(t, "max_attempts", Int32GetDatum(s->max_attempts), false);
+		put(t, "network", BoolGetDatum(s->network), false);
+		put_text(t, "status", s->ready ? "ready" : "pending");
+		insert_row(w, t);
+	}
+}
+
+static void
+insert_first_rows(Writers *w, Oid owner, int64 run, const AoNewRun *r)
+{
+	TableWriter *t;
+	static const char *const event_keys[] = {"orchestration", "workflow", "version"};
+	JsonbValue	event_data[3];
+	static const char *const audit_keys[] = {"workflow"};
+	JsonbValue	audit_detail[1];
+
+	event_data[0] = jv_string(r->orchestration);
+	event_data[1] = jv_string(r->workflow);
+	event_data[2] = r->workflow ? jv_int(r->version) : jv_string(NULL);
+	t = &w->t[T_EVENTS];
+	begin_row(w, t);
+	put(t, "run_id", Int64GetDatum(run), false);
+	put(t, "seq", Int64GetDatum(1), false);
+	put_text(t, "kind", "run_started");
+	put_text(t, "step_id", NULL);
+	put_jsonb(t, "data", object_of(3, event_keys, event_data));
+	insert_row(w, t);
+
+	t = &w->t[T_CHUNKS];
+	begin_row(w, t);
+	put(t, "run_id", Int64GetDatum(run), false);
+	put(t, "seq", Int64GetDatum(1), false);
+	put_text(t, "step_id", NULL);
+	put(t, "attempt", Int32GetDatum(0), false);
+	put_text(t, "kind", "status");
+	put_text(t, "content", "run started");
+	put_text(t, "data", "{\"status\": \"running\"}");
+	insert_row(w, t);
+
+	/* every start is audited */
+	audit_detail[0] = jv_string(r->workflow);
+	t = &w->t[T_AUDIT];
+	begin_row(w, t);
+	put(t, "actor", ObjectIdGetDatum(owner), false);
+	put_text(t, "action", "start");
+	put_text(t, "object", r->orchestration);
+	put(t, "run_id", Int64GetDatum(run), false);
+	put_jsonb(t, "detail", object_of(1, audit_keys, audit_detail));
+	insert_row(w, t);
+}
+
+/* run_started on agentorch_events (ids and owner only), then the first chunk on each run's own channel. */
+static void
+notify_started(const int64 *ids, char **tokens, int n, Oid owner)
+{
+	int			mode = ao_notify_mode();
+
+	if (mode == NOTIFY_NONE)
+		return;
+	for (int i = 0; i < n; i++)
+	{
+		static const char *const keys[] = {"run_id", "event", "status", "owner"};
+		JsonbValue	values[4];
+
+		values[0] = jv_int(ids[i]);
+		values[1] = jv_string("run_started");
+		values[2] = jv_string("running");
+		values[3] = jv_int(owner);
+		Async_Notify("agentorch_events", jsonb_text(object_of(4, keys, values)));
+	}
+	for (int i = 0; i < n; i++)
+	{
+		static const char *const keys[] = {"run_id", "seq", "kind", "content"};
+		static const char *const truncated_keys[] = {"run_id", "seq", "kind", "truncated"};
+		JsonbValue	values[4];
+
+		values[0] = jv_int(ids[i]);
+		values[1] = jv_int(1);
+		values[2] = jv_string("status");
+		if (mode == NOTIFY_NO_CONTENT)
+		{
+			values[3].type = jbvBool;
+			values[3].val.boolean = true;
+		}
+		else
+			values[3] = jv_string("run started");
+		Async_Notify(psprintf("agentorch_run_" INT64_FORMAT "_%s", ids[i], tokens[i]),
+					 jsonb_text(object_of(4, mode == NOTIFY_NO_CONTENT ? truncated_keys : keys, values)));
+	}
+}
+
+/*
+ * Create runs[0..n) as owner asked, each with the steps and pinned tools
+ * of templates[runs[i].template]: running, its steps that depend on
+ * nothing ready, its first event, chunk and audit row, notified. Fills
+ * ids in order. The caller is the extension owner, connected to SPI; no
+ * run may carry an idempotency key (see the file header).
+ */
+void
+ao_state_create_runs(Oid owner, const AoNewRun *runs, int n, const AoRunTemplate *templates, int ntemplates,
+					 const char *search_path, int64 *ids)
+{
+	Writers		w;
+	Template   *made = palloc0(sizeof(Template) * Max(ntemplates, 1));
+	char	  **tokens = palloc(sizeof(char *) * Max(n, 1));
+
+	writers_open(&w);
+	for (int i = 0; i < n; i++)
+	{
+		const AoNewRun *r = &runs[i];
+		const AoRunTemplate *rt = &templates[r->template];
+		Template   *tp = &made[r->template];
+		char	   *priority = key_text(&r->options->root, "priority");
+
+		Assert(key_text(&r->options->root, "idempotency_key") == NULL);
+		if (!tp->done)
+			work_out_template(tp, rt->body ? rt->body : simple_body(r->input, r->options), rt->tools);
+		insert_run(&w, owner, r, tp, rt->tools, search_path, &ids[i], &tokens[i]);
+		insert_steps(&w, ids[i], priority ? DatumGetInt32(DirectFunctionCall1(int4in, CStringGetDatum(priority))) : 0,
+					 tp);
+		insert_first_rows(&w, owner, ids[i], r);
+	}
+	writers_close(&w);
+	notify_started(ids, tokens, n, owner);
+
+	/* llm steps may start: not past a run's budget (options.budget) */
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue	v;
+
+		if (get_key(&runs[i].options->root, "budget", &v))
+		{
+			Oid			t[1] = {INT8OID};
+			Datum		d[1] = {Int64GetDatum(ids[i])};
+
+			ao_spi_exec("SELECT agentorch._budget_gate($1)", 1, t, d, NULL, SPI_OK_SELECT);
+		}
+	}
+}
