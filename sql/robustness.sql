@@ -187,3 +187,55 @@ SELECT step_id, status, error->>'message' AS message, error->>'detail' AS detail
   FROM agentorch.steps WHERE run_id = :os ORDER BY step_id;
 DELETE FROM agentorch.runs WHERE id = :os;
 DELETE FROM agentorch.workflows WHERE name = 'robust-output-schema';
+
+-- the state layer writes a new run's rows in C (create.c), and with an
+-- idempotency key through _create_runs (plpgsql, for its ON CONFLICT):
+-- both make the same rows, for every kind of run and option. Parts that
+-- differ are listed (none expected).
+BEGIN;
+SELECT agentorch.register_tool('robust_eq.http', 'http', '{"url": "http://127.0.0.1:9/x"}',
+                               policy => '{"retry": {"max_attempts": 5}}');
+SELECT agentorch.register_workflow('robust-eq', '{"defaults": {"timeout": "7s"}, "memory": {"k": 1}, "steps": [
+  {"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1"}, "retry": {"max_attempts": 2}},
+  {"id": "b", "type": "branch", "depends_on": ["a"], "cases": [{"when": "$.steps.a.output.x == 1", "then": ["c"]}], "else": ["d"]},
+  {"id": "c", "type": "tool", "tool": "robust_eq.http"},
+  {"id": "d", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 2"}},
+  {"id": "e", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 3"},
+   "compensate": {"tool": "database.query", "input": {"query": "SELECT 4"}}}]}');
+SELECT agentorch.register_model('robust-m3', 'openai', '{"base_url": "http://127.0.0.1:9/v1", "model": "m"}');
+CREATE FUNCTION pg_temp.robust_rows(p bigint) RETURNS jsonb LANGUAGE sql AS $$
+SELECT jsonb_build_object(
+  'run', (SELECT to_jsonb(r) - '{id,idempotency_key,channel_token,options,trace_id}'::text[]
+                 || jsonb_build_object('options', r.options - 'idempotency_key',
+                                       -- the caller's trace id, else a new one
+                                       'trace_id', CASE WHEN r.options ? 'traceparent' THEN r.trace_id
+                                                        ELSE (r.trace_id ~ '^[0-9a-f]{32}$')::text END)
+            FROM agentorch.runs r WHERE r.id = p),
+  'steps', (SELECT jsonb_agg(to_jsonb(s) - 'run_id' ORDER BY s.ord) FROM agentorch.steps s WHERE s.run_id = p),
+  'events', (SELECT jsonb_agg(to_jsonb(e) - '{run_id,at}'::text[] ORDER BY e.seq) FROM agentorch.events e WHERE e.run_id = p),
+  'chunks', (SELECT jsonb_agg(to_jsonb(c) - '{run_id,at}'::text[] ORDER BY c.seq) FROM agentorch.chunks c WHERE c.run_id = p),
+  'checkpoints', (SELECT jsonb_agg(to_jsonb(c) - '{run_id,at}'::text[] ORDER BY c.seq) FROM agentorch.checkpoints c WHERE c.run_id = p),
+  'audit', (SELECT jsonb_agg(to_jsonb(a) - '{id,at,run_id}'::text[] ORDER BY a.id) FROM agentorch.audit_log a WHERE a.run_id = p))
+$$;
+CREATE TEMP TABLE robust_pairs (what text, input jsonb, orchestration agentorch.orchestration_type, workflow text, options jsonb);
+INSERT INTO robust_pairs VALUES
+  ('fixed, branches and options', '{"n": 0}', 'fixed', 'robust-eq',
+   '{"priority": 3, "timeout": "1h", "metadata": {"team": "t"}, "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'),
+  ('fixed, no options', '{"n": 1}', 'fixed', 'robust-eq', '{}'),
+  ('simple', '{"prompt": "p", "system": "s"}', 'simple', NULL, '{"model": "robust-m3"}'),
+  ('simple, messages', '{"messages": [{"role": "user", "content": "hi"}], "model": "robust-m3"}', 'simple', NULL, '{}'),
+  ('planner with a budget', '{"prompt": "plan it"}', 'planner', NULL, '{"model": "robust-m3", "budget": {"max_tokens": 1}}'),
+  ('selected', '{"prompt": "choose"}', NULL, NULL, '{"model": "robust-m3"}');
+SELECT p.what, d.part
+  FROM robust_pairs p,
+       LATERAL (SELECT agentorch.start(p.input, p.orchestration, p.workflow, p.options) AS c,
+                       agentorch.start(p.input, p.orchestration, p.workflow,
+                                       p.options || jsonb_build_object('idempotency_key', 'robust-' || p.what)) AS s) ids,
+       LATERAL (SELECT a.k AS part FROM jsonb_each(pg_temp.robust_rows(ids.c)) a(k, v)
+                  JOIN jsonb_each(pg_temp.robust_rows(ids.s)) b(k, v) ON a.k = b.k
+                 WHERE a.v IS DISTINCT FROM b.v) d;
+SELECT count(DISTINCT r.id) AS runs_compared, count(s.step_id) AS steps_compared,
+       count(DISTINCT r.id) FILTER (WHERE r.idempotency_key IS NULL) AS written_in_c
+  FROM agentorch.runs r JOIN robust_pairs p ON r.input = p.input
+  LEFT JOIN agentorch.steps s ON s.run_id = r.id;
+ROLLBACK;
