@@ -541,7 +541,15 @@ DECLARE
     v_run bigint;
     n int := 0;
 BEGIN
-    FOREACH v_run IN ARRAY p_runs LOOP
+    -- only runs with a pending top-level step have anything to promote
+    -- (one statement for all: single-step runs and fan-outs have none)
+    FOR v_run IN
+        SELECT u.id FROM pg_catalog.unnest(p_runs) WITH ORDINALITY AS u(id, ord)
+         WHERE EXISTS (SELECT 1 FROM agentorch.steps s
+                        WHERE s.run_id OPERATOR(pg_catalog.=) u.id AND s.status OPERATOR(pg_catalog.=) 'pending'
+                          AND s.parent_step_id IS NULL)
+         ORDER BY u.ord
+    LOOP
         n := n OPERATOR(pg_catalog.+) agentorch._promote(v_run);
     END LOOP;
     RETURN n;
