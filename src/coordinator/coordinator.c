@@ -482,7 +482,8 @@ run_options(StartBatch *b, const char *orchestration)
 static void
 prepare_run(StartBatch *b, Jsonb *input, const char *orchestration, const char *workflow)
 {
-	json_object *in = ao_json_from_jsonb(input);
+	/* a fixed run reads its input only for an input_schema (below) */
+	json_object *in = orchestration != NULL && strcmp(orchestration, "fixed") == 0 ? NULL : ao_json_from_jsonb(input);
 	json_object *opts = b->opts;
 	RunRequest *r = &b->runs[b->nruns];
 	const char *selection;
@@ -588,6 +589,9 @@ prepare_run(StartBatch *b, Jsonb *input, const char *orchestration, const char *
 		{
 			ao_problems *p = ao_problems_new();
 
+			if (in == NULL)
+				in = ao_json_from_jsonb(input);
+
 			if (ao_json_schema_validate(schema, in, ao_problems_add, p) > 0)
 				ao_problems_raise(p, ERRCODE_INVALID_PARAMETER_VALUE,
 								  psprintf("input does not match the input_schema of workflow \"%s\"", workflow));
@@ -643,13 +647,17 @@ create_runs(StartBatch *b, const char *search_path, int64 *ids)
 		{
 			RunRequest *r = &b->runs[i];
 
+			/* the runs of a call mostly share their selection: read once */
+			if (i > 0 && strcmp(r->selection, b->runs[i - 1].selection) == 0)
+				runs[i].selection = runs[i - 1].selection;
+			else
+				runs[i].selection = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(r->selection)));
 			runs[i].orchestration = r->orchestration;
 			runs[i].workflow = r->workflow;
 			runs[i].version = r->version;
 			runs[i].hash = r->hash;
 			runs[i].input = r->input;
 			runs[i].options = r->options;
-			runs[i].selection = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(r->selection)));
 			runs[i].template = r->template;
 		}
 		for (int i = 0; i < b->ntemplates; i++)

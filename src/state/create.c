@@ -35,9 +35,18 @@
 #include "rewrite/rewriteHandler.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
+
+/* A column value read once from text and kept for the rows that follow. */
+typedef struct KeptValue
+{
+	int			column;
+	const char *text;
+	Datum		value;
+} KeptValue;
 
 /* One table a creation writes: its result relation, slot and column defaults. */
 typedef struct TableWriter
@@ -47,6 +56,8 @@ typedef struct TableWriter
 	TupleTableSlot *slot;
 	ExprState **defaults;		/* per column; NULL: no default (NULL) */
 	bool	   *given;			/* per column: set for the row being built */
+	KeptValue	kept[8];		/* put_kept's values */
+	int			nkept;
 } TableWriter;
 
 /* The tables a creation writes, sharing one executor state. */
@@ -69,6 +80,7 @@ writers_open(Writers *w)
 	Oid			relids[T_COUNT];
 	List	   *rtable = NIL;
 
+	memset(w, 0, sizeof(Writers));
 	w->estate = CreateExecutorState();
 	for (int i = 0; i < T_COUNT; i++)
 	{
@@ -174,6 +186,34 @@ put_text(TableWriter *t, const char *name, const char *text)
 	}
 	getTypeInputInfo(att->atttypid, &input, &ioparam);
 	put(t, name, OidInputFunctionCall(input, (char *) text, ioparam, att->atttypmod), false);
+}
+
+/*
+ * put_text for a value of a small set (a status, a kind, a constant), read
+ * once per creation and kept in the executor state's memory.
+ */
+static void
+put_kept(Writers *w, TableWriter *t, const char *name, const char *text)
+{
+	int			a = column(t, name);
+	MemoryContext old;
+
+	for (int i = 0; i < t->nkept; i++)
+		if (t->kept[i].column == a && strcmp(t->kept[i].text, text) == 0)
+		{
+			put(t, name, t->kept[i].value, false);
+			return;
+		}
+	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+	put_text(t, name, text);
+	if (t->nkept < lengthof(t->kept))
+	{
+		t->kept[t->nkept].column = a;
+		t->kept[t->nkept].text = pstrdup(text);
+		t->kept[t->nkept].value = t->slot->tts_values[a];
+		t->nkept++;
+	}
+	MemoryContextSwitchTo(old);
 }
 
 static void
@@ -630,8 +670,8 @@ insert_run(Writers *w, Oid owner, const AoNewRun *r, Template *tp, Jsonb *tools,
 	bool		isnull;
 
 	begin_row(w, t);
-	put_text(t, "orchestration", r->orchestration);
-	put_text(t, "status", "running");
+	put_kept(w, t, "orchestration", r->orchestration);
+	put_kept(w, t, "status", "running");
 	put_text(t, "workflow_name", r->workflow);
 	put(t, "workflow_version", Int32GetDatum(r->version), r->workflow == NULL);
 	put_text(t, "definition_hash", r->hash);
@@ -655,7 +695,7 @@ insert_run(Writers *w, Oid owner, const AoNewRun *r, Template *tp, Jsonb *tools,
 	put_jsonb(t, "memory", tp->memory);
 	text = key_text(opts, "parent_id");
 	put(t, "parent_id", text ? DirectFunctionCall1(int8in, CStringGetDatum(text)) : (Datum) 0, text == NULL);
-	put_text(t, "search_path", search_path);
+	put_kept(w, t, "search_path", search_path);
 	put_jsonb(t, "tools", tools);
 	/* the run_started event and the first status chunk, below */
 	put(t, "last_event_seq", Int64GetDatum(1), false);
@@ -677,14 +717,14 @@ insert_steps(Writers *w, int64 run, int priority, Template *tp)
 		begin_row(w, t);
 		put(t, "run_id", Int64GetDatum(run), false);
 		put_text(t, "step_id", s->step_id);
-		put_text(t, "kind", s->kind);
+		put_kept(w, t, "kind", s->kind);
 		put_jsonb(t, "spec", s->spec);
 		put(t, "depends_on", s->depends_on, false);
 		put(t, "ord", Int32GetDatum(s->ord), false);
 		put(t, "priority", Int32GetDatum(priority), false);
 		put(t, "max_attempts", Int32GetDatum(s->max_attempts), false);
 		put(t, "network", BoolGetDatum(s->network), false);
-		put_text(t, "status", s->ready ? "ready" : "pending");
+		put_kept(w, t, "status", s->ready ? "ready" : "pending");
 		insert_row(w, t);
 	}
 }
@@ -705,7 +745,7 @@ insert_first_rows(Writers *w, Oid owner, int64 run, const AoNewRun *r)
 	begin_row(w, t);
 	put(t, "run_id", Int64GetDatum(run), false);
 	put(t, "seq", Int64GetDatum(1), false);
-	put_text(t, "kind", "run_started");
+	put_kept(w, t, "kind", "run_started");
 	put_text(t, "step_id", NULL);
 	put_jsonb(t, "data", object_of(3, event_keys, event_data));
 	insert_row(w, t);
@@ -716,9 +756,9 @@ insert_first_rows(Writers *w, Oid owner, int64 run, const AoNewRun *r)
 	put(t, "seq", Int64GetDatum(1), false);
 	put_text(t, "step_id", NULL);
 	put(t, "attempt", Int32GetDatum(0), false);
-	put_text(t, "kind", "status");
-	put_text(t, "content", "run started");
-	put_text(t, "data", "{\"status\": \"running\"}");
+	put_kept(w, t, "kind", "status");
+	put_kept(w, t, "content", "run started");
+	put_kept(w, t, "data", "{\"status\": \"running\"}");
 	insert_row(w, t);
 
 	/* every start is audited */
@@ -726,8 +766,8 @@ insert_first_rows(Writers *w, Oid owner, int64 run, const AoNewRun *r)
 	t = &w->t[T_AUDIT];
 	begin_row(w, t);
 	put(t, "actor", ObjectIdGetDatum(owner), false);
-	put_text(t, "action", "start");
-	put_text(t, "object", r->orchestration);
+	put_kept(w, t, "action", "start");
+	put_kept(w, t, "object", r->orchestration);
 	put(t, "run_id", Int64GetDatum(run), false);
 	put_jsonb(t, "detail", object_of(1, audit_keys, audit_detail));
 	insert_row(w, t);
@@ -737,40 +777,47 @@ insert_first_rows(Writers *w, Oid owner, int64 run, const AoNewRun *r)
 static void
 notify_started(const int64 *ids, char **tokens, int n, Oid owner)
 {
+	static const char *const event_keys[] = {"run_id", "event", "status", "owner"};
+	static const char *const chunk_keys[] = {"run_id", "seq", "kind", "content"};
+	static const char *const truncated_keys[] = {"run_id", "seq", "kind", "truncated"};
 	int			mode = ao_notify_mode();
+	/* Async_Notify keeps its own copies: each payload is freed after it */
+	MemoryContext payloads = AllocSetContextCreate(CurrentMemoryContext, "agentorch notify payloads",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext caller = MemoryContextSwitchTo(payloads);
 
-	if (mode == NOTIFY_NONE)
-		return;
-	for (int i = 0; i < n; i++)
-	{
-		static const char *const keys[] = {"run_id", "event", "status", "owner"};
-		JsonbValue	values[4];
-
-		values[0] = jv_int(ids[i]);
-		values[1] = jv_string("run_started");
-		values[2] = jv_string("running");
-		values[3] = jv_int(owner);
-		Async_Notify("agentorch_events", jsonb_text(object_of(4, keys, values)));
-	}
-	for (int i = 0; i < n; i++)
-	{
-		static const char *const keys[] = {"run_id", "seq", "kind", "content"};
-		static const char *const truncated_keys[] = {"run_id", "seq", "kind", "truncated"};
-		JsonbValue	values[4];
-
-		values[0] = jv_int(ids[i]);
-		values[1] = jv_int(1);
-		values[2] = jv_string("status");
-		if (mode == NOTIFY_NO_CONTENT)
+	for (int pass = 0; pass < 2 && mode != NOTIFY_NONE; pass++)
+		for (int i = 0; i < n; i++)
 		{
-			values[3].type = jbvBool;
-			values[3].val.boolean = true;
+			JsonbValue	values[4];
+
+			values[0] = jv_int(ids[i]);
+			if (pass == 0)
+			{
+				values[1] = jv_string("run_started");
+				values[2] = jv_string("running");
+				values[3] = jv_int(owner);
+				Async_Notify("agentorch_events", jsonb_text(object_of(4, event_keys, values)));
+			}
+			else
+			{
+				values[1] = jv_int(1);
+				values[2] = jv_string("status");
+				if (mode == NOTIFY_NO_CONTENT)
+				{
+					values[3].type = jbvBool;
+					values[3].val.boolean = true;
+				}
+				else
+					values[3] = jv_string("run started");
+				Async_Notify(psprintf("agentorch_run_" INT64_FORMAT "_%s", ids[i], tokens[i]),
+							 jsonb_text(object_of(4, mode == NOTIFY_NO_CONTENT ? truncated_keys : chunk_keys,
+												  values)));
+			}
+			MemoryContextReset(payloads);
 		}
-		else
-			values[3] = jv_string("run started");
-		Async_Notify(psprintf("agentorch_run_" INT64_FORMAT "_%s", ids[i], tokens[i]),
-					 jsonb_text(object_of(4, mode == NOTIFY_NO_CONTENT ? truncated_keys : keys, values)));
-	}
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(payloads);
 }
 
 /*
@@ -787,6 +834,9 @@ ao_state_create_runs(Oid owner, const AoNewRun *runs, int n, const AoRunTemplate
 	Writers		w;
 	Template   *made = palloc0(sizeof(Template) * Max(ntemplates, 1));
 	char	  **tokens = palloc(sizeof(char *) * Max(n, 1));
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext per_run = AllocSetContextCreate(CurrentMemoryContext, "agentorch new run",
+												  ALLOCSET_DEFAULT_SIZES);
 
 	writers_open(&w);
 	for (int i = 0; i < n; i++)
@@ -794,16 +844,24 @@ ao_state_create_runs(Oid owner, const AoNewRun *runs, int n, const AoRunTemplate
 		const AoNewRun *r = &runs[i];
 		const AoRunTemplate *rt = &templates[r->template];
 		Template   *tp = &made[r->template];
-		char	   *priority = key_text(&r->options->root, "priority");
+		char	   *priority;
+		char	   *token;
 
 		Assert(key_text(&r->options->root, "idempotency_key") == NULL);
 		if (!tp->done)
 			work_out_template(tp, rt->body ? rt->body : simple_body(r->input, r->options), rt->tools);
-		insert_run(&w, owner, r, tp, rt->tools, search_path, &ids[i], &tokens[i]);
+		/* what one run needs is freed after it: a big start_many() stays small */
+		MemoryContextSwitchTo(per_run);
+		priority = key_text(&r->options->root, "priority");
+		insert_run(&w, owner, r, tp, rt->tools, search_path, &ids[i], &token);
 		insert_steps(&w, ids[i], priority ? DatumGetInt32(DirectFunctionCall1(int4in, CStringGetDatum(priority))) : 0,
 					 tp);
 		insert_first_rows(&w, owner, ids[i], r);
+		tokens[i] = MemoryContextStrdup(caller, token);
+		MemoryContextSwitchTo(caller);
+		MemoryContextReset(per_run);
 	}
+	MemoryContextDelete(per_run);
 	writers_close(&w);
 	notify_started(ids, tokens, n, owner);
 
