@@ -234,6 +234,15 @@ SELECT p.what, d.part
        LATERAL (SELECT a.k AS part FROM jsonb_each(pg_temp.robust_rows(ids.c)) a(k, v)
                   JOIN jsonb_each(pg_temp.robust_rows(ids.s)) b(k, v) ON a.k = b.k
                  WHERE a.v IS DISTINCT FROM b.v) d;
+-- a run pins each tool as it is defined, with the md5 of that definition
+SELECT bool_and(r.tools = (SELECT COALESCE(jsonb_object_agg(t.name, d || jsonb_build_object('hash', md5(d::text))), '{}')
+                             FROM agentorch.tools t,
+                                  LATERAL (SELECT jsonb_build_object('kind', t.kind, 'spec', t.spec, 'input_schema', t.input_schema,
+                                                                     'policy', t.policy, 'owner', t.owner,
+                                                                     'search_path', t.search_path) AS d) x
+                            WHERE r.tools ? t.name)) AS pinned_as_defined,
+       count(*) FILTER (WHERE r.tools ? 'robust_eq.http') AS with_the_http_tool
+  FROM agentorch.runs r JOIN robust_pairs p ON r.input = p.input;
 SELECT count(DISTINCT r.id) AS runs_compared, count(s.step_id) AS steps_compared,
        count(DISTINCT r.id) FILTER (WHERE r.idempotency_key IS NULL) AS written_in_c
   FROM agentorch.runs r JOIN robust_pairs p ON r.input = p.input

@@ -24,6 +24,12 @@
 #include "common.h"
 
 #include "access/genam.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "common/md5.h"
+#include "executor/tuptable.h"
+#include "utils/snapmgr.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -315,6 +321,98 @@ ao_load_schema(const char *name)
 	return schema;
 }
 
+/*
+ * Read the rows of agentorch.<table> whose first nkeys columns of the
+ * index agentorch.<index> equal keys (values of those columns' types),
+ * under the active snapshot (else the transaction's), in index order (BackwardScanDirection: from
+ * the last). found(arg, slot) is called for each row until it returns
+ * false. No SQL is parsed or planned, so what a session's first start()
+ * reads this way costs it little more than its next. The caller checks
+ * privileges (it reads as the extension owner, or checks the table's).
+ */
+void
+ao_index_scan(const char *table, const char *index, int nkeys, const Datum *keys, ScanDirection dir,
+			  bool (*found) (void *arg, TupleTableSlot *slot), void *arg)
+{
+	Oid			nsp = get_namespace_oid("agentorch", false);
+	Oid			heap_id = get_relname_relid(table, nsp);
+	Oid			index_id = get_relname_relid(index, nsp);
+	Relation	heap;
+	Relation	idx;
+	ScanKeyData sk[INDEX_MAX_KEYS];
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+
+	if (!OidIsValid(heap_id) || !OidIsValid(index_id))
+		elog(ERROR, "agentorch: agentorch.%s or its index %s is missing", table, index);
+	heap = table_open(heap_id, AccessShareLock);
+	idx = index_open(index_id, AccessShareLock);
+	Assert(nkeys > 0 && nkeys <= IndexRelationGetNumberOfKeyAttributes(idx));
+	for (int i = 0; i < nkeys; i++)
+	{
+		Oid			type = idx->rd_opcintype[i];
+		Oid			eq = get_opfamily_member(idx->rd_opfamily[i], type, type, BTEqualStrategyNumber);
+
+		ScanKeyEntryInitialize(&sk[i], 0, i + 1, BTEqualStrategyNumber, type, idx->rd_indcollation[i],
+							   get_opcode(eq), keys[i]);
+	}
+	slot = table_slot_create(heap, NULL);
+	scan = index_beginscan(heap, idx, ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot(), nkeys, 0);
+	index_rescan(scan, sk, nkeys, NULL, 0);
+	while (index_getnext_slot(scan, dir, slot))
+		if (!found(arg, slot))
+			break;
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(idx, AccessShareLock);
+	table_close(heap, AccessShareLock);
+}
+
+/* A column of a row read by ao_index_scan, by name. */
+Datum
+ao_slot_column(TupleTableSlot *slot, const char *column, bool *isnull)
+{
+	TupleDesc	desc = slot->tts_tupleDescriptor;
+
+	for (int a = 0; a < desc->natts; a++)
+		if (!TupleDescAttr(desc, a)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, a)->attname), column) == 0)
+			return slot_getattr(slot, a + 1, isnull);
+	elog(ERROR, "agentorch: column %s is missing", column);
+	return (Datum) 0;
+}
+
+/* ao_tool_access's reading of a tool's row and grants. */
+typedef struct ToolRow
+{
+	bool		exists;
+	Oid			owner;
+	Oid			role;
+	bool		granted;
+	Jsonb	   *pinned;			/* ao_pin_tools: the definition it pins */
+} ToolRow;
+
+static bool
+tool_found(void *arg, TupleTableSlot *slot)
+{
+	ToolRow    *t = arg;
+	bool		isnull;
+
+	t->exists = true;
+	t->owner = DatumGetObjectId(ao_slot_column(slot, "owner", &isnull));
+	return false;
+}
+
+static bool
+grant_found(void *arg, TupleTableSlot *slot)
+{
+	ToolRow    *t = arg;
+	bool		isnull;
+
+	if (has_privs_of_role(t->role, DatumGetObjectId(ao_slot_column(slot, "grantee", &isnull))))
+		t->granted = true;
+	return !t->granted;
+}
+
 /* Does a tool of this name exist (registered or built in)? */
 bool
 ao_tool_exists(const char *name)
@@ -332,38 +430,24 @@ ao_tool_exists(const char *name)
 AoToolAccess
 ao_tool_access(const char *name, Oid role)
 {
-	Oid			argtypes[2] = {TEXTOID, OIDOID};
-	Datum		values[2];
-	AoToolAccess result = AO_TOOL_MISSING;
+	Datum		key = CStringGetTextDatum(name);
+	ToolRow		t = {0};
 	AoUserScope owner_scope;
 
 	for (const char *const *b = builtin_tools; *b; b++)
 		if (strcmp(*b, name) == 0)
 			return AO_TOOL_USABLE;
-	values[0] = CStringGetTextDatum(name);
-	values[1] = ObjectIdGetDatum(role);
+	t.role = role;
 	ao_become_extension_owner(&owner_scope);
-	SPI_connect();
-	if (ao_spi_exec("SELECT t.owner, EXISTS (SELECT 1 FROM agentorch.tool_grants g "
-					"  WHERE g.tool OPERATOR(pg_catalog.=) t.name "
-					"    AND $2 OPERATOR(pg_catalog.<>) 0 "
-					"    AND pg_catalog.pg_has_role($2, g.grantee, 'USAGE')) "
-					"FROM agentorch.tools t WHERE t.name OPERATOR(pg_catalog.=) $1",
-					2, argtypes, values, NULL, 0) == SPI_OK_SELECT &&
-		SPI_processed == 1)
-	{
-		bool		isnull;
-		Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		bool		granted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-
-		if (!OidIsValid(role) || granted || superuser_arg(role) || has_privs_of_role(role, owner))
-			result = AO_TOOL_USABLE;
-		else
-			result = AO_TOOL_DENIED;
-	}
-	SPI_finish();
+	ao_index_scan("tools", "tools_pkey", 1, &key, ForwardScanDirection, tool_found, &t);
+	if (t.exists && OidIsValid(role))
+		ao_index_scan("tool_grants", "tool_grants_pkey", 1, &key, ForwardScanDirection, grant_found, &t);
 	ao_restore_user(&owner_scope);
-	return result;
+	if (!t.exists)
+		return AO_TOOL_MISSING;
+	if (!OidIsValid(role) || t.granted || superuser_arg(role) || has_privs_of_role(role, t.owner))
+		return AO_TOOL_USABLE;
+	return AO_TOOL_DENIED;
 }
 
 /*
@@ -446,6 +530,43 @@ collect_step_tools(json_object *steps, List **names)
 }
 
 /*
+ * A tool's definition as a run pins it: {kind, spec, input_schema, policy,
+ * owner, search_path} and the md5 of that object's text as "hash".
+ */
+static bool
+tool_pinned(void *arg, TupleTableSlot *slot)
+{
+	static const char *const keys[] = {"kind", "spec", "input_schema", "policy", "owner", "search_path", "hash"};
+	ToolRow    *t = arg;
+	JsonbValue	values[7];
+	bool		isnull;
+	Datum		d;
+	char	   *printed;
+	char		hash[33];
+	const char *errstr = NULL;
+
+	d = ao_slot_column(slot, "kind", &isnull);
+	values[0] = ao_jv_string(isnull ? NULL : TextDatumGetCString(d));
+	d = ao_slot_column(slot, "spec", &isnull);
+	values[1] = ao_jv_jsonb(isnull ? NULL : DatumGetJsonbPCopy(d));
+	d = ao_slot_column(slot, "input_schema", &isnull);
+	values[2] = ao_jv_jsonb(isnull ? NULL : DatumGetJsonbPCopy(d));
+	d = ao_slot_column(slot, "policy", &isnull);
+	values[3] = ao_jv_jsonb(isnull ? NULL : DatumGetJsonbPCopy(d));
+	/* an oid is a JSON string in jsonb_build_object */
+	d = ao_slot_column(slot, "owner", &isnull);
+	values[4] = ao_jv_string(isnull ? NULL : DatumGetCString(DirectFunctionCall1(oidout, d)));
+	d = ao_slot_column(slot, "search_path", &isnull);
+	values[5] = ao_jv_string(isnull ? NULL : TextDatumGetCString(d));
+	printed = JsonbToCString(NULL, &ao_jsonb_object(6, keys, values)->root, -1);
+	if (!pg_md5_hash(printed, strlen(printed), hash, &errstr))
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not compute an MD5 hash: %s", errstr)));
+	values[6] = ao_jv_string(hash);
+	t->pinned = ao_jsonb_object(7, keys, values);
+	return false;
+}
+
+/*
  * The definitions of the tools a run uses, pinned when it starts: steps
  * is the run's steps array (or NULL), extra a JSON array of further tool
  * names (tools offered to the model of a simple run) or NULL. ERRORs when
@@ -459,7 +580,6 @@ ao_pin_tools(json_object *steps, json_object *extra, Oid role)
 	ListCell   *lc;
 	AoUserScope owner_scope;
 	Jsonb	   *result = NULL;
-	MemoryContext caller = CurrentMemoryContext;
 
 	collect_step_tools(steps, &names);
 	if (extra && json_object_is_type(extra, json_type_array))
@@ -510,37 +630,27 @@ ao_pin_tools(json_object *steps, json_object *extra, Oid role)
 	if (names == NIL)			/* the common case: nothing to pin */
 		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 
-	/* one statement builds the map of every registered tool named */
+	/* the definition of every registered tool named, as it is now */
 	{
-		Oid			argtypes[1] = {TEXTARRAYOID};
-		Datum		values[1];
-		ArrayType  *arr;
-		Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(names), 1));
+		JsonbValue *values = palloc(sizeof(JsonbValue) * list_length(names));
+		const char **keys = palloc(sizeof(char *) * list_length(names));
 		int			n = 0;
 
-		foreach(lc, names)
-			elems[n++] = CStringGetTextDatum(strVal(lfirst(lc)));
-		arr = construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
-		values[0] = PointerGetDatum(arr);
 		ao_become_extension_owner(&owner_scope);
-		SPI_connect();
-		if (ao_spi_exec("SELECT COALESCE(pg_catalog.jsonb_object_agg(t.name, d OPERATOR(pg_catalog.||) "
-						"         pg_catalog.jsonb_build_object('hash', pg_catalog.md5(d::text))), '{}') "
-						"FROM agentorch.tools t, LATERAL (SELECT pg_catalog.jsonb_build_object("
-						"  'kind', t.kind, 'spec', t.spec, 'input_schema', t.input_schema, 'policy', t.policy, "
-						"  'owner', t.owner, 'search_path', t.search_path) AS d) x "
-						"WHERE t.name OPERATOR(pg_catalog.=) ANY ($1)",
-						1, argtypes, values, NULL, 0) == SPI_OK_SELECT && SPI_processed == 1)
+		foreach(lc, names)
 		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			MemoryContext spi = MemoryContextSwitchTo(caller);
+			Datum		key = CStringGetTextDatum(strVal(lfirst(lc)));
+			ToolRow		t = {0};
 
-			result = DatumGetJsonbPCopy(d);
-			MemoryContextSwitchTo(spi);
+			ao_index_scan("tools", "tools_pkey", 1, &key, ForwardScanDirection, tool_pinned, &t);
+			if (t.pinned != NULL)
+			{
+				keys[n] = strVal(lfirst(lc));
+				values[n++] = ao_jv_jsonb(t.pinned);
+			}
 		}
-		SPI_finish();
 		ao_restore_user(&owner_scope);
+		result = ao_jsonb_object(n, keys, values);
 	}
 	if (result == NULL)
 		elog(ERROR, "agentorch: could not pin the run's tools");

@@ -19,6 +19,8 @@
 
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "access/sdir.h"
+#include "executor/tuptable.h"
 #include "utils/jsonb.h"
 #include "utils/resowner.h"
 #include "utils/palloc.h"
@@ -50,6 +52,10 @@ extern json_object *ao_json_own(json_object *obj);
 extern json_object *ao_json_from_jsonb(Jsonb *jb);
 extern json_object *ao_json_from_cstring(const char *text, size_t len, const char *what);
 extern Jsonb *ao_jsonb_from_json(json_object *obj);
+extern JsonbValue ao_jv_string(const char *s);
+extern JsonbValue ao_jv_int(int64 i);
+extern JsonbValue ao_jv_jsonb(Jsonb *j);
+extern Jsonb *ao_jsonb_object(int n, const char *const *keys, JsonbValue *values);
 extern Datum ao_jsonb_datum_from_json(json_object *obj);
 
 /*
@@ -96,6 +102,9 @@ extern void ao_restore_user(AoUserScope *scope);
 extern int	ao_push_safe_search_path(void);
 extern ErrorData *ao_abort_subxact(MemoryContext caller, ResourceOwner owner);
 extern json_object *ao_load_schema(const char *name);
+extern void ao_index_scan(const char *table, const char *index, int nkeys, const Datum *keys, ScanDirection dir,
+						  bool (*found) (void *arg, TupleTableSlot *slot), void *arg);
+extern Datum ao_slot_column(TupleTableSlot *slot, const char *column, bool *isnull);
 extern bool ao_tool_exists(const char *name);
 
 

@@ -23,6 +23,7 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 
 #include "ao_json_schema.h"
 
@@ -269,4 +270,69 @@ ao_error_jsonb(int sqlerrcode, const char *message, const char *detail)
 	if (detail)
 		json_object_object_add(o, "detail", json_object_new_string(detail));
 	return ao_jsonb_from_json(o);
+}
+
+/*
+ * Building jsonb values with PostgreSQL's jsonb API (no text round trip)
+ */
+
+/* A JSON string, or null for NULL. */
+JsonbValue
+ao_jv_string(const char *s)
+{
+	JsonbValue	v;
+
+	if (s == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvString;
+		v.val.string.val = (char *) s;
+		v.val.string.len = strlen(s);
+	}
+	return v;
+}
+
+JsonbValue
+ao_jv_int(int64 i)
+{
+	JsonbValue	v;
+
+	v.type = jbvNumeric;
+	v.val.numeric = int64_to_numeric(i);
+	return v;
+}
+
+/* A jsonb document as a value inside another, or null for NULL. */
+JsonbValue
+ao_jv_jsonb(Jsonb *j)
+{
+	JsonbValue	v;
+
+	if (j == NULL)
+		v.type = jbvNull;
+	else
+	{
+		v.type = jbvBinary;
+		v.val.binary.data = &j->root;
+		v.val.binary.len = VARSIZE(j) - VARHDRSZ;
+	}
+	return v;
+}
+
+/* jsonb_build_object(keys[0], values[0], ...). */
+Jsonb *
+ao_jsonb_object(int n, const char *const *keys, JsonbValue *values)
+{
+	JsonbParseState *st = NULL;
+
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue	k = ao_jv_string(keys[i]);
+
+		pushJsonbValue(&st, WJB_KEY, &k);
+		pushJsonbValue(&st, WJB_VALUE, &values[i]);
+	}
+	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
 }

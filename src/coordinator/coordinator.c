@@ -45,37 +45,35 @@ typedef struct StoredWorkflow
 	Jsonb	   *definition;
 } StoredWorkflow;
 
-/* Load a workflow as the caller; ERROR when it does not exist. */
+static bool
+workflow_found(void *arg, TupleTableSlot *slot)
+{
+	StoredWorkflow *w = arg;
+	bool		isnull;
+
+	w->version = DatumGetInt32(ao_slot_column(slot, "version", &isnull));
+	w->hash = TextDatumGetCString(ao_slot_column(slot, "definition_hash", &isnull));
+	w->definition = DatumGetJsonbPCopy(ao_slot_column(slot, "definition", &isnull));
+	return false;
+}
+
+/*
+ * Load a workflow as the caller (who needs SELECT on agentorch.workflows,
+ * which PUBLIC has); ERROR when it does not exist. Read through its
+ * primary key (name, version), from the newest version.
+ */
 static StoredWorkflow
 load_workflow(const char *name, int version)
 {
-	Oid			types[2] = {TEXTOID, INT4OID};
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
+	Datum		keys[2] = {CStringGetTextDatum(name), Int32GetDatum(version)};
 	StoredWorkflow w = {0};
-	MemoryContext caller = CurrentMemoryContext;
+	Oid			table = get_relname_relid("workflows", get_namespace_oid("agentorch", false));
+	AclResult	acl = pg_class_aclcheck(table, GetUserId(), ACL_SELECT);
 
-	values[0] = CStringGetTextDatum(name);
-	values[1] = Int32GetDatum(version);
-	if (version <= 0)
-		nulls[1] = 'n';
-	SPI_connect();
-	if (ao_spi_exec_generic("SELECT version, definition_hash, definition FROM agentorch.workflows "
-					"WHERE name OPERATOR(pg_catalog.=) $1 AND ($2 IS NULL OR version OPERATOR(pg_catalog.=) $2) "
-					"ORDER BY version DESC LIMIT 1",
-					2, types, values, nulls, 0) == SPI_OK_SELECT && SPI_processed == 1)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		MemoryContext spi = MemoryContextSwitchTo(caller);
-
-		w.version = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		w.hash = SPI_getvalue(tup, desc, 2);
-		w.definition = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
-		MemoryContextSwitchTo(spi);
-	}
-	SPI_finish();
+	if (acl != ACLCHECK_OK)
+		aclcheck_error(acl, OBJECT_TABLE, "workflows");
+	ao_index_scan("workflows", "workflows_pkey", version > 0 ? 2 : 1, keys, BackwardScanDirection,
+				  workflow_found, &w);
 	if (w.definition == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -354,49 +354,6 @@ elements(JsonbValue *v, JsonbValue ***out)
 	return 1;
 }
 
-static JsonbValue
-jv_string(const char *s)
-{
-	JsonbValue	v;
-
-	if (s == NULL)
-		v.type = jbvNull;
-	else
-	{
-		v.type = jbvString;
-		v.val.string.val = (char *) s;
-		v.val.string.len = strlen(s);
-	}
-	return v;
-}
-
-static JsonbValue
-jv_int(int64 i)
-{
-	JsonbValue	v;
-
-	v.type = jbvNumeric;
-	v.val.numeric = int64_to_numeric(i);
-	return v;
-}
-
-/* jsonb_build_object(keys[0], values[0], ...). */
-static Jsonb *
-object_of(int n, const char *const *keys, JsonbValue *values)
-{
-	JsonbParseState *st = NULL;
-
-	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-	for (int i = 0; i < n; i++)
-	{
-		JsonbValue	k = jv_string(keys[i]);
-
-		pushJsonbValue(&st, WJB_KEY, &k);
-		pushJsonbValue(&st, WJB_VALUE, &values[i]);
-	}
-	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
-}
-
 static char *
 jsonb_text(Jsonb *j)
 {
@@ -406,7 +363,7 @@ jsonb_text(Jsonb *j)
 static Jsonb *
 empty_object(void)
 {
-	return object_of(0, NULL, NULL);
+	return ao_jsonb_object(0, NULL, NULL);
 }
 
 /*
@@ -597,25 +554,23 @@ simple_body(Jsonb *input, Jsonb *options)
 	JsonbValue	v;
 	JsonbParseState *st = NULL;
 	JsonbValue	step;
-	JsonbValue	k = jv_string("steps");
+	JsonbValue	k = ao_jv_string("steps");
 	JsonbContainer *in = &input->root;
 	Jsonb	   *stripped;
 
-	values[0] = jv_string("main");
-	values[1] = jv_string("llm");
+	values[0] = ao_jv_string("main");
+	values[1] = ao_jv_string("llm");
 	for (int i = 2; i < 8; i++)
 		if (!get_key(in, keys[i], &values[i]))
-			values[i] = jv_string(NULL);
+			values[i] = ao_jv_string(NULL);
 	if (values[5].type == jbvNull && !get_key(in, "model", &v) && get_key(&options->root, "model", &v))
 		values[5] = v;
-	stripped = DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls, JsonbPGetDatum(object_of(8, keys, values))));
+	stripped = DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls, JsonbPGetDatum(ao_jsonb_object(8, keys, values))));
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	pushJsonbValue(&st, WJB_KEY, &k);
 	pushJsonbValue(&st, WJB_BEGIN_ARRAY, NULL);
-	step.type = jbvBinary;
-	step.val.binary.data = &stripped->root;
-	step.val.binary.len = VARSIZE(stripped) - VARHDRSZ;
+	step = ao_jv_jsonb(stripped);
 	pushJsonbValue(&st, WJB_ELEM, &step);
 	pushJsonbValue(&st, WJB_END_ARRAY, NULL);
 	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
@@ -738,16 +693,16 @@ insert_first_rows(Writers *w, Oid owner, int64 run, const AoNewRun *r)
 	static const char *const audit_keys[] = {"workflow"};
 	JsonbValue	audit_detail[1];
 
-	event_data[0] = jv_string(r->orchestration);
-	event_data[1] = jv_string(r->workflow);
-	event_data[2] = r->workflow ? jv_int(r->version) : jv_string(NULL);
+	event_data[0] = ao_jv_string(r->orchestration);
+	event_data[1] = ao_jv_string(r->workflow);
+	event_data[2] = r->workflow ? ao_jv_int(r->version) : ao_jv_string(NULL);
 	t = &w->t[T_EVENTS];
 	begin_row(w, t);
 	put(t, "run_id", Int64GetDatum(run), false);
 	put(t, "seq", Int64GetDatum(1), false);
 	put_kept(w, t, "kind", "run_started");
 	put_text(t, "step_id", NULL);
-	put_jsonb(t, "data", object_of(3, event_keys, event_data));
+	put_jsonb(t, "data", ao_jsonb_object(3, event_keys, event_data));
 	insert_row(w, t);
 
 	t = &w->t[T_CHUNKS];
@@ -762,14 +717,14 @@ insert_first_rows(Writers *w, Oid owner, int64 run, const AoNewRun *r)
 	insert_row(w, t);
 
 	/* every start is audited */
-	audit_detail[0] = jv_string(r->workflow);
+	audit_detail[0] = ao_jv_string(r->workflow);
 	t = &w->t[T_AUDIT];
 	begin_row(w, t);
 	put(t, "actor", ObjectIdGetDatum(owner), false);
 	put_kept(w, t, "action", "start");
 	put_kept(w, t, "object", r->orchestration);
 	put(t, "run_id", Int64GetDatum(run), false);
-	put_jsonb(t, "detail", object_of(1, audit_keys, audit_detail));
+	put_jsonb(t, "detail", ao_jsonb_object(1, audit_keys, audit_detail));
 	insert_row(w, t);
 }
 
@@ -791,27 +746,27 @@ notify_started(const int64 *ids, char **tokens, int n, Oid owner)
 		{
 			JsonbValue	values[4];
 
-			values[0] = jv_int(ids[i]);
+			values[0] = ao_jv_int(ids[i]);
 			if (pass == 0)
 			{
-				values[1] = jv_string("run_started");
-				values[2] = jv_string("running");
-				values[3] = jv_int(owner);
-				Async_Notify("agentorch_events", jsonb_text(object_of(4, event_keys, values)));
+				values[1] = ao_jv_string("run_started");
+				values[2] = ao_jv_string("running");
+				values[3] = ao_jv_int(owner);
+				Async_Notify("agentorch_events", jsonb_text(ao_jsonb_object(4, event_keys, values)));
 			}
 			else
 			{
-				values[1] = jv_int(1);
-				values[2] = jv_string("status");
+				values[1] = ao_jv_int(1);
+				values[2] = ao_jv_string("status");
 				if (mode == NOTIFY_NO_CONTENT)
 				{
 					values[3].type = jbvBool;
 					values[3].val.boolean = true;
 				}
 				else
-					values[3] = jv_string("run started");
+					values[3] = ao_jv_string("run started");
 				Async_Notify(psprintf("agentorch_run_" INT64_FORMAT "_%s", ids[i], tokens[i]),
-							 jsonb_text(object_of(4, mode == NOTIFY_NO_CONTENT ? truncated_keys : chunk_keys,
+							 jsonb_text(ao_jsonb_object(4, mode == NOTIFY_NO_CONTENT ? truncated_keys : chunk_keys,
 												  values)));
 			}
 			MemoryContextReset(payloads);
