@@ -248,3 +248,22 @@ SELECT count(DISTINCT r.id) AS runs_compared, count(s.step_id) AS steps_compared
   FROM agentorch.runs r JOIN robust_pairs p ON r.input = p.input
   LEFT JOIN agentorch.steps s ON s.run_id = r.id;
 ROLLBACK;
+
+-- a read-only transaction starts no run (as an INSERT would refuse)
+SELECT agentorch.register_workflow('robust-ro', '{"steps": [{"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1"}}]}');
+BEGIN READ ONLY;
+SELECT agentorch.run_workflow('robust-ro');
+ROLLBACK;
+SELECT count(*) AS read_only_runs FROM agentorch.runs WHERE workflow_name = 'robust-ro';
+DELETE FROM agentorch.workflows WHERE name = 'robust-ro';
+
+-- run options a run could not hold are refused at start, clearly; a bad
+-- input among many is named
+SELECT agentorch.register_workflow('robust-opt', '{"steps": [{"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1"}}]}');
+SELECT agentorch.run_workflow('robust-opt', options => '{"priority": 2147483648}');
+SELECT agentorch.run_workflow('robust-opt', options => '{"timeout": "-5 minutes"}');
+SELECT agentorch.run_workflow('robust-opt', options => '{"timeout": "178000000 years"}');
+SELECT agentorch.start_many(ARRAY[['{"prompt": "a"}', '{"prompt": "b"}']]::jsonb[], 'simple');
+SELECT agentorch.start_many(ARRAY['{"prompt": "a"}', '{"prompt": "b"}', '{"prompt": 3}']::jsonb[], 'simple');
+SELECT count(*) AS refused_runs FROM agentorch.runs WHERE workflow_name = 'robust-opt' OR input->>'prompt' IN ('a', 'b');
+DELETE FROM agentorch.workflows WHERE name = 'robust-opt';

@@ -136,6 +136,10 @@ ao_sql_start_many(PG_FUNCTION_ARGS)
 					 errhint("One key would make every input the same run; use start() per input for keys.")));
 	}
 	inputs = PG_GETARG_ARRAYTYPE_P(0);
+	if (ARR_NDIM(inputs) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("start_many() takes a one-dimensional array of run inputs")));
 	deconstruct_array(inputs, JSONBOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
 
 	/* caller's search_path for the runs, then the safe one (as start()) */

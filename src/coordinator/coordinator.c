@@ -187,7 +187,6 @@ check_interval_ext(json_object *v, const char *what, bool positive)
 				 errmsg("%s must be a positive interval", what)));
 }
 
-#define check_interval(v, what) check_interval_ext(v, what, false)
 
 /* Check run options whose errors would otherwise surface as cryptic casts. */
 static void
@@ -242,10 +241,12 @@ check_options(json_object *options)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"tools\" must be an array of tool names")));
 	}
-	if (json_object_object_get_ex(options, "priority", &v) && !json_object_is_type(v, json_type_int))
+	if (json_object_object_get_ex(options, "priority", &v) &&
+		(!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < PG_INT32_MIN ||
+		 json_object_get_int64(v) > PG_INT32_MAX))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"priority\" must be an integer")));
+				 errmsg("option \"priority\" must be an integer from %d to %d", PG_INT32_MIN, PG_INT32_MAX)));
 	if (json_object_object_get_ex(options, "idempotency_key", &v) &&
 		(!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0 ||
 		 json_object_get_string_len(v) > 200))
@@ -253,7 +254,18 @@ check_options(json_object *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"idempotency_key\" must be a string of 1 to 200 characters")));
 	if (json_object_object_get_ex(options, "timeout", &v))
-		check_interval(v, "option \"timeout\"");
+	{
+		/* a run's deadline is its start plus the timeout: positive, and a date PostgreSQL can hold */
+		check_interval_ext(v, "option \"timeout\"", true);
+		if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+											  DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
+																  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
+											  DirectFunctionCall3(interval_in, CStringGetDatum("1000 years"),
+																  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)))) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"timeout\" must be at most 1000 years")));
+	}
 	if (json_object_object_get_ex(options, "traceparent", &v))
 	{
 		/* W3C trace context: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, ids not all zero */
@@ -374,6 +386,7 @@ typedef struct StartBatch
 {
 	RunRequest *runs;
 	int			nruns;
+	int			ninputs;		/* how many the call decides */
 	RunTemplate *templates;
 	int			ntemplates;
 	int			maxtemplates;
@@ -756,6 +769,16 @@ create_runs(StartBatch *b, const char *search_path, int64 *ids)
 	ao_wake_at_commit();
 }
 
+/* Error context of ao_start_runs: the input being checked (from 1). */
+static void
+input_context(void *arg)
+{
+	StartBatch *b = arg;
+
+	if (b->ninputs > 1)
+		errcontext("input %d of %d", b->nruns + 1, b->ninputs);
+}
+
 /*
  * The common path of start(), start_many() and run_workflow(): for each
  * input choose the orchestration, load and check what it needs, then
@@ -767,6 +790,7 @@ ao_start_runs(Jsonb **inputs, int n, const char *orchestration, const char *work
 {
 	StartBatch	b = {0};
 	int64	   *ids = palloc(sizeof(int64) * Max(n, 1));
+	ErrorContextCallback context;
 
 	b.options = options;
 	b.opts = ao_json_from_jsonb(options);
@@ -781,8 +805,15 @@ ao_start_runs(Jsonb **inputs, int n, const char *orchestration, const char *work
 	b.runs = palloc(sizeof(RunRequest) * Max(n, 1));
 	b.maxtemplates = 4;
 	b.templates = palloc(sizeof(RunTemplate) * b.maxtemplates);
+	/* an error about one of many inputs says which */
+	b.ninputs = n;
+	context.callback = input_context;
+	context.arg = &b;
+	context.previous = error_context_stack;
+	error_context_stack = &context;
 	for (int i = 0; i < n; i++)
 		prepare_run(&b, inputs[i], orchestration, workflow);
+	error_context_stack = context.previous;
 	if (n > 0)
 		create_runs(&b, search_path, ids);
 	return ids;

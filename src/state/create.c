@@ -4,9 +4,13 @@
  *	  New runs, written by the state layer: each run's row, its top-level
  *	  steps, its run_started event and first status chunk, its audit row,
  *	  and its notifications. The rows go straight into the tables through
- *	  the executor's row insert -- column defaults, constraints, indexes
- *	  and row triggers as an INSERT has them -- with no SQL to parse or
+ *	  the executor's row insert (ExecSimpleRelationInsert: column
+ *	  defaults, constraints, indexes and row triggers; no statement
+ *	  triggers, and no privilege or row-security checks, which the state
+ *	  layer, the tables' owner, does not need) with no SQL to parse or
  *	  plan: a session's first start() costs little more than its next.
+ *	  Only validated bodies are written (a registered workflow, a plan
+ *	  that passed its checks, a simple run's one step).
  *
  *	  agentorch._create_runs (plpgsql) makes the same rows. It stays the
  *	  writer of a start with an idempotency key, whose INSERT ... ON
@@ -30,6 +34,7 @@
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_relation.h"
 #include "rewrite/rewriteHandler.h"
@@ -116,7 +121,8 @@ writers_open(Writers *w)
 		{
 			Node	   *d;
 
-			if (TupleDescAttr(desc, a)->attisdropped)
+			/* a generated column is computed by the insert itself */
+			if (TupleDescAttr(desc, a)->attisdropped || TupleDescAttr(desc, a)->attgenerated)
 				continue;
 			d = build_column_default(t->rel, a + 1);
 			if (d != NULL)
@@ -448,7 +454,13 @@ work_out_template(Template *tp, Jsonb *body, Jsonb *tools)
 	tp->memory = get_key(root, "memory", &v) ? JsonbValueToJsonb(&v) : empty_object();
 	defaults = get_key(root, "defaults", &v) ? JsonbValueToJsonb(&v) : empty_object();
 	steps = key_container(root, "steps");
-	n = steps && JsonContainerIsArray(steps) ? JsonContainerSize(steps) : 0;
+	/* bodies were validated (a workflow when registered, a plan when made): these hold */
+	if (!JB_ROOT_IS_OBJECT(defaults) || (get_key(root, "steps", &v) && (steps == NULL || !JsonContainerIsArray(steps))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a workflow body needs \"steps\" as an array and \"defaults\" as an object"),
+				 errhint("Register the workflow with agentorch.register_workflow(), which validates it.")));
+	n = steps ? JsonContainerSize(steps) : 0;
 	tp->steps = palloc0(sizeof(TemplateStep) * Max(n, 1));
 	tp->nsteps = n;
 	branches = palloc(sizeof(JsonbContainer *) * Max(n, 1));
@@ -746,12 +758,14 @@ notify_started(const int64 *ids, char **tokens, int n, Oid owner)
 		{
 			JsonbValue	values[4];
 
+			CHECK_FOR_INTERRUPTS();
 			values[0] = ao_jv_int(ids[i]);
 			if (pass == 0)
 			{
 				values[1] = ao_jv_string("run_started");
 				values[2] = ao_jv_string("running");
-				values[3] = ao_jv_int(owner);
+				/* an oid is a JSON string, as jsonb_build_object gives it */
+				values[3] = ao_jv_string(psprintf("%u", owner));
 				Async_Notify("agentorch_events", jsonb_text(ao_jsonb_object(4, event_keys, values)));
 			}
 			else
@@ -790,9 +804,11 @@ ao_state_create_runs(Oid owner, const AoNewRun *runs, int n, const AoRunTemplate
 	Template   *made = palloc0(sizeof(Template) * Max(ntemplates, 1));
 	char	  **tokens = palloc(sizeof(char *) * Max(n, 1));
 	MemoryContext caller = CurrentMemoryContext;
-	MemoryContext per_run = AllocSetContextCreate(CurrentMemoryContext, "agentorch new run",
-												  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext per_run;
 
+	/* what an INSERT checks before it writes (the executor's check, which is bypassed here) */
+	PreventCommandIfReadOnly("agentorch.start()");
+	per_run = AllocSetContextCreate(CurrentMemoryContext, "agentorch new run", ALLOCSET_DEFAULT_SIZES);
 	writers_open(&w);
 	for (int i = 0; i < n; i++)
 	{
@@ -802,6 +818,7 @@ ao_state_create_runs(Oid owner, const AoNewRun *runs, int n, const AoRunTemplate
 		char	   *priority;
 		char	   *token;
 
+		CHECK_FOR_INTERRUPTS();
 		Assert(key_text(&r->options->root, "idempotency_key") == NULL);
 		if (!tp->done)
 			work_out_template(tp, rt->body ? rt->body : simple_body(r->input, r->options), rt->tools);
