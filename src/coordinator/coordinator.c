@@ -353,22 +353,6 @@ check_options(json_object *options)
 	}
 }
 
-/*
- * One run to create (ao_start_runs): what the coordinator decided for one
- * input. Runs of one workflow share their body and tools (template).
- */
-typedef struct RunRequest
-{
-	const char *orchestration;
-	const char *workflow;		/* NULL unless fixed */
-	int			version;
-	const char *hash;
-	Jsonb	   *input;
-	Jsonb	   *options;		/* as the run records them (run_options) */
-	const char *selection;
-	int			template;		/* index into the call's templates, from 0 */
-} RunRequest;
-
 /* A run's body and pinned tools, shared by the runs of one workflow. */
 typedef struct RunTemplate
 {
@@ -384,7 +368,7 @@ typedef struct RunTemplate
 /* What one ao_start_runs call has built so far. */
 typedef struct StartBatch
 {
-	RunRequest *runs;
+	AoNewRun   *runs;			/* what was decided for each input (state.h) */
 	int			nruns;
 	int			ninputs;		/* how many the call decides */
 	RunTemplate *templates;
@@ -394,6 +378,7 @@ typedef struct StartBatch
 	json_object *opts;
 	Jsonb	   *run_options[4];	/* per orchestration, once computed */
 	json_object *planner_opts;	/* the options a planner's spec is made from */
+	Jsonb	   *caller_selection;	/* the selection of a run whose orchestration the caller named */
 } StartBatch;
 
 static int
@@ -496,8 +481,8 @@ prepare_run(StartBatch *b, Jsonb *input, const char *orchestration, const char *
 	/* a fixed run reads its input only for an input_schema (below) */
 	json_object *in = orchestration != NULL && strcmp(orchestration, "fixed") == 0 ? NULL : ao_json_from_jsonb(input);
 	json_object *opts = b->opts;
-	RunRequest *r = &b->runs[b->nruns];
-	const char *selection;
+	AoNewRun   *r = &b->runs[b->nruns];
+	Jsonb	   *selection;
 
 	ao_check_size(VARSIZE(input), "run input");
 
@@ -515,13 +500,19 @@ prepare_run(StartBatch *b, Jsonb *input, const char *orchestration, const char *
 								  sel.reason, sel.run_as);
 			sel.run_as = "simple";
 		}
-		selection = ao_selection_json(&sel);
+		selection = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(ao_selection_json(&sel))));
 		orchestration = sel.run_as;
 		if (strcmp(orchestration, "fixed") == 0)
 			workflow = sel.workflow;
 	}
 	else
-		selection = psprintf("{\"orchestration\": \"%s\", \"confidence\": 1, \"source\": \"caller\"}", orchestration);
+	{
+		/* the same for every run of the call: made once */
+		if (b->caller_selection == NULL)
+			b->caller_selection = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(
+				psprintf("{\"orchestration\": \"%s\", \"confidence\": 1, \"source\": \"caller\"}", orchestration))));
+		selection = b->caller_selection;
+	}
 
 	/* what only the 0.2.0 state layer knows how to run */
 	if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
@@ -651,32 +642,14 @@ create_runs(StartBatch *b, const char *search_path, int64 *ids)
 	if (ao_schema_at_least(0, 2) && !json_object_object_get_ex(b->opts, "idempotency_key", NULL))
 	{
 		/* the state layer writes the rows itself (create.c) */
-		AoNewRun   *runs = palloc(sizeof(AoNewRun) * n);
 		AoRunTemplate *templates = palloc(sizeof(AoRunTemplate) * Max(b->ntemplates, 1));
 
-		for (int i = 0; i < n; i++)
-		{
-			RunRequest *r = &b->runs[i];
-
-			/* the runs of a call mostly share their selection: read once */
-			if (i > 0 && strcmp(r->selection, b->runs[i - 1].selection) == 0)
-				runs[i].selection = runs[i - 1].selection;
-			else
-				runs[i].selection = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(r->selection)));
-			runs[i].orchestration = r->orchestration;
-			runs[i].workflow = r->workflow;
-			runs[i].version = r->version;
-			runs[i].hash = r->hash;
-			runs[i].input = r->input;
-			runs[i].options = r->options;
-			runs[i].template = r->template;
-		}
 		for (int i = 0; i < b->ntemplates; i++)
 		{
 			templates[i].body = b->templates[i].body;
 			templates[i].tools = b->templates[i].tools;
 		}
-		ao_state_create_runs(caller, runs, n, templates, b->ntemplates, search_path, ids);
+		ao_state_create_runs(caller, b->runs, n, templates, b->ntemplates, search_path, ids);
 	}
 	else if (ao_schema_at_least(0, 2))
 	{
@@ -708,7 +681,7 @@ create_runs(StartBatch *b, const char *search_path, int64 *ids)
 				 TEXTOID, -1, false, TYPALIGN_INT);
 		AO_ARRAY(n, d[i] = JsonbPGetDatum(b->runs[i].input), JSONBOID, -1, false, TYPALIGN_INT);
 		AO_ARRAY(n, d[i] = JsonbPGetDatum(b->runs[i].options), JSONBOID, -1, false, TYPALIGN_INT);
-		AO_ARRAY(n, d[i] = DirectFunctionCall1(jsonb_in, CStringGetDatum(b->runs[i].selection)),
+		AO_ARRAY(n, d[i] = JsonbPGetDatum(b->runs[i].selection),
 				 JSONBOID, -1, false, TYPALIGN_INT);
 		AO_ARRAY(n, d[i] = Int32GetDatum(b->runs[i].template + 1), INT4OID, sizeof(int32), true, TYPALIGN_INT);
 		AO_ARRAY(b->ntemplates, (b->templates[i].body ? (d[i] = JsonbPGetDatum(b->templates[i].body)) : (isnull[i] = true, d[i] = 0)),
@@ -732,7 +705,7 @@ create_runs(StartBatch *b, const char *search_path, int64 *ids)
 	{
 		for (int i = 0; i < n; i++)
 		{
-			RunRequest *r = &b->runs[i];
+			AoNewRun   *r = &b->runs[i];
 			RunTemplate *t = &b->templates[r->template];
 			Oid			types[11] = {OIDOID, TEXTOID, TEXTOID, INT4OID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
 			JSONBOID, TEXTOID, JSONBOID};
@@ -755,7 +728,7 @@ create_runs(StartBatch *b, const char *search_path, int64 *ids)
 				nulls[5] = 'n';
 			values[6] = JsonbPGetDatum(r->input);
 			values[7] = JsonbPGetDatum(r->options);
-			values[8] = DirectFunctionCall1(jsonb_in, CStringGetDatum(r->selection));
+			values[8] = JsonbPGetDatum(r->selection);
 			values[9] = CStringGetTextDatum(search_path);
 			values[10] = JsonbPGetDatum(t->tools);
 			if (ao_spi_exec("SELECT agentorch._create_run($1, $2::agentorch.orchestration_type, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -802,7 +775,7 @@ ao_start_runs(Jsonb **inputs, int n, const char *orchestration, const char *work
 			if (json_object_object_get_ex(b.opts, *o, NULL))
 				ao_require_schema(0, 2, psprintf("option \"%s\"", *o));
 	}
-	b.runs = palloc(sizeof(RunRequest) * Max(n, 1));
+	b.runs = palloc(sizeof(AoNewRun) * Max(n, 1));
 	b.maxtemplates = 4;
 	b.templates = palloc(sizeof(RunTemplate) * b.maxtemplates);
 	/* an error about one of many inputs says which */
