@@ -600,6 +600,9 @@ DECLARE
     v_run bigint;
     n int := 0;
 BEGIN
+    IF pg_catalog.cardinality(p_runs) OPERATOR(pg_catalog.=) 1 THEN
+        RETURN agentorch._promote(p_runs[1]);    -- a chain's round: no check first
+    END IF;
     -- only runs with a pending top-level step have anything to promote
     -- (one statement for all: single-step runs and fan-outs have none)
     FOR v_run IN
