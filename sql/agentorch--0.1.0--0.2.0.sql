@@ -491,7 +491,10 @@ BEGIN
     LOOP
         n_skipped := 0;
         FOR r IN
-            WITH cand AS (
+            -- computed once (not as the inner side of a join, rescanned per step:
+            -- with a large steps table the planner chose that, and a chain's
+            -- promotion cost grew with history)
+            WITH cand AS MATERIALIZED (
                 SELECT s.step_id,
                        pg_catalog.count(d.step_id) AS n,
                        COALESCE(pg_catalog.bool_and(d.status OPERATOR(pg_catalog.=) ANY
