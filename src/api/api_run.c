@@ -632,8 +632,11 @@ ao_sql_metrics(PG_FUNCTION_ARGS)
 	}
 	ao_policy_metrics(rsinfo->setResult, rsinfo->setDesc);
 	SPI_connect();
-	if (SPI_execute("SELECT 'runs_' || s::text, (SELECT pg_catalog.count(*) FROM agentorch.runs r WHERE r.status = s)::float8 "
-					"FROM pg_catalog.unnest(enum_range(NULL::agentorch.run_status)) s "
+	/* runs by status in one scan (a count per status was a scan each: seconds with a million runs) */
+	if (SPI_execute("(SELECT 'runs_' OPERATOR(pg_catalog.||) s::text, COALESCE(c.n, 0)::float8 "
+					"FROM pg_catalog.unnest(pg_catalog.enum_range(NULL::agentorch.run_status)) WITH ORDINALITY AS u(s, ord) "
+					"LEFT JOIN (SELECT r.status, pg_catalog.count(*) AS n FROM agentorch.runs r GROUP BY r.status) c "
+					"ON c.status OPERATOR(pg_catalog.=) u.s ORDER BY u.ord) "
 					"UNION ALL SELECT 'steps_ready', pg_catalog.count(*)::float8 FROM agentorch.steps WHERE status = 'ready' "
 					"UNION ALL SELECT 'steps_running', pg_catalog.count(*)::float8 FROM agentorch.steps WHERE status = 'running' "
 					"UNION ALL SELECT 'steps_waiting', pg_catalog.count(*)::float8 FROM agentorch.steps WHERE status = 'waiting'",
