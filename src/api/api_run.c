@@ -365,6 +365,7 @@ ao_sql_wait(PG_FUNCTION_ARGS)
 			(void) natts;
 			result = SPI_datumTransfer(HeapTupleGetDatum(tup), false, -1);
 			SPI_finish();
+			ao_wait_for_progress_done();
 			return result;
 		}
 		SPI_finish();
@@ -473,6 +474,7 @@ ao_sql_follow(PG_FUNCTION_ARGS)
 		}
 		ao_wait_for_progress(Min(remaining, 1000));
 	}
+	ao_wait_for_progress_done();
 
 	if (st->buffered != NIL)
 	{

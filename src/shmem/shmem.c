@@ -151,7 +151,12 @@ ao_sql_wake_launcher(PG_FUNCTION_ARGS)
 
 /*
  * Sleep until run state may have changed (an executor committed) or
- * timeout_ms passed. Without shared memory, a short timed sleep.
+ * timeout_ms passed. The caller loops: check, ao_wait_for_progress, check
+ * again, ..., then ao_wait_for_progress_done. The first call only puts
+ * this process on the condition variable's wait list and returns, so every
+ * later check runs while listed: a commit between a check and the sleep
+ * wakes it (before, such a commit was missed and the sleep ran its full
+ * timeout, up to a second). Without shared memory, a short timed sleep.
  */
 void
 ao_wait_for_progress(long timeout_ms)
@@ -163,12 +168,16 @@ ao_wait_for_progress(long timeout_ms)
 		ResetLatch(MyLatch);
 	}
 	else
-	{
-		ConditionVariablePrepareToSleep(&ao_shared->progress);
 		(void) ConditionVariableTimedSleep(&ao_shared->progress, timeout_ms, PG_WAIT_EXTENSION);
-		ConditionVariableCancelSleep();
-	}
 	CHECK_FOR_INTERRUPTS();
+}
+
+/* The end of an ao_wait_for_progress loop: off the wait list (an ERROR's abort does it too). */
+void
+ao_wait_for_progress_done(void)
+{
+	if (ao_shared != NULL)
+		ConditionVariableCancelSleep();
 }
 
 /* After a commit that changed run state: wake waiters and siblings. */

@@ -64,6 +64,7 @@ extern int	ao_shmem_slot_of(Oid dboid);
 extern bool ao_shmem_ready(void);
 extern void ao_wake_at_commit(void);
 extern void ao_wait_for_progress(long timeout_ms);
+extern void ao_wait_for_progress_done(void);
 extern void ao_announce_progress(bool wake_siblings);
 extern void ao_count_steps(uint64 done, uint64 failed);
 extern void ao_note_cancel(void);
