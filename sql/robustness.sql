@@ -267,3 +267,13 @@ SELECT agentorch.start_many(ARRAY[['{"prompt": "a"}', '{"prompt": "b"}']]::jsonb
 SELECT agentorch.start_many(ARRAY['{"prompt": "a"}', '{"prompt": "b"}', '{"prompt": 3}']::jsonb[], 'simple');
 SELECT count(*) AS refused_runs FROM agentorch.runs WHERE workflow_name = 'robust-opt' OR input->>'prompt' IN ('a', 'b');
 DELETE FROM agentorch.workflows WHERE name = 'robust-opt';
+
+-- what a start reads (its workflow, its tools) includes what the same
+-- statement registered before it, as a query would
+BEGIN;
+SELECT agentorch.register_tool('robust_same.tool', 'sql', '{"sql": "SELECT 2 AS two"}') AS tool,
+       agentorch.register_workflow('robust-same', '{"steps": [{"id": "a", "type": "tool", "tool": "robust_same.tool"}]}') AS version,
+       agentorch.run_workflow('robust-same') > 0 AS started;
+SELECT r.tools ? 'robust_same.tool' AS pinned, s.step_id, s.status FROM agentorch.runs r JOIN agentorch.steps s ON s.run_id = r.id
+ WHERE r.workflow_name = 'robust-same';
+ROLLBACK;

@@ -324,9 +324,9 @@ ao_load_schema(const char *name)
 /*
  * Read the rows of agentorch.<table> whose first nkeys columns of the
  * index agentorch.<index> equal keys (values of those columns' types),
- * under the active snapshot (else the transaction's), in index order (BackwardScanDirection: from
- * the last). found(arg, slot) is called for each row until it returns
- * false. No SQL is parsed or planned, so what a session's first start()
+ * as a statement run through SPI would see them, in index order
+ * (BackwardScanDirection: from the last). found(arg, slot) is called for
+ * each row until it returns false. No SQL is parsed or planned, so what a session's first start()
  * reads this way costs it little more than its next. The caller checks
  * privileges (it reads as the extension owner, or checks the table's).
  */
@@ -357,12 +357,20 @@ ao_index_scan(const char *table, const char *index, int nkeys, const Datum *keys
 							   get_opcode(eq), keys[i]);
 	}
 	slot = table_slot_create(heap, NULL);
-	scan = index_beginscan(heap, idx, ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot(), nkeys, 0);
+	/*
+	 * What a statement run through SPI would see: this transaction's writes
+	 * so far (a workflow registered earlier in the same statement), and
+	 * under READ COMMITTED what others committed since the statement began.
+	 */
+	CommandCounterIncrement();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	scan = index_beginscan(heap, idx, GetActiveSnapshot(), nkeys, 0);
 	index_rescan(scan, sk, nkeys, NULL, 0);
 	while (index_getnext_slot(scan, dir, slot))
 		if (!found(arg, slot))
 			break;
 	index_endscan(scan);
+	PopActiveSnapshot();
 	ExecDropSingleTupleTableSlot(slot);
 	index_close(idx, AccessShareLock);
 	table_close(heap, AccessShareLock);
