@@ -396,19 +396,11 @@ typedef struct ToolRow
 	Oid			owner;
 	Oid			role;
 	bool		granted;
-	Jsonb	   *pinned;			/* ao_pin_tools: the definition it pins */
+	bool		pin;			/* ao_pin_tools: make the definition it pins */
+	Jsonb	   *pinned;
 } ToolRow;
 
-static bool
-tool_found(void *arg, TupleTableSlot *slot)
-{
-	ToolRow    *t = arg;
-	bool		isnull;
-
-	t->exists = true;
-	t->owner = DatumGetObjectId(ao_slot_column(slot, "owner", &isnull));
-	return false;
-}
+static bool tool_found(void *arg, TupleTableSlot *slot);
 
 static bool
 grant_found(void *arg, TupleTableSlot *slot)
@@ -419,6 +411,39 @@ grant_found(void *arg, TupleTableSlot *slot)
 	if (has_privs_of_role(t->role, DatumGetObjectId(ao_slot_column(slot, "grantee", &isnull))))
 		t->granted = true;
 	return !t->granted;
+}
+
+/*
+ * One read of a tool (as the extension owner): may role use it (see
+ * ao_tool_access), and with pinned, the definition a run pins (NULL for a
+ * built-in tool).
+ */
+static AoToolAccess
+read_tool(const char *name, Oid role, Jsonb **pinned)
+{
+	Datum		key = CStringGetTextDatum(name);
+	ToolRow		t = {0};
+	AoUserScope owner_scope;
+
+	if (pinned)
+		*pinned = NULL;
+	for (const char *const *b = builtin_tools; *b; b++)
+		if (strcmp(*b, name) == 0)
+			return AO_TOOL_USABLE;
+	t.role = role;
+	t.pin = pinned != NULL;
+	ao_become_extension_owner(&owner_scope);
+	ao_index_scan("tools", "tools_pkey", 1, &key, ForwardScanDirection, tool_found, &t);
+	if (t.exists && OidIsValid(role))
+		ao_index_scan("tool_grants", "tool_grants_pkey", 1, &key, ForwardScanDirection, grant_found, &t);
+	ao_restore_user(&owner_scope);
+	if (pinned)
+		*pinned = t.pinned;
+	if (!t.exists)
+		return AO_TOOL_MISSING;
+	if (!OidIsValid(role) || t.granted || superuser_arg(role) || has_privs_of_role(role, t.owner))
+		return AO_TOOL_USABLE;
+	return AO_TOOL_DENIED;
 }
 
 /* Does a tool of this name exist (registered or built in)? */
@@ -438,24 +463,7 @@ ao_tool_exists(const char *name)
 AoToolAccess
 ao_tool_access(const char *name, Oid role)
 {
-	Datum		key = CStringGetTextDatum(name);
-	ToolRow		t = {0};
-	AoUserScope owner_scope;
-
-	for (const char *const *b = builtin_tools; *b; b++)
-		if (strcmp(*b, name) == 0)
-			return AO_TOOL_USABLE;
-	t.role = role;
-	ao_become_extension_owner(&owner_scope);
-	ao_index_scan("tools", "tools_pkey", 1, &key, ForwardScanDirection, tool_found, &t);
-	if (t.exists && OidIsValid(role))
-		ao_index_scan("tool_grants", "tool_grants_pkey", 1, &key, ForwardScanDirection, grant_found, &t);
-	ao_restore_user(&owner_scope);
-	if (!t.exists)
-		return AO_TOOL_MISSING;
-	if (!OidIsValid(role) || t.granted || superuser_arg(role) || has_privs_of_role(role, t.owner))
-		return AO_TOOL_USABLE;
-	return AO_TOOL_DENIED;
+	return read_tool(name, role, NULL);
 }
 
 /*
@@ -538,11 +546,12 @@ collect_step_tools(json_object *steps, List **names)
 }
 
 /*
- * A tool's definition as a run pins it: {kind, spec, input_schema, policy,
- * owner, search_path} and the md5 of that object's text as "hash".
+ * read_tool's row: its owner, and when asked the definition as a run pins
+ * it: {kind, spec, input_schema, policy, owner, search_path} and the md5 of
+ * that object's text as "hash".
  */
 static bool
-tool_pinned(void *arg, TupleTableSlot *slot)
+tool_found(void *arg, TupleTableSlot *slot)
 {
 	static const char *const keys[] = {"kind", "spec", "input_schema", "policy", "owner", "search_path", "hash"};
 	ToolRow    *t = arg;
@@ -553,6 +562,10 @@ tool_pinned(void *arg, TupleTableSlot *slot)
 	char		hash[33];
 	const char *errstr = NULL;
 
+	t->exists = true;
+	t->owner = DatumGetObjectId(ao_slot_column(slot, "owner", &isnull));
+	if (!t->pin)
+		return false;
 	d = ao_slot_column(slot, "kind", &isnull);
 	values[0] = ao_jv_string(isnull ? NULL : TextDatumGetCString(d));
 	d = ao_slot_column(slot, "spec", &isnull);
@@ -586,8 +599,9 @@ ao_pin_tools(json_object *steps, json_object *extra, Oid role)
 {
 	List	   *names = NIL;
 	ListCell   *lc;
-	AoUserScope owner_scope;
-	Jsonb	   *result = NULL;
+	const char **keys;
+	JsonbValue *values;
+	int			n = 0;
 
 	collect_step_tools(steps, &names);
 	if (extra && json_object_is_type(extra, json_type_array))
@@ -612,11 +626,15 @@ ao_pin_tools(json_object *steps, json_object *extra, Oid role)
 		collect_step_tools(wrap, &names);
 		json_object_put(wrap);
 	}
+	keys = palloc(sizeof(char *) * Max(list_length(names), 1));
+	values = palloc(sizeof(JsonbValue) * Max(list_length(names), 1));
+	/* each tool read once: may the role use it, and its definition as it is now */
 	foreach(lc, names)
 	{
 		const char *name = strVal(lfirst(lc));
+		Jsonb	   *pinned;
 
-		switch (ao_tool_access(name, role))
+		switch (read_tool(name, role, &pinned))
 		{
 			case AO_TOOL_MISSING:
 				ereport(ERROR,
@@ -633,36 +651,13 @@ ao_pin_tools(json_object *steps, json_object *extra, Oid role)
 			case AO_TOOL_USABLE:
 				break;
 		}
-	}
-
-	if (names == NIL)			/* the common case: nothing to pin */
-		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-
-	/* the definition of every registered tool named, as it is now */
-	{
-		JsonbValue *values = palloc(sizeof(JsonbValue) * list_length(names));
-		const char **keys = palloc(sizeof(char *) * list_length(names));
-		int			n = 0;
-
-		ao_become_extension_owner(&owner_scope);
-		foreach(lc, names)
+		if (pinned != NULL)
 		{
-			Datum		key = CStringGetTextDatum(strVal(lfirst(lc)));
-			ToolRow		t = {0};
-
-			ao_index_scan("tools", "tools_pkey", 1, &key, ForwardScanDirection, tool_pinned, &t);
-			if (t.pinned != NULL)
-			{
-				keys[n] = strVal(lfirst(lc));
-				values[n++] = ao_jv_jsonb(t.pinned);
-			}
+			keys[n] = name;
+			values[n++] = ao_jv_jsonb(pinned);
 		}
-		ao_restore_user(&owner_scope);
-		result = ao_jsonb_object(n, keys, values);
 	}
-	if (result == NULL)
-		elog(ERROR, "agentorch: could not pin the run's tools");
-	return result;
+	return ao_jsonb_object(n, keys, values);
 }
 
 /*
