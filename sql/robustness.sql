@@ -249,6 +249,102 @@ SELECT count(DISTINCT r.id) AS runs_compared, count(s.step_id) AS steps_compared
   LEFT JOIN agentorch.steps s ON s.run_id = r.id;
 ROLLBACK;
 
+-- the executors record what their steps did in C (finish.c: successes,
+-- promotion, settling) and leave what is past the common case to the
+-- plpgsql state functions; with agentorch.state_sql_only every outcome goes
+-- through plpgsql. Both make the same rows. The runs are executed here by
+-- work(), in this transaction (the executors cannot see them); parts that
+-- differ are listed (none expected).
+BEGIN;
+SELECT agentorch.register_workflow('robust-done', '{"memory": {"k": 1}, "steps": [
+  {"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1 AS x"}},
+  {"id": "b", "type": "tool", "tool": "database.query", "depends_on": ["a"],
+   "input": {"query": "SELECT $1::int AS n", "params": ["${input.n}"]}},
+  {"id": "c", "type": "tool", "tool": "database.query", "depends_on": ["a"], "input": {"query": "SELECT 3 AS c"}},
+  {"id": "d", "type": "tool", "tool": "database.query", "depends_on": ["b", "c"], "input": {"query": "SELECT 4 AS d"}},
+  {"id": "br", "type": "branch", "depends_on": ["d"],
+   "cases": [{"when": "$.steps.b.output[0].n == 1", "then": ["e"]}], "else": ["f"]},
+  {"id": "e", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 5 AS e"}},
+  {"id": "f", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 6 AS f"}},
+  {"id": "g", "type": "tool", "tool": "database.query", "depends_on": ["f"], "input": {"query": "SELECT 7 AS g"}},
+  {"id": "h", "type": "tool", "tool": "database.query", "depends_on": ["e", "g"], "input": {"query": "SELECT 8 AS h"}},
+  {"id": "o", "type": "tool", "tool": "database.query", "depends_on": ["h"], "input": {"query": "SELECT 9 AS o"},
+   "output_schema": {"type": "array"}},
+  {"id": "p", "type": "parallel", "depends_on": ["a"], "steps": [
+    {"id": "p1", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 10 AS p"}},
+    {"id": "p2", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 11 AS p"}}]},
+  {"id": "l", "type": "loop", "depends_on": ["p"], "for_each": "${input.items}",
+   "step": {"id": "body", "type": "tool", "tool": "database.query",
+            "input": {"query": "SELECT $1::text AS item", "params": ["${item}"]}}},
+  {"id": "z", "type": "tool", "tool": "database.query", "depends_on": ["o", "l"], "input": {"query": "SELECT 12 AS z"}}]}');
+SELECT agentorch.register_workflow('robust-done-fail', '{"steps": [
+  {"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1 AS a"},
+   "compensate": {"tool": "database.query", "input": {"query": "SELECT 2 AS undo"}}},
+  {"id": "b", "type": "tool", "tool": "database.query", "depends_on": ["a"], "input": {"query": "SELECT 1 / 0"},
+   "retry": {"max_attempts": 2, "backoff": {"initial": "1ms", "jitter": 0}}},
+  {"id": "c", "type": "tool", "tool": "database.query", "depends_on": ["b"], "input": {"query": "SELECT 3"}}]}');
+SELECT agentorch.register_workflow('robust-done-ask', '{"steps": [
+  {"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1 AS a"}},
+  {"id": "ask", "type": "user_input", "depends_on": ["a"], "prompt": "go on?"},
+  {"id": "b", "type": "tool", "tool": "database.query", "depends_on": ["ask"], "input": {"query": "SELECT 2 AS b"}}]}');
+SELECT agentorch.register_workflow('robust-done-fan', jsonb_build_object('steps',
+  (SELECT jsonb_agg(jsonb_build_object('id', 's' || i, 'type', 'tool', 'tool', 'database.query',
+                                       'input', jsonb_build_object('query', 'SELECT ' || i || ' AS i')) ORDER BY i)
+     FROM generate_series(1, 12) i)));
+CREATE FUNCTION pg_temp.robust_done_rows(p bigint) RETURNS jsonb LANGUAGE sql AS $$
+SELECT jsonb_build_object(
+  'run', (SELECT to_jsonb(r) - '{id,channel_token,trace_id,finished_at}'::text[] FROM agentorch.runs r WHERE r.id = p),
+  'steps', (SELECT jsonb_agg(to_jsonb(s) - '{run_id,finished_at,not_before}'::text[] ORDER BY s.step_id)
+              FROM agentorch.steps s WHERE s.run_id = p),
+  'events', (SELECT jsonb_agg(to_jsonb(e) - '{run_id,at}'::text[] ORDER BY e.seq) FROM agentorch.events e WHERE e.run_id = p),
+  'chunks', (SELECT jsonb_agg(to_jsonb(c) - '{run_id,at}'::text[] ORDER BY c.seq) FROM agentorch.chunks c WHERE c.run_id = p),
+  'checkpoints', (SELECT jsonb_agg(to_jsonb(c) - '{run_id,at}'::text[] ORDER BY c.seq)
+                    FROM agentorch.checkpoints c WHERE c.run_id = p))
+$$;
+CREATE TEMP TABLE robust_done (ord int, what text, input jsonb, workflow text, sql_run bigint, c_run bigint);
+INSERT INTO robust_done (ord, what, input, workflow) VALUES
+  (1, 'every shape, the branch''s case', '{"n": 1, "items": ["x", "y", "z"]}', 'robust-done'),
+  (2, 'every shape, the branch''s else', '{"n": 2, "items": []}', 'robust-done'),
+  (3, 'a failure after retries, compensated', '{}', 'robust-done-fail'),
+  (4, 'waiting for input, then going on', '{}', 'robust-done-ask'),
+  (5, 'a fan-out of twelve', '{}', 'robust-done-fan');
+-- each run is started and worked to its end before the next (a transaction
+-- claims runs in id order), first all through plpgsql, then again
+CREATE FUNCTION pg_temp.robust_done_runs(p_sql_only boolean) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    d record;
+    r bigint;
+BEGIN
+    PERFORM set_config('agentorch.state_sql_only', p_sql_only::text, true);
+    FOR d IN SELECT * FROM robust_done ORDER BY ord LOOP
+        r := agentorch.run_workflow(d.workflow, d.input);
+        PERFORM agentorch.work(1000, '5s');
+        IF d.workflow = 'robust-done-ask' THEN
+            PERFORM agentorch.submit_input(r, 'ask', '"yes"');
+            PERFORM agentorch.work(1000, '5s');
+        END IF;
+        IF p_sql_only THEN
+            UPDATE robust_done SET sql_run = r WHERE ord = d.ord;
+        ELSE
+            UPDATE robust_done SET c_run = r WHERE ord = d.ord;
+        END IF;
+    END LOOP;
+    PERFORM set_config('agentorch.state_sql_only', 'off', true);
+END
+$$;
+SELECT pg_temp.robust_done_runs(true);
+SELECT pg_temp.robust_done_runs(false);
+SELECT d.what, r.status, count(s.step_id) AS steps, count(s.step_id) FILTER (WHERE s.status = 'succeeded') AS succeeded
+  FROM robust_done d JOIN agentorch.runs r ON r.id = d.c_run
+  JOIN agentorch.steps s ON s.run_id = r.id GROUP BY d.ord, d.what, r.status ORDER BY d.ord;
+SELECT d.what, x.part, x.sql_path, x.c_path
+  FROM robust_done d,
+       LATERAL (SELECT a.k AS part, a.v AS sql_path, b.v AS c_path
+                  FROM jsonb_each(pg_temp.robust_done_rows(d.sql_run)) a(k, v)
+                  JOIN jsonb_each(pg_temp.robust_done_rows(d.c_run)) b(k, v) ON a.k = b.k
+                 WHERE a.v IS DISTINCT FROM b.v) x;
+ROLLBACK;
+
 -- a read-only transaction starts no run (as an INSERT would refuse)
 SELECT agentorch.register_workflow('robust-ro', '{"steps": [{"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1"}}]}');
 BEGIN READ ONLY;

@@ -73,6 +73,7 @@ int			ao_selector_cache_ttl_s = 3600;
 int			ao_retention_s = 0;
 int			ao_llm_mode = AO_LLM_LIVE;
 int			ao_network_steps = AO_NETWORK_BOTH;
+bool		ao_state_sql_only = false;
 /* Values of agentorch.selector. */
 static const struct config_enum_entry selector_options[] = {
 	{"rules", AO_SELECTOR_RULES, false},
@@ -246,6 +247,10 @@ ao_define_settings(void)
 							"Chaos testing: the seed of the fault generator (0: a new one per process).",
 							"Each process mixes its pid in, so executors draw different faults.",
 							&ao_chaos_seed, ao_chaos_seed, 0, INT_MAX, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("agentorch.state_sql_only",
+							 "Testing: steps' outcomes are recorded through the plpgsql state functions only, not the C writer.",
+							 "Off by default; for tests that compare the two writers (the state layer's README).",
+							 &ao_state_sql_only, ao_state_sql_only, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("agentorch.max_iterations_per_run",
 							"Most loop iterations one run may create, over all its loops.",
 							"A loop that would go past it fails (54000).",

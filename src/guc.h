@@ -44,6 +44,7 @@ extern char *ao_tool_env_pattern;
 extern double ao_notify_queue_limit;
 extern int	ao_max_iterations_per_run;
 extern int	ao_batch_time_limit_ms;
+extern bool ao_state_sql_only;
 extern int	ao_log_level;
 extern int	ao_max_step_timeout_ms;
 extern int	ao_max_replans;

@@ -496,8 +496,8 @@ defer_success(Claimed *c, json_object *spec)
 }
 
 /*
- * Write the pending successes of run (0: of every run) through
- * _finish_steps. Inside a subtransaction they stay listed, marked with its
+ * Write the pending successes of run (0: of every run) through the state
+ * layer (ao_state_finish_successes, _finish_steps' work). Inside a subtransaction they stay listed, marked with its
  * level, until it ends (successes_kept / successes_rolled_back).
  */
 static void
@@ -506,15 +506,6 @@ flush_successes(int64 run)
 	ListCell   *lc;
 	int			n = 0;
 	int			level = GetCurrentTransactionNestLevel();
-	Datum	   *runs;
-	Datum	   *steps;
-	Datum	   *outputs;
-	Datum	   *inputs;
-	bool	   *input_nulls;
-	int			dims[1];
-	int			lbs[1] = {1};
-	Oid			t[4] = {INT8ARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID};
-	Datum		v[4];
 	List	   *left = NIL;
 
 	if (run != 0)
@@ -529,35 +520,9 @@ flush_successes(int64 run)
 	}
 	if (n == 0)
 		return;
-	if (n == 1)
 	{
-		/*
-		 * One success: _finish_step itself. The set-based statement costs
-		 * more than that for a single row (a chain's rounds have one each).
-		 */
-		foreach(lc, pending_successes)
-		{
-			PendingSuccess *p = lfirst(lc);
+		AoSuccess  *list = palloc(sizeof(AoSuccess) * n);
 
-			if (p->written_at == 0 && (run == 0 || p->run_id == run))
-			{
-				Oid			t1[1] = {JSONBOID};
-				Datum		v1[1] = {JsonbPGetDatum(p->output)};
-
-				ao_state_record_input(p->run_id, p->step_id, p->input);
-				ao_state_call("SELECT agentorch._finish_step($1, $2, 'succeeded', $3, NULL, NULL, true)",
-							  p->run_id, p->step_id, 1, t1, v1, NULL);
-				break;
-			}
-		}
-	}
-	else
-	{
-		runs = palloc(sizeof(Datum) * n);
-		steps = palloc(sizeof(Datum) * n);
-		outputs = palloc(sizeof(Datum) * n);
-		inputs = palloc(sizeof(Datum) * n);
-		input_nulls = palloc(sizeof(bool) * n);
 		n = 0;
 		foreach(lc, pending_successes)
 		{
@@ -565,20 +530,15 @@ flush_successes(int64 run)
 
 			if (p->written_at == 0 && (run == 0 || p->run_id == run))
 			{
-				runs[n] = Int64GetDatum(p->run_id);
-				steps[n] = CStringGetTextDatum(p->step_id);
-				outputs[n] = JsonbPGetDatum(p->output);
-				inputs[n] = p->input ? JsonbPGetDatum(p->input) : (Datum) 0;
-				input_nulls[n] = p->input == NULL;
+				list[n].run_id = p->run_id;
+				list[n].step_id = p->step_id;
+				list[n].output = p->output;
+				list[n].input = p->input;
 				n++;
 			}
 		}
-		v[0] = PointerGetDatum(construct_array(runs, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		v[1] = PointerGetDatum(construct_array(steps, n, TEXTOID, -1, false, TYPALIGN_INT));
-		v[2] = PointerGetDatum(construct_array(outputs, n, JSONBOID, -1, false, TYPALIGN_INT));
-		dims[0] = n;
-		v[3] = PointerGetDatum(construct_md_array(inputs, input_nulls, 1, dims, lbs, JSONBOID, -1, false, TYPALIGN_INT));
-		ao_spi_exec("SELECT agentorch._finish_steps($1, $2, $3, $4)", 4, t, v, NULL, SPI_OK_SELECT);
+		ao_state_finish_successes(list, n);
+		pfree(list);
 	}
 
 	/* written: forgotten at the top level, else marked until the subtransaction ends */
@@ -1307,10 +1267,8 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 		 * run); a 0.1.0 schema has only the per-run function.
 		 */
 		{
-			Datum	   *ids = palloc(sizeof(Datum) * list_length(claimed));
+			int64	   *ids = palloc(sizeof(int64) * list_length(claimed));
 			int			nids = 0;
-			Oid			t[1];
-			Datum		v[1];
 
 			locked_run = 0;
 			foreach(lc, claimed)
@@ -1318,21 +1276,17 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 				Claimed    *c = lfirst(lc);
 
 				if (c->run_id != locked_run)
-					ids[nids++] = Int64GetDatum(c->run_id);
+					ids[nids++] = c->run_id;
 				locked_run = c->run_id;
 			}
 			if (ao_schema_at_least(0, 2))
-			{
-				t[0] = INT8ARRAYOID;
-				v[0] = PointerGetDatum(construct_array(ids, nids, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
-													   TYPALIGN_DOUBLE));
-				ao_spi_exec("SELECT agentorch._settle_runs($1)", 1, t, v, NULL, SPI_OK_SELECT);
-			}
+				ao_state_settle_runs(ids, nids);
 			else
 				for (int i = 0; i < nids; i++)
 				{
-					t[0] = INT8OID;
-					v[0] = ids[i];
+					Oid			t[1] = {INT8OID};
+					Datum		v[1] = {Int64GetDatum(ids[i])};
+
 					ao_spi_exec("SELECT agentorch._settle_run($1)", 1, t, v, NULL, SPI_OK_SELECT);
 				}
 			pfree(ids);

@@ -24,7 +24,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "state.h"
+#include "rows.h"
 
 #include "access/table.h"
 #include "access/xact.h"
@@ -45,221 +45,12 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-/* A column value read once from text and kept for the rows that follow. */
-typedef struct KeptValue
-{
-	int			column;
-	const char *text;
-	Datum		value;
-} KeptValue;
-
-/* One table a creation writes: its result relation, slot and column defaults. */
-typedef struct TableWriter
-{
-	Relation	rel;
-	ResultRelInfo *rri;
-	TupleTableSlot *slot;
-	ExprState **defaults;		/* per column; NULL: no default (NULL) */
-	bool	   *given;			/* per column: set for the row being built */
-	KeptValue	kept[8];		/* put_kept's values */
-	int			nkept;
-} TableWriter;
-
-/* The tables a creation writes, sharing one executor state. */
+/* The tables a creation writes (opened in this order). */
 enum
 {
 	T_RUNS, T_STEPS, T_EVENTS, T_CHUNKS, T_AUDIT, T_COUNT
 };
 static const char *const table_names[T_COUNT] = {"runs", "steps", "events", "chunks", "audit_log"};
-
-typedef struct Writers
-{
-	EState	   *estate;
-	TableWriter t[T_COUNT];
-} Writers;
-
-static void
-writers_open(Writers *w)
-{
-	Oid			nsp = get_namespace_oid("agentorch", false);
-	Oid			relids[T_COUNT];
-	List	   *rtable = NIL;
-
-	memset(w, 0, sizeof(Writers));
-	w->estate = CreateExecutorState();
-	for (int i = 0; i < T_COUNT; i++)
-	{
-		RangeTblEntry *rte = makeNode(RangeTblEntry);
-
-		relids[i] = get_relname_relid(table_names[i], nsp);
-		if (!OidIsValid(relids[i]))
-			elog(ERROR, "agentorch: table agentorch.%s is missing", table_names[i]);
-		rte->rtekind = RTE_RELATION;
-		rte->relid = relids[i];
-		rte->relkind = RELKIND_RELATION;
-		rte->rellockmode = RowExclusiveLock;
-		rtable = lappend(rtable, rte);
-	}
-	ExecInitRangeTable(w->estate, rtable);
-	w->estate->es_output_cid = GetCurrentCommandId(true);
-	for (int i = 0; i < T_COUNT; i++)
-	{
-		TableWriter *t = &w->t[i];
-		TupleDesc	desc;
-
-		t->rel = table_open(relids[i], RowExclusiveLock);
-		t->rri = makeNode(ResultRelInfo);
-		InitResultRelInfo(t->rri, t->rel, i + 1, NULL, 0);
-		/* where AFTER row triggers find their relation */
-		w->estate->es_opened_result_relations = lappend(w->estate->es_opened_result_relations, t->rri);
-		ExecOpenIndices(t->rri, false);
-		desc = RelationGetDescr(t->rel);
-		t->slot = ExecInitExtraTupleSlot(w->estate, desc, &TTSOpsVirtual);
-		t->defaults = palloc0(sizeof(ExprState *) * desc->natts);
-		t->given = palloc0(sizeof(bool) * desc->natts);
-		for (int a = 0; a < desc->natts; a++)
-		{
-			Node	   *d;
-
-			/* a generated column is computed by the insert itself */
-			if (TupleDescAttr(desc, a)->attisdropped || TupleDescAttr(desc, a)->attgenerated)
-				continue;
-			d = build_column_default(t->rel, a + 1);
-			if (d != NULL)
-				t->defaults[a] = ExecPrepareExpr((Expr *) d, w->estate);
-		}
-	}
-	AfterTriggerBeginQuery();
-}
-
-static void
-writers_close(Writers *w)
-{
-	AfterTriggerEndQuery(w->estate);
-	for (int i = 0; i < T_COUNT; i++)
-	{
-		ExecCloseIndices(w->t[i].rri);
-		table_close(w->t[i].rel, NoLock);
-	}
-	ExecResetTupleTable(w->estate->es_tupleTable, false);
-	FreeExecutorState(w->estate);
-	/* what follows in this transaction sees the rows */
-	CommandCounterIncrement();
-}
-
-/* Start a row of t: every column unset (a column left unset gets its default). */
-static void
-begin_row(Writers *w, TableWriter *t)
-{
-	ResetPerTupleExprContext(w->estate);
-	ExecClearTuple(t->slot);
-	memset(t->given, 0, sizeof(bool) * t->slot->tts_tupleDescriptor->natts);
-}
-
-static int
-column(TableWriter *t, const char *name)
-{
-	AttrNumber	a = attnameAttNum(t->rel, name, false);
-
-	if (a == InvalidAttrNumber)
-		elog(ERROR, "agentorch: column %s of agentorch.%s is missing", name, RelationGetRelationName(t->rel));
-	return a - 1;
-}
-
-static void
-put(TableWriter *t, const char *name, Datum value, bool isnull)
-{
-	int			a = column(t, name);
-
-	t->slot->tts_values[a] = value;
-	t->slot->tts_isnull[a] = isnull;
-	t->given[a] = true;
-}
-
-/* A column from text, through its type's input function (enums, text). */
-static void
-put_text(TableWriter *t, const char *name, const char *text)
-{
-	int			a = column(t, name);
-	Form_pg_attribute att = TupleDescAttr(t->slot->tts_tupleDescriptor, a);
-	Oid			input;
-	Oid			ioparam;
-
-	if (text == NULL)
-	{
-		put(t, name, (Datum) 0, true);
-		return;
-	}
-	getTypeInputInfo(att->atttypid, &input, &ioparam);
-	put(t, name, OidInputFunctionCall(input, (char *) text, ioparam, att->atttypmod), false);
-}
-
-/*
- * put_text for a value of a small set (a status, a kind, a constant), read
- * once per creation and kept in the executor state's memory.
- */
-static void
-put_kept(Writers *w, TableWriter *t, const char *name, const char *text)
-{
-	int			a = column(t, name);
-	MemoryContext old;
-
-	for (int i = 0; i < t->nkept; i++)
-		if (t->kept[i].column == a && strcmp(t->kept[i].text, text) == 0)
-		{
-			put(t, name, t->kept[i].value, false);
-			return;
-		}
-	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
-	put_text(t, name, text);
-	if (t->nkept < lengthof(t->kept))
-	{
-		t->kept[t->nkept].column = a;
-		t->kept[t->nkept].text = pstrdup(text);
-		t->kept[t->nkept].value = t->slot->tts_values[a];
-		t->nkept++;
-	}
-	MemoryContextSwitchTo(old);
-}
-
-static void
-put_jsonb(TableWriter *t, const char *name, Jsonb *value)
-{
-	put(t, name, value ? JsonbPGetDatum(value) : (Datum) 0, value == NULL);
-}
-
-/* Insert the row built: defaults for the columns not given, then the executor's insert. */
-static void
-insert_row(Writers *w, TableWriter *t)
-{
-	TupleTableSlot *slot = t->slot;
-	ExprContext *econtext = GetPerTupleExprContext(w->estate);
-
-	for (int a = 0; a < slot->tts_tupleDescriptor->natts; a++)
-		if (!t->given[a])
-		{
-			if (t->defaults[a] != NULL)
-				slot->tts_values[a] = ExecEvalExprSwitchContext(t->defaults[a], econtext, &slot->tts_isnull[a]);
-			else
-			{
-				slot->tts_values[a] = (Datum) 0;
-				slot->tts_isnull[a] = true;
-			}
-		}
-	ExecStoreVirtualTuple(slot);
-	ExecSimpleRelationInsert(t->rri, w->estate, slot);
-}
-
-/* A column of the row just inserted, as text (copied). */
-static char *
-inserted_text(TableWriter *t, const char *name)
-{
-	int			a = column(t, name);
-
-	if (t->slot->tts_isnull[a])
-		return NULL;
-	return TextDatumGetCString(t->slot->tts_values[a]);
-}
 
 /*
  * jsonb, read with PostgreSQL's jsonb API
@@ -627,79 +418,79 @@ new_trace_id(void)
 }
 
 static void
-insert_run(Writers *w, Oid owner, const AoNewRun *r, Template *tp, Jsonb *tools, const char *search_path,
+insert_run(AoRows *w, Oid owner, const AoNewRun *r, Template *tp, Jsonb *tools, const char *search_path,
 		   int64 *id, char **channel_token)
 {
-	TableWriter *t = &w->t[T_RUNS];
+	AoRowTable *t = &w->t[T_RUNS];
 	JsonbContainer *opts = &r->options->root;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	char	   *text;
 	bool		isnull;
 
-	begin_row(w, t);
-	put_kept(w, t, "orchestration", r->orchestration);
-	put_kept(w, t, "status", "running");
-	put_text(t, "workflow_name", r->workflow);
-	put(t, "workflow_version", Int32GetDatum(r->version), r->workflow == NULL);
-	put_text(t, "definition_hash", r->hash);
-	put_jsonb(t, "selection", r->selection);
-	put_jsonb(t, "input", r->input);
-	put_jsonb(t, "options", r->options);
+	ao_row_begin(w, t);
+	ao_row_put_kept(w, t, "orchestration", r->orchestration);
+	ao_row_put_kept(w, t, "status", "running");
+	ao_row_put_text(t, "workflow_name", r->workflow);
+	ao_row_put(t, "workflow_version", Int32GetDatum(r->version), r->workflow == NULL);
+	ao_row_put_text(t, "definition_hash", r->hash);
+	ao_row_put_jsonb(t, "selection", r->selection);
+	ao_row_put_jsonb(t, "input", r->input);
+	ao_row_put_jsonb(t, "options", r->options);
 	text = key_text(opts, "priority");
-	put(t, "priority", text ? DirectFunctionCall1(int4in, CStringGetDatum(text)) : Int32GetDatum(0), false);
-	put(t, "owner", ObjectIdGetDatum(owner), false);
+	ao_row_put(t, "priority", text ? DirectFunctionCall1(int4in, CStringGetDatum(text)) : Int32GetDatum(0), false);
+	ao_row_put(t, "owner", ObjectIdGetDatum(owner), false);
 	/* the caller's trace id (options.traceparent), else a new one */
 	text = traceparent_trace_id(key_text(opts, "traceparent"));
-	put_text(t, "trace_id", text ? text : new_trace_id());
-	put(t, "started_at", TimestampTzGetDatum(now), false);
+	ao_row_put_text(t, "trace_id", text ? text : new_trace_id());
+	ao_row_put(t, "started_at", TimestampTzGetDatum(now), false);
 	text = key_text(opts, "timeout");
-	put(t, "deadline",
+	ao_row_put(t, "deadline",
 		text ? DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
 								   DirectFunctionCall3(interval_in, CStringGetDatum(text),
 													   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)))
 		: (Datum) 0,
 		text == NULL);
-	put_jsonb(t, "memory", tp->memory);
+	ao_row_put_jsonb(t, "memory", tp->memory);
 	text = key_text(opts, "parent_id");
-	put(t, "parent_id", text ? DirectFunctionCall1(int8in, CStringGetDatum(text)) : (Datum) 0, text == NULL);
-	put_kept(w, t, "search_path", search_path);
-	put_jsonb(t, "tools", tools);
+	ao_row_put(t, "parent_id", text ? DirectFunctionCall1(int8in, CStringGetDatum(text)) : (Datum) 0, text == NULL);
+	ao_row_put_kept(w, t, "search_path", search_path);
+	ao_row_put_jsonb(t, "tools", tools);
 	/* the run_started event and the first status chunk, below */
-	put(t, "last_event_seq", Int64GetDatum(1), false);
-	put(t, "last_chunk_seq", Int64GetDatum(1), false);
-	insert_row(w, t);
-	*id = DatumGetInt64(slot_getattr(t->slot, column(t, "id") + 1, &isnull));
-	*channel_token = inserted_text(t, "channel_token");
+	ao_row_put(t, "last_event_seq", Int64GetDatum(1), false);
+	ao_row_put(t, "last_chunk_seq", Int64GetDatum(1), false);
+	ao_row_insert(w, t);
+	*id = DatumGetInt64(slot_getattr(t->slot, ao_row_column(t, "id") + 1, &isnull));
+	*channel_token = ao_row_text(t, "channel_token");
 }
 
 static void
-insert_steps(Writers *w, int64 run, int priority, Template *tp)
+insert_steps(AoRows *w, int64 run, int priority, Template *tp)
 {
-	TableWriter *t = &w->t[T_STEPS];
+	AoRowTable *t = &w->t[T_STEPS];
 
 	for (int i = 0; i < tp->nsteps; i++)
 	{
 		TemplateStep *s = &tp->steps[i];
 
-		begin_row(w, t);
-		put(t, "run_id", Int64GetDatum(run), false);
-		put_text(t, "step_id", s->step_id);
-		put_kept(w, t, "kind", s->kind);
-		put_jsonb(t, "spec", s->spec);
-		put(t, "depends_on", s->depends_on, false);
-		put(t, "ord", Int32GetDatum(s->ord), false);
-		put(t, "priority", Int32GetDatum(priority), false);
-		put(t, "max_attempts", Int32GetDatum(s->max_attempts), false);
-		put(t, "network", BoolGetDatum(s->network), false);
-		put_kept(w, t, "status", s->ready ? "ready" : "pending");
-		insert_row(w, t);
+		ao_row_begin(w, t);
+		ao_row_put(t, "run_id", Int64GetDatum(run), false);
+		ao_row_put_text(t, "step_id", s->step_id);
+		ao_row_put_kept(w, t, "kind", s->kind);
+		ao_row_put_jsonb(t, "spec", s->spec);
+		ao_row_put(t, "depends_on", s->depends_on, false);
+		ao_row_put(t, "ord", Int32GetDatum(s->ord), false);
+		ao_row_put(t, "priority", Int32GetDatum(priority), false);
+		ao_row_put(t, "max_attempts", Int32GetDatum(s->max_attempts), false);
+		ao_row_put(t, "network", BoolGetDatum(s->network), false);
+		ao_row_put_kept(w, t, "status", s->ready ? "ready" : "pending");
+		ao_row_insert(w, t);
 	}
 }
 
 static void
-insert_first_rows(Writers *w, Oid owner, int64 run, const AoNewRun *r)
+insert_first_rows(AoRows *w, Oid owner, int64 run, const AoNewRun *r)
 {
-	TableWriter *t;
+	AoRowTable *t;
 	static const char *const event_keys[] = {"orchestration", "workflow", "version"};
 	JsonbValue	event_data[3];
 	static const char *const audit_keys[] = {"workflow"};
@@ -709,35 +500,35 @@ insert_first_rows(Writers *w, Oid owner, int64 run, const AoNewRun *r)
 	event_data[1] = ao_jv_string(r->workflow);
 	event_data[2] = r->workflow ? ao_jv_int(r->version) : ao_jv_string(NULL);
 	t = &w->t[T_EVENTS];
-	begin_row(w, t);
-	put(t, "run_id", Int64GetDatum(run), false);
-	put(t, "seq", Int64GetDatum(1), false);
-	put_kept(w, t, "kind", "run_started");
-	put_text(t, "step_id", NULL);
-	put_jsonb(t, "data", ao_jsonb_object(3, event_keys, event_data));
-	insert_row(w, t);
+	ao_row_begin(w, t);
+	ao_row_put(t, "run_id", Int64GetDatum(run), false);
+	ao_row_put(t, "seq", Int64GetDatum(1), false);
+	ao_row_put_kept(w, t, "kind", "run_started");
+	ao_row_put_text(t, "step_id", NULL);
+	ao_row_put_jsonb(t, "data", ao_jsonb_object(3, event_keys, event_data));
+	ao_row_insert(w, t);
 
 	t = &w->t[T_CHUNKS];
-	begin_row(w, t);
-	put(t, "run_id", Int64GetDatum(run), false);
-	put(t, "seq", Int64GetDatum(1), false);
-	put_text(t, "step_id", NULL);
-	put(t, "attempt", Int32GetDatum(0), false);
-	put_kept(w, t, "kind", "status");
-	put_kept(w, t, "content", "run started");
-	put_kept(w, t, "data", "{\"status\": \"running\"}");
-	insert_row(w, t);
+	ao_row_begin(w, t);
+	ao_row_put(t, "run_id", Int64GetDatum(run), false);
+	ao_row_put(t, "seq", Int64GetDatum(1), false);
+	ao_row_put_text(t, "step_id", NULL);
+	ao_row_put(t, "attempt", Int32GetDatum(0), false);
+	ao_row_put_kept(w, t, "kind", "status");
+	ao_row_put_kept(w, t, "content", "run started");
+	ao_row_put_kept(w, t, "data", "{\"status\": \"running\"}");
+	ao_row_insert(w, t);
 
 	/* every start is audited */
 	audit_detail[0] = ao_jv_string(r->workflow);
 	t = &w->t[T_AUDIT];
-	begin_row(w, t);
-	put(t, "actor", ObjectIdGetDatum(owner), false);
-	put_kept(w, t, "action", "start");
-	put_kept(w, t, "object", r->orchestration);
-	put(t, "run_id", Int64GetDatum(run), false);
-	put_jsonb(t, "detail", ao_jsonb_object(1, audit_keys, audit_detail));
-	insert_row(w, t);
+	ao_row_begin(w, t);
+	ao_row_put(t, "actor", ObjectIdGetDatum(owner), false);
+	ao_row_put_kept(w, t, "action", "start");
+	ao_row_put_kept(w, t, "object", r->orchestration);
+	ao_row_put(t, "run_id", Int64GetDatum(run), false);
+	ao_row_put_jsonb(t, "detail", ao_jsonb_object(1, audit_keys, audit_detail));
+	ao_row_insert(w, t);
 }
 
 /* run_started on agentorch_events (ids and owner only), then the first chunk on each run's own channel. */
@@ -800,7 +591,7 @@ void
 ao_state_create_runs(Oid owner, const AoNewRun *runs, int n, const AoRunTemplate *templates, int ntemplates,
 					 const char *search_path, int64 *ids)
 {
-	Writers		w;
+	AoRows		w;
 	Template   *made = palloc0(sizeof(Template) * Max(ntemplates, 1));
 	char	  **tokens = palloc(sizeof(char *) * Max(n, 1));
 	MemoryContext caller = CurrentMemoryContext;
@@ -809,7 +600,7 @@ ao_state_create_runs(Oid owner, const AoNewRun *runs, int n, const AoRunTemplate
 	/* what an INSERT checks before it writes (the executor's check, which is bypassed here) */
 	PreventCommandIfReadOnly("agentorch.start()");
 	per_run = AllocSetContextCreate(CurrentMemoryContext, "agentorch new run", ALLOCSET_DEFAULT_SIZES);
-	writers_open(&w);
+	ao_rows_open(&w, T_COUNT, table_names);
 	for (int i = 0; i < n; i++)
 	{
 		const AoNewRun *r = &runs[i];
@@ -834,7 +625,7 @@ ao_state_create_runs(Oid owner, const AoNewRun *runs, int n, const AoRunTemplate
 		MemoryContextReset(per_run);
 	}
 	MemoryContextDelete(per_run);
-	writers_close(&w);
+	ao_rows_close(&w);
 	notify_started(ids, tokens, n, owner);
 
 	/* llm steps may start: not past a run's budget (options.budget) */

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * state.h
- *	  The state layer (state.c, create.c and sql/agentorch_state.sql): the
- *	  only writer of run and step state. Above stream.
+ *	  The state layer (state.c, create.c, finish.c, rows.c and
+ *	  sql/agentorch_state.sql): the only writer of run and step state.
+ *	  Above stream.
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -52,5 +53,17 @@ typedef struct AoRunTemplate
 
 extern void ao_state_create_runs(Oid owner, const AoNewRun *runs, int n, const AoRunTemplate *templates,
 								 int ntemplates, const char *search_path, int64 *ids);
+
+/* A step that succeeded in a claim round (finish.c). */
+typedef struct AoSuccess
+{
+	int64		run_id;
+	const char *step_id;
+	Jsonb	   *output;
+	Jsonb	   *input;			/* its rendered input; NULL: none */
+} AoSuccess;
+
+extern void ao_state_finish_successes(const AoSuccess *s, int n);
+extern void ao_state_settle_runs(const int64 *runs, int n);
 
 #endif							/* AO_STATE_H */

@@ -1,0 +1,515 @@
+/*-------------------------------------------------------------------------
+ *
+ * finish.c
+ *	  The executors' hot path, written by the state layer in C: the plain
+ *	  successes of a claim round recorded (the steps, each run's counters
+ *	  once, their step_succeeded events, status chunks and checkpoints),
+ *	  then the round's runs settled (dependents made ready; a run whose
+ *	  status must change is handed to the plpgsql functions). Rows go
+ *	  through rows.c: no SQL is parsed, planned or started per step.
+ *
+ *	  What it does is what agentorch._finish_steps and _settle_runs
+ *	  (sql/agentorch_state.sql) do; anything past the common case goes to
+ *	  them: a step that is not plain, a promotion that skips a step or
+ *	  readies an llm step (the budget gate), a run to finish or to move
+ *	  between running and waiting. With agentorch.state_sql_only on, all of
+ *	  it does; a regress test (robustness.sql) runs workflows both ways and
+ *	  compares every row.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/state/finish.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rows.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "guc.h"
+
+/* The tables, in lock order. */
+enum
+{
+	T_STEPS, T_RUNS, T_EVENTS, T_CHUNKS, T_CHECKPOINTS, T_COUNT
+};
+static const char *const table_names[T_COUNT] = {"steps", "runs", "events", "chunks", "checkpoints"};
+
+/* The label of an enum value (a status, a kind). */
+static const char *
+enum_label(Datum d)
+{
+	return DatumGetCString(DirectFunctionCall1(enum_out, d));
+}
+
+/* Has the jsonb object any of these keys? */
+static bool
+has_any_key(Jsonb *j, const char *const *keys)
+{
+	if (!JB_ROOT_IS_OBJECT(j))
+		return false;
+	for (const char *const *k = keys; *k; k++)
+		if (getKeyJsonValueFromContainer(&j->root, *k, strlen(*k), NULL) != NULL)
+			return true;
+	return false;
+}
+
+/*
+ * Successes
+ */
+
+/* A success written in C, kept for its run's events, chunks and checkpoints. */
+typedef struct Written
+{
+	const AoSuccess *s;
+	int			attempt;
+} Written;
+
+/*
+ * Is the step row read plain: ready, top-level, of no plan, without
+ * output_schema, compensates or planner (what _finish_steps writes)?
+ */
+static bool
+step_is_plain(AoRowTable *t)
+{
+	static const char *const special[] = {"output_schema", "compensates", "planner", NULL};
+	bool		isnull;
+	Datum		d;
+
+	d = ao_row_old(t, "status", &isnull);
+	if (strcmp(enum_label(d), "ready") != 0)
+		return false;
+	(void) ao_row_old(t, "parent_step_id", &isnull);
+	if (!isnull)
+		return false;
+	if (DatumGetInt32(ao_row_old(t, "plan_version", &isnull)) != 0)
+		return false;
+	d = ao_row_old(t, "spec", &isnull);
+	return !has_any_key(DatumGetJsonbP(d), special);
+}
+
+/* The step's new version: succeeded, with its output (and input, when given). */
+static void
+update_succeeded(AoRows *w, AoRowTable *t, const AoSuccess *s)
+{
+	bool		isnull;
+
+	ao_row_begin_update(w, t);
+	ao_row_put_kept(w, t, "status", "succeeded");
+	ao_row_put_jsonb(t, "output", s->output);
+	ao_row_put(t, "error", (Datum) 0, true);
+	ao_row_put(t, "finished_at", TimestampTzGetDatum(GetCurrentTimestamp()), false);
+	if (s->input != NULL)
+		ao_row_put_jsonb(t, "input", s->input);
+	ao_row_put(t, "lease_until", (Datum) 0, true);
+	ao_row_put(t, "worker", (Datum) 0, true);
+	ao_row_put(t, "crashes", Int32GetDatum(0), false);
+	(void) ao_row_old(t, "started_at", &isnull);
+	if (isnull)
+		ao_row_put(t, "started_at", TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+	ao_row_update(w, t);
+}
+
+/* The run's counters for its k successes, then their events, status chunks and checkpoints. */
+static void
+write_run_rows(AoRows *w, int64 run, Written *done, int k)
+{
+	AoRowTable *t = &w->t[T_RUNS];
+	Datum		key = Int64GetDatum(run);
+	bool		isnull;
+	int64		e0;
+	int64		c0;
+	int64		k0;
+	bool		open;
+	Jsonb	   *memory;
+	const char *status;
+
+	if (!ao_row_fetch(w, t, 1, &key, true))
+		elog(ERROR, "agentorch: run " INT64_FORMAT " is missing", run);
+	e0 = DatumGetInt64(ao_row_old(t, "last_event_seq", &isnull));
+	c0 = DatumGetInt64(ao_row_old(t, "last_chunk_seq", &isnull));
+	k0 = DatumGetInt64(ao_row_old(t, "last_checkpoint", &isnull));
+	status = enum_label(ao_row_old(t, "status", &isnull));
+	open = strcmp(status, "pending") == 0 || strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0;
+	{
+		Datum		m = ao_row_old(t, "memory", &isnull);
+
+		memory = isnull ? NULL : DatumGetJsonbPCopy(m);
+	}
+	ao_row_begin_update(w, t);
+	ao_row_put(t, "last_event_seq", Int64GetDatum(e0 + k), false);
+	ao_row_put(t, "last_chunk_seq", Int64GetDatum(c0 + (open ? k : 0)), false);
+	ao_row_put(t, "last_checkpoint", Int64GetDatum(k0 + k), false);
+	ao_row_update(w, t);
+
+	for (int i = 0; i < k; i++)
+	{
+		const AoSuccess *s = done[i].s;
+		AoRowTable *r;
+
+		r = &w->t[T_EVENTS];
+		ao_row_begin(w, r);
+		ao_row_put(r, "run_id", key, false);
+		ao_row_put(r, "seq", Int64GetDatum(e0 + i + 1), false);
+		ao_row_put_kept(w, r, "kind", "step_succeeded");
+		ao_row_put_text(r, "step_id", s->step_id);
+		ao_row_put(r, "data", (Datum) 0, true);
+		ao_row_insert(w, r);
+
+		if (open)
+		{
+			static const char *const keys[] = {"step_id", "status", "attempt"};
+			JsonbValue	values[3];
+
+			values[0] = ao_jv_string(s->step_id);
+			values[1] = ao_jv_string("succeeded");
+			values[2] = ao_jv_int(done[i].attempt);
+			r = &w->t[T_CHUNKS];
+			ao_row_begin(w, r);
+			ao_row_put(r, "run_id", key, false);
+			ao_row_put(r, "seq", Int64GetDatum(c0 + i + 1), false);
+			ao_row_put_text(r, "step_id", s->step_id);
+			ao_row_put(r, "attempt", Int32GetDatum(done[i].attempt), false);
+			ao_row_put_kept(w, r, "kind", "status");
+			ao_row_put_text(r, "content", psprintf("%s: succeeded", s->step_id));
+			ao_row_put_jsonb(r, "data", ao_jsonb_object(3, keys, values));
+			ao_row_insert(w, r);
+		}
+
+		{
+			static const char *const keys[] = {"step_id", "output", "memory"};
+			JsonbValue	values[3];
+
+			values[0] = ao_jv_string(s->step_id);
+			values[1] = ao_jv_jsonb(s->output);
+			values[2] = ao_jv_jsonb(memory);
+			r = &w->t[T_CHECKPOINTS];
+			ao_row_begin(w, r);
+			ao_row_put(r, "run_id", key, false);
+			ao_row_put(r, "seq", Int64GetDatum(k0 + i + 1), false);
+			ao_row_put_text(r, "step_id", s->step_id);
+			ao_row_put_jsonb(r, "state", ao_jsonb_object(3, keys, values));
+			ao_row_insert(w, r);
+		}
+	}
+}
+
+/* _finish_step for one success: the general path (input recorded first). */
+static void
+finish_step_sql(const AoSuccess *s)
+{
+	Oid			t[1] = {JSONBOID};
+	Datum		v[1];
+
+	ao_state_record_input(s->run_id, s->step_id, s->input);
+	v[0] = JsonbPGetDatum(s->output);
+	ao_state_call("SELECT agentorch._finish_step($1, $2, 'succeeded', $3, NULL, NULL, true)", s->run_id, s->step_id,
+				  1, t, v, NULL);
+}
+
+/*
+ * Record the successes s[0..n) of a claim round, in that order: what
+ * _finish_steps(runs, steps, outputs, inputs) does. The steps and their
+ * runs are locked by the caller's claim. Promotion is left to
+ * ao_state_settle_runs.
+ */
+void
+ao_state_finish_successes(const AoSuccess *s, int n)
+{
+	AoRows		w;
+	bool	   *plain = palloc0(sizeof(bool) * Max(n, 1));
+	Written    *done = palloc(sizeof(Written) * Max(n, 1));
+	bool	   *run_done = palloc0(sizeof(bool) * Max(n, 1));
+	int		   *attempts = palloc0(sizeof(int) * Max(n, 1));
+
+	if (ao_state_sql_only)
+	{
+		for (int i = 0; i < n; i++)
+			finish_step_sql(&s[i]);
+		return;
+	}
+	ao_rows_open(&w, T_COUNT, table_names);
+	for (int i = 0; i < n; i++)
+	{
+		AoRowTable *t = &w.t[T_STEPS];
+		Datum		keys[2] = {Int64GetDatum(s[i].run_id), CStringGetTextDatum(s[i].step_id)};
+
+		bool		isnull;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!ao_row_fetch(&w, t, 2, keys, true) || !step_is_plain(t))
+			continue;
+		plain[i] = true;
+		attempts[i] = DatumGetInt32(ao_row_old(t, "attempt", &isnull));
+		update_succeeded(&w, t, &s[i]);
+	}
+	/* each run's rows, its successes numbered in the order given */
+	for (int i = 0; i < n; i++)
+	{
+		int			k = 0;
+
+		if (!plain[i] || run_done[i])
+			continue;
+		for (int j = i; j < n; j++)
+			if (plain[j] && !run_done[j] && s[j].run_id == s[i].run_id)
+			{
+				run_done[j] = true;
+				done[k].s = &s[j];
+				done[k].attempt = attempts[j];
+				k++;
+			}
+		write_run_rows(&w, s[i].run_id, done, k);
+	}
+	ao_rows_close(&w);
+	/* the others, one by one, as _finish_steps does after its plain ones */
+	for (int i = 0; i < n; i++)
+		if (!plain[i])
+			finish_step_sql(&s[i]);
+}
+
+/*
+ * Settling
+ */
+
+/* A step of a run as promotion and settling see it. */
+typedef struct StepSeen
+{
+	char	   *id;
+	char		status[12];
+	bool		candidate;		/* pending, top-level, no compensation action */
+	bool		llm;
+	Datum		depends_on;		/* text[] (copied) */
+	int			counted_for;	/* promote: the candidate (index + 1) it was last counted for */
+} StepSeen;
+
+typedef struct RunSteps
+{
+	StepSeen   *steps;
+	int			n;
+	int			size;
+} RunSteps;
+
+static bool
+step_seen(void *arg, AoRowTable *t)
+{
+	RunSteps   *rs = arg;
+	StepSeen   *s;
+	bool		isnull;
+	bool		parent_null;
+	Datum		d;
+
+	if (rs->n == rs->size)
+	{
+		rs->size *= 2;
+		rs->steps = repalloc(rs->steps, sizeof(StepSeen) * rs->size);
+	}
+	s = &rs->steps[rs->n++];
+	memset(s, 0, sizeof(StepSeen));
+	s->id = TextDatumGetCString(ao_row_old(t, "step_id", &isnull));
+	strlcpy(s->status, enum_label(ao_row_old(t, "status", &isnull)), sizeof(s->status));
+	if (strcmp(s->status, "pending") != 0)
+		return true;
+	(void) ao_row_old(t, "parent_step_id", &parent_null);
+	if (!parent_null)
+		return true;
+	d = ao_row_old(t, "spec", &isnull);
+	if (getKeyJsonValueFromContainer(&DatumGetJsonbP(d)->root, "compensates", strlen("compensates"), NULL) != NULL)
+		return true;
+	s->candidate = true;
+	s->llm = strcmp(enum_label(ao_row_old(t, "kind", &isnull)), "llm") == 0;
+	d = ao_row_old(t, "depends_on", &isnull);
+	s->depends_on = isnull ? (Datum) 0 : PointerGetDatum(DatumGetArrayTypePCopy(d));
+	return true;
+}
+
+static int
+step_id_cmp(const void *a, const void *b)
+{
+	return strcmp(((const StepSeen *) a)->id, ((const StepSeen *) b)->id);
+}
+
+static StepSeen *
+find_step(RunSteps *rs, const char *id)
+{
+	StepSeen	key = {0};
+
+	key.id = (char *) id;
+	return bsearch(&key, rs->steps, rs->n, sizeof(StepSeen), step_id_cmp);
+}
+
+static bool
+status_in(const char *status, const char *const *set)
+{
+	for (const char *const *s = set; *s; s++)
+		if (strcmp(status, *s) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Promote the run's pending top-level steps whose dependencies finished
+ * (_promote): ready when one of them succeeded or there are none. False,
+ * with nothing changed, when _promote must do it: a step would be skipped
+ * (which may cascade), an llm step would become ready (the budget
+ * gate), or a step changed since it was read (every change of a run's
+ * steps holds the run's row, as the caller does; this is a safety net).
+ * *readied counts the steps made ready.
+ */
+static bool
+promote(AoRows *w, int64 run, RunSteps *rs, int *readied)
+{
+	static const char *const done_states[] = {"succeeded", "skipped", "compensated", NULL};
+	static const char *const ok_states[] = {"succeeded", "compensated", NULL};
+	bool	   *ready = palloc0(sizeof(bool) * Max(rs->n, 1));
+
+	*readied = 0;
+	for (int i = 0; i < rs->n; i++)
+	{
+		StepSeen   *s = &rs->steps[i];
+		Datum	   *deps;
+		bool	   *nulls;
+		int			ndeps = 0;
+		int			matched = 0;
+		bool		done = true;
+		bool		any_ok = false;
+
+		if (!s->candidate)
+			continue;
+		if (s->depends_on != (Datum) 0)
+			deconstruct_array(DatumGetArrayTypeP(s->depends_on), TEXTOID, -1, false, TYPALIGN_INT, &deps, &nulls,
+							  &ndeps);
+		/* each step of the run counts once, however often depends_on names it */
+		for (int d = 0; d < ndeps; d++)
+		{
+			StepSeen   *dep = nulls[d] ? NULL : find_step(rs, TextDatumGetCString(deps[d]));
+
+			if (dep == NULL || dep->counted_for == i + 1)
+				continue;
+			dep->counted_for = i + 1;
+			matched++;
+			done = done && status_in(dep->status, done_states);
+			any_ok = any_ok || status_in(dep->status, ok_states);
+		}
+		if (!done)
+			continue;
+		if (!(matched == 0 || any_ok) || s->llm)
+			return false;
+		ready[i] = true;
+	}
+	for (int i = 0; i < rs->n; i++)
+	{
+		AoRowTable *t = &w->t[T_STEPS];
+		Datum		keys[2];
+		bool		isnull;
+
+		if (!ready[i])
+			continue;
+		keys[0] = Int64GetDatum(run);
+		keys[1] = CStringGetTextDatum(rs->steps[i].id);
+		/* locked, it is still what was read: every change of a run's steps holds the run */
+		if (!ao_row_fetch(w, t, 2, keys, true) ||
+			strcmp(enum_label(ao_row_old(t, "status", &isnull)), "pending") != 0)
+			return false;		/* changed meanwhile: _promote looks again */
+		ao_row_begin_update(w, t);
+		ao_row_put_kept(w, t, "status", "ready");
+		ao_row_put(t, "finished_at", (Datum) 0, true);
+		ao_row_update(w, t);
+		strlcpy(rs->steps[i].status, "ready", sizeof(rs->steps[i].status));
+		(*readied)++;
+	}
+	return true;
+}
+
+/* _settle_runs, in SQL, for the runs the C path leaves to it. */
+static void
+settle_runs_sql(const int64 *runs, int n)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
+	Oid			t[1] = {INT8ARRAYOID};
+	Datum		v[1];
+
+	if (n == 0)
+		return;
+	for (int i = 0; i < n; i++)
+		ids[i] = Int64GetDatum(runs[i]);
+	v[0] = PointerGetDatum(construct_array(ids, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	ao_spi_exec("SELECT agentorch._settle_runs($1)", 1, t, v, NULL, SPI_OK_SELECT);
+}
+
+/*
+ * Settle the runs of a claim round (each once, in the order given): what
+ * _settle_runs(runs) does. Dependents of finished steps become ready; a
+ * run with nothing left open, or that must move between running and
+ * waiting, and a promotion past the common case, go to _settle_runs. The
+ * runs are locked by the caller's claim.
+ */
+void
+ao_state_settle_runs(const int64 *runs, int n)
+{
+	static const char *const open_states[] = {"pending", "ready", "running", "waiting", NULL};
+	static const char *const active_states[] = {"ready", "running", NULL};
+	AoRows		w;
+	int64	   *to_sql = palloc(sizeof(int64) * Max(n, 1));
+	int			nsql = 0;
+	MemoryContext per_run;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (ao_state_sql_only)
+	{
+		settle_runs_sql(runs, n);
+		return;
+	}
+	per_run = AllocSetContextCreate(CurrentMemoryContext, "agentorch settle", ALLOCSET_DEFAULT_SIZES);
+	ao_rows_open(&w, 2, table_names);	/* steps, runs */
+	for (int r = 0; r < n; r++)
+	{
+		RunSteps	rs;
+		Datum		key = Int64GetDatum(runs[r]);
+		int			readied;
+		int			open = 0;
+		int			active = 0;
+		int			waiting = 0;
+		bool		isnull;
+		const char *status;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(per_run);
+		rs.size = 16;
+		rs.n = 0;
+		rs.steps = palloc(sizeof(StepSeen) * rs.size);
+		ao_row_scan(&w, &w.t[T_STEPS], 1, &key, step_seen, &rs);
+		qsort(rs.steps, rs.n, sizeof(StepSeen), step_id_cmp);
+		if (!promote(&w, runs[r], &rs, &readied))
+		{
+			to_sql[nsql++] = runs[r];
+			MemoryContextSwitchTo(caller);
+			MemoryContextReset(per_run);
+			continue;
+		}
+		for (int i = 0; i < rs.n; i++)
+		{
+			open += status_in(rs.steps[i].status, open_states);
+			active += status_in(rs.steps[i].status, active_states);
+			waiting += strcmp(rs.steps[i].status, "waiting") == 0;
+		}
+		if (!ao_row_fetch(&w, &w.t[T_RUNS], 1, &key, false))
+			elog(ERROR, "agentorch: run " INT64_FORMAT " is missing", runs[r]);
+		status = enum_label(ao_row_old(&w.t[T_RUNS], "status", &isnull));
+		if ((strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0) &&
+			(open == 0 ||
+			 (active == 0 && waiting > 0 && strcmp(status, "running") == 0) ||
+			 (active > 0 && strcmp(status, "waiting") == 0)))
+			to_sql[nsql++] = runs[r];
+		MemoryContextSwitchTo(caller);
+		MemoryContextReset(per_run);
+	}
+	ao_rows_close(&w);
+	MemoryContextDelete(per_run);
+	settle_runs_sql(to_sql, nsql);
+}

@@ -1,0 +1,78 @@
+/*-------------------------------------------------------------------------
+ *
+ * rows.h
+ *	  The state layer's row access (rows.c): rows of agentorch's tables
+ *	  read, inserted and updated through the executor's row operations
+ *	  (ExecSimpleRelationInsert/Update: defaults, constraints, indexes and
+ *	  row triggers), with no SQL to parse or plan. Used by create.c and
+ *	  finish.c only; nothing outside src/state includes it.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/state/rows.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AO_ROWS_H
+#define AO_ROWS_H
+
+#include "state.h"
+
+#include "executor/executor.h"
+#include "nodes/execnodes.h"
+
+#define AO_ROWS_MAX_TABLES 6
+
+/* A column value read once from text and kept for the rows that follow. */
+typedef struct AoKeptValue
+{
+	int			column;
+	const char *text;
+	Datum		value;
+} AoKeptValue;
+
+/* One table: its result relation, the row being built, the row read, column defaults. */
+typedef struct AoRowTable
+{
+	Relation	rel;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;		/* the row to insert, or the new version of the row read */
+	TupleTableSlot *old;		/* the row read (ao_row_fetch, ao_row_scan) */
+	ExprState **defaults;		/* per column; NULL: no default (NULL) */
+	bool	   *given;			/* per column: set for the row being built */
+	AoKeptValue kept[8];		/* ao_row_put_kept's values */
+	int			nkept;
+} AoRowTable;
+
+/* The tables a state change writes, sharing one executor state. */
+typedef struct AoRows
+{
+	EState	   *estate;
+	EPQState	epq;
+	int			n;
+	AoRowTable	t[AO_ROWS_MAX_TABLES];
+} AoRows;
+
+extern void ao_rows_open(AoRows *w, int n, const char *const *tables);
+extern void ao_rows_close(AoRows *w);
+
+/* building a row to insert */
+extern void ao_row_begin(AoRows *w, AoRowTable *t);
+extern int	ao_row_column(AoRowTable *t, const char *name);
+extern void ao_row_put(AoRowTable *t, const char *name, Datum value, bool isnull);
+extern void ao_row_put_text(AoRowTable *t, const char *name, const char *text);
+extern void ao_row_put_kept(AoRows *w, AoRowTable *t, const char *name, const char *text);
+extern void ao_row_put_jsonb(AoRowTable *t, const char *name, Jsonb *value);
+extern void ao_row_insert(AoRows *w, AoRowTable *t);
+extern char *ao_row_text(AoRowTable *t, const char *name);
+
+/* reading and updating rows */
+extern bool ao_row_fetch(AoRows *w, AoRowTable *t, int nkeys, const Datum *keys, bool lock);
+extern void ao_row_scan(AoRows *w, AoRowTable *t, int nkeys, const Datum *keys,
+						bool (*found) (void *arg, AoRowTable *t), void *arg);
+extern Datum ao_row_old(AoRowTable *t, const char *name, bool *isnull);
+extern void ao_row_begin_update(AoRows *w, AoRowTable *t);
+extern void ao_row_update(AoRows *w, AoRowTable *t);
+
+#endif							/* AO_ROWS_H */
