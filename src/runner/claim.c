@@ -15,8 +15,9 @@
  * (up to the batch size), so a chain of transactional steps costs one
  * commit, not one per step. The work of a claim round is set-based where
  * it can be: a claim takes a run's ready steps together (steps_ready's
- * order), the round's plain successes are recorded by one _finish_steps
- * call, and one _settle_runs call promotes and finishes its runs.
+ * order), and at the round's end the state layer records its plain
+ * successes and settles its runs together (ao_state_finish_successes,
+ * ao_state_settle_runs in src/state/finish.c).
  *
  * Network steps (llm, http tools) are never run inside a transaction;
  * they are leased and driven by the network runner (runner_net.c).
@@ -136,7 +137,7 @@ typedef struct Claimed
 
 /*
  * Successes recorded together at the end of a claim round
- * (agentorch._finish_steps), instead of one _finish_step call each: the
+ * (ao_state_finish_successes), instead of one _finish_step call each: the
  * plain ones -- a tool step that succeeded, top-level, of no plan, without
  * output_schema, compensates or planner in its spec. Before anything else
  * changes the state of a run (a failure, a retry, a branch, a child, a
@@ -497,8 +498,9 @@ defer_success(Claimed *c, json_object *spec)
 
 /*
  * Write the pending successes of run (0: of every run) through the state
- * layer (ao_state_finish_successes, _finish_steps' work). Inside a subtransaction they stay listed, marked with its
- * level, until it ends (successes_kept / successes_rolled_back).
+ * layer (ao_state_finish_successes). Inside a subtransaction they stay
+ * listed, marked with its level, until it ends (successes_kept /
+ * successes_rolled_back).
  */
 static void
 flush_successes(int64 run)

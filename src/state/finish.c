@@ -281,7 +281,7 @@ ao_state_finish_successes(const AoSuccess *s, int n)
 typedef struct StepSeen
 {
 	char	   *id;
-	char		status[12];
+	char		status[16];
 	bool		candidate;		/* pending, top-level, no compensation action */
 	bool		llm;
 	Datum		depends_on;		/* text[] (copied) */
