@@ -291,6 +291,9 @@ SELECT agentorch.register_workflow('robust-done-fan', jsonb_build_object('steps'
   (SELECT jsonb_agg(jsonb_build_object('id', 's' || i, 'type', 'tool', 'tool', 'database.query',
                                        'input', jsonb_build_object('query', 'SELECT ' || i || ' AS i')) ORDER BY i)
      FROM generate_series(1, 12) i)));
+SELECT agentorch.register_workflow('robust-done-out', '{"output": {"first": "${a.output}", "n": "${input.n}"}, "steps": [
+  {"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1 AS a"}},
+  {"id": "b", "type": "tool", "tool": "database.query", "depends_on": ["a"], "input": {"query": "SELECT 2 AS b"}}]}');
 CREATE FUNCTION pg_temp.robust_done_rows(p bigint) RETURNS jsonb LANGUAGE sql AS $$
 SELECT jsonb_build_object(
   'run', (SELECT to_jsonb(r) - '{id,channel_token,trace_id,finished_at}'::text[] FROM agentorch.runs r WHERE r.id = p),
@@ -307,7 +310,8 @@ INSERT INTO robust_done (ord, what, input, workflow) VALUES
   (2, 'every shape, the branch''s else', '{"n": 2, "items": []}', 'robust-done'),
   (3, 'a failure after retries, compensated', '{}', 'robust-done-fail'),
   (4, 'waiting for input, then going on', '{}', 'robust-done-ask'),
-  (5, 'a fan-out of twelve', '{}', 'robust-done-fan');
+  (5, 'a fan-out of twelve', '{}', 'robust-done-fan'),
+  (6, 'an output template', '{"n": 6}', 'robust-done-out');
 -- each run is started and worked to its end before the next (a transaction
 -- claims runs in id order), first all through plpgsql, then again
 CREATE FUNCTION pg_temp.robust_done_runs(p_sql_only boolean) RETURNS void LANGUAGE plpgsql AS $$

@@ -421,7 +421,7 @@ static void
 insert_run(AoRows *w, Oid owner, const AoNewRun *r, Template *tp, Jsonb *tools, const char *search_path,
 		   int64 *id, char **channel_token)
 {
-	AoRowTable *t = &w->t[T_RUNS];
+	AoRowTable *t = ao_rows_table(w, T_RUNS);
 	JsonbContainer *opts = &r->options->root;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	char	   *text;
@@ -466,7 +466,7 @@ insert_run(AoRows *w, Oid owner, const AoNewRun *r, Template *tp, Jsonb *tools, 
 static void
 insert_steps(AoRows *w, int64 run, int priority, Template *tp)
 {
-	AoRowTable *t = &w->t[T_STEPS];
+	AoRowTable *t = ao_rows_table(w, T_STEPS);
 
 	for (int i = 0; i < tp->nsteps; i++)
 	{
@@ -499,7 +499,7 @@ insert_first_rows(AoRows *w, Oid owner, int64 run, const AoNewRun *r)
 	event_data[0] = ao_jv_string(r->orchestration);
 	event_data[1] = ao_jv_string(r->workflow);
 	event_data[2] = r->workflow ? ao_jv_int(r->version) : ao_jv_string(NULL);
-	t = &w->t[T_EVENTS];
+	t = ao_rows_table(w, T_EVENTS);
 	ao_row_begin(w, t);
 	ao_row_put(t, "run_id", Int64GetDatum(run), false);
 	ao_row_put(t, "seq", Int64GetDatum(1), false);
@@ -508,7 +508,7 @@ insert_first_rows(AoRows *w, Oid owner, int64 run, const AoNewRun *r)
 	ao_row_put_jsonb(t, "data", ao_jsonb_object(3, event_keys, event_data));
 	ao_row_insert(w, t);
 
-	t = &w->t[T_CHUNKS];
+	t = ao_rows_table(w, T_CHUNKS);
 	ao_row_begin(w, t);
 	ao_row_put(t, "run_id", Int64GetDatum(run), false);
 	ao_row_put(t, "seq", Int64GetDatum(1), false);
@@ -521,7 +521,7 @@ insert_first_rows(AoRows *w, Oid owner, int64 run, const AoNewRun *r)
 
 	/* every start is audited */
 	audit_detail[0] = ao_jv_string(r->workflow);
-	t = &w->t[T_AUDIT];
+	t = ao_rows_table(w, T_AUDIT);
 	ao_row_begin(w, t);
 	ao_row_put(t, "actor", ObjectIdGetDatum(owner), false);
 	ao_row_put_kept(w, t, "action", "start");

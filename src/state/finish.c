@@ -4,14 +4,16 @@
  *	  The executors' hot path, written by the state layer in C: the plain
  *	  successes of a claim round recorded (the steps, each run's counters
  *	  once, their step_succeeded events, status chunks and checkpoints),
- *	  then the round's runs settled (dependents made ready; a run whose
- *	  status must change is handed to the plpgsql functions). Rows go
+ *	  then the round's runs settled (dependents made ready; a run with
+ *	  nothing left open closed as succeeded, with its output; a run whose
+ *	  status must change otherwise is handed to the plpgsql functions). Rows go
  *	  through rows.c: no SQL is parsed, planned or started per step.
  *
  *	  What it does is what agentorch._finish_steps and _settle_runs
  *	  (sql/agentorch_state.sql) do; anything past the common case goes to
  *	  them: a step that is not plain, a promotion that skips a step or
- *	  readies an llm step (the budget gate), a run to finish or to move
+ *	  readies an llm step (the budget gate), a run whose output needs a
+ *	  template or a plan, one that compensates or fails, one to move
  *	  between running and waiting. With agentorch.state_sql_only on, all of
  *	  it does; a regress test (robustness.sql) runs workflows both ways and
  *	  compares every row.
@@ -26,6 +28,7 @@
 #include "rows.h"
 
 #include "catalog/pg_type.h"
+#include "commands/async.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -37,9 +40,9 @@
 /* The tables, in lock order. */
 enum
 {
-	T_STEPS, T_RUNS, T_EVENTS, T_CHUNKS, T_CHECKPOINTS, T_COUNT
+	T_STEPS, T_RUNS, T_EVENTS, T_CHUNKS, T_CHECKPOINTS, T_WORKFLOWS, T_COUNT
 };
-static const char *const table_names[T_COUNT] = {"steps", "runs", "events", "chunks", "checkpoints"};
+static const char *const table_names[T_COUNT] = {"steps", "runs", "events", "chunks", "checkpoints", "workflows"};
 
 /* The label of an enum value (a status, a kind). */
 static const char *
@@ -120,7 +123,7 @@ update_succeeded(AoRows *w, AoRowTable *t, const AoSuccess *s)
 static void
 write_run_rows(AoRows *w, int64 run, Written *done, int k)
 {
-	AoRowTable *t = &w->t[T_RUNS];
+	AoRowTable *t = ao_rows_table(w, T_RUNS);
 	Datum		key = Int64GetDatum(run);
 	bool		isnull;
 	int64		e0;
@@ -153,7 +156,7 @@ write_run_rows(AoRows *w, int64 run, Written *done, int k)
 		const AoSuccess *s = done[i].s;
 		AoRowTable *r;
 
-		r = &w->t[T_EVENTS];
+		r = ao_rows_table(w, T_EVENTS);
 		ao_row_begin(w, r);
 		ao_row_put(r, "run_id", key, false);
 		ao_row_put(r, "seq", Int64GetDatum(e0 + i + 1), false);
@@ -170,7 +173,7 @@ write_run_rows(AoRows *w, int64 run, Written *done, int k)
 			values[0] = ao_jv_string(s->step_id);
 			values[1] = ao_jv_string("succeeded");
 			values[2] = ao_jv_int(done[i].attempt);
-			r = &w->t[T_CHUNKS];
+			r = ao_rows_table(w, T_CHUNKS);
 			ao_row_begin(w, r);
 			ao_row_put(r, "run_id", key, false);
 			ao_row_put(r, "seq", Int64GetDatum(c0 + i + 1), false);
@@ -189,7 +192,7 @@ write_run_rows(AoRows *w, int64 run, Written *done, int k)
 			values[0] = ao_jv_string(s->step_id);
 			values[1] = ao_jv_jsonb(s->output);
 			values[2] = ao_jv_jsonb(memory);
-			r = &w->t[T_CHECKPOINTS];
+			r = ao_rows_table(w, T_CHECKPOINTS);
 			ao_row_begin(w, r);
 			ao_row_put(r, "run_id", key, false);
 			ao_row_put(r, "seq", Int64GetDatum(k0 + i + 1), false);
@@ -237,7 +240,7 @@ ao_state_finish_successes(const AoSuccess *s, int n)
 	ao_rows_open(&w, T_COUNT, table_names);
 	for (int i = 0; i < n; i++)
 	{
-		AoRowTable *t = &w.t[T_STEPS];
+		AoRowTable *t = ao_rows_table(&w, T_STEPS);
 		Datum		keys[2] = {Int64GetDatum(s[i].run_id), CStringGetTextDatum(s[i].step_id)};
 
 		bool		isnull;
@@ -404,7 +407,7 @@ promote(AoRows *w, int64 run, RunSteps *rs, int *readied)
 	}
 	for (int i = 0; i < rs->n; i++)
 	{
-		AoRowTable *t = &w->t[T_STEPS];
+		AoRowTable *t = ao_rows_table(w, T_STEPS);
 		Datum		keys[2];
 		bool		isnull;
 
@@ -422,6 +425,262 @@ promote(AoRows *w, int64 run, RunSteps *rs, int *readied)
 		ao_row_update(w, t);
 		strlcpy(rs->steps[i].status, "ready", sizeof(rs->steps[i].status));
 		(*readied)++;
+	}
+	return true;
+}
+
+/*
+ * Closing a run that succeeded
+ */
+
+/* A top-level step's outcome, for the run's output. */
+typedef struct TopStep
+{
+	char	   *id;
+	bool		succeeded;		/* succeeded, and not a compensation action */
+	Jsonb	   *output;
+	Datum		depends_on;
+} TopStep;
+
+typedef struct TopSteps
+{
+	TopStep    *steps;
+	int			n;
+	int			size;
+	const char *only;			/* a simple run: only this step's output */
+	Jsonb	   *only_output;
+} TopSteps;
+
+static bool
+top_step_seen(void *arg, AoRowTable *t)
+{
+	TopSteps   *ts = arg;
+	TopStep    *s;
+	bool		isnull;
+	Datum		d;
+	char	   *id;
+
+	id = TextDatumGetCString(ao_row_old(t, "step_id", &isnull));
+	if (ts->only != NULL)
+	{
+		if (strcmp(id, ts->only) == 0)
+		{
+			d = ao_row_old(t, "output", &isnull);
+			ts->only_output = isnull ? NULL : DatumGetJsonbPCopy(d);
+			return false;
+		}
+		return true;
+	}
+	(void) ao_row_old(t, "parent_step_id", &isnull);
+	if (!isnull)
+		return true;
+	if (ts->n == ts->size)
+	{
+		ts->size *= 2;
+		ts->steps = repalloc(ts->steps, sizeof(TopStep) * ts->size);
+	}
+	s = &ts->steps[ts->n++];
+	memset(s, 0, sizeof(TopStep));
+	s->id = id;
+	d = ao_row_old(t, "spec", &isnull);
+	s->succeeded = strcmp(enum_label(ao_row_old(t, "status", &isnull)), "succeeded") == 0 &&
+		getKeyJsonValueFromContainer(&DatumGetJsonbP(d)->root, "compensates", strlen("compensates"), NULL) == NULL;
+	if (s->succeeded)
+	{
+		d = ao_row_old(t, "output", &isnull);
+		s->output = isnull ? NULL : DatumGetJsonbPCopy(d);
+	}
+	d = ao_row_old(t, "depends_on", &isnull);
+	s->depends_on = isnull ? (Datum) 0 : PointerGetDatum(DatumGetArrayTypePCopy(d));
+	return true;
+}
+
+/*
+ * A fixed run's output without a template (_run_output): the outputs of
+ * its succeeded top-level steps that no top-level step depends on, by id.
+ */
+static Jsonb *
+terminal_outputs(TopSteps *ts)
+{
+	JsonbParseState *st = NULL;
+	bool	   *depended = palloc0(sizeof(bool) * Max(ts->n, 1));
+
+	for (int i = 0; i < ts->n; i++)
+	{
+		Datum	   *deps;
+		bool	   *nulls;
+		int			ndeps = 0;
+
+		if (ts->steps[i].depends_on == (Datum) 0)
+			continue;
+		deconstruct_array(DatumGetArrayTypeP(ts->steps[i].depends_on), TEXTOID, -1, false, TYPALIGN_INT, &deps,
+						  &nulls, &ndeps);
+		for (int d = 0; d < ndeps; d++)
+			for (int j = 0; j < ts->n && !nulls[d]; j++)
+				if (!depended[j] && strcmp(TextDatumGetCString(deps[d]), ts->steps[j].id) == 0)
+					depended[j] = true;
+	}
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < ts->n; i++)
+		if (ts->steps[i].succeeded && !depended[i])
+		{
+			JsonbValue	k = ao_jv_string(ts->steps[i].id);
+			JsonbValue	v = ao_jv_jsonb(ts->steps[i].output);
+
+			pushJsonbValue(&st, WJB_KEY, &k);
+			pushJsonbValue(&st, WJB_VALUE, &v);
+		}
+	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
+}
+
+/* Has the run's workflow an output template (definition -> workflow -> output, or definition -> output)? */
+static bool
+workflow_has_output(AoRows *w, Datum name, Datum version)
+{
+	AoRowTable *t = ao_rows_table(w, T_WORKFLOWS);
+	Datum		keys[2] = {name, version};
+	bool		isnull;
+	Jsonb	   *def;
+	JsonbValue	v;
+	JsonbContainer *c;
+
+	if (!ao_row_fetch(w, t, 2, keys, false))
+		return false;			/* as the SQL: no workflow row, no template */
+	def = DatumGetJsonbP(ao_row_old(t, "definition", &isnull));
+	if (!JB_ROOT_IS_OBJECT(def))
+		return false;
+	c = &def->root;
+	/* COALESCE(definition -> 'workflow', definition) -> 'output': a present "workflow" that is no object has none */
+	if (getKeyJsonValueFromContainer(c, "workflow", strlen("workflow"), &v) != NULL)
+	{
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			return false;
+		c = v.val.binary.data;
+	}
+	if (getKeyJsonValueFromContainer(c, "output", strlen("output"), &v) == NULL)
+		return false;
+	return true;
+}
+
+/*
+ * Close a run whose steps all finished, none left open, as succeeded
+ * (_close_runs(run, 'succeeded', _run_output(run))): its output, its
+ * run_succeeded event and final chunk, its lifecycle notification. The
+ * run row is the one last read in runs. False, with nothing changed, when
+ * _run_output must work it out: an output template, or a plan's output.
+ */
+static bool
+close_succeeded(AoRows *w, int64 run)
+{
+	AoRowTable *rt = ao_rows_table(w, T_RUNS);
+	AoRowTable *t;
+	Datum		key = Int64GetDatum(run);
+	bool		isnull;
+	const char *orchestration = enum_label(ao_row_old(rt, "orchestration", &isnull));
+	Datum		workflow = ao_row_old(rt, "workflow_name", &isnull);
+	bool		has_workflow = !isnull;
+	TopSteps	ts = {0};
+	Jsonb	   *output;
+	int64		event_seq;
+	int64		chunk_seq;
+	Oid			owner;
+	char	   *content;
+
+	if (strcmp(orchestration, "simple") != 0)
+	{
+		if (strcmp(orchestration, "planner") == 0 || strcmp(orchestration, "reactive") == 0)
+			return false;
+		if (has_workflow)
+		{
+			Datum		version = ao_row_old(rt, "workflow_version", &isnull);
+
+			if (isnull || workflow_has_output(w, workflow, version))
+				return false;
+		}
+		else
+		{
+			(void) ao_row_old(rt, "plan", &isnull);
+			if (!isnull)
+				return false;	/* plan -> output: left to _run_output */
+		}
+	}
+	/* the run row again, locked as the update will lock it */
+	if (!ao_row_fetch(w, rt, 1, &key, true))
+		elog(ERROR, "agentorch: run " INT64_FORMAT " is missing", run);
+	ts.size = 16;
+	ts.steps = palloc(sizeof(TopStep) * ts.size);
+	if (strcmp(orchestration, "simple") == 0)
+		ts.only = "main";
+	ao_row_scan(w, ao_rows_table(w, T_STEPS), 1, &key, top_step_seen, &ts);
+	output = ts.only ? ts.only_output : terminal_outputs(&ts);
+
+	event_seq = DatumGetInt64(ao_row_old(rt, "last_event_seq", &isnull)) + 1;
+	chunk_seq = DatumGetInt64(ao_row_old(rt, "last_chunk_seq", &isnull)) + 1;
+	owner = DatumGetObjectId(ao_row_old(rt, "owner", &isnull));
+	ao_row_begin_update(w, rt);
+	ao_row_put_kept(w, rt, "status", "succeeded");
+	ao_row_put_jsonb(rt, "output", output);
+	ao_row_put(rt, "error", (Datum) 0, true);
+	ao_row_put(rt, "finished_at", TimestampTzGetDatum(GetCurrentTimestamp()), false);
+	ao_row_put(rt, "last_event_seq", Int64GetDatum(event_seq), false);
+	ao_row_put(rt, "last_chunk_seq", Int64GetDatum(chunk_seq), false);
+	ao_row_update(w, rt);
+
+	t = ao_rows_table(w, T_EVENTS);
+	ao_row_begin(w, t);
+	ao_row_put(t, "run_id", key, false);
+	ao_row_put(t, "seq", Int64GetDatum(event_seq), false);
+	ao_row_put_kept(w, t, "kind", "run_succeeded");
+	ao_row_put(t, "step_id", (Datum) 0, true);
+	ao_row_put_jsonb(t, "data", ao_jsonb_object(0, NULL, NULL));
+	ao_row_insert(w, t);
+
+	if (output == NULL)
+		content = NULL;
+	else if (JB_ROOT_IS_SCALAR(output))
+	{
+		JsonbValue	v;
+
+		if (JsonbExtractScalar(&output->root, &v) && v.type == jbvString)
+			content = pnstrdup(v.val.string.val, v.val.string.len);
+		else
+			content = JsonbToCString(NULL, &output->root, VARSIZE(output));
+	}
+	else
+		content = JsonbToCString(NULL, &output->root, VARSIZE(output));
+	{
+		static const char *const keys[] = {"status", "output", "error"};
+		JsonbValue	values[3];
+
+		values[0] = ao_jv_string("succeeded");
+		values[1] = ao_jv_jsonb(output);
+		values[2] = ao_jv_jsonb(NULL);
+		t = ao_rows_table(w, T_CHUNKS);
+		ao_row_begin(w, t);
+		ao_row_put(t, "run_id", key, false);
+		ao_row_put(t, "seq", Int64GetDatum(chunk_seq), false);
+		ao_row_put(t, "step_id", (Datum) 0, true);
+		ao_row_put(t, "attempt", Int32GetDatum(0), false);
+		ao_row_put_kept(w, t, "kind", "final");
+		ao_row_put_text(t, "content", content);
+		ao_row_put_jsonb(t, "data", ao_jsonb_object(3, keys, values));
+		ao_row_insert(w, t);
+	}
+
+	/* the lifecycle channel: ids and owner only (_notify_lifecycles) */
+	if (ao_notify_mode() != NOTIFY_NONE)
+	{
+		static const char *const keys[] = {"run_id", "event", "status", "owner"};
+		JsonbValue	values[4];
+		Jsonb	   *payload;
+
+		values[0] = ao_jv_int(run);
+		values[1] = ao_jv_string("run_succeeded");
+		values[2] = ao_jv_string("succeeded");
+		/* an oid is a JSON string, as jsonb_build_object gives it */
+		values[3] = ao_jv_string(psprintf("%u", owner));
+		payload = ao_jsonb_object(4, keys, values);
+		Async_Notify("agentorch_events", JsonbToCString(NULL, &payload->root, VARSIZE(payload)));
 	}
 	return true;
 }
@@ -466,7 +725,7 @@ ao_state_settle_runs(const int64 *runs, int n)
 		return;
 	}
 	per_run = AllocSetContextCreate(CurrentMemoryContext, "agentorch settle", ALLOCSET_DEFAULT_SIZES);
-	ao_rows_open(&w, 2, table_names);	/* steps, runs */
+	ao_rows_open(&w, T_COUNT, table_names);
 	for (int r = 0; r < n; r++)
 	{
 		RunSteps	rs;
@@ -483,7 +742,7 @@ ao_state_settle_runs(const int64 *runs, int n)
 		rs.size = 16;
 		rs.n = 0;
 		rs.steps = palloc(sizeof(StepSeen) * rs.size);
-		ao_row_scan(&w, &w.t[T_STEPS], 1, &key, step_seen, &rs);
+		ao_row_scan(&w, ao_rows_table(&w, T_STEPS), 1, &key, step_seen, &rs);
 		qsort(rs.steps, rs.n, sizeof(StepSeen), step_id_cmp);
 		if (!promote(&w, runs[r], &rs, &readied))
 		{
@@ -498,14 +757,20 @@ ao_state_settle_runs(const int64 *runs, int n)
 			active += status_in(rs.steps[i].status, active_states);
 			waiting += strcmp(rs.steps[i].status, "waiting") == 0;
 		}
-		if (!ao_row_fetch(&w, &w.t[T_RUNS], 1, &key, false))
+		if (!ao_row_fetch(&w, ao_rows_table(&w, T_RUNS), 1, &key, false))
 			elog(ERROR, "agentorch: run " INT64_FORMAT " is missing", runs[r]);
 		status = enum_label(ao_row_old(&w.t[T_RUNS], "status", &isnull));
-		if ((strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0) &&
-			(open == 0 ||
-			 (active == 0 && waiting > 0 && strcmp(status, "running") == 0) ||
-			 (active > 0 && strcmp(status, "waiting") == 0)))
-			to_sql[nsql++] = runs[r];
+		if (strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0)
+		{
+			bool		compensating = DatumGetBool(ao_row_old(&w.t[T_RUNS], "compensating", &isnull));
+
+			if (open == 0 && !compensating && close_succeeded(&w, runs[r]))
+				;				/* closed here */
+			else if (open == 0 ||
+					 (active == 0 && waiting > 0 && strcmp(status, "running") == 0) ||
+					 (active > 0 && strcmp(status, "waiting") == 0))
+				to_sql[nsql++] = runs[r];
+		}
 		MemoryContextSwitchTo(caller);
 		MemoryContextReset(per_run);
 	}

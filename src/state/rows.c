@@ -42,14 +42,13 @@
 #include "utils/snapmgr.h"
 
 /*
- * Open tables[0..n) of schema agentorch for writing, in that order (the
- * caller's lock order), and take the snapshot reads use.
+ * Set up access to tables[0..n) of schema agentorch (opened at their first
+ * use, in the caller's order of use), and take the snapshot reads use.
  */
 void
 ao_rows_open(AoRows *w, int n, const char *const *tables)
 {
 	Oid			nsp = get_namespace_oid("agentorch", false);
-	Oid			relids[AO_ROWS_MAX_TABLES];
 	List	   *rtable = NIL;
 
 	Assert(n > 0 && n <= AO_ROWS_MAX_TABLES);
@@ -60,11 +59,11 @@ ao_rows_open(AoRows *w, int n, const char *const *tables)
 	{
 		RangeTblEntry *rte = makeNode(RangeTblEntry);
 
-		relids[i] = get_relname_relid(tables[i], nsp);
-		if (!OidIsValid(relids[i]))
+		w->t[i].relid = get_relname_relid(tables[i], nsp);
+		if (!OidIsValid(w->t[i].relid))
 			elog(ERROR, "agentorch: table agentorch.%s is missing", tables[i]);
 		rte->rtekind = RTE_RELATION;
-		rte->relid = relids[i];
+		rte->relid = w->t[i].relid;
 		rte->relkind = RELKIND_RELATION;
 		rte->rellockmode = RowExclusiveLock;
 		rtable = lappend(rtable, rte);
@@ -77,54 +76,82 @@ ao_rows_open(AoRows *w, int n, const char *const *tables)
 	w->estate->es_snapshot = GetActiveSnapshot();
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	EvalPlanQualInit(&w->epq, w->estate, NULL, NIL, -1);
+	AfterTriggerBeginQuery();
+}
 
-	for (int i = 0; i < n; i++)
+/* Table i, opened at its first use (its indexes and column defaults only when it is written). */
+AoRowTable *
+ao_rows_table(AoRows *w, int i)
+{
+	AoRowTable *t = &w->t[i];
+	TupleDesc	desc;
+	RangeTblEntry *rte;
+	MemoryContext old;
+
+	Assert(i >= 0 && i < w->n);
+	if (t->rel != NULL)
+		return t;
+	old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+	rte = exec_rt_fetch(i + 1, w->estate);
+	t->rel = table_open(t->relid, RowExclusiveLock);
+	t->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(t->rri, t->rel, i + 1, NULL, 0);
+	/* where AFTER row triggers find their relation */
+	w->estate->es_opened_result_relations = lappend(w->estate->es_opened_result_relations, t->rri);
+	/*
+	 * The triggers' functions, looked up now in the executor state's
+	 * memory: looked up at their first call, they would live in the
+	 * caller's (a per-run context, reset between runs), and so would the
+	 * cache fmgr_security_definer keeps for a function with SET.
+	 */
+	if (t->rri->ri_TrigDesc != NULL)
+		for (int k = 0; k < t->rri->ri_TrigDesc->numtriggers; k++)
+			fmgr_info_cxt(t->rri->ri_TrigDesc->triggers[k].tgfoid, &t->rri->ri_TrigFunctions[k],
+						  w->estate->es_query_cxt);
+	desc = RelationGetDescr(t->rel);
+	t->slot = ExecInitExtraTupleSlot(w->estate, desc, &TTSOpsVirtual);
+	t->old = ExecInitExtraTupleSlot(w->estate, desc, table_slot_callbacks(t->rel));
+	t->given = palloc0(sizeof(bool) * desc->natts);
+	/*
+	 * An update may change any column: triggers "BEFORE UPDATE OF column"
+	 * are considered (their WHEN clauses decide).
+	 */
+	for (int a = 0; a < desc->natts; a++)
+		if (!TupleDescAttr(desc, a)->attisdropped)
+			rte->updatedCols = bms_add_member(rte->updatedCols, a + 1 - FirstLowInvalidHeapAttributeNumber);
+	MemoryContextSwitchTo(old);
+	return t;
+}
+
+/* Before t is written: its indexes open, and (for an insert) its column defaults ready. */
+static void
+prepare_write(AoRows *w, AoRowTable *t, bool insert)
+{
+	MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+
+	if (!t->indexes_open)
 	{
-		AoRowTable *t = &w->t[i];
-		TupleDesc	desc;
-		RangeTblEntry *rte = exec_rt_fetch(i + 1, w->estate);
-
-		t->rel = table_open(relids[i], RowExclusiveLock);
-		t->rri = makeNode(ResultRelInfo);
-		InitResultRelInfo(t->rri, t->rel, i + 1, NULL, 0);
-		/* where AFTER row triggers find their relation */
-		w->estate->es_opened_result_relations = lappend(w->estate->es_opened_result_relations, t->rri);
 		ExecOpenIndices(t->rri, false);
-		/*
-		 * The triggers' functions, looked up now in the executor state's
-		 * memory: looked up at their first call, they would live in the
-		 * caller's (a per-run context, reset between runs), and so would
-		 * the cache fmgr_security_definer keeps for a function with SET.
-		 */
-		if (t->rri->ri_TrigDesc != NULL)
-			for (int k = 0; k < t->rri->ri_TrigDesc->numtriggers; k++)
-				fmgr_info_cxt(t->rri->ri_TrigDesc->triggers[k].tgfoid, &t->rri->ri_TrigFunctions[k],
-							  w->estate->es_query_cxt);
-		desc = RelationGetDescr(t->rel);
-		t->slot = ExecInitExtraTupleSlot(w->estate, desc, &TTSOpsVirtual);
-		t->old = ExecInitExtraTupleSlot(w->estate, desc, table_slot_callbacks(t->rel));
+		t->indexes_open = true;
+	}
+	if (insert && t->defaults == NULL)
+	{
+		TupleDesc	desc = RelationGetDescr(t->rel);
+
 		t->defaults = palloc0(sizeof(ExprState *) * desc->natts);
-		t->given = palloc0(sizeof(bool) * desc->natts);
 		for (int a = 0; a < desc->natts; a++)
 		{
 			Node	   *d;
 
-			if (TupleDescAttr(desc, a)->attisdropped)
-				continue;
-			/*
-			 * An update may change any column: triggers "BEFORE UPDATE OF
-			 * column" are considered (their WHEN clauses decide).
-			 */
-			rte->updatedCols = bms_add_member(rte->updatedCols, a + 1 - FirstLowInvalidHeapAttributeNumber);
 			/* a generated column is computed by the insert itself */
-			if (TupleDescAttr(desc, a)->attgenerated)
+			if (TupleDescAttr(desc, a)->attisdropped || TupleDescAttr(desc, a)->attgenerated)
 				continue;
 			d = build_column_default(t->rel, a + 1);
 			if (d != NULL)
 				t->defaults[a] = ExecPrepareExpr((Expr *) d, w->estate);
 		}
 	}
-	AfterTriggerBeginQuery();
+	MemoryContextSwitchTo(old);
 }
 
 /* Fire the queued AFTER triggers, close the tables; what follows in this transaction sees the rows. */
@@ -134,10 +161,12 @@ ao_rows_close(AoRows *w)
 	AfterTriggerEndQuery(w->estate);
 	EvalPlanQualEnd(&w->epq);
 	for (int i = 0; i < w->n; i++)
-	{
-		ExecCloseIndices(w->t[i].rri);
-		table_close(w->t[i].rel, NoLock);
-	}
+		if (w->t[i].rel != NULL)
+		{
+			if (w->t[i].indexes_open)
+				ExecCloseIndices(w->t[i].rri);
+			table_close(w->t[i].rel, NoLock);
+		}
 	ExecResetTupleTable(w->estate->es_tupleTable, false);
 	FreeExecutorState(w->estate);
 	PopActiveSnapshot();
@@ -233,6 +262,7 @@ ao_row_insert(AoRows *w, AoRowTable *t)
 	TupleTableSlot *slot = t->slot;
 	ExprContext *econtext = GetPerTupleExprContext(w->estate);
 
+	prepare_write(w, t, true);
 	for (int a = 0; a < slot->tts_tupleDescriptor->natts; a++)
 		if (!t->given[a])
 		{
@@ -360,6 +390,7 @@ ao_row_begin_update(AoRows *w, AoRowTable *t)
 void
 ao_row_update(AoRows *w, AoRowTable *t)
 {
+	prepare_write(w, t, false);
 	ExecStoreVirtualTuple(t->slot);
 	ExecSimpleRelationUpdate(t->rri, w->estate, &w->epq, t->old, t->slot);
 }

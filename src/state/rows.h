@@ -35,7 +35,9 @@ typedef struct AoKeptValue
 /* One table: its result relation, the row being built, the row read, column defaults. */
 typedef struct AoRowTable
 {
-	Relation	rel;
+	Oid			relid;
+	Relation	rel;			/* NULL until first used (ao_rows_table) */
+	bool		indexes_open;
 	ResultRelInfo *rri;
 	TupleTableSlot *slot;		/* the row to insert, or the new version of the row read */
 	TupleTableSlot *old;		/* the row read (ao_row_fetch, ao_row_scan) */
@@ -56,6 +58,7 @@ typedef struct AoRows
 
 extern void ao_rows_open(AoRows *w, int n, const char *const *tables);
 extern void ao_rows_close(AoRows *w);
+extern AoRowTable *ao_rows_table(AoRows *w, int i);
 
 /* building a row to insert */
 extern void ao_row_begin(AoRows *w, AoRowTable *t);
