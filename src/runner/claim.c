@@ -17,7 +17,9 @@
  * it can be: a claim takes a run's ready steps together (steps_ready's
  * order), and at the round's end the state layer records its plain
  * successes and settles its runs together (ao_state_finish_successes,
- * ao_state_settle_runs in src/state/finish.c).
+ * ao_state_settle_runs in src/state/finish.c). The steps that a round of
+ * plain successes made ready are begun directly, without a claim
+ * statement, when the last claim found nothing more to take (a chain).
  *
  * Network steps (llm, http tools) are never run inside a transaction;
  * they are leased and driven by the network runner (runner_net.c).
@@ -113,6 +115,7 @@ static bool end_batch_now = false;
 
 /* ... and claim nothing of that run for a moment (claim()). */
 static int64 cancelled_run = 0;
+static int	round_deferred = 0;	/* plain successes deferred in this claim round */
 static TimestampTz cancelled_run_until = 0;
 
 /* A claimed step, as the claim query returns it. */
@@ -615,6 +618,7 @@ settle(Claimed *c, Outcome *o, json_object *spec)
 		pending_successes = lappend(pending_successes, p);
 		MemoryContextSwitchTo(old);
 		ao_count_steps(1, 0);
+		round_deferred++;
 		return;
 	}
 	/* anything else changes the run: its pending successes go first */
@@ -1152,6 +1156,74 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 	return claimed;
 }
 
+/* steps_ready's order among steps of the same kind, due now: priority, place group, run, place */
+static int
+readied_cmp(const void *a, const void *b)
+{
+	const AoReadied *x = a;
+	const AoReadied *y = b;
+
+	if (x->priority != y->priority)
+		return x->priority > y->priority ? -1 : 1;
+	if (x->ord / 16 != y->ord / 16)
+		return x->ord / 16 < y->ord / 16 ? -1 : 1;
+	if (x->run_id != y->run_id)
+		return x->run_id < y->run_id ? -1 : 1;
+	return (x->ord > y->ord) - (x->ord < y->ord);
+}
+
+/*
+ * Begin attempts of steps the last round made ready (see
+ * process_steps_rounds), at most max, as claim() returns them.
+ */
+static List *
+take_readied(List *readied, int max, MemoryContext into)
+{
+	AoReadied  *r = palloc(sizeof(AoReadied) * list_length(readied));
+	AoAttempt  *a = palloc(sizeof(AoAttempt) * list_length(readied));
+	int64		cancelling = cancelled_run != 0 && GetCurrentTimestamp() < cancelled_run_until ? cancelled_run : 0;
+	int			n = 0;
+	int			taken;
+	List	   *claimed = NIL;
+	ListCell   *lc;
+
+	foreach(lc, readied)
+	{
+		AoReadied  *x = lfirst(lc);
+
+		if (x->run_id != cancelling)
+			r[n++] = *x;
+	}
+	/* in the claim statement's order (steps_ready) */
+	qsort(r, n, sizeof(AoReadied), readied_cmp);
+	n = Min(n, max);
+	taken = ao_state_begin_attempts(r, n, executor_id, a);
+	for (int i = 0; i < taken; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(into);
+		Claimed    *c = palloc0(sizeof(Claimed));
+
+		c->run_id = a[i].run_id;
+		c->step_id = pstrdup(a[i].step_id);
+		c->kind = pstrdup(a[i].kind);
+		c->spec = a[i].spec;
+		c->attempt = a[i].attempt;
+		c->max_attempts = a[i].max_attempts;
+		c->item = a[i].item;
+		c->iteration = a[i].iteration;
+		c->owner = a[i].owner;
+		c->plain = a[i].plain;
+		c->run_active = a[i].run_active;
+		c->old_started_at = a[i].old_started_at;
+		c->old_worker = a[i].old_worker;
+		claimed = lappend(claimed, c);
+		MemoryContextSwitchTo(old);
+	}
+	pfree(r);
+	pfree(a);
+	return claimed;
+}
+
 static int	process_steps(int max, Oid only_role, int64 only_run, const char *only_step, List **runs);
 
 /*
@@ -1177,6 +1249,7 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 	List	   *outer_pending = pending_successes;
 	MemoryContext outer_cxt = pending_cxt;
 	int			outer_level = pending_base_level;
+	int			outer_round_deferred = round_deferred;
 	int			processed;
 
 	pending_successes = NIL;
@@ -1192,6 +1265,7 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 		pending_successes = outer_pending;
 		pending_cxt = outer_cxt;
 		pending_base_level = outer_level;
+		round_deferred = outer_round_deferred;
 	}
 	PG_END_TRY();
 	return processed;
@@ -1204,18 +1278,43 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 	int			processed = 0;
 	TimestampTz started = GetCurrentTimestamp();
 	bool		out_of_time = false;
+	List	   *readied = NIL;	/* steps the last round's settling made ready */
+	bool		drained = false;	/* the last claim statement found fewer steps than it could take */
+	int			taken_in_a_row = 0;
 
 	end_batch_now = false;
 	while (processed < max && !out_of_time && !end_batch_now)
 	{
-		List	   *claimed = claim(max - processed, only_role, only_run, only_step, CurrentMemoryContext);
+		List	   *claimed = NIL;
 		ListCell   *lc;
 		int64		locked_run = 0;
 		bool		run_active = false;
 
+		/*
+		 * The steps the last round made ready in runs this transaction
+		 * holds are taken directly, without the claim statement, when that
+		 * statement would take them anyway: it found nothing else to take
+		 * last time (a chain's next step). Every sixteenth round claims, so
+		 * other runs' steps that became ready meanwhile get their turn.
+		 */
+		if (readied != NIL && drained && sim_run == 0 && only_step == NULL && taken_in_a_row < 16)
+		{
+			claimed = take_readied(readied, max - processed, CurrentMemoryContext);
+			if (claimed != NIL)
+				taken_in_a_row++;
+		}
+		list_free_deep(readied);
+		readied = NIL;
+		if (claimed == NIL)
+		{
+			claimed = claim(max - processed, only_role, only_run, only_step, CurrentMemoryContext);
+			drained = list_length(claimed) < max - processed;
+			taken_in_a_row = 0;
+		}
 		if (claimed == NIL)
 			break;
 		touched_run = 0;
+		round_deferred = 0;
 		foreach(lc, claimed)
 		{
 			Claimed    *c = lfirst(lc);
@@ -1281,8 +1380,15 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 					ids[nids++] = c->run_id;
 				locked_run = c->run_id;
 			}
+			/*
+			 * Only after a round of plain successes are the steps settling
+			 * makes ready all that became ready (a branch, a parallel step,
+			 * a loop, a retry make others ready too; then the claim takes
+			 * them in order).
+			 */
 			if (ao_schema_at_least(0, 2))
-				ao_state_settle_runs(ids, nids);
+				ao_state_settle_runs(ids, nids,
+									 sim_run == 0 && round_deferred == list_length(claimed) ? &readied : NULL);
 			else
 				for (int i = 0; i < nids; i++)
 				{

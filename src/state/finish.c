@@ -287,6 +287,10 @@ typedef struct StepSeen
 	char		status[16];
 	bool		candidate;		/* pending, top-level, no compensation action */
 	bool		llm;
+	bool		network;
+	int			ord;
+	int			priority;
+	bool		readied;		/* made ready by promote */
 	Datum		depends_on;		/* text[] (copied) */
 	int			counted_for;	/* promote: the candidate (index + 1) it was last counted for */
 } StepSeen;
@@ -326,6 +330,9 @@ step_seen(void *arg, AoRowTable *t)
 		return true;
 	s->candidate = true;
 	s->llm = strcmp(enum_label(ao_row_old(t, "kind", &isnull)), "llm") == 0;
+	s->network = DatumGetBool(ao_row_old(t, "network", &isnull));
+	s->ord = DatumGetInt32(ao_row_old(t, "ord", &isnull));
+	s->priority = DatumGetInt32(ao_row_old(t, "priority", &isnull));
 	d = ao_row_old(t, "depends_on", &isnull);
 	s->depends_on = isnull ? (Datum) 0 : PointerGetDatum(DatumGetArrayTypePCopy(d));
 	return true;
@@ -424,6 +431,7 @@ promote(AoRows *w, int64 run, RunSteps *rs, int *readied)
 		ao_row_put(t, "finished_at", (Datum) 0, true);
 		ao_row_update(w, t);
 		strlcpy(rs->steps[i].status, "ready", sizeof(rs->steps[i].status));
+		rs->steps[i].readied = true;
 		(*readied)++;
 	}
 	return true;
@@ -701,15 +709,52 @@ settle_runs_sql(const int64 *runs, int n)
 	ao_spi_exec("SELECT agentorch._settle_runs($1)", 1, t, v, NULL, SPI_OK_SELECT);
 }
 
+static int
+ord_cmp(const void *a, const void *b)
+{
+	int			x = (*(StepSeen *const *) a)->ord;
+	int			y = (*(StepSeen *const *) b)->ord;
+
+	return (x > y) - (x < y);
+}
+
+/* The run's transactional steps that promote made ready, in their order in the run, onto *out (in cxt). */
+static void
+add_readied(RunSteps *rs, int64 run, MemoryContext cxt, List **out)
+{
+	StepSeen  **ready = palloc(sizeof(StepSeen *) * Max(rs->n, 1));
+	int			n = 0;
+
+	for (int i = 0; i < rs->n; i++)
+		if (rs->steps[i].readied && !rs->steps[i].network)
+			ready[n++] = &rs->steps[i];
+	qsort(ready, n, sizeof(StepSeen *), ord_cmp);
+	for (int i = 0; i < n; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		AoReadied  *r = palloc(sizeof(AoReadied));
+
+		r->run_id = run;
+		r->step_id = pstrdup(ready[i]->id);
+		r->priority = ready[i]->priority;
+		r->ord = ready[i]->ord;
+		*out = lappend(*out, r);
+		MemoryContextSwitchTo(old);
+	}
+}
+
 /*
  * Settle the runs of a claim round (each once, in the order given): what
  * _settle_runs(runs) does. Dependents of finished steps become ready; a
  * run with nothing left open, or that must move between running and
  * waiting, and a promotion past the common case, go to _settle_runs. The
- * runs are locked by the caller's claim.
+ * runs are locked by the caller's claim. With readied_out, the
+ * transactional steps made ready in runs left running are appended to it
+ * (AoReadied), for the caller to take at once; none when a run went to
+ * _settle_runs.
  */
 void
-ao_state_settle_runs(const int64 *runs, int n)
+ao_state_settle_runs(const int64 *runs, int n, List **readied_out)
 {
 	static const char *const open_states[] = {"pending", "ready", "running", "waiting", NULL};
 	static const char *const active_states[] = {"ready", "running", NULL};
@@ -770,11 +815,91 @@ ao_state_settle_runs(const int64 *runs, int n)
 					 (active == 0 && waiting > 0 && strcmp(status, "running") == 0) ||
 					 (active > 0 && strcmp(status, "waiting") == 0))
 				to_sql[nsql++] = runs[r];
+			else if (readied > 0 && readied_out != NULL && strcmp(status, "running") == 0)
+				add_readied(&rs, runs[r], caller, readied_out);
 		}
 		MemoryContextSwitchTo(caller);
 		MemoryContextReset(per_run);
 	}
 	ao_rows_close(&w);
 	MemoryContextDelete(per_run);
+	/* what _settle_runs does may make other steps ready: then the caller claims */
+	if (nsql > 0 && readied_out != NULL)
+	{
+		list_free_deep(*readied_out);
+		*readied_out = NIL;
+	}
 	settle_runs_sql(to_sql, nsql);
+}
+
+/*
+ * Attempts
+ */
+
+/*
+ * Begin an attempt of each step r[0..n) that settling made ready and the
+ * caller's transaction holds the run of (what the claim statement does for
+ * the steps it takes: attempt counted, started_at, worker), and fill
+ * out[] as the claim returns them. A step no longer ready, network work,
+ * or not due yet is left alone. Returns how many were begun.
+ */
+int
+ao_state_begin_attempts(const AoReadied *r, int n, int worker, AoAttempt *out)
+{
+	AoRows		w;
+	int			taken = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	ao_rows_open(&w, T_COUNT, table_names);
+	for (int i = 0; i < n; i++)
+	{
+		AoRowTable *t = ao_rows_table(&w, T_STEPS);
+		AoRowTable *rt;
+		Datum		keys[2] = {Int64GetDatum(r[i].run_id), CStringGetTextDatum(r[i].step_id)};
+		AoAttempt  *a = &out[taken];
+		bool		isnull;
+		bool		parent_null;
+		Datum		d;
+		const char *status;
+
+		if (!ao_row_fetch(&w, t, 2, keys, true) ||
+			strcmp(enum_label(ao_row_old(t, "status", &isnull)), "ready") != 0 ||
+			DatumGetBool(ao_row_old(t, "network", &isnull)))
+			continue;
+		d = ao_row_old(t, "not_before", &isnull);
+		if (!isnull && DatumGetTimestampTz(d) > now)
+			continue;
+		memset(a, 0, sizeof(AoAttempt));
+		a->run_id = r[i].run_id;
+		a->step_id = pstrdup(r[i].step_id);
+		a->kind = pstrdup(enum_label(ao_row_old(t, "kind", &isnull)));
+		a->spec = DatumGetJsonbPCopy(ao_row_old(t, "spec", &isnull));
+		a->attempt = DatumGetInt32(ao_row_old(t, "attempt", &isnull));
+		a->max_attempts = DatumGetInt32(ao_row_old(t, "max_attempts", &isnull));
+		d = ao_row_old(t, "item", &isnull);
+		a->item = isnull ? NULL : DatumGetJsonbPCopy(d);
+		d = ao_row_old(t, "iteration", &isnull);
+		a->iteration = isnull ? -1 : DatumGetInt32(d);
+		(void) ao_row_old(t, "parent_step_id", &parent_null);
+		a->plain = parent_null && DatumGetInt32(ao_row_old(t, "plan_version", &isnull)) == 0;
+		d = ao_row_old(t, "started_at", &isnull);
+		a->old_started_at = isnull ? 0 : DatumGetTimestampTz(d);
+		d = ao_row_old(t, "worker", &isnull);
+		a->old_worker = isnull ? 0 : DatumGetInt32(d);
+		ao_row_begin_update(&w, t);
+		ao_row_put(t, "attempt", Int32GetDatum(a->attempt + 1), false);
+		ao_row_put(t, "started_at", TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()), false);
+		ao_row_put(t, "worker", Int32GetDatum(worker), false);
+		ao_row_update(&w, t);
+
+		rt = ao_rows_table(&w, T_RUNS);
+		if (!ao_row_fetch(&w, rt, 1, &keys[0], false))
+			elog(ERROR, "agentorch: run " INT64_FORMAT " is missing", r[i].run_id);
+		a->owner = DatumGetObjectId(ao_row_old(rt, "owner", &isnull));
+		status = enum_label(ao_row_old(rt, "status", &isnull));
+		a->run_active = strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0;
+		taken++;
+	}
+	ao_rows_close(&w);
+	return taken;
 }

@@ -63,7 +63,35 @@ typedef struct AoSuccess
 	Jsonb	   *input;			/* its rendered input; NULL: none */
 } AoSuccess;
 
+/* A transactional step that settling made ready, in a run it left running. */
+typedef struct AoReadied
+{
+	int64		run_id;
+	char	   *step_id;
+	int			priority;
+	int			ord;
+} AoReadied;
+
+/* An attempt of a step begun (ao_state_begin_attempts): what the claim statement returns for it. */
+typedef struct AoAttempt
+{
+	int64		run_id;
+	char	   *step_id;
+	char	   *kind;
+	Jsonb	   *spec;
+	int			attempt;		/* before this one (what unclaiming gives back) */
+	int			max_attempts;
+	Jsonb	   *item;
+	int			iteration;		/* -1 outside loops */
+	Oid			owner;
+	bool		plain;			/* top-level, of no plan */
+	bool		run_active;
+	TimestampTz old_started_at;
+	int			old_worker;
+} AoAttempt;
+
 extern void ao_state_finish_successes(const AoSuccess *s, int n);
-extern void ao_state_settle_runs(const int64 *runs, int n);
+extern void ao_state_settle_runs(const int64 *runs, int n, List **readied);
+extern int	ao_state_begin_attempts(const AoReadied *r, int n, int worker, AoAttempt *out);
 
 #endif							/* AO_STATE_H */
