@@ -322,6 +322,24 @@ ao_load_schema(const char *name)
 }
 
 /*
+ * Scan keys sk[0..nkeys) for "the first nkeys columns of the btree index idx
+ * equal keys" (each column's equality operator of its operator family).
+ */
+void
+ao_index_equal_keys(Relation idx, int nkeys, const Datum *keys, ScanKeyData *sk)
+{
+	Assert(nkeys > 0 && nkeys <= IndexRelationGetNumberOfKeyAttributes(idx));
+	for (int i = 0; i < nkeys; i++)
+	{
+		Oid			type = idx->rd_opcintype[i];
+		Oid			eq = get_opfamily_member(idx->rd_opfamily[i], type, type, BTEqualStrategyNumber);
+
+		ScanKeyEntryInitialize(&sk[i], 0, i + 1, BTEqualStrategyNumber, type, idx->rd_indcollation[i],
+							   get_opcode(eq), keys[i]);
+	}
+}
+
+/*
  * Read the rows of agentorch.<table> whose first nkeys columns of the
  * index agentorch.<index> equal keys (values of those columns' types),
  * as a statement run through SPI would see them, in index order
@@ -347,15 +365,7 @@ ao_index_scan(const char *table, const char *index, int nkeys, const Datum *keys
 		elog(ERROR, "agentorch: agentorch.%s or its index %s is missing", table, index);
 	heap = table_open(heap_id, AccessShareLock);
 	idx = index_open(index_id, AccessShareLock);
-	Assert(nkeys > 0 && nkeys <= IndexRelationGetNumberOfKeyAttributes(idx));
-	for (int i = 0; i < nkeys; i++)
-	{
-		Oid			type = idx->rd_opcintype[i];
-		Oid			eq = get_opfamily_member(idx->rd_opfamily[i], type, type, BTEqualStrategyNumber);
-
-		ScanKeyEntryInitialize(&sk[i], 0, i + 1, BTEqualStrategyNumber, type, idx->rd_indcollation[i],
-							   get_opcode(eq), keys[i]);
-	}
+	ao_index_equal_keys(idx, nkeys, keys, sk);
 	slot = table_slot_create(heap, NULL);
 	/*
 	 * What a statement run through SPI would see: this transaction's writes

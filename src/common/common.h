@@ -20,7 +20,9 @@
 #include "fmgr.h"
 #include "nodes/pg_list.h"
 #include "access/sdir.h"
+#include "access/skey.h"
 #include "executor/tuptable.h"
+#include "utils/relcache.h"
 #include "utils/jsonb.h"
 #include "utils/resowner.h"
 #include "utils/palloc.h"
@@ -105,6 +107,7 @@ extern json_object *ao_load_schema(const char *name);
 extern void ao_index_scan(const char *table, const char *index, int nkeys, const Datum *keys, ScanDirection dir,
 						  bool (*found) (void *arg, TupleTableSlot *slot), void *arg);
 extern Datum ao_slot_column(TupleTableSlot *slot, const char *column, bool *isnull);
+extern void ao_index_equal_keys(Relation idx, int nkeys, const Datum *keys, ScanKeyData *sk);
 extern bool ao_tool_exists(const char *name);
 
 

@@ -299,15 +299,7 @@ open_primary_key(AoRowTable *t, int nkeys, const Datum *keys, ScanKeyData *sk)
 	if (!OidIsValid(pk))
 		elog(ERROR, "agentorch: agentorch.%s has no primary key", RelationGetRelationName(t->rel));
 	idx = index_open(pk, AccessShareLock);
-	Assert(nkeys > 0 && nkeys <= IndexRelationGetNumberOfKeyAttributes(idx));
-	for (int i = 0; i < nkeys; i++)
-	{
-		Oid			type = idx->rd_opcintype[i];
-		Oid			eq = get_opfamily_member(idx->rd_opfamily[i], type, type, BTEqualStrategyNumber);
-
-		ScanKeyEntryInitialize(&sk[i], 0, i + 1, BTEqualStrategyNumber, type, idx->rd_indcollation[i],
-							   get_opcode(eq), keys[i]);
-	}
+	ao_index_equal_keys(idx, nkeys, keys, sk);
 	return idx;
 }
 
