@@ -294,6 +294,26 @@ SELECT agentorch.register_workflow('robust-done-fan', jsonb_build_object('steps'
 SELECT agentorch.register_workflow('robust-done-out', '{"output": {"first": "${a.output}", "n": "${input.n}"}, "steps": [
   {"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1 AS a"}},
   {"id": "b", "type": "tool", "tool": "database.query", "depends_on": ["a"], "input": {"query": "SELECT 2 AS b"}}]}');
+-- steps made ready together whose ids sort otherwise than their places
+SELECT agentorch.register_workflow('robust-done-order', '{"steps": [
+  {"id": "root", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 0 AS r"}},
+  {"id": "z", "type": "tool", "tool": "database.query", "depends_on": ["root"], "input": {"query": "SELECT 1 AS z"}},
+  {"id": "a2", "type": "tool", "tool": "database.query", "depends_on": ["root"], "input": {"query": "SELECT 2 AS a"}}]}');
+-- a fan-out past sixteen places, started after a chain in the same transaction
+-- (which then takes no step of the chain's again: runs are locked in id order)
+SELECT agentorch.register_workflow('robust-done-fan20', jsonb_build_object('steps',
+  jsonb_build_array(jsonb_build_object('id', 'root', 'type', 'tool', 'tool', 'database.query',
+                                       'input', jsonb_build_object('query', 'SELECT 0 AS r')))
+  || (SELECT jsonb_agg(jsonb_build_object('id', 'c' || lpad(i::text, 2, '0'), 'type', 'tool', 'tool', 'database.query',
+                                          'depends_on', jsonb_build_array('root'),
+                                          'input', jsonb_build_object('query', 'SELECT ' || i || ' AS i')) ORDER BY i)
+        FROM generate_series(1, 20) i)
+  || jsonb_build_array(jsonb_build_object('id', 'end', 'type', 'tool', 'tool', 'database.query',
+                                          'depends_on', (SELECT jsonb_agg('c' || lpad(i::text, 2, '0')) FROM generate_series(1, 20) i),
+                                          'input', jsonb_build_object('query', 'SELECT 21 AS e')))));
+SELECT agentorch.register_workflow('robust-done-chain2', '{"steps": [
+  {"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1 AS a"}},
+  {"id": "b", "type": "tool", "tool": "database.query", "depends_on": ["a"], "input": {"query": "SELECT 2 AS b"}}]}');
 CREATE FUNCTION pg_temp.robust_done_rows(p bigint) RETURNS jsonb LANGUAGE sql AS $$
 SELECT jsonb_build_object(
   'run', (SELECT to_jsonb(r) - '{id,channel_token,trace_id,finished_at}'::text[] FROM agentorch.runs r WHERE r.id = p),
@@ -304,33 +324,40 @@ SELECT jsonb_build_object(
   'checkpoints', (SELECT jsonb_agg(to_jsonb(c) - '{run_id,at}'::text[] ORDER BY c.seq)
                     FROM agentorch.checkpoints c WHERE c.run_id = p))
 $$;
-CREATE TEMP TABLE robust_done (ord int, what text, input jsonb, workflow text, sql_run bigint, c_run bigint);
+CREATE TEMP TABLE robust_done (ord int, what text, input jsonb, workflow text, sql_run bigint, c_run bigint,
+                               also text, sql_also bigint, c_also bigint);
 INSERT INTO robust_done (ord, what, input, workflow) VALUES
   (1, 'every shape, the branch''s case', '{"n": 1, "items": ["x", "y", "z"]}', 'robust-done'),
   (2, 'every shape, the branch''s else', '{"n": 2, "items": []}', 'robust-done'),
   (3, 'a failure after retries, compensated', '{}', 'robust-done-fail'),
   (4, 'waiting for input, then going on', '{}', 'robust-done-ask'),
   (5, 'a fan-out of twelve', '{}', 'robust-done-fan'),
-  (6, 'an output template', '{"n": 6}', 'robust-done-out');
--- each run is started and worked to its end before the next (a transaction
--- claims runs in id order), first all through plpgsql, then again
+  (6, 'an output template', '{"n": 6}', 'robust-done-out'),
+  (7, 'steps whose ids sort otherwise than their places', '{}', 'robust-done-order');
+INSERT INTO robust_done (ord, what, input, workflow, also) VALUES
+  (8, 'a chain, then a fan-out past sixteen places', '{}', 'robust-done-chain2', 'robust-done-fan20');
+-- each run (and the one started beside it) is worked to its end before the
+-- next (a transaction claims runs in id order), first all through plpgsql,
+-- then again
 CREATE FUNCTION pg_temp.robust_done_runs(p_sql_only boolean) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     d record;
     r bigint;
+    r2 bigint;
 BEGIN
     PERFORM set_config('agentorch.state_sql_only', p_sql_only::text, true);
     FOR d IN SELECT * FROM robust_done ORDER BY ord LOOP
         r := agentorch.run_workflow(d.workflow, d.input);
+        r2 := CASE WHEN d.also IS NOT NULL THEN agentorch.run_workflow(d.also) END;
         PERFORM agentorch.work(1000, '5s');
         IF d.workflow = 'robust-done-ask' THEN
             PERFORM agentorch.submit_input(r, 'ask', '"yes"');
             PERFORM agentorch.work(1000, '5s');
         END IF;
         IF p_sql_only THEN
-            UPDATE robust_done SET sql_run = r WHERE ord = d.ord;
+            UPDATE robust_done SET sql_run = r, sql_also = r2 WHERE ord = d.ord;
         ELSE
-            UPDATE robust_done SET c_run = r WHERE ord = d.ord;
+            UPDATE robust_done SET c_run = r, c_also = r2 WHERE ord = d.ord;
         END IF;
     END LOOP;
     PERFORM set_config('agentorch.state_sql_only', 'off', true);
@@ -338,15 +365,18 @@ END
 $$;
 SELECT pg_temp.robust_done_runs(true);
 SELECT pg_temp.robust_done_runs(false);
-SELECT d.what, r.status, count(s.step_id) AS steps, count(s.step_id) FILTER (WHERE s.status = 'succeeded') AS succeeded
-  FROM robust_done d JOIN agentorch.runs r ON r.id = d.c_run
-  JOIN agentorch.steps s ON s.run_id = r.id GROUP BY d.ord, d.what, r.status ORDER BY d.ord;
-SELECT d.what, x.part, x.sql_path, x.c_path
+SELECT d.what, r.workflow_name, r.status, count(s.step_id) AS steps,
+       count(s.step_id) FILTER (WHERE s.status = 'succeeded') AS succeeded
+  FROM robust_done d JOIN agentorch.runs r ON r.id IN (d.c_run, d.c_also)
+  JOIN agentorch.steps s ON s.run_id = r.id GROUP BY d.ord, d.what, r.id, r.workflow_name, r.status ORDER BY d.ord, r.id;
+SELECT d.what, p.sql_run = d.sql_also AS beside, x.part, x.sql_path, x.c_path
   FROM robust_done d,
+       LATERAL (VALUES (d.sql_run, d.c_run), (d.sql_also, d.c_also)) p(sql_run, c_run),
        LATERAL (SELECT a.k AS part, a.v AS sql_path, b.v AS c_path
-                  FROM jsonb_each(pg_temp.robust_done_rows(d.sql_run)) a(k, v)
-                  JOIN jsonb_each(pg_temp.robust_done_rows(d.c_run)) b(k, v) ON a.k = b.k
-                 WHERE a.v IS DISTINCT FROM b.v) x;
+                  FROM jsonb_each(pg_temp.robust_done_rows(p.sql_run)) a(k, v)
+                  JOIN jsonb_each(pg_temp.robust_done_rows(p.c_run)) b(k, v) ON a.k = b.k
+                 WHERE a.v IS DISTINCT FROM b.v) x
+ WHERE p.sql_run IS NOT NULL;
 ROLLBACK;
 
 -- a read-only transaction starts no run (as an INSERT would refuse)

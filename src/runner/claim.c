@@ -46,6 +46,7 @@
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -60,6 +61,7 @@
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 
 #include "ao_backoff.h"
 #include "ao_json_schema.h"
@@ -1173,6 +1175,36 @@ readied_cmp(const void *a, const void *b)
 }
 
 /*
+ * The claim statement's order of work among the steps it took: a run's
+ * steps together, runs by their best priority, then their first place,
+ * then id; a run's steps by id (the database's collation, as ORDER BY
+ * step_id). run_priority and run_ord hold each run's best, filled by the
+ * caller.
+ */
+typedef struct TakenStep
+{
+	AoReadied	r;
+	int			run_priority;
+	int			run_ord;
+} TakenStep;
+
+static int
+work_order_cmp(const void *a, const void *b)
+{
+	const TakenStep *x = a;
+	const TakenStep *y = b;
+
+	if (x->run_priority != y->run_priority)
+		return x->run_priority > y->run_priority ? -1 : 1;
+	if (x->run_ord != y->run_ord)
+		return x->run_ord < y->run_ord ? -1 : 1;
+	if (x->r.run_id != y->r.run_id)
+		return x->r.run_id < y->r.run_id ? -1 : 1;
+	return varstr_cmp(x->r.step_id, strlen(x->r.step_id), y->r.step_id, strlen(y->r.step_id),
+					  DEFAULT_COLLATION_OID);
+}
+
+/*
  * Begin attempts of steps the last round made ready (see
  * process_steps_rounds), at most max, as claim() returns them.
  */
@@ -1191,12 +1223,34 @@ take_readied(List *readied, int max, MemoryContext into)
 	{
 		AoReadied  *x = lfirst(lc);
 
-		if (x->run_id != cancelling)
+		/* what the claim statement would take: not a run being cancelled, runs in id order */
+		if (x->run_id != cancelling && x->run_id >= max_locked_run())
 			r[n++] = *x;
 	}
-	/* in the claim statement's order (steps_ready) */
+	/* which ones: those the claim statement would take (steps_ready's order, at most max) */
 	qsort(r, n, sizeof(AoReadied), readied_cmp);
 	n = Min(n, max);
+	/* then in its order of work: a run's steps together */
+	{
+		TakenStep  *t = palloc(sizeof(TakenStep) * Max(n, 1));
+
+		for (int i = 0; i < n; i++)
+		{
+			t[i].r = r[i];
+			t[i].run_priority = r[i].priority;
+			t[i].run_ord = r[i].ord;
+			for (int j = 0; j < n; j++)
+				if (r[j].run_id == r[i].run_id)
+				{
+					t[i].run_priority = Max(t[i].run_priority, r[j].priority);
+					t[i].run_ord = Min(t[i].run_ord, r[j].ord);
+				}
+		}
+		qsort(t, n, sizeof(TakenStep), work_order_cmp);
+		for (int i = 0; i < n; i++)
+			r[i] = t[i].r;
+		pfree(t);
+	}
 	taken = ao_state_begin_attempts(r, n, executor_id, a);
 	for (int i = 0; i < taken; i++)
 	{
@@ -1371,14 +1425,16 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 			int64	   *ids = palloc(sizeof(int64) * list_length(claimed));
 			int			nids = 0;
 
-			locked_run = 0;
 			foreach(lc, claimed)
 			{
 				Claimed    *c = lfirst(lc);
+				bool		listed = false;
 
-				if (c->run_id != locked_run)
+				/* each run once (a run's steps come together; this does not rely on it) */
+				for (int i = nids - 1; i >= 0 && !listed; i--)
+					listed = ids[i] == c->run_id;
+				if (!listed)
 					ids[nids++] = c->run_id;
-				locked_run = c->run_id;
 			}
 			/*
 			 * Only after a round of plain successes are the steps settling

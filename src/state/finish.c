@@ -781,8 +781,14 @@ ao_state_settle_runs(const int64 *runs, int n, List **readied_out)
 		int			waiting = 0;
 		bool		isnull;
 		const char *status;
+		bool		again = false;
 
 		CHECK_FOR_INTERRUPTS();
+		/* once per run: what this call wrote is not seen by its own reads */
+		for (int i = 0; i < r && !again; i++)
+			again = runs[i] == runs[r];
+		if (again)
+			continue;
 		MemoryContextSwitchTo(per_run);
 		rs.size = 16;
 		rs.n = 0;
