@@ -185,10 +185,21 @@ ao_row_begin(AoRows *w, AoRowTable *t)
 int
 ao_row_column(AoRowTable *t, const char *name)
 {
-	AttrNumber	a = attnameAttNum(t->rel, name, false);
+	AttrNumber	a;
 
+	/* callers name columns with literals: the same pointer is the same column */
+	for (int i = 0; i < t->ncolumns_seen; i++)
+		if (t->columns_seen[i].name == name)
+			return t->columns_seen[i].index;
+	a = attnameAttNum(t->rel, name, false);
 	if (a == InvalidAttrNumber)
 		elog(ERROR, "agentorch: column %s of agentorch.%s is missing", name, RelationGetRelationName(t->rel));
+	if (t->ncolumns_seen < lengthof(t->columns_seen))
+	{
+		t->columns_seen[t->ncolumns_seen].name = name;
+		t->columns_seen[t->ncolumns_seen].index = a - 1;
+		t->ncolumns_seen++;
+	}
 	return a - 1;
 }
 

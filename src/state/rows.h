@@ -5,7 +5,9 @@
  *	  read, inserted and updated through the executor's row operations
  *	  (ExecSimpleRelationInsert/Update: defaults, constraints, indexes and
  *	  row triggers), with no SQL to parse or plan. Used by create.c and
- *	  finish.c only; nothing outside src/state includes it.
+ *	  finish.c only; nothing outside src/state includes it. Columns are
+ *	  named by string literals: ao_row_column remembers a name by its
+ *	  address.
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -45,6 +47,12 @@ typedef struct AoRowTable
 	bool	   *given;			/* per column: set for the row being built */
 	AoKeptValue kept[8];		/* ao_row_put_kept's values */
 	int			nkept;
+	struct
+	{
+		const char *name;
+		int			index;
+	}			columns_seen[40];	/* ao_row_column's answers, by the name's address */
+	int			ncolumns_seen;
 } AoRowTable;
 
 /* The tables a state change writes, sharing one executor state. */
