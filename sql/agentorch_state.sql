@@ -1172,15 +1172,18 @@ AS $$
 DECLARE
     r record;
 BEGIN
-    FOR r IN UPDATE agentorch.steps s SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
-                                         lease_until = NULL, worker = NULL
-              WHERE (s.run_id, s.step_id) IN (
-                    SELECT c.run_id, c.step_id FROM agentorch.steps c
-                     WHERE c.run_id OPERATOR(pg_catalog.=) p_run
-                       AND (p_parent IS NULL OR c.parent_step_id OPERATOR(pg_catalog.=) p_parent)
-                       AND c.status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running,waiting}'::agentorch.step_status[])
-                     FOR UPDATE SKIP LOCKED)
-             RETURNING s.step_id, s.attempt
+    -- events and chunks in the steps' order in the run (not the rows' physical order)
+    FOR r IN WITH u AS (
+                 UPDATE agentorch.steps s SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(),
+                                              lease_until = NULL, worker = NULL
+                  WHERE (s.run_id, s.step_id) IN (
+                        SELECT c.run_id, c.step_id FROM agentorch.steps c
+                         WHERE c.run_id OPERATOR(pg_catalog.=) p_run
+                           AND (p_parent IS NULL OR c.parent_step_id OPERATOR(pg_catalog.=) p_parent)
+                           AND c.status OPERATOR(pg_catalog.=) ANY ('{pending,ready,running,waiting}'::agentorch.step_status[])
+                         FOR UPDATE SKIP LOCKED)
+                 RETURNING s.step_id, s.attempt, s.ord)
+             SELECT u.step_id, u.attempt FROM u ORDER BY u.ord, u.step_id
     LOOP
         PERFORM agentorch._step_transition(p_run, r.step_id, 'cancelled', r.attempt, 'step_cancelled');
     END LOOP;

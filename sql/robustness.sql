@@ -325,7 +325,7 @@ SELECT jsonb_build_object(
                     FROM agentorch.checkpoints c WHERE c.run_id = p))
 $$;
 CREATE TEMP TABLE robust_done (ord int, what text, input jsonb, workflow text, sql_run bigint, c_run bigint,
-                               also text, sql_also bigint, c_also bigint);
+                               also text, sql_also bigint, c_also bigint, cancel_after int);
 INSERT INTO robust_done (ord, what, input, workflow) VALUES
   (1, 'every shape, the branch''s case', '{"n": 1, "items": ["x", "y", "z"]}', 'robust-done'),
   (2, 'every shape, the branch''s else', '{"n": 2, "items": []}', 'robust-done'),
@@ -336,6 +336,8 @@ INSERT INTO robust_done (ord, what, input, workflow) VALUES
   (7, 'steps whose ids sort otherwise than their places', '{}', 'robust-done-order');
 INSERT INTO robust_done (ord, what, input, workflow, also) VALUES
   (8, 'a chain, then a fan-out past sixteen places', '{}', 'robust-done-chain2', 'robust-done-fan20');
+INSERT INTO robust_done (ord, what, input, workflow, cancel_after) VALUES
+  (9, 'a fan-out cancelled after two steps', '{}', 'robust-done-fan20', 2);
 -- each run (and the one started beside it) is worked to its end before the
 -- next (a transaction claims runs in id order), first all through plpgsql,
 -- then again
@@ -349,7 +351,10 @@ BEGIN
     FOR d IN SELECT * FROM robust_done ORDER BY ord LOOP
         r := agentorch.run_workflow(d.workflow, d.input);
         r2 := CASE WHEN d.also IS NOT NULL THEN agentorch.run_workflow(d.also) END;
-        PERFORM agentorch.work(1000, '5s');
+        PERFORM agentorch.work(COALESCE(d.cancel_after, 1000), '5s');
+        IF d.cancel_after IS NOT NULL THEN
+            PERFORM agentorch.cancel(r);
+        END IF;
         IF d.workflow = 'robust-done-ask' THEN
             PERFORM agentorch.submit_input(r, 'ask', '"yes"');
             PERFORM agentorch.work(1000, '5s');
