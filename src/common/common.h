@@ -58,6 +58,7 @@ extern JsonbValue ao_jv_string(const char *s);
 extern JsonbValue ao_jv_int(int64 i);
 extern JsonbValue ao_jv_jsonb(Jsonb *j);
 extern Jsonb *ao_jsonb_object(int n, const char *const *keys, JsonbValue *values);
+extern bool ao_jsonb_get_key(JsonbContainer *c, const char *key, JsonbValue *out);
 extern Datum ao_jsonb_datum_from_json(json_object *obj);
 
 /*

@@ -320,6 +320,15 @@ ao_jv_jsonb(Jsonb *j)
 	return v;
 }
 
+/* c -> key into *out (out may be NULL); false: no such key, or c is not an object. */
+bool
+ao_jsonb_get_key(JsonbContainer *c, const char *key, JsonbValue *out)
+{
+	if (c == NULL || !JsonContainerIsObject(c))
+		return false;
+	return getKeyJsonValueFromContainer(c, key, strlen(key), out) != NULL;
+}
+
 /* jsonb_build_object(keys[0], values[0], ...). */
 Jsonb *
 ao_jsonb_object(int n, const char *const *keys, JsonbValue *values)

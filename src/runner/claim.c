@@ -121,24 +121,8 @@ static int	round_deferred = 0;	/* plain successes deferred in this claim round *
 static TimestampTz cancelled_run_until = 0;
 
 /* A claimed step, as the claim query returns it. */
-typedef struct Claimed
-{
-	int64		run_id;
-	char	   *step_id;
-	char	   *kind;
-	Jsonb	   *spec;
-	int			attempt;
-	int			max_attempts;
-	Jsonb	   *item;			/* NULL outside loops */
-	int			iteration;		/* -1 outside loops */
-	Oid			owner;
-	bool		plain;			/* top-level, of no plan: see defer_success */
-	bool		run_active;		/* its run was running or waiting when claimed */
-	/* the claim counted the attempt; unclaimed, the step gets these back */
-	TimestampTz old_started_at;
-	int			old_worker;
-	Jsonb	   *input;			/* a tool's rendered input, recorded with the outcome */
-} Claimed;
+/* A claimed step (its attempt begun); input is set when its runner renders it. */
+typedef AoAttempt Claimed;
 
 /*
  * Successes recorded together at the end of a claim round
@@ -1254,22 +1238,11 @@ take_readied(List *readied, int max, MemoryContext into)
 	taken = ao_state_begin_attempts(r, n, executor_id, a);
 	for (int i = 0; i < taken; i++)
 	{
+		/* each its own chunk, as claim() makes them (the caller frees them one by one) */
+		Claimed    *c = MemoryContextAlloc(into, sizeof(Claimed));
 		MemoryContext old = MemoryContextSwitchTo(into);
-		Claimed    *c = palloc0(sizeof(Claimed));
 
-		c->run_id = a[i].run_id;
-		c->step_id = pstrdup(a[i].step_id);
-		c->kind = pstrdup(a[i].kind);
-		c->spec = a[i].spec;
-		c->attempt = a[i].attempt;
-		c->max_attempts = a[i].max_attempts;
-		c->item = a[i].item;
-		c->iteration = a[i].iteration;
-		c->owner = a[i].owner;
-		c->plain = a[i].plain;
-		c->run_active = a[i].run_active;
-		c->old_started_at = a[i].old_started_at;
-		c->old_worker = a[i].old_worker;
+		*c = a[i];
 		claimed = lappend(claimed, c);
 		MemoryContextSwitchTo(old);
 	}
@@ -1425,15 +1398,12 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 			int64	   *ids = palloc(sizeof(int64) * list_length(claimed));
 			int			nids = 0;
 
+			/* a run's steps come together; settling takes each run once anyway */
 			foreach(lc, claimed)
 			{
 				Claimed    *c = lfirst(lc);
-				bool		listed = false;
 
-				/* each run once (a run's steps come together; this does not rely on it) */
-				for (int i = nids - 1; i >= 0 && !listed; i--)
-					listed = ids[i] == c->run_id;
-				if (!listed)
+				if (nids == 0 || ids[nids - 1] != c->run_id)
 					ids[nids++] = c->run_id;
 			}
 			/*

@@ -26,23 +26,15 @@
  */
 #include "rows.h"
 
-#include "access/table.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
-#include "commands/trigger.h"
-#include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
-#include "parser/parse_relation.h"
-#include "rewrite/rewriteHandler.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
-#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 /* The tables a creation writes (opened in this order). */
@@ -55,15 +47,6 @@ static const char *const table_names[T_COUNT] = {"runs", "steps", "events", "chu
 /*
  * jsonb, read with PostgreSQL's jsonb API
  */
-
-/* c -> key (false: no such key, or c is not an object). */
-static bool
-get_key(JsonbContainer *c, const char *key, JsonbValue *out)
-{
-	if (c == NULL || !JsonContainerIsObject(c))
-		return false;
-	return getKeyJsonValueFromContainer(c, key, strlen(key), out) != NULL;
-}
 
 /* A value as ->> gives it: NULL for JSON null. */
 static char *
@@ -93,7 +76,7 @@ key_text(JsonbContainer *c, const char *key)
 {
 	JsonbValue	v;
 
-	return get_key(c, key, &v) ? value_text(&v) : NULL;
+	return ao_jsonb_get_key(c, key, &v) ? value_text(&v) : NULL;
 }
 
 /* The container of a binary (object or array) value, else NULL. */
@@ -109,7 +92,7 @@ key_container(JsonbContainer *c, const char *key)
 {
 	JsonbValue	v;
 
-	return get_key(c, key, &v) ? container_of(&v) : NULL;
+	return ao_jsonb_get_key(c, key, &v) ? container_of(&v) : NULL;
 }
 
 /* Does v hold the string s? An array: one of its elements is s (lax, as jsonpath's [*]). */
@@ -194,7 +177,7 @@ branch_targets(JsonbContainer *br, const char *id)
 {
 	JsonbValue	v;
 
-	if (get_key(br, "cases", &v))
+	if (ao_jsonb_get_key(br, "cases", &v))
 	{
 		JsonbValue **cases;
 		int			ncases = elements(&v, &cases);
@@ -203,17 +186,17 @@ branch_targets(JsonbContainer *br, const char *id)
 		{
 			JsonbValue	then;
 
-			if (get_key(container_of(cases[i]), "then", &then) && holds_string(&then, id))
+			if (ao_jsonb_get_key(container_of(cases[i]), "then", &then) && holds_string(&then, id))
 				return true;
 		}
 	}
-	if (get_key(br, "else", &v))
+	if (ao_jsonb_get_key(br, "else", &v))
 	{
 		/* jsonb's ? : a key of an object, a string element of an array, or the string itself */
 		JsonbContainer *c = container_of(&v);
 
 		if (c != NULL && JsonContainerIsObject(c))
-			return get_key(c, id, &v);
+			return ao_jsonb_get_key(c, id, &v);
 		return holds_string(&v, id);
 	}
 	return false;
@@ -242,11 +225,11 @@ work_out_template(Template *tp, Jsonb *body, Jsonb *tools)
 	int			nbranches = 0;
 	int			n;
 
-	tp->memory = get_key(root, "memory", &v) ? JsonbValueToJsonb(&v) : empty_object();
-	defaults = get_key(root, "defaults", &v) ? JsonbValueToJsonb(&v) : empty_object();
+	tp->memory = ao_jsonb_get_key(root, "memory", &v) ? JsonbValueToJsonb(&v) : empty_object();
+	defaults = ao_jsonb_get_key(root, "defaults", &v) ? JsonbValueToJsonb(&v) : empty_object();
 	steps = key_container(root, "steps");
 	/* bodies were validated (a workflow when registered, a plan when made): these hold */
-	if (!JB_ROOT_IS_OBJECT(defaults) || (get_key(root, "steps", &v) && (steps == NULL || !JsonContainerIsArray(steps))))
+	if (!JB_ROOT_IS_OBJECT(defaults) || (ao_jsonb_get_key(root, "steps", &v) && (steps == NULL || !JsonContainerIsArray(steps))))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a workflow body needs \"steps\" as an array and \"defaults\" as an object"),
@@ -288,7 +271,7 @@ work_out_template(Template *tp, Jsonb *body, Jsonb *tools)
 		spec = &ts->spec->root;
 
 		/* depends_on's elements as text, then the branches that target the step */
-		if (get_key(s, "depends_on", &v))
+		if (ao_jsonb_get_key(s, "depends_on", &v))
 		{
 			JsonbContainer *c = container_of(&v);
 
@@ -342,7 +325,7 @@ work_out_template(Template *tp, Jsonb *body, Jsonb *tools)
 
 			ts->network = kind != NULL && strcmp(kind, "http") == 0;
 		}
-		ts->ready = ndeps == 0 && !get_key(spec, "compensates", &v);
+		ts->ready = ndeps == 0 && !ao_jsonb_get_key(spec, "compensates", &v);
 	}
 	tp->done = true;
 }
@@ -364,9 +347,9 @@ simple_body(Jsonb *input, Jsonb *options)
 	values[0] = ao_jv_string("main");
 	values[1] = ao_jv_string("llm");
 	for (int i = 2; i < 8; i++)
-		if (!get_key(in, keys[i], &values[i]))
+		if (!ao_jsonb_get_key(in, keys[i], &values[i]))
 			values[i] = ao_jv_string(NULL);
-	if (values[5].type == jbvNull && !get_key(in, "model", &v) && get_key(&options->root, "model", &v))
+	if (values[5].type == jbvNull && !ao_jsonb_get_key(in, "model", &v) && ao_jsonb_get_key(&options->root, "model", &v))
 		values[5] = v;
 	stripped = DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls, JsonbPGetDatum(ao_jsonb_object(8, keys, values))));
 
@@ -633,7 +616,7 @@ ao_state_create_runs(Oid owner, const AoNewRun *runs, int n, const AoRunTemplate
 	{
 		JsonbValue	v;
 
-		if (get_key(&runs[i].options->root, "budget", &v))
+		if (ao_jsonb_get_key(&runs[i].options->root, "budget", &v))
 		{
 			Oid			t[1] = {INT8OID};
 			Datum		d[1] = {Int64GetDatum(ids[i])};

@@ -55,10 +55,8 @@ enum_label(Datum d)
 static bool
 has_any_key(Jsonb *j, const char *const *keys)
 {
-	if (!JB_ROOT_IS_OBJECT(j))
-		return false;
 	for (const char *const *k = keys; *k; k++)
-		if (getKeyJsonValueFromContainer(&j->root, *k, strlen(*k), NULL) != NULL)
+		if (ao_jsonb_get_key(&j->root, *k, NULL))
 			return true;
 	return false;
 }
@@ -285,14 +283,17 @@ typedef struct StepSeen
 {
 	char	   *id;
 	char		status[16];
+	bool		top;			/* no parent step */
+	bool		compensation;	/* a compensation action (spec.compensates) */
 	bool		candidate;		/* pending, top-level, no compensation action */
 	bool		llm;
 	bool		network;
 	int			ord;
 	int			priority;
 	bool		readied;		/* made ready by promote */
-	Datum		depends_on;		/* text[] (copied) */
+	Datum		depends_on;		/* text[] (copied), of top-level steps */
 	int			counted_for;	/* promote: the candidate (index + 1) it was last counted for */
+	bool		depended;		/* close: a top-level step depends on it */
 } StepSeen;
 
 typedef struct RunSteps
@@ -320,21 +321,21 @@ step_seen(void *arg, AoRowTable *t)
 	memset(s, 0, sizeof(StepSeen));
 	s->id = TextDatumGetCString(ao_row_old(t, "step_id", &isnull));
 	strlcpy(s->status, enum_label(ao_row_old(t, "status", &isnull)), sizeof(s->status));
-	if (strcmp(s->status, "pending") != 0)
-		return true;
 	(void) ao_row_old(t, "parent_step_id", &parent_null);
-	if (!parent_null)
+	s->top = parent_null;
+	if (!s->top)
 		return true;
 	d = ao_row_old(t, "spec", &isnull);
-	if (getKeyJsonValueFromContainer(&DatumGetJsonbP(d)->root, "compensates", strlen("compensates"), NULL) != NULL)
+	s->compensation = ao_jsonb_get_key(&DatumGetJsonbP(d)->root, "compensates", NULL);
+	d = ao_row_old(t, "depends_on", &isnull);
+	s->depends_on = isnull ? (Datum) 0 : PointerGetDatum(DatumGetArrayTypePCopy(d));
+	if (strcmp(s->status, "pending") != 0 || s->compensation)
 		return true;
 	s->candidate = true;
 	s->llm = strcmp(enum_label(ao_row_old(t, "kind", &isnull)), "llm") == 0;
 	s->network = DatumGetBool(ao_row_old(t, "network", &isnull));
 	s->ord = DatumGetInt32(ao_row_old(t, "ord", &isnull));
 	s->priority = DatumGetInt32(ao_row_old(t, "priority", &isnull));
-	d = ao_row_old(t, "depends_on", &isnull);
-	s->depends_on = isnull ? (Datum) 0 : PointerGetDatum(DatumGetArrayTypePCopy(d));
 	return true;
 }
 
@@ -441,103 +442,63 @@ promote(AoRows *w, int64 run, RunSteps *rs, int *readied)
  * Closing a run that succeeded
  */
 
-/* A top-level step's outcome, for the run's output. */
-typedef struct TopStep
+/* A step's output, read by its key (NULL for SQL NULL). */
+static Jsonb *
+step_output(AoRows *w, int64 run, const char *step)
 {
-	char	   *id;
-	bool		succeeded;		/* succeeded, and not a compensation action */
-	Jsonb	   *output;
-	Datum		depends_on;
-} TopStep;
-
-typedef struct TopSteps
-{
-	TopStep    *steps;
-	int			n;
-	int			size;
-	const char *only;			/* a simple run: only this step's output */
-	Jsonb	   *only_output;
-} TopSteps;
-
-static bool
-top_step_seen(void *arg, AoRowTable *t)
-{
-	TopSteps   *ts = arg;
-	TopStep    *s;
+	AoRowTable *t = ao_rows_table(w, T_STEPS);
+	Datum		keys[2] = {Int64GetDatum(run), CStringGetTextDatum(step)};
 	bool		isnull;
 	Datum		d;
-	char	   *id;
 
-	id = TextDatumGetCString(ao_row_old(t, "step_id", &isnull));
-	if (ts->only != NULL)
-	{
-		if (strcmp(id, ts->only) == 0)
-		{
-			d = ao_row_old(t, "output", &isnull);
-			ts->only_output = isnull ? NULL : DatumGetJsonbPCopy(d);
-			return false;
-		}
-		return true;
-	}
-	(void) ao_row_old(t, "parent_step_id", &isnull);
-	if (!isnull)
-		return true;
-	if (ts->n == ts->size)
-	{
-		ts->size *= 2;
-		ts->steps = repalloc(ts->steps, sizeof(TopStep) * ts->size);
-	}
-	s = &ts->steps[ts->n++];
-	memset(s, 0, sizeof(TopStep));
-	s->id = id;
-	d = ao_row_old(t, "spec", &isnull);
-	s->succeeded = strcmp(enum_label(ao_row_old(t, "status", &isnull)), "succeeded") == 0 &&
-		getKeyJsonValueFromContainer(&DatumGetJsonbP(d)->root, "compensates", strlen("compensates"), NULL) == NULL;
-	if (s->succeeded)
-	{
-		d = ao_row_old(t, "output", &isnull);
-		s->output = isnull ? NULL : DatumGetJsonbPCopy(d);
-	}
-	d = ao_row_old(t, "depends_on", &isnull);
-	s->depends_on = isnull ? (Datum) 0 : PointerGetDatum(DatumGetArrayTypePCopy(d));
-	return true;
+	if (!ao_row_fetch(w, t, 2, keys, false))
+		return NULL;
+	d = ao_row_old(t, "output", &isnull);
+	return isnull ? NULL : DatumGetJsonbPCopy(d);
 }
 
 /*
  * A fixed run's output without a template (_run_output): the outputs of
- * its succeeded top-level steps that no top-level step depends on, by id.
+ * its succeeded top-level steps (no compensation action) that no
+ * top-level step depends on, by id. rs: the run's steps, sorted by id.
  */
 static Jsonb *
-terminal_outputs(TopSteps *ts)
+terminal_outputs(AoRows *w, int64 run, RunSteps *rs)
 {
 	JsonbParseState *st = NULL;
-	bool	   *depended = palloc0(sizeof(bool) * Max(ts->n, 1));
 
-	for (int i = 0; i < ts->n; i++)
+	for (int i = 0; i < rs->n; i++)
 	{
 		Datum	   *deps;
 		bool	   *nulls;
 		int			ndeps = 0;
 
-		if (ts->steps[i].depends_on == (Datum) 0)
+		if (!rs->steps[i].top || rs->steps[i].depends_on == (Datum) 0)
 			continue;
-		deconstruct_array(DatumGetArrayTypeP(ts->steps[i].depends_on), TEXTOID, -1, false, TYPALIGN_INT, &deps,
+		deconstruct_array(DatumGetArrayTypeP(rs->steps[i].depends_on), TEXTOID, -1, false, TYPALIGN_INT, &deps,
 						  &nulls, &ndeps);
 		for (int d = 0; d < ndeps; d++)
-			for (int j = 0; j < ts->n && !nulls[d]; j++)
-				if (!depended[j] && strcmp(TextDatumGetCString(deps[d]), ts->steps[j].id) == 0)
-					depended[j] = true;
+		{
+			StepSeen   *dep = nulls[d] ? NULL : find_step(rs, TextDatumGetCString(deps[d]));
+
+			if (dep != NULL)
+				dep->depended = true;
+		}
 	}
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
-	for (int i = 0; i < ts->n; i++)
-		if (ts->steps[i].succeeded && !depended[i])
+	for (int i = 0; i < rs->n; i++)
+	{
+		StepSeen   *s = &rs->steps[i];
+
+		if (s->top && !s->compensation && !s->depended && strcmp(s->status, "succeeded") == 0)
 		{
-			JsonbValue	k = ao_jv_string(ts->steps[i].id);
-			JsonbValue	v = ao_jv_jsonb(ts->steps[i].output);
+			JsonbValue	k = ao_jv_string(s->id);
+			JsonbValue	v = ao_jv_jsonb(step_output(w, run, s->id));
 
 			pushJsonbValue(&st, WJB_KEY, &k);
 			pushJsonbValue(&st, WJB_VALUE, &v);
 		}
+	}
 	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
 }
 
@@ -555,30 +516,26 @@ workflow_has_output(AoRows *w, Datum name, Datum version)
 	if (!ao_row_fetch(w, t, 2, keys, false))
 		return false;			/* as the SQL: no workflow row, no template */
 	def = DatumGetJsonbP(ao_row_old(t, "definition", &isnull));
-	if (!JB_ROOT_IS_OBJECT(def))
-		return false;
 	c = &def->root;
 	/* COALESCE(definition -> 'workflow', definition) -> 'output': a present "workflow" that is no object has none */
-	if (getKeyJsonValueFromContainer(c, "workflow", strlen("workflow"), &v) != NULL)
+	if (ao_jsonb_get_key(c, "workflow", &v))
 	{
-		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+		if (v.type != jbvBinary)
 			return false;
 		c = v.val.binary.data;
 	}
-	if (getKeyJsonValueFromContainer(c, "output", strlen("output"), &v) == NULL)
-		return false;
-	return true;
+	return ao_jsonb_get_key(c, "output", NULL);
 }
 
 /*
  * Close a run whose steps all finished, none left open, as succeeded
  * (_close_runs(run, 'succeeded', _run_output(run))): its output, its
  * run_succeeded event and final chunk, its lifecycle notification. The
- * run row is the one last read in runs. False, with nothing changed, when
+ * run row is the one last read in runs; rs, its steps as settling read them. False, with nothing changed, when
  * _run_output must work it out: an output template, or a plan's output.
  */
 static bool
-close_succeeded(AoRows *w, int64 run)
+close_succeeded(AoRows *w, int64 run, RunSteps *rs)
 {
 	AoRowTable *rt = ao_rows_table(w, T_RUNS);
 	AoRowTable *t;
@@ -587,7 +544,6 @@ close_succeeded(AoRows *w, int64 run)
 	const char *orchestration = enum_label(ao_row_old(rt, "orchestration", &isnull));
 	Datum		workflow = ao_row_old(rt, "workflow_name", &isnull);
 	bool		has_workflow = !isnull;
-	TopSteps	ts = {0};
 	Jsonb	   *output;
 	int64		event_seq;
 	int64		chunk_seq;
@@ -615,12 +571,8 @@ close_succeeded(AoRows *w, int64 run)
 	/* the run row again, locked as the update will lock it */
 	if (!ao_row_fetch(w, rt, 1, &key, true))
 		elog(ERROR, "agentorch: run " INT64_FORMAT " is missing", run);
-	ts.size = 16;
-	ts.steps = palloc(sizeof(TopStep) * ts.size);
-	if (strcmp(orchestration, "simple") == 0)
-		ts.only = "main";
-	ao_row_scan(w, ao_rows_table(w, T_STEPS), 1, &key, top_step_seen, &ts);
-	output = ts.only ? ts.only_output : terminal_outputs(&ts);
+	/* a simple run's output is its step's; a fixed run's, its terminal steps' */
+	output = strcmp(orchestration, "simple") == 0 ? step_output(w, run, "main") : terminal_outputs(w, run, rs);
 
 	event_seq = DatumGetInt64(ao_row_old(rt, "last_event_seq", &isnull)) + 1;
 	chunk_seq = DatumGetInt64(ao_row_old(rt, "last_chunk_seq", &isnull)) + 1;
@@ -784,7 +736,7 @@ ao_state_settle_runs(const int64 *runs, int n, List **readied_out)
 		bool		again = false;
 
 		CHECK_FOR_INTERRUPTS();
-		/* once per run: what this call wrote is not seen by its own reads */
+		/* once per run, however often given: what this call wrote is not seen by its own reads */
 		for (int i = 0; i < r && !again; i++)
 			again = runs[i] == runs[r];
 		if (again)
@@ -815,7 +767,7 @@ ao_state_settle_runs(const int64 *runs, int n, List **readied_out)
 		{
 			bool		compensating = DatumGetBool(ao_row_old(&w.t[T_RUNS], "compensating", &isnull));
 
-			if (open == 0 && !compensating && close_succeeded(&w, runs[r]))
+			if (open == 0 && !compensating && close_succeeded(&w, runs[r], &rs))
 				;				/* closed here */
 			else if (open == 0 ||
 					 (active == 0 && waiting > 0 && strcmp(status, "running") == 0) ||

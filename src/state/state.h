@@ -72,7 +72,7 @@ typedef struct AoReadied
 	int			ord;
 } AoReadied;
 
-/* An attempt of a step begun (ao_state_begin_attempts): what the claim statement returns for it. */
+/* An attempt of a step begun (by the claim statement or ao_state_begin_attempts), as the runner sees it. */
 typedef struct AoAttempt
 {
 	int64		run_id;
@@ -88,6 +88,7 @@ typedef struct AoAttempt
 	bool		run_active;
 	TimestampTz old_started_at;
 	int			old_worker;
+	Jsonb	   *input;			/* the step's rendered input, once its runner made it */
 } AoAttempt;
 
 extern void ao_state_finish_successes(const AoSuccess *s, int n);
