@@ -32,7 +32,7 @@ DATA_built  = $(CURDIR)/$(AO_INSTALL_SQL)
 DATA        = $(filter-out $(AO_INSTALL_SQL),$(patsubst $(SRC)/%,%,$(wildcard $(SRC)/sql/$(EXTENSION)--*.sql)))
 EXTRA_CLEAN = $(AO_INSTALL_SQL) build tmp_check_regress tmp_check_isolation output_iso
 
-PKGS        = libcurl json-c yaml-0.1 libpcre2-8
+PKGS        = libcurl json-c yaml-0.1 libpcre2-8 libcrypto
 PG_CPPFLAGS = -I$(SRC)/src $(addprefix -I$(SRC)/src/,$(LAYERS)) $(shell pkg-config --cflags $(PKGS))
 SHLIB_LINK  = $(shell pkg-config --libs $(PKGS))
 PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare $(AO_CFLAGS)

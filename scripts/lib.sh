@@ -12,7 +12,7 @@ AO_PG_ROOT=${AO_PG_ROOT:-}
 PG_BIN=$AO_PG_ROOT/usr/lib/postgresql/$PG_MAJOR/bin
 PG_CONFIG=$PG_BIN/pg_config
 PGXS_DIR=$AO_PG_ROOT/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
-AO_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcurl4-openssl-dev libjson-c-dev
+AO_PACKAGES="postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libcurl4-openssl-dev libssl-dev libjson-c-dev
  libyaml-dev libpcre2-dev pkg-config gcc make libc6-dev libipc-run-perl json-schema-test-suite
  python3 graphviz curl ca-certificates"
 
