@@ -112,6 +112,11 @@ CREATE INDEX steps_ready ON agentorch.steps (network, priority DESC, not_before 
 -- external workers (new in 0.2.0): name, host and session of each worker
 ALTER TABLE agentorch.workers ADD COLUMN name text, ADD COLUMN host text, ADD COLUMN backend_pid int;
 
+-- runs and steps filled to 70 % (0.2.0), so their updates that change no
+-- indexed column stay on the page (HOT); pages written from now on
+ALTER TABLE agentorch.runs SET (fillfactor = 70);
+ALTER TABLE agentorch.steps SET (fillfactor = 70);
+
 -------------------------------------------------------------------------------
 -- Every function 0.2.0 changed or added (the state layer's transition checks
 -- and hooks, output_schema, planner and reactive runs, budgets, tracing and

@@ -152,6 +152,11 @@ CREATE TABLE agentorch.llm_cache (
 -- Deleting or truncating runs deletes their rows (agentorch._delete_run_rows
 -- in agentorch_state.sql), as ON DELETE CASCADE did.
 -------------------------------------------------------------------------------
+-- runs and steps are filled to 70 % (fillfactor): a run's row gets a new
+-- version for each change (claim, counters, close), a step's for its claim
+-- and its outcome, all within a round's transaction; the room left on the
+-- page lets those that change no indexed column be heap-only (HOT), without
+-- an entry in every index.
 CREATE SEQUENCE agentorch.runs_id_seq;
 CREATE TABLE agentorch.runs (
     id                bigint PRIMARY KEY DEFAULT pg_catalog.nextval('agentorch.runs_id_seq'),
@@ -194,7 +199,7 @@ CREATE TABLE agentorch.runs (
     channel_token     text NOT NULL DEFAULT agentorch._channel_token(),
     UNIQUE (owner, idempotency_key),
     CHECK (orchestration <> 'fixed' OR workflow_name IS NOT NULL)
-);
+) WITH (fillfactor = 70);
 CREATE INDEX runs_active ON agentorch.runs (id) WHERE status IN ('pending', 'running', 'waiting');
 CREATE INDEX runs_owner ON agentorch.runs (owner, id);
 CREATE INDEX runs_finished ON agentorch.runs (finished_at) WHERE finished_at IS NOT NULL;
@@ -235,7 +240,7 @@ CREATE TABLE agentorch.steps (
     started_at        timestamptz,
     finished_at       timestamptz,
     PRIMARY KEY (run_id, step_id)
-);
+) WITH (fillfactor = 70);
 -- The claim query's index: ready steps by priority, then not_before, then
 -- ord (a step's place in its run or loop) in groups of sixteen places, so a
 -- run's 1000th loop iteration does not go before another run's first step;

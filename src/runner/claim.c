@@ -1059,7 +1059,7 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 	ao_spi_exec("WITH c AS ("
 			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner, "
 			 "         s.priority, s.ord, (s.parent_step_id IS NULL AND s.plan_version = 0) AS plain, "
-			 "         s.started_at, s.worker "
+			 "         s.started_at, s.worker, r.status AS run_status "
 			 "    FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
 			 "   WHERE s.status = 'ready' AND (NOT s.network OR $6::int8 IS NOT NULL) "
 			 "     AND ($6::int8 IS NULL OR s.run_id = $6) "
@@ -1087,17 +1087,21 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			 "u AS (UPDATE agentorch.steps s SET attempt = s.attempt + 1, started_at = pg_catalog.now(), worker = $8 "
 			 "      FROM c WHERE s.run_id = c.run_id AND s.step_id = c.step_id), "
 			 /*
-			  * The same for the claimed steps' runs, locked with them: what
-			  * _lock_run did for each run of the round, in this statement,
-			  * with the run's status as the round starts (nobody else can
+			  * The same for the runs of steps that are not plain: those
+			  * steps change their run inside their subtransaction. A plain
+			  * step's success is written at the round's level, with the
+			  * round's other successes, so for its run the lock is enough
+			  * (an update here would be one more version of every run in
+			  * every round); when it fails instead, its run's row becomes
+			  * a MultiXact, which costs that run's later reads a little.
+			  * The run's status is as the round starts (nobody else can
 			  * change it while we hold the row).
 			  */
 			 "v AS (UPDATE agentorch.runs r SET last_event_seq = r.last_event_seq "
-			 "      FROM (SELECT DISTINCT run_id FROM c) x WHERE r.id = x.run_id "
-			 "      RETURNING r.id, r.status) "
+			 "      FROM (SELECT DISTINCT run_id FROM c WHERE NOT c.plain) x WHERE r.id = x.run_id) "
 			 "SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
-			 "       COALESCE(c.iteration, -1), c.owner, c.plain, v.status::text, c.started_at, c.worker "
-			 "  FROM c JOIN v ON v.id = c.run_id "
+			 "       COALESCE(c.iteration, -1), c.owner, c.plain, c.run_status::text, c.started_at, c.worker "
+			 "  FROM c "
 			 /*
 			  * Every row is locked already: the order is only the order of
 			  * work. Steps of a run stay together; runs go by their best
