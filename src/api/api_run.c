@@ -324,8 +324,10 @@ ao_sql_wait(PG_FUNCTION_ARGS)
 		long		remaining;
 
 		SPI_connect();
-		if (SPI_execute_with_args("SELECT r.*, r.xmin, r.status::text FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1",
-								  1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		/* a kept plan: a session's waits are not planned again each time */
+		ao_spi_exec_generic("SELECT r.*, r.xmin, r.status::text FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1",
+							1, types, values, NULL, SPI_OK_SELECT);
+		if (SPI_processed != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("run %lld does not exist", (long long) run)));

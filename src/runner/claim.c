@@ -489,16 +489,19 @@ defer_success(Claimed *c, json_object *spec)
  * Write the pending successes of run (0: of every run) through the state
  * layer (ao_state_finish_successes). Inside a subtransaction they stay
  * listed, marked with its level, until it ends (successes_kept /
- * successes_rolled_back).
+ * successes_rolled_back). With counters, the runs' counters are left in
+ * *counters for ao_state_settle_runs, which must come next.
  */
 static void
-flush_successes(int64 run)
+flush_successes_into(int64 run, AoRunCounters **counters)
 {
 	ListCell   *lc;
 	int			n = 0;
 	int			level = GetCurrentTransactionNestLevel();
 	List	   *left = NIL;
 
+	if (counters)
+		*counters = NULL;
 	if (run != 0)
 		touched_run = run;
 
@@ -528,7 +531,7 @@ flush_successes(int64 run)
 				n++;
 			}
 		}
-		ao_state_finish_successes(list, n);
+		ao_state_finish_successes(list, n, counters);
 		pfree(list);
 	}
 
@@ -550,6 +553,13 @@ flush_successes(int64 run)
 	}
 	list_free(pending_successes);
 	pending_successes = left;
+}
+
+/* flush_successes_into, the runs' counters written at once. */
+static void
+flush_successes(int64 run)
+{
+	flush_successes_into(run, NULL);
 }
 
 /* The subtransaction at level ended committed: its writes belong to its parent now. */
@@ -1310,6 +1320,7 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 	TimestampTz started = GetCurrentTimestamp();
 	bool		out_of_time = false;
 	List	   *readied = NIL;	/* steps the last round's settling made ready */
+	AoRunCounters *counters = NULL; /* the round's run counters, for settling */
 	bool		drained = false;	/* the last claim statement found fewer steps than it could take */
 	int			taken_in_a_row = 0;
 
@@ -1346,6 +1357,7 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 			break;
 		touched_run = 0;
 		round_deferred = 0;
+		counters = NULL;
 		foreach(lc, claimed)
 		{
 			Claimed    *c = lfirst(lc);
@@ -1391,8 +1403,15 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 			}
 			processed++;
 		}
-		/* the round's successes, then what they make ready */
-		flush_successes(0);
+		/*
+		 * The round's successes, then what they make ready; settling writes
+		 * the runs' counters the successes moved (with a run's close when
+		 * it succeeded).
+		 */
+		if (ao_schema_at_least(0, 2))
+			flush_successes_into(0, &counters);
+		else
+			flush_successes(0);
 		/*
 		 * Dependents of this round's steps become ready (and runs finish):
 		 * one call for every run of the round (claimed steps are ordered by
@@ -1417,7 +1436,7 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 			 * them in order).
 			 */
 			if (ao_schema_at_least(0, 2))
-				ao_state_settle_runs(ids, nids,
+				ao_state_settle_runs(ids, nids, counters,
 									 sim_run == 0 && round_deferred == list_length(claimed) ? &readied : NULL);
 			else
 				for (int i = 0; i < nids; i++)

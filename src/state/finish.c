@@ -2,9 +2,10 @@
  *
  * finish.c
  *	  The executors' hot path, written by the state layer in C: the plain
- *	  successes of a claim round recorded (the steps, each run's counters
- *	  once, their step_succeeded events, status chunks and checkpoints),
- *	  then the round's runs settled (dependents made ready; a run with
+ *	  successes of a claim round recorded (the steps, their
+ *	  step_succeeded events, status chunks and checkpoints), then the
+ *	  round's runs settled (their counters written, with the close of a
+ *	  run that succeeded; dependents made ready; a run with
  *	  nothing left open closed as succeeded, with its output; a run whose
  *	  status must change otherwise is handed to the plpgsql functions). Rows go
  *	  through rows.c: no SQL is parsed, planned or started per step.
@@ -117,9 +118,86 @@ update_succeeded(AoRows *w, AoRowTable *t, const AoSuccess *s)
 	ao_row_update(w, t);
 }
 
-/* The run's counters for its k successes, then their events, status chunks and checkpoints. */
+/*
+ * Run counters
+ *
+ * A round's successes move their runs' counters; settling, which comes
+ * next and locks the same rows, writes them: with the close of a run that
+ * succeeded (one new version of the run's row instead of two), otherwise
+ * alone, before anything else may read them.
+ */
+typedef struct RunCount
+{
+	int64		run;
+	int64		event_seq;		/* the new last_event_seq, ... */
+	int64		chunk_seq;
+	int64		checkpoint;
+	bool		written;
+} RunCount;
+
+struct AoRunCounters
+{
+	RunCount   *c;				/* by run id */
+	int			n;
+	int			size;
+};
+
+static int
+run_count_cmp(const void *a, const void *b)
+{
+	int64		x = ((const RunCount *) a)->run;
+	int64		y = ((const RunCount *) b)->run;
+
+	return (x > y) - (x < y);
+}
+
+/* The run's unwritten counters in rc (NULL: none). */
+static RunCount *
+find_run_count(AoRunCounters *rc, int64 run)
+{
+	RunCount	key;
+	RunCount   *found;
+
+	if (rc == NULL || rc->n == 0)
+		return NULL;
+	key.run = run;
+	found = bsearch(&key, rc->c, rc->n, sizeof(RunCount), run_count_cmp);
+	return found && !found->written ? found : NULL;
+}
+
+/* Put c's counters into the run row being updated in t. */
 static void
-write_run_rows(AoRows *w, int64 run, Written *done, int k)
+put_counters(AoRowTable *t, const RunCount *c)
+{
+	ao_row_put(t, "last_event_seq", Int64GetDatum(c->event_seq), false);
+	ao_row_put(t, "last_chunk_seq", Int64GetDatum(c->chunk_seq), false);
+	ao_row_put(t, "last_checkpoint", Int64GetDatum(c->checkpoint), false);
+}
+
+/* Write the run's unwritten counters alone, if it has any. */
+static void
+write_run_count(AoRows *w, AoRunCounters *rc, int64 run)
+{
+	RunCount   *c = find_run_count(rc, run);
+	AoRowTable *t = ao_rows_table(w, T_RUNS);
+	Datum		key = Int64GetDatum(run);
+
+	if (c == NULL)
+		return;
+	if (!ao_row_fetch(w, t, 1, &key, true))
+		elog(ERROR, "agentorch: run " INT64_FORMAT " is missing", run);
+	ao_row_begin_update(w, t);
+	put_counters(t, c);
+	ao_row_update(w, t);
+	c->written = true;
+}
+
+/*
+ * The run's counters for its k successes (written now, or left in rc),
+ * then their events, status chunks and checkpoints.
+ */
+static void
+write_run_rows(AoRows *w, int64 run, Written *done, int k, AoRunCounters *rc)
 {
 	AoRowTable *t = ao_rows_table(w, T_RUNS);
 	Datum		key = Int64GetDatum(run);
@@ -130,6 +208,7 @@ write_run_rows(AoRows *w, int64 run, Written *done, int k)
 	bool		open;
 	Jsonb	   *memory;
 	const char *status;
+	RunCount	count;
 
 	if (!ao_row_fetch(w, t, 1, &key, true))
 		elog(ERROR, "agentorch: run " INT64_FORMAT " is missing", run);
@@ -143,11 +222,26 @@ write_run_rows(AoRows *w, int64 run, Written *done, int k)
 
 		memory = isnull ? NULL : DatumGetJsonbPCopy(m);
 	}
-	ao_row_begin_update(w, t);
-	ao_row_put(t, "last_event_seq", Int64GetDatum(e0 + k), false);
-	ao_row_put(t, "last_chunk_seq", Int64GetDatum(c0 + (open ? k : 0)), false);
-	ao_row_put(t, "last_checkpoint", Int64GetDatum(k0 + k), false);
-	ao_row_update(w, t);
+	count.run = run;
+	count.event_seq = e0 + k;
+	count.chunk_seq = c0 + (open ? k : 0);
+	count.checkpoint = k0 + k;
+	count.written = false;
+	if (rc != NULL)
+	{
+		if (rc->n == rc->size)
+		{
+			rc->size *= 2;
+			rc->c = repalloc(rc->c, sizeof(RunCount) * rc->size);
+		}
+		rc->c[rc->n++] = count;
+	}
+	else
+	{
+		ao_row_begin_update(w, t);
+		put_counters(t, &count);
+		ao_row_update(w, t);
+	}
 
 	for (int i = 0; i < k; i++)
 	{
@@ -218,22 +312,35 @@ finish_step_sql(const AoSuccess *s)
  * Record the successes s[0..n) of a claim round, in that order: what
  * _finish_steps(runs, steps, outputs, inputs) does. The steps and their
  * runs are locked by the caller's claim. Promotion is left to
- * ao_state_settle_runs.
+ * ao_state_settle_runs. With counters, the runs' counters are not written
+ * but returned in *counters (NULL: none), for ao_state_settle_runs, which
+ * the caller must call next, for every run of s, before anything else
+ * reads those runs.
  */
 void
-ao_state_finish_successes(const AoSuccess *s, int n)
+ao_state_finish_successes(const AoSuccess *s, int n, AoRunCounters **counters)
 {
 	AoRows		w;
 	bool	   *plain = palloc0(sizeof(bool) * Max(n, 1));
 	Written    *done = palloc(sizeof(Written) * Max(n, 1));
 	bool	   *run_done = palloc0(sizeof(bool) * Max(n, 1));
 	int		   *attempts = palloc0(sizeof(int) * Max(n, 1));
+	AoRunCounters *rc = NULL;
 
+	if (counters)
+		*counters = NULL;
 	if (ao_state_sql_only)
 	{
 		for (int i = 0; i < n; i++)
 			finish_step_sql(&s[i]);
 		return;
+	}
+	if (counters)
+	{
+		rc = palloc(sizeof(AoRunCounters));
+		rc->n = 0;
+		rc->size = 8;
+		rc->c = palloc(sizeof(RunCount) * rc->size);
 	}
 	ao_rows_open(&w, T_COUNT, table_names);
 	for (int i = 0; i < n; i++)
@@ -265,7 +372,16 @@ ao_state_finish_successes(const AoSuccess *s, int n)
 				done[k].attempt = attempts[j];
 				k++;
 			}
-		write_run_rows(&w, s[i].run_id, done, k);
+		write_run_rows(&w, s[i].run_id, done, k, rc);
+	}
+	if (rc != NULL)
+	{
+		qsort(rc->c, rc->n, sizeof(RunCount), run_count_cmp);
+		/* the others' runs are read by _finish_step: their counters now */
+		for (int i = 0; i < n; i++)
+			if (!plain[i])
+				write_run_count(&w, rc, s[i].run_id);
+		*counters = rc;
 	}
 	ao_rows_close(&w);
 	/* the others, one by one, as _finish_steps does after its plain ones */
@@ -530,12 +646,14 @@ workflow_has_output(AoRows *w, Datum name, Datum version)
 /*
  * Close a run whose steps all finished, none left open, as succeeded
  * (_close_runs(run, 'succeeded', _run_output(run))): its output, its
- * run_succeeded event and final chunk, its lifecycle notification. The
- * run row is the one last read in runs; rs, its steps as settling read them. False, with nothing changed, when
- * _run_output must work it out: an output template, or a plan's output.
+ * run_succeeded event and final chunk, its lifecycle notification; with
+ * them, the counters its round's successes left in rc. The run row is the
+ * one last read in runs; rs, its steps as settling read them. False, with
+ * nothing changed, when _run_output must work it out: an output template,
+ * or a plan's output.
  */
 static bool
-close_succeeded(AoRows *w, int64 run, RunSteps *rs)
+close_succeeded(AoRows *w, int64 run, RunSteps *rs, AoRunCounters *rc)
 {
 	AoRowTable *rt = ao_rows_table(w, T_RUNS);
 	AoRowTable *t;
@@ -574,10 +692,24 @@ close_succeeded(AoRows *w, int64 run, RunSteps *rs)
 	/* a simple run's output is its step's; a fixed run's, its terminal steps' */
 	output = strcmp(orchestration, "simple") == 0 ? step_output(w, run, "main") : terminal_outputs(w, run, rs);
 
-	event_seq = DatumGetInt64(ao_row_old(rt, "last_event_seq", &isnull)) + 1;
-	chunk_seq = DatumGetInt64(ao_row_old(rt, "last_chunk_seq", &isnull)) + 1;
 	owner = DatumGetObjectId(ao_row_old(rt, "owner", &isnull));
 	ao_row_begin_update(w, rt);
+	{
+		RunCount   *c = find_run_count(rc, run);
+
+		if (c != NULL)
+		{
+			put_counters(rt, c);
+			c->written = true;
+			event_seq = c->event_seq + 1;
+			chunk_seq = c->chunk_seq + 1;
+		}
+		else
+		{
+			event_seq = DatumGetInt64(ao_row_old(rt, "last_event_seq", &isnull)) + 1;
+			chunk_seq = DatumGetInt64(ao_row_old(rt, "last_chunk_seq", &isnull)) + 1;
+		}
+	}
 	ao_row_put_kept(w, rt, "status", "succeeded");
 	ao_row_put_jsonb(rt, "output", output);
 	ao_row_put(rt, "error", (Datum) 0, true);
@@ -700,13 +832,14 @@ add_readied(RunSteps *rs, int64 run, MemoryContext cxt, List **out)
  * _settle_runs(runs) does. Dependents of finished steps become ready; a
  * run with nothing left open, or that must move between running and
  * waiting, and a promotion past the common case, go to _settle_runs. The
- * runs are locked by the caller's claim. With readied_out, the
- * transactional steps made ready in runs left running are appended to it
- * (AoReadied), for the caller to take at once; none when a run went to
- * _settle_runs.
+ * runs are locked by the caller's claim. counters: what
+ * ao_state_finish_successes left unwritten (or NULL); every one is
+ * written here. With readied_out, the transactional steps made ready in
+ * runs left running are appended to it (AoReadied), for the caller to
+ * take at once; none when a run went to _settle_runs.
  */
 void
-ao_state_settle_runs(const int64 *runs, int n, List **readied_out)
+ao_state_settle_runs(const int64 *runs, int n, AoRunCounters *counters, List **readied_out)
 {
 	static const char *const open_states[] = {"pending", "ready", "running", "waiting", NULL};
 	static const char *const active_states[] = {"ready", "running", NULL};
@@ -718,6 +851,13 @@ ao_state_settle_runs(const int64 *runs, int n, List **readied_out)
 
 	if (ao_state_sql_only)
 	{
+		if (counters != NULL)
+		{
+			ao_rows_open(&w, T_COUNT, table_names);
+			for (int i = 0; i < counters->n; i++)
+				write_run_count(&w, counters, counters->c[i].run);
+			ao_rows_close(&w);
+		}
 		settle_runs_sql(runs, n);
 		return;
 	}
@@ -749,6 +889,7 @@ ao_state_settle_runs(const int64 *runs, int n, List **readied_out)
 		qsort(rs.steps, rs.n, sizeof(StepSeen), step_id_cmp);
 		if (!promote(&w, runs[r], &rs, &readied))
 		{
+			write_run_count(&w, counters, runs[r]);
 			to_sql[nsql++] = runs[r];
 			MemoryContextSwitchTo(caller);
 			MemoryContextReset(per_run);
@@ -767,7 +908,7 @@ ao_state_settle_runs(const int64 *runs, int n, List **readied_out)
 		{
 			bool		compensating = DatumGetBool(ao_row_old(&w.t[T_RUNS], "compensating", &isnull));
 
-			if (open == 0 && !compensating && close_succeeded(&w, runs[r], &rs))
+			if (open == 0 && !compensating && close_succeeded(&w, runs[r], &rs, counters))
 				;				/* closed here */
 			else if (open == 0 ||
 					 (active == 0 && waiting > 0 && strcmp(status, "running") == 0) ||
@@ -776,9 +917,13 @@ ao_state_settle_runs(const int64 *runs, int n, List **readied_out)
 			else if (readied > 0 && readied_out != NULL && strcmp(status, "running") == 0)
 				add_readied(&rs, runs[r], caller, readied_out);
 		}
+		write_run_count(&w, counters, runs[r]);
 		MemoryContextSwitchTo(caller);
 		MemoryContextReset(per_run);
 	}
+	/* counters of runs not given (the caller's list should hold them all) */
+	for (int i = 0; counters != NULL && i < counters->n; i++)
+		write_run_count(&w, counters, counters->c[i].run);
 	ao_rows_close(&w);
 	MemoryContextDelete(per_run);
 	/* what _settle_runs does may make other steps ready: then the caller claims */

@@ -91,8 +91,15 @@ typedef struct AoAttempt
 	Jsonb	   *input;			/* the step's rendered input, once its runner made it */
 } AoAttempt;
 
-extern void ao_state_finish_successes(const AoSuccess *s, int n);
-extern void ao_state_settle_runs(const int64 *runs, int n, List **readied);
+/*
+ * The run counters (last event, chunk and checkpoint) a round's successes
+ * moved, not written yet: settling writes them with the run's close, or
+ * alone (finish.c).
+ */
+typedef struct AoRunCounters AoRunCounters;
+
+extern void ao_state_finish_successes(const AoSuccess *s, int n, AoRunCounters **counters);
+extern void ao_state_settle_runs(const int64 *runs, int n, AoRunCounters *counters, List **readied);
 extern int	ao_state_begin_attempts(const AoReadied *r, int n, int worker, AoAttempt *out);
 
 #endif							/* AO_STATE_H */

@@ -22,7 +22,10 @@
  *
  *   ao_bench CONNINFO latency_new WORKFLOW N
  *       As latency, each run from a new connection (made before the
- *       clock starts): the cost of a session's first start().
+ *       clock starts): the cost of a session's first start(). Then, when
+ *       the baseline's tables exist, its step N times from a warm
+ *       connection and N times each from a new one (PostgreSQL's own
+ *       cost of a new session).
  *
  *   ao_bench CONNINFO listen WORKFLOW N
  *       A second connection LISTENs on agentorch_events; N times: send
@@ -189,8 +192,83 @@ mode_throughput(PGconn *conn, const char *wf, int nruns, int steps_per_run, int 
 }
 
 /*
+ * The baseline's durable step (pgbench_step.sql: a claim transaction, then
+ * a completion transaction with an event row and a NOTIFY) on conn, timed
+ * in ms; -1 when it failed.
+ */
+static double
+baseline_step(PGconn *conn)
+{
+	double		t0 = now_ms();
+	char	   *step = exec_value(conn,
+								  "WITH c AS (SELECT id FROM bench_step WHERE status = 'ready' ORDER BY id LIMIT 1 "
+								  "FOR UPDATE SKIP LOCKED) UPDATE bench_step s SET status = 'running', started_at = now() "
+								  "FROM c WHERE s.id = c.id RETURNING s.id", 0, NULL);
+	const char *p[1] = {step};
+	PGresult   *r;
+
+	if (step == NULL)
+		return -1;
+	PQclear(exec(conn, "BEGIN", 0, NULL));
+	PQclear(exec(conn, "UPDATE bench_step SET status = 'done', finished_at = now() WHERE id = $1", 1, p));
+	PQclear(exec(conn, "INSERT INTO bench_event (step_id, kind) VALUES ($1, 'step_succeeded')", 1, p));
+	PQclear(exec(conn, "SELECT pg_notify('bench_step', $1)", 1, p));
+	r = exec(conn, "COMMIT", 0, NULL);
+	PQclear(r);
+	free(step);
+	return now_ms() - t0;
+}
+
+/*
+ * PostgreSQL's own cost of a new session, for scale: the baseline's step
+ * (its tables from pgbench_setup.sql) from a new connection each time and
+ * from one warm connection. Nothing when its tables are missing.
+ */
+static void
+baseline_new_and_warm(const char *conninfo, int n)
+{
+	double	   *cold = calloc(n, sizeof(double));
+	double	   *warm = calloc(n, sizeof(double));
+	int			ncold = 0,
+				nwarm = 0;
+	PGconn	   *conn = connect_or_die(conninfo);
+	char	   *have = exec_value(conn, "SELECT to_regclass('bench_step') IS NOT NULL", 0, NULL);
+
+	if (have == NULL || strcmp(have, "t") != 0)
+	{
+		free(have);
+		PQfinish(conn);
+		return;
+	}
+	free(have);
+	for (int i = 0; i < n; i++)
+	{
+		double		t = baseline_step(conn);
+
+		if (t >= 0)
+			warm[nwarm++] = t;
+	}
+	PQfinish(conn);
+	for (int i = 0; i < n; i++)
+	{
+		double		t;
+
+		conn = connect_or_die(conninfo);
+		t = baseline_step(conn);
+		if (t >= 0)
+			cold[ncold++] = t;
+		PQfinish(conn);
+	}
+	stats("baseline step (2 commits), warm connection", warm, nwarm, "base_warm");
+	stats("baseline step (2 commits), new connection", cold, ncold, "base_new");
+	free(cold);
+	free(warm);
+}
+
+/*
  * mode_latency, each run from a new connection (the connection is made
- * before the clock starts): what the first start() of a session costs.
+ * before the clock starts): what the first start() of a session costs;
+ * then the baseline's step the same way and from a warm connection.
  */
 static int
 mode_latency_new(const char *conninfo, const char *wf, int n)
@@ -224,6 +302,7 @@ mode_latency_new(const char *conninfo, const char *wf, int n)
 	stats("start -> finished from a new connection (run_workflow + wait)", total, ok, "e2e");
 	if (bad)
 		printf("  %d runs did not succeed within 10 s\n", bad);
+	baseline_new_and_warm(conninfo, n);
 	return 0;
 }
 
