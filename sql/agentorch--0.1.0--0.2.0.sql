@@ -117,6 +117,12 @@ ALTER TABLE agentorch.workers ADD COLUMN name text, ADD COLUMN host text, ADD CO
 ALTER TABLE agentorch.runs SET (fillfactor = 70);
 ALTER TABLE agentorch.steps SET (fillfactor = 70);
 
+-- idempotency keys (0.2.0): only runs that have one are in the unique
+-- index (building it reads the runs table once)
+ALTER TABLE agentorch.runs DROP CONSTRAINT runs_owner_idempotency_key_key;
+CREATE UNIQUE INDEX runs_idempotency ON agentorch.runs (owner, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+
 -------------------------------------------------------------------------------
 -- Every function 0.2.0 changed or added (the state layer's transition checks
 -- and hooks, output_schema, planner and reactive runs, budgets, tracing and
@@ -411,7 +417,7 @@ BEGIN
           JOIN ROWS FROM (pg_catalog.unnest(v_bodies), pg_catalog.unnest(p_tools)) WITH ORDINALITY AS b(body, tools, t)
             ON b.t OPERATOR(pg_catalog.=) u.t
          ORDER BY u.id
-        ON CONFLICT (owner, idempotency_key) DO NOTHING
+        ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING r.id)
     SELECT pg_catalog.array_agg(ins.id ORDER BY ins.id) INTO v_new FROM ins;
 

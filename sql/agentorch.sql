@@ -197,9 +197,13 @@ CREATE TABLE agentorch.runs (
     tools             jsonb NOT NULL DEFAULT '{}',
     -- secret part of the run's private channel (agentorch.channel())
     channel_token     text NOT NULL DEFAULT agentorch._channel_token(),
-    UNIQUE (owner, idempotency_key),
     CHECK (orchestration <> 'fixed' OR workflow_name IS NOT NULL)
 ) WITH (fillfactor = 70);
+-- an owner's idempotency key names one run; only runs that have a key are
+-- in the index (most have none, and every new version of a run would add
+-- an entry)
+CREATE UNIQUE INDEX runs_idempotency ON agentorch.runs (owner, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 CREATE INDEX runs_active ON agentorch.runs (id) WHERE status IN ('pending', 'running', 'waiting');
 CREATE INDEX runs_owner ON agentorch.runs (owner, id);
 CREATE INDEX runs_finished ON agentorch.runs (finished_at) WHERE finished_at IS NOT NULL;

@@ -452,7 +452,7 @@ BEGIN
           JOIN ROWS FROM (pg_catalog.unnest(v_bodies), pg_catalog.unnest(p_tools)) WITH ORDINALITY AS b(body, tools, t)
             ON b.t OPERATOR(pg_catalog.=) u.t
          ORDER BY u.id
-        ON CONFLICT (owner, idempotency_key) DO NOTHING
+        ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING r.id)
     SELECT pg_catalog.array_agg(ins.id ORDER BY ins.id) INTO v_new FROM ins;
 

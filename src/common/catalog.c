@@ -671,16 +671,15 @@ ao_pin_tools(json_object *steps, json_object *extra, Oid role)
 }
 
 /*
- * _channel_token() RETURNS text: 26 lowercase base32 characters (130 bits
+ * A new channel token (palloc'd): 26 lowercase base32 characters (130 bits
  * from pg_strong_random), the secret part of a run's NOTIFY channel.
  */
-PG_FUNCTION_INFO_V1(ao_sql_channel_token);
-Datum
-ao_sql_channel_token(PG_FUNCTION_ARGS)
+char *
+ao_new_channel_token(void)
 {
 	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
 	uint8		bytes[26];
-	char		token[27];
+	char	   *token = palloc(27);
 
 	if (!pg_strong_random(bytes, sizeof(bytes)))
 		ereport(ERROR,
@@ -689,7 +688,15 @@ ao_sql_channel_token(PG_FUNCTION_ARGS)
 	for (int i = 0; i < 26; i++)
 		token[i] = alphabet[bytes[i] & 31];
 	token[26] = '\0';
-	PG_RETURN_TEXT_P(cstring_to_text(token));
+	return token;
+}
+
+/* _channel_token() RETURNS text: ao_new_channel_token (the column default of runs). */
+PG_FUNCTION_INFO_V1(ao_sql_channel_token);
+Datum
+ao_sql_channel_token(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(ao_new_channel_token()));
 }
 
 /*

@@ -127,6 +127,9 @@ extern json_object *ao_usable_tool_names(Oid role);
 /* Why expr is not a jsonpath (palloc'd message), or NULL when it is one. */
 extern char *ao_jsonpath_error(const char *expr);
 
+/* A new run's channel token (catalog.c; the default of runs.channel_token). */
+extern char *ao_new_channel_token(void);
+
 /*
  * The schema version of agentorch in this database (pg_extension.extversion).
  * One library serves every schema version it can be updated from: a

@@ -441,9 +441,11 @@ insert_run(AoRows *w, Oid owner, const AoNewRun *r, Template *tp, Jsonb *tools, 
 	/* the run_started event and the first status chunk, below */
 	ao_row_put(t, "last_event_seq", Int64GetDatum(1), false);
 	ao_row_put(t, "last_chunk_seq", Int64GetDatum(1), false);
+	/* the column's default, without a call through fmgr (it sets a search_path) */
+	*channel_token = ao_new_channel_token();
+	ao_row_put_text(t, "channel_token", *channel_token);
 	ao_row_insert(w, t);
 	*id = DatumGetInt64(slot_getattr(t->slot, ao_row_column(t, "id") + 1, &isnull));
-	*channel_token = ao_row_text(t, "channel_token");
 }
 
 static void
