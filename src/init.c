@@ -20,7 +20,6 @@
 
 #include <limits.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "miscadmin.h"
@@ -61,13 +60,12 @@ ao_core_interrupt_pending(void)
 /*
  * Ready OpenSSL's MD5 in the postmaster, once, for every process it forks.
  *
- * A run's start hashes its pinned tools and its trace id with MD5, which
- * PostgreSQL computes through OpenSSL. In a process where OpenSSL has not
- * fetched the algorithm yet, the first hash loads the default provider:
- * about 3 ms, a fifth of a new session's first start. Fetched here, it is
- * inherited by every backend. NO_ATEXIT: nothing registers OpenSSL's exit
- * handler, which otherwise frees all of it again when each backend exits
- * (process exit frees it anyway).
+ * A run's start hashes its pinned tools with MD5, which PostgreSQL
+ * computes through OpenSSL. In a process where OpenSSL has not fetched
+ * the algorithm yet, the first hash loads the default provider: about
+ * 2-3 ms of a new session's first start. Fetched here, it is inherited by
+ * every backend. (OpenSSL itself is initialized already: the postmaster
+ * draws its random numbers through it.)
  */
 static void
 ready_md5(void)
@@ -75,8 +73,7 @@ ready_md5(void)
 	unsigned char digest[EVP_MAX_MD_SIZE];
 	unsigned int len;
 
-	if (OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL) != 1 ||
-		EVP_Digest("", 0, digest, &len, EVP_md5(), NULL) != 1)
+	if (EVP_Digest("", 0, digest, &len, EVP_md5(), NULL) != 1)
 		ereport(LOG,
 				(errmsg("agentorch: could not ready MD5 in the postmaster"),
 				 errdetail("Each session computes it at its first start instead.")));
