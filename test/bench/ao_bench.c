@@ -134,6 +134,8 @@ mode_throughput(PGconn *conn, const char *wf, int nruns, int steps_per_run, int 
 	cpu_counters(conn, &x_unused, &o_started);
 
 	/* wait on the highest unfinished run until none is left (bounded) */
+	PQclear(exec(conn, "PREPARE ao_bench_open(bigint) AS "
+				 "SELECT status IN ('pending', 'running') FROM agentorch.runs WHERE id = $1", 0, NULL));
 	for (;;)
 	{
 		char	   *open;
@@ -152,15 +154,36 @@ mode_throughput(PGconn *conn, const char *wf, int nruns, int steps_per_run, int 
 			break;
 		}
 		/*
-		 * Short looks, not wait(): a session inside one statement holds
-		 * that statement's snapshot, which keeps the xmin horizon back for
+		 * Look at that run every 2 ms by its key (prepared: cheap), not
+		 * with wait(): a session inside one statement holds that
+		 * statement's snapshot, which keeps the xmin horizon back for
 		 * every table, so the executors could not mark the dead entries
-		 * of steps_ready (each claim would read them all again).
+		 * of steps_ready (each claim would read them all again). Runs
+		 * finish about in id order, so the range is searched again
+		 * (an index scan over the finished runs' entries) only when it
+		 * has finished.
 		 */
-		usleep(2000);
+		for (;;)
+		{
+			const char *k[1] = {open};
+			PGresult   *pr = PQexecPrepared(conn, "ao_bench_open", 1, k, NULL, NULL, 0);
+			int			still_open;
+
+			if (PQresultStatus(pr) != PGRES_TUPLES_OK)
+			{
+				fprintf(stderr, "ao_bench: %s", PQerrorMessage(conn));
+				exit(1);
+			}
+			still_open = PQntuples(pr) == 1 && strcmp(PQgetvalue(pr, 0, 0), "t") == 0;
+			PQclear(pr);
+			if (!still_open || now_ms() - t0 > timeout_s * 1000.0)
+				break;
+			usleep(2000);
+		}
 		free(open);
 	}
 	t1 = now_ms();
+	PQclear(exec(conn, "DEALLOCATE ao_bench_open", 0, NULL));
 	counters(conn, &c1, &w1);
 	cpu_counters(conn, &x1, &o1);
 	{
