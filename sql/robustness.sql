@@ -412,3 +412,27 @@ SELECT agentorch.register_tool('robust_same.tool', 'sql', '{"sql": "SELECT 2 AS 
 SELECT r.tools ? 'robust_same.tool' AS pinned, s.step_id, s.status FROM agentorch.runs r JOIN agentorch.steps s ON s.run_id = r.id
  WHERE r.workflow_name = 'robust-same';
 ROLLBACK;
+
+-- a step cannot run steps itself (work() from a tool: its own claim would
+-- take the steps its batch holds, its own included, and run them inside
+-- themselves), nor cancel, resume or give input to a run whose steps its
+-- batch holds (its own run included): the step fails with the reason,
+-- the run ends failed, nothing else changes and nothing crashes
+BEGIN;
+SELECT agentorch.register_tool('robust_nest.work', 'sql', '{"sql": "SELECT agentorch.work(5, ''1s'') AS n"}');
+SELECT agentorch.register_tool('robust_nest.cancel', 'sql',
+       '{"sql": "SELECT agentorch.cancel(max(id)) AS c FROM agentorch.runs WHERE workflow_name = ''robust-nest-cancel''"}');
+SELECT agentorch.register_workflow('robust-nest-work', '{"steps": [
+  {"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1"}},
+  {"id": "n", "type": "tool", "tool": "robust_nest.work", "retry": {"max_attempts": 1}}]}');
+SELECT agentorch.register_workflow('robust-nest-cancel', '{"steps": [
+  {"id": "c", "type": "tool", "tool": "robust_nest.cancel", "retry": {"max_attempts": 1}},
+  {"id": "b", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1"}}]}');
+SELECT agentorch.run_workflow('robust-nest-work') > 0 AS started, agentorch.run_workflow('robust-nest-cancel') > 0 AS started;
+SELECT agentorch.work(20, '2s') > 0 AS worked;
+SELECT r.workflow_name, r.status, pg_catalog.regexp_replace(r.error->>'message', '\d+', 'N') AS error
+  FROM agentorch.runs r WHERE r.workflow_name LIKE 'robust-nest-%' ORDER BY 1;
+SELECT r.workflow_name, s.step_id, s.status, s.attempt
+  FROM agentorch.runs r JOIN agentorch.steps s ON s.run_id = r.id
+ WHERE r.workflow_name LIKE 'robust-nest-%' ORDER BY 1, 2;
+ROLLBACK;

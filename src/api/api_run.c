@@ -223,6 +223,22 @@ visible_run_owner(int64 run)
 	return owner;
 }
 
+/*
+ * ERROR when a step this session runs now belongs to run, or shares its
+ * claim round with one of run's steps: what (cancel, resume, input) would
+ * change the run under the steps its round holds.
+ */
+static void
+not_in_own_round(int64 run, const char *what)
+{
+	if (ao_round_holds_run(run))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot %s run %lld from inside a step that runs with its steps", what, (long long) run),
+				 errdetail("This session runs a batch of steps that includes steps of run %lld.", (long long) run),
+				 errhint("To stop a run from inside it, let a step fail or branch on a condition; act on other runs from outside the step.")));
+}
+
 /* Call a boolean state-layer function on a run as the extension owner. */
 static bool
 state_bool(const char *sql, int nargs, Oid *types, Datum *values)
@@ -253,6 +269,7 @@ ao_sql_cancel(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	visible_run_owner(PG_GETARG_INT64(0));
+	not_in_own_round(PG_GETARG_INT64(0), "cancel");
 	/*
 	 * An executor executing a step of the run holds the run's lock until
 	 * its batch ends: interrupt that step (it fails at once, the batch
@@ -276,6 +293,7 @@ ao_sql_resume(PG_FUNCTION_ARGS)
 	Datum		values[1];
 
 	visible_run_owner(PG_GETARG_INT64(0));
+	not_in_own_round(PG_GETARG_INT64(0), "resume");
 	values[0] = PG_GETARG_DATUM(0);
 	if (!state_bool("SELECT agentorch._resume($1)", 1, types, values))
 		PG_RETURN_BOOL(false);
@@ -291,6 +309,7 @@ ao_sql_submit_input(PG_FUNCTION_ARGS)
 	Datum		values[3];
 
 	visible_run_owner(PG_GETARG_INT64(0));
+	not_in_own_round(PG_GETARG_INT64(0), "submit input to");
 	ao_check_size(VARSIZE(PG_GETARG_JSONB_P(2)), "input value");
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = PG_GETARG_DATUM(1);

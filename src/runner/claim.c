@@ -155,6 +155,9 @@ static int	pending_base_level = 0;	/* the nest level process_steps runs at */
  */
 static int64 touched_run = 0;
 
+/* The steps (Claimed) of the claim round in progress; NIL between rounds. */
+static List *round_steps = NIL;
+
 /* The outcome of running one step. */
 typedef struct Outcome
 {
@@ -499,6 +502,7 @@ flush_successes_into(int64 run, AoRunCounters **counters)
 	int			n = 0;
 	int			level = GetCurrentTransactionNestLevel();
 	List	   *left = NIL;
+	MemoryContext old_cxt;
 
 	if (counters)
 		*counters = NULL;
@@ -536,6 +540,8 @@ flush_successes_into(int64 run, AoRunCounters **counters)
 	}
 
 	/* written: forgotten at the top level, else marked until the subtransaction ends */
+	/* the list lives as long as its cells (n > 0: inside process_steps) */
+	old_cxt = MemoryContextSwitchTo(pending_cxt);
 	foreach(lc, pending_successes)
 	{
 		PendingSuccess *p = lfirst(lc);
@@ -553,6 +559,7 @@ flush_successes_into(int64 run, AoRunCounters **counters)
 	}
 	list_free(pending_successes);
 	pending_successes = left;
+	MemoryContextSwitchTo(old_cxt);
 }
 
 /* flush_successes_into, the runs' counters written at once. */
@@ -568,7 +575,11 @@ successes_kept(int level)
 {
 	ListCell   *lc;
 	List	   *left = NIL;
+	MemoryContext old_cxt;
 
+	if (pending_successes == NIL)
+		return;
+	old_cxt = MemoryContextSwitchTo(pending_cxt);
 	foreach(lc, pending_successes)
 	{
 		PendingSuccess *p = lfirst(lc);
@@ -580,6 +591,7 @@ successes_kept(int level)
 	}
 	list_free(pending_successes);
 	pending_successes = left;
+	MemoryContextSwitchTo(old_cxt);
 }
 
 /* The subtransaction at level was rolled back: what it wrote is pending again. */
@@ -1268,6 +1280,23 @@ take_readied(List *readied, int max, MemoryContext into)
 static int	process_steps(int max, Oid only_role, int64 only_run, const char *only_step, List **runs);
 
 /*
+ * Does this session run a step of run now: is the run's step in the claim
+ * round in progress? A step's code must not change such a run (cancel,
+ * resume, submit_input): the round holds the run's rows, and its other
+ * steps would be recorded against a run changed under them.
+ */
+bool
+ao_round_holds_run(int64 run)
+{
+	ListCell   *lc;
+
+	foreach(lc, round_steps)
+		if (((Claimed *) lfirst(lc))->run_id == run)
+			return true;
+	return false;
+}
+
+/*
  * Process ready transactional steps in the current transaction (the
  * caller has an SPI connection and an active snapshot): claim, lock each
  * run, run its steps, and repeat for steps that became ready, until max
@@ -1286,13 +1315,24 @@ static int process_steps_rounds(int max, Oid only_role, int64 only_run, const ch
 static int
 process_steps(int max, Oid only_role, int64 only_run, const char *only_step, List **runs)
 {
-	/* a tool that calls work() nests: it gets a list of its own */
 	List	   *outer_pending = pending_successes;
 	MemoryContext outer_cxt = pending_cxt;
 	int			outer_level = pending_base_level;
 	int			outer_round_deferred = round_deferred;
 	int			processed;
 
+	/*
+	 * Not from inside a step (a tool that calls work() or simulate()): this
+	 * transaction holds the steps and runs of the round in progress, and a
+	 * claim of its own would take them again (its own row locks do not keep
+	 * it out) and run them inside themselves.
+	 */
+	if (pending_cxt != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("agentorch steps cannot be run from inside a step"),
+				 errdetail("agentorch.work() and agentorch.simulate() were called while this session runs a step."),
+				 errhint("Start another run and wait for it outside the step, or let the executors run it.")));
 	pending_successes = NIL;
 	pending_cxt = CurrentMemoryContext;
 	pending_base_level = GetCurrentTransactionNestLevel();
@@ -1303,6 +1343,7 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 	}
 	PG_FINALLY();
 	{
+		round_steps = NIL;
 		pending_successes = outer_pending;
 		pending_cxt = outer_cxt;
 		pending_base_level = outer_level;
@@ -1355,6 +1396,7 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 		}
 		if (claimed == NIL)
 			break;
+		round_steps = claimed;
 		touched_run = 0;
 		round_deferred = 0;
 		counters = NULL;
@@ -1448,6 +1490,7 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 				}
 			pfree(ids);
 		}
+		round_steps = NIL;
 		list_free_deep(claimed);
 		only_step = NULL;		/* cascades may take any ready step */
 	}

@@ -269,7 +269,10 @@ ao_executor_set_current_run(int64 run)
  * cancel(): interrupt (as pg_cancel_backend does) the executors of this
  * database that are executing a step of run, so the step fails at once
  * and its batch ends, instead of cancel() waiting for the run's lock as
- * long as the step takes. Returns how many were signalled.
+ * long as the step takes. Not this process: a step that cancels its own
+ * run holds the run already (interrupting itself would roll its batch
+ * back, the cancel with it, and the step would run again, forever).
+ * Returns how many were signalled.
  */
 int
 ao_interrupt_run(int64 run)
@@ -283,7 +286,7 @@ ao_interrupt_run(int64 run)
 	LWLockAcquire(ao_shared->lock, LW_SHARED);
 	s = ao_shmem_slot_of(MyDatabaseId);
 	for (int i = 0; s >= 0 && i < AO_MAX_EXECUTORS; i++)
-		if (ao_shared->dbs[s].pids[i] != 0 &&
+		if (ao_shared->dbs[s].pids[i] != 0 && ao_shared->dbs[s].pids[i] != MyProcPid &&
 			pg_atomic_read_u64(&ao_shared->dbs[s].current_runs[i]) == (uint64) run)
 		{
 			/* tell it why first: the interrupt is the run's cancel, not a failure */
