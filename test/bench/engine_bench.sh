@@ -214,6 +214,8 @@ FIRST_MED=$(res "$out" first_median_ms); FIRST_P95=$(res "$out" first_p95_ms)
 echo
 echo "== 4. pgbench: one durable step at a time (claim txn + completion txn with event row and NOTIFY)"
 echo "   own tables (bench_step, bench_event), $PGBENCH_CLIENTS clients, ${PGBENCH_SECONDS} s; script: test/bench/pgbench_step.sql"
+"${PSQL[@]}" -v rows=400000 -f "$BENCH_DIR/pgbench_setup.sql" >/dev/null 2>&1   # fresh: section 2 used some
+"${PSQL[@]}" -c "CHECKPOINT" >/dev/null
 pgb=$(timeout $((PGBENCH_SECONDS + 60)) "$PG_BIN/pgbench" -n -c "$PGBENCH_CLIENTS" -j "$PGBENCH_CLIENTS" \
       -T "$PGBENCH_SECONDS" -f "$BENCH_DIR/pgbench_step.sql" -h "$DIR" -p "$PORT" -U postgres postgres 2>&1) || true
 printf '%s\n' "$pgb" | grep -E '^(number of (transactions actually processed|failed)|latency average|tps)' | sed 's/^/  /'
