@@ -1109,15 +1109,17 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			 "u AS (UPDATE agentorch.steps s SET attempt = s.attempt + 1, started_at = pg_catalog.now(), worker = $8 "
 			 "      FROM c WHERE s.run_id = c.run_id AND s.step_id = c.step_id), "
 			 /*
-			  * The same for the runs of steps that are not plain: those
-			  * steps change their run inside their subtransaction. A plain
-			  * step's success is written at the round's level, with the
-			  * round's other successes, so for its run the lock is enough
-			  * (an update here would be one more version of every run in
-			  * every round); when it fails instead, its run's row becomes
-			  * a MultiXact, which costs that run's later reads a little.
-			  * The run's status is as the round starts (nobody else can
-			  * change it while we hold the row).
+			  * The same for the runs of steps that are not plain (children
+			  * of a parallel step or a loop, plan steps): those change their
+			  * run inside their subtransaction. A plain step's plain success
+			  * is written at the round's level, with the round's other
+			  * successes, so for its run the lock is enough (an update here
+			  * would be one more version of every run in every round); when
+			  * it changes its run inside its subtransaction instead (a
+			  * failure, a retry, a branch, parallel, loop or user_input
+			  * step), the run's row becomes a MultiXact, which costs that
+			  * run's later reads a little. The run's status is as the round
+			  * starts (nobody else can change it while we hold the row).
 			  */
 			 "v AS (UPDATE agentorch.runs r SET last_event_seq = r.last_event_seq "
 			 "      FROM (SELECT DISTINCT run_id FROM c WHERE NOT c.plain) x WHERE r.id = x.run_id) "
