@@ -117,7 +117,6 @@ static bool end_batch_now = false;
 
 /* ... and claim nothing of that run for a moment (claim()). */
 static int64 cancelled_run = 0;
-static int	round_deferred = 0;	/* plain successes deferred in this claim round */
 static TimestampTz cancelled_run_until = 0;
 
 /* A claimed step, as the claim query returns it. */
@@ -157,6 +156,9 @@ static int64 touched_run = 0;
 
 /* The steps (Claimed) of the claim round in progress; NIL between rounds. */
 static List *round_steps = NIL;
+
+/* How many of its steps the claim round in progress deferred as plain successes. */
+static int	round_deferred = 0;
 
 /* The outcome of running one step. */
 typedef struct Outcome
@@ -1201,6 +1203,15 @@ typedef struct TakenStep
 } TakenStep;
 
 static int
+taken_run_cmp(const void *a, const void *b)
+{
+	int64		x = ((const TakenStep *) a)->r.run_id;
+	int64		y = ((const TakenStep *) b)->r.run_id;
+
+	return (x > y) - (x < y);
+}
+
+static int
 work_order_cmp(const void *a, const void *b)
 {
 	const TakenStep *x = a;
@@ -1247,16 +1258,24 @@ take_readied(List *readied, int max, MemoryContext into)
 		TakenStep  *t = palloc(sizeof(TakenStep) * Max(n, 1));
 
 		for (int i = 0; i < n; i++)
-		{
 			t[i].r = r[i];
-			t[i].run_priority = r[i].priority;
-			t[i].run_ord = r[i].ord;
-			for (int j = 0; j < n; j++)
-				if (r[j].run_id == r[i].run_id)
-				{
-					t[i].run_priority = Max(t[i].run_priority, r[j].priority);
-					t[i].run_ord = Min(t[i].run_ord, r[j].ord);
-				}
+		/* each run's best priority and first place, over its steps (grouped by run) */
+		qsort(t, n, sizeof(TakenStep), taken_run_cmp);
+		for (int i = 0, j; i < n; i = j)
+		{
+			int			best = t[i].r.priority;
+			int			first = t[i].r.ord;
+
+			for (j = i; j < n && t[j].r.run_id == t[i].r.run_id; j++)
+			{
+				best = Max(best, t[j].r.priority);
+				first = Min(first, t[j].r.ord);
+			}
+			for (int k = i; k < j; k++)
+			{
+				t[k].run_priority = best;
+				t[k].run_ord = first;
+			}
 		}
 		qsort(t, n, sizeof(TakenStep), work_order_cmp);
 		for (int i = 0; i < n; i++)
@@ -1317,10 +1336,6 @@ static int process_steps_rounds(int max, Oid only_role, int64 only_run, const ch
 static int
 process_steps(int max, Oid only_role, int64 only_run, const char *only_step, List **runs)
 {
-	List	   *outer_pending = pending_successes;
-	MemoryContext outer_cxt = pending_cxt;
-	int			outer_level = pending_base_level;
-	int			outer_round_deferred = round_deferred;
 	int			processed;
 
 	/*
@@ -1345,11 +1360,12 @@ process_steps(int max, Oid only_role, int64 only_run, const char *only_step, Lis
 	}
 	PG_FINALLY();
 	{
+		/* outside process_steps again, however it ended */
 		round_steps = NIL;
-		pending_successes = outer_pending;
-		pending_cxt = outer_cxt;
-		pending_base_level = outer_level;
-		round_deferred = outer_round_deferred;
+		round_deferred = 0;
+		pending_successes = NIL;
+		pending_cxt = NULL;
+		pending_base_level = 0;
 	}
 	PG_END_TRY();
 	return processed;
@@ -1496,6 +1512,7 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 		list_free_deep(claimed);
 		only_step = NULL;		/* cascades may take any ready step */
 	}
+	list_free_deep(readied);
 	return processed;
 }
 

@@ -192,6 +192,14 @@ write_run_count(AoRows *w, AoRunCounters *rc, int64 run)
 	c->written = true;
 }
 
+/* Write every counter of rc not written yet. */
+static void
+write_run_counts_left(AoRows *w, AoRunCounters *rc)
+{
+	for (int i = 0; rc != NULL && i < rc->n; i++)
+		write_run_count(w, rc, rc->c[i].run);
+}
+
 /*
  * The run's counters for its k successes (written now, or left in rc),
  * then their events, status chunks and checkpoints.
@@ -851,11 +859,11 @@ ao_state_settle_runs(const int64 *runs, int n, AoRunCounters *counters, List **r
 
 	if (ao_state_sql_only)
 	{
+		/* (counters come only from the C writer, should the setting change in between) */
 		if (counters != NULL)
 		{
 			ao_rows_open(&w, T_COUNT, table_names);
-			for (int i = 0; i < counters->n; i++)
-				write_run_count(&w, counters, counters->c[i].run);
+			write_run_counts_left(&w, counters);
 			ao_rows_close(&w);
 		}
 		settle_runs_sql(runs, n);
@@ -922,8 +930,7 @@ ao_state_settle_runs(const int64 *runs, int n, AoRunCounters *counters, List **r
 		MemoryContextReset(per_run);
 	}
 	/* counters of runs not given (the caller's list should hold them all) */
-	for (int i = 0; counters != NULL && i < counters->n; i++)
-		write_run_count(&w, counters, counters->c[i].run);
+	write_run_counts_left(&w, counters);
 	ao_rows_close(&w);
 	MemoryContextDelete(per_run);
 	/* what _settle_runs does may make other steps ready: then the caller claims */
