@@ -1381,6 +1381,7 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 	List	   *readied = NIL;	/* steps the last round's settling made ready */
 	AoRunCounters *counters = NULL; /* the round's run counters, for settling */
 	bool		drained = false;	/* the last claim statement found fewer steps than it could take */
+	bool		all_plain;		/* the round's steps were all plain successes */
 	int			taken_in_a_row = 0;
 
 	end_batch_now = false;
@@ -1509,8 +1510,20 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 			pfree(ids);
 		}
 		round_steps = NIL;
+		all_plain = sim_run == 0 && round_deferred == list_length(claimed);
 		list_free_deep(claimed);
 		only_step = NULL;		/* cascades may take any ready step */
+
+		/*
+		 * A round of plain successes that made nothing ready, after a claim
+		 * that found less than it could take (a chain's or a run's last
+		 * step): the batch ends, so its commit -- which the run's waiters
+		 * wait for -- does not also wait for a claim statement that would
+		 * most likely find nothing. The caller claims again at once, in a
+		 * new transaction.
+		 */
+		if (all_plain && drained && readied == NIL)
+			break;
 	}
 	list_free_deep(readied);
 	return processed;
