@@ -49,6 +49,7 @@
 #include "utils/resowner.h"
 #include "storage/proc.h"
 
+#include "ao_json_schema.h"
 #include "ao_workflow.h"
 
 /* Tools every database has without registering them. */
@@ -317,6 +318,8 @@ ao_load_schema(const char *name)
 		cached_schemas[ncached_schemas].version = version;
 		cached_schemas[ncached_schemas].schema = json_object_get(schema);
 		ncached_schemas++;
+		/* kept unchanged for the backend's life: validations reuse its preparation */
+		ao_json_schema_keep(schema);
 	}
 	return schema;
 }
@@ -671,8 +674,52 @@ ao_pin_tools(json_object *steps, json_object *extra, Oid role)
 }
 
 /*
+ * Strong random bytes, drawn from a pool that pg_strong_random refills:
+ * each call of it costs about as much as starting a run's other work
+ * (OpenSSL checks its seeding and takes locks every time), while a 4 kB
+ * refill costs little more than one call. Bytes are handed out once; the
+ * pool is private to the process that filled it (a forked child starts
+ * empty).
+ */
+#define AO_RANDOM_POOL_SIZE 4096
+
+void
+ao_random_bytes(void *buf, size_t len)
+{
+	static uint8 pool[AO_RANDOM_POOL_SIZE];
+	static size_t left = 0;
+	static int	filled_by = 0;
+	uint8	   *out = buf;
+
+	if (filled_by != MyProcPid)
+		left = 0;
+	while (len > 0)
+	{
+		size_t		n;
+
+		if (left == 0)
+		{
+			if (!pg_strong_random(pool, sizeof(pool)))
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not generate random bytes")));
+			left = sizeof(pool);
+			filled_by = MyProcPid;
+		}
+		n = Min(len, left);
+		memcpy(out, pool + sizeof(pool) - left, n);
+		/* handed out: not kept in the pool */
+		explicit_bzero(pool + sizeof(pool) - left, n);
+		left -= n;
+		out += n;
+		len -= n;
+	}
+}
+
+/*
  * A new channel token (palloc'd): 26 lowercase base32 characters (130 bits
- * from pg_strong_random), the secret part of a run's NOTIFY channel.
+ * of strong randomness, ao_random_bytes), the secret part of a run's
+ * NOTIFY channel.
  */
 char *
 ao_new_channel_token(void)
@@ -681,10 +728,7 @@ ao_new_channel_token(void)
 	uint8		bytes[26];
 	char	   *token = palloc(27);
 
-	if (!pg_strong_random(bytes, sizeof(bytes)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random bytes for a run's channel")));
+	ao_random_bytes(bytes, sizeof(bytes));
 	for (int i = 0; i < 26; i++)
 		token[i] = alphabet[bytes[i] & 31];
 	token[26] = '\0';

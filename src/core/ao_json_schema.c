@@ -2978,21 +2978,95 @@ js_check_node(js_ctx *ctx, json_object *node, const char *base, int depth)
  * ----------------------------------------------------------------------
  */
 
+/*
+ * Schemas kept prepared (ao_json_schema_keep): the context of a run over
+ * each -- its $id table, and the regexes compiled so far -- outlives the
+ * run, so the next validation against the same schema object starts at
+ * once. The list only grows; its schemas are referenced, so their
+ * addresses are never reused for another object.
+ */
+typedef struct js_kept
+{
+	json_object *schema;
+	js_ctx		ctx;
+} js_kept;
+
+static js_kept **kept_schemas = NULL;
+static size_t nkept_schemas = 0;
+static size_t kept_schemas_cap = 0;
+
+/* The kept context of schema, or NULL. */
+static js_ctx *
+js_kept_ctx(json_object *schema)
+{
+	for (size_t i = 0; i < nkept_schemas; i++)
+		if (kept_schemas[i]->schema == schema)
+			return &kept_schemas[i]->ctx;
+	return NULL;
+}
+
+/* Keep schema prepared for later validations; see header. */
+void
+ao_json_schema_keep(json_object *schema)
+{
+	js_kept    *k;
+
+	if (schema == NULL || js_kept_ctx(schema) != NULL)
+		return;
+	k = ao_calloc(1, sizeof(js_kept));
+	k->schema = json_object_get(schema);
+	js_ctx_init(&k->ctx, schema, NULL, NULL);
+	kept_schemas = js_grow(kept_schemas, &kept_schemas_cap, nkept_schemas + 1, sizeof(js_kept *));
+	kept_schemas[nkept_schemas++] = k;
+}
+
+/*
+ * Ready a kept context for another run: everything a run sets is reset
+ * (also after a run that was left by a longjmp), what describes the
+ * schema is kept.
+ */
+static void
+js_ctx_rearm(js_ctx *ctx, ao_problem_fn cb, void *arg)
+{
+	ctx->cb = cb;
+	ctx->arg = arg;
+	ctx->nproblems = 0;
+	ctx->quiet = 0;
+	ctx->aborted = false;
+	ctx->depth = 0;
+	ctx->prefix = NULL;
+	ctx->nrefs = 0;
+	ctx->why = NULL;
+	ctx->why_quiet = 0;
+	ctx->why_path_len = 0;
+	ao_buf_reset(&ctx->path);
+	ao_buf_reset(&ctx->render[0]);
+	ao_buf_reset(&ctx->render[1]);
+}
+
 /* Validate instance against schema, reporting problems; see header. */
 int
 ao_json_schema_validate(json_object *schema, json_object *instance,
 						ao_problem_fn cb, void *arg)
 {
-	js_ctx		ctx;
+	js_ctx		own;
+	js_ctx	   *ctx = js_kept_ctx(schema);
 	bool		valid;
 	int			n;
 
-	js_ctx_init(&ctx, schema, cb, arg);
-	valid = js_validate(&ctx, schema, instance, ctx.ids[0].base);
-	if (!valid && ctx.nproblems == 0)
-		js_emit(&ctx, "", "does not match the schema");
-	n = ctx.nproblems;
-	js_ctx_free(&ctx);
+	if (ctx != NULL)
+		js_ctx_rearm(ctx, cb, arg);
+	else
+	{
+		ctx = &own;
+		js_ctx_init(ctx, schema, cb, arg);
+	}
+	valid = js_validate(ctx, schema, instance, ctx->ids[0].base);
+	if (!valid && ctx->nproblems == 0)
+		js_emit(ctx, "", "does not match the schema");
+	n = ctx->nproblems;
+	if (ctx == &own)
+		js_ctx_free(ctx);
 	return n;
 }
 

@@ -67,6 +67,15 @@ extern int	ao_json_schema_validate(json_object *schema, json_object *instance,
 									ao_problem_fn cb, void *arg);
 
 /*
+ * Keep schema prepared: later ao_json_schema_validate calls with this very
+ * object skip building its $id table and reuse the regexes they compiled.
+ * For schemas that live as long as the process and are never changed
+ * (the stored schemas a backend caches); the object is referenced and
+ * never released. Validations against one kept schema must not nest.
+ */
+extern void ao_json_schema_keep(json_object *schema);
+
+/*
  * Check that a schema is usable: it is an object or boolean, keywords have
  * the right types, patterns compile, $refs resolve inside the document and
  * do not form a pure $ref cycle. Remote references are refused with

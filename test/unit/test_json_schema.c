@@ -17,6 +17,7 @@
  */
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ao_json_schema.h"
 #include "unit.h"
@@ -78,14 +79,40 @@ validate_objects(json_object *schema, json_object *instance)
 	return result_text.data;
 }
 
+/*
+ * Second pass of the validation tests: every schema is kept prepared
+ * (ao_json_schema_keep) and validated against twice, so the second run
+ * reuses the first one's context; both must report what a fresh context
+ * reports.
+ */
+static bool keep_schemas = false;
+
 /* Validate JSON texts; see validate_objects. */
 static const char *
 validate_text(const char *schema_text, const char *instance_text)
 {
 	json_object *schema = parse(schema_text);
 	json_object *instance = parse(instance_text);
-	const char *r = validate_objects(schema, instance);
+	const char *r;
 
+	if (keep_schemas)
+	{
+		char	   *first;
+
+		ao_json_schema_keep(schema);
+		r = validate_objects(schema, instance);
+		first = ao_strndup(r, strlen(r));
+		r = validate_objects(schema, instance);
+		if (strcmp(first, r) != 0)
+		{
+			ao_buf_reset(&result_text);
+			ao_buf_printf(&result_text, "kept schema, first run: %s\nsecond run differs", first);
+			r = result_text.data;
+		}
+		free(first);
+	}
+	else
+		r = validate_objects(schema, instance);
 	json_object_put(schema);
 	json_object_put(instance);
 	return r;
@@ -646,6 +673,15 @@ main(void)
 	test_refs();
 	test_check();
 	test_api();
+	/* again, each schema kept prepared and its context reused */
+	keep_schemas = true;
+	test_generic();
+	test_objects();
+	test_arrays();
+	test_strings();
+	test_numbers();
+	test_combinators();
+	test_refs();
 	ao_buf_free(&result_text);
 	return unit_done();
 }
