@@ -390,13 +390,17 @@ traceparent_trace_id(const char *tp)
 static char *
 new_trace_id(void)
 {
+	static const char digits[] = "0123456789abcdef";
 	uint8		bytes[16];
 	char	   *hex = palloc(33);
 
-	if (!pg_strong_random(bytes, sizeof(bytes)))
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not generate a random trace id")));
+	ao_random_bytes(bytes, sizeof(bytes));
 	for (int i = 0; i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
+	{
+		hex[2 * i] = digits[bytes[i] >> 4];
+		hex[2 * i + 1] = digits[bytes[i] & 15];
+	}
+	hex[32] = '\0';
 	return hex;
 }
 
