@@ -20,8 +20,6 @@
 
 #include <limits.h>
 
-#include <openssl/evp.h>
-
 #include "miscadmin.h"
 
 PG_MODULE_MAGIC;
@@ -58,25 +56,19 @@ ao_core_interrupt_pending(void)
 }
 
 /*
- * Ready OpenSSL's MD5 in the postmaster, once, for every process it forks.
- *
- * A run's start hashes its pinned tools with MD5, which PostgreSQL
- * computes through OpenSSL. In a process where OpenSSL has not fetched
- * the algorithm yet, the first hash loads the default provider: about
- * 2-3 ms of a new session's first start. Fetched here, it is inherited by
- * every backend. (OpenSSL itself is initialized already: the postmaster
+ * Ready OpenSSL's MD5 in the postmaster, once, for every process it forks
+ * (digest.c): a run's start hashes its pinned tools, and the first hash in
+ * a process would load the provider -- about 2-3 ms of a new session's
+ * first start. (OpenSSL itself is initialized already: the postmaster
  * draws its random numbers through it.)
  */
 static void
 ready_md5(void)
 {
-	unsigned char digest[EVP_MAX_MD_SIZE];
-	unsigned int len;
-
-	if (EVP_Digest("", 0, digest, &len, EVP_md5(), NULL) != 1)
+	if (!ao_digest_ready())
 		ereport(LOG,
 				(errmsg("agentorch: could not ready MD5 in the postmaster"),
-				 errdetail("Each session computes it at its first start instead.")));
+				 errdetail("Each session fetches it at its first start instead.")));
 }
 
 /*

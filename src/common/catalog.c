@@ -27,7 +27,6 @@
 #include "access/relscan.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
-#include "common/md5.h"
 #include "executor/tuptable.h"
 #include "utils/snapmgr.h"
 #include "access/htup_details.h"
@@ -573,7 +572,6 @@ tool_found(void *arg, TupleTableSlot *slot)
 	Datum		d;
 	char	   *printed;
 	char		hash[33];
-	const char *errstr = NULL;
 
 	t->exists = true;
 	t->owner = DatumGetObjectId(ao_slot_column(slot, "owner", &isnull));
@@ -593,8 +591,7 @@ tool_found(void *arg, TupleTableSlot *slot)
 	d = ao_slot_column(slot, "search_path", &isnull);
 	values[5] = ao_jv_string(isnull ? NULL : TextDatumGetCString(d));
 	printed = JsonbToCString(NULL, &ao_jsonb_object(6, keys, values)->root, -1);
-	if (!pg_md5_hash(printed, strlen(printed), hash, &errstr))
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not compute an MD5 hash: %s", errstr)));
+	ao_md5_hex(printed, strlen(printed), hash);
 	values[6] = ao_jv_string(hash);
 	t->pinned = ao_jsonb_object(7, keys, values);
 	return false;
@@ -671,49 +668,6 @@ ao_pin_tools(json_object *steps, json_object *extra, Oid role)
 		}
 	}
 	return ao_jsonb_object(n, keys, values);
-}
-
-/*
- * Strong random bytes, drawn from a pool that pg_strong_random refills:
- * each call of it costs about as much as starting a run's other work
- * (OpenSSL checks its seeding and takes locks every time), while a 4 kB
- * refill costs little more than one call. Bytes are handed out once; the
- * pool is private to the process that filled it (a forked child starts
- * empty).
- */
-#define AO_RANDOM_POOL_SIZE 4096
-
-void
-ao_random_bytes(void *buf, size_t len)
-{
-	static uint8 pool[AO_RANDOM_POOL_SIZE];
-	static size_t left = 0;
-	static int	filled_by = 0;
-	uint8	   *out = buf;
-
-	if (filled_by != MyProcPid)
-		left = 0;
-	while (len > 0)
-	{
-		size_t		n;
-
-		if (left == 0)
-		{
-			if (!pg_strong_random(pool, sizeof(pool)))
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("could not generate random bytes")));
-			left = sizeof(pool);
-			filled_by = MyProcPid;
-		}
-		n = Min(len, left);
-		memcpy(out, pool + sizeof(pool) - left, n);
-		/* handed out: not kept in the pool */
-		explicit_bzero(pool + sizeof(pool) - left, n);
-		left -= n;
-		out += n;
-		len -= n;
-	}
 }
 
 /*

@@ -128,8 +128,12 @@ extern json_object *ao_usable_tool_names(Oid role);
 extern char *ao_jsonpath_error(const char *expr);
 
 /* A new run's channel token (catalog.c; the default of runs.channel_token). */
-extern void ao_random_bytes(void *buf, size_t len);
 extern char *ao_new_channel_token(void);
+
+/* digest.c */
+extern void ao_random_bytes(void *buf, size_t len);
+extern bool ao_digest_ready(void);
+extern void ao_md5_hex(const void *data, size_t len, char *hex);
 
 /*
  * The schema version of agentorch in this database (pg_extension.extversion).

@@ -39,7 +39,6 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "common/md5.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"

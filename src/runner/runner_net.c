@@ -42,7 +42,6 @@
 #include "catalog/pg_type.h"
 #include "common/base64.h"
 #include "common/pg_prng.h"
-#include "common/md5.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -147,14 +146,12 @@ char *
 ao_traceparent(const char *trace_id, const char *step_id)
 {
 	char		hex[33];
-	const char *errstr = NULL;
 	char	   *key;
 
 	if (trace_id == NULL || strlen(trace_id) != 32 || strspn(trace_id, "0123456789abcdef") != 32)
 		return NULL;
 	key = psprintf("%s/%s", trace_id, step_id);
-	if (!pg_md5_hash(key, strlen(key), hex, &errstr))
-		return NULL;
+	ao_md5_hex(key, strlen(key), hex);
 	return psprintf("00-%s-%.16s-01", trace_id, hex);
 }
 
