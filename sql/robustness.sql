@@ -413,6 +413,19 @@ SELECT r.tools ? 'robust_same.tool' AS pinned, s.step_id, s.status FROM agentorc
  WHERE r.workflow_name = 'robust-same';
 ROLLBACK;
 
+-- each run calls the tool as it pinned it, also when runs with another
+-- definition of the same tool run in the same batch
+BEGIN;
+SELECT agentorch.register_tool('robust_pin.tool', 'sql', '{"sql": "SELECT 1 AS v"}') IS NOT NULL AS registered;
+SELECT agentorch.register_workflow('robust-pin', '{"steps": [{"id": "a", "type": "tool", "tool": "robust_pin.tool"}]}') > 0 AS registered;
+SELECT agentorch.run_workflow('robust-pin', '{"n": 1}') > 0 AS first_v1, agentorch.run_workflow('robust-pin', '{"n": 2}') > 0 AS second_v1;
+SELECT agentorch.register_tool('robust_pin.tool', 'sql', '{"sql": "SELECT 2 AS v"}') IS NOT NULL AS redefined;
+SELECT agentorch.run_workflow('robust-pin', '{"n": 3}') > 0 AS third_v2;
+SELECT agentorch.work(10, '5s') AS steps;
+SELECT r.input->>'n' AS n, r.status, s.output FROM agentorch.runs r JOIN agentorch.steps s ON s.run_id = r.id
+ WHERE r.workflow_name = 'robust-pin' ORDER BY r.id;
+ROLLBACK;
+
 -- a step cannot run steps itself (work() from a tool: its own claim would
 -- take the steps its batch holds, its own included, and run them inside
 -- themselves), nor cancel, resume or give input to a run whose steps its

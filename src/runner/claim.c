@@ -327,14 +327,14 @@ step_timeout_ms(json_object *spec, json_object *policy)
  * outcome; never ERRORs for failures of the tool itself.
  */
 static Outcome
-run_tool_as(Oid run_owner, int64 run, const char *tool, json_object *spec, Jsonb *input)
+run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, json_object *spec, Jsonb *input)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile Outcome out = {0};
 	AoTool	   *t;
 
-	t = ao_lookup_tool(run, tool);
+	t = ao_tool_of_definition(run, tool, tool_definition);
 	if (t != NULL && strcmp(t->kind, "builtin") == 0)
 	{
 		/*
@@ -444,7 +444,7 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, json_object *spec, Jsonb
 bool
 ao_call_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *input, Jsonb **output, Jsonb **error)
 {
-	Outcome		o = run_tool_as(run_owner, run, tool, NULL, input);
+	Outcome		o = run_tool_as(run_owner, run, tool, NULL, NULL, input);
 
 	*output = o.output;
 	*error = o.error;
@@ -910,7 +910,8 @@ run_step(Claimed *c, MemoryContext stepcxt)
 	{
 		Outcome		o;
 
-		o = run_tool_as(c->owner, c->run_id, json_object_get_string(spec_member(spec, "tool")), spec, input);
+		o = run_tool_as(c->owner, c->run_id, json_object_get_string(spec_member(spec, "tool")), c->tool_definition,
+						spec, input);
 		settle(c, &o, spec);
 	}
 	else if (strcmp(c->kind, "branch") == 0)
@@ -1083,7 +1084,8 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 	ao_spi_exec("WITH c AS ("
 			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner, "
 			 "         s.priority, s.ord, (s.parent_step_id IS NULL AND s.plan_version = 0) AS plain, "
-			 "         s.started_at, s.worker, r.status AS run_status "
+			 "         s.started_at, s.worker, r.status AS run_status, "
+			 "         r.tools OPERATOR(pg_catalog.->) (s.spec OPERATOR(pg_catalog.->>) 'tool') AS tool_definition "
 			 "    FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
 			 "   WHERE s.status = 'ready' AND (NOT s.network OR $6::int8 IS NOT NULL) "
 			 "     AND ($6::int8 IS NULL OR s.run_id = $6) "
@@ -1126,7 +1128,8 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			 "v AS (UPDATE agentorch.runs r SET last_event_seq = r.last_event_seq "
 			 "      FROM (SELECT DISTINCT run_id FROM c WHERE NOT c.plain) x WHERE r.id = x.run_id) "
 			 "SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
-			 "       COALESCE(c.iteration, -1), c.owner, c.plain, c.run_status::text, c.started_at, c.worker "
+			 "       COALESCE(c.iteration, -1), c.owner, c.plain, c.run_status::text, c.started_at, c.worker, "
+			 "       c.tool_definition "
 			 "  FROM c "
 			 /*
 			  * Every row is locked already: the order is only the order of
@@ -1167,6 +1170,7 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 		MemoryContextSwitchTo(old);
 		c->spec = spi_jsonb((int) i, 4, into);
 		c->item = spi_jsonb((int) i, 7, into);
+		c->tool_definition = spi_jsonb((int) i, 14, into);
 		claimed = lappend(claimed, c);
 	}
 	return claimed;

@@ -29,6 +29,7 @@ typedef struct AoTool
 } AoTool;
 
 extern AoTool *ao_lookup_tool(int64 run, const char *name);
+extern AoTool *ao_tool_of_definition(int64 run, const char *name, Jsonb *definition);
 extern Jsonb *ao_run_tool_as_owner(AoTool *t, Jsonb *input, MemoryContext into);
 
 /* the claim loop and transactional runners (claim.c) */

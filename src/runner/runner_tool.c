@@ -59,6 +59,121 @@ static List *tool_cache = NIL;
 #define AO_TOOL_CACHE_MAX 256
 
 /*
+ * Tools by the definition a run pinned (ao_tool_of_definition): the same
+ * name and the very same definition (byte for byte) give the same tool,
+ * whatever the run -- a batch of runs started together shares one. Also
+ * per transaction, in the cache's context.
+ */
+typedef struct DefinitionCacheEntry
+{
+	char	   *name;
+	Jsonb	   *definition;
+	AoTool	   *tool;
+} DefinitionCacheEntry;
+static List *definition_cache = NIL;
+
+/* A new transaction: the caches of the last one went with it. */
+static void
+tool_cache_ready(void)
+{
+	if (tool_cache_lxid != MyProc->lxid || tool_cache_cxt == NULL)
+	{
+		tool_cache_cxt = AllocSetContextCreate(TopTransactionContext, "agentorch tools",
+											   ALLOCSET_SMALL_SIZES);
+		tool_cache_lxid = MyProc->lxid;
+		tool_cache = NIL;
+		definition_cache = NIL;
+	}
+}
+
+/*
+ * A registered tool from the columns of its pinned definition (text, as
+ * SQL's ->> and ->::text give them; NULL for a missing key), in the
+ * current memory context. NULL when it has no kind or spec.
+ */
+static AoTool *
+tool_from_columns(const char *name, char *kind, const char *spec, const char *schema,
+				  const char *policy, char *path)
+{
+	AoTool	   *t;
+
+	if (kind == NULL || spec == NULL)
+		return NULL;
+	t = palloc0(sizeof(AoTool));
+	t->name = pstrdup(name);
+	t->kind = kind;
+	t->spec = ao_json_from_cstring(spec, strlen(spec), "tool spec");
+	t->input_schema = schema && strcmp(schema, "null") != 0
+		? ao_json_from_cstring(schema, strlen(schema), "tool input_schema") : NULL;
+	t->policy = policy && strcmp(policy, "null") != 0
+		? ao_json_from_cstring(policy, strlen(policy), "tool policy") : NULL;
+	t->search_path = path ? path : AO_SAFE_SEARCH_PATH;
+	return t;
+}
+
+/*
+ * A member of a pinned definition as text: what d ->> key (as_text) or
+ * (d -> key)::text gives; NULL when it is missing (or a JSON null, as_text).
+ */
+static char *
+pinned_column(Jsonb *definition, const char *key, bool as_text)
+{
+	JsonbValue	v;
+
+	if (!ao_jsonb_get_key(&definition->root, key, &v))
+		return NULL;
+	if (as_text)
+	{
+		if (v.type == jbvNull)
+			return NULL;
+		if (v.type == jbvString)
+			return pnstrdup(v.val.string.val, v.val.string.len);
+	}
+	return JsonbToCString(NULL, &JsonbValueToJsonb(&v)->root, VARSIZE(definition));
+}
+
+/*
+ * The tool a step of run calls, from the definition the run pinned for it
+ * (runs.tools -> name, read with the step's claim; NULL: not at hand).
+ * Without a definition, or for the built-in database.query (whose
+ * search_path is the run's), ao_lookup_tool reads the run. Same result
+ * and lifetime as ao_lookup_tool.
+ */
+AoTool *
+ao_tool_of_definition(int64 run, const char *name, Jsonb *definition)
+{
+	ListCell   *lc;
+	MemoryContext old;
+	DefinitionCacheEntry *e;
+
+	if (name == NULL || definition == NULL || !JB_ROOT_IS_OBJECT(definition) ||
+		strcmp(name, "database.query") == 0)
+		return ao_lookup_tool(run, name);
+	tool_cache_ready();
+	foreach(lc, definition_cache)
+	{
+		e = lfirst(lc);
+		if (strcmp(e->name, name) == 0 && VARSIZE(e->definition) == VARSIZE(definition) &&
+			memcmp(e->definition, definition, VARSIZE(definition)) == 0)
+			return e->tool;
+	}
+	if (list_length(definition_cache) >= AO_TOOL_CACHE_MAX)
+		return ao_lookup_tool(run, name);
+	old = MemoryContextSwitchTo(tool_cache_cxt);
+	e = palloc(sizeof(DefinitionCacheEntry));
+	e->name = pstrdup(name);
+	e->definition = (Jsonb *) pg_detoast_datum_copy((struct varlena *) definition);
+	e->tool = tool_from_columns(name, pinned_column(definition, "kind", true),
+								pinned_column(definition, "spec", false),
+								pinned_column(definition, "input_schema", false),
+								pinned_column(definition, "policy", false),
+								pinned_column(definition, "search_path", true));
+	definition_cache = lappend(definition_cache, e);
+	MemoryContextSwitchTo(old);
+	return e->tool;
+}
+
+/*
  * Look up a tool of a run by name: the definition the run pinned when it
  * started (runs.tools, see agentorch._tool), or the built-in
  * database.query, which runs with the search_path of the session that
@@ -80,14 +195,7 @@ ao_lookup_tool(int64 run, const char *name)
 
 	if (name == NULL)
 		return NULL;
-	if (tool_cache_lxid != MyProc->lxid || tool_cache_cxt == NULL)
-	{
-		/* a new transaction: the previous cache went with the old one */
-		tool_cache_cxt = AllocSetContextCreate(TopTransactionContext, "agentorch tools",
-											   ALLOCSET_SMALL_SIZES);
-		tool_cache_lxid = MyProc->lxid;
-		tool_cache = NIL;
-	}
+	tool_cache_ready();
 	foreach(lc, tool_cache)
 	{
 		ToolCacheEntry *e = lfirst(lc);
@@ -99,6 +207,7 @@ ao_lookup_tool(int64 run, const char *name)
 	values[0] = Int64GetDatum(run);
 	values[1] = CStringGetTextDatum(name);
 	ao_become_extension_owner(&owner_scope);
+	/* (the same columns as pinned_column reads from a definition in hand) */
 	SPI_connect();
 	ao_spi_exec("SELECT d OPERATOR(pg_catalog.->>) 'kind', (d OPERATOR(pg_catalog.->) 'spec')::text, "
 				"  (d OPERATOR(pg_catalog.->) 'input_schema')::text, (d OPERATOR(pg_catalog.->) 'policy')::text, "
@@ -124,20 +233,10 @@ ao_lookup_tool(int64 run, const char *name)
 			t = palloc0(sizeof(AoTool));
 			t->name = pstrdup(name);
 			t->kind = "builtin";
-		}
-		else if (kind != NULL && spec != NULL)
-		{
-			t = palloc0(sizeof(AoTool));
-			t->name = pstrdup(name);
-			t->kind = kind;
-			t->spec = ao_json_from_cstring(spec, strlen(spec), "tool spec");
-			t->input_schema = schema && strcmp(schema, "null") != 0
-				? ao_json_from_cstring(schema, strlen(schema), "tool input_schema") : NULL;
-			t->policy = policy && strcmp(policy, "null") != 0
-				? ao_json_from_cstring(policy, strlen(policy), "tool policy") : NULL;
-		}
-		if (t)
 			t->search_path = path ? path : AO_SAFE_SEARCH_PATH;
+		}
+		else
+			t = tool_from_columns(name, kind, spec, schema, policy, path);
 		if (t && keep)
 		{
 			ToolCacheEntry *e = palloc(sizeof(ToolCacheEntry));

@@ -946,6 +946,26 @@ ao_state_settle_runs(const int64 *runs, int n, AoRunCounters *counters, List **r
  * Attempts
  */
 
+/* The definition the run (rt's row) pinned for the tool of a step's spec, or NULL. */
+static Jsonb *
+pinned_tool(AoRowTable *rt, Jsonb *spec)
+{
+	JsonbValue	name;
+	JsonbValue	definition;
+	bool		isnull;
+	Datum		tools;
+
+	if (!ao_jsonb_get_key(&spec->root, "tool", &name) || name.type != jbvString)
+		return NULL;
+	tools = ao_row_old(rt, "tools", &isnull);
+	if (isnull)
+		return NULL;
+	if (getKeyJsonValueFromContainer(&DatumGetJsonbP(tools)->root, name.val.string.val,
+									 name.val.string.len, &definition) == NULL)
+		return NULL;
+	return JsonbValueToJsonb(&definition);
+}
+
 /*
  * Begin an attempt of each step r[0..n) that settling made ready and the
  * caller's transaction holds the run of (what the claim statement does for
@@ -1006,6 +1026,7 @@ ao_state_begin_attempts(const AoReadied *r, int n, int worker, AoAttempt *out)
 		if (!ao_row_fetch(&w, rt, 1, &keys[0], false))
 			elog(ERROR, "agentorch: run " INT64_FORMAT " is missing", r[i].run_id);
 		a->owner = DatumGetObjectId(ao_row_old(rt, "owner", &isnull));
+		a->tool_definition = pinned_tool(rt, a->spec);
 		status = enum_label(ao_row_old(rt, "status", &isnull));
 		a->run_active = strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0;
 		taken++;

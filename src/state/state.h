@@ -89,6 +89,7 @@ typedef struct AoAttempt
 	TimestampTz old_started_at;
 	int			old_worker;
 	Jsonb	   *input;			/* the step's rendered input, once its runner made it */
+	Jsonb	   *tool_definition;	/* a tool step's: as its run pinned it (NULL: none) */
 } AoAttempt;
 
 /*
