@@ -1609,7 +1609,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 				ao_log("agentorch: run %lld step %s stopped the executor %d times and is quarantined: it failed and will not run again",
 					   (long long) careful_run, careful_step, crashes);
 				runs = ao_run_list_add(runs, careful_run);
-				ao_notify_runs(runs);
+				ao_state_notify_runs(runs);
 				runs = NIL;
 				pfree(careful_step);
 				careful_step = NULL;
@@ -1652,7 +1652,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 		pfree(careful_step);
 		careful_step = NULL;
 	}
-	ao_notify_runs(runs);
+	ao_state_notify_runs(runs);
 
 	*sleep_ms = ao_poll_interval_ms;
 	if (n == 0)
@@ -1708,7 +1708,7 @@ ao_executor_maintenance(void)
 
 		runs = ao_run_list_add(runs, run);
 	}
-	ao_notify_runs(runs);
+	ao_state_notify_runs(runs);
 	/* retention: a bounded purge of old finished runs, at most once a minute */
 	if (ao_retention_s > 0 &&
 		TimestampDifferenceExceeds(last_purge, GetCurrentTimestamp(), 60000))
@@ -1870,7 +1870,7 @@ ao_sql_work(PG_FUNCTION_ARGS)
 			CHECK_FOR_INTERRUPTS();
 		}
 	}
-	ao_notify_runs(runs);
+	ao_state_notify_runs(runs);
 	SPI_finish();
 	ao_restore_user(&owner_scope);
 	if (done > 0)

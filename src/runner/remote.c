@@ -712,7 +712,7 @@ ao_remote_claim(int worker_id, const char *worker_name, int n, bool recover)
 		chunk_attempt(s);
 		json_object_array_add(result, json_object_get(s->out));
 	}
-	ao_notify_runs(runs);
+	ao_state_notify_runs(runs);
 	if (runs != NIL)
 		ao_wake_at_commit();
 	SPI_finish();

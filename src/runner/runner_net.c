@@ -927,7 +927,7 @@ ao_net_steps_claim(void)
 
 		foreach(lc, runs)
 			ids = ao_run_list_add(ids, ((NetStep *) lfirst(lc))->run_id);
-		ao_notify_runs(ids);
+		ao_state_notify_runs(ids);
 	}
 	SPI_finish();
 	PopActiveSnapshot();
@@ -1449,7 +1449,7 @@ ao_net_steps_settle(dlist_head *done)
 	pgstat_report_activity(STATE_RUNNING, "agentorch: recording network results");
 	foreach(lc, finished)
 		settle_guarded((NetStep *) lfirst(lc), &runs);
-	ao_notify_runs(runs);
+	ao_state_notify_runs(runs);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();

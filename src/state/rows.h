@@ -4,9 +4,9 @@
  *	  The state layer's row access (rows.c): rows of agentorch's tables
  *	  read, inserted and updated through the executor's row operations
  *	  (ExecSimpleRelationInsert/Update: defaults, constraints, indexes and
- *	  row triggers), with no SQL to parse or plan. Used by create.c and
- *	  finish.c only; nothing outside src/state includes it. Columns are
- *	  named by string literals: ao_row_column remembers a name by its
+ *	  row triggers), with no SQL to parse or plan. Used by create.c,
+ *	  finish.c and notify.c only; nothing outside src/state includes it.
+ *	  Columns are named by string literals: ao_row_column remembers a name by its
  *	  address.
  *
  * Copyright (c) 2026, agentorch developers

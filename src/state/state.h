@@ -30,6 +30,7 @@ extern void ao_state_unclaim_step(int64 run, const char *step, int attempt, Time
 								  int worker, int delay_ms);
 extern void ao_state_record_input(int64 run, const char *step, Jsonb *input);
 extern void ao_state_add_usage(int64 run, const char *step, Jsonb *usage);
+extern void ao_state_notify_runs(List *runs);
 
 /* A run to create (create.c), as the coordinator decided it. */
 typedef struct AoNewRun
