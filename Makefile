@@ -68,6 +68,10 @@ endif
 $(CURDIR)/build/cflags.stamp: FORCE
 	@mkdir -p build $(sort $(dir $(OBJS))); echo '$(AO_CFLAGS)' | cmp -s - $@ || echo '$(AO_CFLAGS)' > $@
 $(OBJS): $(CURDIR)/build/cflags.stamp
+# ... and when any header of the tree changes (PGXS tracks no header
+# dependencies: a struct changed in a header left objects built against the
+# old layout beside ones built against the new).
+$(OBJS): $(wildcard $(SRC)/src/*.h $(SRC)/src/*/*.h $(SRC)/src/core/llm/*.h)
 .PHONY: FORCE
 FORCE:
 
