@@ -139,7 +139,8 @@ chaos_provider_fault(NetStep *s)
  * the run's trace id and the step's span id, the first 16 hex digits of
  * md5("<trace id>/<step id>") -- what agentorch._span_id() gives
  * trace(run_id). NULL when the run has no W3C trace id (a database still
- * at 0.1.0 stored options.traceparent as given). Executors send it as a
+ * at 0.1.0 stored options.traceparent as given) or OpenSSL offers no MD5
+ * (as pg_md5_hash failing did before). Executors send it as a
  * header; external workers get it with the step (remote.c).
  */
 char *
@@ -149,6 +150,9 @@ ao_traceparent(const char *trace_id, const char *step_id)
 	char	   *key;
 
 	if (trace_id == NULL || strlen(trace_id) != 32 || strspn(trace_id, "0123456789abcdef") != 32)
+		return NULL;
+	/* no MD5 from OpenSSL (a FIPS configuration): requests go without the header */
+	if (!ao_digest_ready())
 		return NULL;
 	key = psprintf("%s/%s", trace_id, step_id);
 	ao_md5_hex(key, strlen(key), hex);
