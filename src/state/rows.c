@@ -17,6 +17,14 @@
  *	  tables are opened) and, under READ COMMITTED, what others committed.
  *	  Rows written while the tables are open are seen after ao_rows_close.
  *
+ *	  So the rows inserted into a table without insert triggers are
+ *	  written together, as COPY writes them: each is checked when it is
+ *	  inserted (defaults, constraints), kept, and written with its
+ *	  neighbours by one table_multi_insert (one WAL record and one buffer
+ *	  lock per page, not per row) when AO_ROWS_BATCH are kept and at
+ *	  ao_rows_close; its index entries follow it. A unique violation is
+ *	  raised then, before ao_rows_close returns.
+ *
  * Copyright (c) 2026, agentorch developers
  *
  * IDENTIFICATION
@@ -154,10 +162,50 @@ prepare_write(AoRows *w, AoRowTable *t, bool insert)
 	MemoryContextSwitchTo(old);
 }
 
+/* Write the rows kept for t: the heap first, all together, then their index entries. */
+static void
+write_pending(AoRows *w, AoRowTable *t)
+{
+	if (t->npending == 0)
+		return;
+	table_multi_insert(t->rel, t->pending, t->npending, GetCurrentCommandId(true), 0, NULL);
+	for (int i = 0; i < t->npending; i++)
+	{
+		if (t->rri->ri_NumIndices > 0)
+			list_free(ExecInsertIndexTuples(t->rri, t->pending[i], w->estate, false, false, NULL, NIL));
+		ExecClearTuple(t->pending[i]);
+	}
+	t->npending = 0;
+}
+
+/*
+ * May t's inserts be kept and written together? Only what
+ * ExecSimpleRelationInsert would do for them besides the insert itself is
+ * done when a row is kept (checks); so not for a table with row triggers
+ * on insert or a transition table, stored generated columns, or a
+ * partition.
+ */
+static bool
+can_batch(AoRowTable *t)
+{
+	TriggerDesc *td = t->rri->ri_TrigDesc;
+	TupleConstr *constr = RelationGetDescr(t->rel)->constr;
+
+	if (t->rel->rd_rel->relkind != RELKIND_RELATION || t->rel->rd_rel->relispartition)
+		return false;
+	if (td != NULL && (td->trig_insert_before_row || td->trig_insert_after_row ||
+					   td->trig_insert_instead_row || td->trig_insert_new_table))
+		return false;
+	return constr == NULL || !constr->has_generated_stored;
+}
+
 /* Fire the queued AFTER triggers, close the tables; what follows in this transaction sees the rows. */
 void
 ao_rows_close(AoRows *w)
 {
+	for (int i = 0; i < w->n; i++)
+		if (w->t[i].rel != NULL)
+			write_pending(w, &w->t[i]);
 	AfterTriggerEndQuery(w->estate);
 	EvalPlanQualEnd(&w->epq);
 	for (int i = 0; i < w->n; i++)
@@ -286,7 +334,36 @@ ao_row_insert(AoRows *w, AoRowTable *t)
 			}
 		}
 	ExecStoreVirtualTuple(slot);
-	ExecSimpleRelationInsert(t->rri, w->estate, slot);
+	if (t->batching == 0)
+	{
+		t->batching = can_batch(t) ? 1 : -1;
+		if (t->batching > 0)
+		{
+			CheckCmdReplicaIdentity(t->rel, CMD_INSERT);
+			t->pending = MemoryContextAllocZero(w->estate->es_query_cxt, sizeof(TupleTableSlot *) * AO_ROWS_BATCH);
+		}
+	}
+	if (t->batching < 0)
+	{
+		ExecSimpleRelationInsert(t->rri, w->estate, slot);
+		return;
+	}
+	/* checked now, as ExecSimpleRelationInsert checks it; written with its neighbours */
+	if (t->rel->rd_att->constr)
+		ExecConstraints(t->rri, slot, w->estate);
+	if (t->pending[t->npending] == NULL)
+	{
+		/* the executor state's memory: the caller's may be reset between rows (a run's) */
+		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+
+		t->pending[t->npending] = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(t->rel),
+														 table_slot_callbacks(t->rel));
+		MemoryContextSwitchTo(old);
+	}
+	/* the copy lives in the slot's memory (the executor state's) */
+	ExecCopySlot(t->pending[t->npending++], slot);
+	if (t->npending == AO_ROWS_BATCH)
+		write_pending(w, t);
 }
 
 /* A text column of the row just inserted or built (copied; NULL for NULL). */

@@ -25,6 +25,7 @@
 #include "nodes/execnodes.h"
 
 #define AO_ROWS_MAX_TABLES 6
+#define AO_ROWS_BATCH 1000		/* rows of a table kept before they are written */
 
 /* A column value read once from text and kept for the rows that follow. */
 typedef struct AoKeptValue
@@ -45,6 +46,9 @@ typedef struct AoRowTable
 	TupleTableSlot *old;		/* the row read (ao_row_fetch, ao_row_scan) */
 	ExprState **defaults;		/* per column; NULL: no default (NULL) */
 	bool	   *given;			/* per column: set for the row being built */
+	int			batching;		/* inserts written together: 1 yes, -1 no, 0 not decided */
+	TupleTableSlot **pending;	/* rows inserted, not yet written (AO_ROWS_BATCH at most) */
+	int			npending;
 	AoKeptValue kept[8];		/* ao_row_put_kept's values */
 	int			nkept;
 	struct
