@@ -426,6 +426,17 @@ SELECT r.input->>'n' AS n, r.status, s.output FROM agentorch.runs r JOIN agentor
  WHERE r.workflow_name = 'robust-pin' ORDER BY r.id;
 ROLLBACK;
 
+-- runs of several workflows closed together: each gets its own workflow's
+-- output (a template, or its steps' outputs)
+BEGIN;
+SELECT agentorch.register_workflow('robust-close-plain', '{"steps": [{"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1 AS a"}}]}') AS v1,
+       agentorch.register_workflow('robust-close-tmpl', '{"output": {"got": "${a.output}"}, "steps": [{"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 2 AS a"}}]}') AS v2;
+SELECT agentorch.run_workflow('robust-close-plain') > 0 AS plain, agentorch.run_workflow('robust-close-tmpl') > 0 AS tmpl,
+       agentorch.run_workflow('robust-close-plain') > 0 AS plain_again;
+SELECT agentorch.work(10, '5s') AS steps;
+SELECT workflow_name, status, output FROM agentorch.runs WHERE workflow_name LIKE 'robust-close-%' ORDER BY id;
+ROLLBACK;
+
 -- a step cannot run steps itself (work() from a tool: its own claim would
 -- take the steps its batch holds, its own included, and run them inside
 -- themselves), nor cancel, resume or give input to a run whose steps its

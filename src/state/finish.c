@@ -627,6 +627,19 @@ terminal_outputs(AoRows *w, int64 run, RunSteps *rs)
 }
 
 /* Has the run's workflow an output template (definition -> workflow -> output, or definition -> output)? */
+/*
+ * The last workflow version workflow_has_output looked up, and its answer:
+ * a settling's runs mostly share one (a batch of runs started together).
+ * Valid for one ao_state_settle_runs call, whose reads share a snapshot.
+ */
+static struct
+{
+	bool		valid;
+	char		name[NAMEDATALEN * 2];
+	int32		version;
+	bool		has_output;
+}			last_output_lookup;
+
 static bool
 workflow_has_output(AoRows *w, Datum name, Datum version)
 {
@@ -636,19 +649,31 @@ workflow_has_output(AoRows *w, Datum name, Datum version)
 	Jsonb	   *def;
 	JsonbValue	v;
 	JsonbContainer *c;
+	char	   *name_text = TextDatumGetCString(name);
+	bool		has;
 
-	if (!ao_row_fetch(w, t, 2, keys, false))
-		return false;			/* as the SQL: no workflow row, no template */
-	def = DatumGetJsonbP(ao_row_old(t, "definition", &isnull));
-	c = &def->root;
-	/* COALESCE(definition -> 'workflow', definition) -> 'output': a present "workflow" that is no object has none */
-	if (ao_jsonb_get_key(c, "workflow", &v))
+	if (last_output_lookup.valid && last_output_lookup.version == DatumGetInt32(version) &&
+		strcmp(last_output_lookup.name, name_text) == 0)
+		return last_output_lookup.has_output;
+	has = false;				/* as the SQL: no workflow row, no template */
+	if (ao_row_fetch(w, t, 2, keys, false))
 	{
-		if (v.type != jbvBinary)
-			return false;
-		c = v.val.binary.data;
+		def = DatumGetJsonbP(ao_row_old(t, "definition", &isnull));
+		c = &def->root;
+		/* COALESCE(definition -> 'workflow', definition) -> 'output': a present "workflow" that is no object has none */
+		if (!ao_jsonb_get_key(c, "workflow", &v))
+			has = ao_jsonb_get_key(c, "output", NULL);
+		else if (v.type == jbvBinary)
+			has = ao_jsonb_get_key(v.val.binary.data, "output", NULL);
 	}
-	return ao_jsonb_get_key(c, "output", NULL);
+	last_output_lookup.valid = strlen(name_text) < sizeof(last_output_lookup.name);
+	if (last_output_lookup.valid)
+	{
+		strlcpy(last_output_lookup.name, name_text, sizeof(last_output_lookup.name));
+		last_output_lookup.version = DatumGetInt32(version);
+		last_output_lookup.has_output = has;
+	}
+	return has;
 }
 
 /*
@@ -870,6 +895,7 @@ ao_state_settle_runs(const int64 *runs, int n, AoRunCounters *counters, List **r
 		return;
 	}
 	per_run = AllocSetContextCreate(CurrentMemoryContext, "agentorch settle", ALLOCSET_DEFAULT_SIZES);
+	last_output_lookup.valid = false;	/* this call's reads: a snapshot of their own */
 	ao_rows_open(&w, T_COUNT, table_names);
 	for (int r = 0; r < n; r++)
 	{
