@@ -21,8 +21,10 @@
  *	  written together, as COPY writes them: each is checked when it is
  *	  inserted (defaults, constraints), kept, and written with its
  *	  neighbours by one table_multi_insert (one WAL record and one buffer
- *	  lock per page, not per row) when AO_ROWS_BATCH are kept and at
- *	  ao_rows_close; its index entries follow it. A unique violation is
+ *	  lock per page, not per row) when AO_ROWS_BATCH rows or
+ *	  AO_ROWS_BATCH_BYTES are kept (COPY's limits: a run's row can hold
+ *	  megabytes of pinned tools or input) and at ao_rows_close; its index
+ *	  entries follow it. A unique violation is
  *	  raised then, before ao_rows_close returns.
  *
  * Copyright (c) 2026, agentorch developers
@@ -176,6 +178,7 @@ write_pending(AoRows *w, AoRowTable *t)
 		ExecClearTuple(t->pending[i]);
 	}
 	t->npending = 0;
+	t->pending_bytes = 0;
 }
 
 /*
@@ -361,8 +364,10 @@ ao_row_insert(AoRows *w, AoRowTable *t)
 		MemoryContextSwitchTo(old);
 	}
 	/* the copy lives in the slot's memory (the executor state's) */
-	ExecCopySlot(t->pending[t->npending++], slot);
-	if (t->npending == AO_ROWS_BATCH)
+	ExecCopySlot(t->pending[t->npending], slot);
+	t->pending_bytes += ExecFetchSlotHeapTuple(t->pending[t->npending], false, NULL)->t_len;
+	t->npending++;
+	if (t->npending == AO_ROWS_BATCH || t->pending_bytes >= AO_ROWS_BATCH_BYTES)
 		write_pending(w, t);
 }
 

@@ -26,6 +26,7 @@
 
 #define AO_ROWS_MAX_TABLES 6
 #define AO_ROWS_BATCH 1000		/* rows of a table kept before they are written */
+#define AO_ROWS_BATCH_BYTES 65536	/* ... or bytes of them */
 
 /* A column value read once from text and kept for the rows that follow. */
 typedef struct AoKeptValue
@@ -49,6 +50,7 @@ typedef struct AoRowTable
 	int			batching;		/* inserts written together: 1 yes, -1 no, 0 not decided */
 	TupleTableSlot **pending;	/* rows inserted, not yet written (AO_ROWS_BATCH at most) */
 	int			npending;
+	Size		pending_bytes;	/* their tuples' length */
 	AoKeptValue kept[8];		/* ao_row_put_kept's values */
 	int			nkept;
 	struct
