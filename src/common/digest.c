@@ -68,17 +68,21 @@ ao_random_bytes(void *buf, size_t len)
 
 /* OpenSSL's MD5, fetched once (in the postmaster under preload: inherited) */
 static EVP_MD *md5 = NULL;
+static bool md5_fetched = false;	/* tried: md5 is what the fetch gave */
 
 /*
- * Fetch MD5 now; false when OpenSSL cannot give it (e.g. a FIPS
- * configuration). The postmaster calls it under preload so that no
- * session's first start loads the provider (2-3 ms).
+ * Fetch MD5 once; false when OpenSSL cannot give it (e.g. a FIPS
+ * configuration), without asking again. The postmaster calls it under
+ * preload so that no session's first start loads the provider (2-3 ms).
  */
 bool
 ao_digest_ready(void)
 {
-	if (md5 == NULL)
+	if (!md5_fetched)
+	{
 		md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+		md5_fetched = true;
+	}
 	return md5 != NULL;
 }
 
@@ -86,7 +90,6 @@ ao_digest_ready(void)
 void
 ao_md5_hex(const void *data, size_t len, char *hex)
 {
-	static const char digits[] = "0123456789abcdef";
 	unsigned char digest[EVP_MAX_MD_SIZE];
 	unsigned int n = 0;
 
@@ -94,10 +97,5 @@ ao_md5_hex(const void *data, size_t len, char *hex)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not compute an MD5 hash")));
-	for (int i = 0; i < 16; i++)
-	{
-		hex[2 * i] = digits[digest[i] >> 4];
-		hex[2 * i + 1] = digits[digest[i] & 15];
-	}
-	hex[32] = '\0';
+	hex[hex_encode((const char *) digest, 16, hex)] = '\0';
 }

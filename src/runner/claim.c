@@ -1386,6 +1386,7 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 	AoRunCounters *counters = NULL; /* the round's run counters, for settling */
 	bool		drained = false;	/* the last claim statement found fewer steps than it could take */
 	bool		all_plain;		/* the round's steps were all plain successes */
+	bool		schema_0_2;		/* settling reports what it made ready (schema 0.2) */
 	int			taken_in_a_row = 0;
 
 	end_batch_now = false;
@@ -1473,7 +1474,9 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 		 * the runs' counters the successes moved (with a run's close when
 		 * it succeeded).
 		 */
-		if (ao_schema_at_least(0, 2))
+		schema_0_2 = ao_schema_at_least(0, 2);
+		all_plain = sim_run == 0 && round_deferred == list_length(claimed);
+		if (schema_0_2)
 			flush_successes_into(0, &counters);
 		else
 			flush_successes(0);
@@ -1500,9 +1503,8 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 			 * a loop, a retry make others ready too; then the claim takes
 			 * them in order).
 			 */
-			if (ao_schema_at_least(0, 2))
-				ao_state_settle_runs(ids, nids, counters,
-									 sim_run == 0 && round_deferred == list_length(claimed) ? &readied : NULL);
+			if (schema_0_2)
+				ao_state_settle_runs(ids, nids, counters, all_plain ? &readied : NULL);
 			else
 				for (int i = 0; i < nids; i++)
 				{
@@ -1514,19 +1516,19 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 			pfree(ids);
 		}
 		round_steps = NIL;
-		all_plain = sim_run == 0 && round_deferred == list_length(claimed);
 		list_free_deep(claimed);
 		only_step = NULL;		/* cascades may take any ready step */
 
 		/*
-		 * A round of plain successes that made nothing ready, after a claim
-		 * that found less than it could take (a chain's or a run's last
-		 * step): the batch ends, so its commit -- which the run's waiters
-		 * wait for -- does not also wait for a claim statement that would
-		 * most likely find nothing. The caller claims again at once, in a
-		 * new transaction.
+		 * A round of plain successes that settling says made nothing ready
+		 * (a 0.1.0 schema's settling does not say), after a claim that
+		 * found less than it could take (a chain's or a run's last step):
+		 * the batch ends, so its commit -- which the run's waiters wait
+		 * for -- does not also wait for a claim statement that would most
+		 * likely find nothing. The caller claims again at once, in a new
+		 * transaction.
 		 */
-		if (all_plain && drained && readied == NIL)
+		if (schema_0_2 && all_plain && drained && readied == NIL)
 			break;
 	}
 	list_free_deep(readied);

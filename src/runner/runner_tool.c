@@ -207,8 +207,8 @@ ao_lookup_tool(int64 run, const char *name)
 	values[0] = Int64GetDatum(run);
 	values[1] = CStringGetTextDatum(name);
 	ao_become_extension_owner(&owner_scope);
-	/* (the same columns as pinned_column reads from a definition in hand) */
 	SPI_connect();
+	/* the columns tool_from_columns takes, as pinned_column reads them from a definition in hand */
 	ao_spi_exec("SELECT d OPERATOR(pg_catalog.->>) 'kind', (d OPERATOR(pg_catalog.->) 'spec')::text, "
 				"  (d OPERATOR(pg_catalog.->) 'input_schema')::text, (d OPERATOR(pg_catalog.->) 'policy')::text, "
 				"  CASE WHEN $2 OPERATOR(pg_catalog.=) 'database.query' THEN r.search_path "

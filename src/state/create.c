@@ -134,12 +134,6 @@ elements(JsonbValue *v, JsonbValue ***out)
 	return 1;
 }
 
-static char *
-jsonb_text(Jsonb *j)
-{
-	return JsonbToCString(NULL, &j->root, VARSIZE(j));
-}
-
 static Jsonb *
 empty_object(void)
 {
@@ -390,17 +384,11 @@ traceparent_trace_id(const char *tp)
 static char *
 new_trace_id(void)
 {
-	static const char digits[] = "0123456789abcdef";
 	uint8		bytes[16];
 	char	   *hex = palloc(33);
 
 	ao_random_bytes(bytes, sizeof(bytes));
-	for (int i = 0; i < 16; i++)
-	{
-		hex[2 * i] = digits[bytes[i] >> 4];
-		hex[2 * i + 1] = digits[bytes[i] & 15];
-	}
-	hex[32] = '\0';
+	hex[hex_encode((const char *) bytes, sizeof(bytes), hex)] = '\0';
 	return hex;
 }
 
@@ -524,9 +512,6 @@ insert_first_rows(AoRows *w, Oid owner, int64 run, const AoNewRun *r)
 static void
 notify_started(const int64 *ids, char **tokens, int n, Oid owner)
 {
-	static const char *const event_keys[] = {"run_id", "event", "status", "owner"};
-	static const char *const chunk_keys[] = {"run_id", "seq", "kind", "content"};
-	static const char *const truncated_keys[] = {"run_id", "seq", "kind", "truncated"};
 	int			mode = ao_notify_mode();
 	/* Async_Notify keeps its own copies: each payload is freed after it */
 	MemoryContext payloads = AllocSetContextCreate(CurrentMemoryContext, "agentorch notify payloads",
@@ -536,33 +521,12 @@ notify_started(const int64 *ids, char **tokens, int n, Oid owner)
 	for (int pass = 0; pass < 2 && mode != NOTIFY_NONE; pass++)
 		for (int i = 0; i < n; i++)
 		{
-			JsonbValue	values[4];
-
 			CHECK_FOR_INTERRUPTS();
-			values[0] = ao_jv_int(ids[i]);
 			if (pass == 0)
-			{
-				values[1] = ao_jv_string("run_started");
-				values[2] = ao_jv_string("running");
-				/* an oid is a JSON string, as jsonb_build_object gives it */
-				values[3] = ao_jv_string(psprintf("%u", owner));
-				Async_Notify("agentorch_events", jsonb_text(ao_jsonb_object(4, event_keys, values)));
-			}
+				Async_Notify("agentorch_events", ao_state_lifecycle_payload(ids[i], "run_started", "running", owner));
 			else
-			{
-				values[1] = ao_jv_int(1);
-				values[2] = ao_jv_string("status");
-				if (mode == NOTIFY_NO_CONTENT)
-				{
-					values[3].type = jbvBool;
-					values[3].val.boolean = true;
-				}
-				else
-					values[3] = ao_jv_string("run started");
 				Async_Notify(psprintf("agentorch_run_" INT64_FORMAT "_%s", ids[i], tokens[i]),
-							 jsonb_text(ao_jsonb_object(4, mode == NOTIFY_NO_CONTENT ? truncated_keys : chunk_keys,
-												  values)));
-			}
+							 ao_state_chunk_payload(ids[i], 1, "status", "run started", mode));
 			MemoryContextReset(payloads);
 		}
 	MemoryContextSwitchTo(caller);

@@ -626,54 +626,48 @@ terminal_outputs(AoRows *w, int64 run, RunSteps *rs)
 	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
 }
 
-/* Has the run's workflow an output template (definition -> workflow -> output, or definition -> output)? */
 /*
  * The last workflow version workflow_has_output looked up, and its answer:
  * a settling's runs mostly share one (a batch of runs started together).
- * Valid for one ao_state_settle_runs call, whose reads share a snapshot.
+ * One per ao_state_settle_runs call, whose reads share a snapshot.
  */
-static struct
+typedef struct OutputLookup
 {
-	bool		valid;
-	char		name[NAMEDATALEN * 2];
+	MemoryContext cxt;			/* the settling call's (its runs' memory is reset) */
+	char	   *name;			/* NULL: nothing looked up yet */
 	int32		version;
 	bool		has_output;
-}			last_output_lookup;
+} OutputLookup;
 
+/*
+ * Has the run's workflow an output template (definition -> workflow ->
+ * output, or definition -> output)? The answer is kept in *last.
+ */
 static bool
-workflow_has_output(AoRows *w, Datum name, Datum version)
+workflow_has_output(AoRows *w, Datum name, Datum version, OutputLookup *last)
 {
 	AoRowTable *t = ao_rows_table(w, T_WORKFLOWS);
 	Datum		keys[2] = {name, version};
 	bool		isnull;
-	Jsonb	   *def;
 	JsonbValue	v;
 	JsonbContainer *c;
 	char	   *name_text = TextDatumGetCString(name);
-	bool		has;
 
-	if (last_output_lookup.valid && last_output_lookup.version == DatumGetInt32(version) &&
-		strcmp(last_output_lookup.name, name_text) == 0)
-		return last_output_lookup.has_output;
-	has = false;				/* as the SQL: no workflow row, no template */
+	if (last->name != NULL && last->version == DatumGetInt32(version) && strcmp(last->name, name_text) == 0)
+		return last->has_output;
+	last->name = MemoryContextStrdup(last->cxt, name_text);
+	last->version = DatumGetInt32(version);
+	last->has_output = false;	/* as the SQL: no workflow row, no template */
 	if (ao_row_fetch(w, t, 2, keys, false))
 	{
-		def = DatumGetJsonbP(ao_row_old(t, "definition", &isnull));
-		c = &def->root;
+		c = &DatumGetJsonbP(ao_row_old(t, "definition", &isnull))->root;
 		/* COALESCE(definition -> 'workflow', definition) -> 'output': a present "workflow" that is no object has none */
 		if (!ao_jsonb_get_key(c, "workflow", &v))
-			has = ao_jsonb_get_key(c, "output", NULL);
+			last->has_output = ao_jsonb_get_key(c, "output", NULL);
 		else if (v.type == jbvBinary)
-			has = ao_jsonb_get_key(v.val.binary.data, "output", NULL);
+			last->has_output = ao_jsonb_get_key(v.val.binary.data, "output", NULL);
 	}
-	last_output_lookup.valid = strlen(name_text) < sizeof(last_output_lookup.name);
-	if (last_output_lookup.valid)
-	{
-		strlcpy(last_output_lookup.name, name_text, sizeof(last_output_lookup.name));
-		last_output_lookup.version = DatumGetInt32(version);
-		last_output_lookup.has_output = has;
-	}
-	return has;
+	return last->has_output;
 }
 
 /*
@@ -686,7 +680,7 @@ workflow_has_output(AoRows *w, Datum name, Datum version)
  * or a plan's output.
  */
 static bool
-close_succeeded(AoRows *w, int64 run, RunSteps *rs, AoRunCounters *rc)
+close_succeeded(AoRows *w, int64 run, RunSteps *rs, AoRunCounters *rc, OutputLookup *last)
 {
 	AoRowTable *rt = ao_rows_table(w, T_RUNS);
 	AoRowTable *t;
@@ -709,7 +703,7 @@ close_succeeded(AoRows *w, int64 run, RunSteps *rs, AoRunCounters *rc)
 		{
 			Datum		version = ao_row_old(rt, "workflow_version", &isnull);
 
-			if (isnull || workflow_has_output(w, workflow, version))
+			if (isnull || workflow_has_output(w, workflow, version, last))
 				return false;
 		}
 		else
@@ -794,19 +788,7 @@ close_succeeded(AoRows *w, int64 run, RunSteps *rs, AoRunCounters *rc)
 
 	/* the lifecycle channel: ids and owner only (_notify_lifecycles) */
 	if (ao_notify_mode() != NOTIFY_NONE)
-	{
-		static const char *const keys[] = {"run_id", "event", "status", "owner"};
-		JsonbValue	values[4];
-		Jsonb	   *payload;
-
-		values[0] = ao_jv_int(run);
-		values[1] = ao_jv_string("run_succeeded");
-		values[2] = ao_jv_string("succeeded");
-		/* an oid is a JSON string, as jsonb_build_object gives it */
-		values[3] = ao_jv_string(psprintf("%u", owner));
-		payload = ao_jsonb_object(4, keys, values);
-		Async_Notify("agentorch_events", JsonbToCString(NULL, &payload->root, VARSIZE(payload)));
-	}
+		Async_Notify("agentorch_events", ao_state_lifecycle_payload(run, "run_succeeded", "succeeded", owner));
 	return true;
 }
 
@@ -881,6 +863,7 @@ ao_state_settle_runs(const int64 *runs, int n, AoRunCounters *counters, List **r
 	int			nsql = 0;
 	MemoryContext per_run;
 	MemoryContext caller = CurrentMemoryContext;
+	OutputLookup last_output = {caller, NULL, 0, false};
 
 	if (ao_state_sql_only)
 	{
@@ -895,7 +878,6 @@ ao_state_settle_runs(const int64 *runs, int n, AoRunCounters *counters, List **r
 		return;
 	}
 	per_run = AllocSetContextCreate(CurrentMemoryContext, "agentorch settle", ALLOCSET_DEFAULT_SIZES);
-	last_output_lookup.valid = false;	/* this call's reads: a snapshot of their own */
 	ao_rows_open(&w, T_COUNT, table_names);
 	for (int r = 0; r < n; r++)
 	{
@@ -942,7 +924,7 @@ ao_state_settle_runs(const int64 *runs, int n, AoRunCounters *counters, List **r
 		{
 			bool		compensating = DatumGetBool(ao_row_old(&w.t[T_RUNS], "compensating", &isnull));
 
-			if (open == 0 && !compensating && close_succeeded(&w, runs[r], &rs, counters))
+			if (open == 0 && !compensating && close_succeeded(&w, runs[r], &rs, counters, &last_output))
 				;				/* closed here */
 			else if (open == 0 ||
 					 (active == 0 && waiting > 0 && strcmp(status, "running") == 0) ||

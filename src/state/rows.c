@@ -24,8 +24,8 @@
  *	  lock per page, not per row) when AO_ROWS_BATCH rows or
  *	  AO_ROWS_BATCH_BYTES are kept (COPY's limits: a run's row can hold
  *	  megabytes of pinned tools or input) and at ao_rows_close; its index
- *	  entries follow it. A unique violation is
- *	  raised then, before ao_rows_close returns.
+ *	  entries follow it. A unique violation is raised then, before
+ *	  ao_rows_close returns.
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -341,10 +341,7 @@ ao_row_insert(AoRows *w, AoRowTable *t)
 	{
 		t->batching = can_batch(t) ? 1 : -1;
 		if (t->batching > 0)
-		{
 			CheckCmdReplicaIdentity(t->rel, CMD_INSERT);
-			t->pending = MemoryContextAllocZero(w->estate->es_query_cxt, sizeof(TupleTableSlot *) * AO_ROWS_BATCH);
-		}
 	}
 	if (t->batching < 0)
 	{
@@ -354,12 +351,18 @@ ao_row_insert(AoRows *w, AoRowTable *t)
 	/* checked now, as ExecSimpleRelationInsert checks it; written with its neighbours */
 	if (t->rel->rd_att->constr)
 		ExecConstraints(t->rri, slot, w->estate);
-	if (t->pending[t->npending] == NULL)
+	if (t->npending == t->nslots)
 	{
 		/* the executor state's memory: the caller's may be reset between rows (a run's) */
 		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
 
-		t->pending[t->npending] = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(t->rel),
+		if (t->nslots == t->slots_cap)
+		{
+			t->slots_cap = t->slots_cap == 0 ? 16 : Min(t->slots_cap * 2, AO_ROWS_BATCH);
+			t->pending = t->pending ? repalloc(t->pending, sizeof(TupleTableSlot *) * t->slots_cap)
+				: palloc(sizeof(TupleTableSlot *) * t->slots_cap);
+		}
+		t->pending[t->nslots++] = ExecInitExtraTupleSlot(w->estate, RelationGetDescr(t->rel),
 														 table_slot_callbacks(t->rel));
 		MemoryContextSwitchTo(old);
 	}

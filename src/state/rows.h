@@ -50,6 +50,8 @@ typedef struct AoRowTable
 	int			batching;		/* inserts written together: 1 yes, -1 no, 0 not decided */
 	TupleTableSlot **pending;	/* rows inserted, not yet written (AO_ROWS_BATCH at most) */
 	int			npending;
+	int			nslots;			/* slots made for them so far (reused after a write) */
+	int			slots_cap;		/* room in pending */
 	Size		pending_bytes;	/* their tuples' length */
 	AoKeptValue kept[8];		/* ao_row_put_kept's values */
 	int			nkept;

@@ -31,6 +31,8 @@ extern void ao_state_unclaim_step(int64 run, const char *step, int attempt, Time
 extern void ao_state_record_input(int64 run, const char *step, Jsonb *input);
 extern void ao_state_add_usage(int64 run, const char *step, Jsonb *usage);
 extern void ao_state_notify_runs(List *runs);
+extern char *ao_state_lifecycle_payload(int64 run, const char *event, const char *status, Oid owner);
+extern char *ao_state_chunk_payload(int64 run, int64 seq, const char *kind, const char *content, int mode);
 
 /* A run to create (create.c), as the coordinator decided it. */
 typedef struct AoNewRun

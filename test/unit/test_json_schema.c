@@ -659,29 +659,30 @@ test_api(void)
 	json_object_put(b);
 }
 
+/* The groups of checks that validate instances. */
+static void
+test_validation(void)
+{
+	test_generic();
+	test_objects();
+	test_arrays();
+	test_strings();
+	test_numbers();
+	test_combinators();
+	test_refs();
+}
+
 /* Run every group of checks. */
 int
 main(void)
 {
 	ao_buf_init(&result_text);
-	test_generic();
-	test_objects();
-	test_arrays();
-	test_strings();
-	test_numbers();
-	test_combinators();
-	test_refs();
+	test_validation();
 	test_check();
 	test_api();
 	/* again, each schema kept prepared and its context reused */
 	keep_schemas = true;
-	test_generic();
-	test_objects();
-	test_arrays();
-	test_strings();
-	test_numbers();
-	test_combinators();
-	test_refs();
+	test_validation();
 	ao_buf_free(&result_text);
 	return unit_done();
 }
