@@ -165,6 +165,8 @@ extern int	ao_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, co
 						int expected);
 extern int	ao_spi_exec_generic(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
 								int expected);
+extern int	ao_spi_exec_read_only(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+								  int expected, long tcount);
 extern int	ao_spi_exec_literal(const char *sql, int nargs, Oid *types, Datum *values,
 								const char *nulls);
 

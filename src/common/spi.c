@@ -94,6 +94,25 @@ ao_spi_exec_generic(const char *sql, int nargs, Oid *types, Datum *values, const
 }
 
 /*
+ * ao_spi_exec for a read-only statement that must see the active snapshot
+ * as it is (SPI's read_only: no new snapshot, no command counter step), so
+ * that rows this transaction wrote after taking it stay unseen; at most
+ * tcount rows (0: all).
+ */
+int
+ao_spi_exec_read_only(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+					  int expected, long tcount)
+{
+	int			ret;
+
+	Assert(sql != NULL && nargs >= 0);
+	ret = SPI_execute_plan(cached_plan(sql, nargs, types, 0), values, nulls, true, tcount);
+	if (expected == 0 ? ret < 0 : ret != expected)
+		elog(ERROR, "agentorch: unexpected SPI result %d for: %s", ret, sql);
+	return ret;
+}
+
+/*
  * ao_spi_exec without a result check, for the network runner: sql MUST be
  * a string literal, since the plan is cached by its address.
  */

@@ -613,16 +613,16 @@ init_chunk_attempt(LlmState *st)
 	 * is no index on step_id, and a fan-out run may have many).
 	 */
 	/*
-	 * read_only: the statement sees the snapshot from before this
+	 * Read-only: the statement sees the snapshot from before this
 	 * transaction's lease, so the status chunk the lease just wrote is not
-	 * taken for an earlier attempt's (a kept plan run read-write would see it).
+	 * taken for an earlier attempt's (run read-write, it would see it).
 	 */
-	if (SPI_execute_with_args("SELECT CASE WHEN s.attempt OPERATOR(pg_catalog.>) 0 OR s.input IS NOT NULL THEN "
+	if (ao_spi_exec_read_only("SELECT CASE WHEN s.attempt OPERATOR(pg_catalog.>) 0 OR s.input IS NOT NULL THEN "
 							  "  (SELECT COALESCE(pg_catalog.max(c.attempt), 0) FROM agentorch.chunks c "
 							  "    WHERE c.run_id OPERATOR(pg_catalog.=) $1 AND c.step_id OPERATOR(pg_catalog.=) $2) "
 							  "  ELSE 0 END "
 							  "FROM agentorch.steps s WHERE s.run_id OPERATOR(pg_catalog.=) $1 AND s.step_id OPERATOR(pg_catalog.=) $2",
-							  2, types, values, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+							  2, types, values, NULL, SPI_OK_SELECT, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		bool		isnull;
 		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);

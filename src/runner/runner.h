@@ -152,6 +152,7 @@ extern json_object *ao_llm_tool_functions(int64 run, json_object *spec, int *sql
 										  char **detail);
 
 extern int	ao_net_steps_claim(void);
+extern bool ao_net_steps_full(void);
 extern int	ao_net_steps_settle(dlist_head *done);
 extern void ao_net_steps_heartbeat(void);
 extern void ao_net_steps_flush(void);

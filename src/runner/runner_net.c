@@ -733,6 +733,13 @@ kind_of(json_object *spec)
 	return &http_kind;
 }
 
+/* Is every request slot taken (so that a claim would not even look)? */
+bool
+ao_net_steps_full(void)
+{
+	return ao_max_requests - nrunning <= 0;
+}
+
 /*
  * Claim ready network steps up to the free request capacity and start
  * them. The claim commits before any request is sent. Returns the number
@@ -777,12 +784,15 @@ ao_net_steps_claim(void)
 				"                              AND m.options OPERATOR(pg_catalog.?) 'llm_mode'))"
 				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
 				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
-				"SELECT c.run_id, c.step_id, r.status::text, s.spec::text, s.attempt + 1, s.max_attempts, r.owner,"
-				"       agentorch._context(c.run_id, s.item, s.iteration)::text, r.options::text, "
+				"SELECT c.run_id, c.step_id, r.status::text, t.spec, s.attempt + 1, s.max_attempts, r.owner,"
+				"       CASE WHEN pg_catalog.strpos(t.spec, '${') > 0"
+				"            THEN agentorch._context(c.run_id, s.item, s.iteration)::text END, r.options::text, "
 				"       pg_catalog.date_part('epoch', r.deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) * 1000, "
 				"       r.trace_id "
 				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
 				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
+				/* the run's context only for a step with templates (${...}) */
+				"  CROSS JOIN LATERAL (SELECT s.spec::text AS spec OFFSET 0) t "
 				" ORDER BY c.run_id",
 				3, types, values, NULL);
 	}
@@ -827,7 +837,7 @@ ao_net_steps_claim(void)
 		s->req.max_bytes = (size_t) ao_max_response_size;
 		s->req.idle_timeout_ms = 60000;
 		/* context travels as text so it is independent of SPI memory */
-		s->state = pstrdup(context);
+		s->state = pstrdup(context ? context : "{}");
 		if (strcmp(status, "running") != 0 && strcmp(status, "waiting") != 0)
 			s->finished = true; /* run no longer active: settle as cancelled */
 		/* the list outlives SPI_finish: keep it in the caller's context */
@@ -847,7 +857,7 @@ ao_net_steps_claim(void)
 
 		values[0] = Int64GetDatum(s->run_id);
 		values[1] = CStringGetTextDatum(s->step_id);
-		spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
+		ao_state_lock_run(s->run_id);
 		runs = lappend(runs, s);
 		if (s->finished)
 		{
@@ -1275,7 +1285,7 @@ settle_one(NetStep *s, List **runs_out)
 	values[1] = CStringGetTextDatum(s->step_id);
 	values[2] = Int32GetDatum(s->attempt);
 	values[3] = Int32GetDatum(MyProcPid);
-	spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
+	ao_state_lock_run(s->run_id);
 	/* still ours? (not cancelled, lease not lost to another executor) */
 	/*
 	 * Only the key in WHERE: with status = 'running' there the planner
@@ -1387,7 +1397,7 @@ settle_guarded(NetStep *s, List **runs)
 			values[4] = JsonbPGetDatum(ao_error_jsonb(edata->sqlerrcode,
 													  psprintf("could not record the result: %s", edata->message),
 													  edata->detail));
-			spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
+			ao_state_lock_run(s->run_id);
 			spi_run("SELECT agentorch._finish_step($1, $2, 'failed', NULL, $5) FROM agentorch.steps "
 					"WHERE run_id = $1 AND step_id = $2 AND status = 'running' AND attempt = $3 AND worker = $4",
 					5, types, values, NULL);

@@ -82,6 +82,9 @@ ao_xact_callback(XactEvent event, void *arg)
 			{
 				int			s = ao_shmem_slot_of(MyDatabaseId);
 
+				/* after this commit became visible: the executors claim again */
+				if (s >= 0)
+					pg_atomic_fetch_add_u64(&ao_shared->dbs[s].work_gen, 1);
 				for (int i = 0; s >= 0 && i < AO_MAX_EXECUTORS; i++)
 					if (ao_shared->dbs[s].latches[i] != NULL &&
 						ao_shared->dbs[s].pids[i] != MyProcPid)
@@ -180,7 +183,10 @@ ao_wait_for_progress_done(void)
 		ConditionVariableCancelSleep();
 }
 
-/* After a commit that changed run state: wake waiters and siblings. */
+/*
+ * After a commit that changed run state: wake waiters; with wake_siblings,
+ * also the other executors, and move the work generation.
+ */
 void
 ao_announce_progress(bool wake_siblings)
 {
@@ -190,6 +196,7 @@ ao_announce_progress(bool wake_siblings)
 	ConditionVariableBroadcast(&ao_shared->progress);
 	if (wake_siblings && ao_my_slot >= 0)
 	{
+		pg_atomic_fetch_add_u64(&ao_shared->dbs[ao_my_slot].work_gen, 1);
 		for (int i = 0; i < AO_MAX_EXECUTORS; i++)
 		{
 			Latch	   *l = ao_shared->dbs[ao_my_slot].latches[i];
@@ -217,6 +224,25 @@ uint64
 ao_cancel_generation(void)
 {
 	return ao_shared ? pg_atomic_read_u64(&ao_shared->cancels) : 0;
+}
+
+/*
+ * This database's work generation: it moves after every commit that may
+ * have made steps ready and woke the executors for it (ao_wake_at_commit's
+ * commits, executors' commits that wake their siblings). An executor whose
+ * claims found nothing skips them until it moves (src/worker). Read before
+ * the claim's snapshot is taken; 0 outside executors.
+ */
+uint64
+ao_work_generation(void)
+{
+	uint64		gen;
+
+	if (ao_shared == NULL || ao_my_slot < 0)
+		return 0;
+	gen = pg_atomic_read_u64(&ao_shared->dbs[ao_my_slot].work_gen);
+	pg_memory_barrier();
+	return gen;
 }
 
 /* Count finished steps for metrics(). */

@@ -39,6 +39,7 @@ typedef struct AoDbSlot
 	pg_atomic_uint64 current_runs[AO_MAX_EXECUTORS];	/* run of the step being executed, 0 = none */
 	pg_atomic_uint64 cancel_runs[AO_MAX_EXECUTORS];	/* run whose cancel() interrupted it */
 	bool		clean_exit[AO_MAX_EXECUTORS];	/* the last executor here was stopped on purpose */
+	pg_atomic_uint64 work_gen;	/* bumped after commits that may have made steps ready */
 } AoDbSlot;
 
 typedef struct AoShared
@@ -69,6 +70,7 @@ extern void ao_announce_progress(bool wake_siblings);
 extern void ao_count_steps(uint64 done, uint64 failed);
 extern void ao_note_cancel(void);
 extern uint64 ao_cancel_generation(void);
+extern uint64 ao_work_generation(void);
 extern void ao_shared_metrics(uint64 *steps_done, uint64 *steps_failed, uint64 *commits,
 							  int *executors);
 extern void ao_executor_set_current_run(int64 run);

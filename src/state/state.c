@@ -48,6 +48,24 @@ ao_state_call(const char *sql, int64 run, const char *step, int nextra, Oid *ext
 }
 
 /*
+ * Lock a run's row until this transaction ends, as agentorch._lock_run
+ * does, without a plpgsql call: an update that changes nothing, so that
+ * the updates of the run in the steps' subtransactions that follow do not
+ * turn its xmax into a MultiXact. Callers lock runs in id order.
+ */
+void
+ao_state_lock_run(int64 run)
+{
+	Oid			t[1] = {INT8OID};
+	Datum		v[1];
+
+	Assert(run > 0);
+	v[0] = Int64GetDatum(run);
+	ao_spi_exec("UPDATE agentorch.runs SET last_event_seq = last_event_seq WHERE id OPERATOR(pg_catalog.=) $1",
+				1, t, v, NULL, 0);
+}
+
+/*
  * A ready network step is leased by worker (a backend pid) for lease_ms:
  * running, its attempt counted, its input recorded, step_started.
  * attempt < 0 counts the next attempt; otherwise it is the attempt number.

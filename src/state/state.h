@@ -21,6 +21,7 @@ extern void ao_state_call(const char *sql, int64 run, const char *step, int next
 						  Datum *extra_values, const char *extra_nulls);
 
 /* The transitions executors make in C (state.c); the rest is plpgsql. */
+extern void ao_state_lock_run(int64 run);
 extern void ao_state_lease_step(int64 run, const char *step, int attempt, int lease_ms, int worker,
 								Jsonb *input);
 extern void ao_state_release_step(int64 run, const char *step, int delay_ms, bool attempt_spent);

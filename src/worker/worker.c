@@ -189,11 +189,14 @@ ao_shmem_startup(void)
 		pg_atomic_init_u64(&ao_shared->commits, 0);
 		pg_atomic_init_u64(&ao_shared->cancels, 0);
 		for (int d = 0; d < AO_MAX_DATABASES; d++)
+		{
+			pg_atomic_init_u64(&ao_shared->dbs[d].work_gen, 0);
 			for (int i = 0; i < AO_MAX_EXECUTORS; i++)
 			{
 				pg_atomic_init_u64(&ao_shared->dbs[d].current_runs[i], 0);
 				pg_atomic_init_u64(&ao_shared->dbs[d].cancel_runs[i], 0);
 			}
+		}
 		ConditionVariableInit(&ao_shared->progress);
 	}
 	ao_policy_shmem_init(&(GetNamedLWLockTranche("agentorch"))[1].lock);
@@ -716,18 +719,35 @@ extension_installed(void)
 }
 
 /*
+ * Claims that found nothing are not repeated while nothing new can be
+ * there: the database's work generation (src/shmem) has not moved since
+ * they began, no ready step's not_before has come due, and less than a
+ * poll interval has passed (a bound for any change that woke nobody).
+ * While requests stream, the loop turns once per socket event; before,
+ * each turn ran both claim statements for nothing.
+ */
+typedef struct ClaimsIdle
+{
+	bool		valid;
+	uint64		generation;		/* the work generation the empty claims began at */
+	TimestampTz until;			/* claim again from then on */
+} ClaimsIdle;
+
+/*
  * One iteration of the executor loop: maintenance (about once a second),
- * a batch of transactional steps, network steps (claim, drive, settle),
- * chunk flushes, and the sleep when there is nothing to do.
+ * network steps (claim, then their requests go out at once), a batch of
+ * transactional steps, settling finished requests, chunk flushes, and the
+ * sleep when there is nothing to do.
  */
 static void
-executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p)
+executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p, ClaimsIdle *idle)
 {
-	int			done;
-	int			started;
+	int			done = 0;
+	int			started = 0;
 	dlist_head	finished;
 	TimestampTz now;
 	long		sleep_ms;
+	uint64		generation;
 
 	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)
@@ -756,21 +776,40 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p)
 		ao_executor_maintenance();
 		(*last_maintenance_p) = now;
 		MemoryContextReset(scratch);
+		idle->valid = false;
 	}
 
-	MemoryContextSwitchTo(scratch);
-	done = ao_executor_run_batch(InvalidOid, &sleep_ms);
-	MemoryContextReset(scratch);
-	if (done < 0)
+	generation = ao_work_generation();
+	if (idle->valid && idle->generation == generation && now < idle->until)
+		sleep_ms = Max(1, (idle->until - now) / 1000);
+	else
 	{
-		/* the extension was dropped: this executor ends (the launcher will not restart it) */
-		set_extension_state(false);
-		proc_exit(0);
+		bool		could_claim = !ao_net_steps_full();
+
+		/* network steps first: their requests go out before the batch runs */
+		MemoryContextSwitchTo(scratch);
+		started = ao_net_steps_claim();
+		dlist_init(&finished);
+		ao_net_poll(&finished);
+		ao_net_steps_settle(&finished);
+		MemoryContextReset(scratch);
+
+		MemoryContextSwitchTo(scratch);
+		done = ao_executor_run_batch(InvalidOid, &sleep_ms);
+		MemoryContextReset(scratch);
+		if (done < 0)
+		{
+			/* the extension was dropped: this executor ends (the launcher will not restart it) */
+			set_extension_state(false);
+			proc_exit(0);
+		}
+		idle->valid = done == 0 && started == 0 && could_claim;
+		idle->generation = generation;
+		idle->until = TimestampTzPlusMilliseconds(now, Min(sleep_ms, ao_poll_interval_ms));
 	}
 
-	/* network steps: claim (committed first), then drive the requests */
+	/* requests in flight: drive them, settle those that finished */
 	MemoryContextSwitchTo(scratch);
-	started = ao_net_steps_claim();
 	dlist_init(&finished);
 	ao_net_poll(&finished);
 	ao_net_steps_settle(&finished);
@@ -806,6 +845,7 @@ ao_executor_main(Datum arg)
 	Oid			dboid = DatumGetObjectId(arg);
 	MemoryContext scratch;
 	static TimestampTz last_maintenance = 0;
+	static ClaimsIdle claims_idle;
 
 	memcpy(&ao_my_executor_index, MyBgworkerEntry->bgw_extra, sizeof(int));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -874,11 +914,12 @@ ao_executor_main(Datum arg)
 		 */
 		PG_TRY();
 		{
-			executor_iteration(scratch, &last_maintenance);
+			executor_iteration(scratch, &last_maintenance, &claims_idle);
 		}
 		PG_CATCH();
 		{
 			HOLD_INTERRUPTS();
+			claims_idle.valid = false;
 			EmitErrorReport();
 			FlushErrorState();
 			AbortOutOfAnyTransaction();
