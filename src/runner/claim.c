@@ -1537,11 +1537,15 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 
 /*
  * One executor batch in its own transaction (worker_spi's call sequence).
- * Returns the number of steps processed (-1: the extension is gone); *sleep_ms is how long the caller
- * may sleep before ready steps with a not_before come due.
+ * Returns the number of steps processed (-1: the extension is gone). When
+ * it processed none: *sleep_ms is how long the caller may sleep before a
+ * ready step it could claim comes due (a not_before still ahead: one
+ * already due that nobody could claim does not wake it again), and
+ * *recovery_ms how long before maintenance has work (an input timeout, a
+ * lease or a run deadline; <= 0: now). Both are at most poll_interval.
  */
 int
-ao_executor_run_batch(Oid only_role, long *sleep_ms)
+ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms)
 {
 	int			n;
 	List	   *runs = NIL;
@@ -1657,17 +1661,36 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms)
 	ao_state_notify_runs(runs);
 
 	*sleep_ms = ao_poll_interval_ms;
+	*recovery_ms = ao_poll_interval_ms;
 	if (n == 0)
 	{
+		Oid			t[1] = {BOOLOID};
+		Datum		v[1];
 		bool		isnull;
 		Datum		d;
 
-		ao_spi_exec("SELECT (EXTRACT(EPOCH FROM pg_catalog.min(not_before) - pg_catalog.clock_timestamp()) * 1000)::int8 "
-				 "FROM agentorch.steps WHERE status = 'ready' AND not_before IS NOT NULL",
-				 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		/* ready steps an executor may claim (network ones: as its network claim decides) */
+		v[0] = BoolGetDatum(ao_network_steps != AO_NETWORK_WORKERS);
+		ao_spi_exec("SELECT (EXTRACT(EPOCH FROM pg_catalog.min(s.not_before) - pg_catalog.clock_timestamp()) * 1000)::int8 "
+				 "FROM agentorch.steps s WHERE s.status = 'ready' "
+				 "  AND s.not_before > pg_catalog.clock_timestamp() "
+				 "  AND (NOT s.network OR $1 OR EXISTS (SELECT 1 FROM agentorch.runs m WHERE m.id = s.run_id "
+				 "                                      AND m.options OPERATOR(pg_catalog.?) 'llm_mode'))",
+				 1, t, v, NULL, SPI_OK_SELECT);
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)
 			*sleep_ms = Max(1, Min(DatumGetInt64(d) + 1, ao_poll_interval_ms));
+		/* what agentorch._recover acts on next */
+		ao_spi_exec("SELECT (EXTRACT(EPOCH FROM LEAST("
+				 "  (SELECT pg_catalog.min(not_before) FROM agentorch.steps WHERE status = 'waiting'), "
+				 "  (SELECT pg_catalog.min(lease_until) FROM agentorch.steps WHERE status = 'running'), "
+				 "  (SELECT pg_catalog.min(deadline) FROM agentorch.runs "
+				 "    WHERE status IN ('pending', 'running', 'waiting') AND deadline IS NOT NULL)) "
+				 "  - pg_catalog.clock_timestamp()) * 1000)::int8",
+				 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			*recovery_ms = Min(DatumGetInt64(d) + 1, ao_poll_interval_ms);
 	}
 
 	SPI_finish();

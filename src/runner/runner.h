@@ -36,7 +36,7 @@ extern Jsonb *ao_run_tool_as_owner(AoTool *t, Jsonb *input, MemoryContext into);
 extern void ao_executor_startup(int index, bool after_crash);
 extern int	ao_process_ready_steps(int max, Oid only_role, List **runs);
 extern bool ao_round_holds_run(int64 run);
-extern int	ao_executor_run_batch(Oid only_role, long *sleep_ms);
+extern int	ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms);
 extern void ao_executor_maintenance(void);
 extern bool ao_call_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *input, Jsonb **output,
 							Jsonb **error);
@@ -152,7 +152,7 @@ extern json_object *ao_llm_tool_functions(int64 run, json_object *spec, int *sql
 										  char **detail);
 
 extern int	ao_net_steps_claim(void);
-extern bool ao_net_steps_full(void);
+extern uint64 ao_net_steps_freed(void);
 extern int	ao_net_steps_settle(dlist_head *done);
 extern void ao_net_steps_heartbeat(void);
 extern void ao_net_steps_flush(void);

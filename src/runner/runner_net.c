@@ -733,11 +733,17 @@ kind_of(json_object *spec)
 	return &http_kind;
 }
 
-/* Is every request slot taken (so that a claim would not even look)? */
-bool
-ao_net_steps_full(void)
+/*
+ * How many request slots have been given back in this process (a settled
+ * step, a lost lease): a claim that found the slots full can find room
+ * once it moved.
+ */
+static uint64 slots_freed = 0;
+
+uint64
+ao_net_steps_freed(void)
 {
-	return ao_max_requests - nrunning <= 0;
+	return slots_freed;
 }
 
 /*
@@ -1448,6 +1454,7 @@ ao_net_steps_settle(dlist_head *done)
 		{
 			dlist_delete(&s->node);
 			nrunning--;
+			slots_freed++;
 			finished = lappend(finished, s);
 		}
 	}
@@ -1577,6 +1584,7 @@ ao_net_steps_heartbeat(void)
 				/* not ours any more: stop its request; nothing is recorded */
 				dlist_delete(&s->node);
 				nrunning--;
+				slots_freed++;
 				ao_net_abandon(&s->req);
 				if (s->policy_acquired)
 					ao_policy_release(s->policy_name, &s->limits, true, 0);

@@ -730,7 +730,9 @@ typedef struct ClaimsIdle
 {
 	bool		valid;
 	uint64		generation;		/* the work generation the empty claims began at */
+	uint64		slots_freed;	/* request slots given back by then */
 	TimestampTz until;			/* claim again from then on */
+	TimestampTz recovery_at;	/* maintenance has work from then on */
 } ClaimsIdle;
 
 /*
@@ -754,6 +756,8 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p, Claim
 	{
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
+		/* a setting may let this executor claim what it could not (network_steps) */
+		idle->valid = false;
 	}
 	/* a lowered max_workers ends the executors beyond it */
 	if (ao_my_executor_index >= ao_max_workers)
@@ -780,11 +784,13 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p, Claim
 	}
 
 	generation = ao_work_generation();
-	if (idle->valid && idle->generation == generation && now < idle->until)
+	if (idle->valid && idle->generation == generation && idle->slots_freed == ao_net_steps_freed() &&
+		now < idle->until)
 		sleep_ms = Max(1, (idle->until - now) / 1000);
 	else
 	{
-		bool		could_claim = !ao_net_steps_full();
+		uint64		slots_freed = ao_net_steps_freed();
+		long		recovery_ms;
 
 		/* network steps first: their requests go out before the batch runs */
 		MemoryContextSwitchTo(scratch);
@@ -795,7 +801,7 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p, Claim
 		MemoryContextReset(scratch);
 
 		MemoryContextSwitchTo(scratch);
-		done = ao_executor_run_batch(InvalidOid, &sleep_ms);
+		done = ao_executor_run_batch(InvalidOid, &sleep_ms, &recovery_ms);
 		MemoryContextReset(scratch);
 		if (done < 0)
 		{
@@ -803,9 +809,11 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p, Claim
 			set_extension_state(false);
 			proc_exit(0);
 		}
-		idle->valid = done == 0 && started == 0 && could_claim;
+		idle->valid = done == 0 && started == 0;
 		idle->generation = generation;
+		idle->slots_freed = slots_freed;
 		idle->until = TimestampTzPlusMilliseconds(now, Min(sleep_ms, ao_poll_interval_ms));
+		idle->recovery_at = TimestampTzPlusMilliseconds(now, recovery_ms);
 	}
 
 	/* requests in flight: drive them, settle those that finished */
@@ -823,6 +831,17 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p, Claim
 		return;			/* more may be ready: loop without sleeping */
 	}
 
+	/*
+	 * Idle: until a claimable step comes due, maintenance has work (not
+	 * before its next turn, a second after the last), a chunk flush is due,
+	 * or poll_interval passed; a commit that wakes the executors ends it.
+	 */
+	{
+		TimestampTz maintenance_at = Max(idle->recovery_at,
+										  TimestampTzPlusMilliseconds(*last_maintenance_p, 1000));
+
+		sleep_ms = Min(sleep_ms, Max(1, (maintenance_at - now) / 1000 + 1));
+	}
 	MemoryContextSwitchTo(scratch);
 	dlist_init(&finished);
 	(void) ao_net_wait(Max(1, Min(Min(sleep_ms, ao_poll_interval_ms), ao_net_steps_next_flush_ms())),

@@ -79,6 +79,34 @@ is(sql($node, "SELECT count(*) FROM agentorch.runs WHERE id IN ($long[0], $long[
 	2, 'the long streams were still streaming when the other runs had finished');
 is(wait_status($node, $_), 'succeeded', "long stream $_ succeeds") for @long;
 
+# Idle executors (nothing streams now) still act on time: a run's deadline
+# and an input timeout are due long before poll_interval (60 s) ends the
+# idle sleep.
+my $late_run = start_run($node, {}, { workflow => 'asks', timeout => '2s' });
+ok($node->poll_query_until('postgres', "SELECT status FROM agentorch.runs WHERE id = $late_run", 'failed'),
+	'idle executors: a run past its deadline fails');
+is(run_field($node, $late_run, "error->>'message'"), 'run deadline exceeded', 'idle executors: ... as past its deadline');
+sql($node, q{SELECT agentorch.register_workflow('asks_briefly', '{"steps": [
+  {"id": "ask", "type": "user_input", "prompt": "go?", "timeout": "2s"}]}')});
+my $timed_out = start_run($node, {}, { workflow => 'asks_briefly' });
+ok($node->poll_query_until('postgres', "SELECT status FROM agentorch.runs WHERE id = $timed_out", 'failed'),
+	'idle executors: a step past its input timeout fails the run');
+is(run_field($node, $timed_out, "error->>'message'"), 'step ask failed: timed out waiting for input',
+	'idle executors: ... as timed out waiting for input');
+
+# A reload that lets the executors claim what they could not
+# (network_steps: workers -> executors), shortly after another reload
+sql($node, "ALTER SYSTEM SET agentorch.network_steps = 'workers'");
+sql($node, 'SELECT pg_reload_conf()');
+ok($node->poll_query_until('postgres', 'SHOW agentorch.network_steps', 'workers'), 'network steps left to workers');
+my $left = start_run($node, { prompt => 'claims-quick left for workers' }, { model => 'gpt' });
+ok($node->poll_query_until('postgres', "SELECT status = 'ready' FROM agentorch.steps WHERE run_id = $left"),
+	'its llm step waits for a worker');
+sql($node, 'SELECT pg_reload_conf()');
+sql($node, "ALTER SYSTEM SET agentorch.network_steps = 'executors'");
+sql($node, 'SELECT pg_reload_conf()');
+is(wait_status($node, $left), 'succeeded', 'after the reload the executors take it at once');
+
 ok(!crashed($node), 'no server process crashed');
 $node->stop;
 done_testing();
