@@ -1680,12 +1680,16 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms)
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull)
 			*sleep_ms = Max(1, Min(DatumGetInt64(d) + 1, ao_poll_interval_ms));
-		/* what agentorch._recover acts on next */
+		/* what agentorch._recover acts on next (input timeouts, leases, deadlines, stalls) */
 		ao_spi_exec("SELECT (EXTRACT(EPOCH FROM LEAST("
 				 "  (SELECT pg_catalog.min(not_before) FROM agentorch.steps WHERE status = 'waiting'), "
 				 "  (SELECT pg_catalog.min(lease_until) FROM agentorch.steps WHERE status = 'running'), "
 				 "  (SELECT pg_catalog.min(deadline) FROM agentorch.runs "
-				 "    WHERE status IN ('pending', 'running', 'waiting') AND deadline IS NOT NULL)) "
+				 "    WHERE status IN ('pending', 'running', 'waiting') AND deadline IS NOT NULL), "
+				 /* a reactive run that may stall: maintenance's every turn looks */
+				 "  (SELECT pg_catalog.clock_timestamp() FROM agentorch.runs "
+				 "    WHERE status = 'running' AND orchestration = 'reactive' "
+				 "      AND options OPERATOR(pg_catalog.?) 'stall_timeout' LIMIT 1)) "
 				 "  - pg_catalog.clock_timestamp()) * 1000)::int8",
 				 0, NULL, NULL, NULL, SPI_OK_SELECT);
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
