@@ -1669,30 +1669,32 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms)
 		bool		isnull;
 		Datum		d;
 
-		/* ready steps an executor may claim (network ones: as its network claim decides) */
+		/*
+		 * ms until (1) a ready step an executor may claim comes due (network
+		 * ones: as its network claim decides) and (2) agentorch._recover has
+		 * work (input timeouts, leases, deadlines; a reactive run that may
+		 * stall: every maintenance turn looks)
+		 */
 		v[0] = BoolGetDatum(ao_network_steps != AO_NETWORK_WORKERS);
-		ao_spi_exec("SELECT (EXTRACT(EPOCH FROM pg_catalog.min(s.not_before) - pg_catalog.clock_timestamp()) * 1000)::int8 "
-				 "FROM agentorch.steps s WHERE s.status = 'ready' "
-				 "  AND s.not_before > pg_catalog.clock_timestamp() "
-				 "  AND (NOT s.network OR $1 OR EXISTS (SELECT 1 FROM agentorch.runs m WHERE m.id = s.run_id "
-				 "                                      AND m.options OPERATOR(pg_catalog.?) 'llm_mode'))",
-				 1, t, v, NULL, SPI_OK_SELECT);
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-			*sleep_ms = Max(1, Min(DatumGetInt64(d) + 1, ao_poll_interval_ms));
-		/* what agentorch._recover acts on next (input timeouts, leases, deadlines, stalls) */
-		ao_spi_exec("SELECT (EXTRACT(EPOCH FROM LEAST("
+		ao_spi_exec("SELECT (EXTRACT(EPOCH FROM (SELECT pg_catalog.min(s.not_before) FROM agentorch.steps s "
+				 "    WHERE s.status = 'ready' AND s.not_before > pg_catalog.clock_timestamp() "
+				 "      AND (NOT s.network OR $1 OR EXISTS (SELECT 1 FROM agentorch.runs m WHERE m.id = s.run_id "
+				 "                                          AND m.options OPERATOR(pg_catalog.?) 'llm_mode'))) "
+				 "  - pg_catalog.clock_timestamp()) * 1000)::int8, "
+				 "(EXTRACT(EPOCH FROM LEAST("
 				 "  (SELECT pg_catalog.min(not_before) FROM agentorch.steps WHERE status = 'waiting'), "
 				 "  (SELECT pg_catalog.min(lease_until) FROM agentorch.steps WHERE status = 'running'), "
 				 "  (SELECT pg_catalog.min(deadline) FROM agentorch.runs "
 				 "    WHERE status IN ('pending', 'running', 'waiting') AND deadline IS NOT NULL), "
-				 /* a reactive run that may stall: maintenance's every turn looks */
 				 "  (SELECT pg_catalog.clock_timestamp() FROM agentorch.runs "
 				 "    WHERE status = 'running' AND orchestration = 'reactive' "
 				 "      AND options OPERATOR(pg_catalog.?) 'stall_timeout' LIMIT 1)) "
 				 "  - pg_catalog.clock_timestamp()) * 1000)::int8",
-				 0, NULL, NULL, NULL, SPI_OK_SELECT);
+				 1, t, v, NULL, SPI_OK_SELECT);
 		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+			*sleep_ms = Max(1, Min(DatumGetInt64(d) + 1, ao_poll_interval_ms));
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 		if (!isnull)
 			*recovery_ms = Min(DatumGetInt64(d) + 1, ao_poll_interval_ms);
 	}
