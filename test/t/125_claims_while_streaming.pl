@@ -95,10 +95,12 @@ is(run_field($node, $timed_out, "error->>'message'"), 'step ask failed: timed ou
 	'idle executors: ... as timed out waiting for input');
 
 # A reload that lets the executors claim what they could not
-# (network_steps: workers -> executors), shortly after another reload
+# (network_steps: workers -> executors), shortly after another reload. The
+# executors start in workers mode (a restart, so none can still be taking
+# network steps when the run starts).
 sql($node, "ALTER SYSTEM SET agentorch.network_steps = 'workers'");
-sql($node, 'SELECT pg_reload_conf()');
-ok($node->poll_query_until('postgres', 'SHOW agentorch.network_steps', 'workers'), 'network steps left to workers');
+$node->restart;
+is(sql($node, 'SHOW agentorch.network_steps'), 'workers', 'network steps left to workers');
 my $left = start_run($node, { prompt => 'claims-quick left for workers' }, { model => 'gpt' });
 ok($node->poll_query_until('postgres', "SELECT status = 'ready' FROM agentorch.steps WHERE run_id = $left"),
 	'its llm step waits for a worker');
