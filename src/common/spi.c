@@ -56,21 +56,29 @@ cached_plan(const char *sql, int nargs, Oid *types, int cursor_options)
 }
 
 /*
- * Run a statement (a string literal) with parameters through its kept
- * plan; ERRORs with the statement when the result code is not the
- * expected one (0: any success).
+ * Run a statement (a string literal) through its kept plan (planned with
+ * cursor_options), read-only or not, for at most tcount rows (0: all);
+ * ERRORs with the statement when the result code is not the expected one
+ * (0: any success).
  */
-int
-ao_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected)
+static int
+exec_kept(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected,
+		  int cursor_options, bool read_only, long tcount)
 {
 	int			ret;
 
 	Assert(sql != NULL && nargs >= 0);
-	ret = SPI_execute_plan(cached_plan(sql, nargs, types, 0), values, nulls, false, 0);
-
+	ret = SPI_execute_plan(cached_plan(sql, nargs, types, cursor_options), values, nulls, read_only, tcount);
 	if (expected == 0 ? ret < 0 : ret != expected)
 		elog(ERROR, "agentorch: unexpected SPI result %d for: %s", ret, sql);
 	return ret;
+}
+
+/* Run a statement (a string literal) with parameters through its kept plan. */
+int
+ao_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected)
+{
+	return exec_kept(sql, nargs, types, values, nulls, expected, 0, false, 0);
 }
 
 /*
@@ -84,13 +92,7 @@ ao_spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *n
 int
 ao_spi_exec_generic(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected)
 {
-	int			ret;
-
-	Assert(sql != NULL && nargs >= 0);
-	ret = SPI_execute_plan(cached_plan(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN), values, nulls, false, 0);
-	if (expected == 0 ? ret < 0 : ret != expected)
-		elog(ERROR, "agentorch: unexpected SPI result %d for: %s", ret, sql);
-	return ret;
+	return exec_kept(sql, nargs, types, values, nulls, expected, CURSOR_OPT_GENERIC_PLAN, false, 0);
 }
 
 /*
@@ -103,13 +105,7 @@ int
 ao_spi_exec_read_only(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
 					  int expected, long tcount)
 {
-	int			ret;
-
-	Assert(sql != NULL && nargs >= 0);
-	ret = SPI_execute_plan(cached_plan(sql, nargs, types, 0), values, nulls, true, tcount);
-	if (expected == 0 ? ret < 0 : ret != expected)
-		elog(ERROR, "agentorch: unexpected SPI result %d for: %s", ret, sql);
-	return ret;
+	return exec_kept(sql, nargs, types, values, nulls, expected, 0, true, tcount);
 }
 
 /*

@@ -1678,8 +1678,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms)
 		v[0] = BoolGetDatum(ao_network_steps != AO_NETWORK_WORKERS);
 		ao_spi_exec("SELECT (EXTRACT(EPOCH FROM (SELECT pg_catalog.min(s.not_before) FROM agentorch.steps s "
 				 "    WHERE s.status = 'ready' AND s.not_before > pg_catalog.clock_timestamp() "
-				 "      AND (NOT s.network OR $1 OR EXISTS (SELECT 1 FROM agentorch.runs m WHERE m.id = s.run_id "
-				 "                                          AND m.options OPERATOR(pg_catalog.?) 'llm_mode'))) "
+				 "      AND (NOT s.network OR " AO_SQL_EXECUTORS_TAKE("$1") ")) "
 				 "  - pg_catalog.clock_timestamp()) * 1000)::int8, "
 				 "(EXTRACT(EPOCH FROM LEAST("
 				 "  (SELECT pg_catalog.min(not_before) FROM agentorch.steps WHERE status = 'waiting'), "

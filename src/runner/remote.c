@@ -609,10 +609,11 @@ ao_remote_claim(int worker_id, const char *worker_name, int n, bool recover)
 				"     AND NOT m.options OPERATOR(pg_catalog.?) 'llm_mode'"
 				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
 				"   LIMIT $1 FOR UPDATE OF s, m SKIP LOCKED) "
-				"SELECT c.run_id, c.step_id, r.status::text, s.spec::text, s.attempt + 1, s.max_attempts,"
-				"       agentorch._context(c.run_id, s.item, s.iteration)::text, r.options::text, r.trace_id "
+				"SELECT c.run_id, c.step_id, r.status::text, t.spec, s.attempt + 1, s.max_attempts,"
+				"       " AO_SQL_CONTEXT_IF_TEMPLATED ", r.options::text, r.trace_id "
 				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
 				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
+				"  " AO_SQL_SPEC_TEXT
 				" ORDER BY c.run_id",
 				1, types, values, NULL);
 	}
@@ -632,6 +633,8 @@ ao_remote_claim(int worker_id, const char *worker_name, int n, bool recover)
 		s->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		s->context = SPI_getvalue(tup, desc, 7);
+		if (s->context == NULL)
+			s->context = "{}";	/* no template: nothing to render with */
 		s->trace_id = SPI_getvalue(tup, desc, 9);
 		s->spec = ao_json_from_cstring(spec, strlen(spec), "step spec");
 		s->options = ao_json_from_cstring(options, strlen(options), "run options");
@@ -647,7 +650,7 @@ ao_remote_claim(int worker_id, const char *worker_name, int n, bool recover)
 
 		values[0] = Int64GetDatum(s->run_id);
 		values[1] = CStringGetTextDatum(s->step_id);
-		spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
+		ao_state_lock_run(s->run_id);
 		runs = ao_run_list_add(runs, s->run_id);
 		if (strcmp(s->run_status, "running") != 0 && strcmp(s->run_status, "waiting") != 0)
 		{
@@ -734,7 +737,7 @@ held_by_me(int64 run, const char *step_id, int attempt)
 	values[1] = CStringGetTextDatum(step_id);
 	values[2] = Int32GetDatum(attempt);
 	values[3] = Int32GetDatum(MyProcPid);
-	spi_run("SELECT agentorch._lock_run($1)", 1, types, values, NULL);
+	ao_state_lock_run(run);
 	spi_run("SELECT COALESCE(status = 'running' AND attempt = $3 AND worker = $4, false) FROM agentorch.steps "
 			"WHERE run_id = $1 AND step_id = $2 FOR UPDATE", 4, types, values, NULL);
 	return SPI_processed == 1 &&

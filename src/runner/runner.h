@@ -151,6 +151,27 @@ extern json_object *ao_llm_build_call(json_object *spec, json_object *input, con
 extern json_object *ao_llm_tool_functions(int64 run, json_object *spec, int *sqlerrcode, char **problem,
 										  char **detail);
 
+/*
+ * SQL: may the executors take network step s? param: the executors take
+ * every network step (agentorch.network_steps is not "workers"); otherwise
+ * only those of runs that record or replay their LLM requests. One
+ * predicate for the network claim and for the batch's next-due time.
+ */
+#define AO_SQL_EXECUTORS_TAKE(param) \
+	"(" param " OR EXISTS (SELECT 1 FROM agentorch.runs m WHERE m.id = s.run_id " \
+	"AND m.options OPERATOR(pg_catalog.?) 'llm_mode'))"
+
+/*
+ * SQL for a network claim's select list and joins: the claimed step s's
+ * spec as text (t.spec), and its template context as text -- the run's
+ * input, memory and step outputs, item and index -- only when the spec
+ * holds a template (${...}; NULL otherwise: render with {}).
+ */
+#define AO_SQL_SPEC_TEXT "CROSS JOIN LATERAL (SELECT s.spec::text AS spec OFFSET 0) t "
+#define AO_SQL_CONTEXT_IF_TEMPLATED \
+	"CASE WHEN pg_catalog.strpos(t.spec, '${') > 0 " \
+	"THEN agentorch._context(c.run_id, s.item, s.iteration)::text END"
+
 extern int	ao_net_steps_claim(void);
 extern uint64 ao_net_steps_freed(void);
 extern int	ao_net_steps_settle(dlist_head *done);

@@ -781,24 +781,21 @@ ao_net_steps_claim(void)
 		 * steps -- except those of runs that record or replay their LLM
 		 * requests (options.llm_mode), which only executors do.
 		 */
-		values[2] = BoolGetDatum(ao_network_steps == AO_NETWORK_WORKERS);
+		values[2] = BoolGetDatum(ao_network_steps != AO_NETWORK_WORKERS);
 		spi_run("WITH c AS ("
 				"  SELECT s.run_id, s.step_id FROM agentorch.steps s"
 				"   WHERE s.status = 'ready' AND s.network"
 				"     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp())"
-				"     AND (NOT $3 OR EXISTS (SELECT 1 FROM agentorch.runs m WHERE m.id = s.run_id"
-				"                              AND m.options OPERATOR(pg_catalog.?) 'llm_mode'))"
+				"     AND " AO_SQL_EXECUTORS_TAKE("$3")
 				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
 				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
 				"SELECT c.run_id, c.step_id, r.status::text, t.spec, s.attempt + 1, s.max_attempts, r.owner,"
-				"       CASE WHEN pg_catalog.strpos(t.spec, '${') > 0"
-				"            THEN agentorch._context(c.run_id, s.item, s.iteration)::text END, r.options::text, "
+				"       " AO_SQL_CONTEXT_IF_TEMPLATED ", r.options::text, "
 				"       pg_catalog.date_part('epoch', r.deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) * 1000, "
 				"       r.trace_id "
 				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
 				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
-				/* the run's context only for a step with templates (${...}) */
-				"  CROSS JOIN LATERAL (SELECT s.spec::text AS spec OFFSET 0) t "
+				"  " AO_SQL_SPEC_TEXT
 				" ORDER BY c.run_id",
 				3, types, values, NULL);
 	}

@@ -736,6 +736,23 @@ typedef struct ClaimsIdle
 } ClaimsIdle;
 
 /*
+ * Drive the requests in flight and settle those that finished, in one go:
+ * a finished request is off curl's list, so it must not wait in a local
+ * list across anything that may ERROR.
+ */
+static void
+drive_requests(MemoryContext scratch)
+{
+	dlist_head	finished;
+
+	MemoryContextSwitchTo(scratch);
+	dlist_init(&finished);
+	ao_net_poll(&finished);
+	ao_net_steps_settle(&finished);
+	MemoryContextReset(scratch);
+}
+
+/*
  * One iteration of the executor loop: maintenance (about once a second),
  * network steps (claim, then their requests go out at once), a batch of
  * transactional steps, settling finished requests, chunk flushes, and the
@@ -795,10 +812,8 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p, Claim
 		/* network steps first: their requests go out before the batch runs */
 		MemoryContextSwitchTo(scratch);
 		started = ao_net_steps_claim();
-		dlist_init(&finished);
-		ao_net_poll(&finished);
-		ao_net_steps_settle(&finished);
 		MemoryContextReset(scratch);
+		drive_requests(scratch);
 
 		MemoryContextSwitchTo(scratch);
 		done = ao_executor_run_batch(InvalidOid, &sleep_ms, &recovery_ms);
@@ -816,11 +831,8 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p, Claim
 		idle->recovery_at = TimestampTzPlusMilliseconds(now, recovery_ms);
 	}
 
-	/* requests in flight: drive them, settle those that finished */
+	drive_requests(scratch);
 	MemoryContextSwitchTo(scratch);
-	dlist_init(&finished);
-	ao_net_poll(&finished);
-	ao_net_steps_settle(&finished);
 	ao_net_steps_heartbeat();
 	MemoryContextReset(scratch);
 	if (done > 0 || started > 0)

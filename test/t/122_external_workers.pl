@@ -130,6 +130,18 @@ like($by, qr/^wa=\d+ wb=\d+$/, "both workers served runs ($by)");
 is(sql($node, "SELECT count(*) FROM agentorch.chunks WHERE run_id IN ($list) AND kind = 'status' AND (data->>'reset')::boolean"),
 	'0', 'no reset chunk when nothing failed');
 
+# ---------------------------------------------------------------- a templated prompt
+# The claim builds the run's context only for a spec that holds a template:
+# a worker's llm step still renders one.
+sql($node, q{SELECT agentorch.register_workflow('wk_tmpl', '{"steps": [
+  {"id": "a", "type": "llm", "model": "m", "prompt": "templated ${input.word}"}]}')});
+my $tr = sql($node, q{SELECT agentorch.run_workflow('wk_tmpl', '{"word": "rendered"}')});
+wait_runs([$tr], 'the templated run finished');
+is(sql($node, "SELECT output #>> '{}' FROM agentorch.steps WHERE run_id = $tr AND step_id = 'a'"),
+	'Echo: templated rendered', "a worker's llm step renders its prompt's template with the run's context");
+is(sql($node, "SELECT count(*) FROM agentorch.events WHERE run_id = $tr AND kind = 'worker_claimed'"), '1',
+	'... and a worker claimed it');
+
 # ---------------------------------------------------------------- SIGKILL mid-stream
 # wb is paused (SIGSTOP) while the runs start, so wa claims them; its
 # session stays, so it loses nothing meanwhile.
