@@ -813,6 +813,31 @@ mode_ttft(const char *conninfo, int n, const char *input)
 		}
 	}
 	printf("RESULT first_id=%lld last_id=%lld mismatches=%d\n", first, last, mismatches);
+
+	/*
+	 * What one durable commit costs on this cluster now, the same way (one
+	 * at a time, idle executors): the path to a first token commits three
+	 * times before the client can read it, each one flushed before the next
+	 * step may go on (the start, before an executor can see the run; the
+	 * lease, before a byte is sent, so that a crash counts the attempt; the
+	 * first chunk, before its notification, so that no client sees a seq a
+	 * crash takes back).
+	 */
+	{
+		double	   *c = calloc(n, sizeof(double));
+
+		PQclear(exec(starter, "CREATE TABLE IF NOT EXISTS llm_bench_commit (x int)", 0, NULL));
+		for (int i = 0; i < n; i++)
+		{
+			double		t = now_ms();
+
+			PQclear(exec(starter, "INSERT INTO llm_bench_commit VALUES (1)", 0, NULL));
+			c[i] = now_ms() - t;
+		}
+		PQclear(exec(starter, "DROP TABLE llm_bench_commit", 0, NULL));
+		stats("a durable commit here (1-row INSERT, autocommit)", c, n, "commit");
+		free(c);
+	}
 	PQfinish(starter);
 	PQfinish(listener);
 	return 0;
