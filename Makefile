@@ -108,9 +108,11 @@ install-programs: $(AO_PROGRAM_FILES)
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) $(AO_PROGRAM_FILES) '$(DESTDIR)$(bindir)/'
 	@# PostgreSQL's bindir is not on PATH on Debian: link the programs into /usr/local/bin
-	@# (the Debian package links them into /usr/bin instead)
+	@# (the Debian package links them into /usr/bin instead) -- only for the system's
+	@# server, not for a private copy of it elsewhere (a test's or a benchmark's)
 	@if [ -z '$(DESTDIR)' ] && [ -d /usr/local/bin ] && [ -w /usr/local/bin ]; then \
-		for p in $(AO_PROGRAMS); do ln -sf '$(bindir)/'$$p /usr/local/bin/$$p; done; fi
+		case '$(bindir)' in /usr/lib/postgresql/*|/usr/local/pgsql/*|/usr/pgsql-*) \
+			for p in $(AO_PROGRAMS); do ln -sf '$(bindir)/'$$p /usr/local/bin/$$p; done;; esac; fi
 .PHONY: install-programs
 
 # agentorch-worker: an external worker (libpq + libcurl multi) that claims
