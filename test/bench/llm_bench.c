@@ -834,8 +834,43 @@ mode_ttft(const char *conninfo, int n, const char *input)
 			PQclear(exec(starter, "INSERT INTO llm_bench_commit VALUES (1)", 0, NULL));
 			c[i] = now_ms() - t;
 		}
-		PQclear(exec(starter, "DROP TABLE llm_bench_commit", 0, NULL));
 		stats("a durable commit here (1-row INSERT, autocommit)", c, n, "commit");
+
+		/*
+		 * A hand-off: one session commits a row with a NOTIFY, another
+		 * (waiting in select()) receives it -- what the start does to an
+		 * executor and a chunk's flush to the LISTEN client.
+		 */
+		PQclear(exec(listener, "LISTEN llm_bench_ping", 0, NULL));
+		for (int i = 0; i < n; i++)
+		{
+			double		t = now_ms();
+			PGnotify   *nt = NULL;
+
+			PQclear(exec(starter, "WITH i AS (INSERT INTO llm_bench_commit VALUES (2)) "
+						 "SELECT pg_notify('llm_bench_ping', '')", 0, NULL));
+			while (nt == NULL && now_ms() - t < 5000)
+			{
+				fd_set		rfds;
+				struct timeval tv = {0, 100000};
+				int			fl = PQsocket(listener);
+
+				if (!PQconsumeInput(listener))
+					die(listener, "consume");
+				if ((nt = PQnotifies(listener)) != NULL)
+					break;
+				FD_ZERO(&rfds);
+				FD_SET(fl, &rfds);
+				if (select(fl + 1, &rfds, NULL, NULL, &tv) < 0 && errno != EINTR)
+					die(NULL, "select");
+			}
+			c[i] = now_ms() - t;
+			if (nt)
+				PQfreemem(nt);
+		}
+		PQclear(exec(listener, "UNLISTEN *", 0, NULL));
+		PQclear(exec(starter, "DROP TABLE llm_bench_commit", 0, NULL));
+		stats("a hand-off here (commit + NOTIFY -> other session)", c, n, "handoff");
 		free(c);
 	}
 	PQfinish(starter);
