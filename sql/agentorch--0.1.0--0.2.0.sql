@@ -357,7 +357,10 @@ BEGIN
             'messages', p_input OPERATOR(pg_catalog.->) 'messages',
             'model', COALESCE(p_input OPERATOR(pg_catalog.->) 'model', p_options OPERATOR(pg_catalog.->) 'model'),
             'response_schema', p_input OPERATOR(pg_catalog.->) 'response_schema',
-            'tools', p_input OPERATOR(pg_catalog.->) 'tools'))));
+            'tools', p_input OPERATOR(pg_catalog.->) 'tools',
+            'temperature', p_input OPERATOR(pg_catalog.->) 'temperature',
+            'max_tokens', p_input OPERATOR(pg_catalog.->) 'max_tokens',
+            'max_turns', p_input OPERATOR(pg_catalog.->) 'max_turns'))));
 END
 $$;
 

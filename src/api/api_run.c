@@ -56,13 +56,6 @@ PG_FUNCTION_INFO_V1(ao_sql_graph);
 PG_FUNCTION_INFO_V1(ao_sql_purge);
 PG_FUNCTION_INFO_V1(ao_sql_metrics);
 
-/* Milliseconds of an interval (months as 30 days). */
-static int64
-interval_ms(Interval *iv)
-{
-	return iv->time / 1000 + (int64) iv->day * 86400000 + (int64) iv->month * 30 * 86400000;
-}
-
 /*
  * The arguments start() and start_many() share after their inputs:
  * orchestration, workflow (NULL when not given) and options ('{}').
@@ -331,7 +324,7 @@ Datum
 ao_sql_wait(PG_FUNCTION_ARGS)
 {
 	int64		run = PG_GETARG_INT64(0);
-	int64		timeout_ms = interval_ms(PG_GETARG_INTERVAL_P(1));
+	int64		timeout_ms = ao_interval_arg_ms(PG_GETARG_INTERVAL_P(1), "timeout");
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
@@ -430,7 +423,7 @@ ao_sql_follow(PG_FUNCTION_ARGS)
 		st->run = PG_GETARG_INT64(0);
 		st->last_seq = PG_GETARG_INT64(1);
 		st->deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												   interval_ms(PG_GETARG_INTERVAL_P(2)));
+												   ao_interval_arg_ms(PG_GETARG_INTERVAL_P(2), "timeout"));
 		funcctx->user_fctx = st;
 		MemoryContextSwitchTo(old);
 		visible_run_owner(st->run);
@@ -607,6 +600,7 @@ ao_sql_purge(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int64		n;
 
+	(void) ao_interval_arg_ms(PG_GETARG_INTERVAL_P(0), "older_than");
 	values[0] = PG_GETARG_DATUM(0);
 	values[1] = ObjectIdGetDatum(GetUserId());
 	if (superuser())

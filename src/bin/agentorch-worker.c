@@ -1034,7 +1034,8 @@ fail_or_fallback(Step *s, const ao_llm_error *e)
 		}
 		json_object_put(r);
 	}
-	step_fail(s, e->retryable, e->retryable ? (e->http_status >= 500 ? "58000" : "08000") : "22000",
+	step_fail(s, e->retryable,
+			  e->retryable ? (s->timed_out ? "57014" : e->http_status >= 500 ? "58000" : "08000") : "22000",
 			  e->message, NULL, e->retry_after_ms > 0 ? e->retry_after_ms : 0);
 }
 
@@ -1404,7 +1405,7 @@ http_finish(Step *s, CURLcode result, long status)
 		json_object_put(hdrs);
 		snprintf(m, sizeof(m), "http request failed: %s", s->errbuf[0] ? s->errbuf : curl_easy_strerror(result));
 		s->timed_out = result == CURLE_OPERATION_TIMEDOUT;
-		step_fail(s, !s->too_large, "08006", m, NULL, 0);
+		step_fail(s, !s->too_large, s->timed_out ? "57014" : "08000", m, NULL, 0);
 		return;
 	}
 	out = json_object_new_object();

@@ -6,7 +6,8 @@
  *	  ao_require_schema), acting as that owner for agentorch's own
  *	  bookkeeping, the stored JSON Schemas, tool lookup, and the
  *	  server-side half of workflow checks (tools exist, conditions are
- *	  valid jsonpath).
+ *	  valid jsonpath), and the check of the SQL functions' interval
+ *	  arguments (ao_interval_arg_ms).
  *
  * Writes to agentorch's tables are done as the extension owner (the
  * tables' owner) inside SetUserIdAndSecContext with
@@ -860,4 +861,20 @@ ao_audit_kv(const char *action, const char *object, int64 run,...)
 	}
 	va_end(ap);
 	ao_audit(action, object, run, json_object_object_length(d) > 0 ? ao_jsonb_from_json(d) : NULL);
+}
+
+/*
+ * Milliseconds of an interval argument of a SQL function (months as 30
+ * days); a negative one is an ERROR (22023) naming the argument.
+ */
+int64
+ao_interval_arg_ms(Interval *iv, const char *argument)
+{
+	int64		ms = iv->time / 1000 + (int64) iv->day * 86400000 + (int64) iv->month * 30 * 86400000;
+
+	if (ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", argument)));
+	return ms;
 }

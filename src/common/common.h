@@ -26,6 +26,7 @@
 #include "utils/jsonb.h"
 #include "utils/resowner.h"
 #include "utils/palloc.h"
+#include "datatype/timestamp.h"
 
 /*
  * PostgreSQL declares a SQL-callable C function named json_object (in
@@ -148,6 +149,7 @@ extern void ao_md5_hex(const void *data, size_t len, char *hex);
 extern int	ao_schema_version(void);
 extern bool ao_schema_at_least(int major, int minor);
 extern void ao_require_schema(int major, int minor, const char *feature);
+extern int64 ao_interval_arg_ms(Interval *iv, const char *argument);
 
 /* agentorch.audit_log: an action of the calling role (catalog.c). */
 extern void ao_audit(const char *action, const char *object, int64 run, Jsonb *detail);

@@ -123,7 +123,8 @@ static void
 check_simple_input(json_object *in, const char *orchestration)
 {
 	static const char *const step_keys[] = {
-		"prompt", "system", "messages", "model", "response_schema", "tools", NULL
+		"prompt", "system", "messages", "model", "response_schema", "tools", "temperature", "max_tokens",
+		"max_turns", NULL
 	};
 	json_object *step = ao_json_own(json_object_new_object());
 	json_object *def = ao_json_own(json_object_new_object());
@@ -175,8 +176,29 @@ check_interval_ext(json_object *v, const char *what, bool positive)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be an interval such as \"5 minutes\"", what)));
-	iv = DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
-							 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	/* interval_in's own error (22007) is reported as this option's (22023) */
+	{
+		MemoryContext caller = CurrentMemoryContext;
+
+		PG_TRY();
+		{
+			iv = DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
+									 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		}
+		PG_CATCH();
+		{
+			ErrorData  *e;
+
+			MemoryContextSwitchTo(caller);
+			e = CopyErrorData();
+			FlushErrorState();
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must be an interval such as \"5 minutes\"", what),
+					 errdetail("%s", e->message)));
+		}
+		PG_END_TRY();
+	}
 	if (positive &&
 		DatumGetInt32(DirectFunctionCall2(interval_cmp, iv,
 										  DirectFunctionCall3(interval_in, CStringGetDatum("0"),
@@ -507,6 +529,13 @@ prepare_run(StartBatch *b, Jsonb *input, const char *orchestration, const char *
 	}
 	else
 	{
+		/* a workflow named for a run that would not use it is a mistake, not a detail */
+		if (workflow != NULL && strcmp(orchestration, "fixed") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a %s run takes no workflow (\"%s\" was given)", orchestration, workflow),
+					 errhint("Start a fixed run for the workflow: agentorch.start(input, 'fixed', '%s'), or agentorch.run_workflow('%s').",
+							 workflow, workflow)));
 		/* the same for every run of the call: made once */
 		if (b->caller_selection == NULL)
 			b->caller_selection = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(

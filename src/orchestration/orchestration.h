@@ -19,6 +19,13 @@
 /* The body of a new planner run: {"steps": [its first planner step]}. */
 extern Jsonb *ao_planner_body(json_object *input, json_object *options, Jsonb *tools);
 
+/*
+ * The planner's own checks of a plan that need no run (validate_plan):
+ * database.query is never used, models are registered, and what
+ * ao_plan_check finds. Problems not in p already are added to it.
+ */
+extern void ao_planner_check_plan(json_object *plan, ao_problems *p);
+
 /* The run's max_replans option, else agentorch.max_replans. */
 extern int	ao_planner_max_replans(json_object *options);
 

@@ -167,6 +167,7 @@ typedef struct Outcome
 	Jsonb	   *output;			/* on success */
 	Jsonb	   *error;			/* on failure: {message, sqlstate, detail, hint} */
 	bool		retryable;
+	long		defer_ms;		/* > 0: not run (its tool's limits), due again after this */
 } Outcome;
 
 /* Remember which executor this is (used as steps.worker). */
@@ -322,16 +323,28 @@ step_timeout_ms(json_object *spec, json_object *policy)
 	return (int) AO_CAP_STEP_TIMEOUT(ms);
 }
 
+/* A step cut short by its run's deadline: failed as _recover fails the run (57014), not retried. */
+static Jsonb *
+deadline_error(void)
+{
+	return ao_error_jsonb(ERRCODE_QUERY_CANCELED, "run deadline exceeded", NULL);
+}
+
 /*
  * Run a tool step as the run's owner inside a subtransaction. Returns the
- * outcome; never ERRORs for failures of the tool itself.
+ * outcome; never ERRORs for failures of the tool itself. deadline (0:
+ * none): the run's; the tool's statement timeout ends there at the latest.
  */
 static Outcome
-run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, json_object *spec, Jsonb *input)
+run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, json_object *spec, Jsonb *input,
+			TimestampTz deadline)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	volatile Outcome out = {0};
+	volatile bool cut_by_deadline = false;
+	char	   *volatile policy_name = NULL;	/* set: the tool's limits were acquired */
+	AoLimits	limits;
 	AoTool	   *t;
 
 	t = ao_tool_of_definition(run, tool, tool_definition);
@@ -385,6 +398,53 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, 
 		out.error = ao_error_jsonb(ERRCODE_UNDEFINED_OBJECT, "the role that started this run no longer exists", NULL);
 		return out;
 	}
+	if (deadline != 0 && deadline <= GetCurrentTimestamp())
+	{
+		out.error = deadline_error();
+		return out;
+	}
+	/*
+	 * The tool's circuit breaker, bulkhead and rate limit (shared with every
+	 * executor), when its policy names them: unlike a network target's, a
+	 * transactional tool has no breaker by default (its failures are mostly
+	 * its input's).
+	 */
+	if (t->policy != NULL &&
+		(json_object_object_get_ex(t->policy, "circuit_breaker", NULL) ||
+		 json_object_object_get_ex(t->policy, "max_concurrency", NULL) ||
+		 json_object_object_get_ex(t->policy, "rate_limit", NULL)))
+	{
+		long		wait_ms = 0;
+		AoDecision	d;
+
+		ao_policy_limits_from_json(t->policy, &limits);
+		policy_name = psprintf("tool:%s", tool);
+		d = ao_policy_acquire(policy_name, &limits, 0, &wait_ms);
+		if (d != AO_ALLOW)
+		{
+			bool		before_deadline = deadline == 0 ||
+				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms) < deadline;
+
+			/* a step waits (spending no attempt); a model's call of the tool is told */
+			if (spec != NULL && (d == AO_DEFER || before_deadline))
+				out.defer_ms = Max(wait_ms, 1);
+			else if (d == AO_DEFER)
+			{
+				out.error = ao_error_jsonb(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+										   psprintf("tool \"%s\" is at its limits (max_concurrency or rate_limit)", tool),
+										   "Call it again later.");
+				out.retryable = true;
+			}
+			else
+			{
+				out.error = ao_error_jsonb(ERRCODE_CANNOT_CONNECT_NOW, psprintf("circuit breaker of tool:%s is open", tool),
+										   spec != NULL ? "Too many consecutive failures; the run's deadline comes before the cooldown ends."
+										   : "Too many consecutive failures; calls resume after the cooldown.");
+				out.retryable = spec == NULL;
+			}
+			return out;
+		}
+	}
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(caller);
@@ -405,6 +465,17 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, 
 								 GUC_ACTION_SAVE, true, 0, false);
 		if (strcmp(t->kind, "builtin") == 0 && (timeout <= 0 || timeout > ao_query_timeout_ms))
 			timeout = ao_query_timeout_ms;
+		/* the run's deadline cuts the step short as it cuts an llm step's request */
+		if (deadline != 0)
+		{
+			int64		left_ms = (deadline - GetCurrentTimestamp() + 999) / 1000;
+
+			if (timeout <= 0 || left_ms < timeout)
+			{
+				timeout = (int) Max(left_ms, 1);
+				cut_by_deadline = true;
+			}
+		}
 		if (timeout > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, timeout);
 		result = ao_run_tool_as_owner(t, input, caller);
@@ -417,6 +488,8 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, 
 		CurrentResourceOwner = owner;
 		out.ok = true;
 		out.output = result;
+		if (policy_name)
+			ao_policy_release(policy_name, &limits, 1, 0);
 	}
 	PG_CATCH();
 	{
@@ -424,12 +497,23 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, 
 
 		disable_timeout(STATEMENT_TIMEOUT, false);
 		edata = ao_abort_subxact(caller, owner);
+		/*
+		 * For the tool's breaker: its failure counts; a timeout, which the
+		 * step's author chooses, or a cancel counts for nothing.
+		 */
+		if (policy_name)
+			ao_policy_release(policy_name, &limits, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? -1 : 0, 0);
 		/* cancel() of the run is not the tool's failure: the step's guard handles it */
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ao_cancelled_by_request(run, false))
 			ReThrowError(edata);
 		out.ok = false;
-		out.error = error_jsonb(edata);
-		out.retryable = retryable_sqlstate(edata->sqlerrcode);
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && cut_by_deadline && deadline <= GetCurrentTimestamp())
+			out.error = deadline_error();	/* not retried: the run is past its deadline */
+		else
+		{
+			out.error = error_jsonb(edata);
+			out.retryable = retryable_sqlstate(edata->sqlerrcode);
+		}
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
@@ -444,7 +528,7 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, 
 bool
 ao_call_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *input, Jsonb **output, Jsonb **error)
 {
-	Outcome		o = run_tool_as(run_owner, run, tool, NULL, NULL, input);
+	Outcome		o = run_tool_as(run_owner, run, tool, NULL, NULL, input, 0);
 
 	*output = o.output;
 	*error = o.error;
@@ -911,8 +995,12 @@ run_step(Claimed *c, MemoryContext stepcxt)
 		Outcome		o;
 
 		o = run_tool_as(c->owner, c->run_id, json_object_get_string(spec_member(spec, "tool")), c->tool_definition,
-						spec, input);
-		settle(c, &o, spec);
+						spec, input, c->deadline);
+		if (o.defer_ms > 0)		/* held back by its tool's limits: due again later, no attempt spent */
+			ao_state_unclaim_step(c->run_id, c->step_id, c->attempt, c->old_started_at, c->old_worker,
+								  (int) Min(o.defer_ms, INT_MAX));
+		else
+			settle(c, &o, spec);
 	}
 	else if (strcmp(c->kind, "branch") == 0)
 		run_branch(c, spec, context);
@@ -1085,7 +1173,8 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner, "
 			 "         s.priority, s.ord, (s.parent_step_id IS NULL AND s.plan_version = 0) AS plain, "
 			 "         s.started_at, s.worker, r.status AS run_status, "
-			 "         r.tools OPERATOR(pg_catalog.->) (s.spec OPERATOR(pg_catalog.->>) 'tool') AS tool_definition "
+			 "         r.tools OPERATOR(pg_catalog.->) (s.spec OPERATOR(pg_catalog.->>) 'tool') AS tool_definition, "
+			 "         CASE WHEN NOT r.compensating THEN r.deadline END AS deadline "
 			 "    FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
 			 "   WHERE s.status = 'ready' AND (NOT s.network OR $6::int8 IS NOT NULL) "
 			 "     AND ($6::int8 IS NULL OR s.run_id = $6) "
@@ -1129,7 +1218,7 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			 "      FROM (SELECT DISTINCT run_id FROM c WHERE NOT c.plain) x WHERE r.id = x.run_id) "
 			 "SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
 			 "       COALESCE(c.iteration, -1), c.owner, c.plain, c.run_status::text, c.started_at, c.worker, "
-			 "       c.tool_definition "
+			 "       c.tool_definition, c.deadline "
 			 "  FROM c "
 			 /*
 			  * Every row is locked already: the order is only the order of
@@ -1166,6 +1255,8 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 			c->old_started_at = isnull ? 0 : DatumGetTimestampTz(d);
 			d = SPI_getbinval(tup, desc, 13, &isnull);
 			c->old_worker = isnull ? 0 : DatumGetInt32(d);
+			d = SPI_getbinval(tup, desc, 15, &isnull);
+			c->deadline = isnull ? 0 : DatumGetTimestampTz(d);
 		}
 		MemoryContextSwitchTo(old);
 		c->spec = spi_jsonb((int) i, 4, into);
@@ -1851,9 +1942,7 @@ Datum
 ao_sql_work(PG_FUNCTION_ARGS)
 {
 	int32		max_steps = PG_GETARG_INT32(0);
-	Interval   *timeout = PG_GETARG_INTERVAL_P(1);
-	int64		timeout_ms = (int64) (timeout->time / 1000 + (int64) timeout->day * 86400000 +
-									  (int64) timeout->month * 30 * 86400000);
+	int64		timeout_ms = ao_interval_arg_ms(PG_GETARG_INTERVAL_P(1), "timeout");
 	TimestampTz start = GetCurrentTimestamp();
 	Oid			caller = GetUserId();
 	Oid			only_role = superuser() ? InvalidOid : caller;
@@ -1861,7 +1950,11 @@ ao_sql_work(PG_FUNCTION_ARGS)
 	int			done = 0;
 	List	   *runs = NIL;
 
-	if (max_steps <= 0)
+	if (max_steps < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_steps must not be negative")));
+	if (max_steps == 0)
 		PG_RETURN_INT32(0);
 	ao_become_extension_owner(&owner_scope);
 	SPI_connect();

@@ -809,6 +809,7 @@ fail_or_fallback(LlmState *st, const ao_llm_error *e)
 	}
 	if (e->retryable)
 		ao_net_step_fail_retryable(st->step,
+								   ao_net_step_request(st->step)->result == CURLE_OPERATION_TIMEDOUT ? ERRCODE_QUERY_CANCELED :
 								   e->http_status >= 500 ? ERRCODE_SYSTEM_ERROR : ERRCODE_CONNECTION_EXCEPTION,
 								   e->message, NULL,
 								   e->retry_after_ms > 0 ? e->retry_after_ms : 0, usage_jsonb(st));

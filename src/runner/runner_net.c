@@ -621,7 +621,9 @@ http_finish(void *step)
 	{
 		s->ok = false;
 		s->retryable = !r->too_large;
-		s->error = ao_error_jsonb(ERRCODE_CONNECTION_EXCEPTION, psprintf("http request failed: %s", clean_text(r->error, strlen(r->error))), NULL);
+		/* past the step's timeout (or stalled past the idle timeout): 57014, as a transactional step's */
+		s->error = ao_error_jsonb(r->result == CURLE_OPERATION_TIMEDOUT ? ERRCODE_QUERY_CANCELED : ERRCODE_CONNECTION_EXCEPTION,
+								  psprintf("http request failed: %s", clean_text(r->error, strlen(r->error))), NULL);
 		return;
 	}
 	out = ao_json_own(json_object_new_object());

@@ -329,8 +329,8 @@ static Jsonb *
 simple_body(Jsonb *input, Jsonb *options)
 {
 	static const char *const keys[] = {"id", "type", "prompt", "system", "messages", "model",
-	"response_schema", "tools"};
-	JsonbValue	values[8];
+	"response_schema", "tools", "temperature", "max_tokens", "max_turns"};
+	JsonbValue	values[lengthof(keys)];
 	JsonbValue	v;
 	JsonbParseState *st = NULL;
 	JsonbValue	step;
@@ -340,12 +340,12 @@ simple_body(Jsonb *input, Jsonb *options)
 
 	values[0] = ao_jv_string("main");
 	values[1] = ao_jv_string("llm");
-	for (int i = 2; i < 8; i++)
+	for (int i = 2; i < lengthof(keys); i++)
 		if (!ao_jsonb_get_key(in, keys[i], &values[i]))
 			values[i] = ao_jv_string(NULL);
 	if (values[5].type == jbvNull && !ao_jsonb_get_key(in, "model", &v) && ao_jsonb_get_key(&options->root, "model", &v))
 		values[5] = v;
-	stripped = DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls, JsonbPGetDatum(ao_jsonb_object(8, keys, values))));
+	stripped = DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls, JsonbPGetDatum(ao_jsonb_object(lengthof(keys), keys, values))));
 
 	pushJsonbValue(&st, WJB_BEGIN_OBJECT, NULL);
 	pushJsonbValue(&st, WJB_KEY, &k);

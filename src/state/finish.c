@@ -1037,6 +1037,11 @@ ao_state_begin_attempts(const AoReadied *r, int n, int worker, AoAttempt *out)
 		a->tool_definition = pinned_tool(rt, a->spec);
 		status = enum_label(ao_row_old(rt, "status", &isnull));
 		a->run_active = strcmp(status, "running") == 0 || strcmp(status, "waiting") == 0;
+		d = ao_row_old(rt, "deadline", &isnull);
+		if (isnull || DatumGetBool(ao_row_old(rt, "compensating", &isnull)))
+			a->deadline = 0;
+		else
+			a->deadline = DatumGetTimestampTz(d);
 		taken++;
 	}
 	ao_rows_close(&w);

@@ -90,6 +90,7 @@ typedef struct AoAttempt
 	Oid			owner;
 	bool		plain;			/* top-level, of no plan */
 	bool		run_active;
+	TimestampTz deadline;		/* the run's, while it is not compensating; 0: none */
 	TimestampTz old_started_at;
 	int			old_worker;
 	Jsonb	   *input;			/* the step's rendered input, once its runner made it */

@@ -457,6 +457,9 @@ static LaunchedExecutor launched[AO_MAX_DATABASES * AO_MAX_EXECUTORS];
 static MemoryContext launcher_cxt = NULL;	/* reset after every scan */
 static int	nlaunched = 0;
 
+/* The executor's database, for agentorch.databases after a reload ("" in other processes). */
+static char executor_dbname[NAMEDATALEN];
+
 /* Is dbname allowed by agentorch.databases (empty = all)? */
 static bool
 database_allowed(const char *dbname)
@@ -542,6 +545,8 @@ launcher_scan(void)
 	TimestampTz now = GetCurrentTimestamp();
 	bool		rescan = pg_atomic_exchange_u32(&ao_shared->rescan, 0) != 0;
 	MemoryContext scan_cxt = CurrentMemoryContext;	/* outlives the transaction */
+	bool		no_slot = false;
+	static TimestampTz last_no_slot_warning = 0;
 
 	StartTransactionCommand();
 	(void) GetTransactionSnapshot();
@@ -617,13 +622,29 @@ launcher_scan(void)
 			probe = has_ext = false;
 		LWLockRelease(ao_shared->lock);
 
-		if ((has_ext || probe) && !executor_alive(dboid, 0))
-			launch_executor(dboid, 0);
+		if ((has_ext || probe) && !executor_alive(dboid, 0) && !launch_executor(dboid, 0))
+			no_slot = true;
 		for (int i = 1; has_ext && i < Min(ao_max_workers, AO_MAX_EXECUTORS); i++)
-			if (!executor_alive(dboid, i))
-				launch_executor(dboid, i);
+			if (!executor_alive(dboid, i) && !launch_executor(dboid, i))
+				no_slot = true;
 	}
 	list_free(dbs);
+
+	/*
+	 * Out of background worker slots: some database has fewer executors
+	 * than agentorch.max_workers (none, maybe). Said in the log, at most
+	 * once a minute; the next scans try again.
+	 */
+	if (no_slot && TimestampDifferenceExceeds(last_no_slot_warning, now, 60000))
+	{
+		last_no_slot_warning = now;
+		ereport(WARNING,
+				(errmsg("agentorch: no background worker slot is free for an executor; "
+						"some databases have fewer executors than agentorch.max_workers, or none"),
+				 errhint("Raise max_worker_processes (now %d; each served database takes up to "
+						 "agentorch.max_workers = %d), or name fewer databases in agentorch.databases.",
+						 max_worker_processes, ao_max_workers)));
+	}
 }
 
 /*
@@ -779,6 +800,13 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p, Claim
 	/* a lowered max_workers ends the executors beyond it */
 	if (ao_my_executor_index >= ao_max_workers)
 		proc_exit(0);
+	/* and agentorch.databases no longer naming this database ends them all */
+	if (executor_dbname[0] != '\0' && !database_allowed(executor_dbname))
+	{
+		ao_log("agentorch: executor %d for database \"%s\" stops: agentorch.databases no longer names it",
+			   ao_my_executor_index, executor_dbname);
+		proc_exit(0);
+	}
 
 	now = GetCurrentTimestamp();
 	if (TimestampDifferenceExceeds((*last_maintenance_p), now, 1000))
@@ -905,6 +933,12 @@ ao_executor_main(Datum arg)
 		CommitTransactionCommand();
 		set_extension_state(false);
 		proc_exit(0);
+	}
+	{
+		char	   *name = get_database_name(MyDatabaseId);
+
+		if (name != NULL)
+			strlcpy(executor_dbname, name, sizeof(executor_dbname));
 	}
 	CommitTransactionCommand();
 	set_extension_state(true);
