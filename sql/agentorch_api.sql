@@ -186,11 +186,18 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH r AS (
-        SELECT ru.* FROM agentorch.runs ru WHERE ru.id OPERATOR(pg_catalog.=) trace.run_id
+        -- the trace id: runs.trace_id; for a run started in a database still
+        -- at 0.1.0 (which kept the whole traceparent, or none) the one in
+        -- its traceparent, else one derived from the run id
+        SELECT ru.*, CASE WHEN ru.trace_id OPERATOR(pg_catalog.~) '^[0-9a-f]{32}$' THEN ru.trace_id
+                          WHEN ru.trace_id OPERATOR(pg_catalog.~) '^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'
+                          THEN pg_catalog.substr(ru.trace_id, 4, 32)
+                          ELSE pg_catalog.md5('agentorch run ' OPERATOR(pg_catalog.||) ru.id::text) END AS tid
+          FROM agentorch.runs ru WHERE ru.id OPERATOR(pg_catalog.=) trace.run_id
     ), spans AS (
         SELECT 0 AS ord, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-                   'traceId', r.trace_id,
-                   'spanId', agentorch._span_id(r.trace_id, NULL),
+                   'traceId', r.tid,
+                   'spanId', agentorch._span_id(r.tid, NULL),
                    'parentSpanId', pg_catalog.substring(r.options OPERATOR(pg_catalog.->>) 'traceparent',
                                                         '^[0-9a-f]{2}-[0-9a-f]{32}-([0-9a-f]{16})-[0-9a-f]{2}$'),
                    'name', 'run ' OPERATOR(pg_catalog.||) r.id::text,
@@ -210,9 +217,9 @@ AS $$
           FROM r
         UNION ALL
         SELECT s.ord, pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-                   'traceId', r.trace_id,
-                   'spanId', agentorch._span_id(r.trace_id, s.step_id),
-                   'parentSpanId', agentorch._span_id(r.trace_id, s.parent_step_id),
+                   'traceId', r.tid,
+                   'spanId', agentorch._span_id(r.tid, s.step_id),
+                   'parentSpanId', agentorch._span_id(r.tid, s.parent_step_id),
                    'name', s.step_id,
                    'kind', CASE WHEN s.network THEN 3 ELSE 1 END,
                    'startTimeUnixNano', agentorch._unix_nano(COALESCE(s.started_at, s.created_at)),

@@ -493,9 +493,10 @@ BEGIN
     END IF;
 
     -- every start is audited, also one that found its idempotency key's run
+    -- (its detail says "existing": true)
     RETURN QUERY
     WITH res AS (
-        SELECT u.ord, u.orchestration, u.workflow,
+        SELECT u.ord, u.orchestration, u.workflow, n.id IS NULL AS existing,
                COALESCE(n.id, (SELECT r.id FROM agentorch.runs r
                                 WHERE r.owner OPERATOR(pg_catalog.=) p_owner
                                   AND r.idempotency_key OPERATOR(pg_catalog.=) (u.options OPERATOR(pg_catalog.->>) 'idempotency_key'))) AS id
@@ -504,7 +505,9 @@ BEGIN
           LEFT JOIN pg_catalog.unnest(v_new) AS n(id) ON n.id OPERATOR(pg_catalog.=) u.id),
     audit AS (
         INSERT INTO agentorch.audit_log (actor, action, object, run_id, detail)
-        SELECT p_owner, 'start', res.orchestration::text, res.id, pg_catalog.jsonb_build_object('workflow', res.workflow)
+        SELECT p_owner, 'start', res.orchestration::text, res.id,
+               CASE WHEN res.existing THEN pg_catalog.jsonb_build_object('workflow', res.workflow, 'existing', true)
+                    ELSE pg_catalog.jsonb_build_object('workflow', res.workflow) END
           FROM res ORDER BY res.ord)
     SELECT res.id FROM res ORDER BY res.ord;
 END
@@ -1271,6 +1274,7 @@ DECLARE
     r agentorch.runs;
     v_replan boolean := false;
     v_spec jsonb;
+    v_redo text[];
 BEGIN
     IF v_status IS NULL OR v_status OPERATOR(pg_catalog.<>) ALL ('{failed,cancelled}'::agentorch.run_status[]) THEN
         RETURN false;
@@ -1290,15 +1294,28 @@ BEGIN
                                                                    WHERE run_id OPERATOR(pg_catalog.=) p_run
                                                                      AND spec OPERATOR(pg_catalog.?) 'planner'));
     END IF;
+    -- A compensated step's effects were undone: it runs again, and so does
+    -- every step it is a child of (a parallel or loop step makes its missing
+    -- children again; its children that stand are kept).
+    v_redo := ARRAY(WITH RECURSIVE up(step_id, parent) AS (
+                        SELECT step_id, parent_step_id FROM agentorch.steps
+                         WHERE run_id OPERATOR(pg_catalog.=) p_run AND status OPERATOR(pg_catalog.=) 'compensated'
+                        UNION
+                        SELECT s.step_id, s.parent_step_id FROM agentorch.steps s JOIN up ON s.step_id OPERATOR(pg_catalog.=) up.parent
+                         WHERE s.run_id OPERATOR(pg_catalog.=) p_run)
+                    SELECT step_id FROM up);
     DELETE FROM agentorch.steps
      WHERE (run_id, step_id) IN (
            SELECT run_id, step_id FROM agentorch.steps
             WHERE run_id OPERATOR(pg_catalog.=) p_run
               AND (spec OPERATOR(pg_catalog.?) 'compensates'
-                   OR (parent_step_id IS NOT NULL AND status OPERATOR(pg_catalog.<>) 'succeeded'))
+                   OR (parent_step_id IS NOT NULL
+                       AND (status OPERATOR(pg_catalog.<>) 'succeeded' OR step_id OPERATOR(pg_catalog.=) ANY (v_redo))))
            FOR UPDATE SKIP LOCKED);
-    UPDATE agentorch.steps SET status = 'succeeded'
-     WHERE run_id OPERATOR(pg_catalog.=) p_run AND status OPERATOR(pg_catalog.=) 'compensated';
+    -- a top-level step a child of which was compensated is (partly) undone too
+    UPDATE agentorch.steps SET status = 'compensated'
+     WHERE run_id OPERATOR(pg_catalog.=) p_run AND parent_step_id IS NULL
+       AND status OPERATOR(pg_catalog.=) 'succeeded' AND step_id OPERATOR(pg_catalog.=) ANY (v_redo);
     UPDATE agentorch.steps
        SET status = 'pending', attempt = 0, error = NULL, output = NULL, not_before = NULL,
            lease_until = NULL, worker = NULL, started_at = NULL, finished_at = NULL

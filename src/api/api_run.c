@@ -441,7 +441,9 @@ ao_sql_follow(PG_FUNCTION_ARGS)
 		values[0] = Int64GetDatum(st->run);
 		values[1] = Int64GetDatum(st->last_seq);
 		SPI_connect();
-		if (SPI_execute_with_args("SELECT c.*, (SELECT r.status::text FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1) "
+		if (SPI_execute_with_args("SELECT c.*, (SELECT r.status::text FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1), "
+								  "       (SELECT pg_catalog.max(f.seq) FROM agentorch.chunks f "
+								  "         WHERE f.run_id OPERATOR(pg_catalog.=) $1 AND f.kind OPERATOR(pg_catalog.=) 'final') "
 								  "FROM agentorch.chunks c WHERE c.run_id OPERATOR(pg_catalog.=) $1 AND c.seq OPERATOR(pg_catalog.>) $2 "
 								  "ORDER BY c.seq LIMIT 1000",
 								  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
@@ -464,11 +466,17 @@ ao_sql_follow(PG_FUNCTION_ARGS)
 			st->last_seq = DatumGetInt64(vals[1]);
 			if (kind && strcmp(kind, "final") == 0)
 			{
-				char	   *status = SPI_getvalue(SPI_tuptable->vals[i], desc, desc->natts);
+				char	   *status = SPI_getvalue(SPI_tuptable->vals[i], desc, desc->natts - 1);
+				char	   *last_final = SPI_getvalue(SPI_tuptable->vals[i], desc, desc->natts);
 
-				/* a run resumed after this final chunk goes on: follow it */
-				if (status == NULL || (strcmp(status, "running") != 0 && strcmp(status, "pending") != 0 &&
-									   strcmp(status, "waiting") != 0))
+				/*
+				 * A run resumed after this final chunk goes on, or went on and
+				 * finished again later: follow it to its last final chunk.
+				 */
+				if (status == NULL ||
+					(strcmp(status, "running") != 0 && strcmp(status, "pending") != 0 &&
+					 strcmp(status, "waiting") != 0 &&
+					 (last_final == NULL || atoll(last_final) <= st->last_seq)))
 				{
 					finished = true;
 					break;

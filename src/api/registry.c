@@ -107,8 +107,8 @@ store_workflow(const char *name, Jsonb *definition, json_object *normalized)
 	 * example is named "데이터 분석 워크플로우").
 	 */
 	check_name(name, "workflow", ".-", 63);
+	ao_require_schema_for_workflow(body);
 	(void) inner_name;
-	(void) body;
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = JsonbPGetDatum(definition);

@@ -45,22 +45,28 @@ die(PGconn *conn, const char *what)
 	exit(2);
 }
 
-/* Is the run running (or waiting) now? */
+/*
+ * Does the final chunk at seq end the run's stream? Only if the run has
+ * finished and no later final chunk exists: a run resumed after it goes on
+ * (or went on, and finished again later).
+ */
 static int
-run_is_active(PGconn *conn, const char *run)
+final_ends_stream(PGconn *conn, const char *run, const char *seq)
 {
-	const char *params[1] = {run};
+	const char *params[2] = {run, seq};
 	PGresult   *res = PQexecParams(conn,
-								   "SELECT status::text IN ('pending', 'running', 'waiting') "
-								   "FROM agentorch.runs WHERE id = $1::bigint",
-								   1, NULL, params, NULL, NULL, 0);
-	int			active;
+								   "SELECT status::text NOT IN ('pending', 'running', 'waiting') "
+								   "   AND NOT EXISTS (SELECT 1 FROM agentorch.chunks c WHERE c.run_id = r.id "
+								   "                    AND c.kind = 'final' AND c.seq > $2::bigint) "
+								   "FROM agentorch.runs r WHERE id = $1::bigint",
+								   2, NULL, params, NULL, NULL, 0);
+	int			ends;
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		die(conn, "reading the run");
-	active = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	ends = PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
-	return active;
+	return ends;
 }
 
 /* Print the usage to f. */
@@ -127,7 +133,7 @@ print_new_chunks(PGconn *conn, const char *run, long long *last_seq, char *statu
 			snprintf(status_out, len, "%s", PQgetvalue(res, i, 4));
 			printf("\n== %s: %s\n", status_out, content);
 			/* a run resumed after this final chunk goes on: follow it */
-			finished = !run_is_active(conn, run);
+			finished = final_ends_stream(conn, run, PQgetvalue(res, i, 0));
 			if (finished)
 				break;
 		}

@@ -480,35 +480,32 @@ ao_tool_access(const char *name, Oid role)
 }
 
 /*
- * The names of every registered tool role may use (owned, through role
- * membership, granted, or as a superuser), as a JSON array: what a planner
- * may plan with when the run names no tools. Read as the extension owner.
+ * The names of the registered tools role owns (itself or through
+ * membership in the owning role), as a JSON array: what a planner may plan
+ * with when the run names no tools. Not the tools others granted it, and
+ * for a superuser not every tool: another role's tool runs its author's
+ * code with the rights of the run's owner, which the owner chooses by
+ * naming the tool (options.tools, a workflow step), never a model by
+ * picking it. Read as the extension owner.
  */
 json_object *
 ao_usable_tool_names(Oid role)
 {
-	Oid			argtypes[1] = {OIDOID};
-	Datum		values[1] = {ObjectIdGetDatum(role)};
 	json_object *names = ao_json_own(json_object_new_array());
 	AoUserScope owner_scope;
-	bool		super = superuser_arg(role);
 
 	ao_become_extension_owner(&owner_scope);
 	SPI_connect();
-	if (ao_spi_exec("SELECT t.name, t.owner, EXISTS (SELECT 1 FROM agentorch.tool_grants g "
-					"  WHERE g.tool OPERATOR(pg_catalog.=) t.name "
-					"    AND pg_catalog.pg_has_role($1, g.grantee, 'USAGE')) "
-					"FROM agentorch.tools t ORDER BY t.name",
-					1, argtypes, values, NULL, 0) == SPI_OK_SELECT)
+	if (ao_spi_exec("SELECT t.name, t.owner FROM agentorch.tools t ORDER BY t.name",
+					0, NULL, NULL, NULL, 0) == SPI_OK_SELECT)
 	{
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			bool		isnull;
 			char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 			Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-			bool		granted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
 
-			if (super || granted || has_privs_of_role(role, owner))
+			if (owner == role || is_member_of_role_nosuper(role, owner))
 				json_object_array_add(names, json_object_new_string(name));
 		}
 	}
@@ -877,4 +874,48 @@ ao_interval_arg_ms(Interval *iv, const char *argument)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be negative", argument)));
 	return ms;
+}
+
+/* Does a step of steps (nested ones too) declare an output_schema? */
+static bool
+uses_output_schema(json_object *steps)
+{
+	if (steps == NULL || !json_object_is_type(steps, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(steps); i++)
+	{
+		json_object *s = json_object_array_get_idx(steps, i);
+		json_object *child;
+
+		if (!json_object_is_type(s, json_type_object))
+			continue;
+		if (json_object_object_get_ex(s, "output_schema", NULL))
+			return true;
+		if (uses_output_schema(json_object_object_get(s, "steps")))
+			return true;
+		if (json_object_object_get_ex(s, "step", &child) && json_object_is_type(child, json_type_object))
+		{
+			json_object *one = json_object_new_array();
+			bool		found;
+
+			json_object_array_add(one, json_object_get(child));
+			found = uses_output_schema(one);
+			json_object_put(one);
+			if (found)
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * A workflow body (normalized) that needs this database's SQL objects to be
+ * at 0.2.0: a step's output_schema is checked by 0.2.0's state layer only,
+ * so in a database still at 0.1.0 it is refused (0A000) rather than ignored.
+ */
+void
+ao_require_schema_for_workflow(json_object *body)
+{
+	if (uses_output_schema(json_object_object_get(body, "steps")))
+		ao_require_schema(0, 2, "a step's output_schema");
 }

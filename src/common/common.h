@@ -150,6 +150,7 @@ extern int	ao_schema_version(void);
 extern bool ao_schema_at_least(int major, int minor);
 extern void ao_require_schema(int major, int minor, const char *feature);
 extern int64 ao_interval_arg_ms(Interval *iv, const char *argument);
+extern void ao_require_schema_for_workflow(json_object *body);
 
 /* agentorch.audit_log: an action of the calling role (catalog.c). */
 extern void ao_audit(const char *action, const char *object, int64 run, Jsonb *detail);

@@ -514,14 +514,6 @@ prepare_run(StartBatch *b, Jsonb *input, const char *orchestration, const char *
 		AoSelection sel;
 
 		ao_select_decide(in, workflow, &sel);
-		if ((strcmp(sel.run_as, "planner") == 0 || strcmp(sel.run_as, "reactive") == 0) &&
-			!ao_schema_at_least(0, 2))
-		{
-			/* a database still at 0.1.0 runs what it ran before the library's update */
-			sel.reason = psprintf("%s; %s runs need agentorch 0.2.0 in this database (ALTER EXTENSION agentorch UPDATE): run as simple",
-								  sel.reason, sel.run_as);
-			sel.run_as = "simple";
-		}
 		selection = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(ao_selection_json(&sel))));
 		orchestration = sel.run_as;
 		if (strcmp(orchestration, "fixed") == 0)
@@ -559,7 +551,8 @@ prepare_run(StartBatch *b, Jsonb *input, const char *orchestration, const char *
 		/*
 		 * One planner llm step; its plan becomes the run's steps. The
 		 * tools it may plan with are pinned now: those named in the
-		 * tools option, else every tool the caller may use.
+		 * tools option, else the tools the caller owns (another role's
+		 * tool only when the caller names it: ao_usable_tool_names).
 		 */
 		json_object *names;
 		Jsonb	   *tools;
@@ -611,6 +604,7 @@ prepare_run(StartBatch *b, Jsonb *input, const char *orchestration, const char *
 			json_object *normalized = ao_json_own(ao_workflow_normalize(ao_json_from_jsonb(w.definition), NULL));
 			json_object *body = ao_workflow_body(normalized);
 
+			ao_require_schema_for_workflow(body);
 			r->template = add_template(b, pstrdup(workflow), want, w.version, w.hash, body, ao_jsonb_from_json(body),
 									   ao_pin_tools(json_object_object_get(body, "steps"),
 													json_object_object_get(opts, "tools"), GetUserId()));
@@ -798,7 +792,8 @@ ao_start_runs(Jsonb **inputs, int n, const char *orchestration, const char *work
 	b.opts = ao_json_from_jsonb(options);
 	check_options(b.opts);
 	{
-		static const char *const new_options[] = {"budget", "replan_when", "stall_timeout", "planner_model", NULL};
+		static const char *const new_options[] = {"budget", "replan_when", "stall_timeout", "planner_model",
+		"traceparent", NULL};
 
 		for (const char *const *o = new_options; *o; o++)
 			if (json_object_object_get_ex(b.opts, *o, NULL))

@@ -1841,6 +1841,17 @@ ao_executor_maintenance(void)
 		ao_spi_exec("SELECT agentorch._purge(pg_catalog.make_interval(secs => $1), NULL, 1000)",
 				 1, t, v, NULL, SPI_OK_SELECT);
 		last_purge = GetCurrentTimestamp();
+		/* who purged what: the audit log says so for these purges as for purge()'s */
+		{
+			bool		isnull;
+			int64		n = SPI_processed == 1
+				? DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) : 0;
+
+			if (n > 0)
+				ao_audit_kv("purge", NULL, 0, "by", "agentorch.retention",
+							"older_than", psprintf("%d seconds", ao_retention_s),
+							"deleted", psprintf(INT64_FORMAT, n), NULL);
+		}
 	}
 	SPI_finish();
 	PopActiveSnapshot();

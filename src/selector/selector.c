@@ -464,6 +464,14 @@ ao_select_decide(json_object *input, const char *workflow, AoSelection *sel)
 	sel->model = from_model && model ? pstrdup(model) : NULL;
 	sel->run_as = sel->orchestration;
 	sel->reason = reason;
+	if ((strcmp(sel->run_as, "planner") == 0 || strcmp(sel->run_as, "reactive") == 0) &&
+		!ao_schema_at_least(0, 2))
+	{
+		/* a database still at 0.1.0 runs what it ran before the library's update */
+		sel->reason = psprintf("%s; %s runs need agentorch 0.2.0 in this database (ALTER EXTENSION agentorch UPDATE): run as simple",
+							   sel->reason, sel->run_as);
+		sel->run_as = "simple";
+	}
 }
 
 char *
@@ -539,7 +547,7 @@ ao_sql_select(PG_FUNCTION_ARGS)
 	AtEOXact_GUC(true, nest);
 
 	InitMaterializedSRF(fcinfo, 0);
-	values[0] = DirectFunctionCall2(enum_in, CStringGetDatum(sel.orchestration),
+	values[0] = DirectFunctionCall2(enum_in, CStringGetDatum(sel.run_as),
 									ObjectIdGetDatum(TupleDescAttr(rsinfo->setDesc, 0)->atttypid));
 	if (sel.workflow)
 		values[1] = CStringGetTextDatum(sel.workflow);

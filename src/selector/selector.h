@@ -20,7 +20,9 @@
 typedef struct AoSelection
 {
 	const char *orchestration;	/* what the selector chose */
-	const char *run_as;			/* what start() runs (the orchestration) */
+	const char *run_as;			/* what start() runs: the orchestration, but
+								 * simple for planner/reactive in a database
+								 * still at 0.1.0 (the reason says so) */
 	const char *workflow;		/* fixed only */
 	double		confidence;
 	const char *source;			/* rules | default */

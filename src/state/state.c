@@ -223,7 +223,8 @@ static const Transitions step_transitions[] = {
 	{"running", (const char *const[]) {"ready", "succeeded", "failed", "skipped", "cancelled", "pending", NULL}},
 	{"waiting", (const char *const[]) {"succeeded", "failed", "cancelled", "pending", NULL}},
 	{"succeeded", (const char *const[]) {"compensated", NULL}},
-	{"compensated", (const char *const[]) {"succeeded", NULL}},
+	/* pending: resume() runs a step whose effects were undone again */
+	{"compensated", (const char *const[]) {"pending", NULL}},
 	/* failed, cancelled, skipped: resume(), a new plan */
 	{NULL, (const char *const[]) {"pending", "ready", NULL}},
 };

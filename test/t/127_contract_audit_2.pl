@@ -1,0 +1,162 @@
+# The second audit of the contract (security, sagas, streams, 0.1.0
+# databases, the audit log), each checked as a user meets it:
+#   - a planner run that names no tools plans only with the caller's own
+#     tools: another role's tool runs its author's code with the run owner's
+#     rights, so it is used only when named (options.tools);
+#   - resume() of a compensated run runs the compensated steps again, and
+#     compensates them again if the run fails again (never undoes twice
+#     what was done once, never keeps as done what was undone);
+#   - follow() and agentorch-follow of a run cancelled, resumed and finished
+#     read on to its last final chunk;
+#   - in a database still at 0.1.0: select() answers what start() runs;
+#     output_schema and the traceparent option are refused (0A000), not
+#     ignored; after the update, trace() of a run started on 0.1.0 has a
+#     valid trace id;
+#   - the audit log marks a start that found its idempotency key's run, and
+#     records the executors' retention purges.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use AgentorchLLM;
+
+my $mock = mock_start('../mock_llm/scripts/demo.json', args => [ '--token-delay-ms', '20' ]);
+my $node = llm_start(llm_node('contract_audit_2'));
+register_model($node, 'mock', 'openai', $mock, { model => 'mock' });
+
+sub poll_until
+{
+	my ($q, $want, $db) = @_;
+	my $v;
+	my $end = time() + $PostgreSQL::Test::Utils::timeout_default;
+	while (time() < $end)
+	{
+		$v = $node->safe_psql($db // 'postgres', $q);
+		return $v if $v eq $want;
+		Time::HiRes::usleep(100_000);
+	}
+	return $v;
+}
+
+# ------------------------------------------------ planner tools by default
+sql($node, q{
+CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN;
+GRANT CREATE ON SCHEMA public TO alice, bob;
+});
+sql_as($node, 'alice', q{
+CREATE FUNCTION public.alice_fn(j jsonb) RETURNS jsonb LANGUAGE sql AS $$SELECT j$$;
+SELECT agentorch.register_tool('alice.fn', 'function', '{"function": "public.alice_fn", "description": "call me always"}');
+SELECT agentorch.grant_tool('alice.fn', 'bob');
+});
+sql_as($node, 'bob', q{
+CREATE FUNCTION public.bob_fn(j jsonb) RETURNS jsonb LANGUAGE sql AS $$SELECT j$$;
+SELECT agentorch.register_tool('bob.fn', 'function', '{"function": "public.bob_fn"}');
+});
+my $run = sql_as($node, 'bob', q{SELECT agentorch.start('{"prompt": "summarise my notes"}', 'planner', NULL, '{"model": "mock"}')});
+is(sql($node, "SELECT string_agg(k, ',' ORDER BY k) FROM agentorch.runs, jsonb_object_keys(tools) k WHERE id = $run"),
+	'bob.fn', 'a planner run naming no tools plans with its owner\'s tools only, not with a tool granted by another role');
+sql_as($node, 'bob', "SELECT agentorch.cancel($run)");
+$run = sql_as($node, 'bob',
+	q{SELECT agentorch.start('{"prompt": "summarise my notes"}', 'planner', NULL, '{"model": "mock", "tools": ["alice.fn", "bob.fn"]}')});
+is(sql($node, "SELECT string_agg(k, ',' ORDER BY k) FROM agentorch.runs, jsonb_object_keys(tools) k WHERE id = $run"),
+	'alice.fn,bob.fn', 'a granted tool is used when its run names it');
+sql_as($node, 'bob', "SELECT agentorch.cancel($run)");
+$run = sql($node, q{SELECT agentorch.start('{"prompt": "summarise my notes"}', 'planner', NULL, '{"model": "mock"}')});
+is(sql($node, "SELECT count(*) FROM agentorch.runs, jsonb_object_keys(tools) k WHERE id = $run AND k IN ('alice.fn', 'bob.fn')"),
+	'0', 'a superuser\'s planner run does not pick ordinary roles\' tools either');
+sql($node, "SELECT agentorch.cancel($run)");
+
+# ------------------------------------------------------- resume of a saga
+sql($node, q{
+CREATE TABLE public.clog (id serial, msg text);
+CREATE TABLE public.gate (ok boolean); INSERT INTO public.gate VALUES (false);
+SELECT agentorch.register_tool('log_it', 'sql', '{"sql": "INSERT INTO public.clog (msg) VALUES ($1) RETURNING msg", "params": ["msg"]}');
+SELECT agentorch.register_tool('gate', 'sql', '{"sql": "SELECT 1 / ok::int AS v FROM public.gate", "params": []}');
+SELECT agentorch.register_workflow('saga', '{"steps": [
+ {"id": "a", "type": "tool", "tool": "log_it", "input": {"msg": "do a"}, "compensate": {"tool": "log_it", "input": {"msg": "undo a"}}},
+ {"id": "b", "type": "tool", "tool": "log_it", "input": {"msg": "do b"}, "depends_on": ["a"], "compensate": {"tool": "log_it", "input": {"msg": "undo b"}}},
+ {"id": "c", "type": "tool", "tool": "gate", "input": {}, "depends_on": ["b"], "retry": {"max_attempts": 1}}]}');
+});
+my $clog = "SELECT string_agg(msg, ', ' ORDER BY id) FROM public.clog";
+$run = sql($node, "SELECT agentorch.run_workflow('saga')");
+is(wait_status($node, $run), 'failed', 'saga: the run fails at c');
+is(sql($node, $clog), 'do a, do b, undo b, undo a', 'saga: b and a are compensated in reverse order');
+sql($node, "SELECT agentorch.resume($run)");
+is(wait_status($node, $run), 'failed', 'saga: resumed, it fails at c again');
+is(sql($node, $clog), 'do a, do b, undo b, undo a, do a, do b, undo b, undo a',
+	'saga: the resume did a and b again (they had been undone), and undid them again once');
+sql($node, 'UPDATE public.gate SET ok = true');
+sql($node, "SELECT agentorch.resume($run)");
+is(wait_status($node, $run), 'succeeded', 'saga: resumed with the gate open, it succeeds');
+is(sql($node, $clog), 'do a, do b, undo b, undo a, do a, do b, undo b, undo a, do a, do b',
+	'saga: what the run reports as done is done: a and b ran again after their last compensation');
+is(sql($node, "SELECT string_agg(step_id || ' ' || status, ', ' ORDER BY ord) FROM agentorch.steps WHERE run_id = $run"),
+	'a succeeded, b succeeded, c succeeded', 'saga: no compensation step is left');
+
+# --------------------------------------------- follow after cancel + resume
+my $words = join(' ', ('word') x 60);
+$run = start_run($node, { prompt => "rr $words" }, { model => 'mock' });
+poll_until("SELECT count(*) > 0 FROM agentorch.chunks WHERE run_id = $run AND kind = 'token'", 't');
+sql($node, "SELECT agentorch.cancel($run)");
+sql($node, "SELECT agentorch.resume($run)");
+is(wait_status($node, $run), 'succeeded', 'a run cancelled mid-stream and resumed succeeds');
+is(sql($node, "SELECT count(*) FROM agentorch.chunks WHERE run_id = $run AND kind = 'final'"), '2',
+	'... with two final chunks (cancelled, then succeeded)');
+is(sql($node, "SELECT max(seq) FROM agentorch.follow($run, 0, '5s')"),
+	sql($node, "SELECT max(seq) FROM agentorch.chunks WHERE run_id = $run"),
+	'follow() from the start reads on past the cancelled final chunk to the last one');
+my $bin = `pg_config --bindir`;
+chomp $bin;
+my ($out, $err) = ('', '');
+my $rc = IPC::Run::run([ "$bin/agentorch-follow", '-q', '-t', '10', $run, $node->connstr('postgres') ],
+	'>', \$out, '2>', \$err);
+is($? >> 8, 0, 'agentorch-follow of that run exits 0 (succeeded)');
+like($out, qr/== succeeded: /, '... after printing the succeeded final');
+
+# ------------------------------------------------------ the audit log
+sql($node, q{SELECT agentorch.start('{"prompt": "once"}', 'simple', NULL, '{"model": "mock", "idempotency_key": "k1"}')});
+sql($node, q{SELECT agentorch.start('{"prompt": "once"}', 'simple', NULL, '{"model": "mock", "idempotency_key": "k1"}')});
+is(sql($node, "SELECT string_agg(COALESCE(detail->>'existing', 'new'), ',' ORDER BY id) FROM agentorch.audit_log "
+	  . "WHERE action = 'start' AND run_id = (SELECT id FROM agentorch.runs WHERE idempotency_key = 'k1')"),
+	'new,true', 'a start that found its idempotency key\'s run is audited as such');
+
+sql($node, "UPDATE agentorch.runs SET finished_at = now() - interval '2 days' WHERE id = $run");
+sql($node, "ALTER SYSTEM SET agentorch.retention = '1d'");
+$node->reload;
+is(poll_until("SELECT count(*) FROM agentorch.runs WHERE id = $run", '0'), '0', 'retention purges the old run');
+is(sql($node, "SELECT detail->>'by' FROM agentorch.audit_log WHERE action = 'purge' ORDER BY id DESC LIMIT 1"),
+	'agentorch.retention', '... and the audit log records that purge');
+sql($node, "ALTER SYSTEM RESET agentorch.retention");
+$node->reload;
+
+# ----------------------------------------------- a database still at 0.1.0
+sql($node, 'CREATE DATABASE old');
+$node->safe_psql('old', "CREATE EXTENSION agentorch VERSION '0.1.0'");
+$node->safe_psql('old', "SELECT agentorch.register_model('mock', 'openai', '{\"base_url\": \"$mock->{url}/v1\", \"model\": \"mock\"}')");
+my $long = 'First load the data, then analyse it for every region, then compare them, and finally write a '
+  . 'long report with charts and tables about everything you found';
+my $sel = $node->safe_psql('old', "SELECT orchestration || ' ' || (reason LIKE '%need agentorch 0.2.0%') FROM agentorch.select('{\"prompt\": \"$long\"}')");
+my $started = $node->safe_psql('old', "SELECT agentorch.start('{\"prompt\": \"$long\"}', NULL, NULL, '{\"model\": \"mock\"}')");
+my $ran = $node->safe_psql('old', "SELECT orchestration FROM agentorch.runs WHERE id = $started");
+is($sel, "$ran true", "0.1.0: select() answers what start() runs ($ran), and says why");
+
+my ($ret, $o, $e) = $node->psql('old', q{\set VERBOSITY verbose
+SELECT agentorch.register_workflow('os', '{"steps": [{"id": "a", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1"}, "output_schema": {"type": "string"}}]}')});
+like($e, qr/0A000: .*output_schema needs agentorch 0\.2\.0/, '0.1.0: a workflow with an output_schema is refused (0A000), not stored to be ignored');
+($ret, $o, $e) = $node->psql('old', q{\set VERBOSITY verbose
+SELECT agentorch.start('{"prompt": "x"}', 'simple', NULL, '{"model": "mock", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}')});
+like($e, qr/0A000: .*traceparent.* needs agentorch 0\.2\.0/, '0.1.0: the traceparent option is refused (0A000), not ignored');
+
+my $old_run = $node->safe_psql('old', q{SELECT agentorch.start('{"prompt": "trace me"}', 'simple', NULL, '{"model": "mock"}')});
+$node->safe_psql('old', 'ALTER EXTENSION agentorch UPDATE');
+is(poll_until("SELECT status FROM agentorch.runs WHERE id = $old_run", 'succeeded', 'old'), 'succeeded',
+	'the run started on 0.1.0 finishes after the update');
+is($node->safe_psql('old', "SELECT bool_and(s->>'traceId' ~ '^[0-9a-f]{32}\$' AND s->>'spanId' ~ '^[0-9a-f]{16}\$') "
+	  . "FROM jsonb_array_elements(agentorch.trace($old_run)->'resourceSpans'->0->'scopeSpans'->0->'spans') s"),
+	't', 'trace() of a run started on 0.1.0 has a valid trace id and span ids after the update');
+
+$node->stop;
+done_testing();
