@@ -498,11 +498,17 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, 
 		disable_timeout(STATEMENT_TIMEOUT, false);
 		edata = ao_abort_subxact(caller, owner);
 		/*
-		 * For the tool's breaker: its failure counts; a timeout, which the
-		 * step's author chooses, or a cancel counts for nothing.
+		 * For the tool's breaker, as for a model's: a failure that may pass
+		 * (a retryable SQLSTATE: serialization, deadlock, connection,
+		 * resources) counts; a permanent one is an answer (bad input, which
+		 * a caller could send on purpose to open a breaker every user of
+		 * the tool shares); a timeout, which the step's author chooses, or
+		 * a cancel counts for nothing.
 		 */
 		if (policy_name)
-			ao_policy_release(policy_name, &limits, edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? -1 : 0, 0);
+			ao_policy_release(policy_name, &limits,
+							  edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? -1 :
+							  retryable_sqlstate(edata->sqlerrcode) ? 0 : 1, 0);
 		/* cancel() of the run is not the tool's failure: the step's guard handles it */
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ao_cancelled_by_request(run, false))
 			ReThrowError(edata);

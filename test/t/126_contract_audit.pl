@@ -7,7 +7,8 @@
 #     ("run deadline exceeded", 57014, not retried);
 #   - circuit breaker and rate limit of a function tool's policy apply
 #     (a held-back step waits, spending no attempt; an open breaker past
-#     the run's deadline fails it with 57P03);
+#     the run's deadline fails it with 57P03); only retryable failures
+#     count toward the breaker;
 #   - validate_plan() reports what the planner rejects (database.query,
 #     an unregistered model);
 #   - negative intervals and step counts and a workflow for a run that
@@ -134,6 +135,17 @@ $run = sql($node, "SELECT agentorch.run_workflow('flaky1', '{}', '{\"timeout\": 
 is(wait_status($node, $run), 'failed', 'a run whose deadline comes before the cooldown ends fails');
 is(sql($node, "SELECT error->>'sqlstate' FROM agentorch.steps WHERE run_id = $run"), '57P03',
 	'... with 57P03 (the breaker is open)');
+
+sql($node, q{
+CREATE FUNCTION public.divide(j jsonb) RETURNS jsonb LANGUAGE sql AS $$SELECT to_jsonb(1 / (j->>'by')::int)$$;
+SELECT agentorch.register_tool('divide', 'function', '{"function": "public.divide"}', NULL,
+    '{"circuit_breaker": {"failure_threshold": 1, "cooldown": "60s"}, "retry": {"max_attempts": 1}}');
+SELECT agentorch.register_workflow('divide0', '{"steps": [{"id": "d", "type": "tool", "tool": "divide", "input": {"by": 0}}]}');
+});
+$run = sql($node, "SELECT agentorch.run_workflow('divide0')");
+is(wait_status($node, $run), 'failed', 'a tool failing on its input (division by zero) fails the step');
+is(metric($node, 'tool:divide.breaker_open'), 0,
+	'... but a permanent error does not open the tool\'s breaker (any user could send such input)');
 
 sql($node, q{
 CREATE FUNCTION public.quick(j jsonb) RETURNS jsonb LANGUAGE sql AS $$SELECT '1'::jsonb$$;
