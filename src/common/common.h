@@ -149,6 +149,12 @@ extern void ao_md5_hex(const void *data, size_t len, char *hex);
 extern int	ao_schema_version(void);
 extern bool ao_schema_at_least(int major, int minor);
 extern void ao_require_schema(int major, int minor, const char *feature);
+/* The options start() takes (coordinator.c checks them; select() takes them too). */
+#define AO_RUN_OPTION_NAMES \
+	"model", "priority", "timeout", "idempotency_key", "version", "metadata", \
+	"traceparent", "tools", "max_replans", "planner_model", "budget", "replan_when", \
+	"stall_timeout"
+
 extern int64 ao_interval_arg_ms(Interval *iv, const char *argument);
 extern void ao_require_schema_for_workflow(json_object *body);
 

@@ -222,11 +222,7 @@ check_options(json_object *options)
 				 errmsg("run options must be a JSON object")));
 	{
 		/* a misspelt option would otherwise be ignored silently */
-		static const char *const known[] = {
-			"model", "priority", "timeout", "idempotency_key", "version", "metadata",
-			"traceparent", "tools", "max_replans", "planner_model", "budget", "replan_when",
-			"stall_timeout", NULL
-		};
+		static const char *const known[] = {AO_RUN_OPTION_NAMES, NULL};
 
 		json_object_object_foreach(options, key, val)
 		{

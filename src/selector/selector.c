@@ -503,7 +503,8 @@ ao_selection_json(const AoSelection *sel)
  * select(input jsonb, options jsonb DEFAULT '{}') RETURNS TABLE(orchestration,
  * workflow, confidence, source, reason): the decision start() would make,
  * without starting anything. options.workflow plays start()'s workflow
- * argument; other keys are ignored.
+ * argument; start()'s own options are accepted (and do not change the
+ * decision); any other key is an error, as it is for start().
  */
 Datum
 ao_sql_select(PG_FUNCTION_ARGS)
@@ -532,6 +533,24 @@ ao_sql_select(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("select options must be a JSON object")));
+		{
+			/* start()'s options (the decision ignores them) and workflow; a misspelt key is an error */
+			static const char *const known[] = {"workflow", AO_RUN_OPTION_NAMES, NULL};
+
+			json_object_object_foreach(options, key, val)
+			{
+				bool		ok = false;
+
+				(void) val;
+				for (const char *const *k = known; *k && !ok; k++)
+					ok = strcmp(key, *k) == 0;
+				if (!ok)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("unknown select option \"%s\"", key),
+							 errhint("select() takes workflow (start()'s workflow argument) and the options start() takes.")));
+			}
+		}
 		if (json_object_object_get_ex(options, "workflow", &w))
 		{
 			if (!json_object_is_type(w, json_type_string) || json_object_get_string_len(w) == 0)

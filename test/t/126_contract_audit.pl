@@ -181,6 +181,7 @@ for my $case (
 	[ "SELECT * FROM agentorch.follow(1, 0, '-1s')",        'timeout must not be negative' ],
 	[ "SELECT agentorch.wait(1, '-1s')",                    'timeout must not be negative' ],
 	[ "SELECT agentorch.start('{\"prompt\": \"x\"}', 'simple', 'quick1')", 'a simple run takes no workflow ("quick1" was given)' ],
+	[ "SELECT * FROM agentorch.select('{\"prompt\": \"x\"}', '{\"bogus\": 1}')", 'unknown select option "bogus"' ],
 	[ "SELECT agentorch.run_workflow('quick1', '{}', '{\"timeout\": \"banana\"}')",
 		'option "timeout" must be an interval such as "5 minutes"' ])
 {
