@@ -906,7 +906,7 @@ BEGIN
     END IF;
     -- A compensated step's effects were undone: it runs again, and so does
     -- every step it is a child of (a parallel or loop step makes its missing
-    -- children again; its children that stand are kept).
+    -- children again; its children that stand are kept),
     v_redo := ARRAY(WITH RECURSIVE up(step_id, parent) AS (
                         SELECT step_id, parent_step_id FROM agentorch.steps
                          WHERE run_id OPERATOR(pg_catalog.=) p_run AND status OPERATOR(pg_catalog.=) 'compensated'
@@ -914,6 +914,14 @@ BEGIN
                         SELECT s.step_id, s.parent_step_id FROM agentorch.steps s JOIN up ON s.step_id OPERATOR(pg_catalog.=) up.parent
                          WHERE s.run_id OPERATOR(pg_catalog.=) p_run)
                     SELECT step_id FROM up);
+    -- and so does every step that used what they made (its output is stale)
+    v_redo := ARRAY(WITH RECURSIVE down(step_id) AS (
+                        SELECT u FROM pg_catalog.unnest(v_redo) AS u
+                        UNION
+                        SELECT s.step_id FROM agentorch.steps s JOIN down
+                            ON down.step_id OPERATOR(pg_catalog.=) ANY (s.depends_on)
+                         WHERE s.run_id OPERATOR(pg_catalog.=) p_run)
+                    SELECT step_id FROM down);
     DELETE FROM agentorch.steps
      WHERE (run_id, step_id) IN (
            SELECT run_id, step_id FROM agentorch.steps
@@ -922,10 +930,13 @@ BEGIN
                    OR (parent_step_id IS NOT NULL
                        AND (status OPERATOR(pg_catalog.<>) 'succeeded' OR step_id OPERATOR(pg_catalog.=) ANY (v_redo))))
            FOR UPDATE SKIP LOCKED);
-    -- a top-level step a child of which was compensated is (partly) undone too
+    -- a top-level step to run again that stands as succeeded (a child of it
+    -- was compensated, or it used a compensated step's output) goes there
+    -- through compensated: its result no longer stands
     UPDATE agentorch.steps SET status = 'compensated'
      WHERE run_id OPERATOR(pg_catalog.=) p_run AND parent_step_id IS NULL
-       AND status OPERATOR(pg_catalog.=) 'succeeded' AND step_id OPERATOR(pg_catalog.=) ANY (v_redo);
+       AND status OPERATOR(pg_catalog.=) 'succeeded' AND step_id OPERATOR(pg_catalog.=) ANY (v_redo)
+       AND (r.orchestration OPERATOR(pg_catalog.<>) ALL ('{planner,reactive}'::agentorch.orchestration_type[]) OR NOT v_replan);
     UPDATE agentorch.steps
        SET status = 'pending', attempt = 0, error = NULL, output = NULL, not_before = NULL,
            lease_until = NULL, worker = NULL, started_at = NULL, finished_at = NULL

@@ -100,7 +100,7 @@ SELECT agentorch.register_workflow('big', jsonb_build_object('steps', jsonb_buil
 RESET agentorch.max_definition_size;
 SELECT count(*) AS stored FROM agentorch.workflows WHERE name IN ('broken', 'bad name!', 'other', 'big');  -- 'other' only
 
--- agent plans: the planner's checks too (database.query is never planned; a reference is a dependency)
+-- agent plans: once the workflow checks pass, the planner's too (database.query is never planned)
 SELECT * FROM agentorch.validate_plan('{"goal": "chart sales", "steps": [
   {"id": "q", "type": "tool", "tool": "database.query", "input": {"query": "SELECT 1"}},
   {"id": "s", "type": "llm", "prompt": "summarise ${q.output}", "depends_on": ["q"]}]}');

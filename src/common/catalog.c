@@ -505,7 +505,8 @@ ao_usable_tool_names(Oid role)
 			char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 			Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 
-			if (owner == role || is_member_of_role_nosuper(role, owner))
+			/* the access check's rule (has_privs_of_role: NOINHERIT counts), less superuser's "every role" */
+			if (owner == role || (is_member_of_role_nosuper(role, owner) && has_privs_of_role(role, owner)))
 				json_object_array_add(names, json_object_new_string(name));
 		}
 	}

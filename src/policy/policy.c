@@ -113,10 +113,14 @@ target(const char *name, const AoLimits *lim)
 	{
 		/*
 		 * Full (many tools, many databases): reuse the idle target refilled
-		 * longest ago -- nothing in flight, breaker closed -- so new targets
-		 * still get their limits; with none idle, the caller defers.
+		 * longest ago -- nothing in flight, no probe out, and a breaker
+		 * closed or past its cooldown, or a tool's (any role can make many
+		 * tools and open their breakers: they must not hold every entry,
+		 * stalling every model) -- so new targets still get their limits;
+		 * with none idle, the caller defers.
 		 */
 		int			victim = -1;
+		TimestampTz now = GetCurrentTimestamp();
 
 		for (int i = 0; i < policy->ntargets; i++)
 		{
@@ -129,7 +133,7 @@ target(const char *name, const AoLimits *lim)
 			bool		model = strncmp(c->name, "model:", 6) == 0;
 			bool		victim_model = victim >= 0 && strncmp(policy->targets[victim].name, "model:", 6) == 0;
 
-			if (c->in_flight == 0 && c->open_until == 0 && !c->probing &&
+			if (c->in_flight == 0 && !c->probing && (c->open_until == 0 || c->open_until <= now || !model) &&
 				(victim < 0 || (victim_model && !model) ||
 				 (victim_model == model && c->refilled_at < policy->targets[victim].refilled_at)))
 				victim = i;
@@ -152,7 +156,7 @@ target(const char *name, const AoLimits *lim)
 typedef struct HeldSlots
 {
 	Oid			dboid;
-	char		name[128];
+	char		name[256];		/* as AoTarget's: a tool's name has up to 200 bytes */
 	int			count;
 } HeldSlots;
 

@@ -323,6 +323,9 @@ step_timeout_ms(json_object *spec, json_object *policy)
 	return (int) AO_CAP_STEP_TIMEOUT(ms);
 }
 
+/* Shortest wait of a transactional tool step held back by its tool's limits. */
+#define AO_TOOL_DEFER_MIN_MS 250
+
 /* A step cut short by its run's deadline: failed as _recover fails the run (57014), not retried. */
 static Jsonb *
 deadline_error(void)
@@ -426,8 +429,13 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, 
 				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms) < deadline;
 
 			/* a step waits (spending no attempt); a model's call of the tool is told */
+			/*
+			 * Each try is a claim and an unclaim: a step behind a full
+			 * bulkhead comes back every AO_TOOL_DEFER_MIN_MS, not every
+			 * 50 ms as a network request does.
+			 */
 			if (spec != NULL && (d == AO_DEFER || before_deadline))
-				out.defer_ms = Max(wait_ms, 1);
+				out.defer_ms = Max(wait_ms, AO_TOOL_DEFER_MIN_MS);
 			else if (d == AO_DEFER)
 			{
 				out.error = ao_error_jsonb(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,

@@ -69,6 +69,20 @@ is(sql($node, "SELECT count(*) FROM agentorch.runs, jsonb_object_keys(tools) k W
 	'0', 'a superuser\'s planner run does not pick ordinary roles\' tools either');
 sql($node, "SELECT agentorch.cancel($run)");
 
+# a NOINHERIT member of a tool's owner: the default list is what it may use
+sql($node, q{
+CREATE ROLE towner LOGIN; CREATE ROLE nob LOGIN NOINHERIT; GRANT towner TO nob;
+GRANT CREATE ON SCHEMA public TO towner;
+});
+sql_as($node, 'towner', q{
+CREATE FUNCTION public.t_fn(j jsonb) RETURNS jsonb LANGUAGE sql AS $$SELECT j$$;
+SELECT agentorch.register_tool('towner.fn', 'function', '{"function": "public.t_fn"}');
+});
+$run = sql_as($node, 'nob', q{SELECT agentorch.start('{"prompt": "summarise my notes"}', 'planner', NULL, '{"model": "mock"}')});
+is(sql($node, "SELECT tools FROM agentorch.runs WHERE id = $run"), '{}',
+	'a NOINHERIT member\'s planner run starts, without the tools it has no privileges of');
+sql($node, "SELECT agentorch.cancel($run)");
+
 # ------------------------------------------------------- resume of a saga
 sql($node, q{
 CREATE TABLE public.clog (id serial, msg text);
@@ -96,6 +110,29 @@ is(sql($node, $clog), 'do a, do b, undo b, undo a, do a, do b, undo b, undo a, d
 is(sql($node, "SELECT string_agg(step_id || ' ' || status, ', ' ORDER BY ord) FROM agentorch.steps WHERE run_id = $run"),
 	'a succeeded, b succeeded, c succeeded', 'saga: no compensation step is left');
 
+# a step that used a compensated step's output runs again with it
+sql($node, q{
+CREATE TABLE public.ids (id serial, tag text);
+CREATE FUNCTION public.mk(j jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$DECLARE v int; BEGIN INSERT INTO public.ids (tag) VALUES ('o') RETURNING id INTO v; RETURN jsonb_build_object('id', v); END$$;
+CREATE FUNCTION public.rm(j jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$BEGIN DELETE FROM public.ids WHERE id = (j->>'id')::int; RETURN j; END$$;
+CREATE FUNCTION public.pass(j jsonb) RETURNS jsonb LANGUAGE sql AS $$SELECT j$$;
+CREATE FUNCTION public.chk(j jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$BEGIN IF NOT (SELECT ok FROM public.gate) THEN RAISE EXCEPTION 'gate closed'; END IF; RETURN j; END$$;
+SELECT count(agentorch.register_tool(n, 'function', jsonb_build_object('function', 'public.' || n))) FROM unnest('{mk,rm,pass,chk}'::text[]) n;
+UPDATE public.gate SET ok = false;
+SELECT agentorch.register_workflow('stale', '{"steps": [
+ {"id": "a", "type": "tool", "tool": "mk", "input": {}, "compensate": {"tool": "rm", "input": {"id": "${a.output.id}"}}},
+ {"id": "b", "type": "tool", "tool": "pass", "input": {"id": "${a.output.id}"}, "depends_on": ["a"]},
+ {"id": "c", "type": "tool", "tool": "chk", "input": {"id": "${b.output.id}"}, "depends_on": ["b"], "retry": {"max_attempts": 1}}]}');
+});
+$run = sql($node, "SELECT agentorch.run_workflow('stale')");
+is(wait_status($node, $run), 'failed', 'stale: the run fails at c, a is compensated (its row deleted)');
+sql($node, 'UPDATE public.gate SET ok = true');
+sql($node, "SELECT agentorch.resume($run)");
+is(wait_status($node, $run), 'succeeded', 'stale: resumed, it succeeds');
+is(sql($node, "SELECT (output->'c'->>'id')::int = (SELECT max(id) FROM public.ids) AND (SELECT count(*) FROM public.ids) = 1 "
+	  . "FROM agentorch.runs WHERE id = $run"),
+	't', 'stale: b ran again too, so c used the row a made again, not the one its compensation deleted');
+
 # --------------------------------------------- follow after cancel + resume
 my $words = join(' ', ('word') x 60);
 $run = start_run($node, { prompt => "rr $words" }, { model => 'mock' });
@@ -115,6 +152,41 @@ my $rc = IPC::Run::run([ "$bin/agentorch-follow", '-q', '-t', '10', $run, $node-
 	'>', \$out, '2>', \$err);
 is($? >> 8, 0, 'agentorch-follow of that run exits 0 (succeeded)');
 like($out, qr/== succeeded: /, '... after printing the succeeded final');
+
+# --------------------------------------------------- the policy table
+# Any role can make many tools and open their breakers; they must not take
+# every entry of the cluster's policy table (256), stalling every model.
+sql_as($node, 'alice', q{
+CREATE FUNCTION public.m_fail(j jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'x' USING ERRCODE = '40001'; END$$;
+DO $$BEGIN FOR i IN 1..260 LOOP
+  PERFORM agentorch.register_tool('m' || i, 'function', '{"function": "public.m_fail"}', NULL,
+     '{"circuit_breaker": {"failure_threshold": 1, "cooldown": "1h"}, "retry": {"max_attempts": 1}}');
+  PERFORM agentorch.register_workflow('mw' || i, jsonb_build_object('steps', jsonb_build_array(
+     jsonb_build_object('id', 's', 'type', 'tool', 'tool', 'm' || i, 'input', '{}'::jsonb))));
+END LOOP; END $$;
+});
+sql_as($node, 'alice', "SELECT agentorch.run_workflow('mw' || i) FROM generate_series(1, 260) i");
+is(poll_until("SELECT count(*) FROM agentorch.runs r WHERE r.workflow_name LIKE 'mw%' AND r.status IN ('running', 'pending')", '0'),
+	'0', 'policy table: 260 tools fail and open their breakers');
+cmp_ok(sql($node, "SELECT count(*) FROM agentorch.metrics() WHERE name LIKE 'tool:m%.breaker_open' AND value = 1"), '>=', 200,
+	'... which fill the policy table');
+$run = start_run($node, { prompt => 'still served' }, { model => 'mock' });
+is(wait_status($node, $run), 'succeeded', 'a model still gets an entry (a tool\'s open breaker gives way) and its run succeeds');
+
+# a tool with a long name (policy name over 128 bytes): its slot is given back
+my $long_tool = 't' x 150;
+sql($node, qq{
+CREATE FUNCTION public.nap(j jsonb) RETURNS jsonb LANGUAGE sql AS \$\$SELECT to_jsonb(pg_sleep((j->>'s')::float)::text)\$\$;
+SELECT agentorch.register_tool('$long_tool', 'function', '{"function": "public.nap"}', NULL, '{"max_concurrency": 1}');
+SELECT agentorch.register_workflow('napper', '{"steps": [{"id": "s", "type": "tool", "tool": "$long_tool", "input": {"s": "\${input.s}"}}]}');
+});
+my $napping = sql($node, q{SELECT agentorch.run_workflow('napper', '{"s": 30}')});
+poll_until("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'agentorch executor' AND wait_event = 'PgSleep'", '1');
+sql($node, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'agentorch executor' AND wait_event = 'PgSleep'");
+$run = sql($node, q{SELECT agentorch.run_workflow('napper', '{"s": 0}')});
+is(wait_status($node, $run), 'succeeded',
+	'a long-named tool\'s concurrency slot is given back when its executor is terminated mid-call');
+sql($node, "SELECT agentorch.cancel($napping)");
 
 # ------------------------------------------------------ the audit log
 sql($node, q{SELECT agentorch.start('{"prompt": "once"}', 'simple', NULL, '{"model": "mock", "idempotency_key": "k1"}')});
