@@ -875,6 +875,50 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION agentorch._fail_run(p_run bigint, p_error jsonb) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n_comp int;
+    v_status agentorch.run_status;
+BEGIN
+    SELECT status INTO v_status FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
+    IF v_status OPERATOR(pg_catalog.<>) ALL ('{running,waiting}'::agentorch.run_status[]) THEN
+        RETURN;
+    END IF;
+    PERFORM agentorch._cancel_open_steps(p_run, NULL);
+
+    -- a loop iteration's compensation sees its ${item} and ${index}
+    INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, max_attempts, network, item, iteration)
+    SELECT p_run, s.step_id OPERATOR(pg_catalog.||) ':compensate', 'tool',
+           pg_catalog.jsonb_build_object('id', s.step_id OPERATOR(pg_catalog.||) ':compensate', 'type', 'tool',
+                                         'tool', s.spec OPERATOR(pg_catalog.->) 'compensate' OPERATOR(pg_catalog.->) 'tool',
+                                         'input', COALESCE(s.spec OPERATOR(pg_catalog.->) 'compensate' OPERATOR(pg_catalog.->) 'input', '{}'),
+                                         'compensates', s.step_id),
+           CASE WHEN pg_catalog.row_number() OVER w OPERATOR(pg_catalog.=) 1
+                THEN 'ready'::agentorch.step_status ELSE 'pending' END,
+           (100000 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER w)::int,
+           agentorch._max_attempts(s.spec OPERATOR(pg_catalog.->) 'compensate', p_run),
+           agentorch._is_network(pg_catalog.jsonb_build_object('type', 'tool', 'tool', s.spec OPERATOR(pg_catalog.->) 'compensate' OPERATOR(pg_catalog.->) 'tool'), p_run),
+           s.item, s.iteration
+      FROM agentorch.steps s
+     WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.status OPERATOR(pg_catalog.=) 'succeeded'
+       AND s.spec OPERATOR(pg_catalog.?) 'compensate'
+    WINDOW w AS (ORDER BY s.finished_at DESC, s.ord DESC)
+    ON CONFLICT (run_id, step_id) DO NOTHING;
+    GET DIAGNOSTICS n_comp = ROW_COUNT;
+
+    IF n_comp OPERATOR(pg_catalog.>) 0 THEN
+        UPDATE agentorch.runs SET compensating = true, error = p_error, status = 'running'
+         WHERE id OPERATOR(pg_catalog.=) p_run;
+        PERFORM agentorch._event(p_run, NULL, 'run_compensating', pg_catalog.jsonb_build_object('error', p_error));
+    ELSE
+        PERFORM agentorch._close_run(p_run, 'failed', NULL, p_error);
+    END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION agentorch._resume(p_run bigint) RETURNS boolean
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp

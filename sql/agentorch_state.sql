@@ -1213,7 +1213,8 @@ BEGIN
     END IF;
     PERFORM agentorch._cancel_open_steps(p_run, NULL);
 
-    INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, max_attempts, network)
+    -- a loop iteration's compensation sees its ${item} and ${index}
+    INSERT INTO agentorch.steps (run_id, step_id, kind, spec, status, ord, max_attempts, network, item, iteration)
     SELECT p_run, s.step_id OPERATOR(pg_catalog.||) ':compensate', 'tool',
            pg_catalog.jsonb_build_object('id', s.step_id OPERATOR(pg_catalog.||) ':compensate', 'type', 'tool',
                                          'tool', s.spec OPERATOR(pg_catalog.->) 'compensate' OPERATOR(pg_catalog.->) 'tool',
@@ -1223,7 +1224,8 @@ BEGIN
                 THEN 'ready'::agentorch.step_status ELSE 'pending' END,
            (100000 OPERATOR(pg_catalog.+) pg_catalog.row_number() OVER w)::int,
            agentorch._max_attempts(s.spec OPERATOR(pg_catalog.->) 'compensate', p_run),
-           agentorch._is_network(pg_catalog.jsonb_build_object('type', 'tool', 'tool', s.spec OPERATOR(pg_catalog.->) 'compensate' OPERATOR(pg_catalog.->) 'tool'), p_run)
+           agentorch._is_network(pg_catalog.jsonb_build_object('type', 'tool', 'tool', s.spec OPERATOR(pg_catalog.->) 'compensate' OPERATOR(pg_catalog.->) 'tool'), p_run),
+           s.item, s.iteration
       FROM agentorch.steps s
      WHERE s.run_id OPERATOR(pg_catalog.=) p_run AND s.status OPERATOR(pg_catalog.=) 'succeeded'
        AND s.spec OPERATOR(pg_catalog.?) 'compensate'

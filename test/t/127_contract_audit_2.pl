@@ -3,6 +3,7 @@
 #   - a planner run that names no tools plans only with the caller's own
 #     tools: another role's tool runs its author's code with the run owner's
 #     rights, so it is used only when named (options.tools);
+#   - a loop iteration's compensation renders ${item} and ${index};
 #   - resume() of a compensated run runs the compensated steps again, and
 #     compensates them again if the run fails again (never undoes twice
 #     what was done once, never keeps as done what was undone);
@@ -109,6 +110,19 @@ is(sql($node, $clog), 'do a, do b, undo b, undo a, do a, do b, undo b, undo a, d
 	'saga: what the run reports as done is done: a and b ran again after their last compensation');
 is(sql($node, "SELECT string_agg(step_id || ' ' || status, ', ' ORDER BY ord) FROM agentorch.steps WHERE run_id = $run"),
 	'a succeeded, b succeeded, c succeeded', 'saga: no compensation step is left');
+
+# a loop iteration's compensation renders its ${item} and ${index}
+sql($node, q{
+TRUNCATE public.clog;
+SELECT agentorch.register_tool('boom', 'sql', '{"sql": "SELECT 1 / 0 AS x", "params": []}');
+SELECT agentorch.register_workflow('loopsaga', '{"steps": [
+ {"id": "l", "type": "loop", "for_each": "${input.xs}", "step": {"type": "tool", "tool": "log_it", "input": {"msg": "do ${item}"},
+   "compensate": {"tool": "log_it", "input": {"msg": "undo ${item} #${index}"}}}},
+ {"id": "c", "type": "tool", "tool": "boom", "input": {}, "depends_on": ["l"], "retry": {"max_attempts": 1}}]}');
+});
+$run = sql($node, q{SELECT agentorch.run_workflow('loopsaga', '{"xs": ["p", "q"]}')});
+is(wait_status($node, $run), 'failed', 'loop saga: the run fails after the loop');
+is(sql($node, $clog), 'do p, do q, undo q #1, undo p #0', 'loop saga: each iteration\'s compensation sees its item and index');
 
 # a step that used a compensated step's output runs again with it
 sql($node, q{
