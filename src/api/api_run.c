@@ -441,10 +441,9 @@ ao_sql_follow(PG_FUNCTION_ARGS)
 		values[0] = Int64GetDatum(st->run);
 		values[1] = Int64GetDatum(st->last_seq);
 		SPI_connect();
-		if (SPI_execute_with_args("SELECT c.*, (SELECT r.status::text FROM agentorch.runs r WHERE r.id OPERATOR(pg_catalog.=) $1), "
-								  "       (SELECT pg_catalog.max(f.seq) FROM agentorch.chunks f "
-								  "         WHERE f.run_id OPERATOR(pg_catalog.=) $1 AND f.kind OPERATOR(pg_catalog.=) 'final') "
-								  "FROM agentorch.chunks c WHERE c.run_id OPERATOR(pg_catalog.=) $1 AND c.seq OPERATOR(pg_catalog.>) $2 "
+		if (SPI_execute_with_args("SELECT c.*, r.status::text, r.last_chunk_seq "
+								  "FROM agentorch.chunks c LEFT JOIN agentorch.runs r ON r.id OPERATOR(pg_catalog.=) $1 "
+								  "WHERE c.run_id OPERATOR(pg_catalog.=) $1 AND c.seq OPERATOR(pg_catalog.>) $2 "
 								  "ORDER BY c.seq LIMIT 1000",
 								  2, types, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "agentorch: could not read chunks");
@@ -467,16 +466,16 @@ ao_sql_follow(PG_FUNCTION_ARGS)
 			if (kind && strcmp(kind, "final") == 0)
 			{
 				char	   *status = SPI_getvalue(SPI_tuptable->vals[i], desc, desc->natts - 1);
-				char	   *last_final = SPI_getvalue(SPI_tuptable->vals[i], desc, desc->natts);
+				char	   *last_chunk = SPI_getvalue(SPI_tuptable->vals[i], desc, desc->natts);
 
 				/*
 				 * A run resumed after this final chunk goes on, or went on and
-				 * finished again later: follow it to its last final chunk.
+				 * finished again later: the stream ends at the final chunk
+				 * that is the finished run's last (runs.last_chunk_seq).
 				 */
 				if (status == NULL ||
 					(strcmp(status, "running") != 0 && strcmp(status, "pending") != 0 &&
-					 strcmp(status, "waiting") != 0 &&
-					 (last_final == NULL || atoll(last_final) <= st->last_seq)))
+					 strcmp(status, "waiting") != 0 && atoll(last_chunk) <= st->last_seq))
 				{
 					finished = true;
 					break;

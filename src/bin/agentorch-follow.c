@@ -47,7 +47,7 @@ die(PGconn *conn, const char *what)
 
 /*
  * Does the final chunk at seq end the run's stream? Only if the run has
- * finished and no later final chunk exists: a run resumed after it goes on
+ * finished and it is the run's last chunk: a run resumed after it goes on
  * (or went on, and finished again later).
  */
 static int
@@ -56,9 +56,8 @@ final_ends_stream(PGconn *conn, const char *run, const char *seq)
 	const char *params[2] = {run, seq};
 	PGresult   *res = PQexecParams(conn,
 								   "SELECT status::text NOT IN ('pending', 'running', 'waiting') "
-								   "   AND NOT EXISTS (SELECT 1 FROM agentorch.chunks c WHERE c.run_id = r.id "
-								   "                    AND c.kind = 'final' AND c.seq > $2::bigint) "
-								   "FROM agentorch.runs r WHERE id = $1::bigint",
+								   "   AND last_chunk_seq <= $2::bigint "
+								   "FROM agentorch.runs WHERE id = $1::bigint",
 								   2, NULL, params, NULL, NULL, 0);
 	int			ends;
 

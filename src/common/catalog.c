@@ -877,35 +877,22 @@ ao_interval_arg_ms(Interval *iv, const char *argument)
 	return ms;
 }
 
-/* Does a step of steps (nested ones too) declare an output_schema? */
+/* Does step s, or a step nested in it (parallel steps, a loop's step), declare an output_schema? */
 static bool
-uses_output_schema(json_object *steps)
+step_uses_output_schema(json_object *s)
 {
-	if (steps == NULL || !json_object_is_type(steps, json_type_array))
+	json_object *nested;
+
+	if (!json_object_is_type(s, json_type_object))
 		return false;
-	for (size_t i = 0; i < json_object_array_length(steps); i++)
-	{
-		json_object *s = json_object_array_get_idx(steps, i);
-		json_object *child;
-
-		if (!json_object_is_type(s, json_type_object))
-			continue;
-		if (json_object_object_get_ex(s, "output_schema", NULL))
-			return true;
-		if (uses_output_schema(json_object_object_get(s, "steps")))
-			return true;
-		if (json_object_object_get_ex(s, "step", &child) && json_object_is_type(child, json_type_object))
-		{
-			json_object *one = json_object_new_array();
-			bool		found;
-
-			json_object_array_add(one, json_object_get(child));
-			found = uses_output_schema(one);
-			json_object_put(one);
-			if (found)
+	if (json_object_object_get_ex(s, "output_schema", NULL))
+		return true;
+	if (json_object_object_get_ex(s, "step", &nested) && step_uses_output_schema(nested))
+		return true;
+	if (json_object_object_get_ex(s, "steps", &nested) && json_object_is_type(nested, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(nested); i++)
+			if (step_uses_output_schema(json_object_array_get_idx(nested, i)))
 				return true;
-		}
-	}
 	return false;
 }
 
@@ -917,6 +904,6 @@ uses_output_schema(json_object *steps)
 void
 ao_require_schema_for_workflow(json_object *body)
 {
-	if (uses_output_schema(json_object_object_get(body, "steps")))
+	if (step_uses_output_schema(body))	/* the body is shaped as a step with steps */
 		ao_require_schema(0, 2, "a step's output_schema");
 }

@@ -156,6 +156,7 @@ extern void ao_require_schema(int major, int minor, const char *feature);
 	"stall_timeout"
 
 extern int64 ao_interval_arg_ms(Interval *iv, const char *argument);
+extern void ao_check_known_keys(json_object *obj, const char *const *known, const char *what, const char *hint);
 extern void ao_require_schema_for_workflow(json_object *body);
 
 /* agentorch.audit_log: an action of the calling role (catalog.c). */

@@ -345,3 +345,26 @@ ao_jsonb_object(int n, const char *const *keys, JsonbValue *values)
 	}
 	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, NULL));
 }
+
+/*
+ * ERROR (22023) on a key of object obj that is not in known (NULL-ended):
+ * a misspelt option would otherwise be ignored silently. what names the
+ * keys ("run option"), hint says which there are.
+ */
+void
+ao_check_known_keys(json_object *obj, const char *const *known, const char *what, const char *hint)
+{
+	json_object_object_foreach(obj, key, val)
+	{
+		bool		ok = false;
+
+		(void) val;
+		for (const char *const *k = known; *k && !ok; k++)
+			ok = strcmp(key, *k) == 0;
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown %s \"%s\"", what, key),
+					 errhint("%s", hint)));
+	}
+}

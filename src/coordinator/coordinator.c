@@ -221,30 +221,18 @@ check_options(json_object *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("run options must be a JSON object")));
 	{
-		/* a misspelt option would otherwise be ignored silently */
 		static const char *const known[] = {AO_RUN_OPTION_NAMES, NULL};
 
-		json_object_object_foreach(options, key, val)
-		{
-			bool		ok = false;
-
-			(void) val;
-			if (strcmp(key, "llm_mode") == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("run option \"llm_mode\" cannot be given"),
-						 errdetail("A run's LLM mode (live, record, replay) is taken from agentorch.llm_mode when it starts."),
-						 errhint("A superuser sets agentorch.llm_mode (SET, ALTER ROLE, ALTER SYSTEM).")));
-			for (const char *const *k = known; *k && !ok; k++)
-				ok = strcmp(key, *k) == 0;
-			if (!ok)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown run option \"%s\"", key),
-						 errhint("Run options are model, priority, timeout, idempotency_key, version, metadata, "
-								 "traceparent, tools, max_replans, planner_model, budget, replan_when and "
-								 "stall_timeout.")));
-		}
+		if (json_object_object_get_ex(options, "llm_mode", NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("run option \"llm_mode\" cannot be given"),
+					 errdetail("A run's LLM mode (live, record, replay) is taken from agentorch.llm_mode when it starts."),
+					 errhint("A superuser sets agentorch.llm_mode (SET, ALTER ROLE, ALTER SYSTEM).")));
+		ao_check_known_keys(options, known, "run option",
+							"Run options are model, priority, timeout, idempotency_key, version, metadata, "
+							"traceparent, tools, max_replans, planner_model, budget, replan_when and "
+							"stall_timeout.");
 	}
 	if (json_object_object_get_ex(options, "model", &v))
 		check_model_name(v, "option \"model\"");

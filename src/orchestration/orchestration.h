@@ -20,9 +20,10 @@
 extern Jsonb *ao_planner_body(json_object *input, json_object *options, Jsonb *tools);
 
 /*
- * The planner's own checks of a plan that need no run (validate_plan):
+ * The planner's own checks of a plan that need no run, for validate_plan
+ * once a plan passed the workflow checks (its schema among them):
  * database.query is never used, models are registered, and what
- * ao_plan_check finds. Problems not in p already are added to it.
+ * ao_plan_check finds. Its problems are added to p.
  */
 extern void ao_planner_check_plan(json_object *plan, ao_problems *p);
 

@@ -288,20 +288,13 @@ ao_planner_check_plan(json_object *plan, ao_problems *p)
 	ao_plan_env env = {0};
 
 	env.model_problem = model_problem;
-	if (ao_json_schema_validate(ao_load_schema("AgentPlan"), plan, collect_problem, problems) > 0)
-		return;					/* the caller reported those */
 	(void) ao_plan_check(plan, &env, collect_problem, problems);
 	for (size_t i = 0; i < json_object_array_length(problems); i++)
 	{
 		json_object *pr = json_object_array_get_idx(problems, i);
-		const char *path = json_object_get_string(json_object_object_get(pr, "path"));
-		const char *message = json_object_get_string(json_object_object_get(pr, "message"));
-		bool		known = false;
 
-		for (size_t k = 0; k < p->n && !known; k++)
-			known = strcmp(p->paths[k], path) == 0 && strcmp(p->messages[k], message) == 0;
-		if (!known)
-			ao_problems_add(p, path, message);
+		ao_problems_add(p, json_object_get_string(json_object_object_get(pr, "path")),
+						json_object_get_string(json_object_object_get(pr, "message")));
 	}
 }
 

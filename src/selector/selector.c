@@ -537,19 +537,8 @@ ao_sql_select(PG_FUNCTION_ARGS)
 			/* start()'s options (the decision ignores them) and workflow; a misspelt key is an error */
 			static const char *const known[] = {"workflow", AO_RUN_OPTION_NAMES, NULL};
 
-			json_object_object_foreach(options, key, val)
-			{
-				bool		ok = false;
-
-				(void) val;
-				for (const char *const *k = known; *k && !ok; k++)
-					ok = strcmp(key, *k) == 0;
-				if (!ok)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("unknown select option \"%s\"", key),
-							 errhint("select() takes workflow (start()'s workflow argument) and the options start() takes.")));
-			}
+			ao_check_known_keys(options, known, "select option",
+								"select() takes workflow (start()'s workflow argument) and the options start() takes.");
 		}
 		if (json_object_object_get_ex(options, "workflow", &w))
 		{

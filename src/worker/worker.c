@@ -796,17 +796,17 @@ executor_iteration(MemoryContext scratch, TimestampTz *last_maintenance_p, Claim
 		ProcessConfigFile(PGC_SIGHUP);
 		/* a setting may let this executor claim what it could not (network_steps) */
 		idle->valid = false;
+		/* agentorch.databases no longer naming this database ends its executors */
+		if (executor_dbname[0] != '\0' && !database_allowed(executor_dbname))
+		{
+			ao_log("agentorch: executor %d for database \"%s\" stops: agentorch.databases no longer names it",
+				   ao_my_executor_index, executor_dbname);
+			proc_exit(0);
+		}
 	}
 	/* a lowered max_workers ends the executors beyond it */
 	if (ao_my_executor_index >= ao_max_workers)
 		proc_exit(0);
-	/* and agentorch.databases no longer naming this database ends them all */
-	if (executor_dbname[0] != '\0' && !database_allowed(executor_dbname))
-	{
-		ao_log("agentorch: executor %d for database \"%s\" stops: agentorch.databases no longer names it",
-			   ao_my_executor_index, executor_dbname);
-		proc_exit(0);
-	}
 
 	now = GetCurrentTimestamp();
 	if (TimestampDifferenceExceeds((*last_maintenance_p), now, 1000))
