@@ -993,7 +993,7 @@ ao_llm_flush_pending(void *step)
 {
 	LlmState   *st = state_of(step);
 
-	return st ? ao_chunks_flush(&st->chunks) : false;
+	return st ? ao_state_write_chunks(&st->chunks) : false;
 }
 
 /* before_settle: the last chunks commit together with the outcome. */
@@ -1003,7 +1003,7 @@ llm_before_settle(void *step)
 	LlmState   *st = state_of(step);
 
 	if (st)
-		(void) ao_chunks_flush(&st->chunks);
+		(void) ao_state_write_chunks(&st->chunks);
 }
 
 /* release: forget the step (its memory goes with the step's context). */

@@ -1599,11 +1599,11 @@ ao_net_steps_heartbeat(void)
 	CommitTransactionCommand();
 }
 
-/* Flush buffered stream chunks of running steps (stream/chunks.c). */
+/* Flush buffered stream chunks of running steps (stream/chunks.c, state/chunk_rows.c). */
 void
 ao_net_steps_flush(void)
 {
-	ao_chunks_flush_all();
+	ao_state_flush_streams();
 }
 
 /* Milliseconds until the next chunk flush is due (or a large number). */

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * state.h
- *	  The state layer (state.c, create.c, finish.c, rows.c and
- *	  sql/agentorch_state.sql): the only writer of run and step state.
+ *	  The state layer (state.c, create.c, finish.c, chunk_rows.c,
+ *	  notify.c, rows.c and sql/agentorch_state.sql): the only writer of
+ *	  run and step state, and of streamed chunks.
  *	  Above stream.
  *
  * Copyright (c) 2026, agentorch developers
@@ -32,6 +33,8 @@ extern void ao_state_unclaim_step(int64 run, const char *step, int attempt, Time
 extern void ao_state_record_input(int64 run, const char *step, Jsonb *input);
 extern void ao_state_add_usage(int64 run, const char *step, Jsonb *usage);
 extern void ao_state_notify_runs(List *runs);
+extern bool ao_state_write_chunks(AoChunkBuffer *buf);
+extern void ao_state_flush_streams(void);
 extern char *ao_state_lifecycle_payload(int64 run, const char *event, const char *status, Oid owner);
 extern char *ao_state_chunk_payload(int64 run, int64 seq, const char *kind, const char *content, int mode);
 

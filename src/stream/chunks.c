@@ -2,11 +2,12 @@
  *
  * chunks.c
  *	  The chunk buffer of streamed output: a step's chunks wait in memory
- *	  and are written in batches (one multi-row insert per step and
- *	  attempt, one NOTIFY per run), at most every agentorch.flush_interval
- *	  or when agentorch.chunk_buffer_size chunks are waiting. The step's
- *	  first chunk goes out at once, so time to first token is not a flush
- *	  interval.
+ *	  until they are due -- agentorch.flush_interval after the last write,
+ *	  or once agentorch.chunk_buffer_size chunks wait -- and are then taken
+ *	  in batches, one per step and attempt, that the state layer writes
+ *	  (state/chunk_rows.c: one multi-row insert per batch, one NOTIFY per
+ *	  run). A step's first chunk is due at once, so time to first token is
+ *	  not a flush interval.
  *
  * Any runner that streams keeps an AoChunkBuffer in its step's memory:
  * llm steps do (runner/llm.c); an http tool could. A buffer is in the list
@@ -23,14 +24,6 @@
  *-------------------------------------------------------------------------
  */
 #include "stream.h"
-
-#include "access/xact.h"
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
-#include "pgstat.h"
-#include "utils/array.h"
-#include "utils/builtins.h"
-#include "utils/snapmgr.h"
 
 #include "ao_llm.h"
 
@@ -131,73 +124,47 @@ scrubbed(AoChunkBuffer *buf, const char *text)
 	return buf->scrub ? buf->scrub(buf->scrub_arg, text) : (char *) text;
 }
 
-/* Write chunks [from, to) of the buffer's queue, all of one attempt. */
-static void
-append_chunks(AoChunkBuffer *buf, int from, int to)
-{
-	int			n = to - from;
-	Datum	   *kinds = palloc(sizeof(Datum) * n);
-	Datum	   *contents = palloc(sizeof(Datum) * n);
-	Datum	   *datas = palloc(sizeof(Datum) * n);
-	bool	   *dnulls = palloc(sizeof(bool) * n);
-	Oid			types[6] = {INT8OID, TEXTOID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-	Datum		values[6];
-	int			dims[1];
-	int			lbs[1] = {1};
-	int			attempt = 0;
-
-	Assert(n > 0 && to <= list_length(buf->pending));
-	for (int i = 0; i < n; i++)
-	{
-		PendingChunk *c = list_nth(buf->pending, from + i);
-
-		/* one insert holds the chunks of one attempt (ao_chunks_flush splits them) */
-		Assert(i == 0 || c->attempt == attempt);
-		attempt = c->attempt;
-		kinds[i] = CStringGetTextDatum(c->kind);
-		/* a reply that echoes the request's key keeps it out of the stream */
-		contents[i] = CStringGetTextDatum(scrubbed(buf, c->content.data));
-		datas[i] = c->data ? CStringGetTextDatum(scrubbed(buf, c->data)) : (Datum) 0;
-		dnulls[i] = c->data == NULL;
-	}
-	dims[0] = n;
-	values[0] = Int64GetDatum(buf->run);
-	values[1] = CStringGetTextDatum(buf->step_id);
-	values[2] = Int32GetDatum(attempt);
-	values[3] = PointerGetDatum(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
-	values[4] = PointerGetDatum(construct_array(contents, n, TEXTOID, -1, false, TYPALIGN_INT));
-	values[5] = PointerGetDatum(construct_md_array(datas, dnulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-	if (SPI_execute_with_args("SELECT agentorch._append_chunks($1, $2, $3, $4::agentorch.chunk_kind[], $5, $6::jsonb[])",
-							  6, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "agentorch: could not append chunks");
-}
-
 /*
- * Write a buffer's queued chunks (caller: in a transaction with an SPI
- * connection), one insert per attempt they belong to. Returns true when
- * something was written.
+ * Take a buffer's queued chunks, to be written now: one batch per attempt
+ * they belong to (a List of AoChunkBatch, in order, in the caller's
+ * memory), each text scrubbed by the owner's filter. The queue is empty
+ * afterwards and the buffer counts as flushed. NIL: nothing was queued.
  */
-bool
-ao_chunks_flush(AoChunkBuffer *buf)
+List *
+ao_chunks_take(AoChunkBuffer *buf)
 {
-	int			n = list_length(buf->pending);
-	int			from = 0;
+	List	   *batches = NIL;
+	AoChunkBatch *b = NULL;
+	ListCell   *lc;
+	int			left = list_length(buf->pending);
 
-	if (n == 0)
-		return false;
-	for (int i = 1; i <= n; i++)
+	foreach(lc, buf->pending)
 	{
-		if (i == n || ((PendingChunk *) list_nth(buf->pending, i))->attempt !=
-			((PendingChunk *) list_nth(buf->pending, from))->attempt)
+		PendingChunk *c = lfirst(lc);
+
+		if (b == NULL || c->attempt != b->attempt)
 		{
-			append_chunks(buf, from, i);
-			from = i;
+			b = palloc0(sizeof(AoChunkBatch));
+			b->run = buf->run;
+			b->step_id = buf->step_id;
+			b->attempt = c->attempt;
+			b->kinds = palloc(sizeof(char *) * left);
+			b->contents = palloc(sizeof(char *) * left);
+			b->datas = palloc(sizeof(char *) * left);
+			batches = lappend(batches, b);
 		}
+		b->kinds[b->n] = c->kind;
+		/* a reply that echoes the request's key keeps it out of the stream */
+		b->contents[b->n] = pstrdup(scrubbed(buf, c->content.data));
+		b->datas[b->n] = c->data ? pstrdup(scrubbed(buf, c->data)) : NULL;
+		b->n++;
+		left--;
 	}
 	list_free_deep(buf->pending);
 	buf->pending = NIL;
-	buf->last_flush = GetCurrentTimestamp();
-	return true;
+	if (batches != NIL)
+		buf->last_flush = GetCurrentTimestamp();
+	return batches;
 }
 
 /* list_sort comparator: buffers by run id. */
@@ -211,51 +178,24 @@ compare_by_run(const ListCell *a, const ListCell *b)
 }
 
 /*
- * Flush the queued chunks of every live buffer in one transaction (one
- * multi-row insert per step, one NOTIFY per run).
+ * The live buffers with chunks queued, in run id order (the lock order of
+ * agentorch_state.sql): what a flush of every stream writes. NIL: none.
  */
-void
-ao_chunks_flush_all(void)
+List *
+ao_chunks_due_buffers(void)
 {
 	dlist_iter	it;
-	bool		any = false;
-	List	   *runs = NIL;
+	List	   *bufs = NIL;
 
 	dlist_foreach(it, &all_buffers)
 	{
 		AoChunkBuffer *buf = dlist_container(AoChunkBuffer, node, it.cur);
 
-		any = any || buf->pending != NIL;
+		if (buf->pending != NIL)
+			bufs = lappend(bufs, buf);
 	}
-	if (!any)
-		return;
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "agentorch: writing streamed chunks");
-	{
-		/* runs are locked in id order (the lock order of agentorch_state.sql) */
-		List	   *bufs = NIL;
-		ListCell   *lc;
-
-		dlist_foreach(it, &all_buffers)
-			bufs = lappend(bufs, dlist_container(AoChunkBuffer, node, it.cur));
-		list_sort(bufs, compare_by_run);
-		foreach(lc, bufs)
-		{
-			AoChunkBuffer *buf = lfirst(lc);
-
-			if (ao_chunks_flush(buf))
-				runs = ao_run_list_add(runs, buf->run);
-		}
-	}
-	ao_notify_runs(runs);
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	ao_announce_progress(false);
+	list_sort(bufs, compare_by_run);
+	return bufs;
 }
 
 /* Milliseconds until queued chunks should be flushed. */

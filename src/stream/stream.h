@@ -3,7 +3,8 @@
  * stream.h
  *	  The stream layer: NOTIFY of runs (coalesced per transaction) and
  *	  how much may go into the NOTIFY queue (stream.c), the chunk buffer
- *	  of streamed output (chunks.c). Above policy.
+ *	  of streamed output (chunks.c; the state layer writes what it
+ *	  holds). Above policy.
  *
  * Copyright (c) 2026, agentorch developers
  *
@@ -44,13 +45,25 @@ typedef struct AoChunkBuffer
 	TimestampTz last_flush;
 } AoChunkBuffer;
 
+/* Chunks of one step attempt taken from a buffer to be written (ao_chunks_take). */
+typedef struct AoChunkBatch
+{
+	int64		run;
+	const char *step_id;
+	int			attempt;
+	int			n;
+	const char **kinds;			/* token, tool_call, json_partial, status */
+	const char **contents;
+	const char **datas;			/* jsonb text, or NULL */
+} AoChunkBatch;
+
 extern void ao_chunks_init(AoChunkBuffer *buf, int64 run, const char *step_id,
 						   char *(*scrub) (void *arg, const char *text), void *scrub_arg);
 extern void ao_chunks_forget(AoChunkBuffer *buf);
 extern void ao_chunks_queue(AoChunkBuffer *buf, int attempt, const char *kind, const char *content,
 							size_t len, const char *data);
-extern bool ao_chunks_flush(AoChunkBuffer *buf);
-extern void ao_chunks_flush_all(void);
+extern List *ao_chunks_take(AoChunkBuffer *buf);
+extern List *ao_chunks_due_buffers(void);
 extern long ao_chunks_next_flush_ms(void);
 
 #endif							/* AO_STREAM_H */

@@ -26,6 +26,8 @@
 #   AO_BENCH_SRC=DIR      build this source tree instead of the repository's
 #                         (e.g. a scratch copy with a change to measure)
 #   AO_BENCH_KEEP=1       keep the cluster and the servers running at the end
+#   AO_BENCH_TTFT_ONLY=1  section 3 alone (about a minute): for working on
+#                         the first-token path
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$BENCH_DIR/../../scripts/lib.sh"
@@ -284,6 +286,11 @@ mock_alone() {
     MOCK_CPUS+=("$(calc "$c1 - $c0" 0)")
 }
 
+TTFT_ONLY=${AO_BENCH_TTFT_ONLY:-0}
+BULK_CRASHED=0
+PY_WALL=(); PY_RPS=(); PY_WORKERS=(); PY_TPS=(); PY_NPR=(); PY_RPR=(); PY_EXEC=()
+C_WALL=(); C_RPS=(); C_WORKERS=(); C_TPS=(); C_NPR=(); C_RPR=(); C_EXEC=()
+if [ "$TTFT_ONLY" != 1 ]; then
 echo
 echo "== 0. the Python mock alone: $N_STREAMS concurrent streams (agentorch's request body, one libcurl multi handle)"
 mock_alone
@@ -384,9 +391,6 @@ collect() {
     eval "${l}_RPR+=($(res "$ROWS_OUT" rows_per_run))"
     eval "${l}_EXEC+=($(res "$BULK_OUT" exec_cpu_ms))"
 }
-BULK_CRASHED=0
-PY_WALL=(); PY_RPS=(); PY_WORKERS=(); PY_TPS=(); PY_NPR=(); PY_RPR=(); PY_EXEC=()
-C_WALL=(); C_RPS=(); C_WORKERS=(); C_TPS=(); C_NPR=(); C_RPR=(); C_EXEC=()
 
 echo
 echo "== 1. $N_STREAMS concurrent simple runs, started in one statement, read by one LISTEN client"
@@ -421,6 +425,7 @@ PACED_OUT=$BULK_OUT; PACED_ROWS=$ROWS_OUT
 echo " -- $N_STREAMS paced streams and the no-op batch"
 NOOP_BUSY_SPAN=0
 bulk "bench-paced: fifty words please" "$N_NOOP" "$PACED_PID"
+fi
 
 echo
 echo "== 3. time to first token: $N_TTFT sequential simple runs (${TTFT_LATENCY_MS} ms latency) vs. $N_CURL direct curl requests"
@@ -430,6 +435,8 @@ echo "    its notification; the next run starts after the final chunk was read)"
 use_model mock_nodelay
 warmup "bench-ttft: fifty words please"
 vacuum
+# the bulk phases' dirty pages written now, not by a checkpoint during the timed runs
+"${PSQL[@]}" -c "CHECKPOINT" >/dev/null
 out=$(timeout 60 "${CLIENT[@]}" ttft "$N_TTFT" '{"prompt": "bench-ttft: fifty words please"}') || true
 show "$out"; crash_check || true
 TTFT_MED=$(res "$out" tok_median_ms); TTFT_P95=$(res "$out" tok_p95_ms)
@@ -458,15 +465,17 @@ echo "   server's own time to first delta on a kept-alive connection)"
 TTFT_OVER=$(calc "$TTFT_MED - $CURL_MED")
 TTFT_OVER_P95=$(calc "$TTFT_P95 - $CURL_P95")
 
+if [ "$TTFT_ONLY" != 1 ]; then
 echo
 echo "== 0'. the Python mock alone again (it is the noisiest part)"
 mock_alone
+fi
 
 # ---------------------------------------------------------------- summary
 echo
 echo "== summary (durable commits: fsync on, synchronous_commit on; $N_STREAMS runs of $N_TOKENS tokens, ${STREAM_LATENCY_MS} ms latency)"
 row() { printf '  %-66s %s\n' "$1" "$2"; }
-for l in PY C; do
+[ "$TTFT_ONLY" = 1 ] || for l in PY C; do
     eval "n=\${#${l}_WALL[@]}"
     [ "$l" = PY ] && name="against the Python mock" || name="against llm_bench serve (C)"
     if [ "$n" -eq 0 ]; then row "$name:" "NO COMPLETE MEASUREMENT (see above)"; continue; fi
@@ -477,8 +486,10 @@ for l in PY C; do
     eval "row \"  tokens (words) per second delivered to the LISTEN client\" \"\$(list \"\${${l}_TPS[@]}\")\""
     eval "row \"  notifications per run at the client / chunk rows per run\" \"\$(list \"\${${l}_NPR[@]}\") / \$(list \"\${${l}_RPR[@]}\")\""
 done
+if [ "$TTFT_ONLY" != 1 ]; then
 row "the Python mock alone: wall s (its CPU ms)" "$(list "${MOCK_WALLS[@]}") ($(list "${MOCK_CPUS[@]}"))"
 row "llm_bench serve alone: wall s" "$REPLAY_ALONE"
+fi
 if [ -n "${PACED_OUT:-}" ]; then
     row "paced ${PACED_DELAY_MS} ms/token (C server): wall s, runs/s, tokens/s" \
         "$(res "$PACED_OUT" wall_s), $(calc "$N_STREAMS / $(res "$PACED_OUT" wall_s)" 0), $(calc "$(res "$PACED_OUT" words) / $(res "$PACED_OUT" wall_s)" 0)"
@@ -501,15 +512,17 @@ PY_BEST=0; C_BEST=0
 [ ${#PY_WALL[@]} -gt 0 ] && PY_BEST=$(minof "${PY_WALL[@]}")
 [ ${#C_WALL[@]} -gt 0 ] && C_BEST=$(minof "${C_WALL[@]}")
 WMAX=$(maxof 0 "${PY_WORKERS[@]}" "${C_WORKERS[@]}")
-MOCK_BEST=$(minof "${MOCK_WALLS[@]}")
 echo
 printf '  %-58s %10s   %-10s %s\n' "figure" "measured" "target" "verdict"
+if [ "$TTFT_ONLY" != 1 ]; then
+MOCK_BEST=$(minof "${MOCK_WALLS[@]}")
 printf '  %-58s %s\n' "$N_STREAMS concurrent runs, Python mock: wall (best of ${#PY_WALL[@]})" "$(wall_cols "$PY_BEST" ${#PY_WALL[@]})"
 printf '  %-58s %10s   %-10s %s\n' "  the Python mock alone, no database (best of ${#MOCK_WALLS[@]})" "$MOCK_BEST s" "" \
     "$(awk "BEGIN { exit !($MOCK_BEST > $TARGET_WALL_S) }" && echo "(the mock alone is over the target)" || true)"
 printf '  %-58s %s\n' "$N_STREAMS concurrent runs, C server: wall (best of ${#C_WALL[@]})" "$(wall_cols "$C_BEST" ${#C_WALL[@]})"
 printf '  %-58s %10s   %-10s %s\n' "executor processes doing the work (most seen)" "$WMAX" "<= $TARGET_WORKERS" \
     "$([ "$WMAX" = 0 ] && echo "not measured" || verdict "$WMAX <= $TARGET_WORKERS")"
+fi
 printf '  %-58s %10s   %-10s %s\n' "TTFT overhead vs curl time_starttransfer, median" "$TTFT_OVER ms" "<= $TARGET_TTFT_MS ms" \
     "$(verdict "$TTFT_OVER <= $TARGET_TTFT_MS")"
 printf '  %-58s %10s\n' "  ... p95 vs p95" "$TTFT_OVER_P95 ms"

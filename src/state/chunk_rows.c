@@ -1,0 +1,187 @@
+/*-------------------------------------------------------------------------
+ *
+ * chunk_rows.c
+ *	  Streamed chunks written: what a step's chunk buffer (stream/chunks.c)
+ *	  holds becomes rows of agentorch.chunks, one multi-row insert per
+ *	  step and attempt, after the run's last_chunk_seq has moved past them
+ *	  -- what agentorch._append_chunks does, through the executor's row
+ *	  operations (rows.c) with no statement to parse or plan -- and the
+ *	  runs they belong to are notified once each (notify.c). This is the
+ *	  flush path of every llm step's first token, so it runs no SQL.
+ *
+ * Nothing is appended to a run that is no longer running or waiting (a
+ * step's last chunks after its run was cancelled): they are dropped, as
+ * _append_chunks drops them.
+ *
+ * Copyright (c) 2026, agentorch developers
+ *
+ * IDENTIFICATION
+ *	  src/state/chunk_rows.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "rows.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+
+#include "guc.h"
+
+enum
+{
+	T_RUNS,
+	T_CHUNKS,
+	T_COUNT
+};
+static const char *const table_names[T_COUNT] = {"runs", "chunks"};
+
+/* A text[] of n texts (a NULL element where texts[i] is NULL). */
+static Datum
+text_array(const char **texts, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	bool	   *nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = texts[i] == NULL;
+		elems[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(texts[i]);
+	}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* One batch through agentorch._append_chunks (a database at 0.1.0, or agentorch.state_sql_only). */
+static bool
+append_batch_sql(const AoChunkBatch *b)
+{
+	Oid			types[6] = {INT8OID, TEXTOID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[6];
+	bool		isnull;
+
+	values[0] = Int64GetDatum(b->run);
+	values[1] = CStringGetTextDatum(b->step_id);
+	values[2] = Int32GetDatum(b->attempt);
+	values[3] = text_array(b->kinds, b->n);
+	values[4] = text_array(b->contents, b->n);
+	values[5] = text_array(b->datas, b->n);
+	ao_spi_exec("SELECT agentorch._append_chunks($1, $2, $3, $4::agentorch.chunk_kind[], $5, $6::jsonb[])",
+				6, types, values, NULL, SPI_OK_SELECT);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull;
+}
+
+/*
+ * One batch: the run's row locked and its last_chunk_seq moved by the
+ * batch's size, then the chunks inserted after the old value. False: the
+ * run is gone or no longer open, and nothing was written.
+ */
+static bool
+append_batch(AoRows *w, const AoChunkBatch *b)
+{
+	AoRowTable *rt = ao_rows_table(w, T_RUNS);
+	AoRowTable *ct;
+	Datum		key = Int64GetDatum(b->run);
+	bool		isnull;
+	const char *status;
+	int64		last;
+
+	if (!ao_row_fetch(w, rt, 1, &key, true))
+		return false;
+	status = DatumGetCString(DirectFunctionCall1(enum_out, ao_row_old(rt, "status", &isnull)));
+	if (strcmp(status, "running") != 0 && strcmp(status, "waiting") != 0)
+		return false;
+	last = DatumGetInt64(ao_row_old(rt, "last_chunk_seq", &isnull));
+	ao_row_begin_update(w, rt);
+	ao_row_put(rt, "last_chunk_seq", Int64GetDatum(last + b->n), false);
+	ao_row_update(w, rt);
+
+	ct = ao_rows_table(w, T_CHUNKS);
+	for (int i = 0; i < b->n; i++)
+	{
+		ao_row_begin(w, ct);
+		ao_row_put(ct, "run_id", key, false);
+		ao_row_put(ct, "seq", Int64GetDatum(last + i + 1), false);
+		ao_row_put_text(ct, "step_id", b->step_id);
+		ao_row_put(ct, "attempt", Int32GetDatum(b->attempt), false);
+		ao_row_put_kept(w, ct, "kind", b->kinds[i]);
+		ao_row_put_text(ct, "content", b->contents[i]);
+		ao_row_put_text(ct, "data", b->datas[i]);
+		ao_row_insert(w, ct);
+	}
+	return true;
+}
+
+/* Write each buffer's queued chunks; the runs written to, each once, in order. */
+static List *
+write_buffers(List *bufs)
+{
+	List	   *runs = NIL;
+	bool		in_c = !ao_state_sql_only && ao_schema_at_least(0, 2);
+	AoRows		w;
+	ListCell   *lc;
+
+	if (in_c)
+		ao_rows_open(&w, T_COUNT, table_names);
+	foreach(lc, bufs)
+	{
+		AoChunkBuffer *buf = lfirst(lc);
+		List	   *batches = ao_chunks_take(buf);
+		ListCell   *bc;
+
+		foreach(bc, batches)
+		{
+			AoChunkBatch *b = lfirst(bc);
+
+			if (in_c ? append_batch(&w, b) : append_batch_sql(b))
+				runs = ao_run_list_add(runs, b->run);
+		}
+	}
+	if (in_c)
+		ao_rows_close(&w);
+	return runs;
+}
+
+/*
+ * Write a buffer's queued chunks now (caller: in a transaction with an SPI
+ * connection, as the extension owner; the run is notified at the
+ * caller's commit by whoever settles it). True: something was written.
+ */
+bool
+ao_state_write_chunks(AoChunkBuffer *buf)
+{
+	if (buf->pending == NIL)
+		return false;
+	return write_buffers(list_make1(buf)) != NIL;
+}
+
+/*
+ * Flush every live buffer with chunks queued, in one transaction of its
+ * own: their rows (runs locked in id order, the lock order of
+ * agentorch_state.sql), then one NOTIFY per run.
+ */
+void
+ao_state_flush_streams(void)
+{
+	List	   *bufs = ao_chunks_due_buffers();
+
+	if (bufs == NIL)
+		return;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "agentorch: writing streamed chunks");
+	ao_state_notify_runs(write_buffers(bufs));
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	ao_announce_progress(false);
+}
