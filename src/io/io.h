@@ -65,6 +65,7 @@ extern void ao_net_reset_transfer(AoRequest *r);
 extern void ao_net_abandon(AoRequest *r);
 extern bool ao_net_wait(long timeout_ms, dlist_head *done);
 extern void ao_net_poll(dlist_head *done);
+extern void ao_net_kick(void);
 extern char *ao_net_header(AoRequest *r, const char *name);
 extern bool ao_net_url_allowed(const char *url, const char *allowlist, char **host_out);
 

@@ -483,6 +483,21 @@ ao_net_poll(dlist_head *done)
 	drain_finished(done);
 }
 
+/*
+ * Let curl start the requests just added (connect, or write the request
+ * on a kept-alive connection) without collecting anything: transfers that
+ * finish meanwhile are collected by the next ao_net_poll or ao_net_wait.
+ * Touches no database state, so it may run inside a transaction.
+ */
+void
+ao_net_kick(void)
+{
+	int			running;
+
+	if (multi != NULL && nactive > 0)
+		curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+}
+
 /* The value of a response header (case-insensitive name), palloc'd, or NULL. */
 char *
 ao_net_header(AoRequest *r, const char *name)

@@ -1016,7 +1016,7 @@ llm_release(void *step)
 		ao_chunks_forget(&st->chunks);
 }
 
-static AoNetKind llm_kind = {"llm", llm_prepare, llm_before_settle, llm_finish, llm_release};
+static AoNetKind llm_kind = {"llm", llm_prepare, llm_before_settle, llm_finish, llm_release, true};
 
 /*
  * Register the llm step kind with the network runner (from _PG_init), so

@@ -67,6 +67,12 @@ typedef struct AoNetKind
 	void		(*finish) (void *step);
 	/* free what the kind keeps for the step */
 	void		(*release) (void *step);
+	/*
+	 * Its first request changes nothing outside (an LLM's): it may leave
+	 * while the lease's commit is being flushed (see ao_net_steps_claim).
+	 * Otherwise (an http tool's) it leaves only once the lease is durable.
+	 */
+	bool		send_while_committing;
 } AoNetKind;
 
 /* runner_net.c: network steps in an executor */

@@ -690,7 +690,7 @@ http_finish(void *step)
 							  : clean_text(data, Min(len, 500)));
 }
 
-static AoNetKind http_kind = {"http", http_prepare, NULL, http_finish, NULL};
+static AoNetKind http_kind = {"http", http_prepare, NULL, http_finish, NULL, false};
 
 /*
  * Kinds registered by the files that implement them (llm.c), by step
@@ -748,108 +748,41 @@ ao_net_steps_freed(void)
 	return slots_freed;
 }
 
-/*
- * Claim ready network steps up to the free request capacity and start
- * them. The claim commits before any request is sent. Returns the number
- * of steps started.
- */
-int
-ao_net_steps_claim(void)
+/* Send a claimed step's request, or fail the step when curl cannot start it. */
+static void
+start_request(NetStep *s)
 {
-	int			capacity = ao_max_requests - nrunning;
-	List	   *volatile claimed = NIL;
+	if (send_request(s))
+		s->sent = true;
+	else
+		ao_net_step_fail(s, ERRCODE_CONNECTION_EXCEPTION, psprintf("could not start the request: %s", s->req.error),
+						 NULL);
+}
+
+/*
+ * A claimed step whose request may leave while the lease's commit is
+ * flushed: its kind's first request changes nothing outside (an LLM's),
+ * and it goes to the network (a replayed one reads a recording, and a
+ * failure there is the step's own, never the claim transaction's).
+ */
+static bool
+sends_while_committing(NetStep *s)
+{
+	return !s->finished && !s->deferred && s->req.url != NULL && s->kind->send_while_committing &&
+		!(s->llm_provider && s->llm_mode == AO_LLM_REPLAY);
+}
+
+/*
+ * In the claim transaction: each claimed step's run locked, its request
+ * prepared (in a subtransaction of its own) and its attempt leased -- or
+ * the step deferred, or cancelled with its run -- then one notification
+ * per touched run, and the requests that may leave before the commit sent.
+ */
+static void
+begin_attempts(List *claimed)
+{
 	ListCell   *lc;
 	List	   *volatile runs = NIL;
-
-	MemoryContext caller = CurrentMemoryContext;
-
-	if (capacity <= 0)
-		return 0;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "agentorch: claiming network steps");
-	{
-		Oid			types[3] = {INT4OID, INT4OID, BOOLOID};
-		Datum		values[3];
-
-		values[0] = Int32GetDatum(capacity);
-		values[1] = Int32GetDatum(ao_lease_ms);
-
-		/*
-		 * agentorch.network_steps = workers: external workers claim network
-		 * steps -- except those of runs that record or replay their LLM
-		 * requests (options.llm_mode), which only executors do.
-		 */
-		values[2] = BoolGetDatum(ao_network_steps != AO_NETWORK_WORKERS);
-		spi_run("WITH c AS ("
-				"  SELECT s.run_id, s.step_id FROM agentorch.steps s"
-				"   WHERE s.status = 'ready' AND s.network"
-				"     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp())"
-				"     AND " AO_SQL_EXECUTORS_TAKE("$3")
-				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
-				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
-				"SELECT c.run_id, c.step_id, r.status::text, t.spec, s.attempt + 1, s.max_attempts, r.owner,"
-				"       " AO_SQL_CONTEXT_IF_TEMPLATED ", r.options::text, "
-				"       pg_catalog.date_part('epoch', r.deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) * 1000, "
-				"       r.trace_id "
-				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
-				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
-				"  " AO_SQL_SPEC_TEXT
-				" ORDER BY c.run_id",
-				3, types, values, NULL);
-	}
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext cxt = AllocSetContextCreate(ao_net_context(), "agentorch network step",
-												  ALLOCSET_SMALL_SIZES);
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-		NetStep    *s = palloc0(sizeof(NetStep));
-		bool		isnull;
-		char	   *status = SPI_getvalue(tup, desc, 3);
-		char	   *spec = SPI_getvalue(tup, desc, 4);
-		char	   *context = SPI_getvalue(tup, desc, 8);
-		char	   *options = SPI_getvalue(tup, desc, 9);
-
-		s->cxt = cxt;
-		{
-			MemoryContextCallback *cb = palloc0(sizeof(MemoryContextCallback));
-
-			cb->func = release_request_cb;
-			cb->arg = s;
-			MemoryContextRegisterResetCallback(cxt, cb);
-		}
-		s->run_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		s->step_id = SPI_getvalue(tup, desc, 2);
-		s->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-		s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
-		s->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
-		s->traceparent = traceparent_header(SPI_getvalue(tup, desc, 11), s->step_id);
-		{
-			Datum		left = SPI_getbinval(tup, desc, 10, &isnull);
-
-			s->deadline_left_ms = isnull ? -1 : Max(0.0, DatumGetFloat8(left));
-		}
-		s->spec = ao_json_from_cstring(spec, strlen(spec), "step spec");
-		s->run_options = ao_json_from_cstring(options, strlen(options), "run options");
-		set_llm_mode(s, false);
-		s->kind = kind_of(s->spec);
-		s->req.arg = s;
-		s->req.max_bytes = (size_t) ao_max_response_size;
-		s->req.idle_timeout_ms = 60000;
-		/* context travels as text so it is independent of SPI memory */
-		s->state = pstrdup(context ? context : "{}");
-		if (strcmp(status, "running") != 0 && strcmp(status, "waiting") != 0)
-			s->finished = true; /* run no longer active: settle as cancelled */
-		/* the list outlives SPI_finish: keep it in the caller's context */
-		MemoryContextSwitchTo(caller);
-		claimed = lappend(claimed, s);
-		MemoryContextSwitchTo(old);
-	}
 
 	foreach(lc, claimed)
 	{
@@ -948,9 +881,151 @@ ao_net_steps_claim(void)
 			ids = ao_run_list_add(ids, ((NetStep *) lfirst(lc))->run_id);
 		ao_state_notify_runs(ids);
 	}
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	{
+		bool		any = false;
+
+		foreach(lc, claimed)
+		{
+			NetStep    *s = lfirst(lc);
+
+			if (sends_while_committing(s))
+			{
+				start_request(s);
+				any = true;
+			}
+		}
+		if (any)
+			ao_net_kick();
+	}
+}
+
+/*
+ * Claim ready network steps up to the free request capacity and start
+ * them. Returns the number of steps started.
+ *
+ * The lease commits durably before a step's attempt can end, so that a
+ * crash counts it. An LLM's request goes out just before that commit: the
+ * flush of the commit overlaps the request's round trip instead of
+ * preceding it (the first token comes that much sooner), and since the
+ * response is read only after the commit returned, a crash that a
+ * response causes still finds the attempt counted. A crash during the
+ * flush loses the lease, and the step is claimed again as if it had not
+ * been: a second request to the model, with nothing recorded twice (the
+ * lease's notifications are sent only at commit). Any other request (an
+ * http tool's) goes out only after the commit.
+ */
+int
+ao_net_steps_claim(void)
+{
+	int			capacity = ao_max_requests - nrunning;
+	List	   *volatile claimed = NIL;
+	ListCell   *lc;
+
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (capacity <= 0)
+		return 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "agentorch: claiming network steps");
+	{
+		Oid			types[3] = {INT4OID, INT4OID, BOOLOID};
+		Datum		values[3];
+
+		values[0] = Int32GetDatum(capacity);
+		values[1] = Int32GetDatum(ao_lease_ms);
+
+		/*
+		 * agentorch.network_steps = workers: external workers claim network
+		 * steps -- except those of runs that record or replay their LLM
+		 * requests (options.llm_mode), which only executors do.
+		 */
+		values[2] = BoolGetDatum(ao_network_steps != AO_NETWORK_WORKERS);
+		spi_run("WITH c AS ("
+				"  SELECT s.run_id, s.step_id FROM agentorch.steps s"
+				"   WHERE s.status = 'ready' AND s.network"
+				"     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp())"
+				"     AND " AO_SQL_EXECUTORS_TAKE("$3")
+				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
+				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
+				"SELECT c.run_id, c.step_id, r.status::text, t.spec, s.attempt + 1, s.max_attempts, r.owner,"
+				"       " AO_SQL_CONTEXT_IF_TEMPLATED ", r.options::text, "
+				"       pg_catalog.date_part('epoch', r.deadline OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) * 1000, "
+				"       r.trace_id "
+				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
+				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
+				"  " AO_SQL_SPEC_TEXT
+				" ORDER BY c.run_id",
+				3, types, values, NULL);
+	}
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext cxt = AllocSetContextCreate(ao_net_context(), "agentorch network step",
+												  ALLOCSET_SMALL_SIZES);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		NetStep    *s = palloc0(sizeof(NetStep));
+		bool		isnull;
+		char	   *status = SPI_getvalue(tup, desc, 3);
+		char	   *spec = SPI_getvalue(tup, desc, 4);
+		char	   *context = SPI_getvalue(tup, desc, 8);
+		char	   *options = SPI_getvalue(tup, desc, 9);
+
+		s->cxt = cxt;
+		{
+			MemoryContextCallback *cb = palloc0(sizeof(MemoryContextCallback));
+
+			cb->func = release_request_cb;
+			cb->arg = s;
+			MemoryContextRegisterResetCallback(cxt, cb);
+		}
+		s->run_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		s->step_id = SPI_getvalue(tup, desc, 2);
+		s->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		s->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
+		s->traceparent = traceparent_header(SPI_getvalue(tup, desc, 11), s->step_id);
+		{
+			Datum		left = SPI_getbinval(tup, desc, 10, &isnull);
+
+			s->deadline_left_ms = isnull ? -1 : Max(0.0, DatumGetFloat8(left));
+		}
+		s->spec = ao_json_from_cstring(spec, strlen(spec), "step spec");
+		s->run_options = ao_json_from_cstring(options, strlen(options), "run options");
+		set_llm_mode(s, false);
+		s->kind = kind_of(s->spec);
+		s->req.arg = s;
+		s->req.max_bytes = (size_t) ao_max_response_size;
+		s->req.idle_timeout_ms = 60000;
+		/* context travels as text so it is independent of SPI memory */
+		s->state = pstrdup(context ? context : "{}");
+		if (strcmp(status, "running") != 0 && strcmp(status, "waiting") != 0)
+			s->finished = true; /* run no longer active: settle as cancelled */
+		/* the list outlives SPI_finish: keep it in the caller's context */
+		MemoryContextSwitchTo(caller);
+		claimed = lappend(claimed, s);
+		MemoryContextSwitchTo(old);
+	}
+
+	PG_TRY();
+	{
+		begin_attempts(claimed);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		/* nothing was claimed: the steps' memory goes, with their transfers, locks and policy slots */
+		foreach(lc, claimed)
+			MemoryContextDelete(((NetStep *) lfirst(lc))->cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/* committed: now the requests may go out */
@@ -973,13 +1048,8 @@ ao_net_steps_claim(void)
 		}
 		dlist_push_tail(&running_steps, &s->node);
 		nrunning++;
-		if (!s->finished && s->req.url)
-		{
-			if (send_request(s))
-				s->sent = true;
-			else
-				ao_net_step_fail(s, ERRCODE_CONNECTION_EXCEPTION, psprintf("could not start the request: %s", s->req.error), NULL);
-		}
+		if (!s->finished && s->req.url && !s->sent)
+			start_request(s);
 	}
 	return list_length(claimed);
 }

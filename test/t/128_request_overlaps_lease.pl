@@ -1,0 +1,145 @@
+# A network step's lease and its request (runner_net.c, ao_net_steps_claim):
+#   - an llm step's request leaves while the lease's commit is still being
+#     made durable: with every commit of the executor held (a synchronous
+#     standby that never comes), the model receives the request while the
+#     step still reads as ready to everyone else, and nothing of the reply
+#     is written;
+#   - an http tool's request, claimed in the same transaction, does not
+#     leave until that commit is done (its side effects follow a counted
+#     attempt);
+#   - once commits go through, both runs finish with one request each, one
+#     attempt each, and the reply streamed in full;
+#   - an executor killed while its lease's commit waits (the request gone
+#     out) takes nothing with it: after the crash restart the run finishes
+#     with the reply streamed once.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use FindBin;
+use lib $FindBin::Bin;
+use AgentorchLLM;
+use AgentorchTest;
+
+my $mock = mock_start('overlap.json');
+# one executor, so that both steps are claimed in one transaction
+# (a synchronous standby needs WAL senders, and they need wal_level replica)
+my $node = llm_start(llm_node('overlap', 'agentorch.max_workers = 1', "agentorch.http_allowed_hosts = '127.0.0.1'",
+	'wal_level = replica', 'max_wal_senders = 2'));
+register_model($node, 'gpt', 'openai', $mock, { model => 'mock-gpt' });
+sql($node, "SELECT agentorch.register_tool('post_it', 'http', "
+	  . json_in({ method => 'POST', url => "$mock->{url}/v1/chat/completions" }) . ')');
+sql($node, "SELECT agentorch.register_workflow('post', "
+	  . json_in({ steps => [ { id => 'post', type => 'tool', tool => 'post_it',
+		input => { model => 'mock-gpt', stream => JSON::PP::false,
+			messages => [ { role => 'user', content => 'overlap-http: please' } ] } } ] }) . ')');
+sql($node, 'CREATE TABLE probe (x int)');
+
+# requests the mock received, by rule
+sub received
+{
+	my ($rule) = @_;
+	return scalar grep { ($_->{rule} // '') eq $rule } @{ mock_requests($mock) };
+}
+
+# The executor's connection to the model is kept alive from a first run (a
+# request on a new connection leaves once the connection is made, after
+# the commit: nothing in a transaction waits for the network).
+my $warm = start_run($node, { prompt => 'overlap-llm: warm up' }, { model => 'gpt' });
+is(wait_status($node, $warm), 'succeeded', 'a first llm run succeeds');
+is(received('overlap_llm'), 1, 'the model received its request');
+
+# Hold every commit that waits for a synchronous standby (one that never
+# comes), or let them go through again.
+sub hold_commits
+{
+	$node->append_conf('postgresql.conf', "synchronous_standby_names = 'nobody'");
+	$node->reload;
+	# the setting is in force once a synchronous commit waits for the standby
+	my $probe = $node->background_psql('postgres', on_error_stop => 0);
+	$probe->query_until(qr/probing/, "\\echo probing\nINSERT INTO probe VALUES (1);\n");
+	ok($node->poll_query_until('postgres',
+		"SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND query LIKE 'INSERT INTO probe%'"),
+		'a synchronous commit now waits for the standby');
+	sql($node, "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'INSERT INTO probe%' AND pid <> pg_backend_pid()");
+	$probe->quit;
+}
+
+sub release_commits
+{
+	$node->append_conf('postgresql.conf', "synchronous_standby_names = ''");
+	$node->reload;
+}
+
+# until the model has received n requests of a rule
+sub wait_received
+{
+	my ($rule, $n) = @_;
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	usleep(50_000) while received($rule) < $n && time() < $deadline;
+	return received($rule);
+}
+
+hold_commits();
+
+# both runs become visible in one commit (this session's is local only)
+my ($llm_run, $http_run) = split /\|/, sql($node, q{
+	SET synchronous_commit = local;
+	SELECT agentorch.start('{"prompt": "overlap-llm: say it"}', 'simple', NULL, '{"model": "gpt"}'),
+	       agentorch.run_workflow('post')});
+ok($llm_run && $http_run, 'two runs started');
+
+# the model receives its request while the claim's commit waits
+is(wait_received('overlap_llm', 2), 2, "the llm step's request reached the model while the lease's commit waits");
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND backend_type LIKE 'agentorch executor%'"),
+	"the executor's commit is waiting for the standby");
+is(sql($node, "SELECT status FROM agentorch.steps WHERE run_id = $llm_run"), 'ready',
+	'to everyone else the llm step is still ready: its lease is not committed');
+is(sql($node, "SELECT count(*) FROM agentorch.chunks WHERE run_id = $llm_run AND kind = 'token'"), '0',
+	'nothing of the reply is written before the lease commits');
+is(sql($node, "SELECT count(*) FROM agentorch.steps WHERE run_id = $http_run AND status = 'ready'"), '1',
+	'the http step was claimed in the same transaction, not committed either');
+# (a request would have arrived by now: the llm request, sent in the same
+# moment, already has; the http tool's goes out only after the commit)
+is(received('overlap_http'), 0, "the http tool's request has not left: it waits for the lease's commit");
+
+# ---- commits go through again
+release_commits();
+is(wait_status($node, $llm_run), 'succeeded', 'the llm run succeeds');
+is(wait_status($node, $http_run), 'succeeded', 'the http run succeeds');
+is(token_text($node, $llm_run), 'the model answered', 'the reply is streamed in full');
+is(sql($node, "SELECT attempt FROM agentorch.steps WHERE run_id = $llm_run"), '1', 'the llm step took one attempt');
+is(sql($node, "SELECT attempt FROM agentorch.steps WHERE run_id = $http_run"), '1', 'the http step took one attempt');
+is(received('overlap_llm'), 2, 'the model received one request for it');
+is(received('overlap_http'), 1, 'the http tool sent one request, after the commit');
+is(sql($node, "SELECT count(DISTINCT (run_id, seq)) = count(*) FROM agentorch.chunks WHERE run_id IN ($llm_run, $http_run)"),
+	't', 'no chunk was written twice');
+ok(!crashed($node), 'no server process crashed');
+
+# ---- a crash while the lease's commit waits, its request gone out
+hold_commits();
+my $crash_run = sql($node, q{
+	SET synchronous_commit = local;
+	SELECT agentorch.start('{"prompt": "overlap-llm: through a crash"}', 'simple', NULL, '{"model": "gpt"}')});
+is(wait_received('overlap_llm', 3), 3, 'its request reached the model while the commit waits');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND backend_type LIKE 'agentorch executor%'"),
+	"the executor's commit is waiting for the standby");
+my $executor = sql($node,
+	"SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND backend_type LIKE 'agentorch executor%' LIMIT 1");
+my $off = -s $node->logfile;
+kill 'KILL', $executor;
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $off);
+ok($node->poll_query_until('postgres', 'SELECT 1', '1'), 'the server is back after the crash restart');
+release_commits();
+is(ao_wait_run($node, 'postgres', $crash_run, '60s'), 'succeeded', 'the run finishes after the crash');
+is(token_text($node, $crash_run), 'the model answered', 'its reply is streamed once, in full');
+cmp_ok(sql($node, "SELECT attempt FROM agentorch.steps WHERE run_id = $crash_run"), '<=', 2,
+	'at most the attempt the crash took and one more');
+is(sql($node, "SELECT count(*) FROM agentorch.chunks WHERE run_id = $crash_run AND kind = 'final'"), '1',
+	'one final chunk');
+
+done_testing();
