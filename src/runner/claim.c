@@ -1157,6 +1157,62 @@ run_step_guarded(Claimed *c)
 }
 
 /*
+ * The claim statement, around a filter of ready steps (the executor's own
+ * claim, or agentorch.work()'s and a simulation's with their parameters:
+ * $2 only runs of owners that role has the privileges of, $3/$4 only that
+ * step, $6 only that run's steps, network ones too).
+ *
+ * - c: steps_ready's order: steps early in their runs (the first sixteen
+ *   places) before later ones, so a run's 1000th loop iteration does not
+ *   go before another run's first step; among those, the oldest run's
+ *   steps together, so what a run costs per claim (its lock, settling,
+ *   promotion, notification) is paid once for a fan-out's ten steps, not
+ *   ten times.
+ * - u: an update that changes nothing: the claimed rows' versions become
+ *   this transaction's own, so the step's subtransaction that updates them
+ *   next does not turn their xmax into a MultiXact (our lock plus a
+ *   child's update), which every later read of the row would decode.
+ * - v: the same for the runs of steps that are not plain (children of a
+ *   parallel step or a loop, plan steps): those change their run inside
+ *   their subtransaction. A plain step's plain success is written at the
+ *   round's level, with the round's other successes, so for its run the
+ *   lock is enough (an update here would be one more version of every run
+ *   in every round); when it changes its run inside its subtransaction
+ *   instead (a failure, a retry, a branch, parallel, loop or user_input
+ *   step), the run's row becomes a MultiXact, which costs that run's later
+ *   reads a little. The run's status is as the round starts (nobody else
+ *   can change it while we hold the row).
+ * - the result: every row is locked already, the order is only the order
+ *   of work. Steps of a run stay together; runs go by their best step
+ *   (priority, then place in the run), so when the batch runs out of time
+ *   (agentorch.batch_time_limit) a run's 1000th loop iteration has not
+ *   gone before another run's first step.
+ */
+#define CLAIM_SQL(filter) \
+	"WITH c AS (" \
+	"  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner, " \
+	"         s.priority, s.ord, (s.parent_step_id IS NULL AND s.plan_version = 0) AS plain, " \
+	"         s.started_at, s.worker, r.status AS run_status, " \
+	"         r.tools OPERATOR(pg_catalog.->) (s.spec OPERATOR(pg_catalog.->>) 'tool') AS tool_definition, " \
+	"         CASE WHEN NOT r.compensating THEN r.deadline END AS deadline " \
+	"    FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id " \
+	"   WHERE s.status = 'ready' AND " filter " " \
+	"     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp()) " \
+	"     AND s.run_id >= $5 AND s.run_id <> $7 " \
+	"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST, (s.ord / 16), s.run_id, s.ord " \
+	"   LIMIT $1 FOR UPDATE OF s, r SKIP LOCKED), " \
+	"u AS (UPDATE agentorch.steps s SET attempt = s.attempt + 1, started_at = pg_catalog.now(), worker = $8 " \
+	"      FROM c WHERE s.run_id = c.run_id AND s.step_id = c.step_id), " \
+	"v AS (UPDATE agentorch.runs r SET last_event_seq = r.last_event_seq " \
+	"      FROM (SELECT DISTINCT run_id FROM c WHERE NOT c.plain) x WHERE r.id = x.run_id) " \
+	"SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, " \
+	"       COALESCE(c.iteration, -1), c.owner, c.plain, c.run_status::text, c.started_at, c.worker, " \
+	"       c.tool_definition, c.deadline " \
+	"  FROM c " \
+	"WINDOW w AS (PARTITION BY c.run_id) " \
+	"ORDER BY pg_catalog.max(c.priority) OVER w DESC, pg_catalog.min(c.ord) OVER w, c.run_id, c.step_id"
+
+/*
  * Claim up to max ready transactional steps (SKIP LOCKED), ordered by run
  * so runs are locked in id order. With only_role valid, only runs whose
  * owner that role has the privileges of (agentorch.work()).
@@ -1183,67 +1239,19 @@ claim(int max, Oid only_role, int64 only_run, const char *only_step, MemoryConte
 		nulls[5] = 'n';
 	values[6] = Int64GetDatum(cancelled_run != 0 && GetCurrentTimestamp() < cancelled_run_until ? cancelled_run : 0);
 	values[7] = Int32GetDatum(executor_id);
-	ao_spi_exec("WITH c AS ("
-			 "  SELECT s.run_id, s.step_id, s.kind, s.spec, s.attempt, s.max_attempts, s.item, s.iteration, r.owner, "
-			 "         s.priority, s.ord, (s.parent_step_id IS NULL AND s.plan_version = 0) AS plain, "
-			 "         s.started_at, s.worker, r.status AS run_status, "
-			 "         r.tools OPERATOR(pg_catalog.->) (s.spec OPERATOR(pg_catalog.->>) 'tool') AS tool_definition, "
-			 "         CASE WHEN NOT r.compensating THEN r.deadline END AS deadline "
-			 "    FROM agentorch.steps s JOIN agentorch.runs r ON r.id = s.run_id "
-			 "   WHERE s.status = 'ready' AND (NOT s.network OR $6::int8 IS NOT NULL) "
-			 "     AND ($6::int8 IS NULL OR s.run_id = $6) "
-			 "     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp()) "
-			 "     AND ($2::oid IS NULL OR pg_catalog.pg_has_role($2::oid, r.owner, 'USAGE')) "
-			 "     AND ($3::int8 IS NULL OR (s.run_id = $3 AND s.step_id = $4)) "
-			 "     AND s.run_id >= $5 AND s.run_id <> $7 "
-			 /*
-			  * steps_ready's order: steps early in their runs (the first
-			  * sixteen places) before later ones, so a run's 1000th loop
-			  * iteration does not go before another run's first step; among
-			  * those, the oldest run's steps together, so what a run costs
-			  * per claim (its lock, settling, promotion, notification) is
-			  * paid once for a fan-out's ten steps, not ten times.
-			  */
-			 "   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST, (s.ord / 16), s.run_id, s.ord "
-			 "   LIMIT $1 FOR UPDATE OF s, r SKIP LOCKED), "
-			 /*
-			  * An update that changes nothing: the claimed rows' versions
-			  * become this transaction's own, so the step's subtransaction
-			  * that updates them next does not turn their xmax into a
-			  * MultiXact (our lock plus a child's update), which every later
-			  * read of the row would decode.
-			  */
-			 "u AS (UPDATE agentorch.steps s SET attempt = s.attempt + 1, started_at = pg_catalog.now(), worker = $8 "
-			 "      FROM c WHERE s.run_id = c.run_id AND s.step_id = c.step_id), "
-			 /*
-			  * The same for the runs of steps that are not plain (children
-			  * of a parallel step or a loop, plan steps): those change their
-			  * run inside their subtransaction. A plain step's plain success
-			  * is written at the round's level, with the round's other
-			  * successes, so for its run the lock is enough (an update here
-			  * would be one more version of every run in every round); when
-			  * it changes its run inside its subtransaction instead (a
-			  * failure, a retry, a branch, parallel, loop or user_input
-			  * step), the run's row becomes a MultiXact, which costs that
-			  * run's later reads a little. The run's status is as the round
-			  * starts (nobody else can change it while we hold the row).
-			  */
-			 "v AS (UPDATE agentorch.runs r SET last_event_seq = r.last_event_seq "
-			 "      FROM (SELECT DISTINCT run_id FROM c WHERE NOT c.plain) x WHERE r.id = x.run_id) "
-			 "SELECT c.run_id, c.step_id, c.kind::text, c.spec, c.attempt, c.max_attempts, c.item, "
-			 "       COALESCE(c.iteration, -1), c.owner, c.plain, c.run_status::text, c.started_at, c.worker, "
-			 "       c.tool_definition, c.deadline "
-			 "  FROM c "
-			 /*
-			  * Every row is locked already: the order is only the order of
-			  * work. Steps of a run stay together; runs go by their best
-			  * step (priority, then place in the run), so when the batch
-			  * runs out of time (agentorch.batch_time_limit) a run's 1000th
-			  * loop iteration has not gone before another run's first step.
-			  */
-			 "WINDOW w AS (PARTITION BY c.run_id) "
-			 "ORDER BY pg_catalog.max(c.priority) OVER w DESC, pg_catalog.min(c.ord) OVER w, c.run_id, c.step_id",
-			 8, types, values, nulls, SPI_OK_SELECT);
+	/*
+	 * The executor's claim has no optional filter, so its plan does not
+	 * depend on the parameters' values: it is planned once (a custom plan
+	 * per claim was a tenth of the claim's cost).
+	 */
+	if (!OidIsValid(only_role) && only_step == NULL && sim_run == 0)
+		ao_spi_exec_generic(CLAIM_SQL("NOT s.network"), 8, types, values, nulls, SPI_OK_SELECT);
+	else
+		ao_spi_exec(CLAIM_SQL("(NOT s.network OR $6::int8 IS NOT NULL) "
+							  "AND ($6::int8 IS NULL OR s.run_id = $6) "
+							  "AND ($2::oid IS NULL OR pg_catalog.pg_has_role($2::oid, r.owner, 'USAGE')) "
+							  "AND ($3::int8 IS NULL OR (s.run_id = $3 AND s.step_id = $4))"),
+					8, types, values, nulls, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
