@@ -113,9 +113,11 @@ CREATE INDEX steps_ready ON agentorch.steps (network, priority DESC, not_before 
 ALTER TABLE agentorch.workers ADD COLUMN name text, ADD COLUMN host text, ADD COLUMN backend_pid int;
 
 -- runs and steps filled to 70 % (0.2.0), so their updates that change no
--- indexed column stay on the page (HOT); pages written from now on
+-- indexed column stay on the page (HOT); pages written from now on. steps
+-- vacuumed after 1 % of its rows changed: a claim walks the dead entries
+-- of finished steps in the claim's index until a vacuum removes them
 ALTER TABLE agentorch.runs SET (fillfactor = 70);
-ALTER TABLE agentorch.steps SET (fillfactor = 70);
+ALTER TABLE agentorch.steps SET (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
 
 -- idempotency keys (0.2.0): only runs that have one are in the unique
 -- index (building it reads the runs table once)

@@ -156,7 +156,11 @@ CREATE TABLE agentorch.llm_cache (
 -- version for each change (claim, counters, close), a step's for its claim
 -- and its outcome, all within a round's transaction; the room left on the
 -- page lets those that change no indexed column be heap-only (HOT), without
--- an entry in every index.
+-- an entry in every index. steps is also a queue: every step that was
+-- ready leaves a dead entry in the claim's index (steps_ready), and a claim
+-- walks the dead entries of finished steps until a vacuum removes them, so
+-- autovacuum visits it after 1 % of its rows (and 1000) have changed, not
+-- the default 20 %.
 CREATE SEQUENCE agentorch.runs_id_seq;
 CREATE TABLE agentorch.runs (
     id                bigint PRIMARY KEY DEFAULT pg_catalog.nextval('agentorch.runs_id_seq'),
@@ -244,7 +248,7 @@ CREATE TABLE agentorch.steps (
     started_at        timestamptz,
     finished_at       timestamptz,
     PRIMARY KEY (run_id, step_id)
-) WITH (fillfactor = 70);
+) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
 -- The claim query's index: ready steps by priority, then not_before, then
 -- ord (a step's place in its run or loop) in groups of sixteen places, so a
 -- run's 1000th loop iteration does not go before another run's first step;

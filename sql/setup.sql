@@ -14,6 +14,8 @@ WHERE i.indisprimary AND c.relnamespace = 'agentorch'::regnamespace
   AND c.relname IN ('steps', 'events', 'chunks', 'checkpoints', 'plans') ORDER BY 1;
 -- the partial indexes of the engine's hot paths
 SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'agentorch' AND indexdef LIKE '%WHERE%' ORDER BY 1;
+-- runs and steps leave room for HOT updates; steps, a queue, is vacuumed early
+SELECT relname, reloptions FROM pg_class WHERE oid IN ('agentorch.runs'::regclass, 'agentorch.steps'::regclass) ORDER BY 1;
 -- the stored schemas are valid JSON Schemas and the orchestration-config defaults validate
 SELECT name, agentorch.is_valid_json('{}', schema) AS accepts_empty FROM agentorch._schemas ORDER BY name;
 SELECT current_setting('agentorch.max_definition_size');
