@@ -763,12 +763,17 @@ start_request(NetStep *s)
  * A claimed step whose request may leave while the lease's commit is
  * flushed: its kind's first request changes nothing outside (an LLM's),
  * and it goes to the network (a replayed one reads a recording, and a
- * failure there is the step's own, never the claim transaction's).
+ * failure there is the step's own, never the claim transaction's). Not
+ * after a claim transaction failed, until one commits: a commit that keeps
+ * failing (a trigger, serialization) would send a paid request each time,
+ * with no attempt ever counted.
  */
+static bool claim_failed = false;	/* the last claim transaction ended in an ERROR */
+
 static bool
 sends_while_committing(NetStep *s)
 {
-	return !s->finished && !s->deferred && s->req.url != NULL && s->kind->send_while_committing &&
+	return !claim_failed && !s->finished && !s->deferred && s->req.url != NULL && s->kind->send_while_committing &&
 		!(s->llm_provider && s->llm_mode == AO_LLM_REPLAY);
 }
 
@@ -961,58 +966,59 @@ ao_net_steps_claim(void)
 				" ORDER BY c.run_id",
 				3, types, values, NULL);
 	}
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext cxt = AllocSetContextCreate(ao_net_context(), "agentorch network step",
-												  ALLOCSET_SMALL_SIZES);
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-		NetStep    *s = palloc0(sizeof(NetStep));
-		bool		isnull;
-		char	   *status = SPI_getvalue(tup, desc, 3);
-		char	   *spec = SPI_getvalue(tup, desc, 4);
-		char	   *context = SPI_getvalue(tup, desc, 8);
-		char	   *options = SPI_getvalue(tup, desc, 9);
-
-		s->cxt = cxt;
-		{
-			MemoryContextCallback *cb = palloc0(sizeof(MemoryContextCallback));
-
-			cb->func = release_request_cb;
-			cb->arg = s;
-			MemoryContextRegisterResetCallback(cxt, cb);
-		}
-		s->run_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		s->step_id = SPI_getvalue(tup, desc, 2);
-		s->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-		s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
-		s->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
-		s->traceparent = traceparent_header(SPI_getvalue(tup, desc, 11), s->step_id);
-		{
-			Datum		left = SPI_getbinval(tup, desc, 10, &isnull);
-
-			s->deadline_left_ms = isnull ? -1 : Max(0.0, DatumGetFloat8(left));
-		}
-		s->spec = ao_json_from_cstring(spec, strlen(spec), "step spec");
-		s->run_options = ao_json_from_cstring(options, strlen(options), "run options");
-		set_llm_mode(s, false);
-		s->kind = kind_of(s->spec);
-		s->req.arg = s;
-		s->req.max_bytes = (size_t) ao_max_response_size;
-		s->req.idle_timeout_ms = 60000;
-		/* context travels as text so it is independent of SPI memory */
-		s->state = pstrdup(context ? context : "{}");
-		if (strcmp(status, "running") != 0 && strcmp(status, "waiting") != 0)
-			s->finished = true; /* run no longer active: settle as cancelled */
-		/* the list outlives SPI_finish: keep it in the caller's context */
-		MemoryContextSwitchTo(caller);
-		claimed = lappend(claimed, s);
-		MemoryContextSwitchTo(old);
-	}
-
 	PG_TRY();
 	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			MemoryContext cxt = AllocSetContextCreate(ao_net_context(), "agentorch network step",
+													  ALLOCSET_SMALL_SIZES);
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+			NetStep    *s = palloc0(sizeof(NetStep));
+			bool		isnull;
+			char	   *status = SPI_getvalue(tup, desc, 3);
+			char	   *spec = SPI_getvalue(tup, desc, 4);
+			char	   *context = SPI_getvalue(tup, desc, 8);
+			char	   *options = SPI_getvalue(tup, desc, 9);
+
+			s->cxt = cxt;
+			{
+				MemoryContextCallback *cb = palloc0(sizeof(MemoryContextCallback));
+
+				cb->func = release_request_cb;
+				cb->arg = s;
+				MemoryContextRegisterResetCallback(cxt, cb);
+			}
+			/* listed at once, so that an ERROR below frees it too (the list outlives SPI_finish) */
+			MemoryContextSwitchTo(caller);
+			claimed = lappend(claimed, s);
+			MemoryContextSwitchTo(cxt);
+			s->run_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			s->step_id = SPI_getvalue(tup, desc, 2);
+			s->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+			s->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+			s->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
+			s->traceparent = traceparent_header(SPI_getvalue(tup, desc, 11), s->step_id);
+			{
+				Datum		left = SPI_getbinval(tup, desc, 10, &isnull);
+
+				s->deadline_left_ms = isnull ? -1 : Max(0.0, DatumGetFloat8(left));
+			}
+			s->spec = ao_json_from_cstring(spec, strlen(spec), "step spec");
+			s->run_options = ao_json_from_cstring(options, strlen(options), "run options");
+			set_llm_mode(s, false);
+			s->kind = kind_of(s->spec);
+			s->req.arg = s;
+			s->req.max_bytes = (size_t) ao_max_response_size;
+			s->req.idle_timeout_ms = 60000;
+			/* context travels as text so it is independent of SPI memory */
+			s->state = pstrdup(context ? context : "{}");
+			if (strcmp(status, "running") != 0 && strcmp(status, "waiting") != 0)
+				s->finished = true; /* run no longer active: settle as cancelled */
+			MemoryContextSwitchTo(old);
+		}
+
 		begin_attempts(claimed);
 		SPI_finish();
 		PopActiveSnapshot();
@@ -1021,11 +1027,13 @@ ao_net_steps_claim(void)
 	PG_CATCH();
 	{
 		/* nothing was claimed: the steps' memory goes, with their transfers, locks and policy slots */
+		claim_failed = true;
 		foreach(lc, claimed)
 			MemoryContextDelete(((NetStep *) lfirst(lc))->cxt);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	claim_failed = false;
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/* committed: now the requests may go out */
@@ -1068,11 +1076,15 @@ release_request_cb(void *arg)
 		ao_step_lock_release(s->lock_name);
 		s->lock_name = NULL;
 	}
-	/* an ERROR that takes a step's memory (run_sync) must not keep its slot */
+	/*
+	 * an ERROR that takes a step's memory (run_sync, a failed claim) must
+	 * not keep its slot; the request's outcome is unknown (a half-open
+	 * breaker probes again)
+	 */
 	if (s->policy_acquired)
 	{
 		s->policy_acquired = false;
-		ao_policy_release(s->policy_name, &s->limits, true, 0);
+		ao_policy_release(s->policy_name, &s->limits, -1, 0);
 	}
 }
 
@@ -1656,7 +1668,7 @@ ao_net_steps_heartbeat(void)
 				slots_freed++;
 				ao_net_abandon(&s->req);
 				if (s->policy_acquired)
-					ao_policy_release(s->policy_name, &s->limits, true, 0);
+					ao_policy_release(s->policy_name, &s->limits, -1, 0);
 				s->policy_acquired = false;
 				if (s->kind->release)
 					s->kind->release(s);

@@ -1,10 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * chunk_rows.c
- *	  Streamed chunks written: what a step's chunk buffer (stream/chunks.c)
- *	  holds becomes rows of agentorch.chunks, one multi-row insert per
- *	  step and attempt, after the run's last_chunk_seq has moved past them
- *	  -- what agentorch._append_chunks does, through the executor's row
+ *	  Streamed chunks written: what the chunk buffers (stream/chunks.c)
+ *	  hold becomes rows of agentorch.chunks, written together, after each
+ *	  run's last_chunk_seq has moved past all of its batches at once (the
+ *	  chunks of its parallel steps, of a step's two attempts) -- what
+ *	  agentorch._append_chunks does per batch, through the executor's row
  *	  operations (rows.c) with no statement to parse or plan -- and the
  *	  runs they belong to are notified once each (notify.c). This is the
  *	  flush path of every llm step's first token, so it runs no SQL.
@@ -78,73 +79,98 @@ append_batch_sql(const AoChunkBatch *b)
 }
 
 /*
- * One batch: the run's row locked and its last_chunk_seq moved by the
- * batch's size, then the chunks inserted after the old value. False: the
- * run is gone or no longer open, and nothing was written.
+ * One run's batches (consecutive in the list, from index from to to): the
+ * run's row locked once and its last_chunk_seq moved past all of them,
+ * then their chunks inserted in order after the old value. One update per
+ * run: the row read by a second fetch in the same command would be the
+ * version before this update. False: the run is gone or no longer open,
+ * and nothing was written.
  */
 static bool
-append_batch(AoRows *w, const AoChunkBatch *b)
+append_run_batches(AoRows *w, AoChunkBatch **batches, int from, int to)
 {
 	AoRowTable *rt = ao_rows_table(w, T_RUNS);
 	AoRowTable *ct;
-	Datum		key = Int64GetDatum(b->run);
+	Datum		key = Int64GetDatum(batches[from]->run);
 	bool		isnull;
 	const char *status;
-	int64		last;
+	int64		seq;
+	int			n = 0;
 
+	for (int b = from; b < to; b++)
+		n += batches[b]->n;
 	if (!ao_row_fetch(w, rt, 1, &key, true))
 		return false;
 	status = DatumGetCString(DirectFunctionCall1(enum_out, ao_row_old(rt, "status", &isnull)));
 	if (strcmp(status, "running") != 0 && strcmp(status, "waiting") != 0)
 		return false;
-	last = DatumGetInt64(ao_row_old(rt, "last_chunk_seq", &isnull));
+	seq = DatumGetInt64(ao_row_old(rt, "last_chunk_seq", &isnull));
 	ao_row_begin_update(w, rt);
-	ao_row_put(rt, "last_chunk_seq", Int64GetDatum(last + b->n), false);
+	ao_row_put(rt, "last_chunk_seq", Int64GetDatum(seq + n), false);
 	ao_row_update(w, rt);
 
 	ct = ao_rows_table(w, T_CHUNKS);
-	for (int i = 0; i < b->n; i++)
+	for (int b = from; b < to; b++)
 	{
-		ao_row_begin(w, ct);
-		ao_row_put(ct, "run_id", key, false);
-		ao_row_put(ct, "seq", Int64GetDatum(last + i + 1), false);
-		ao_row_put_text(ct, "step_id", b->step_id);
-		ao_row_put(ct, "attempt", Int32GetDatum(b->attempt), false);
-		ao_row_put_kept(w, ct, "kind", b->kinds[i]);
-		ao_row_put_text(ct, "content", b->contents[i]);
-		ao_row_put_text(ct, "data", b->datas[i]);
-		ao_row_insert(w, ct);
+		const AoChunkBatch *batch = batches[b];
+
+		for (int i = 0; i < batch->n; i++)
+		{
+			ao_row_begin(w, ct);
+			ao_row_put(ct, "run_id", key, false);
+			ao_row_put(ct, "seq", Int64GetDatum(++seq), false);
+			ao_row_put_text(ct, "step_id", batch->step_id);
+			ao_row_put(ct, "attempt", Int32GetDatum(batch->attempt), false);
+			ao_row_put_kept(w, ct, "kind", batch->kinds[i]);
+			ao_row_put_text(ct, "content", batch->contents[i]);
+			ao_row_put_text(ct, "data", batch->datas[i]);
+			ao_row_insert(w, ct);
+		}
 	}
 	return true;
 }
 
-/* Write each buffer's queued chunks; the runs written to, each once, in order. */
+/*
+ * Write each buffer's queued chunks (the buffers in run id order, so one
+ * run's batches are consecutive); the runs written to, each once, in order.
+ */
 static List *
 write_buffers(List *bufs)
 {
 	List	   *runs = NIL;
-	bool		in_c = !ao_state_sql_only && ao_schema_at_least(0, 2);
-	AoRows		w;
+	List	   *all = NIL;
+	AoChunkBatch **batches;
+	int			n;
 	ListCell   *lc;
 
-	if (in_c)
-		ao_rows_open(&w, T_COUNT, table_names);
 	foreach(lc, bufs)
+		all = list_concat(all, ao_chunks_take((AoChunkBuffer *) lfirst(lc)));
+	n = list_length(all);
+	if (n == 0)
+		return NIL;
+	batches = palloc(sizeof(AoChunkBatch *) * n);
+	for (int i = 0; i < n; i++)
+		batches[i] = list_nth(all, i);
+	if (ao_state_sql_only || !ao_schema_at_least(0, 2))
 	{
-		AoChunkBuffer *buf = lfirst(lc);
-		List	   *batches = ao_chunks_take(buf);
-		ListCell   *bc;
-
-		foreach(bc, batches)
-		{
-			AoChunkBatch *b = lfirst(bc);
-
-			if (in_c ? append_batch(&w, b) : append_batch_sql(b))
-				runs = ao_run_list_add(runs, b->run);
-		}
+		for (int i = 0; i < n; i++)
+			if (append_batch_sql(batches[i]))
+				runs = ao_run_list_add(runs, batches[i]->run);
+		return runs;
 	}
-	if (in_c)
+	{
+		AoRows		w;
+
+		ao_rows_open(&w, T_COUNT, table_names);
+		for (int from = 0, to; from < n; from = to)
+		{
+			for (to = from + 1; to < n && batches[to]->run == batches[from]->run; to++)
+				;
+			if (append_run_batches(&w, batches, from, to))
+				runs = ao_run_list_add(runs, batches[from]->run);
+		}
 		ao_rows_close(&w);
+	}
 	return runs;
 }
 

@@ -11,7 +11,10 @@
 #     attempt each, and the reply streamed in full;
 #   - an executor killed while its lease's commit waits (the request gone
 #     out) takes nothing with it: after the crash restart the run finishes
-#     with the reply streamed once.
+#     with the reply streamed once;
+#   - a claim whose commit keeps failing sends the model one request, not
+#     one per try: after a failed claim, requests wait for the commit until
+#     a claim commits again.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -141,5 +144,41 @@ cmp_ok(sql($node, "SELECT attempt FROM agentorch.steps WHERE run_id = $crash_run
 	'at most the attempt the crash took and one more');
 is(sql($node, "SELECT count(*) FROM agentorch.chunks WHERE run_id = $crash_run AND kind = 'final'"), '1',
 	'one final chunk');
+
+# ---- a claim whose commit fails, again and again (a superuser's deferred trigger)
+# Four slow requests at once leave four kept-alive connections to the
+# model, so each failed claim could send its request at once on one.
+sql($node, "SELECT agentorch.register_workflow('warm4', "
+	  . json_in({ steps => [ map { { id => "w$_", type => 'llm', model => 'gpt', prompt => "overlap-warm $_" } } 1 .. 4 ] })
+	  . ')');
+my $warm4 = start_run($node, {}, { workflow => 'warm4' });
+is(ao_wait_run($node, 'postgres', $warm4, '60s'), 'succeeded', 'four requests at once succeed');
+sql($node, q{
+	CREATE TABLE refuse (on_ boolean);
+	INSERT INTO refuse VALUES (true);
+	CREATE FUNCTION refuse_lease() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF EXISTS (SELECT 1 FROM public.refuse) THEN
+			RAISE EXCEPTION 'lease refused (test)';
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE CONSTRAINT TRIGGER refuse_lease AFTER UPDATE ON agentorch.steps DEFERRABLE INITIALLY DEFERRED
+		FOR EACH ROW WHEN (NEW.status = 'running') EXECUTE FUNCTION refuse_lease();});
+my $before = received('overlap_llm');
+my $off = -s $node->logfile;
+my $refused = start_run($node, { prompt => 'overlap-llm: refused' }, { model => 'gpt' });
+for (1 .. 4)
+{
+	$node->wait_for_log(qr/lease refused \(test\)/, $off);
+	$off = -s $node->logfile;
+}
+is(sql($node, "SELECT status || '/' || attempt FROM agentorch.steps WHERE run_id = $refused"), 'ready/0',
+	'the claims failed four times: the step is ready, no attempt counted');
+cmp_ok(received('overlap_llm') - $before, '<=', 1, 'the model received at most one request for it, not one per try');
+sql($node, 'DELETE FROM refuse');
+is(ao_wait_run($node, 'postgres', $refused, '60s'), 'succeeded', 'once the commit goes through the run succeeds');
+is(token_text($node, $refused), 'the model answered', 'with its reply');
+sql($node, 'DROP TRIGGER refuse_lease ON agentorch.steps');
 
 done_testing();
