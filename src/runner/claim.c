@@ -1657,6 +1657,33 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
  * *recovery_ms how long before maintenance has work (an input timeout, a
  * lease or a run deadline; <= 0: now). Both are at most poll_interval.
  */
+/* the careful-mode advisory lock (session level): one careful attempt at a time per database */
+static bool careful_lock_held = false;
+
+static void
+careful_lock_tag(LOCKTAG *tag)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0x616f6372, 0, 3);
+}
+
+/*
+ * Give back the careful-mode lock if this process holds it (after a batch,
+ * and when an ERROR ended the executor's iteration: a session lock is not
+ * released by the abort). Nothing else: the session locks of network steps
+ * still running stay held with their steps.
+ */
+void
+ao_executor_release_careful_lock(void)
+{
+	LOCKTAG		tag;
+
+	if (!careful_lock_held)
+		return;
+	careful_lock_tag(&tag);
+	LockRelease(&tag, ExclusiveLock, true);
+	careful_lock_held = false;
+}
+
 int
 ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms)
 {
@@ -1667,7 +1694,6 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms)
 	char	   *careful_step = NULL;
 
 	bool		careful_left_was_used = careful_left > 0;
-	bool		careful_locked = false;
 
 	if (careful_left > 0)
 	{
@@ -1680,15 +1706,15 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms)
 		max = 1;
 		/* one careful attempt at a time per database, so a crash is attributable */
 		{
-			LOCKTAG	tag;
+			LOCKTAG		tag;
 
-			SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x616f6372, 0, 3);
+			careful_lock_tag(&tag);
 			if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 			{
 				*sleep_ms = 20;
 				return 0;
 			}
-			careful_locked = true;
+			careful_lock_held = true;
 		}
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
@@ -1814,13 +1840,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	if (careful_locked)
-	{
-		LOCKTAG	tag;
-
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0x616f6372, 0, 3);
-		LockRelease(&tag, ExclusiveLock, true);
-	}
+	ao_executor_release_careful_lock();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (n > 0)

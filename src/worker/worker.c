@@ -988,8 +988,12 @@ ao_executor_main(Datum arg)
 			EmitErrorReport();
 			FlushErrorState();
 			AbortOutOfAnyTransaction();
-			/* the careful-mode advisory lock is session-level: not released by abort */
-			LockReleaseAll(USER_LOCKMETHOD, true);
+			/*
+			 * the careful-mode advisory lock is session-level: not released
+			 * by the abort (the step locks of network steps still running
+			 * are session locks too, and stay held with their steps)
+			 */
+			ao_executor_release_careful_lock();
 			SPI_finish();
 			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(scratch);

@@ -14,7 +14,8 @@
 #     with the reply streamed once;
 #   - a claim whose commit keeps failing sends the model one request, not
 #     one per try: after a failed claim, requests wait for the commit until
-#     a claim commits again.
+#     a claim commits again; and the step lock of a step still running in
+#     that executor stays held through the failures.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -153,6 +154,15 @@ sql($node, "SELECT agentorch.register_workflow('warm4', "
 	  . ')');
 my $warm4 = start_run($node, {}, { workflow => 'warm4' });
 is(ao_wait_run($node, 'postgres', $warm4, '60s'), 'succeeded', 'four requests at once succeed');
+# a step holding a step lock, its slow request in flight through the failures below
+sql($node, "SELECT agentorch.register_workflow('locked', "
+	  . json_in({ steps => [ { id => 'slow', type => 'llm', model => 'gpt', prompt => 'overlap-slow', lock => 'L1' } ] }) . ')');
+my $locked = start_run($node, {}, { workflow => 'locked' });
+my $step_lock = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+	WHERE l.locktype = 'advisory' AND l.objsubid = 160 AND l.granted AND a.backend_type LIKE 'agentorch executor%'";
+ok($node->poll_query_until('postgres', "SELECT ($step_lock) > 0 AND
+	(SELECT status = 'running' FROM agentorch.steps WHERE run_id = $locked)", 't'),
+	'the locked step runs, its executor holding the step lock');
 sql($node, q{
 	CREATE TABLE refuse (on_ boolean);
 	INSERT INTO refuse VALUES (true);
@@ -175,10 +185,14 @@ for (1 .. 4)
 }
 is(sql($node, "SELECT status || '/' || attempt FROM agentorch.steps WHERE run_id = $refused"), 'ready/0',
 	'the claims failed four times: the step is ready, no attempt counted');
+is(sql($node, "SELECT status FROM agentorch.steps WHERE run_id = $locked"), 'running', 'the locked step is still running');
+is(sql($node, $step_lock), '1', 'and its step lock is still held after the failed iterations');
 cmp_ok(received('overlap_llm') - $before, '<=', 1, 'the model received at most one request for it, not one per try');
 sql($node, 'DELETE FROM refuse');
 is(ao_wait_run($node, 'postgres', $refused, '60s'), 'succeeded', 'once the commit goes through the run succeeds');
 is(token_text($node, $refused), 'the model answered', 'with its reply');
+is(ao_wait_run($node, 'postgres', $locked, '60s'), 'succeeded', 'the locked step finishes');
+is(sql($node, $step_lock), '0', 'and gives its step lock back');
 sql($node, 'DROP TRIGGER refuse_lease ON agentorch.steps');
 
 done_testing();
