@@ -736,6 +736,23 @@ kind_of(json_object *spec)
 }
 
 /*
+ * A new step's spec and run options (text, as read), its llm_mode (from
+ * the run's options, or this session's settings for run_sync), its kind,
+ * and its request's limits.
+ */
+static void
+init_step(NetStep *s, const char *spec, const char *options, bool in_session)
+{
+	s->spec = ao_json_from_cstring(spec, strlen(spec), "step spec");
+	s->run_options = ao_json_from_cstring(options, strlen(options), "run options");
+	set_llm_mode(s, in_session);
+	s->kind = kind_of(s->spec);
+	s->req.arg = s;
+	s->req.max_bytes = (size_t) ao_max_response_size;
+	s->req.idle_timeout_ms = 60000;
+}
+
+/*
  * How many request slots have been given back in this process (a settled
  * step, a lost lease): a claim that found the slots full can find room
  * once it moved.
@@ -1005,13 +1022,7 @@ ao_net_steps_claim(void)
 
 				s->deadline_left_ms = isnull ? -1 : Max(0.0, DatumGetFloat8(left));
 			}
-			s->spec = ao_json_from_cstring(spec, strlen(spec), "step spec");
-			s->run_options = ao_json_from_cstring(options, strlen(options), "run options");
-			set_llm_mode(s, false);
-			s->kind = kind_of(s->spec);
-			s->req.arg = s;
-			s->req.max_bytes = (size_t) ao_max_response_size;
-			s->req.idle_timeout_ms = 60000;
+			init_step(s, spec, options, false);
 			/* context travels as text so it is independent of SPI memory */
 			s->state = pstrdup(context ? context : "{}");
 			if (strcmp(status, "running") != 0 && strcmp(status, "waiting") != 0)
@@ -1111,13 +1122,7 @@ ao_net_inline_start(int64 run, const char *step_id, int attempt, int max_attempt
 	s->max_attempts = max_attempts;
 	s->owner = owner;
 	s->deadline_left_ms = -1;
-	s->spec = ao_json_from_cstring(spec_text, strlen(spec_text), "step spec");
-	s->run_options = ao_json_from_cstring(options_text, strlen(options_text), "run options");
-	set_llm_mode(s, true);
-	s->kind = kind_of(s->spec);
-	s->req.arg = s;
-	s->req.max_bytes = (size_t) ao_max_response_size;
-	s->req.idle_timeout_ms = 60000;
+	init_step(s, spec_text, options_text, true);
 	cb->func = release_request_cb;
 	cb->arg = s;
 	MemoryContextRegisterResetCallback(cxt, cb);
