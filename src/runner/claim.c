@@ -1648,15 +1648,6 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 	return processed;
 }
 
-/*
- * One executor batch in its own transaction (worker_spi's call sequence).
- * Returns the number of steps processed (-1: the extension is gone). When
- * it processed none: *sleep_ms is how long the caller may sleep before a
- * ready step it could claim comes due (a not_before still ahead: one
- * already due that nobody could claim does not wake it again), and
- * *recovery_ms how long before maintenance has work (an input timeout, a
- * lease or a run deadline; <= 0: now). Both are at most poll_interval.
- */
 /* the careful-mode advisory lock (session level): one careful attempt at a time per database */
 static bool careful_lock_held = false;
 
@@ -1684,6 +1675,15 @@ ao_executor_release_careful_lock(void)
 	careful_lock_held = false;
 }
 
+/*
+ * One executor batch in its own transaction (worker_spi's call sequence).
+ * Returns the number of steps processed (-1: the extension is gone). When
+ * it processed none: *sleep_ms is how long the caller may sleep before a
+ * ready step it could claim comes due (a not_before still ahead: one
+ * already due that nobody could claim does not wake it again), and
+ * *recovery_ms how long before maintenance has work (an input timeout, a
+ * lease or a run deadline; <= 0: now). Both are at most poll_interval.
+ */
 int
 ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms)
 {

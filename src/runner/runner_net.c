@@ -736,6 +736,26 @@ kind_of(json_object *spec)
 }
 
 /*
+ * A new step in a memory context of its own under parent: whatever takes
+ * that memory away (the step settled, an ERROR) takes its transfer out of
+ * curl first, and gives back its step lock and policy slot
+ * (release_request_cb).
+ */
+static NetStep *
+new_step(MemoryContext parent)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "agentorch network step", ALLOCSET_SMALL_SIZES);
+	NetStep    *s = MemoryContextAllocZero(cxt, sizeof(NetStep));
+	MemoryContextCallback *cb = MemoryContextAllocZero(cxt, sizeof(MemoryContextCallback));
+
+	s->cxt = cxt;
+	cb->func = release_request_cb;
+	cb->arg = s;
+	MemoryContextRegisterResetCallback(cxt, cb);
+	return s;
+}
+
+/*
  * A new step's spec and run options (text, as read), its llm_mode (from
  * the run's options, or this session's settings for run_sync), its kind,
  * and its request's limits.
@@ -776,6 +796,9 @@ start_request(NetStep *s)
 						 NULL);
 }
 
+/* the last claim transaction ended in an ERROR (until one commits) */
+static bool claim_failed = false;
+
 /*
  * A claimed step whose request may leave while the lease's commit is
  * flushed: its kind's first request changes nothing outside (an LLM's),
@@ -785,8 +808,6 @@ start_request(NetStep *s)
  * failing (a trigger, serialization) would send a paid request each time,
  * with no attempt ever counted.
  */
-static bool claim_failed = false;	/* the last claim transaction ended in an ERROR */
-
 static bool
 sends_while_committing(NetStep *s)
 {
@@ -989,28 +1010,18 @@ ao_net_steps_claim(void)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
-			MemoryContext cxt = AllocSetContextCreate(ao_net_context(), "agentorch network step",
-													  ALLOCSET_SMALL_SIZES);
-			MemoryContext old = MemoryContextSwitchTo(cxt);
-			NetStep    *s = palloc0(sizeof(NetStep));
+			NetStep    *s = new_step(ao_net_context());
+			MemoryContext old;
 			bool		isnull;
 			char	   *status = SPI_getvalue(tup, desc, 3);
 			char	   *spec = SPI_getvalue(tup, desc, 4);
 			char	   *context = SPI_getvalue(tup, desc, 8);
 			char	   *options = SPI_getvalue(tup, desc, 9);
 
-			s->cxt = cxt;
-			{
-				MemoryContextCallback *cb = palloc0(sizeof(MemoryContextCallback));
-
-				cb->func = release_request_cb;
-				cb->arg = s;
-				MemoryContextRegisterResetCallback(cxt, cb);
-			}
 			/* listed at once, so that an ERROR below frees it too (the list outlives SPI_finish) */
-			MemoryContextSwitchTo(caller);
+			old = MemoryContextSwitchTo(caller);
 			claimed = lappend(claimed, s);
-			MemoryContextSwitchTo(cxt);
+			MemoryContextSwitchTo(s->cxt);
 			s->run_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 			s->step_id = SPI_getvalue(tup, desc, 2);
 			s->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
@@ -1110,12 +1121,10 @@ ao_net_inline_start(int64 run, const char *step_id, int attempt, int max_attempt
 					const char *spec_text, const char *options_text, Jsonb *input, Jsonb *context,
 					MemoryContext parent)
 {
-	MemoryContext cxt = AllocSetContextCreate(parent, "agentorch inline step", ALLOCSET_SMALL_SIZES);
+	NetStep    *s = new_step(parent);
+	MemoryContext cxt = s->cxt;
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	NetStep    *s = palloc0(sizeof(NetStep));
-	MemoryContextCallback *cb = palloc0(sizeof(MemoryContextCallback));
 
-	s->cxt = cxt;
 	s->run_id = run;
 	s->step_id = pstrdup(step_id);
 	s->attempt = attempt;
@@ -1123,9 +1132,6 @@ ao_net_inline_start(int64 run, const char *step_id, int attempt, int max_attempt
 	s->owner = owner;
 	s->deadline_left_ms = -1;
 	init_step(s, spec_text, options_text, true);
-	cb->func = release_request_cb;
-	cb->arg = s;
-	MemoryContextRegisterResetCallback(cxt, cb);
 	{
 		/* the run's trace context (run_sync runs in this transaction) */
 		Oid			t[1] = {INT8OID};

@@ -79,7 +79,7 @@ append_batch_sql(const AoChunkBatch *b)
 }
 
 /*
- * One run's batches (consecutive in the list, from index from to to): the
+ * One run's batches (consecutive in the list, [from, to)): the
  * run's row locked once and its last_chunk_seq moved past all of them,
  * then their chunks inserted in order after the old value. One update per
  * run: the row read by a second fetch in the same command would be the
@@ -87,18 +87,18 @@ append_batch_sql(const AoChunkBatch *b)
  * and nothing was written.
  */
 static bool
-append_run_batches(AoRows *w, AoChunkBatch **batches, int from, int to)
+append_run_batches(AoRows *w, List *batches, int from, int to)
 {
 	AoRowTable *rt = ao_rows_table(w, T_RUNS);
 	AoRowTable *ct;
-	Datum		key = Int64GetDatum(batches[from]->run);
+	Datum		key = Int64GetDatum(((AoChunkBatch *) list_nth(batches, from))->run);
 	bool		isnull;
 	const char *status;
 	int64		seq;
 	int			n = 0;
 
 	for (int b = from; b < to; b++)
-		n += batches[b]->n;
+		n += ((AoChunkBatch *) list_nth(batches, b))->n;
 	if (!ao_row_fetch(w, rt, 1, &key, true))
 		return false;
 	status = DatumGetCString(DirectFunctionCall1(enum_out, ao_row_old(rt, "status", &isnull)));
@@ -112,7 +112,7 @@ append_run_batches(AoRows *w, AoChunkBatch **batches, int from, int to)
 	ct = ao_rows_table(w, T_CHUNKS);
 	for (int b = from; b < to; b++)
 	{
-		const AoChunkBatch *batch = batches[b];
+		const AoChunkBatch *batch = list_nth(batches, b);
 
 		for (int i = 0; i < batch->n; i++)
 		{
@@ -138,39 +138,38 @@ static List *
 write_buffers(List *bufs)
 {
 	List	   *runs = NIL;
-	List	   *all = NIL;
-	AoChunkBatch **batches;
+	List	   *batches = NIL;
 	int			n;
 	ListCell   *lc;
+	AoRows		w;
 
 	foreach(lc, bufs)
-		all = list_concat(all, ao_chunks_take((AoChunkBuffer *) lfirst(lc)));
-	n = list_length(all);
-	if (n == 0)
-		return NIL;
-	batches = palloc(sizeof(AoChunkBatch *) * n);
-	for (int i = 0; i < n; i++)
-		batches[i] = list_nth(all, i);
+		batches = list_concat(batches, ao_chunks_take((AoChunkBuffer *) lfirst(lc)));
+	n = list_length(batches);
 	if (ao_state_sql_only || !ao_schema_at_least(0, 2))
 	{
-		for (int i = 0; i < n; i++)
-			if (append_batch_sql(batches[i]))
-				runs = ao_run_list_add(runs, batches[i]->run);
+		foreach(lc, batches)
+		{
+			AoChunkBatch *b = lfirst(lc);
+
+			if (append_batch_sql(b))
+				runs = ao_run_list_add(runs, b->run);
+		}
 		return runs;
 	}
+	if (n == 0)
+		return NIL;
+	ao_rows_open(&w, T_COUNT, table_names);
+	for (int from = 0, to; from < n; from = to)
 	{
-		AoRows		w;
+		int64		run = ((AoChunkBatch *) list_nth(batches, from))->run;
 
-		ao_rows_open(&w, T_COUNT, table_names);
-		for (int from = 0, to; from < n; from = to)
-		{
-			for (to = from + 1; to < n && batches[to]->run == batches[from]->run; to++)
-				;
-			if (append_run_batches(&w, batches, from, to))
-				runs = ao_run_list_add(runs, batches[from]->run);
-		}
-		ao_rows_close(&w);
+		for (to = from + 1; to < n && ((AoChunkBatch *) list_nth(batches, to))->run == run; to++)
+			;
+		if (append_run_batches(&w, batches, from, to))
+			runs = ao_run_list_add(runs, run);
 	}
+	ao_rows_close(&w);
 	return runs;
 }
 
