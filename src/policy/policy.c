@@ -49,6 +49,8 @@ typedef struct AoTarget
 	int			consecutive_failures;
 	TimestampTz open_until;		/* 0 = closed */
 	bool		probing;		/* half-open probe in flight */
+	uint64		probe_ticket;	/* the probe's: only its release ends the half-open state */
+	uint64		last_ticket;
 	int			in_flight;
 	double		rpm_tokens;
 	double		tpm_tokens;
@@ -158,6 +160,7 @@ typedef struct HeldSlots
 	Oid			dboid;
 	char		name[256];		/* as AoTarget's: a tool's name has up to 200 bytes */
 	int			count;
+	uint64		probe;			/* the target's probe ticket, when one of them is the probe */
 } HeldSlots;
 
 static HeldSlots *held = NULL;
@@ -183,17 +186,22 @@ release_held_slots(int code, Datum arg)
 			if (t->dboid == held[h].dboid && strcmp(t->name, held[h].name) == 0)
 			{
 				t->in_flight = Max(0, t->in_flight - held[h].count);
-				t->probing = false;
+				if (held[h].probe != 0 && t->probe_ticket == held[h].probe)
+					t->probing = false;
 			}
 		}
 		held[h].count = 0;
+		held[h].probe = 0;
 	}
 	LWLockRelease(policy->lock);
 }
 
-/* Count a slot of target name as held (delta +1) or given back (-1). */
+/*
+ * Count a slot of target name as held (delta +1) or given back (-1);
+ * probe: the slot's probe ticket (0: not the probe).
+ */
 static void
-note_held(const char *name, int delta)
+note_held(const char *name, int delta, uint64 probe)
 {
 	int			h;
 
@@ -213,9 +221,12 @@ note_held(const char *name, int delta)
 		held[nheld].dboid = MyDatabaseId;
 		strlcpy(held[nheld].name, name, sizeof(held[nheld].name));
 		held[nheld].count = 0;
+		held[nheld].probe = 0;
 		nheld++;
 	}
 	held[h].count = Max(0, held[h].count + delta);
+	if (probe != 0)
+		held[h].probe = delta > 0 ? probe : 0;
 	if (!held_exit_registered)
 	{
 		before_shmem_exit(release_held_slots, (Datum) 0);
@@ -239,16 +250,22 @@ refill(AoTarget *t, const AoLimits *lim, TimestampTz now)
 /*
  * May a request to the target start now? Returns AO_ALLOW (and counts it
  * in flight), AO_DEFER with *wait_ms (bulkhead full or rate limited), or
- * AO_REJECT (breaker open; *wait_ms until it may probe).
+ * AO_REJECT (breaker open; *wait_ms until it may probe). An allowed
+ * request that is the half-open breaker's probe gets a ticket in *probe
+ * (else 0), which its ao_policy_release must pass back: only the probe
+ * ends the half-open state, so exactly one probe is ever in flight.
  */
 AoDecision
-ao_policy_acquire(const char *name, const AoLimits *lim, double expected_tokens, long *wait_ms)
+ao_policy_acquire(const char *name, const AoLimits *lim, double expected_tokens, long *wait_ms,
+				  uint64 *probe)
 {
 	AoTarget   *t;
 	TimestampTz now = GetCurrentTimestamp();
 	AoDecision	d = AO_ALLOW;
+	bool		probes = false;
 
 	*wait_ms = 0;
+	*probe = 0;
 	if (policy == NULL)
 		return AO_ALLOW;
 	LWLockAcquire(policy->lock, LW_EXCLUSIVE);
@@ -270,7 +287,7 @@ ao_policy_acquire(const char *name, const AoLimits *lim, double expected_tokens,
 			t->rejected++;
 		}
 		else
-			t->probing = true;	/* half-open: this request probes */
+			probes = true;		/* half-open: this request probes, if it goes */
 	}
 	if (d == AO_ALLOW && lim->max_concurrency > 0 && t->in_flight >= lim->max_concurrency)
 	{
@@ -305,16 +322,18 @@ ao_policy_acquire(const char *name, const AoLimits *lim, double expected_tokens,
 		t->requests++;
 		if (lim->rpm > 0)
 			t->rpm_tokens -= 1;
+		if (probes)
+		{
+			t->probing = true;
+			t->probe_ticket = ++t->last_ticket;
+			*probe = t->probe_ticket;
+		}
 	}
 	else if (d == AO_DEFER)
-	{
 		t->deferred++;
-		if (t->probing && t->open_until != 0 && now >= t->open_until)
-			t->probing = false;
-	}
 	LWLockRelease(policy->lock);
 	if (d == AO_ALLOW)
-		note_held(name, +1);
+		note_held(name, +1, *probe);
 	return d;
 }
 
@@ -323,10 +342,13 @@ ao_policy_acquire(const char *name, const AoLimits *lim, double expected_tokens,
  * breaker, 0 (a failure of the target: transport, 429, 5xx) counts toward
  * opening it, -1 (neutral: the client's own timeout, which a role could
  * set to a few milliseconds to trip a breaker every role shares) does
- * neither; tokens used come off the tpm bucket.
+ * neither; tokens used come off the tpm bucket. probe: the ticket
+ * ao_policy_acquire gave (0: not the probe). Only the probe's own end
+ * lets another request probe; a request let through before the breaker
+ * opened may still close it (a success) or count (a failure).
  */
 void
-ao_policy_release(const char *name, const AoLimits *lim, int outcome, double tokens_used)
+ao_policy_release(const char *name, const AoLimits *lim, int outcome, double tokens_used, uint64 probe)
 {
 	bool		success = outcome > 0;
 
@@ -334,11 +356,13 @@ ao_policy_release(const char *name, const AoLimits *lim, int outcome, double tok
 
 	if (policy == NULL)
 		return;
-	note_held(name, -1);
+	note_held(name, -1, probe);
 	LWLockAcquire(policy->lock, LW_EXCLUSIVE);
 	t = target(name, lim);
 	if (t != NULL)
 	{
+		bool		is_probe = probe != 0 && t->probing && t->probe_ticket == probe;
+
 		if (t->in_flight > 0)
 			t->in_flight--;
 		/*
@@ -349,21 +373,21 @@ ao_policy_release(const char *name, const AoLimits *lim, int outcome, double tok
 		if (lim->tpm > 0 && tokens_used > 0 && isfinite(tokens_used))
 			t->tpm_tokens = Max(t->tpm_tokens - tokens_used, -10.0 * lim->tpm);
 		if (outcome < 0)
-			t->probing = false;		/* the next request probes again */
+			;					/* neutral; a probe's end lets the next request probe */
 		else if (success)
 		{
 			t->consecutive_failures = 0;
 			t->open_until = 0;
-			t->probing = false;
 		}
 		else
 		{
 			t->failures++;
 			t->consecutive_failures++;
-			if (t->probing || (lim->failure_threshold > 0 && t->consecutive_failures >= lim->failure_threshold))
+			if (is_probe || (lim->failure_threshold > 0 && t->consecutive_failures >= lim->failure_threshold))
 				t->open_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), lim->cooldown_ms > 0 ? lim->cooldown_ms : 30000);
-			t->probing = false;
 		}
+		if (is_probe)
+			t->probing = false;
 	}
 	LWLockRelease(policy->lock);
 }

@@ -37,9 +37,9 @@ typedef enum AoDecision
 extern Size ao_policy_shmem_size(void);
 extern void ao_policy_shmem_init(LWLock *lock);
 extern AoDecision ao_policy_acquire(const char *name, const AoLimits *lim,
-									double expected_tokens, long *wait_ms);
+									double expected_tokens, long *wait_ms, uint64 *probe);
 extern void ao_policy_release(const char *name, const AoLimits *lim, int outcome,
-							  double tokens_used);
+							  double tokens_used, uint64 probe);
 extern bool ao_policy_is_open(const char *name);
 extern void ao_policy_metrics(Tuplestorestate *ts, TupleDesc desc);
 extern void ao_policy_limits_from_json(json_object *o, AoLimits *lim);

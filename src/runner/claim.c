@@ -348,6 +348,7 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, 
 	volatile bool cut_by_deadline = false;
 	char	   *volatile policy_name = NULL;	/* set: the tool's limits were acquired */
 	AoLimits	limits;
+	uint64		probe = 0;		/* the half-open breaker's probe ticket, or 0 */
 	AoTool	   *t;
 
 	t = ao_tool_of_definition(run, tool, tool_definition);
@@ -422,7 +423,7 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, 
 
 		ao_policy_limits_from_json(t->policy, &limits);
 		policy_name = psprintf("tool:%s", tool);
-		d = ao_policy_acquire(policy_name, &limits, 0, &wait_ms);
+		d = ao_policy_acquire(policy_name, &limits, 0, &wait_ms, &probe);
 		if (d != AO_ALLOW)
 		{
 			bool		before_deadline = deadline == 0 ||
@@ -497,7 +498,7 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, 
 		out.ok = true;
 		out.output = result;
 		if (policy_name)
-			ao_policy_release(policy_name, &limits, 1, 0);
+			ao_policy_release(policy_name, &limits, 1, 0, probe);
 	}
 	PG_CATCH();
 	{
@@ -516,7 +517,7 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, 
 		if (policy_name)
 			ao_policy_release(policy_name, &limits,
 							  edata->sqlerrcode == ERRCODE_QUERY_CANCELED ? -1 :
-							  retryable_sqlstate(edata->sqlerrcode) ? 0 : 1, 0);
+							  retryable_sqlstate(edata->sqlerrcode) ? 0 : 1, 0, probe);
 		/* cancel() of the run is not the tool's failure: the step's guard handles it */
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && ao_cancelled_by_request(run, false))
 			ReThrowError(edata);

@@ -63,6 +63,7 @@ typedef struct HeldStep
 	char	   *policy_name;
 	AoLimits	limits;
 	bool		acquired;
+	uint64		probe;			/* the half-open breaker's probe ticket, or 0 */
 	char	   *lock_name;
 	List	   *fallbacks;		/* model names _worker_fallback may give it */
 } HeldStep;
@@ -163,7 +164,7 @@ ao_remote_slot_done(int64 run, const char *step_id, int outcome, double tokens)
 	if (h == NULL)
 		return;
 	if (h->acquired)
-		ao_policy_release(h->policy_name, &h->limits, outcome, tokens);
+		ao_policy_release(h->policy_name, &h->limits, outcome, tokens, h->probe);
 	if (h->lock_name)
 		ao_step_lock_release(h->lock_name);
 	if (h->policy_name)
@@ -188,9 +189,10 @@ admit(RemoteStep *s, const char *policy_name, json_object *limits_json)
 	AoDecision	d;
 	HeldStep   *h;
 	MemoryContext old;
+	uint64		probe;
 
 	ao_policy_limits_from_json(limits_json, &lim);
-	d = ao_policy_acquire(policy_name, &lim, 0, &wait_ms);
+	d = ao_policy_acquire(policy_name, &lim, 0, &wait_ms, &probe);
 	if (d != AO_ALLOW)
 	{
 		/* a full bulkhead, a rate limit, an open breaker: try again later */
@@ -200,12 +202,13 @@ admit(RemoteStep *s, const char *policy_name, json_object *limits_json)
 	h = hold(s);
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	if (h->acquired)
-		ao_policy_release(h->policy_name, &h->limits, -1, 0);
+		ao_policy_release(h->policy_name, &h->limits, -1, 0, h->probe);
 	if (h->policy_name)
 		pfree(h->policy_name);
 	h->policy_name = pstrdup(policy_name);
 	h->limits = lim;
 	h->acquired = true;
+	h->probe = probe;
 	MemoryContextSwitchTo(old);
 	return true;
 }

@@ -86,6 +86,7 @@ typedef struct NetStep
 	char	   *policy_name;
 	AoLimits	limits;
 	bool		policy_acquired;
+	uint64		policy_probe;	/* the half-open breaker's probe ticket, or 0 */
 	/* credential values the request carried: scrubbed from what is kept */
 	List	   *secrets;
 	bool		scrubbed;
@@ -372,7 +373,7 @@ ao_net_step_admit(void *step, const char *policy_name, json_object *limits_json,
 
 	s->policy_name = pstrdup(policy_name);
 	ao_policy_limits_from_json(limits_json, &s->limits);
-	d = ao_policy_acquire(s->policy_name, &s->limits, expected_tokens, &wait_ms);
+	d = ao_policy_acquire(s->policy_name, &s->limits, expected_tokens, &wait_ms, &s->policy_probe);
 	if (d == AO_ALLOW)
 	{
 		s->policy_acquired = true;
@@ -414,7 +415,7 @@ ao_net_step_switch_target(void *step, const char *policy_name, json_object *limi
 
 	if (s->policy_acquired)
 	{
-		ao_policy_release(s->policy_name, &s->limits, false, 0);
+		ao_policy_release(s->policy_name, &s->limits, 0, 0, s->policy_probe);
 		s->policy_acquired = false;
 	}
 	/*
@@ -423,7 +424,7 @@ ao_net_step_switch_target(void *step, const char *policy_name, json_object *limi
 	 */
 	s->policy_name = pstrdup(policy_name);
 	ao_policy_limits_from_json(limits_json, &s->limits);
-	d = ao_policy_acquire(s->policy_name, &s->limits, 0, &wait_ms);
+	d = ao_policy_acquire(s->policy_name, &s->limits, 0, &wait_ms, &s->policy_probe);
 	if (d == AO_ALLOW)
 	{
 		s->policy_acquired = true;
@@ -1106,7 +1107,7 @@ release_request_cb(void *arg)
 	if (s->policy_acquired)
 	{
 		s->policy_acquired = false;
-		ao_policy_release(s->policy_name, &s->limits, -1, 0);
+		ao_policy_release(s->policy_name, &s->limits, -1, 0, s->policy_probe);
 	}
 }
 
@@ -1278,7 +1279,8 @@ ao_net_inline_free(void *step)
 	if (s->policy_acquired)
 	{
 		ao_policy_release(s->policy_name, &s->limits,
-						  (s->ok || !s->retryable) ? 1 : s->req.result == CURLE_OPERATION_TIMEDOUT ? -1 : 0, 0);
+						  (s->ok || !s->retryable) ? 1 : s->req.result == CURLE_OPERATION_TIMEDOUT ? -1 : 0, 0,
+						  s->policy_probe);
 		s->policy_acquired = false;
 	}
 	ao_net_release(&s->req);
@@ -1594,7 +1596,7 @@ ao_net_steps_settle(dlist_head *done)
 			 */
 			ao_policy_release(s->policy_name, &s->limits,
 							  (s->ok || !s->retryable) ? 1 : s->req.result == CURLE_OPERATION_TIMEDOUT ? -1 : 0,
-							  tokens);
+							  tokens, s->policy_probe);
 			s->policy_acquired = false;
 		}
 		ao_net_release(&s->req);
@@ -1679,7 +1681,7 @@ ao_net_steps_heartbeat(void)
 				slots_freed++;
 				ao_net_abandon(&s->req);
 				if (s->policy_acquired)
-					ao_policy_release(s->policy_name, &s->limits, -1, 0);
+					ao_policy_release(s->policy_name, &s->limits, -1, 0, s->policy_probe);
 				s->policy_acquired = false;
 				if (s->kind->release)
 					s->kind->release(s);
