@@ -1920,12 +1920,18 @@ ao_sql_simulate(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext caller = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	Jsonb	   *definition = PG_GETARG_JSONB_P(0);
+	Jsonb	   *definition;
 	Jsonb	   *input = PG_ARGISNULL(1) ? DatumGetJsonbP(jsonb_datum("{}")) : PG_GETARG_JSONB_P(1);
 	Jsonb	   *mocks = PG_ARGISNULL(2) ? DatumGetJsonbP(jsonb_datum("{}")) : PG_GETARG_JSONB_P(2);
 	json_object *normalized;
-	ao_problems *p = ao_workflow_problems(definition, &normalized);
+	ao_problems *p;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("workflow definition must not be null")));
+	definition = PG_GETARG_JSONB_P(0);
+	p = ao_workflow_problems(definition, &normalized);
 	if (p->n > 0)
 		ao_problems_raise(p, ERRCODE_INVALID_PARAMETER_VALUE, "invalid workflow definition");
 	InitMaterializedSRF(fcinfo, 0);
