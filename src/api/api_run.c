@@ -641,10 +641,12 @@ ao_sql_metrics(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	ao_shared_metrics(&done, &failed, &commits, &executors);
 	{
-		const char *names[] = {"executors", "steps_done_total", "steps_failed_total", "executor_commits_total"};
-		double		vals[] = {executors, (double) done, (double) failed, (double) commits};
+		const char *names[] = {"executors", "steps_done_total", "steps_failed_total", "executor_commits_total",
+		"step_locks_held"};
+		double		vals[] = {executors, (double) done, (double) failed, (double) commits,
+		Max(ao_step_locks_held(), 0)};
 
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < lengthof(names); i++)
 		{
 			Datum		v[2];
 			bool		n[2] = {false, false};

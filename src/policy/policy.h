@@ -60,7 +60,12 @@ extern bool ao_chaos_roll(double rate);
 extern int	ao_chaos_delay_ms(void);
 
 #define AO_STEP_LOCK_RETRY_MS 50
+extern Size ao_step_locks_shmem_size(void);
+extern void ao_step_locks_shmem_init(LWLock *lock);
 extern bool ao_step_lock_try(const char *name, bool session);
 extern void ao_step_lock_release(const char *name);
+extern int	ao_step_locks_held(void);
+extern bool ao_careful_lock_try(void);
+extern void ao_careful_lock_release(void);
 
 #endif							/* AO_POLICY_H */

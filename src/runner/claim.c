@@ -1649,31 +1649,16 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 	return processed;
 }
 
-/* the careful-mode advisory lock (session level): one careful attempt at a time per database */
-static bool careful_lock_held = false;
-
-static void
-careful_lock_tag(LOCKTAG *tag)
-{
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, 0x616f6372, 0, 3);
-}
-
 /*
  * Give back the careful-mode lock if this process holds it (after a batch,
- * and when an ERROR ended the executor's iteration: a session lock is not
- * released by the abort). Nothing else: the session locks of network steps
- * still running stay held with their steps.
+ * and when an ERROR ended the executor's iteration: the lock outlives a
+ * transaction). Nothing else: the locks of network steps still running
+ * stay held with their steps.
  */
 void
 ao_executor_release_careful_lock(void)
 {
-	LOCKTAG		tag;
-
-	if (!careful_lock_held)
-		return;
-	careful_lock_tag(&tag);
-	LockRelease(&tag, ExclusiveLock, true);
-	careful_lock_held = false;
+	ao_careful_lock_release();
 }
 
 /*
@@ -1706,16 +1691,10 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms)
 		careful_left--;
 		max = 1;
 		/* one careful attempt at a time per database, so a crash is attributable */
+		if (!ao_careful_lock_try())
 		{
-			LOCKTAG		tag;
-
-			careful_lock_tag(&tag);
-			if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
-			{
-				*sleep_ms = 20;
-				return 0;
-			}
-			careful_lock_held = true;
+			*sleep_ms = 20;
+			return 0;
 		}
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();

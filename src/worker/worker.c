@@ -165,8 +165,8 @@ ao_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(AoShared)) + ao_policy_shmem_size());
-	RequestNamedLWLockTranche("agentorch", 2);
+	RequestAddinShmemSpace(MAXALIGN(sizeof(AoShared)) + ao_policy_shmem_size() + ao_step_locks_shmem_size());
+	RequestNamedLWLockTranche("agentorch", 3);
 }
 
 /* Create or attach to the shared state, under AddinShmemInitLock. */
@@ -200,6 +200,7 @@ ao_shmem_startup(void)
 		ConditionVariableInit(&ao_shared->progress);
 	}
 	ao_policy_shmem_init(&(GetNamedLWLockTranche("agentorch"))[1].lock);
+	ao_step_locks_shmem_init(&(GetNamedLWLockTranche("agentorch"))[2].lock);
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -158,8 +158,7 @@ is(ao_wait_run($node, 'postgres', $warm4, '60s'), 'succeeded', 'four requests at
 sql($node, "SELECT agentorch.register_workflow('locked', "
 	  . json_in({ steps => [ { id => 'slow', type => 'llm', model => 'gpt', prompt => 'overlap-slow', lock => 'L1' } ] }) . ')');
 my $locked = start_run($node, {}, { workflow => 'locked' });
-my $step_lock = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-	WHERE l.locktype = 'advisory' AND l.objsubid = 160 AND l.granted AND a.backend_type LIKE 'agentorch executor%'";
+my $step_lock = "SELECT value::int FROM agentorch.metrics() WHERE name = 'step_locks_held'";
 ok($node->poll_query_until('postgres', "SELECT ($step_lock) > 0 AND
 	(SELECT status = 'running' FROM agentorch.steps WHERE run_id = $locked)", 't'),
 	'the locked step runs, its executor holding the step lock');
@@ -176,7 +175,7 @@ sql($node, q{
 	CREATE CONSTRAINT TRIGGER refuse_lease AFTER UPDATE ON agentorch.steps DEFERRABLE INITIALLY DEFERRED
 		FOR EACH ROW WHEN (NEW.status = 'running') EXECUTE FUNCTION refuse_lease();});
 my $before = received('overlap_llm');
-my $off = -s $node->logfile;
+$off = -s $node->logfile;
 my $refused = start_run($node, { prompt => 'overlap-llm: refused' }, { model => 'gpt' });
 for (1 .. 4)
 {
