@@ -57,7 +57,7 @@ REVOKE EXECUTE ON FUNCTION agentorch._notify_mode() FROM PUBLIC;
 -- per statement as an initplan.
 CREATE FUNCTION agentorch._current_role() RETURNS oid
 LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$ SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER $$;
 
 -------------------------------------------------------------------------------

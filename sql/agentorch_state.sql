@@ -1882,6 +1882,7 @@ DECLARE
     v_ctx jsonb;
     v_state jsonb;
     v_holds boolean;
+    v_error text;
 BEGIN
     SELECT * INTO r FROM agentorch.runs WHERE id OPERATOR(pg_catalog.=) p_run;
     IF r.orchestration OPERATOR(pg_catalog.<>) 'reactive'
@@ -1901,20 +1902,30 @@ BEGIN
                    FROM pg_catalog.jsonb_array_elements(r.options OPERATOR(pg_catalog.->) 'replan_when') e
         LOOP
             CONTINUE WHEN agentorch._triggered(p_run, 'condition', c.cond);
+            v_error := NULL;
             BEGIN
-                v_holds := COALESCE(pg_catalog.jsonb_path_match(v_ctx, c.cond::jsonpath, '{}', true), false);
+                v_holds := pg_catalog.jsonb_path_match(v_ctx, c.cond::jsonpath, '{}', true);
+                -- silent => true turns an error of the path (a structural
+                -- error, a type mismatch) or a result that is not a single
+                -- boolean into NULL
+                IF v_holds IS NULL THEN
+                    v_error := 'the condition did not evaluate to true or false (not a predicate, or an error in evaluating it)';
+                END IF;
             EXCEPTION WHEN OTHERS THEN
-                -- silent => true does not cover every error (an unknown
-                -- $variable): the condition does not hold, the step stays
-                -- succeeded, and the error is told once
+                -- silent => true does not cover every error (an unknown $variable)
+                v_error := SQLERRM;
+            END;
+            IF v_error IS NOT NULL THEN
+                -- the condition does not hold, the step stays succeeded,
+                -- and the error is told once
                 v_holds := false;
                 IF NOT EXISTS (SELECT 1 FROM agentorch.events
                                 WHERE run_id OPERATOR(pg_catalog.=) p_run AND kind OPERATOR(pg_catalog.=) 'condition_failed'
                                   AND data OPERATOR(pg_catalog.->>) 'condition' OPERATOR(pg_catalog.=) c.cond) THEN
                     PERFORM agentorch._event(p_run, p_step, 'condition_failed',
-                                             pg_catalog.jsonb_build_object('condition', c.cond, 'error', SQLERRM));
+                                             pg_catalog.jsonb_build_object('condition', c.cond, 'error', v_error));
                 END IF;
-            END;
+            END IF;
             IF v_holds THEN
                 PERFORM agentorch._trigger_replan(p_run, 'condition', c.cond,
                     pg_catalog.format('after step %s the condition %s holds', p_step, c.cond));

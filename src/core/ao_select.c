@@ -335,13 +335,48 @@ any_all(json_object *spec, int (*test) (void *ctx, const char *item), void *ctx)
 typedef struct match_ctx
 {
 	json_object *input;
+	const char *text;			/* the input's text, as written */
 	const char *lower;
 } match_ctx;
+
+static int	regex_find(const char *pattern, const char *text, uint32_t extra_options, char **error);
+
+/*
+ * Does text contain word at word boundaries (no ASCII letter or digit on
+ * either side: a keyword matches inside "데이터를" as it did before), in
+ * any case -- Unicode case, so "Über" matches "über" and "ÜBER" (PCRE2 in
+ * UTF mode, the word quoted)? A word that cannot be matched matches
+ * nothing.
+ */
+static int
+has_keyword(const char *text, const char *word)
+{
+	ao_buf		pattern;
+	char	   *error = NULL;
+	int			found;
+
+	if (word[0] == '\0')
+		return 0;
+	ao_buf_init(&pattern);
+	ao_buf_append(&pattern, "(?<![A-Za-z0-9])");
+	for (const char *c = word; *c; c++)
+	{
+		/* PCRE2 takes any ASCII non-alphanumeric escaped as itself */
+		if ((unsigned char) *c < 0x80 && !isalnum((unsigned char) *c))
+			ao_buf_append(&pattern, "\\");
+		ao_buf_append_n(&pattern, c, 1);
+	}
+	ao_buf_append(&pattern, "(?![A-Za-z0-9])");
+	found = regex_find(pattern.data, text, PCRE2_CASELESS, &error);
+	ao_buf_free(&pattern);
+	free(error);
+	return found == 1;
+}
 
 static int
 test_keyword(void *ctx, const char *item)
 {
-	return has_word(((match_ctx *) ctx)->lower, item);
+	return has_keyword(((match_ctx *) ctx)->text, item);
 }
 
 static int
@@ -349,18 +384,19 @@ test_tool(void *ctx, const char *item)
 {
 	match_ctx  *m = ctx;
 
-	return tool_required(m->input, item) || has_word(m->lower, item);
+	return tool_required(m->input, item) || has_keyword(m->text, item);
 }
 
 /*
- * Run pattern against text: 1 found, 0 not, -1 error (message in *error).
+ * Run pattern against text (PCRE2, UTF-8, plus extra_options): 1 found,
+ * 0 not, -1 error (message in *error).
  */
 static int
-regex_find(const char *pattern, const char *text, char **error)
+regex_find(const char *pattern, const char *text, uint32_t extra_options, char **error)
 {
 	int			errcode;
 	PCRE2_SIZE	erroffset;
-	uint32_t	options = PCRE2_UTF;
+	uint32_t	options = PCRE2_UTF | extra_options;
 	pcre2_code *code;
 	pcre2_match_data *md;
 	pcre2_match_context *mc;
@@ -425,6 +461,7 @@ ao_select_match(json_object *match, json_object *input, const ao_select_facts *f
 	lower = lower_copy(facts->text);
 	m.input = input;
 	m.lower = lower;
+	m.text = facts->text;
 
 	if (json_object_object_get_ex(match, "intent", &v))
 	{
@@ -456,7 +493,7 @@ ao_select_match(json_object *match, json_object *input, const ao_select_facts *f
 		int			hit = 0;
 
 		for (size_t i = 0; i < list_len(v) && hit == 0; i++)
-			hit = regex_find(list_str(v, i), facts->text, error);
+			hit = regex_find(list_str(v, i), facts->text, 0, error);
 		result = hit;
 	}
 	free(lower);
@@ -578,7 +615,7 @@ check_regexes(json_object *v, ao_buf *path, ao_problem_fn cb, void *arg)
 
 		if (json_object_is_type(v, json_type_array))
 			ao_jsonptr_push_index(path, i);
-		if (regex_find(list_str(v, i), "", &error) < 0 && strstr(error, "does not compile"))
+		if (regex_find(list_str(v, i), "", 0, &error) < 0 && strstr(error, "does not compile"))
 		{
 			cb(arg, path->data, error);
 			problems++;

@@ -110,7 +110,7 @@ selector_model(void)
 	"\"fixed\" (a registered workflow does exactly this; give its name as \"workflow\"), " \
 	"\"planner\" (several steps or tools must be planned first) or " \
 	"\"reactive\" (a plan that must adapt while it runs). " \
-	"Answer with a JSON object: orchestration, confidence (0 to 1), and optionally workflow and a short reason."
+	"Answer with a JSON object: orchestrationType, and optionally workflow, confidence (0 to 1) and a short reason."
 
 /*
  * The cache key of a request to the selector model: model, workflow
@@ -333,9 +333,11 @@ ask_model(json_object *input, const char *workflow, const char **model_out, bool
 }
 
 /*
- * Turn the model's answer into a decision; false (with *why) when it cannot
- * be used: below agentorch.selector_min_confidence, or fixed without a
- * workflow.
+ * Turn the model's answer ({"orchestrationType", "workflow", "confidence",
+ * "reason"}; an answer cached before 0.2.0 says "orchestration") into a
+ * decision; false (with *why) when it cannot be used: below
+ * agentorch.selector_min_confidence, or fixed without a workflow. An
+ * answer without a confidence counts as sure (1).
  */
 static bool
 use_answer(json_object *answer, const char *workflow, const char *model, bool cached,
@@ -345,7 +347,8 @@ use_answer(json_object *answer, const char *workflow, const char *model, bool ca
 	const char *orch;
 	double		confidence;
 
-	if (!json_object_object_get_ex(answer, "orchestration", &v) || !json_object_is_type(v, json_type_string))
+	if ((!json_object_object_get_ex(answer, "orchestrationType", &v) &&
+		 !json_object_object_get_ex(answer, "orchestration", &v)) || !json_object_is_type(v, json_type_string))
 	{
 		*why = "the selector model's answer names no orchestration";
 		return false;
@@ -357,7 +360,7 @@ use_answer(json_object *answer, const char *workflow, const char *model, bool ca
 		*why = psprintf("the selector model answered an unknown orchestration \"%s\"", orch);
 		return false;
 	}
-	confidence = json_object_object_get_ex(answer, "confidence", &v) ? json_object_get_double(v) : 0;
+	confidence = json_object_object_get_ex(answer, "confidence", &v) ? json_object_get_double(v) : 1;
 	if (confidence < ao_selector_min_confidence)
 	{
 		*why = psprintf("the selector model's confidence %g is below agentorch.selector_min_confidence (%g)",

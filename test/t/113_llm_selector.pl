@@ -38,8 +38,10 @@ like($out, qr/^simple\|\|0\.9\|llm\|model "sel": a single question$/, 'llm: the 
 is(requests(), $before + 1, 'llm: one request to the selector model');
 my $req = mock_get($mock, '/requests')->{requests}[-1];
 is($req->{body}{response_format}{type}, 'json_schema', 'llm: the request forces structured output');
-is_deeply([ sort @{ $req->{body}{response_format}{json_schema}{schema}{required} } ], [ 'confidence', 'orchestration' ],
-	'llm: through the OrchestrationType schema');
+is_deeply([ sort @{ $req->{body}{response_format}{json_schema}{schema}{required} } ], [ 'orchestrationType' ],
+	'llm: through the OrchestrationType schema ({"orchestrationType": ...})');
+is_deeply([ sort keys %{ $req->{body}{response_format}{json_schema}{schema}{properties} } ],
+	[ 'confidence', 'orchestrationType', 'reason', 'workflow' ], 'llm: workflow, confidence and reason are optional');
 like(join("\n", map { ref $_->{content} ? '' : $_->{content} } @{ $req->{body}{messages} }), qr/case-simple: what time is it in Paris\?/,
 	'llm: the request carries the input');
 
@@ -53,6 +55,10 @@ is(requests(), $before, 'cache: no request was sent');
 is(sql($node, "SELECT count(*) FROM agentorch.llm_cache WHERE request_hash LIKE 'selector:%'"), '1', 'cache: one llm_cache row');
 $out = choose({ prompt => 'case-simple: what time is it in Paris?' }, "SET agentorch.selector_cache_ttl = 0;\n");
 is(requests(), $before + 1, 'cache: selector_cache_ttl = 0 asks the model again');
+
+# an answer with the type alone (no confidence) decides
+$out = choose({ prompt => 'case-noconf: keep an eye on the stock levels' });
+like($out, qr/^reactive\|\|1\|llm\|model "sel": no reason given$/, 'llm: an answer without a confidence decides') or diag($out);
 
 # --- fixed with the model's workflow; start() stores the decision
 $out = choose({ prompt => 'case-fixed: the monthly numbers' });

@@ -170,6 +170,14 @@ is($st->{detail}, 'cancelled', 'condition: the pending step was replaced');
 is($st->{short}, 'succeeded', 'condition: the new step ran');
 my $ev = jdec(sql($node, "SELECT data FROM agentorch.events WHERE run_id = $run AND kind = 'replan_triggered'"));
 is($ev->{trigger}, 'condition', 'condition: replan_triggered event names the trigger');
+# a condition that does not evaluate to true or false (not a predicate; a
+# comparison of incomparable values) does not hold, and says so once
+mock_reset($mock);
+$run = start_planner('case-condition', 'reactive', { replan_when => [ '$.steps', '$.steps.regions.output[0] * 2 > 1' ] });
+is(wait_status($node, $run), 'succeeded', 'conditions that cannot be evaluated: the run succeeded');
+is(scalar @{ plans($run) }, 1, 'conditions that cannot be evaluated: no replan');
+is(sql($node, "SELECT string_agg(data->>'condition', ' | ' ORDER BY seq) FROM agentorch.events WHERE run_id = $run AND kind = 'condition_failed'"),
+	'$.steps | $.steps.regions.output[0] * 2 > 1', 'conditions that cannot be evaluated: one condition_failed event each');
 # the same condition in a planner (not reactive) run does nothing
 mock_reset($mock);
 $run = start_planner('case-condition', 'planner');

@@ -113,6 +113,18 @@ test_match_features(void)
 	UNIT_OK(matches("{\"keywords\": {\"any\": [\"refund\"], \"all\": [\"invoice\"]}}", q) == 0,
 			"keywords: any and all both apply");
 	UNIT_OK(matches("{\"keywords\": [\"my invoice\"]}", q) == 1, "keywords: phrases");
+	UNIT_OK(matches("{\"keywords\": [\"Über\"]}", "{\"prompt\": \"über alles\"}") == 1,
+			"keywords: Unicode case (Über / über)");
+	UNIT_OK(matches("{\"keywords\": [\"über\"]}", "{\"prompt\": \"ÜBER ALLES\"}") == 1,
+			"keywords: Unicode case (über / ÜBER)");
+	UNIT_OK(matches("{\"keywords\": [\"été\"]}", "{\"prompt\": \"Un Été chaud\"}") == 1,
+			"keywords: Unicode case (été / Été)");
+	UNIT_OK(matches("{\"keywords\": [\"데이터\"]}", "{\"prompt\": \"데이터를 분석해줘\"}") == 1,
+			"keywords: a Korean word with its particle still matches");
+	UNIT_OK(matches("{\"keywords\": [\"a.b\"]}", "{\"prompt\": \"see axb\"}") == 0,
+			"keywords: punctuation in a keyword is literal");
+	UNIT_OK(matches("{\"keywords\": [\"(x\"]}", "{\"prompt\": \"call (x here\"}") == 1,
+			"keywords: a keyword that would be a bad regex is taken literally");
 	UNIT_OK(matches("{\"regex\": \"order [0-9]+\"}", q) == 1, "regex: found");
 	UNIT_OK(matches("{\"regex\": [\"^refund\", \"(?i)INVOICE\"]}", q) == 1, "regex: any of a list");
 	UNIT_OK(matches("{\"regex\": \"invoice\"}", q) == 0, "regex: case-sensitive by default");
