@@ -64,6 +64,7 @@ double		ao_notify_queue_limit = 0.5;
 int			ao_chunk_buffer_size = 64;
 int			ao_flush_interval_ms = 10;
 int			ao_max_requests = 512;
+int			ao_max_requests_per_run = 64;
 int			ao_max_response_size = 10 * 1024 * 1024;
 char	   *ao_default_model = "";
 int			ao_selector = AO_SELECTOR_RULES;
@@ -275,6 +276,10 @@ ao_define_settings(void)
 	DefineCustomIntVariable("agentorch.max_requests",
 							"Concurrent HTTP requests (LLM calls and http tools) per executor.",
 							NULL, &ao_max_requests, ao_max_requests, 1, 10000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentorch.max_requests_per_run",
+							"Concurrent HTTP requests one run may have in one executor (so one run never takes every request slot).",
+							NULL, &ao_max_requests_per_run, ao_max_requests_per_run, 1, 10000, PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("agentorch.max_response_size",
 							"Largest HTTP response body kept, in bytes.",
 							NULL, &ao_max_response_size, ao_max_response_size, 1024, 1024 * 1024 * 1024,

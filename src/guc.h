@@ -87,6 +87,7 @@ extern int	ao_llm_mode;
 extern const char *ao_llm_mode_name(int mode);
 extern int	ao_llm_mode_parse(const char *name);
 extern int	ao_max_requests;
+extern int	ao_max_requests_per_run;
 extern int	ao_max_response_size;
 /* values of agentorch.network_steps: who claims network steps */
 #define AO_NETWORK_BOTH 0

@@ -45,6 +45,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/array.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -958,17 +959,55 @@ begin_attempts(List *claimed)
  * lease's notifications are sent only at commit). Any other request (an
  * http tool's) goes out only after the commit.
  */
+/*
+ * One run's requests in flight in this executor, counted for
+ * agentorch.max_requests_per_run: a run with many slow requests (a fan-out
+ * of a thousand calls to a server that answers a byte a second) must not
+ * take every request slot, or every other run's llm and http steps would
+ * wait for it.
+ */
+typedef struct RunRequests
+{
+	int64		run;
+	int			n;
+} RunRequests;
+
+/* The entry of run in counts[0 .. *n) (appended with 0 when new). */
+static RunRequests *
+run_requests(RunRequests *counts, volatile int *n, int64 run)
+{
+	for (int i = 0; i < *n; i++)
+		if (counts[i].run == run)
+			return &counts[i];
+	counts[*n].run = run;
+	counts[*n].n = 0;
+	return &counts[(*n)++];
+}
+
 int
 ao_net_steps_claim(void)
 {
 	int			capacity = ao_max_requests - nrunning;
 	List	   *volatile claimed = NIL;
 	ListCell   *lc;
+	RunRequests *per_run;
+	volatile int nruns = 0;
+	Datum	   *full;
+	int			nfull = 0;
+	dlist_iter	it;
 
 	MemoryContext caller = CurrentMemoryContext;
 
 	if (capacity <= 0)
 		return 0;
+	/* the runs already at their share of this executor's slots are not claimed from */
+	per_run = palloc(sizeof(RunRequests) * (nrunning + capacity));
+	dlist_foreach(it, &running_steps)
+		run_requests(per_run, &nruns, dlist_container(NetStep, node, it.cur)->run_id)->n++;
+	full = palloc(sizeof(Datum) * Max(nruns, 1));
+	for (int i = 0; i < nruns; i++)
+		if (per_run[i].n >= ao_max_requests_per_run)
+			full[nfull++] = Int64GetDatum(per_run[i].run);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -976,11 +1015,12 @@ ao_net_steps_claim(void)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "agentorch: claiming network steps");
 	{
-		Oid			types[3] = {INT4OID, INT4OID, BOOLOID};
-		Datum		values[3];
+		Oid			types[4] = {INT4OID, INT4OID, BOOLOID, INT8ARRAYOID};
+		Datum		values[4];
 
 		values[0] = Int32GetDatum(capacity);
 		values[1] = Int32GetDatum(ao_lease_ms);
+		values[3] = PointerGetDatum(construct_array(full, nfull, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
 		/*
 		 * agentorch.network_steps = workers: external workers claim network
@@ -993,6 +1033,7 @@ ao_net_steps_claim(void)
 				"   WHERE s.status = 'ready' AND s.network"
 				"     AND (s.not_before IS NULL OR s.not_before <= pg_catalog.clock_timestamp())"
 				"     AND " AO_SQL_EXECUTORS_TAKE("$3")
+				"     AND s.run_id <> ALL ($4)"
 				"   ORDER BY s.network, s.priority DESC, s.not_before NULLS FIRST"
 				"   LIMIT $1 FOR UPDATE SKIP LOCKED) "
 				"SELECT c.run_id, c.step_id, r.status::text, t.spec, s.attempt + 1, s.max_attempts, r.owner,"
@@ -1003,7 +1044,7 @@ ao_net_steps_claim(void)
 				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
 				"  " AO_SQL_SPEC_TEXT
 				" ORDER BY c.run_id",
-				3, types, values, NULL);
+				4, types, values, NULL);
 	}
 	PG_TRY();
 	{
@@ -1011,13 +1052,25 @@ ao_net_steps_claim(void)
 		{
 			HeapTuple	tup = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
-			NetStep    *s = new_step(ao_net_context());
+			NetStep    *s;
 			MemoryContext old;
 			bool		isnull;
-			char	   *status = SPI_getvalue(tup, desc, 3);
-			char	   *spec = SPI_getvalue(tup, desc, 4);
-			char	   *context = SPI_getvalue(tup, desc, 8);
-			char	   *options = SPI_getvalue(tup, desc, 9);
+			char	   *status;
+			char	   *spec;
+			char	   *context;
+			char	   *options;
+			RunRequests *share = run_requests(per_run, &nruns,
+											  DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)));
+
+			/* beyond the run's share: left ready (its row lock goes at commit) */
+			if (share->n >= ao_max_requests_per_run)
+				continue;
+			share->n++;
+			s = new_step(ao_net_context());
+			status = SPI_getvalue(tup, desc, 3);
+			spec = SPI_getvalue(tup, desc, 4);
+			context = SPI_getvalue(tup, desc, 8);
+			options = SPI_getvalue(tup, desc, 9);
 
 			/* listed at once, so that an ERROR below frees it too (the list outlives SPI_finish) */
 			old = MemoryContextSwitchTo(caller);
