@@ -480,13 +480,17 @@ ao_tool_access(const char *name, Oid role)
 }
 
 /*
- * The names of the registered tools role owns (itself or through
- * membership in the owning role), as a JSON array: what a planner may plan
- * with when the run names no tools. Not the tools others granted it, and
- * for a superuser not every tool: another role's tool runs its author's
- * code with the rights of the run's owner, which the owner chooses by
- * naming the tool (options.tools, a workflow step), never a model by
- * picking it. Read as the extension owner.
+ * The names of the registered tools role may use whose code it may trust,
+ * as a JSON array: what a planner may plan with when the run names no
+ * tools. Those role owns (itself or through membership in the owning
+ * role), and those a superuser owns that role may use (granted to it, or
+ * role is a superuser): a superuser's code could do anything anyway, so
+ * running it with the rights of the run's owner gives nothing away. Not
+ * an ordinary role's tool granted to role: it runs its author's code with
+ * the rights of the run's owner, which the owner chooses by naming the
+ * tool (options.tools, a workflow step), never a model by picking it (its
+ * author wrote the description the model reads, and may grant it to
+ * anyone). Read as the extension owner.
  */
 json_object *
 ao_usable_tool_names(Oid role)
@@ -506,7 +510,8 @@ ao_usable_tool_names(Oid role)
 			Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 
 			/* the access check's rule (has_privs_of_role: NOINHERIT counts), less superuser's "every role" */
-			if (owner == role || (is_member_of_role_nosuper(role, owner) && has_privs_of_role(role, owner)))
+			if (owner == role || (is_member_of_role_nosuper(role, owner) && has_privs_of_role(role, owner)) ||
+				(superuser_arg(owner) && ao_tool_access(name, role) == AO_TOOL_USABLE))
 				json_object_array_add(names, json_object_new_string(name));
 		}
 	}

@@ -535,8 +535,9 @@ prepare_run(StartBatch *b, Jsonb *input, const char *orchestration, const char *
 		/*
 		 * One planner llm step; its plan becomes the run's steps. The
 		 * tools it may plan with are pinned now: those named in the
-		 * tools option, else the tools the caller owns (another role's
-		 * tool only when the caller names it: ao_usable_tool_names).
+		 * tools option, else the tools the caller may use and owns, or a
+		 * superuser owns (an ordinary role's tool granted to the caller
+		 * only when the caller names it: ao_usable_tool_names).
 		 */
 		json_object *names;
 		Jsonb	   *tools;

@@ -112,6 +112,23 @@ like($second, qr/"tool":"no\.such\.tool"/, 'checks: the rejected plan is shown t
 is(sql($node, "SELECT count(*) FROM agentorch.events WHERE run_id = $run AND kind = 'plan_rejected'"), '1', 'checks: plan_rejected event');
 is(sql_as($node, 'alice', "SELECT output->>'answer' FROM agentorch.runs WHERE id = $run"), 'step-answer done', 'checks: alice reads her output');
 
+# --- granted tools: a superuser's tool granted to alice is offered; an
+# ordinary role's (bob's) granted to her is not, until she names it
+sql($node, "SELECT agentorch.grant_tool('sales.by_region', 'alice'); GRANT SELECT ON public.sales TO alice; GRANT INSERT ON public.tool_calls TO alice");
+sql_as($node, 'bob', "SELECT agentorch.grant_tool('secret.tool', 'alice')");
+mock_reset($mock);
+$run = start_planner('case-good: compare the north and south regions', 'planner', {}, 'alice');
+is(wait_status($node, $run), 'succeeded', "granted: alice's plan with the superuser's granted tool ran") or diag(run_field($node, $run, 'error::text'));
+$reqs = planner_requests();
+like(last_user($reqs->[0]), qr/- sales\.by_region \(sql tool\)/, "granted: a superuser's tool granted to alice is offered");
+unlike(last_user($reqs->[0]), qr/secret\.tool/, "granted: an ordinary role's tool granted to alice is not offered unnamed");
+mock_reset($mock);
+$run = start_planner('case-good: compare the north and south regions', 'planner', { tools => [ 'sales.by_region', 'secret.tool' ] }, 'alice');
+is(wait_status($node, $run), 'succeeded', 'granted: named in options.tools');
+like(last_user(planner_requests()->[0]), qr/secret\.tool/, "granted: bob's tool is offered when alice names it");
+sql($node, "SELECT agentorch.revoke_tool('sales.by_region', 'alice'); REVOKE SELECT ON public.sales FROM alice; REVOKE INSERT ON public.tool_calls FROM alice");
+sql_as($node, 'bob', "SELECT agentorch.revoke_tool('secret.tool', 'alice')");
+
 # --- past max_replans the run fails with the last problem
 mock_reset($mock);
 $run = start_planner('case-hopeless', 'planner', { max_replans => 2 });
