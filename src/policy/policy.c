@@ -52,6 +52,7 @@ typedef struct AoTarget
 	uint64		probe_ticket;	/* the probe's: only its release ends the half-open state */
 	uint64		last_ticket;
 	int			in_flight;
+	TimestampTz line_until;		/* where the line of steps waiting for the bulkhead ends */
 	double		rpm_tokens;
 	double		tpm_tokens;
 	TimestampTz refilled_at;
@@ -291,8 +292,19 @@ ao_policy_acquire(const char *name, const AoLimits *lim, double expected_tokens,
 	}
 	if (d == AO_ALLOW && lim->max_concurrency > 0 && t->in_flight >= lim->max_concurrency)
 	{
+		/*
+		 * A full bulkhead: the steps that find it full wait in a line, one
+		 * every 50 ms per slot (up to 30 s away), so that a thousand steps
+		 * queued behind one slot are not all claimed, deferred and written
+		 * again every 50 ms while nothing can go; one at a time comes back
+		 * for each slot, and a lone waiter still looks every 50 ms.
+		 */
+		TimestampTz spacing = (50 * 1000) / lim->max_concurrency;
+		TimestampTz end = Min(Max(t->line_until, now) + Max(spacing, 1), TimestampTzPlusMilliseconds(now, 30000));
+
 		d = AO_DEFER;
-		*wait_ms = 50;
+		t->line_until = end;
+		*wait_ms = Max(50L, (long) ((end - now) / 1000));
 	}
 	if (d == AO_ALLOW && lim->rpm > 0 && t->rpm_tokens < 1)
 	{

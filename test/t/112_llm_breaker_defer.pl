@@ -48,6 +48,20 @@ cmp_ok(metric($node, 'model:D.rejected_total'), '>=', 1, 'the open breaker turne
 is(metric($node, 'model:D.breaker_open'), '0', 'the probe closed the breaker');
 is(metric($node, 'model:D.in_flight'), '0', 'model:D.in_flight is 0');
 
+# ------------------------------------------------ a long line behind a bulkhead
+# 40 runs behind one slot (300 ms a request): the steps that find it full
+# wait in a line, one coming back every 50 ms, instead of all being
+# claimed, deferred and written again every 50 ms (thousands of deferrals
+# a second, a core and megabytes of WAL, while one request runs)
+register_model($node, 'Q', 'openai', $mock, { model => 'model-q', max_concurrency => 1 });
+my @queued = map { start_run($node, { prompt => "queued $_" }, { model => 'Q' }) } 1 .. 40;
+%status = ();
+$status{ wait_status($node, $_) }++ for @queued;
+is_deeply(\%status, { succeeded => 40 }, 'a line of 40 behind one slot: all runs succeed');
+is(requests_for('model-q'), 40, 'one request each');
+my $deferred = metric($node, 'model:Q.deferred_total');
+cmp_ok($deferred, '<=', 20 * 40, "deferrals stay bounded: $deferred for 40 requests (one per 50 ms of waiting, not every step every 50 ms)");
+
 # ------------------------------------------------ the run deadline comes first
 sql($node, q{SELECT agentorch.register_workflow('ask_e', '{"steps": [
   {"id": "ask", "type": "llm", "model": "E", "prompt": "${input.q}", "retry": {"max_attempts": 1}}]}')});
