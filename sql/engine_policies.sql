@@ -88,6 +88,20 @@ SELECT (SELECT at FROM agentorch.events WHERE run_id = :r AND seq = 3)
        (SELECT at FROM agentorch.events WHERE run_id = :r AND seq = 4)
      - (SELECT at FROM agentorch.events WHERE run_id = :r AND seq = 3) >= interval '390 ms' AS waited_400ms;
 
+-- an absurd backoff (1e300 seconds) waits at most a week: the step is
+-- retried later with its own error, not failed with "timestamp out of range"
+CREATE SEQUENCE eng_p.absurd_calls;
+SELECT agentorch.register_workflow('eng_p-absurd-backoff', '{"steps": [
+  {"id": "call", "type": "tool", "tool": "eng_p.always_busy", "input": {"counter": "eng_p.absurd_calls"},
+   "retry": {"max_attempts": 2, "backoff": {"initial": 1e300, "max": "99999999999999999999h", "jitter": 0}}}]}');
+SELECT agentorch.run_workflow('eng_p-absurd-backoff') AS r \gset
+SELECT (agentorch.wait(:r, '1s')).status;
+SELECT status, attempt,
+       not_before BETWEEN now() + interval '6 days' AND now() + interval '8 days' AS in_a_week
+  FROM agentorch.steps WHERE run_id = :r;
+SELECT data->'error'->>'sqlstate' AS its_own_error, data->>'delay_ms' AS delay_ms FROM agentorch.events WHERE run_id = :r AND kind = 'step_retrying';
+SELECT agentorch.cancel(:r);
+
 -- attempts run out: the step fails after max_attempts
 SELECT agentorch.register_workflow('eng_p-exhausted', '{"steps": [
   {"id": "call", "type": "tool", "tool": "eng_p.always_busy", "input": {"counter": "eng_p.always_calls"},

@@ -530,5 +530,13 @@ ao_retry_delay_ms(json_object *spec, int attempt, double retry_after_ms)
 			b.jitter = json_object_get_double(x);
 	}
 	d = ao_backoff_delay_ms(&b, attempt, pg_prng_double(&pg_global_prng_state));
-	return Max(d, retry_after_ms);
+	d = Max(d, retry_after_ms);
+	/*
+	 * at most a week (a backoff of 1e300 seconds, or a server's absurd
+	 * Retry-After, would put not_before out of timestamp range and fail
+	 * the step with that instead of its own error)
+	 */
+	if (isnan(d) || d < 0)
+		d = 0;
+	return Min(d, AO_MAX_RETRY_DELAY_MS);
 }

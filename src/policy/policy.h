@@ -45,6 +45,7 @@ extern void ao_policy_metrics(Tuplestorestate *ts, TupleDesc desc);
 extern void ao_policy_limits_from_json(json_object *o, AoLimits *lim);
 
 /* The delay before the next attempt of a step (policy.c): every runner's one retry decision. */
+#define AO_MAX_RETRY_DELAY_MS (7.0 * 24 * 3600 * 1000)
 extern double ao_retry_delay_ms(json_object *spec, int attempt, double retry_after_ms);
 
 /*
