@@ -656,8 +656,11 @@ http_finish(void *step)
 		if (ctype && strstr(ctype, "json") && len > 0)
 		{
 			json_tokener *tok = json_tokener_new();
+			char	   *clean = ao_json_text_without_nul(data, len);
 
-			body = json_tokener_parse_ex(tok, data, (int) len + 1);
+			/* a key with \u0000 keeps it as U+FFFD instead of being cut short */
+			body = json_tokener_parse_ex(tok, clean ? clean : data, (int) len + 1);
+			free(clean);
 			if (json_tokener_get_error(tok) != json_tokener_success)
 			{
 				if (body)

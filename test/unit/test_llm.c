@@ -1665,6 +1665,16 @@ test_json_stream(void)
 	UNIT_OK(ao_json_stream_feed(s, " ", 1) == AO_JSON_ERROR, "json stream: errors are sticky");
 	ao_json_stream_free(s);
 
+	/* a key with \u0000 keeps it (as U+FFFD), split across pieces too */
+	s = ao_json_stream_new(0);
+	ao_json_stream_feed(s, "{\"role\": \"user\", \"role\\u", strlen("{\"role\": \"user\", \"role\\u"));
+	ao_json_stream_feed(s, "0000x\": \"admin\"}", strlen("0000x\": \"admin\"}"));
+	UNIT_OK(ao_json_stream_state_of(s) == AO_JSON_COMPLETE &&
+			strcmp(json_object_get_string(json_object_object_get(ao_json_stream_value(s), "role")), "user") == 0 &&
+			json_object_object_length(ao_json_stream_value(s)) == 2,
+			"json stream: a key with \\u0000 is not cut short onto another key");
+	ao_json_stream_free(s);
+
 	s = ao_json_stream_new(0);
 	ao_json_stream_feed(s, "-12", 3);
 	UNIT_OK(ao_json_stream_state_of(s) == AO_JSON_MORE && ao_json_stream_finish(s) == AO_JSON_COMPLETE &&
@@ -2070,6 +2080,23 @@ test_sanitize(void)
 			   "{\"k\":[\"x\xEF\xBF\xBDy\",{\"\xEF\xBF\xBD\":\"ok\"}],\"n\":1}",
 			   "sanitize: the JSON holds U+FFFD in their place");
 	json_object_put(v);
+
+	/* keys: \u0000 escapes become \ufffd before json-c sees them (it keeps keys as C strings) */
+	c = ao_json_text_without_nul("{\"a\\u0000b\": 1, \"a\": 2, \"s\": \"\\\\u0000\"}",
+								 strlen("{\"a\\u0000b\": 1, \"a\": 2, \"s\": \"\\\\u0000\"}"));
+	UNIT_STREQ(c, "{\"a\\ufffdb\": 1, \"a\": 2, \"s\": \"\\\\u0000\"}",
+			   "without NUL: a \\u0000 escape is rewritten, an escaped backslash followed by u0000 is not");
+	free(c);
+	UNIT_OK(ao_json_text_without_nul("{\"a\": \"b\"}", strlen("{\"a\": \"b\"}")) == NULL, "without NUL: NULL when there is none");
+	/* a tool call whose arguments carry such a key: both keys arrive */
+	r = decode_str(AO_LLM_OPENAI, false,
+				   OA_CHUNK("{\"tool_calls\":[{\"index\":0,\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+							"\"arguments\":\"{\\\"role\\\":\\\"user\\\",\\\"role\\\\u0000x\\\":\\\"admin\\\"}\"}}]}")
+				   OA_FINISH("tool_calls") OA("[DONE]"), NULL, &ok);
+	UNIT_OK(ok && r.n_tool_calls == 1 && json_object_object_length(r.tool_calls[0].arguments) == 2 &&
+			strcmp(json_object_get_string(json_object_object_get(r.tool_calls[0].arguments, "role")), "user") == 0,
+			"without NUL: a tool call's \"role\\u0000x\" does not overwrite its \"role\"");
+	ao_llm_result_free(&r);
 
 	/* a streamed reply with \u0000 in its text: decoded, and clean */
 	r = decode_str(AO_LLM_OPENAI, false,

@@ -127,6 +127,15 @@ extern char *ao_llm_text_sanitize(const char *s, size_t n, size_t *out_len);
 /* Sanitize every string and key of v in place; returns how many changed. */
 extern size_t ao_llm_json_sanitize(json_object *v);
 
+/*
+ * A copy of the JSON text s[0..n) with every \u0000 escape written \ufffd
+ * (malloc'd, NUL-terminated), or NULL when it has none. json-c keeps an
+ * object's keys as C strings: a key with \u0000 would be cut short there
+ * ("a\u0000b" and "a" one key, the later winning), so keys are cleaned
+ * before parsing; values are cleaned after it (ao_llm_json_sanitize).
+ */
+extern char *ao_json_text_without_nul(const char *s, size_t n);
+
 /* ---------------------------------------------------------------------- */
 /* Providers                                                              */
 /* ---------------------------------------------------------------------- */

@@ -347,13 +347,54 @@ ao_llm_json_sanitize(json_object *v)
 	return changed;
 }
 
+/* The JSON text with its \u0000 escapes written \ufffd (ao_llm.h). */
+char *
+ao_json_text_without_nul(const char *s, size_t n)
+{
+	char	   *copy = NULL;
+	bool		in_string = false;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		if (!in_string)
+			in_string = s[i] == '"';
+		else if (s[i] == '"')
+			in_string = false;
+		else if (s[i] == '\\' && i + 1 < n)
+		{
+			if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0)
+			{
+				if (copy == NULL)
+				{
+					copy = ao_malloc(n + 1);
+					memcpy(copy, s, n);
+					copy[n] = '\0';
+				}
+				memcpy(copy + i + 2, "fffd", 4);
+				i += 5;
+			}
+			else
+				i++;			/* the escaped character */
+		}
+	}
+	return copy;
+}
+
 /* Parse one complete JSON text strictly; NULL + message on failure. */
 json_object *
 parse_strict(struct json_tokener *tok, const char *s, size_t n, char *err, size_t errcap)
 {
 	json_object *v;
 	enum json_tokener_error e;
+	char	   *clean = ao_json_text_without_nul(s, n);
 
+	/* a key keeps its \u0000 as U+FFFD instead of being cut short by json-c */
+	if (clean != NULL)
+	{
+		v = parse_strict(tok, clean, n, err, errcap);
+		free(clean);
+		return v;
+	}
 	json_tokener_reset(tok);
 	if (n > INT32_MAX)
 	{
@@ -737,6 +778,31 @@ struct ao_json_stream
 	char		err[160];
 };
 
+/*
+ * The value of a stream's complete text, parsed again when the text has a
+ * \u0000 escape (json-c cuts a key short at it: see
+ * ao_json_text_without_nul); v when it has none or cannot be parsed again.
+ */
+static json_object *
+without_nul_keys(ao_json_stream *s, json_object *v)
+{
+	char		err[160];
+	json_object *again;
+	struct json_tokener *tok;
+	char	   *clean = s->text.data ? ao_json_text_without_nul(s->text.data, s->text.len) : NULL;
+
+	if (clean == NULL)
+		return v;
+	tok = new_tokener();
+	again = parse_strict(tok, clean, s->text.len, err, sizeof(err));
+	json_tokener_free(tok);
+	free(clean);
+	if (again == NULL)
+		return v;
+	json_object_put(v);
+	return again;
+}
+
 /* A parser of a JSON text that arrives in pieces, of at most max_bytes. */
 ao_json_stream *
 ao_json_stream_new(size_t max_bytes)
@@ -808,7 +874,7 @@ ao_json_stream_feed(ao_json_stream *s, const char *text, size_t len)
 	{
 		size_t		end = json_tokener_get_parse_end(s->tok);
 
-		s->value = v;
+		s->value = without_nul_keys(s, v);
 		s->state = AO_JSON_COMPLETE;
 		if (has_nonfinite(v))
 			return js_fail(s, "NaN and Infinity are not JSON");
@@ -839,7 +905,7 @@ ao_json_stream_finish(ao_json_stream *s)
 	if (v == NULL)
 		return js_fail(s, "JSON text ends before the value is complete (after %zu bytes)",
 					   s->text.len);
-	s->value = v;
+	s->value = without_nul_keys(s, v);
 	s->state = AO_JSON_COMPLETE;
 	if (has_nonfinite(v))
 		return js_fail(s, "NaN and Infinity are not JSON");
