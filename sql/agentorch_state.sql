@@ -444,7 +444,10 @@ BEGIN
                         pg_catalog.md5(pg_catalog.random()::text OPERATOR(pg_catalog.||) pg_catalog.clock_timestamp()::text
                                        OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid()::text)),
                pg_catalog.now(),
-               pg_catalog.now() OPERATOR(pg_catalog.+) (u.options OPERATOR(pg_catalog.->>) 'timeout')::interval,
+               -- the deadline: options.timeout, or the time budget (budget.max_duration) when sooner
+               pg_catalog.now() OPERATOR(pg_catalog.+)
+                   LEAST((u.options OPERATOR(pg_catalog.->>) 'timeout')::interval,
+                         (u.options OPERATOR(pg_catalog.#>>) '{budget,max_duration}')::interval),
                COALESCE(b.body OPERATOR(pg_catalog.->) 'memory', '{}'),
                (u.options OPERATOR(pg_catalog.->>) 'parent_id')::bigint, p_search_path, b.tools,
                1, 1    -- the run_started event and the first status chunk, below
@@ -1457,13 +1460,22 @@ BEGIN
         END IF;
         RETURN NEXT r.run_id;
     END LOOP;
-    FOR r IN SELECT id FROM agentorch.runs
+    FOR r IN SELECT id, started_at, deadline, options FROM agentorch.runs
               WHERE status OPERATOR(pg_catalog.=) ANY ('{running,waiting}'::agentorch.run_status[])
                 AND NOT compensating AND deadline OPERATOR(pg_catalog.<) pg_catalog.now()
               ORDER BY id LIMIT p_max
               FOR UPDATE SKIP LOCKED
     LOOP
-        PERFORM agentorch._fail_run(r.id, '{"message": "run deadline exceeded", "sqlstate": "57014"}');
+        -- the deadline a time budget set (budget.max_duration before options.timeout) is told as such
+        IF r.started_at OPERATOR(pg_catalog.+) (r.options OPERATOR(pg_catalog.#>>) '{budget,max_duration}')::interval
+           OPERATOR(pg_catalog.=) r.deadline THEN
+            PERFORM agentorch._fail_run(r.id, pg_catalog.jsonb_build_object(
+                'message', pg_catalog.format('time budget exceeded: max_duration %s',
+                                             r.options OPERATOR(pg_catalog.#>>) '{budget,max_duration}'),
+                'sqlstate', '54000'));
+        ELSE
+            PERFORM agentorch._fail_run(r.id, '{"message": "run deadline exceeded", "sqlstate": "57014"}');
+        END IF;
         RETURN NEXT r.id;
     END LOOP;
     RETURN QUERY SELECT agentorch._check_stalls(p_max);

@@ -119,6 +119,10 @@ SELECT sel.try($$SELECT agentorch.load_selector_rules(NULL)$$);
 SELECT name FROM agentorch.selector_rules ORDER BY id;
 SELECT agentorch.load_selector_rules('rules: []');
 SELECT count(*) AS rules FROM agentorch.selector_rules;
+-- a priority written 1.0 is an integer (JSON Schema): stored as 1
+SELECT agentorch.load_selector_rules('{"rules": [{"name": "a", "orchestration": "simple", "priority": 1.0}]}');
+SELECT name, priority FROM agentorch.selector_rules;
+SELECT agentorch.load_selector_rules('rules: []');
 
 -- only superusers and the extension owner (or roles they grant it to)
 CREATE ROLE sel_user;

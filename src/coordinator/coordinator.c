@@ -209,6 +209,25 @@ check_interval_ext(json_object *v, const char *what, bool positive)
 				 errmsg("%s must be a positive interval", what)));
 }
 
+/*
+ * An interval a run's deadline is its start plus (options.timeout,
+ * budget.max_duration): positive, and at most 1000 years, so the deadline
+ * is a date PostgreSQL can hold.
+ */
+static void
+check_deadline_interval(json_object *v, const char *what)
+{
+	check_interval_ext(v, what, true);
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+										  DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
+															  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
+										  DirectFunctionCall3(interval_in, CStringGetDatum("1000 years"),
+															  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)))) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at most 1000 years", what)));
+}
+
 
 /* Check run options whose errors would otherwise surface as cryptic casts. */
 static void
@@ -260,18 +279,7 @@ check_options(json_object *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("option \"idempotency_key\" must be a string of 1 to 200 characters")));
 	if (json_object_object_get_ex(options, "timeout", &v))
-	{
-		/* a run's deadline is its start plus the timeout: positive, and a date PostgreSQL can hold */
-		check_interval_ext(v, "option \"timeout\"", true);
-		if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
-											  DirectFunctionCall3(interval_in, CStringGetDatum(json_object_get_string(v)),
-																  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
-											  DirectFunctionCall3(interval_in, CStringGetDatum("1000 years"),
-																  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)))) > 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("option \"timeout\" must be at most 1000 years")));
-	}
+		check_deadline_interval(v, "option \"timeout\"");
 	if (json_object_object_get_ex(options, "traceparent", &v))
 	{
 		/* W3C trace context: 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, ids not all zero */
@@ -322,7 +330,7 @@ check_options(json_object *options)
 							 errmsg("budget \"max_cost\" must be a number of at least 0")));
 			}
 			else if (strcmp(key, "max_duration") == 0)
-				check_interval_ext(val, "budget \"max_duration\"", true);
+				check_deadline_interval(val, "budget \"max_duration\"");
 			else
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -608,9 +608,10 @@ ao_sql_load_selector_rules(PG_FUNCTION_ARGS)
 	/* one loader at a time: a second waits, then sees the first's rules */
 	SPI_execute("LOCK TABLE agentorch.selector_rules IN SHARE ROW EXCLUSIVE MODE", false, 0);
 	SPI_execute("DELETE FROM agentorch.selector_rules", false, 0);
+	/* a priority written 1.0 is an integer to the schema: read through numeric */
 	if (SPI_execute_with_args("INSERT INTO agentorch.selector_rules "
 							  "(priority, name, match, orchestration, workflow, enabled) "
-							  "SELECT COALESCE((r OPERATOR(pg_catalog.->>) 'priority')::int, 100), "
+							  "SELECT COALESCE((r OPERATOR(pg_catalog.->>) 'priority')::numeric::int, 100), "
 							  "r OPERATOR(pg_catalog.->>) 'name', "
 							  "COALESCE(r OPERATOR(pg_catalog.->) 'match', '{}'::jsonb), "
 							  "(r OPERATOR(pg_catalog.->>) 'orchestration')::agentorch.orchestration_type, "

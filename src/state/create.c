@@ -418,13 +418,29 @@ insert_run(AoRows *w, Oid owner, const AoNewRun *r, Template *tp, Jsonb *tools, 
 	text = traceparent_trace_id(key_text(opts, "traceparent"));
 	ao_row_put_text(t, "trace_id", text ? text : new_trace_id());
 	ao_row_put(t, "started_at", TimestampTzGetDatum(now), false);
-	text = key_text(opts, "timeout");
-	ao_row_put(t, "deadline",
-		text ? DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
-								   DirectFunctionCall3(interval_in, CStringGetDatum(text),
-													   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)))
-		: (Datum) 0,
-		text == NULL);
+	/* the deadline: options.timeout, or the time budget (budget.max_duration) when sooner */
+	{
+		char	   *timeout = key_text(opts, "timeout");
+		JsonbContainer *budget = key_container(opts, "budget");
+		char	   *max_duration = budget ? key_text(budget, "max_duration") : NULL;
+		Datum		deadline = (Datum) 0;
+
+		if (timeout)
+			deadline = DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
+										   DirectFunctionCall3(interval_in, CStringGetDatum(timeout),
+															   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		if (max_duration)
+		{
+			Datum		by_budget = DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(now),
+														DirectFunctionCall3(interval_in, CStringGetDatum(max_duration),
+																			ObjectIdGetDatum(InvalidOid),
+																			Int32GetDatum(-1)));
+
+			if (!timeout || DatumGetTimestampTz(by_budget) < DatumGetTimestampTz(deadline))
+				deadline = by_budget;
+		}
+		ao_row_put(t, "deadline", deadline, timeout == NULL && max_duration == NULL);
+	}
 	ao_row_put_jsonb(t, "memory", tp->memory);
 	text = key_text(opts, "parent_id");
 	ao_row_put(t, "parent_id", text ? DirectFunctionCall1(int8in, CStringGetDatum(text)) : (Datum) 0, text == NULL);

@@ -239,6 +239,17 @@ $st = steps_of($run);
 is($st->{slow}, 'cancelled', 'stall: the hanging step was superseded');
 is($st->{quick}, 'succeeded', 'stall: the new step ran');
 
+# --- a time budget is a deadline: a run whose slow step outlasts
+# budget.max_duration fails with the budget's error, its step cut short
+mock_reset($mock);
+$run = start_planner('case-stall', 'reactive', { budget => { max_duration => '2 seconds' } });
+is(wait_status($node, $run), 'failed', 'time budget: the run failed');
+is(run_field($node, $run, "error->>'message'") . '/' . run_field($node, $run, "error->>'sqlstate'"),
+	'time budget exceeded: max_duration 2 seconds/54000', 'time budget: the budget\'s error (54000)');
+isnt(sql($node, "SELECT status FROM agentorch.steps WHERE run_id = $run AND step_id = 'slow'"), 'succeeded',
+	'time budget: the slow step did not run to its end');
+is(run_field($node, $run, "deadline = started_at + interval '2 seconds'"), 't', 'time budget: it is the run\'s deadline');
+
 # --- adaptive strategy: after two failures of a model, later llm steps use its first fallback
 register_model($node, 'good', 'openai', $mock, { model => 'mock-good' });
 register_model($node, 'bad', 'openai', $mock, { model => 'mock-bad', fallback => ['good'] });
