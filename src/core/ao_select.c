@@ -152,6 +152,9 @@ ao_select_facts_init(ao_select_facts *f, json_object *input)
 	{
 		if (json_object_object_get_ex(input, "prompt", &v) && json_object_is_type(v, json_type_string))
 			ao_buf_append(&text, json_object_get_string(v));
+		/* a planner's input may state its goal instead of a prompt */
+		if (text.len == 0 && json_object_object_get_ex(input, "goal", &v) && json_object_is_type(v, json_type_string))
+			ao_buf_append(&text, json_object_get_string(v));
 		if (json_object_object_get_ex(input, "messages", &v) && json_object_is_type(v, json_type_array))
 		{
 			nmessages = (int) json_object_array_length(v);

@@ -94,6 +94,10 @@ test_facts(void)
 	UNIT_OK(f.complexity == 0, "complexity: no text is 0");
 	ao_select_facts_free(&f);
 
+	f = facts_of("{\"goal\": \"What is 2+2?\"}");
+	UNIT_OK(f.words == 3 && strcmp(f.text, "What is 2+2?") == 0, "facts: a planner's goal is read like a prompt");
+	ao_select_facts_free(&f);
+
 	f = facts_of("{\"prompt\": \"First load the sales data, then compute totals by region and "
 				 "afterwards draw a chart; finally write a summary:\\n- revenue\\n- margin\\n1. north\\n2. south\"}");
 	UNIT_OK(f.complexity >= 50, "complexity: clauses, enumerations and steps raise the score");
