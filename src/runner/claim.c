@@ -532,6 +532,17 @@ run_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *tool_definition, 
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+
+	/*
+	 * An executor's session serves every role's steps: a session advisory
+	 * lock the tool took (pg_advisory_lock) goes with the step, or it would
+	 * be held for as long as the executor lives, and whoever else waits for
+	 * its key would wait as long. (Step locks are not session locks there:
+	 * src/policy/locks.c.) In the caller's own session (work(), run_sync)
+	 * its locks are its own.
+	 */
+	if (ao_my_executor_index >= 0)
+		LockReleaseSession(USER_LOCKMETHOD);
 	return out;
 }
 

@@ -128,6 +128,14 @@ cmp_ok(sql($node, sprintf($overlap, 'unlocked', "$first, $second")), '>=', 1,
 is(sql($node, sprintf($overlap, 'locked', "$first, $second")), '0',
 	'with the lock it ran while neither slow locked request was in flight');
 
+# a session advisory lock a tool takes in an executor goes with its step
+sql($node, q{SELECT agentorch.register_tool('keep_lock', 'sql', '{"sql": "SELECT pg_advisory_lock(424242) IS NULL AS taken"}');
+SELECT agentorch.register_workflow('locker', '{"steps": [{"id": "k", "type": "tool", "tool": "keep_lock"}]}');});
+my $locker = sql($node, q{SELECT agentorch.run_workflow('locker')});
+is(wait_status($node, $locker), 'succeeded', "a tool took a session advisory lock");
+is(sql($node, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 424242"), '0',
+	"... which the executor gave back with the step (another session is not left waiting for it)");
+
 # every step lock was given back
 is(sql($node, "SELECT value FROM agentorch.metrics() WHERE name = 'step_locks_held'"), '0',
 	'no step lock is held once the runs are done');
