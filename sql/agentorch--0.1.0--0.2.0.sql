@@ -437,8 +437,8 @@ BEGIN
                                        OPERATOR(pg_catalog.||) pg_catalog.pg_backend_pid()::text)),
                pg_catalog.now(),
                -- the deadline: options.timeout, or the time budget (budget.max_duration) when sooner
-               pg_catalog.now() OPERATOR(pg_catalog.+)
-                   LEAST((u.options OPERATOR(pg_catalog.->>) 'timeout')::interval,
+               LEAST(pg_catalog.now() OPERATOR(pg_catalog.+) (u.options OPERATOR(pg_catalog.->>) 'timeout')::interval,
+                     pg_catalog.now() OPERATOR(pg_catalog.+)
                          (u.options OPERATOR(pg_catalog.#>>) '{budget,max_duration}')::interval),
                COALESCE(b.body OPERATOR(pg_catalog.->) 'memory', '{}'),
                (u.options OPERATOR(pg_catalog.->>) 'parent_id')::bigint, p_search_path, b.tools,

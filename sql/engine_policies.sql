@@ -102,6 +102,18 @@ SELECT status, attempt,
 SELECT data->'error'->>'sqlstate' AS its_own_error, data->>'delay_ms' AS delay_ms FROM agentorch.events WHERE run_id = :r AND kind = 'step_retrying';
 SELECT agentorch.cancel(:r);
 
+-- the deadline is options.timeout or budget.max_duration, whichever comes
+-- first, on the C path and on the SQL one (a run with an idempotency key)
+BEGIN;
+SELECT agentorch.start('{"prompt": "x"}', 'simple', NULL,
+  '{"timeout": "1 mon", "budget": {"max_duration": "30 days 12:00"}}') AS a \gset
+SELECT agentorch.start('{"prompt": "x"}', 'simple', NULL,
+  '{"timeout": "1 mon", "budget": {"max_duration": "30 days 12:00"}, "idempotency_key": "deadline-1"}') AS b \gset
+SELECT id = :a AS c_path,
+       deadline = LEAST(started_at + interval '1 mon', started_at + interval '30 days 12:00') AS whichever_first
+  FROM agentorch.runs WHERE id IN (:a, :b) ORDER BY id;
+ROLLBACK;
+
 -- attempts run out: the step fails after max_attempts
 SELECT agentorch.register_workflow('eng_p-exhausted', '{"steps": [
   {"id": "call", "type": "tool", "tool": "eng_p.always_busy", "input": {"counter": "eng_p.always_calls"},

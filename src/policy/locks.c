@@ -55,7 +55,7 @@
 #define AO_CAREFUL_KEY 0x616f6372
 
 /* Locks held beyond a transaction, cluster-wide. */
-#define AO_MAX_HELD_LOCKS 4096
+#define AO_MAX_HELD_LOCKS 16384
 
 typedef struct AoHeldLock
 {

@@ -377,6 +377,9 @@ ao_policy_release(const char *name, const AoLimits *lim, int outcome, double tok
 
 		if (t->in_flight > 0)
 			t->in_flight--;
+		/* nothing in flight: the line of waiters starts again (those gone from it leave no gap) */
+		if (t->in_flight == 0)
+			t->line_until = 0;
 		/*
 		 * tokens used come off the bucket; a count that is not finite (a
 		 * worker's report) is ignored, and the debt stops at ten minutes'

@@ -66,9 +66,12 @@ typedef struct HeldStep
 	uint64		probe;			/* the half-open breaker's probe ticket, or 0 */
 	char	   *lock_name;
 	List	   *fallbacks;		/* model names _worker_fallback may give it */
+	/* the subtransaction whose claim made it; Invalid once that committed */
+	SubTransactionId claimed_in;
 } HeldStep;
 
 static List *held_steps = NIL;	/* in TopMemoryContext */
+static bool callbacks_registered = false;
 
 /* A step being prepared for a worker. */
 typedef struct RemoteStep
@@ -134,21 +137,21 @@ find_held(int64 run, const char *step_id, bool remove)
 	return NULL;
 }
 
-/* The held entry of a step, created when missing. */
-static HeldStep *
-hold(RemoteStep *s)
+/* Give back what h holds (see ao_remote_slot_done) and free it; h is off the list already. */
+static void
+release_held(HeldStep *h, int outcome, double tokens)
 {
-	MemoryContext old;
-
-	if (s->held)
-		return s->held;
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	s->held = palloc0(sizeof(HeldStep));
-	s->held->run = s->run_id;
-	s->held->step_id = pstrdup(s->step_id);
-	held_steps = lappend(held_steps, s->held);
-	MemoryContextSwitchTo(old);
-	return s->held;
+	if (h->acquired)
+		ao_policy_release(h->policy_name, &h->limits, outcome, tokens, h->probe);
+	if (h->lock_name)
+		ao_step_lock_release(h->lock_name);
+	if (h->policy_name)
+		pfree(h->policy_name);
+	if (h->lock_name)
+		pfree(h->lock_name);
+	list_free_deep(h->fallbacks);
+	pfree(h->step_id);
+	pfree(h);
 }
 
 /*
@@ -161,19 +164,87 @@ ao_remote_slot_done(int64 run, const char *step_id, int outcome, double tokens)
 {
 	HeldStep   *h = find_held(run, step_id, true);
 
-	if (h == NULL)
-		return;
-	if (h->acquired)
-		ao_policy_release(h->policy_name, &h->limits, outcome, tokens, h->probe);
-	if (h->lock_name)
-		ao_step_lock_release(h->lock_name);
-	if (h->policy_name)
-		pfree(h->policy_name);
-	if (h->lock_name)
-		pfree(h->lock_name);
-	list_free_deep(h->fallbacks);
-	pfree(h->step_id);
-	pfree(h);
+	if (h != NULL)
+		release_held(h, outcome, tokens);
+}
+
+/*
+ * A claim whose (sub)transaction rolls back (a statement timeout, a
+ * cancel, ROLLBACK) leased nothing: what it took for its steps -- slots,
+ * probe tickets, step locks -- goes with it, or the session would hold
+ * them until it ends while the steps stay ready (every other claimer
+ * deferring them, a half-open breaker waiting for a probe never sent).
+ * The request's outcome is unknown (-1).
+ */
+static void
+release_claimed_since(SubTransactionId since)
+{
+	ListCell   *lc;
+
+	foreach(lc, held_steps)
+	{
+		HeldStep   *h = lfirst(lc);
+
+		if (h->claimed_in != InvalidSubTransactionId && h->claimed_in >= since)
+		{
+			held_steps = foreach_delete_current(held_steps, lc);
+			release_held(h, -1, 0);
+		}
+	}
+}
+
+static void
+claim_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		release_claimed_since(TopSubTransactionId);
+	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PREPARE)
+		foreach(lc, held_steps)
+			((HeldStep *) lfirst(lc))->claimed_in = InvalidSubTransactionId;
+}
+
+static void
+claim_subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid, void *arg)
+{
+	ListCell   *lc;
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		release_claimed_since(mySubid);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		foreach(lc, held_steps)
+		{
+			HeldStep   *h = lfirst(lc);
+
+			/* the subtransaction and those under it (made after it) merge into the parent */
+			if (h->claimed_in != InvalidSubTransactionId && h->claimed_in >= mySubid)
+				h->claimed_in = parentSubid;
+		}
+}
+
+/* The held entry of a step, created when missing. */
+static HeldStep *
+hold(RemoteStep *s)
+{
+	MemoryContext old;
+
+	if (s->held)
+		return s->held;
+	if (!callbacks_registered)
+	{
+		RegisterXactCallback(claim_xact_callback, NULL);
+		RegisterSubXactCallback(claim_subxact_callback, NULL);
+		callbacks_registered = true;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	s->held = palloc0(sizeof(HeldStep));
+	s->held->run = s->run_id;
+	s->held->step_id = pstrdup(s->step_id);
+	s->held->claimed_in = GetCurrentSubTransactionId();
+	held_steps = lappend(held_steps, s->held);
+	MemoryContextSwitchTo(old);
+	return s->held;
 }
 
 /*

@@ -1046,7 +1046,7 @@ ao_net_steps_claim(void)
 				"  FROM c JOIN agentorch.runs r ON r.id = c.run_id"
 				"  JOIN agentorch.steps s ON s.run_id = c.run_id AND s.step_id = c.step_id "
 				"  " AO_SQL_SPEC_TEXT
-				" ORDER BY c.run_id",
+				" ORDER BY c.run_id, s.priority DESC, s.not_before NULLS FIRST, s.ord",
 				4, types, values, NULL);
 	}
 	PG_TRY();

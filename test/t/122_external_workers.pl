@@ -50,6 +50,28 @@ for my $f ("agentorch._worker_claim(1, 'x', 1, false)", "agentorch._worker_settl
 	is($r->{sqlstate}, '42501', "an ordinary role cannot call $f");
 }
 
+# ---------------------------------------------------------------- a claim that rolls back holds nothing
+# (a statement timeout, a cancel, ROLLBACK: the slots, step locks and probe
+# tickets its steps took go with it; before, the session held them until
+# it ended, and every other claimer deferred those steps meanwhile)
+register_model($node, 'lim', 'openai', $mock, { model => 'mock-gpt', max_concurrency => 1 });
+sql($node, q{SELECT agentorch.register_workflow('rb_locked', '{"steps": [{"id": "ask", "type": "llm", "model": "lim", "prompt": "hello", "lock": "RB"}]}')});
+my $rb = sql($node, "SELECT agentorch.run_workflow('rb_locked')");
+for my $how ('ROLLBACK', 'ROLLBACK TO SAVEPOINT')
+{
+	# all in the claiming session: its exit would give everything back anyway
+	my $after = "SELECT string_agg(value::text, ',' ORDER BY name) FROM agentorch.metrics() "
+	  . "WHERE name IN ('step_locks_held', 'model:lim.in_flight');";
+	my $q = $how eq 'ROLLBACK'
+	  ? "BEGIN;\nSELECT jsonb_array_length(agentorch._worker_claim(1, 'rb', 10, false));\nROLLBACK;\n$after"
+	  : "BEGIN;\nSAVEPOINT s;\nSELECT jsonb_array_length(agentorch._worker_claim(1, 'rb', 10, false));\n"
+	  . "ROLLBACK TO SAVEPOINT s;\n$after\nCOMMIT;";
+	is(sql_as($node, 'aow_worker', $q), "1\n0,0",
+		"$how: the claim took the locked step, and its bulkhead slot and step lock went with the claim");
+	is(sql($node, "SELECT status FROM agentorch.steps WHERE run_id = $rb"), 'ready', "$how: the step is ready again");
+}
+sql($node, "SELECT agentorch.cancel($rb)");
+
 my %workers;
 my $connstr = $node->connstr('postgres') . ' user=aow_worker';
 

@@ -874,9 +874,9 @@ ao_json_stream_feed(ao_json_stream *s, const char *text, size_t len)
 	{
 		size_t		end = json_tokener_get_parse_end(s->tok);
 
-		s->value = without_nul_keys(s, v);
+		s->value = without_nul_keys(s, v);	/* v may be freed */
 		s->state = AO_JSON_COMPLETE;
-		if (has_nonfinite(v))
+		if (has_nonfinite(s->value))
 			return js_fail(s, "NaN and Infinity are not JSON");
 		if (end < len && !is_blank(text + end, len - end))
 			return js_fail(s, "unexpected text after the JSON value at byte %zu", before + end);
@@ -905,9 +905,9 @@ ao_json_stream_finish(ao_json_stream *s)
 	if (v == NULL)
 		return js_fail(s, "JSON text ends before the value is complete (after %zu bytes)",
 					   s->text.len);
-	s->value = without_nul_keys(s, v);
+	s->value = without_nul_keys(s, v);	/* v may be freed */
 	s->state = AO_JSON_COMPLETE;
-	if (has_nonfinite(v))
+	if (has_nonfinite(s->value))
 		return js_fail(s, "NaN and Infinity are not JSON");
 	return s->state;
 }
