@@ -5,7 +5,7 @@
 # second probe while the first was still in flight.
 #   - A (let through while closed) waits past its step timeout (neutral);
 #   - B fails with a 500: the breaker (threshold 1, cooldown 1 s) opens;
-#   - after the cooldown C probes and stays in flight for 20 s;
+#   - after the cooldown C probes and stays in flight for 12 s;
 #   - A times out while C is in flight; then D is started;
 #   - D must not reach the model until C has answered (and closed the
 #     breaker); it waits without spending an attempt and then succeeds.
