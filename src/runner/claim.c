@@ -1661,18 +1661,6 @@ process_steps_rounds(int max, Oid only_role, int64 only_run, const char *only_st
 }
 
 /*
- * Give back the careful-mode lock if this process holds it (after a batch,
- * and when an ERROR ended the executor's iteration: the lock outlives a
- * transaction). Nothing else: the locks of network steps still running
- * stay held with their steps.
- */
-void
-ao_executor_release_careful_lock(void)
-{
-	ao_careful_lock_release();
-}
-
-/*
  * One executor batch in its own transaction (worker_spi's call sequence).
  * Returns the number of steps processed (-1: the extension is gone). When
  * it processed none: *sleep_ms is how long the caller may sleep before a
@@ -1831,7 +1819,7 @@ ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	ao_executor_release_careful_lock();
+	ao_careful_lock_release();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (n > 0)

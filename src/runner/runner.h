@@ -37,7 +37,6 @@ extern void ao_executor_startup(int index, bool after_crash);
 extern int	ao_process_ready_steps(int max, Oid only_role, List **runs);
 extern bool ao_round_holds_run(int64 run);
 extern int	ao_executor_run_batch(Oid only_role, long *sleep_ms, long *recovery_ms);
-extern void ao_executor_release_careful_lock(void);
 extern void ao_executor_maintenance(void);
 extern bool ao_call_tool_as(Oid run_owner, int64 run, const char *tool, Jsonb *input, Jsonb **output,
 							Jsonb **error);

@@ -46,6 +46,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/array.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -971,20 +972,20 @@ begin_attempts(List *claimed)
  */
 typedef struct RunRequests
 {
-	int64		run;
+	int64		run;			/* hash key */
 	int			n;
 } RunRequests;
 
-/* The entry of run in counts[0 .. *n) (appended with 0 when new). */
+/* run's entry in counts (a table keyed by run id; 0 when new). */
 static RunRequests *
-run_requests(RunRequests *counts, volatile int *n, int64 run)
+run_requests(HTAB *counts, int64 run)
 {
-	for (int i = 0; i < *n; i++)
-		if (counts[i].run == run)
-			return &counts[i];
-	counts[*n].run = run;
-	counts[*n].n = 0;
-	return &counts[(*n)++];
+	bool		found;
+	RunRequests *e = hash_search(counts, &run, HASH_ENTER, &found);
+
+	if (!found)
+		e->n = 0;
+	return e;
 }
 
 int
@@ -993,8 +994,10 @@ ao_net_steps_claim(void)
 	int			capacity = ao_max_requests - nrunning;
 	List	   *volatile claimed = NIL;
 	ListCell   *lc;
-	RunRequests *per_run;
-	volatile int nruns = 0;
+	HTAB	   *per_run;
+	HASHCTL		hctl;
+	HASH_SEQ_STATUS seq;
+	RunRequests *e;
 	Datum	   *full;
 	int			nfull = 0;
 	dlist_iter	it;
@@ -1004,13 +1007,18 @@ ao_net_steps_claim(void)
 	if (capacity <= 0)
 		return 0;
 	/* the runs already at their share of this executor's slots are not claimed from */
-	per_run = palloc(sizeof(RunRequests) * (nrunning + capacity));
+	hctl.keysize = sizeof(int64);
+	hctl.entrysize = sizeof(RunRequests);
+	hctl.hcxt = CurrentMemoryContext;
+	per_run = hash_create("agentorch requests per run", Max(nrunning, 16), &hctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	dlist_foreach(it, &running_steps)
-		run_requests(per_run, &nruns, dlist_container(NetStep, node, it.cur)->run_id)->n++;
-	full = palloc(sizeof(Datum) * Max(nruns, 1));
-	for (int i = 0; i < nruns; i++)
-		if (per_run[i].n >= ao_max_requests_per_run)
-			full[nfull++] = Int64GetDatum(per_run[i].run);
+		run_requests(per_run, dlist_container(NetStep, node, it.cur)->run_id)->n++;
+	full = palloc(sizeof(Datum) * Max(nrunning, 1));
+	hash_seq_init(&seq, per_run);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		if (e->n >= ao_max_requests_per_run)
+			full[nfull++] = Int64GetDatum(e->run);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -1062,8 +1070,7 @@ ao_net_steps_claim(void)
 			char	   *spec;
 			char	   *context;
 			char	   *options;
-			RunRequests *share = run_requests(per_run, &nruns,
-											  DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)));
+			RunRequests *share = run_requests(per_run, DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)));
 
 			/* beyond the run's share: left ready (its row lock goes at commit) */
 			if (share->n >= ao_max_requests_per_run)

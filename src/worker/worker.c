@@ -990,11 +990,11 @@ ao_executor_main(Datum arg)
 			FlushErrorState();
 			AbortOutOfAnyTransaction();
 			/*
-			 * the careful-mode advisory lock is session-level: not released
-			 * by the abort (the step locks of network steps still running
-			 * are session locks too, and stay held with their steps)
+			 * the careful-mode lock outlives a transaction: the abort does
+			 * not release it (the step locks of network steps still running
+			 * outlive it too, and stay held with their steps)
 			 */
-			ao_executor_release_careful_lock();
+			ao_careful_lock_release();
 			SPI_finish();
 			MemoryContextSwitchTo(TopMemoryContext);
 			MemoryContextReset(scratch);
